@@ -1,0 +1,43 @@
+# Sluice: `make run` starts the embedded default with the example app; `make test` tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+BACKEND ?= sqlite
+
+.PHONY: help run test test-fast lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)  ## create .venv and install Sluice with its dev tools
+
+run: $(STAMP)  ## start `sluice dev` with the example app on http://127.0.0.1:8420
+	cd examples && ../$(BIN)/sluice dev shop:app
+
+test: $(STAMP)  ## the whole test suite (SQLite; PostgreSQL joins with issue 5)
+	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+test-fast: $(STAMP)  ## policy, store and integration tests only
+	$(BIN)/pytest -q -m "not acceptance"
+
+lint: $(STAMP)  ## ruff and mypy --strict on the package
+	$(BIN)/ruff check sluice tests examples bench
+	$(BIN)/ruff format --check sluice tests examples bench
+	$(BIN)/mypy
+
+format: $(STAMP)  ## apply ruff's formatting and fixes
+	$(BIN)/ruff format sluice tests examples bench
+	$(BIN)/ruff check --fix sluice tests examples bench
+
+bench: $(STAMP)  ## benchmarks; prints figures and records them in bench/RESULTS.md
+	$(BIN)/python -m bench.run --backend $(BACKEND)
+
+clean:  ## remove the venv and local data
+	rm -rf $(VENV) .sluice examples/.sluice .pytest_cache .mypy_cache .ruff_cache

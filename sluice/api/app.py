@@ -1,0 +1,56 @@
+"""The Litestar application of one server node."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from litestar import Litestar, Response, get
+
+from ..engine.node import Node
+from .errors import EXCEPTION_HANDLERS
+from .openapi import build_openapi
+from .routes import ROUTES
+from .workers import worker_socket
+
+log = logging.getLogger("sluice.api")
+
+
+def _version() -> str:
+    try:
+        return version("sluice")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(node: Node, *, manage_node: bool = True) -> Litestar:
+    """The ASGI app. With `manage_node`, the app starts and stops the node in its lifespan."""
+    document = build_openapi(_version())
+
+    @get("/openapi.json", include_in_schema=False)
+    async def openapi() -> Response[dict[str, Any]]:
+        return Response(document)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if manage_node:
+            await node.start()
+        try:
+            yield
+        finally:
+            if manage_node:
+                await node.stop()
+
+    app = Litestar(
+        route_handlers=[*ROUTES, worker_socket, openapi],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=None,
+        debug=False,
+        logging_config=None,
+    )
+    app.state.node = node
+    return app

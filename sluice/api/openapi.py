@@ -1,0 +1,107 @@
+"""The OpenAPI 3.1 document, built from the request and response Structs.
+
+Request bodies are decoded by hand (raw JSON arguments pass through undecoded), so the
+document is assembled here from the same Structs rather than inferred by the framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .errors import ErrorResponse
+from .schemas import (
+    BatchRequestDoc,
+    BatchView,
+    Health,
+    SubmitView,
+    TaskSpecDoc,
+    TaskView,
+    TenantCreate,
+    TenantView,
+)
+
+REF = "#/components/schemas/{name}"
+
+# (method, path, operation id, summary, request body, {status: response body}, query params)
+OPERATIONS: list[tuple[str, str, str, str, type | None, dict[int, type], list[dict[str, Any]]]] = [
+    ("post", "/v1/tasks", "submitTask", "Submit a task", TaskSpecDoc,
+     {201: SubmitView, 200: SubmitView}, []),
+    ("post", "/v1/tasks/batch", "submitBatch", "Submit up to 1,000 tasks in one commit",
+     BatchRequestDoc, {201: BatchView}, []),
+    ("get", "/v1/tasks/{task_id}", "getTask", "A task with its timeline and attempts", None,
+     {200: TaskView}, []),
+    ("get", "/v1/tasks/{task_id}/result", "waitResult",
+     "Wait until the task ends (long-poll), or until timeout", None, {200: TaskView},
+     [{"name": "timeout", "in": "query", "required": False,
+       "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 30}}]),
+    ("post", "/v1/tenants", "createTenant", "Create a tenant and its first API key (admin key)",
+     TenantCreate, {201: TenantView}, []),
+    ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
+]  # fmt: skip
+
+ERRORS = {
+    400: "Invalid request",
+    401: "Missing or unknown API key",
+    404: "Not found",
+    413: "Payload or batch too large",
+    503: "Not accepting work right now (see Retry-After)",
+}
+
+
+def _hook(t: Any) -> dict[str, Any]:
+    if t is msgspec.Raw:
+        return {}
+    raise NotImplementedError
+
+
+def build_openapi(version: str) -> dict[str, Any]:
+    types: set[type] = {ErrorResponse}
+    for _m, _p, _o, _s, body, responses, _q in OPERATIONS:
+        if body is not None:
+            types.add(body)
+        types.update(responses.values())
+    ordered = sorted(types, key=lambda t: t.__name__)
+    _, components = msgspec.json.schema_components(ordered, schema_hook=_hook, ref_template=REF)
+
+    def ref(t: type) -> dict[str, str]:
+        return {"$ref": REF.format(name=t.__name__)}
+
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, op_id, summary, body, responses, query in OPERATIONS:
+        params = list(query)
+        if "{task_id}" in path:
+            params.insert(0, {"name": "task_id", "in": "path", "required": True,
+                              "schema": {"type": "string"}})  # fmt: skip
+        op: dict[str, Any] = {
+            "operationId": op_id,
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                str(status): {"description": "OK",
+                              "content": {"application/json": {"schema": ref(t)}}}
+                for status, t in responses.items()
+            },  # fmt: skip
+        }
+        for status, description in ERRORS.items():
+            op["responses"][str(status)] = {
+                "description": description,
+                "content": {"application/json": {"schema": ref(ErrorResponse)}},
+            }
+        if body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(body)}},
+            }
+        paths.setdefault(path, {})[method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Sluice", "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+    }

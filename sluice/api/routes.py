@@ -1,0 +1,158 @@
+"""Task, tenant and health endpoints under `/v1`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+
+from ..engine.admission import TaskSpec
+from ..engine.node import Node
+from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
+from .schemas import (
+    BatchRequest,
+    BatchView,
+    Health,
+    SubmitView,
+    TaskView,
+    TenantCreate,
+    TenantView,
+    submit_view,
+    task_view,
+)
+
+_encoder = msgspec.json.Encoder()
+_spec_decoder = msgspec.json.Decoder(TaskSpec)
+_batch_decoder = msgspec.json.Decoder(BatchRequest)
+_tenant_decoder = msgspec.json.Decoder(TenantCreate)
+
+BODY_OVERHEAD = 64 * 1024  # room for the envelope beyond the payload limit
+
+
+def node_of(state: State) -> Node:
+    node: Node = state.node
+    return node
+
+
+def bearer(headers: Any) -> str:
+    value = headers.get("authorization", "")
+    scheme, _, key = value.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'", code="missing_key")
+    return key.strip()
+
+
+async def tenant_of(request: Request[Any, Any, Any]) -> str:
+    tenant_id = await node_of(request.app.state).authenticate(bearer(request.headers))
+    if tenant_id is None:
+        raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
+    return tenant_id
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = None
+        if " - at `$." in message:
+            message, _, path = message.partition(" - at `$.")
+            field = path.rstrip("`")
+        raise InvalidRequest(message, field=field) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
+
+
+async def _body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the request body takes {len(body)} bytes; the limit is {limit}")
+    return body
+
+
+def _json(value: object, status: int = 200) -> Response[bytes]:
+    return Response(_encoder.encode(value), status_code=status, media_type="application/json")
+
+
+@post("/v1/tasks", status_code=201, summary="Submit a task", tags=["tasks"])
+async def submit_task(request: Request[Any, Any, Any]) -> Response[SubmitView]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    spec = _decode(_spec_decoder, await _body(request, node.settings.max_payload_bytes + BODY_OVERHEAD))
+    (result,) = await node.submit(tenant_id, [spec])
+    return _json(submit_view(result), 201 if result.created else 200)  # type: ignore[return-value]
+
+
+@post("/v1/tasks/batch", status_code=201, summary="Submit up to 1,000 tasks", tags=["tasks"])
+async def submit_batch(request: Request[Any, Any, Any]) -> Response[BatchView]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    limit = node.settings.max_batch * 1024 + node.settings.max_payload_bytes + BODY_OVERHEAD
+    batch = _decode(_batch_decoder, await _body(request, limit))
+    if not batch.tasks:
+        raise InvalidRequest("a batch holds at least one task", field="tasks")
+    if len(batch.tasks) > node.settings.max_batch:
+        raise PayloadTooLarge(
+            f"a batch holds at most {node.settings.max_batch} tasks", code="batch_too_large",
+            field="tasks",
+        )
+    results = await node.submit(tenant_id, batch.tasks)
+    return _json(BatchView([submit_view(r) for r in results]), 201)  # type: ignore[return-value]
+
+
+async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> TaskView:
+    task = await node.wait(tenant_id, task_id, wait) if wait > 0 else await node.get_task(
+        tenant_id, task_id
+    )
+    attempts = await node.store.list_attempts(tenant_id, task_id)
+    events = await node.store.list_events(tenant_id, task_id)
+    return task_view(task, attempts, events)
+
+
+@get("/v1/tasks/{task_id:str}", summary="A task with its timeline and attempts", tags=["tasks"])
+async def get_task(request: Request[Any, Any, Any], task_id: str) -> Response[TaskView]:
+    tenant_id = await tenant_of(request)
+    return _json(await _view(node_of(request.app.state), tenant_id, task_id))  # type: ignore[return-value]
+
+
+@get(
+    "/v1/tasks/{task_id:str}/result",
+    summary="Wait for a task to end (long-poll)",
+    description="Returns the task once it is terminal, or as it is after `timeout` seconds.",
+    tags=["tasks"],
+)
+async def wait_result(
+    request: Request[Any, Any, Any], task_id: str, timeout: float = 30.0
+) -> Response[TaskView]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    if not 0 <= timeout <= node.settings.max_wait_s:
+        raise InvalidRequest(
+            f"timeout must be between 0 and {node.settings.max_wait_s:g} seconds", field="timeout"
+        )
+    return _json(await _view(node, tenant_id, task_id, timeout))  # type: ignore[return-value]
+
+
+@post("/v1/tenants", status_code=201, summary="Create a tenant and its first API key (admin)",
+      tags=["tenants"])
+async def create_tenant(request: Request[Any, Any, Any]) -> Response[TenantView]:
+    node = node_of(request.app.state)
+    if not node.is_admin(bearer(request.headers)):
+        raise NotFound("no such endpoint", code="not_found")  # do not reveal admin routes
+    body = _decode(_tenant_decoder, await _body(request, 4096))
+    if not body.name or len(body.name) > 64 or not body.name.replace("-", "").replace("_", "").isalnum():
+        raise InvalidRequest("name takes 1 to 64 letters, digits, '-' or '_'", field="name")
+    tenant = await node.create_tenant(body.name)
+    key = await node.create_api_key(tenant.id)
+    return _json(TenantView(tenant.id, tenant.name, key), 201)  # type: ignore[return-value]
+
+
+@get("/v1/health", summary="Liveness and connected workers", tags=["ops"])
+async def health(state: State) -> Health:
+    node = node_of(state)
+    return Health("ok" if node.accepting else "stopping", len(node.registry))
+
+
+ROUTES = [submit_task, submit_batch, get_task, wait_result, create_tenant, health]

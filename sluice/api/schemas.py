@@ -1,0 +1,175 @@
+"""Request and response bodies of the `/v1` API.
+
+Task arguments and results are raw JSON end to end (`msgspec.Raw`): the server checks
+their shape and size but never decodes them. Fields typed `Any` below carry raw JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..engine.admission import TaskSpec
+from ..model import AttemptRecord, EventRecord, SubmitResult, TaskRecord
+
+
+class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
+    """TaskSpec as documented (OpenAPI cannot describe `msgspec.Raw` with a default)."""
+
+    function: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    delay: float | None = None
+    run_at: float | None = None
+    priority: int | None = None
+    key: str | None = None
+    ttl: float | None = None
+    expires_at: float | None = None
+    tags: list[str] | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+
+
+class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tasks: list[TaskSpec]
+
+
+class BatchRequestDoc(msgspec.Struct):
+    tasks: list[TaskSpecDoc]
+
+
+class SubmitView(msgspec.Struct, frozen=True):
+    id: str
+    created: bool
+    state: str
+    run_at: float
+
+
+class BatchView(msgspec.Struct, frozen=True):
+    tasks: list[SubmitView]
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    at: float
+    stage: str
+    attempt: int | None = None
+    detail: str | None = None
+
+
+class AttemptView(msgspec.Struct, frozen=True):
+    attempt: int
+    worker: str | None
+    dispatched_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    outcome: str
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+
+
+class TaskView(msgspec.Struct, frozen=True):
+    id: str
+    function: str
+    state: str
+    priority: int
+    key: str | None
+    tags: list[str]
+    attempt: int
+    max_attempts: int
+    args: Any
+    kwargs: Any
+    result: Any
+    error: str | None
+    timeout: float | None
+    run_at: float
+    expires_at: float | None
+    created_at: float
+    finished_at: float | None
+    timeline: list[TimelineEntry]
+    attempts: list[AttemptView]
+
+
+class TenantCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+
+
+class TenantView(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    api_key: str
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    workers: int
+
+
+class _PayloadParts(msgspec.Struct):
+    args: msgspec.Raw = msgspec.Raw(b"[]")
+    kwargs: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+_payload_decoder = msgspec.json.Decoder(_PayloadParts)
+_tags_decoder = msgspec.json.Decoder(list[str])
+
+
+def submit_view(r: SubmitResult) -> SubmitView:
+    return SubmitView(r.id, r.created, r.state, r.run_at)
+
+
+def task_view(
+    task: TaskRecord, attempts: list[AttemptRecord], events: list[EventRecord]
+) -> TaskView:
+    parts = _payload_decoder.decode(task.payload)
+    return TaskView(
+        id=task.id,
+        function=task.function,
+        state=task.state,
+        priority=task.priority,
+        key=task.key,
+        tags=_tags_decoder.decode(task.tags) if task.tags else [],
+        attempt=task.attempt,
+        max_attempts=task.max_attempts,
+        args=parts.args,
+        kwargs=parts.kwargs,
+        result=msgspec.Raw(task.result) if task.result is not None else None,
+        error=task.error,
+        timeout=task.timeout_s,
+        run_at=task.run_at,
+        expires_at=task.expires_at,
+        created_at=task.created_at,
+        finished_at=task.finished_at,
+        timeline=timeline(task, attempts, events),
+        attempts=[AttemptView(*msgspec.structs.astuple(a)[1:]) for a in attempts],
+    )
+
+
+def timeline(
+    task: TaskRecord, attempts: list[AttemptRecord], events: list[EventRecord]
+) -> list[TimelineEntry]:
+    """Every stage the task went through, read from the timestamps the hot path writes."""
+    out = [TimelineEntry(task.created_at, "submitted")]
+    if task.run_at > task.created_at:
+        out.append(TimelineEntry(task.created_at, "scheduled", detail=f"run_at {task.run_at}"))
+    if task.state != "scheduled" or task.attempt > 0:
+        # ready_at is rewritten by each retry; the first readiness is the original run_at.
+        first = task.ready_at if task.attempt == 0 and task.ready_at else task.run_at
+        out.append(TimelineEntry(first, "ready"))
+    for a in attempts:
+        if a.dispatched_at is not None:
+            out.append(TimelineEntry(a.dispatched_at, "dispatched", a.attempt, a.worker))
+        if a.started_at is not None:
+            out.append(TimelineEntry(a.started_at, "started", a.attempt))
+        if a.finished_at is not None:
+            out.append(TimelineEntry(a.finished_at, "finished", a.attempt, a.outcome))
+    finished = {a.attempt for a in attempts}
+    if task.attempt > 0 and task.attempt not in finished and task.dispatched_at is not None:
+        out.append(TimelineEntry(task.dispatched_at, "dispatched", task.attempt, task.lease_owner))
+    for e in events:
+        out.append(TimelineEntry(e.at, e.kind, detail=e.detail))
+    if task.finished_at is not None:
+        out.append(TimelineEntry(task.finished_at, task.state))
+    out.sort(key=lambda entry: entry.at)
+    return out

@@ -1,0 +1,220 @@
+"""`sluice dev | server | worker | tenant`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..client.http import DEV_FILE
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Sluice task processing.")
+tenant_cli = typer.Typer(no_args_is_help=True, help="Manage tenants (operator commands).")
+cli.add_typer(tenant_cli, name="tenant")
+
+Concurrency = Annotated[int, typer.Option(help="Slots per worker process.", min=1)]
+Processes = Annotated[int, typer.Option(help="Worker processes to run.", min=1)]
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _run(coro: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:
+        asyncio.run(coro)
+
+
+async def _serve_http(node: Any, host: str, port: int, manage_node: bool) -> Any:
+    import uvicorn
+
+    from ..api import create_app
+
+    config = uvicorn.Config(
+        create_app(node, manage_node=manage_node),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        ws_max_size=64 * 1024 * 1024,
+        ws_ping_interval=None,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config)
+
+
+@cli.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    database: Annotated[str | None, typer.Option(help="sqlite:///PATH")] = None,
+) -> None:
+    """Run a server node: API, dispatcher, timers and the worker gateway."""
+    from ..config import Settings
+    from ..engine.node import Node
+
+    _logging()
+    settings = Settings.from_env(os.environ, host=host, port=port, database=database)
+    node = Node(settings)
+
+    async def main() -> None:
+        server = await _serve_http(node, settings.host, settings.port, manage_node=True)
+        logging.getLogger("sluice").info(
+            "serving on http://%s:%d (%s)", settings.host, settings.port, settings.database
+        )
+        await server.serve()
+
+    _run(main())
+
+
+@cli.command()
+def worker(
+    app: Annotated[str, typer.Argument(help="MODULE:APP, the sluice.App to serve.")],
+    concurrency: Concurrency = 10,
+    processes: Processes = 1,
+    url: Annotated[str | None, typer.Option(help="Server URL (or SLUICE_URL).")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Tenant key (or SLUICE_API_KEY).")] = None,
+    grace: Annotated[float, typer.Option(help="Seconds running tasks get on SIGTERM.")] = 30.0,
+) -> None:
+    """Run worker processes that serve an App's functions."""
+    from ..cli.loading import load_app
+
+    _logging()
+    if processes > 1:
+        from ..worker.supervisor import supervise
+
+        args = ["worker", app, "--concurrency", str(concurrency), "--grace", str(grace)]
+        if url:
+            args += ["--url", url]
+        if api_key:
+            args += ["--api-key", api_key]
+        raise typer.Exit(supervise(args, processes))
+    from ..worker.runtime import FatalWorkerError, serve
+
+    loaded = load_app(app)
+    try:
+        _run(serve(loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace))
+    except FatalWorkerError as exc:
+        typer.echo(f"sluice worker: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def dev(
+    app: Annotated[str, typer.Argument(help="MODULE:APP, the sluice.App to serve.")],
+    host: str = "127.0.0.1",
+    port: int = 8420,
+    concurrency: Concurrency = 10,
+    processes: Processes = 1,
+    data: Annotated[Path, typer.Option(help="Where the SQLite data lives.")] = Path(".sluice"),
+) -> None:
+    """Everything in one command, on SQLite: server, dispatcher, timers and workers."""
+    from ..cli.loading import load_app
+    from ..config import Settings
+    from ..engine.node import Node
+
+    _logging()
+    loaded = load_app(app)
+    database = os.environ.get("SLUICE_DATABASE") or f"sqlite:///{data / 'sluice.db'}"
+    settings = Settings.from_env(os.environ, host=host, port=port, database=database)
+    node = Node(settings)
+    url = f"http://{host}:{port}"
+
+    async def main() -> None:
+        await node.start()
+        workers: list[subprocess.Popen[bytes]] = []
+        try:
+            tenant = await node.ensure_tenant(loaded.name)
+            key = await _dev_key(node, tenant.id, url)
+            await node.register_functions(tenant.id, [t.config for t in loaded.tasks.values()])
+            server = await _serve_http(node, host, port, manage_node=False)
+            serving = asyncio.create_task(server.serve())
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            if serving.done():
+                serving.result()
+                return
+            env = {**os.environ, "SLUICE_API_KEY": key, "SLUICE_URL": url}
+            command = [sys.executable, "-m", "sluice", "worker", app,
+                       "--concurrency", str(concurrency), "--processes", str(processes)]  # fmt: skip
+            workers.append(subprocess.Popen(command, env=env))
+            typer.echo(
+                f"\n  Sluice is running at {url}\n"
+                f"  tenant:  {tenant.name}\n"
+                f"  API key: {key}\n"
+                f"  (saved in {DEV_FILE}; the SDK and examples read it from there)\n"
+                f"  functions: {', '.join(sorted(loaded.tasks))}\n"
+            )
+            await serving
+        finally:
+            for proc in workers:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in workers:
+                try:
+                    proc.wait(timeout=35)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            await node.stop()
+
+    _run(main())
+
+
+async def _dev_key(node: Any, tenant_id: str, url: str) -> str:
+    """Reuse the dev key saved by an earlier `sluice dev`, or make and save one."""
+    if DEV_FILE.exists():
+        saved = json.loads(DEV_FILE.read_text())
+        key = saved.get("api_key", "")
+        if await node.authenticate(key) == tenant_id:
+            if saved.get("url") != url:
+                DEV_FILE.write_text(json.dumps({**saved, "url": url}, indent=2))
+            return str(key)
+    key = await node.create_api_key(tenant_id)
+    DEV_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DEV_FILE.write_text(json.dumps({"url": url, "api_key": key, "tenant": tenant_id}, indent=2))
+    DEV_FILE.chmod(0o600)
+    return str(key)
+
+
+@tenant_cli.command("create")
+def tenant_create(
+    name: str,
+    database: Annotated[str | None, typer.Option(help="sqlite:///PATH")] = None,
+) -> None:
+    """Create a tenant and print its first API key (shown once)."""
+    from ..config import Settings
+    from ..engine.node import Node
+
+    settings = Settings.from_env(os.environ, database=database)
+
+    async def main() -> None:
+        node = Node(settings)
+        await node.store.open()
+        try:
+            tenant = await node.create_tenant(name)
+            key = await node.create_api_key(tenant.id)
+        finally:
+            await node.store.close()
+        typer.echo(json.dumps({"tenant": tenant.id, "name": tenant.name, "api_key": key}))
+
+    _run(main())
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,267 @@
+"""Request building and response parsing, shared by the sync and async clients.
+
+Both clients are thin: `_Calls` turns a method call into a `_Request` and a response into
+a value; `Client` and `AsyncClient` only move bytes (httpx) and retry on 429/503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from ..errors import RemoteError
+
+DEFAULT_URL = "http://127.0.0.1:8420"
+DEV_FILE = Path(".sluice") / "dev.json"
+MAX_RETRIES = 5
+MAX_RETRY_AFTER_S = 60.0
+T = TypeVar("T")
+
+
+class SubmitOutcome(msgspec.Struct, frozen=True):
+    id: str
+    created: bool
+    state: str
+    run_at: float
+
+
+class _Batch(msgspec.Struct, frozen=True):
+    tasks: list[SubmitOutcome]
+
+
+class Attempt(msgspec.Struct, frozen=True):
+    attempt: int
+    worker: str | None
+    dispatched_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    outcome: str
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+
+
+class TimelineEntry(msgspec.Struct, frozen=True):
+    at: float
+    stage: str
+    attempt: int | None = None
+    detail: str | None = None
+
+
+class Task(msgspec.Struct, frozen=True):
+    """A task as the API shows it."""
+
+    id: str
+    function: str
+    state: str
+    priority: int
+    key: str | None
+    tags: list[str]
+    attempt: int
+    max_attempts: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    result: Any
+    error: str | None
+    timeout: float | None
+    run_at: float
+    expires_at: float | None
+    created_at: float
+    finished_at: float | None
+    timeline: list[TimelineEntry]
+    attempts: list[Attempt]
+
+
+class _ErrorBody(msgspec.Struct):
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+
+
+class _Error(msgspec.Struct):
+    error: _ErrorBody
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def discover(url: str | None = None, api_key: str | None = None) -> tuple[str, str | None]:
+    """Server URL and API key: arguments, then SLUICE_URL / SLUICE_API_KEY, then the
+    `.sluice/dev.json` that `sluice dev` writes, then the default local URL."""
+    url = url or os.environ.get("SLUICE_URL")
+    api_key = api_key or os.environ.get("SLUICE_API_KEY")
+    if (url is None or api_key is None) and DEV_FILE.exists():
+        dev = json.loads(DEV_FILE.read_text())
+        url = url or dev.get("url")
+        api_key = api_key or dev.get("api_key")
+    return url or DEFAULT_URL, api_key
+
+
+class _Request(msgspec.Struct, frozen=True):
+    method: str
+    path: str
+    body: bytes | None = None
+    params: dict[str, str] | None = None
+
+
+def task_spec(
+    function: str, args: tuple[Any, ...] | list[Any], kwargs: Mapping[str, Any], **options: Any
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"function": function, "args": list(args), "kwargs": dict(kwargs)}
+    spec.update({k: v for k, v in options.items() if v is not None})
+    return spec
+
+
+class _Calls:
+    """What each API call sends, and how its answer is read."""
+
+    @staticmethod
+    def submit(spec: dict[str, Any]) -> _Request:
+        return _Request("POST", "/v1/tasks", _encoder.encode(spec))
+
+    @staticmethod
+    def submit_many(specs: list[dict[str, Any]]) -> _Request:
+        return _Request("POST", "/v1/tasks/batch", _encoder.encode({"tasks": specs}))
+
+    @staticmethod
+    def get(task_id: str) -> _Request:
+        return _Request("GET", f"/v1/tasks/{task_id}")
+
+    @staticmethod
+    def wait(task_id: str, timeout: float) -> _Request:
+        return _Request("GET", f"/v1/tasks/{task_id}/result", params={"timeout": f"{timeout:g}"})
+
+    @staticmethod
+    def parse(response: httpx.Response, type: type[T]) -> T:
+        if response.status_code >= 400:
+            raise _remote_error(response)
+        return msgspec.json.decode(response.content, type=type)
+
+
+def _remote_error(response: httpx.Response) -> RemoteError:
+    try:
+        body = msgspec.json.decode(response.content, type=_Error).error
+        return RemoteError(response.status_code, body.code, body.message, body.field)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return RemoteError(response.status_code, "http_error", response.text[:200])
+
+
+def _retry_delay(response: httpx.Response, attempt: int, rng: random.Random) -> float | None:
+    """Seconds to wait before retrying a 429/503, honouring Retry-After with jitter."""
+    if response.status_code not in (429, 503) or attempt >= MAX_RETRIES:
+        return None
+    try:
+        after = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        after = min(MAX_RETRY_AFTER_S, 0.5 * 2**attempt)
+    after = min(max(after, 0.0), MAX_RETRY_AFTER_S)
+    return after + rng.uniform(0, max(0.1, after * 0.5))
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"content-type": "application/json", "user-agent": "sluice-python"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+class Client:
+    """Synchronous client. `Client()` finds the server like `discover()` does."""
+
+    def __init__(
+        self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0
+    ) -> None:
+        self.url, self.api_key = discover(url, api_key)
+        self._http = httpx.Client(
+            base_url=self.url, headers=_headers(self.api_key), timeout=timeout + 35.0
+        )
+        self._rng = random.Random()
+
+    def _send(self, request: _Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            response = self._http.request(
+                request.method, request.path, content=request.body, params=request.params
+            )
+            delay = _retry_delay(response, attempt, self._rng)
+            if delay is None:
+                return response
+            time.sleep(delay)
+            attempt += 1
+
+    def submit(self, spec: dict[str, Any]) -> SubmitOutcome:
+        return _Calls.parse(self._send(_Calls.submit(spec)), SubmitOutcome)
+
+    def submit_many(self, specs: list[dict[str, Any]]) -> list[SubmitOutcome]:
+        return _Calls.parse(self._send(_Calls.submit_many(specs)), _Batch).tasks
+
+    def get(self, task_id: str) -> Task:
+        return _Calls.parse(self._send(_Calls.get(task_id)), Task)
+
+    def wait(self, task_id: str, timeout: float) -> Task:
+        return _Calls.parse(self._send(_Calls.wait(task_id, timeout)), Task)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Asynchronous client with the same methods as `Client`."""
+
+    def __init__(
+        self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0
+    ) -> None:
+        self.url, self.api_key = discover(url, api_key)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=_headers(self.api_key), timeout=timeout + 35.0
+        )
+        self._rng = random.Random()
+
+    async def _send(self, request: _Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            response = await self._http.request(
+                request.method, request.path, content=request.body, params=request.params
+            )
+            delay = _retry_delay(response, attempt, self._rng)
+            if delay is None:
+                return response
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def submit(self, spec: dict[str, Any]) -> SubmitOutcome:
+        return _Calls.parse(await self._send(_Calls.submit(spec)), SubmitOutcome)
+
+    async def submit_many(self, specs: list[dict[str, Any]]) -> list[SubmitOutcome]:
+        return _Calls.parse(await self._send(_Calls.submit_many(specs)), _Batch).tasks
+
+    async def get(self, task_id: str) -> Task:
+        return _Calls.parse(await self._send(_Calls.get(task_id)), Task)
+
+    async def wait(self, task_id: str, timeout: float) -> Task:
+        return _Calls.parse(await self._send(_Calls.wait(task_id, timeout)), Task)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,74 @@
+"""Server settings, built once from a mapping (usually `os.environ`) and passed explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from .errors import InvalidRequest
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every knob of a server node, with its default.
+
+    Each field is read from the environment variable ``SLUICE_<FIELD>`` in upper case.
+    """
+
+    database: str = "sqlite:///.sluice/sluice.db"
+    """Where tasks live: ``sqlite:///PATH`` (embedded default)."""
+    host: str = "127.0.0.1"
+    port: int = 8420
+    admin_key: str | None = None
+    """Key for admin endpoints; unset disables them."""
+    lease_s: float = 30.0
+    """How long a dispatched task is leased to its worker without a heartbeat."""
+    heartbeat_s: float = 10.0
+    """How often workers send heartbeats and the node extends their leases."""
+    reap_interval_s: float = 5.0
+    """How often expired leases are put back to ready."""
+    promote_interval_s: float = 1.0
+    """How often due delayed tasks are promoted from the time index."""
+    timer_horizon_s: float = 10.0
+    """Delayed tasks due within this horizon are also held in memory and fired on time."""
+    poll_interval_s: float = 1.0
+    """Safety-net dispatch poll when no wake-up arrives."""
+    max_payload_bytes: int = 256 * 1024
+    max_batch: int = 1000
+    max_tags: int = 16
+    max_tag_length: int = 64
+    max_delay_s: float = 365 * 86400.0
+    max_wait_s: float = 60.0
+    """Longest long-poll for a task's result."""
+    claim_batch: int = 256
+    """Most tasks delivered to one worker in one frame."""
+    synchronous: str = "NORMAL"
+    """SQLite `synchronous` pragma: NORMAL survives process crashes, FULL survives power loss."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
+        values: dict[str, object] = {}
+        for field in msgspec.structs.fields(cls):
+            raw = env.get(f"SLUICE_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            settings = msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"bad setting: {exc}") from exc
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.lease_s <= self.heartbeat_s:
+            raise InvalidRequest("lease_s must be longer than heartbeat_s")
+        if self.synchronous.upper() not in {"NORMAL", "FULL", "EXTRA"}:
+            raise InvalidRequest("synchronous must be NORMAL, FULL or EXTRA")
+        if not self.database.startswith("sqlite:///"):
+            raise InvalidRequest("database must be sqlite:///PATH (PostgreSQL arrives in issue 5)")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.database.removeprefix("sqlite:///"))

@@ -1,0 +1,1 @@
+"""The server's loops: admission, dispatcher, worker gateway, timers, tied by `Node`."""

@@ -1,0 +1,191 @@
+"""The worker gateway: speaks the worker protocol (docs/protocol.md) on one connection.
+
+It is transport-neutral: the API layer hands it `receive` and `send` callables of a
+websocket. Results are decided here (success, retry with backoff, dead), written in
+one fenced batch per frame, and acknowledged so the worker can forget them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..errors import InvalidRequest
+from ..model import DEAD, SUCCEEDED, ClaimedTask, Finish, FunctionConfig
+from ..policy.backoff import next_after_failure
+from ..protocol import (
+    Ack,
+    AckItem,
+    Credit,
+    ErrorFrame,
+    Heartbeat,
+    Hello,
+    ResultItem,
+    Results,
+    Welcome,
+    WorkerFrame,
+)
+from ..store import ACCEPTED, DUPLICATE
+from .registry import WorkerConn
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("sluice.gateway")
+
+_decoder = msgspec.json.Decoder(WorkerFrame)
+_encoder = msgspec.json.Encoder()
+_config_decoder = msgspec.json.Decoder(dict[str, object])
+
+MAX_SLOTS = 10_000
+_OUTCOMES = {
+    "ok": "succeeded",
+    "error": "failed",
+    "reject": "rejected",
+    "retry": "retry",
+    "throttled": "throttled",
+    "timeout": "timed_out",
+}
+
+
+class Gateway:
+    def __init__(self, node: Node, rng: random.Random | None = None) -> None:
+        self._node = node
+        self._rng = rng or random.Random()
+
+    async def serve(
+        self,
+        tenant_id: str,
+        receive: Callable[[], Awaitable[bytes | str]],
+        send: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        node = self._node
+        first = _decoder.decode(await receive())
+        if not isinstance(first, Hello):
+            await send(_encoder.encode(ErrorFrame("protocol", "the first frame must be hello")))
+            return
+        try:
+            configs = _function_configs(first)
+        except InvalidRequest as exc:
+            await send(_encoder.encode(ErrorFrame(exc.code, exc.message)))
+            return
+        await node.register_functions(tenant_id, configs)
+        now = node.clock.now()
+        conn = WorkerConn(
+            tenant_id,
+            first.worker_id,
+            max(0, min(first.slots, MAX_SLOTS)),
+            tuple(sorted(c.name for c in configs)),
+            send,
+            now,
+        )
+        for held in first.running:
+            conn.inflight[held.id] = None
+        replaced = node.registry.add(conn)
+        if replaced is not None:
+            await replaced.close()
+        conn.send(
+            _encoder.encode(
+                Welcome(conn.worker_id, node.settings.heartbeat_s, node.settings.lease_s)
+            )
+        )
+        log.info("worker %s connected: %d slots, %s", conn.worker_id, conn.slots, conn.functions)
+        node.dispatcher.wake()
+        try:
+            while True:
+                frame = _decoder.decode(await receive())
+                conn.last_seen = node.clock.now()
+                if isinstance(frame, Results):
+                    await self._on_results(conn, frame.items)
+                elif isinstance(frame, Credit):
+                    conn.slots = max(0, min(frame.slots, MAX_SLOTS))
+                    node.dispatcher.wake()
+                elif isinstance(frame, Heartbeat):
+                    pass
+        finally:
+            node.registry.remove(conn)
+            await conn.close()
+            log.info("worker %s disconnected", conn.worker_id)
+
+    async def _on_results(self, conn: WorkerConn, items: list[ResultItem]) -> None:
+        node = self._node
+        now = node.clock.now()
+        held = [conn.inflight.pop(item.id, None) for item in items]
+        node.dispatcher.wake()  # those slots are free now, whatever the store says
+        finishes = []
+        for item, task in zip(items, held, strict=True):
+            if task is None:
+                task = await node.lookup_claimed(conn.tenant_id, item.id)
+            finishes.append(self._decide(conn, item, task, now))
+        outcomes = await node.store.finish_attempts(finishes, now)
+        node.finished(finishes, outcomes)
+        conn.send(
+            _encoder.encode(
+                Ack(
+                    [
+                        AckItem(f.task_id, f.attempt, o in (ACCEPTED, DUPLICATE))
+                        for f, o in zip(finishes, outcomes, strict=True)
+                    ]
+                )
+            )
+        )
+
+    def _decide(
+        self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
+    ) -> Finish:
+        outcome = _OUTCOMES.get(item.outcome, "failed")
+        base = {
+            "tenant_id": conn.tenant_id,
+            "task_id": item.id,
+            "attempt": item.attempt,
+            "worker": conn.worker_id,
+            "outcome": outcome,
+            "dispatched_at": task.dispatched_at if task else None,
+            "started_at": item.started_at,
+            "finished_at": item.finished_at,
+        }
+        if item.outcome == "ok":
+            result = bytes(item.result) or b"null"
+            return Finish(**base, next_state=SUCCEEDED, result=result)
+        errors = {
+            "error_type": item.error_type,
+            "error_message": item.error_message,
+            "traceback": item.traceback,
+        }
+        if task is None:  # unknown task: the fenced write will refuse it anyway
+            return Finish(**base, next_state=DEAD, **errors)
+        policy = self._node.retry_policy(conn.tenant_id, task.function)
+        state, run_at = next_after_failure(
+            policy,
+            attempt=task.attempt,
+            max_attempts=task.max_attempts,
+            created_at=task.created_at,
+            now=now,
+            rng=self._rng,
+            retryable=item.outcome != "reject",
+            delay=item.retry_after_s if item.outcome in ("retry", "throttled") else None,
+        )
+        return Finish(**base, next_state=state, run_at=run_at, **errors)
+
+
+def _function_configs(hello: Hello) -> list[FunctionConfig]:
+    if not hello.functions:
+        raise InvalidRequest("a worker must serve at least one function")
+    configs = []
+    for spec in hello.functions:
+        try:
+            fields = _config_decoder.decode(spec.config)
+            fields["name"] = spec.name
+            config = msgspec.convert(fields, FunctionConfig)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"function {spec.name!r}: {exc}") from exc
+        configs.append(config)
+    return configs
+
+
+
+

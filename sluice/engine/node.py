@@ -1,0 +1,238 @@
+"""A server node: the store, the dispatcher, the gateway and the timers, tied together.
+
+The API layer talks only to a Node. Everything here is asynchronous and in-process;
+`start()` launches the loops, `stop()` ends them and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections import defaultdict
+
+from ..clock import Clock, SystemClock
+from ..config import Settings
+from ..errors import InvalidRequest, NotFound, Unavailable
+from ..model import (
+    READY,
+    SCHEDULED,
+    TERMINAL,
+    ClaimedTask,
+    Finish,
+    FunctionConfig,
+    RetryPolicy,
+    SubmitResult,
+    TaskRecord,
+    Tenant,
+)
+from ..store import ACCEPTED, Reaped, Store, open_store
+from .admission import TaskSpec, build_task
+from .dispatcher import Dispatcher
+from .gateway import Gateway
+from .registry import Registry
+from .timers import Timers
+
+log = logging.getLogger("sluice.node")
+
+KEY_PREFIX = "sk_"
+KEY_CACHE_S = 5.0  # a revoked key stops working within this, on other nodes
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Node:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.store: Store = store or open_store(settings)
+        self.registry = Registry()
+        self.dispatcher = Dispatcher(self.store, self.registry, self.clock, settings)
+        self.gateway = Gateway(self)
+        self.timers = Timers(self)
+        self.accepting = False
+        self._functions: dict[str, dict[str, FunctionConfig]] = {}
+        self._keys: dict[str, tuple[str, float]] = {}
+        self._waiters: defaultdict[str, list[asyncio.Future[None]]] = defaultdict(list)
+        self._loops: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        self._loops = [
+            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self.timers.run(), name="timers"),
+        ]
+        self.accepting = True
+
+    async def stop(self) -> None:
+        self.accepting = False
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for conn in self.registry:
+            await conn.close()
+        for waiters in self._waiters.values():
+            for w in waiters:
+                if not w.done():
+                    w.cancel()
+        await self.store.close()
+
+    # -- tenants and keys --------------------------------------------------------
+
+    async def create_tenant(self, name: str) -> Tenant:
+        if await self.store.get_tenant_by_name(name) is not None:
+            raise InvalidRequest(f"tenant {name!r} exists", code="tenant_exists", field="name")
+        return await self.store.create_tenant(name, self.clock.now())
+
+    async def ensure_tenant(self, name: str) -> Tenant:
+        return await self.store.get_tenant_by_name(name) or await self.create_tenant(name)
+
+    async def create_api_key(self, tenant_id: str) -> str:
+        """A new random key; only its hash is stored, so this is the one time it is seen."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        await self.store.create_api_key(tenant_id, hash_key(key), key[:10], self.clock.now())
+        return key
+
+    async def authenticate(self, key: str) -> str | None:
+        """The tenant of a key. Keys are looked up by their hash, so the comparison of
+        secrets never happens character by character."""
+        if not key.startswith(KEY_PREFIX):
+            return None
+        digest = hash_key(key)
+        hit = self._keys.get(digest)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        tenant_id = await self.store.find_api_key(digest)
+        if tenant_id is None:
+            return None
+        self._keys[digest] = (tenant_id, time.monotonic() + KEY_CACHE_S)
+        return tenant_id
+
+    def is_admin(self, key: str) -> bool:
+        admin = self.settings.admin_key
+        return admin is not None and hmac.compare_digest(key.encode(), admin.encode())
+
+    # -- functions ---------------------------------------------------------------
+
+    async def register_functions(self, tenant_id: str, configs: list[FunctionConfig]) -> None:
+        await self.store.upsert_functions(tenant_id, configs, self.clock.now())
+        cache = self._functions.setdefault(tenant_id, {})
+        for config in configs:
+            cache[config.name] = config
+
+    async def functions(self, tenant_id: str) -> dict[str, FunctionConfig]:
+        cache = self._functions.get(tenant_id)
+        if cache is None:
+            cache = {f.name: f for f in await self.store.list_functions(tenant_id)}
+            self._functions[tenant_id] = cache
+        return cache
+
+    def retry_policy(self, tenant_id: str, function: str) -> RetryPolicy:
+        config = self._functions.get(tenant_id, {}).get(function)
+        return config.retry if config is not None else RetryPolicy()
+
+    # -- tasks -------------------------------------------------------------------
+
+    async def submit(self, tenant_id: str, specs: list[TaskSpec]) -> list[SubmitResult]:
+        if not self.accepting:
+            raise Unavailable("the server is not accepting tasks right now", retry_after_s=1)
+        functions = await self.functions(tenant_id)
+        now = self.clock.now()
+        many = len(specs) > 1
+        tasks = [
+            build_task(s, functions.get(s.function), self.settings, now, f"tasks[{i}]." if many else "")
+            for i, s in enumerate(specs)
+        ]
+        results = await self.store.submit_tasks(tenant_id, tasks, now)
+        if any(r.created and r.state == READY for r in results):
+            self.dispatcher.notify(tenant_id)
+        for r in results:
+            if r.created and r.state == SCHEDULED:
+                self.timers.schedule(r.run_at, tenant_id, r.id)
+        return results
+
+    async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord:
+        task = await self.store.get_task(tenant_id, task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id}", code="task_not_found", field="task_id")
+        return task
+
+    async def wait(self, tenant_id: str, task_id: str, timeout: float) -> TaskRecord:
+        """The task once it is terminal, or as it is when `timeout` runs out."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[task_id].append(waiter)  # before the read, so no finish slips between
+        try:
+            task = await self.get_task(tenant_id, task_id)
+            if task.state in TERMINAL or timeout <= 0:
+                return task
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout)
+            return await self.get_task(tenant_id, task_id)
+        finally:
+            waiters = self._waiters.get(task_id)
+            if waiters is not None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[task_id]
+
+    async def lookup_claimed(self, tenant_id: str, task_id: str) -> ClaimedTask | None:
+        """Rebuild what was delivered, for a result whose delivery this node did not make."""
+        task = await self.store.get_task(tenant_id, task_id)
+        if task is None:
+            return None
+        return ClaimedTask(
+            tenant_id=tenant_id,
+            id=task.id,
+            function=task.function,
+            payload=task.payload,
+            attempt=task.attempt,
+            max_attempts=task.max_attempts,
+            timeout_s=task.timeout_s,
+            priority=task.priority,
+            created_at=task.created_at,
+            dispatched_at=task.dispatched_at or task.created_at,
+            lease_until=task.lease_until or 0.0,
+        )
+
+    # -- what the loops report ---------------------------------------------------
+
+    def finished(self, finishes: list[Finish], outcomes: list[str]) -> None:
+        requeued = set()
+        for f, outcome in zip(finishes, outcomes, strict=True):
+            if outcome != ACCEPTED:
+                continue
+            if f.next_state in TERMINAL:
+                self._wake_waiters(f.task_id)
+            elif f.next_state == READY:
+                requeued.add(f.tenant_id)
+            elif f.next_state == SCHEDULED and f.run_at is not None:
+                self.timers.schedule(f.run_at, f.tenant_id, f.task_id)
+        for tenant_id in requeued:
+            self.dispatcher.notify(tenant_id)
+
+    def expired(self, tasks: list[tuple[str, str]]) -> None:
+        for _tenant_id, task_id in tasks:
+            self._wake_waiters(task_id)
+
+    def reaped(self, reaped: list[Reaped]) -> None:
+        for r in reaped:
+            if r.state in TERMINAL:
+                self._wake_waiters(r.task_id)
+
+    def _wake_waiters(self, task_id: str) -> None:
+        for waiter in self._waiters.get(task_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)

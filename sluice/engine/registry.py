@@ -1,0 +1,106 @@
+"""Connected workers and their slots, as the dispatcher and the timers see them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+
+import msgspec
+
+from ..model import ClaimedTask
+from ..protocol import Deliver, TaskFrame
+
+log = logging.getLogger("sluice.gateway")
+_encoder = msgspec.json.Encoder()
+
+
+class WorkerConn:
+    """One worker process's connection: its slots and the tasks it holds."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        worker_id: str,
+        slots: int,
+        functions: tuple[str, ...],
+        send: Callable[[bytes], Awaitable[None]],
+        now: float,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.worker_id = worker_id
+        self.slots = slots
+        self.functions = functions
+        self.inflight: dict[str, ClaimedTask | None] = {}  # None: held since before a reconnect
+        self.reserved = 0
+        self.last_seen = now
+        self.closed = False
+        self._send = send
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._sender = asyncio.create_task(self._send_loop())
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self.inflight) - self.reserved
+
+    def deliver(self, tasks: list[ClaimedTask]) -> None:
+        frames = []
+        for t in tasks:
+            self.inflight[t.id] = t
+            frames.append(
+                TaskFrame(
+                    id=t.id,
+                    function=t.function,
+                    attempt=t.attempt,
+                    payload=msgspec.Raw(t.payload),
+                    timeout_s=t.timeout_s,
+                    lease_until=t.lease_until,
+                )
+            )
+        self.send(_encoder.encode(Deliver(frames)))
+
+    def send(self, frame: bytes) -> None:
+        if not self.closed:
+            self._outbox.put_nowait(frame)
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                frame = await self._outbox.get()
+                await self._send(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket went away; the receive side will notice
+            log.debug("send to %s failed: %s", self.worker_id, exc)
+            self.closed = True
+
+    async def close(self) -> None:
+        self.closed = True
+        self._sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sender
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._conns: dict[str, WorkerConn] = {}
+
+    def add(self, conn: WorkerConn) -> WorkerConn | None:
+        """Register a connection; returns the one it replaces (a reconnect), if any."""
+        old = self._conns.get(conn.worker_id)
+        self._conns[conn.worker_id] = conn
+        return old
+
+    def remove(self, conn: WorkerConn) -> None:
+        if self._conns.get(conn.worker_id) is conn:
+            del self._conns[conn.worker_id]
+
+    def __iter__(self) -> Iterator[WorkerConn]:
+        return iter(list(self._conns.values()))
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def dispatchable(self) -> list[WorkerConn]:
+        return [c for c in self._conns.values() if not c.closed and c.free > 0]

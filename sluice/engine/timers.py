@@ -1,0 +1,127 @@
+"""Timers: delayed-task promotion, lease renewal, the reaper and expiry.
+
+Delayed tasks live in the store's time index; every `promote_interval_s` the due ones
+become ready in batches. Tasks due within `timer_horizon_s` are also held in a small
+in-memory heap and promoted at their exact time, so a sub-second delay is on time.
+Losing the heap (a crash) only falls back to the interval's precision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from typing import TYPE_CHECKING
+
+from ..store import LeaseRenewal
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("sluice.timers")
+
+PROMOTE_BATCH = 5000
+HEAP_LOAD_LIMIT = 10_000
+REAP_BATCH = 1000
+
+
+class Timers:
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._heap: list[tuple[float, str, str]] = []
+        self._in_heap: set[str] = set()
+        self._heap_changed = asyncio.Event()
+
+    def schedule(self, run_at: float, tenant_id: str, task_id: str) -> None:
+        """Hold a just-submitted delayed task in memory if it is due within the horizon."""
+        node = self._node
+        if run_at > node.clock.now() + node.settings.timer_horizon_s or task_id in self._in_heap:
+            return
+        self._in_heap.add(task_id)
+        heapq.heappush(self._heap, (run_at, tenant_id, task_id))
+        if self._heap[0][2] == task_id:
+            self._heap_changed.set()
+
+    async def run(self) -> None:
+        await asyncio.gather(
+            self._every(self._node.settings.promote_interval_s, self.promote_once),
+            self._every(self._node.settings.heartbeat_s, self.renew_once),
+            self._every(self._node.settings.reap_interval_s, self.reap_once),
+            self._fire_heap(),
+        )
+
+    async def _every(self, interval: float, tick: object) -> None:
+        assert callable(tick)
+        while True:
+            try:
+                await tick()
+            except Exception:
+                log.exception("timer %s failed", getattr(tick, "__name__", tick))
+            await asyncio.sleep(interval)
+
+    async def promote_once(self) -> int:
+        node = self._node
+        total = 0
+        while True:
+            now = node.clock.now()
+            tenants = await node.store.promote_due(now, PROMOTE_BATCH)
+            total += len(tenants)
+            for tenant_id in set(tenants):
+                node.dispatcher.notify(tenant_id)
+            if len(tenants) < PROMOTE_BATCH:
+                break
+        expired = await node.store.expire_tasks(node.clock.now(), PROMOTE_BATCH)
+        node.expired(expired)
+        horizon = node.clock.now() + node.settings.timer_horizon_s
+        for run_at, tenant_id, task_id in await node.store.due_soon(horizon, HEAP_LOAD_LIMIT):
+            self.schedule(run_at, tenant_id, task_id)
+        return total
+
+    async def renew_once(self) -> None:
+        node = self._node
+        now = node.clock.now()
+        stale_after = 2 * node.settings.heartbeat_s
+        renewals = [
+            LeaseRenewal(c.tenant_id, c.worker_id, tuple(c.inflight))
+            for c in node.registry
+            if c.inflight and now - c.last_seen <= stale_after
+        ]
+        await node.store.extend_leases(renewals, now + node.settings.lease_s)
+
+    async def reap_once(self) -> int:
+        node = self._node
+        reaped = await node.store.reap_leases(node.clock.now(), REAP_BATCH)
+        for r in reaped:
+            log.warning("lease lost: task %s is %s again", r.task_id, r.state)
+            node.dispatcher.notify(r.tenant_id)
+        node.reaped(reaped)
+        return len(reaped)
+
+    async def _fire_heap(self) -> None:
+        node = self._node
+        while True:
+            if not self._heap:
+                self._heap_changed.clear()
+                await self._heap_changed.wait()
+                continue
+            wait = self._heap[0][0] - node.clock.now()
+            if wait > 0:
+                self._heap_changed.clear()
+                try:
+                    await asyncio.wait_for(self._heap_changed.wait(), wait)
+                except TimeoutError:
+                    pass
+                continue
+            now = node.clock.now()
+            due = []
+            while self._heap and self._heap[0][0] <= now:
+                _, tenant_id, task_id = heapq.heappop(self._heap)
+                self._in_heap.discard(task_id)
+                due.append(task_id)
+            try:
+                tenants = await node.store.promote_tasks(due, now)
+            except Exception:
+                log.exception("promoting %d due tasks failed; the interval will", len(due))
+                continue
+            for tenant_id in set(tenants):
+                node.dispatcher.notify(tenant_id)

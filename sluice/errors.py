@@ -1,0 +1,124 @@
+"""The error taxonomy. Every error Sluice raises derives from `SluiceError`.
+
+    SluiceError
+    ├── ClientError                 the caller asked for something wrong (HTTP 4xx)
+    │   ├── InvalidRequest          400  malformed body, wrong type, unknown field, bad value
+    │   ├── PayloadTooLarge         413  payload or batch over its limit
+    │   ├── Unauthorized            401  missing or unknown API key
+    │   ├── NotFound                404  no such task/function for this tenant
+    │   └── Conflict                409
+    ├── Unavailable                 503  the server is starting or stopping (Retry-After)
+    └── TaskError                   raised by handlers to steer retries
+        ├── Reject                  not retryable: the task goes straight to dead
+        ├── Retry                   retry at a time of the handler's choosing
+        └── Throttled               the downstream is overloaded: retry later
+
+The API maps each ClientError subclass to one status code in `sluice.api.errors`.
+"""
+
+from __future__ import annotations
+
+
+class SluiceError(Exception):
+    """Root of every Sluice error."""
+
+
+class ClientError(SluiceError):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+
+
+class InvalidRequest(ClientError):
+    status = 400
+    code = "invalid_request"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(ClientError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(ClientError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ClientError):
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(SluiceError):
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class TaskError(SluiceError):
+    """Base for the exceptions a handler raises to steer what happens next."""
+
+
+class Reject(TaskError):
+    """Raise to fail the task for good: no retry, straight to dead."""
+
+
+class Retry(TaskError):
+    """Raise to be retried after `delay` seconds (default: the backoff policy)."""
+
+    def __init__(self, delay: float | None = None, message: str = "retry requested") -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Throttled(TaskError):
+    """Raise when a downstream said "slow down"; retried after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float | None = None, message: str = "throttled") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RemoteError(SluiceError):
+    """An error answer from the Sluice server, seen by the client."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class TaskFailed(SluiceError):
+    """`handle.result()` on a task that ended without success."""
+
+    def __init__(self, task_id: str, state: str, error: str | None) -> None:
+        super().__init__(f"task {task_id} ended {state}: {error or 'no error recorded'}")
+        self.task_id = task_id
+        self.state = state
+        self.error = error
+
+
+class ResultTimeout(SluiceError):
+    """`handle.result(timeout=)` ran out of time before the task ended."""
+
+    def __init__(self, task_id: str, state: str) -> None:
+        super().__init__(f"task {task_id} is still {state}")
+        self.task_id = task_id
+        self.state = state

@@ -1,0 +1,1 @@
+"""Pure, deterministic decisions: no I/O, an injected clock and random source."""

@@ -1,0 +1,112 @@
+"""The worker protocol: JSON frames over one websocket (docs/protocol.md).
+
+Plain data only, shared by the server's gateway and the worker runtime. Every frame
+is a JSON object whose "t" field names its type. Task arguments and results travel
+as raw JSON (`msgspec.Raw`): the server never decodes them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+PROTOCOL_VERSION: Final = 1
+WORKER_PATH: Final = "/v1/workers/connect"
+
+
+class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    config: msgspec.Raw = msgspec.Raw(b"{}")  # a FunctionConfig without its name
+
+
+class RunningTask(msgspec.Struct, frozen=True):
+    id: str
+    attempt: int
+
+
+# worker -> server
+
+
+class Hello(msgspec.Struct, frozen=True, tag="hello", tag_field="t"):
+    worker_id: str
+    slots: int
+    functions: list[FunctionSpec]
+    running: list[RunningTask] = []
+    protocol: int = PROTOCOL_VERSION
+
+
+class ResultItem(msgspec.Struct, frozen=True):
+    id: str
+    attempt: int
+    outcome: str  # ok | error | reject | retry | throttled | timeout
+    started_at: float
+    finished_at: float
+    result: msgspec.Raw = msgspec.Raw(b"null")  # the handler's return value, as JSON
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    retry_after_s: float | None = None
+
+
+class Results(msgspec.Struct, frozen=True, tag="results", tag_field="t"):
+    items: list[ResultItem]
+
+
+class Heartbeat(msgspec.Struct, frozen=True, tag="hb", tag_field="t"):
+    running: int = 0
+
+
+class Credit(msgspec.Struct, frozen=True, tag="credit", tag_field="t"):
+    slots: int
+
+
+WorkerFrame = Hello | Results | Heartbeat | Credit
+
+
+# server -> worker
+
+
+class Welcome(msgspec.Struct, frozen=True, tag="welcome", tag_field="t"):
+    worker_id: str
+    heartbeat_s: float
+    lease_s: float
+    protocol: int = PROTOCOL_VERSION
+
+
+class TaskFrame(msgspec.Struct, frozen=True):
+    id: str
+    function: str
+    attempt: int
+    payload: msgspec.Raw
+    timeout_s: float | None = None
+    lease_until: float = 0.0
+
+
+class Deliver(msgspec.Struct, frozen=True, tag="tasks", tag_field="t"):
+    tasks: list[TaskFrame]
+
+
+class AckItem(msgspec.Struct, frozen=True, array_like=True):
+    id: str
+    attempt: int
+    accepted: bool
+
+
+class Ack(msgspec.Struct, frozen=True, tag="ack", tag_field="t"):
+    items: list[AckItem]
+
+
+class ErrorFrame(msgspec.Struct, frozen=True, tag="error", tag_field="t"):
+    code: str
+    message: str
+
+
+ServerFrame = Welcome | Deliver | Ack | ErrorFrame
+
+
+class Payload(msgspec.Struct, frozen=True):
+    """How the Python SDK encodes a call: positional and keyword arguments."""
+
+    args: list[object] = []
+    kwargs: dict[str, object] = {}

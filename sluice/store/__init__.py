@@ -1,0 +1,23 @@
+"""Storage: one protocol, one module per backend. No SQL above this package."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, LeaseRenewal, Reaped, Store
+
+__all__ = [
+    "ACCEPTED",
+    "DUPLICATE",
+    "STALE",
+    "ClaimRequest",
+    "LeaseRenewal",
+    "Reaped",
+    "Store",
+    "open_store",
+]
+
+
+def open_store(settings: Settings) -> Store:
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(settings.sqlite_path, synchronous=settings.synchronous)

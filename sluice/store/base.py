@@ -1,0 +1,100 @@
+"""The `Store` protocol: everything the engine asks of a database.
+
+`tenant_id` leads every method's arguments (or every request's fields, for batched
+methods); every method that compares with "now" takes it as an argument.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from ..model import (
+    AttemptRecord,
+    ClaimedTask,
+    EventRecord,
+    Finish,
+    FunctionConfig,
+    NewTask,
+    SubmitResult,
+    TaskRecord,
+    Tenant,
+)
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"  # the same attempt's result arrived twice (a resend); already stored
+STALE = "stale"  # the attempt no longer holds the lease: refused (fencing)
+
+
+class ClaimRequest(msgspec.Struct, frozen=True):
+    tenant_id: str
+    worker: str
+    functions: tuple[str, ...]
+    limit: int
+
+
+class LeaseRenewal(msgspec.Struct, frozen=True):
+    tenant_id: str
+    worker: str
+    task_ids: tuple[str, ...]
+
+
+class Reaped(msgspec.Struct, frozen=True):
+    tenant_id: str
+    task_id: str
+    state: str  # ready, or dead when that was the last attempt
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def create_tenant(self, name: str, now: float) -> Tenant: ...
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    async def get_tenant_by_name(self, name: str) -> Tenant | None: ...
+    async def create_api_key(
+        self, tenant_id: str, key_hash: str, prefix: str, now: float
+    ) -> None: ...
+    async def find_api_key(self, key_hash: str) -> str | None:
+        """The tenant of a live key, or None."""
+        ...
+
+    async def upsert_functions(
+        self, tenant_id: str, configs: list[FunctionConfig], now: float
+    ) -> None: ...
+    async def list_functions(self, tenant_id: str) -> list[FunctionConfig]: ...
+
+    async def submit_tasks(
+        self, tenant_id: str, tasks: list[NewTask], now: float
+    ) -> list[SubmitResult]:
+        """Insert tasks in one commit; a keyed task whose key is held returns the holder."""
+        ...
+
+    async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None: ...
+    async def get_task_states(self, tenant_id: str, task_ids: list[str]) -> dict[str, str]: ...
+    async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]: ...
+    async def list_events(self, tenant_id: str, task_id: str) -> list[EventRecord]: ...
+
+    async def claim_tasks(
+        self, requests: list[ClaimRequest], now: float, lease_s: float
+    ) -> list[list[ClaimedTask]]:
+        """Lease ready tasks to workers, in fair order, all requests in one commit."""
+        ...
+
+    async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
+        """Fenced finishes: ACCEPTED, DUPLICATE or STALE for each."""
+        ...
+
+    async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None: ...
+    async def due_soon(self, until: float, limit: int) -> list[tuple[float, str, str]]:
+        """(run_at, tenant_id, task_id) of scheduled tasks due by `until`, soonest first."""
+        ...
+
+    async def promote_due(self, now: float, limit: int) -> list[str]:
+        """Scheduled tasks due by `now` become ready; returns their tenants (one per task)."""
+        ...
+
+    async def promote_tasks(self, task_ids: list[str], now: float) -> list[str]: ...
+    async def reap_leases(self, now: float, limit: int) -> list[Reaped]: ...
+    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]: ...

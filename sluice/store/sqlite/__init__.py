@@ -1,0 +1,349 @@
+"""The embedded SQLite backend (DESIGN §5 "Storage").
+
+WAL, `synchronous=NORMAL` by default, `BEGIN IMMEDIATE` for every write, one writer
+thread that group-commits (writer.py), and a small pool of read connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from ...model import (
+    AttemptRecord,
+    ClaimedTask,
+    EventRecord,
+    Finish,
+    FunctionConfig,
+    NewTask,
+    SubmitResult,
+    TaskRecord,
+    Tenant,
+)
+from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, LeaseRenewal, Reaped
+from ..sqlfile import load_migrations, load_queries
+from ..writer import Writer
+
+HERE = Path(__file__).parent
+Q = load_queries(HERE / "queries.sql")
+MIGRATIONS = load_migrations(HERE / "migrations")
+READ_THREADS = 2
+T = TypeVar("T")
+
+_fn_encoder = msgspec.json.Encoder()
+
+
+def _function_from_row(name: str, config: str) -> FunctionConfig:
+    return msgspec.json.decode(config, type=FunctionConfig)
+
+
+class SQLiteStore:
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self._writer = Writer(self._connect_writer)
+        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sluice-sqlite-read")
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- connections -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.execute("PRAGMA journal_mode = WAL")
+        _migrate(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._read_conns.append(conn)
+        return conn
+
+    async def _read(self, query: str, params: Any = ()) -> list[Any]:
+        def run() -> list[Any]:
+            return self._reader().execute(query, params).fetchall()
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def open(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.start)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.close)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+
+    # -- tenants, keys, functions ------------------------------------------------
+
+    async def create_tenant(self, name: str, now: float) -> Tenant:
+        tenant = Tenant(id=uuid.uuid4().hex, name=name, created_at=now)
+        await self._writer.submit(
+            lambda c: c.execute(Q["create_tenant"], {"id": tenant.id, "name": name, "now": now})
+        )
+        return tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        rows = await self._read(Q["get_tenant"], {"id": tenant_id})
+        return Tenant(*rows[0]) if rows else None
+
+    async def get_tenant_by_name(self, name: str) -> Tenant | None:
+        rows = await self._read(Q["get_tenant_by_name"], {"name": name})
+        return Tenant(*rows[0]) if rows else None
+
+    async def create_api_key(self, tenant_id: str, key_hash: str, prefix: str, now: float) -> None:
+        params = {"key_hash": key_hash, "tenant_id": tenant_id, "prefix": prefix, "now": now}
+        await self._writer.submit(lambda c: c.execute(Q["create_api_key"], params))
+
+    async def find_api_key(self, key_hash: str) -> str | None:
+        rows = await self._read(Q["find_api_key"], {"key_hash": key_hash})
+        return str(rows[0][0]) if rows else None
+
+    async def upsert_functions(
+        self, tenant_id: str, configs: list[FunctionConfig], now: float
+    ) -> None:
+        params = [
+            {"tenant_id": tenant_id, "name": f.name, "config": _fn_encoder.encode(f), "now": now}
+            for f in configs
+        ]
+        await self._writer.submit(lambda c: c.executemany(Q["upsert_function"], params))
+
+    async def list_functions(self, tenant_id: str) -> list[FunctionConfig]:
+        rows = await self._read(Q["list_functions"], {"tenant_id": tenant_id})
+        return [_function_from_row(name, config) for name, config in rows]
+
+    # -- submit and read tasks ---------------------------------------------------
+
+    async def submit_tasks(
+        self, tenant_id: str, tasks: list[NewTask], now: float
+    ) -> list[SubmitResult]:
+        def rows(t: NewTask) -> tuple[Any, ...]:
+            ready_at = now if t.state == "ready" else None
+            return (
+                t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key,
+                t.tags, t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at,
+            )  # fmt: skip
+
+        def op(conn: sqlite3.Connection) -> list[SubmitResult]:
+            plain = [rows(t) for t in tasks if t.key is None]
+            if plain:
+                conn.executemany(Q["insert_task"], plain)
+            out = []
+            for t in tasks:
+                if t.key is None:
+                    out.append(SubmitResult(t.id, True, t.state, t.run_at))
+                    continue
+                if conn.execute(Q["insert_keyed_task"], rows(t)).fetchone() is not None:
+                    out.append(SubmitResult(t.id, True, t.state, t.run_at))
+                else:
+                    held = conn.execute(Q["get_task_by_key"], (tenant_id, t.key)).fetchone()
+                    out.append(SubmitResult(held[0], False, held[1], held[2]))
+            return out
+
+        return await self._writer.submit(op)
+
+    async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None:
+        rows = await self._read(Q["get_task"], {"tenant_id": tenant_id, "id": task_id})
+        return TaskRecord(*rows[0]) if rows else None
+
+    async def get_task_states(self, tenant_id: str, task_ids: list[str]) -> dict[str, str]:
+        ids = msgspec.json.encode(task_ids).decode()
+        rows = await self._read(Q["get_task_states"], {"tenant_id": tenant_id, "ids": ids})
+        return {r[0]: r[1] for r in rows}
+
+    async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]:
+        rows = await self._read(Q["list_attempts"], {"tenant_id": tenant_id, "task_id": task_id})
+        return [AttemptRecord(*r) for r in rows]
+
+    async def list_events(self, tenant_id: str, task_id: str) -> list[EventRecord]:
+        rows = await self._read(Q["list_events"], {"tenant_id": tenant_id, "task_id": task_id})
+        return [EventRecord(*r) for r in rows]
+
+    # -- the hot path ------------------------------------------------------------
+
+    async def claim_tasks(
+        self, requests: list[ClaimRequest], now: float, lease_s: float
+    ) -> list[list[ClaimedTask]]:
+        lease_until = now + lease_s
+
+        def op(conn: sqlite3.Connection) -> list[list[ClaimedTask]]:
+            out = []
+            for r in requests:
+                params = {
+                    "tenant_id": r.tenant_id,
+                    "worker": r.worker,
+                    "functions": msgspec.json.encode(r.functions).decode(),
+                    "limit": r.limit,
+                    "now": now,
+                    "lease_until": lease_until,
+                }
+                out.append([ClaimedTask(*row) for row in conn.execute(Q["claim_tasks"], params)])
+            return out
+
+        return await self._writer.submit(op)
+
+    async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return [_finish_one(conn, f, now) for f in finishes]
+
+        return await self._writer.submit(op)
+
+    async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None:
+        params = [
+            {
+                "tenant_id": r.tenant_id,
+                "worker": r.worker,
+                "ids": msgspec.json.encode(r.task_ids).decode(),
+                "lease_until": lease_until,
+            }
+            for r in renewals
+            if r.task_ids
+        ]
+        if params:
+            await self._writer.submit(lambda c: c.executemany(Q["extend_leases"], params))
+
+    # -- timers ------------------------------------------------------------------
+
+    async def due_soon(self, until: float, limit: int) -> list[tuple[float, str, str]]:
+        rows = await self._read(Q["due_soon"], {"until": until, "limit": limit})
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def promote_due(self, now: float, limit: int) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(Q["promote_due"], {"now": now, "limit": limit})]
+
+        return await self._writer.submit(op)
+
+    async def promote_tasks(self, task_ids: list[str], now: float) -> list[str]:
+        ids = msgspec.json.encode(task_ids).decode()
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(Q["promote_tasks"], {"ids": ids, "now": now})]
+
+        return await self._writer.submit(op)
+
+    async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
+        def op(conn: sqlite3.Connection) -> list[Reaped]:
+            out = []
+            expired = conn.execute(Q["expired_leases"], {"now": now, "limit": limit}).fetchall()
+            for tenant_id, task_id, attempt, _max, owner, dispatched_at in expired:
+                row = conn.execute(
+                    Q["requeue_lost"],
+                    {"id": task_id, "tenant_id": tenant_id, "attempt": attempt, "now": now},
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    Q["insert_attempt"],
+                    {
+                        "tenant_id": tenant_id, "task_id": task_id, "attempt": attempt,
+                        "worker": owner, "dispatched_at": dispatched_at, "started_at": None,
+                        "finished_at": now, "outcome": "lost", "error_type": "LeaseExpired",
+                        "error_message": "the worker stopped renewing its lease",
+                        "traceback": None,
+                    },
+                )  # fmt: skip
+                _event(conn, tenant_id, task_id, now, "lease_lost", owner)
+                out.append(Reaped(tenant_id, task_id, row[0]))
+            return out
+
+        return await self._writer.submit(op)
+
+    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(Q["expire_tasks"], {"now": now, "limit": limit}).fetchall()
+            for tenant_id, task_id in rows:
+                _event(conn, tenant_id, task_id, now, "expired", None)
+            return [(r[0], r[1]) for r in rows]
+
+        return await self._writer.submit(op)
+
+
+def _event(
+    conn: sqlite3.Connection, tenant_id: str, task_id: str, now: float, kind: str, detail: str | None
+) -> None:
+    conn.execute(
+        Q["insert_event"],
+        {"tenant_id": tenant_id, "task_id": task_id, "now": now, "kind": kind, "detail": detail},
+    )
+
+
+def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
+    terminal = f.next_state in ("succeeded", "dead")
+    requeued = f.next_state == "ready"
+    params = {
+        "task_id": f.task_id,
+        "tenant_id": f.tenant_id,
+        "attempt": f.attempt,
+        "worker": f.worker,
+        "next_state": f.next_state,
+        "finished_at": f.finished_at if terminal else None,
+        "result": f.result,
+        "error": f.error_message if f.next_state != "succeeded" else None,
+        "run_at": f.run_at if f.run_at is not None else now,
+        "ready_at": now if requeued else None,
+        "stag": f.run_at if f.run_at is not None else now,
+    }
+    if conn.execute(Q["finish_task"], params).rowcount != 1:
+        held = conn.execute(
+            Q["get_attempt_worker"],
+            {"tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt},
+        ).fetchone()
+        if held is not None and held[0] == f.worker:
+            return DUPLICATE
+        _event(conn, f.tenant_id, f.task_id, now, "stale_result", f"attempt {f.attempt} by {f.worker}")
+        return STALE
+    conn.execute(
+        Q["insert_attempt"],
+        {
+            "tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt,
+            "worker": f.worker, "dispatched_at": f.dispatched_at, "started_at": f.started_at,
+            "finished_at": f.finished_at, "outcome": f.outcome, "error_type": f.error_type,
+            "error_message": f.error_message, "traceback": f.traceback,
+        },
+    )  # fmt: skip
+    return ACCEPTED
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, sql in MIGRATIONS:
+        if number <= version:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_statements(sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _split_statements(sql: str) -> list[str]:
+    """Split a migration into statements (migrations hold no triggers or string semicolons)."""
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

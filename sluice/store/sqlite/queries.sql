@@ -1,0 +1,145 @@
+-- Named queries of the SQLite backend. Every query that compares with "now" takes it
+-- as :now so a fake clock reaches the database. Writes run inside the writer thread's
+-- BEGIN IMMEDIATE transactions (see sqlite.py); SQLite serialises writers, so the claim
+-- needs no SKIP LOCKED.
+
+-- name: create_tenant
+INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, :now);
+
+-- name: get_tenant_by_name
+SELECT id, name, created_at FROM tenants WHERE name = :name;
+
+-- name: get_tenant
+SELECT id, name, created_at FROM tenants WHERE id = :id;
+
+-- name: create_api_key
+INSERT INTO api_keys (key_hash, tenant_id, prefix, created_at) VALUES (:key_hash, :tenant_id, :prefix, :now);
+
+-- name: find_api_key
+SELECT tenant_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL;
+
+-- name: upsert_function
+INSERT INTO functions (tenant_id, name, config, updated_at) VALUES (:tenant_id, :name, :config, :now)
+ON CONFLICT (tenant_id, name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at;
+
+-- name: list_functions
+SELECT name, config FROM functions WHERE tenant_id = :tenant_id ORDER BY name;
+
+-- name: insert_task
+-- positional: id, tenant_id, function, payload, state, priority, stag, key, tags,
+--             max_attempts, timeout_s, run_at, expires_at, created_at, ready_at
+INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_keyed_task
+-- Same columns as insert_task; a key already held by the tenant inserts nothing.
+INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: get_task_by_key
+SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
+
+-- name: get_task
+SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
+       timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
+       lease_until, finished_at, result, error
+FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: get_task_states
+SELECT id, state FROM tasks
+WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: list_attempts
+SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
+       error_type, error_message, traceback
+FROM attempts WHERE tenant_id = :tenant_id AND task_id = :task_id ORDER BY attempt;
+
+-- name: list_events
+SELECT task_id, at, kind, detail FROM events
+WHERE tenant_id = :tenant_id AND task_id = :task_id ORDER BY at;
+
+-- name: claim_tasks
+-- The hot path: take up to :limit ready tasks of the worker's functions in fair order
+-- (priority first, then start tag) and lease them to the worker, in one statement.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE tenant_id = :tenant_id AND state = 'ready'
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (expires_at IS NULL OR expires_at > :now)
+    ORDER BY priority DESC, stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          created_at, dispatched_at, lease_until;
+
+-- name: finish_task
+-- Fenced: only the current attempt, still running and leased to this worker, may finish.
+UPDATE tasks
+SET state = :next_state, finished_at = :finished_at, result = :result, error = :error,
+    run_at = :run_at, ready_at = :ready_at, stag = :stag,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
+  AND state = 'running' AND lease_owner = :worker;
+
+-- name: insert_attempt
+INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
+                      finished_at, outcome, error_type, error_message, traceback)
+VALUES (:tenant_id, :task_id, :attempt, :worker, :dispatched_at, :started_at,
+        :finished_at, :outcome, :error_type, :error_message, :traceback)
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: get_attempt_worker
+SELECT worker FROM attempts WHERE tenant_id = :tenant_id AND task_id = :task_id AND attempt = :attempt;
+
+-- name: insert_event
+INSERT INTO events (tenant_id, task_id, at, kind, detail) VALUES (:tenant_id, :task_id, :now, :kind, :detail);
+
+-- name: extend_leases
+UPDATE tasks SET lease_until = :lease_until
+WHERE tenant_id = :tenant_id AND lease_owner = :worker AND state = 'running'
+  AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: due_soon
+SELECT run_at, tenant_id, id FROM tasks
+WHERE state = 'scheduled' AND run_at <= :until
+ORDER BY run_at LIMIT :limit;
+
+-- name: promote_due
+UPDATE tasks SET state = 'ready', ready_at = :now, stag = run_at
+WHERE id IN (
+    SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)
+RETURNING tenant_id;
+
+-- name: promote_tasks
+-- Fired from the in-memory timer heap; the state check makes a double fire harmless.
+UPDATE tasks SET state = 'ready', ready_at = :now, stag = run_at
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled' AND run_at <= :now
+RETURNING tenant_id;
+
+-- name: expired_leases
+SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
+WHERE state = 'running' AND lease_until < :now ORDER BY lease_until LIMIT :limit;
+
+-- name: requeue_lost
+-- A lost attempt: back to ready (or dead when it was the last one allowed).
+UPDATE tasks
+SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'ready' END,
+    finished_at = CASE WHEN attempt >= max_attempts THEN :now ELSE NULL END,
+    error = CASE WHEN attempt >= max_attempts THEN 'lease lost' ELSE error END,
+    ready_at = :now, stag = :now, lease_owner = NULL, lease_until = NULL
+WHERE id = :id AND tenant_id = :tenant_id AND state = 'running' AND attempt = :attempt
+RETURNING state;
+
+-- name: expire_tasks
+UPDATE tasks SET state = 'expired', finished_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE expires_at IS NOT NULL AND expires_at <= :now AND state IN ('ready', 'scheduled')
+    LIMIT :limit)
+RETURNING tenant_id, id;

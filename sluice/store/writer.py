@@ -1,0 +1,129 @@
+"""One writer thread that owns the SQLite write connection and group-commits.
+
+Callers hand it operations (functions of a connection); it runs everything pending in
+one `BEGIN IMMEDIATE` transaction, commits, then resolves each caller's future. When
+nothing else is pending an operation commits at once; under load the batch grows by
+itself, so there is one commit per batch instead of one per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+MAX_OPS_PER_COMMIT = 2000
+
+
+class _Pending:
+    __slots__ = ("future", "loop", "op")
+
+    def __init__(self, op: Op, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]):
+        self.op = op
+        self.loop = loop
+        self.future = future
+
+
+def _settle(items: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
+    for item, (ok, value) in zip(items, outcomes, strict=True):
+        if item.future.done():
+            continue
+        if ok:
+            item.future.set_result(value)
+        else:
+            item.future.set_exception(value)
+
+
+class Writer:
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._queue: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="sluice-sqlite-writer", daemon=True)
+        self._started = threading.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("store is closed")
+            self._queue.append(_Pending(op, loop, future))
+            if len(self._queue) == 1:
+                self._cond.notify()
+        return future
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            self._conn = self._connect()
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        conn = self._conn
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    break
+                n = min(len(self._queue), MAX_OPS_PER_COMMIT)
+                batch = [self._queue.popleft() for _ in range(n)]
+            outcomes = self._run_batch(conn, batch)
+            by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Pending], list[Any]]] = {}
+            for item, outcome in zip(batch, outcomes, strict=True):
+                items, outs = by_loop.setdefault(item.loop, ([], []))
+                items.append(item)
+                outs.append(outcome)
+            for loop, (items, outs) in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, items, outs)
+                except RuntimeError:
+                    pass  # that loop is closed; nobody is waiting any more
+        conn.close()
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outs = [(True, item.op(conn)) for item in batch]
+            conn.execute("COMMIT")
+            return outs
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        # One operation failed: run each alone so the others still commit.
+        results: list[tuple[bool, Any]] = []
+        for item in batch:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                out = item.op(conn)
+                conn.execute("COMMIT")
+                results.append((True, out))
+            except Exception as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                results.append((False, exc))
+        return results

@@ -1,0 +1,34 @@
+"""The context a handler runs in: which task, which attempt, whether it was cancelled."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TaskContext:
+    task_id: str
+    attempt: int
+    function: str
+    timeout_s: float | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task was cancelled or timed out; sync handlers should check it."""
+        return self._cancel.is_set()
+
+
+_current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "sluice_task", default=None
+)
+
+
+def current_task() -> TaskContext:
+    """The running task's context; only valid inside a handler."""
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("current_task() is only available inside a task handler")
+    return ctx

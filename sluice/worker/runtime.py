@@ -1,0 +1,291 @@
+"""The worker runtime: one websocket to a server, slots, results, heartbeats, reconnects.
+
+The protocol is in docs/protocol.md. The server pushes at most as many tasks as there
+are free slots. Results are kept until the server acknowledges them, so a result that
+was in flight when the connection broke is sent again after reconnecting (to any node);
+tasks keep running while the worker is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from ..client.http import discover
+from ..errors import Reject, Retry, Throttled
+from ..protocol import (
+    WORKER_PATH,
+    Ack,
+    Credit,
+    Deliver,
+    ErrorFrame,
+    FunctionSpec,
+    Heartbeat,
+    Hello,
+    Payload,
+    ResultItem,
+    Results,
+    RunningTask,
+    ServerFrame,
+    TaskFrame,
+    Welcome,
+)
+from .app import App
+from .context import TaskContext, _current
+
+log = logging.getLogger("sluice.worker")
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ServerFrame)
+_payload = msgspec.json.Decoder(Payload)
+
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 5.0
+DEFAULT_GRACE_S = 30.0
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+MAX_TRACEBACK = 16 * 1024
+
+
+class FatalWorkerError(Exception):
+    """The server refused this worker (bad key, bad registration): retrying will not help."""
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 10,
+        worker_id: str | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+    ) -> None:
+        base, key = discover(url, api_key)
+        if key is None:
+            raise FatalWorkerError("no API key: pass --api-key or set SLUICE_API_KEY")
+        self.app = app
+        self.ws_url = base.replace("http://", "ws://").replace("https://", "wss://") + WORKER_PATH
+        self.api_key = key
+        self.slots = concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.grace_s = grace_s
+        self.completed = 0
+        self.connected = asyncio.Event()
+        self._running: dict[str, tuple[TaskFrame, asyncio.Task[None], TaskContext]] = {}
+        self._pending: list[ResultItem] = []
+        self._unacked: dict[tuple[str, int], ResultItem] = {}
+        self._flush = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._draining = False
+        self._ws: ClientConnection | None = None
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sluice-task")
+        self._rng = random.Random()
+        self._functions = [
+            FunctionSpec(
+                name,
+                msgspec.Raw(
+                    _encoder.encode({k: v for k, v in msgspec.structs.asdict(tf.config).items()
+                                     if k != "name"})
+                ),
+            )  # fmt: skip
+            for name, tf in app.tasks.items()
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `stop()`; reconnects with backoff whenever the connection drops."""
+        delay = RECONNECT_MIN_S
+        while not self._stop.is_set():
+            try:
+                async with websockets.connect(
+                    self.ws_url,
+                    additional_headers={"Authorization": f"Bearer {self.api_key}"},
+                    max_size=MAX_FRAME_BYTES,
+                    ping_interval=None,
+                    compression=None,
+                ) as ws:
+                    delay = RECONNECT_MIN_S
+                    await self._session(ws)
+            except FatalWorkerError:
+                raise
+            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
+                log.warning("connection to %s lost: %s", self.ws_url, exc)
+            finally:
+                self._ws = None
+                self.connected.clear()
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay * (0.5 + self._rng.random()))
+            delay = min(RECONNECT_MAX_S, delay * 2)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def drain(self) -> None:
+        """Stop taking tasks, let running ones finish within the grace period, report, stop."""
+        self._draining = True
+        self.slots = 0
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.send(_encoder.encode(Credit(0)))
+        deadline = time.monotonic() + self.grace_s
+        while self._running and time.monotonic() < deadline:
+            await asyncio.wait(
+                [t for _, t, _ in self._running.values()], timeout=deadline - time.monotonic()
+            )
+        for _, task, ctx in list(self._running.values()):
+            ctx._cancel.set()
+            task.cancel()
+        deadline = time.monotonic() + 5.0
+        while self._unacked and self._ws is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.stop()
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- one connection ----------------------------------------------------------
+
+    async def _session(self, ws: ClientConnection) -> None:
+        running = [RunningTask(t.id, t.attempt) for t, _, _ in self._running.values()]
+        hello = Hello(self.worker_id, self.slots, self._functions, running)
+        await ws.send(_encoder.encode(hello))
+        welcome = _decoder.decode(await ws.recv())
+        if isinstance(welcome, ErrorFrame):
+            raise FatalWorkerError(f"server refused the worker: {welcome.code}: {welcome.message}")
+        if not isinstance(welcome, Welcome):
+            raise FatalWorkerError("the server did not answer hello with welcome")
+        self._ws = ws
+        self.connected.set()
+        log.info("worker %s connected to %s", self.worker_id, self.ws_url)
+        # Results that were sent but never acknowledged go again; the server deduplicates.
+        self._pending = list(self._unacked.values())
+        self._flush.set()
+        sender = asyncio.create_task(self._send_loop(ws))
+        beat = asyncio.create_task(self._heartbeat_loop(ws, welcome.heartbeat_s))
+        try:
+            async for message in ws:
+                frame = _decoder.decode(message)
+                if isinstance(frame, Deliver):
+                    for task in frame.tasks:
+                        self._start(task)
+                elif isinstance(frame, Ack):
+                    for ack in frame.items:
+                        self._unacked.pop((ack.id, ack.attempt), None)
+                elif isinstance(frame, ErrorFrame):
+                    log.error("server error: %s: %s", frame.code, frame.message)
+        except websockets.ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == 4401:
+                raise FatalWorkerError("the server refused the API key") from exc
+            raise
+        finally:
+            sender.cancel()
+            beat.cancel()
+
+    async def _send_loop(self, ws: ClientConnection) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            items, self._pending = self._pending, []
+            if items:
+                await ws.send(_encoder.encode(Results(items)))
+
+    async def _heartbeat_loop(self, ws: ClientConnection, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await ws.send(_encoder.encode(Heartbeat(len(self._running))))
+
+    # -- running tasks -----------------------------------------------------------
+
+    def _start(self, frame: TaskFrame) -> None:
+        ctx = TaskContext(frame.id, frame.attempt, frame.function, frame.timeout_s)
+        task = asyncio.create_task(self._execute(frame, ctx))
+        self._running[frame.id] = (frame, task, ctx)
+
+    async def _execute(self, frame: TaskFrame, ctx: TaskContext) -> None:
+        started = time.time()
+        try:
+            item = await self._call(frame, ctx, started)
+        except asyncio.CancelledError:
+            self._running.pop(frame.id, None)
+            if self._draining:
+                return  # handed back: its lease runs out and it is dispatched again
+            raise
+        self._running.pop(frame.id, None)
+        self.completed += 1
+        self._unacked[(item.id, item.attempt)] = item
+        self._pending.append(item)
+        self._flush.set()
+
+    async def _call(self, frame: TaskFrame, ctx: TaskContext, started: float) -> ResultItem:
+        def fail(outcome: str, exc: BaseException, **extra: Any) -> ResultItem:
+            tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
+            return ResultItem(
+                frame.id, frame.attempt, outcome, started, time.time(),
+                error_type=type(exc).__name__, error_message=str(exc)[:4096], traceback=tb,
+                **extra,
+            )  # fmt: skip
+
+        fn = self.app.tasks.get(frame.function)
+        try:
+            if fn is None:
+                raise Reject(f"this worker does not serve {frame.function!r}")
+            payload = _payload.decode(frame.payload)
+            args = [ctx, *payload.args] if fn.takes_context else payload.args
+            if fn.is_async:
+                _current.set(ctx)
+                coro = fn.fn(*args, **payload.kwargs)
+                value = await (asyncio.wait_for(coro, frame.timeout_s) if frame.timeout_s else coro)
+            else:
+                context = contextvars.copy_context()
+                context.run(_current.set, ctx)
+                call = functools.partial(context.run, fn.fn, *args, **payload.kwargs)
+                future = asyncio.get_running_loop().run_in_executor(self._pool, call)
+                try:
+                    value = await (
+                        asyncio.wait_for(future, frame.timeout_s) if frame.timeout_s else future
+                    )
+                except TimeoutError:
+                    ctx._cancel.set()  # the thread runs on, abandoned; it can see ctx.cancelled
+                    raise
+            result = msgspec.Raw(_encoder.encode(value))
+        except Reject as exc:
+            return fail("reject", exc)
+        except Retry as exc:
+            return fail("retry", exc, retry_after_s=exc.delay)
+        except Throttled as exc:
+            return fail("throttled", exc, retry_after_s=exc.retry_after)
+        except TimeoutError as exc:
+            return fail("timeout", exc)
+        except (msgspec.EncodeError, TypeError) as exc:
+            return fail("error", exc)
+        except Exception as exc:
+            return fail("error", exc)
+        return ResultItem(frame.id, frame.attempt, "ok", started, time.time(), result=result)
+
+
+async def serve(app: App, **options: Any) -> None:
+    """Run a worker until SIGTERM or SIGINT, then drain."""
+    worker = Worker(app, **options)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.drain()))
+    await worker.run()
