@@ -1,13 +1,13 @@
 """Sluice: durable, fair, push-based asynchronous task processing.
 
-    import sluice
+import sluice
 
-    app = sluice.App("shop")
+app = sluice.App("shop")
 
-    @app.task(retry=sluice.RetryPolicy(max_attempts=5), timeout=30)
-    def send_welcome(user_id: int) -> None: ...
+@app.task(retry=sluice.RetryPolicy(max_attempts=5), timeout=30)
+def send_welcome(user_id: int) -> None: ...
 
-    send_welcome.submit(42, delay=600)
+send_welcome.submit(42, delay=600)
 """
 
 from .client import AsyncClient, Client

@@ -46,7 +46,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> Litestar:
 
     app = Litestar(
         route_handlers=[*ROUTES, worker_socket, openapi],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,

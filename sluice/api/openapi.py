@@ -79,10 +79,12 @@ def build_openapi(version: str) -> dict[str, Any]:
             "summary": summary,
             "parameters": params,
             "responses": {
-                str(status): {"description": "OK",
-                              "content": {"application/json": {"schema": ref(t)}}}
+                str(status): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": ref(t)}},
+                }
                 for status, t in responses.items()
-            },  # fmt: skip
+            },
         }
         for status, description in ERRORS.items():
             op["responses"][str(status)] = {

@@ -37,7 +37,7 @@ def node_of(state: State) -> Node:
 
 
 def bearer(headers: Any) -> str:
-    value = headers.get("authorization", "")
+    value = str(headers.get("authorization", ""))
     scheme, _, key = value.partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'", code="missing_key")
@@ -80,7 +80,9 @@ def _json(value: object, status: int = 200) -> Response[bytes]:
 async def submit_task(request: Request[Any, Any, Any]) -> Response[SubmitView]:
     tenant_id = await tenant_of(request)
     node = node_of(request.app.state)
-    spec = _decode(_spec_decoder, await _body(request, node.settings.max_payload_bytes + BODY_OVERHEAD))
+    spec = _decode(
+        _spec_decoder, await _body(request, node.settings.max_payload_bytes + BODY_OVERHEAD)
+    )
     (result,) = await node.submit(tenant_id, [spec])
     return _json(submit_view(result), 201 if result.created else 200)  # type: ignore[return-value]
 
@@ -95,7 +97,8 @@ async def submit_batch(request: Request[Any, Any, Any]) -> Response[BatchView]:
         raise InvalidRequest("a batch holds at least one task", field="tasks")
     if len(batch.tasks) > node.settings.max_batch:
         raise PayloadTooLarge(
-            f"a batch holds at most {node.settings.max_batch} tasks", code="batch_too_large",
+            f"a batch holds at most {node.settings.max_batch} tasks",
+            code="batch_too_large",
             field="tasks",
         )
     results = await node.submit(tenant_id, batch.tasks)
@@ -103,8 +106,10 @@ async def submit_batch(request: Request[Any, Any, Any]) -> Response[BatchView]:
 
 
 async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> TaskView:
-    task = await node.wait(tenant_id, task_id, wait) if wait > 0 else await node.get_task(
-        tenant_id, task_id
+    task = (
+        await node.wait(tenant_id, task_id, wait)
+        if wait > 0
+        else await node.get_task(tenant_id, task_id)
     )
     attempts = await node.store.list_attempts(tenant_id, task_id)
     events = await node.store.list_events(tenant_id, task_id)
@@ -112,8 +117,9 @@ async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> 
 
 
 @get("/v1/tasks/{task_id:str}", summary="A task with its timeline and attempts", tags=["tasks"])
-async def get_task(request: Request[Any, Any, Any], task_id: str) -> Response[TaskView]:
+async def get_task(request: Request[Any, Any, Any]) -> Response[TaskView]:
     tenant_id = await tenant_of(request)
+    task_id = request.path_params["task_id"]
     return _json(await _view(node_of(request.app.state), tenant_id, task_id))  # type: ignore[return-value]
 
 
@@ -123,11 +129,14 @@ async def get_task(request: Request[Any, Any, Any], task_id: str) -> Response[Ta
     description="Returns the task once it is terminal, or as it is after `timeout` seconds.",
     tags=["tasks"],
 )
-async def wait_result(
-    request: Request[Any, Any, Any], task_id: str, timeout: float = 30.0
-) -> Response[TaskView]:
+async def wait_result(request: Request[Any, Any, Any]) -> Response[TaskView]:
     tenant_id = await tenant_of(request)
     node = node_of(request.app.state)
+    task_id = request.path_params["task_id"]
+    try:
+        timeout = float(request.query_params.get("timeout", "30"))
+    except ValueError:
+        timeout = -1.0
     if not 0 <= timeout <= node.settings.max_wait_s:
         raise InvalidRequest(
             f"timeout must be between 0 and {node.settings.max_wait_s:g} seconds", field="timeout"
@@ -135,14 +144,22 @@ async def wait_result(
     return _json(await _view(node, tenant_id, task_id, timeout))  # type: ignore[return-value]
 
 
-@post("/v1/tenants", status_code=201, summary="Create a tenant and its first API key (admin)",
-      tags=["tenants"])
+@post(
+    "/v1/tenants",
+    status_code=201,
+    summary="Create a tenant and its first API key (admin)",
+    tags=["tenants"],
+)
 async def create_tenant(request: Request[Any, Any, Any]) -> Response[TenantView]:
     node = node_of(request.app.state)
     if not node.is_admin(bearer(request.headers)):
         raise NotFound("no such endpoint", code="not_found")  # do not reveal admin routes
     body = _decode(_tenant_decoder, await _body(request, 4096))
-    if not body.name or len(body.name) > 64 or not body.name.replace("-", "").replace("_", "").isalnum():
+    if (
+        not body.name
+        or len(body.name) > 64
+        or not body.name.replace("-", "").replace("_", "").isalnum()
+    ):
         raise InvalidRequest("name takes 1 to 64 letters, digits, '-' or '_'", field="name")
     tenant = await node.create_tenant(body.name)
     key = await node.create_api_key(tenant.id)

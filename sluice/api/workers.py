@@ -34,8 +34,8 @@ async def worker_socket(socket: WebSocket) -> None:  # type: ignore[type-arg]
         message = await socket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(detail="worker disconnected", code=message.get("code", 1000))
-        data: bytes | str | None = message.get("bytes") or message.get("text")
-        if data is None:
+        data = message.get("bytes") or message.get("text")
+        if not isinstance(data, bytes | str):
             raise WebSocketDisconnect(detail="empty frame", code=CLOSE_PROTOCOL)
         return data
 

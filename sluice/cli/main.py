@@ -151,9 +151,9 @@ def dev(
                 serving.result()
                 return
             env = {**os.environ, "SLUICE_API_KEY": key, "SLUICE_URL": url}
-            command = [sys.executable, "-m", "sluice", "worker", app,
-                       "--concurrency", str(concurrency), "--processes", str(processes)]  # fmt: skip
-            workers.append(subprocess.Popen(command, env=env))
+            command = [sys.executable, "-m", "sluice", "worker", app]
+            command += ["--concurrency", str(concurrency), "--processes", str(processes)]
+            workers.append(subprocess.Popen(command, env=env))  # noqa: ASYNC220 (fork is quick)
             typer.echo(
                 f"\n  Sluice is running at {url}\n"
                 f"  tenant:  {tenant.name}\n"

@@ -45,7 +45,7 @@ def _first_char(raw: msgspec.Raw) -> str:
 def build_task(
     spec: TaskSpec, fn: FunctionConfig | None, settings: Settings, now: float, field: str = ""
 ) -> NewTask:
-    """Validate one spec against its function and the limits; raise a ClientError naming the field."""
+    """Validate one spec against its function and limits; a ClientError names the field."""
     if fn is None:
         raise NotFound(
             f"function {spec.function!r} is not registered for this tenant",
@@ -105,7 +105,9 @@ def build_task(
         raise InvalidRequest("key takes 1 to 256 characters", field=f"{field}key")
     max_attempts = fn.retry.max_attempts if spec.max_attempts is None else spec.max_attempts
     if not 1 <= max_attempts <= 1000:
-        raise InvalidRequest("max_attempts must be between 1 and 1000", field=f"{field}max_attempts")
+        raise InvalidRequest(
+            "max_attempts must be between 1 and 1000", field=f"{field}max_attempts"
+        )
     timeout = fn.timeout_s if spec.timeout is None else spec.timeout
     if timeout is not None and timeout <= 0:
         raise InvalidRequest("timeout must be positive", field=f"{field}timeout")

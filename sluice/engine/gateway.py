@@ -137,30 +137,31 @@ class Gateway:
     def _decide(
         self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
     ) -> Finish:
-        outcome = _OUTCOMES.get(item.outcome, "failed")
-        base = {
-            "tenant_id": conn.tenant_id,
-            "task_id": item.id,
-            "attempt": item.attempt,
-            "worker": conn.worker_id,
-            "outcome": outcome,
-            "dispatched_at": task.dispatched_at if task else None,
-            "started_at": item.started_at,
-            "finished_at": item.finished_at,
-        }
+        """The attempt's fenced finish, with the task's next state decided by policy."""
+        finish = Finish(
+            tenant_id=conn.tenant_id,
+            task_id=item.id,
+            attempt=item.attempt,
+            worker=conn.worker_id,
+            next_state=SUCCEEDED,
+            outcome=_OUTCOMES.get(item.outcome, "failed"),
+            dispatched_at=task.dispatched_at if task else None,
+            started_at=item.started_at,
+            finished_at=item.finished_at,
+        )
         if item.outcome == "ok":
-            result = bytes(item.result) or b"null"
-            return Finish(**base, next_state=SUCCEEDED, result=result)
-        errors = {
-            "error_type": item.error_type,
-            "error_message": item.error_message,
-            "traceback": item.traceback,
-        }
-        if task is None:  # unknown task: the fenced write will refuse it anyway
-            return Finish(**base, next_state=DEAD, **errors)
-        policy = self._node.retry_policy(conn.tenant_id, task.function)
+            return msgspec.structs.replace(finish, result=bytes(item.result) or b"null")
+        failed = msgspec.structs.replace(
+            finish,
+            next_state=DEAD,
+            error_type=item.error_type,
+            error_message=item.error_message,
+            traceback=item.traceback,
+        )
+        if task is None:  # unknown task: the fenced write refuses it anyway
+            return failed
         state, run_at = next_after_failure(
-            policy,
+            self._node.retry_policy(conn.tenant_id, task.function),
             attempt=task.attempt,
             max_attempts=task.max_attempts,
             created_at=task.created_at,
@@ -169,7 +170,7 @@ class Gateway:
             retryable=item.outcome != "reject",
             delay=item.retry_after_s if item.outcome in ("retry", "throttled") else None,
         )
-        return Finish(**base, next_state=state, run_at=run_at, **errors)
+        return msgspec.structs.replace(failed, next_state=state, run_at=run_at)
 
 
 def _function_configs(hello: Hello) -> list[FunctionConfig]:
@@ -185,7 +186,3 @@ def _function_configs(hello: Hello) -> list[FunctionConfig]:
             raise InvalidRequest(f"function {spec.name!r}: {exc}") from exc
         configs.append(config)
     return configs
-
-
-
-

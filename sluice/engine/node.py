@@ -152,7 +152,9 @@ class Node:
         now = self.clock.now()
         many = len(specs) > 1
         tasks = [
-            build_task(s, functions.get(s.function), self.settings, now, f"tasks[{i}]." if many else "")
+            build_task(
+                s, functions.get(s.function), self.settings, now, f"tasks[{i}]." if many else ""
+            )
             for i, s in enumerate(specs)
         ]
         results = await self.store.submit_tasks(tenant_id, tasks, now)

@@ -9,6 +9,7 @@ Losing the heap (a crash) only falls back to the interval's precision.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from typing import TYPE_CHECKING
@@ -107,10 +108,8 @@ class Timers:
             wait = self._heap[0][0] - node.clock.now()
             if wait > 0:
                 self._heap_changed.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._heap_changed.wait(), wait)
-                except TimeoutError:
-                    pass
                 continue
             now = node.clock.now()
             due = []

@@ -9,6 +9,7 @@ itself, so there is one commit per batch instead of one per task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections import deque
@@ -98,10 +99,9 @@ class Writer:
                 items.append(item)
                 outs.append(outcome)
             for loop, (items, outs) in by_loop.items():
-                try:
+                # A closed loop raises RuntimeError: nobody is waiting there any more.
+                with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, items, outs)
-                except RuntimeError:
-                    pass  # that loop is closed; nobody is waiting any more
         conn.close()
 
     @staticmethod

@@ -1,11 +1,11 @@
 """`App` and `@app.task`: register handlers and submit work to them.
 
-    app = sluice.App("shop")
+app = sluice.App("shop")
 
-    @app.task(retry=sluice.RetryPolicy(max_attempts=5), timeout=30, priority=7)
-    def send_welcome(user_id: int) -> None: ...
+@app.task(retry=sluice.RetryPolicy(max_attempts=5), timeout=30, priority=7)
+def send_welcome(user_id: int) -> None: ...
 
-    send_welcome.submit(42, delay=600)
+send_welcome.submit(42, delay=600)
 """
 
 from __future__ import annotations
@@ -200,6 +200,14 @@ class App:
             return tf
 
         return register(fn) if fn is not None else register
+
+    def configure(self, *, url: str | None = None, api_key: str | None = None) -> None:
+        """Point the app's clients at a server (otherwise found like `discover()` does)."""
+        self._url, self._api_key = url, api_key
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+        self._aclient = None
 
     @property
     def client(self) -> Client:

@@ -100,10 +100,11 @@ class Worker:
             FunctionSpec(
                 name,
                 msgspec.Raw(
-                    _encoder.encode({k: v for k, v in msgspec.structs.asdict(tf.config).items()
-                                     if k != "name"})
+                    _encoder.encode(
+                        {k: v for k, v in msgspec.structs.asdict(tf.config).items() if k != "name"}
+                    )
                 ),
-            )  # fmt: skip
+            )
             for name, tf in app.tasks.items()
         ]
 
@@ -125,7 +126,7 @@ class Worker:
                     await self._session(ws)
             except FatalWorkerError:
                 raise
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.warning("connection to %s lost: %s", self.ws_url, exc)
             finally:
                 self._ws = None

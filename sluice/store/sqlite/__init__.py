@@ -282,7 +282,12 @@ class SQLiteStore:
 
 
 def _event(
-    conn: sqlite3.Connection, tenant_id: str, task_id: str, now: float, kind: str, detail: str | None
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    task_id: str,
+    now: float,
+    kind: str,
+    detail: str | None,
 ) -> None:
     conn.execute(
         Q["insert_event"],
@@ -302,9 +307,8 @@ def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
         "finished_at": f.finished_at if terminal else None,
         "result": f.result,
         "error": f.error_message if f.next_state != "succeeded" else None,
-        "run_at": f.run_at if f.run_at is not None else now,
+        "run_at": f.run_at,  # set only by a retry
         "ready_at": now if requeued else None,
-        "stag": f.run_at if f.run_at is not None else now,
     }
     if conn.execute(Q["finish_task"], params).rowcount != 1:
         held = conn.execute(
@@ -313,7 +317,9 @@ def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
         ).fetchone()
         if held is not None and held[0] == f.worker:
             return DUPLICATE
-        _event(conn, f.tenant_id, f.task_id, now, "stale_result", f"attempt {f.attempt} by {f.worker}")
+        _event(
+            conn, f.tenant_id, f.task_id, now, "stale_result", f"attempt {f.attempt} by {f.worker}"
+        )
         return STALE
     conn.execute(
         Q["insert_attempt"],

@@ -82,7 +82,8 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
 UPDATE tasks
 SET state = :next_state, finished_at = :finished_at, result = :result, error = :error,
-    run_at = :run_at, ready_at = :ready_at, stag = :stag,
+    run_at = COALESCE(:run_at, run_at), ready_at = COALESCE(:ready_at, ready_at),
+    stag = COALESCE(:run_at, stag),
     lease_owner = NULL, lease_until = NULL
 WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
   AND state = 'running' AND lease_owner = :worker;

@@ -1,0 +1,127 @@
+"""Shared test machinery: a real server node on a free port, real workers, and waiting
+for conditions with deadlines (never for durations)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from sluice.api import create_app
+from sluice.config import Settings
+from sluice.engine.node import Node
+from sluice.worker.app import App
+from sluice.worker.runtime import Worker
+
+FAST = {
+    "lease_s": 2.0,
+    "heartbeat_s": 0.5,
+    "reap_interval_s": 0.2,
+    "promote_interval_s": 0.2,
+    "poll_interval_s": 0.5,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(
+    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01
+) -> Any:
+    """Poll `condition` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def wait_for_sync(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.02)
+
+
+@dataclass
+class Running:
+    node: Node
+    url: str
+    api_key: str
+    tenant_id: str
+    db_path: Path
+
+    def count(self, where: str = "1=1") -> int:
+        """Read the database directly, as an auditor would."""
+        with contextlib.closing(sqlite3.connect(self.db_path)) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM tasks WHERE {where}").fetchone()[0])
+
+
+@contextlib.asynccontextmanager
+async def running_server(tmp_path: Path, app: App, **overrides: Any) -> AsyncIterator[Running]:
+    db = tmp_path / "sluice.db"
+    settings = Settings.from_env({}, database=f"sqlite:///{db}", **{**FAST, **overrides})
+    node = Node(settings)
+    await node.start()
+    tenant = await node.ensure_tenant(app.name)
+    key = await node.create_api_key(tenant.id)
+    await node.register_functions(tenant.id, [t.config for t in app.tasks.values()])
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(node, manage_node=False),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    await wait_for(lambda: server.started or serving.done())
+    try:
+        yield Running(node, f"http://127.0.0.1:{port}", key, tenant.id, db)
+    finally:
+        server.should_exit = True
+        await serving
+        await node.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    running: Running, app: App, concurrency: int = 4, **options: Any
+) -> AsyncIterator[Worker]:
+    worker = Worker(
+        app, url=running.url, api_key=running.api_key, concurrency=concurrency, **options
+    )
+    task = asyncio.create_task(worker.run())
+    await wait_for(lambda: worker.connected.is_set() or task.done())
+    if task.done():
+        task.result()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
