@@ -1,0 +1,175 @@
+"""Real `sluice server`, `sluice worker` and `sluice dev` processes, driven like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import sluice
+from tests.harness import free_port, wait_for_sync
+
+pytestmark = pytest.mark.acceptance
+ROOT = Path(__file__).resolve().parents[2]
+SLUICE = [sys.executable, "-m", "sluice"]
+FAST_ENV = {
+    "SLUICE_LEASE_S": "2",
+    "SLUICE_HEARTBEAT_S": "0.5",
+    "SLUICE_REAP_INTERVAL_S": "0.2",
+    "SLUICE_PROMOTE_INTERVAL_S": "0.2",
+}
+
+
+class Cluster:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.markers = tmp / "markers"
+        self.markers.mkdir()
+        self.env = {
+            **os.environ,
+            **FAST_ENV,
+            "SLUICE_DATABASE": f"sqlite:///{tmp / 'sluice.db'}",
+            "SLUICE_URL": self.url,
+            "SLUICE_TEST_MARKERS": str(self.markers),
+            "PYTHONPATH": str(ROOT),
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[object] = []
+        created = subprocess.run(
+            [*SLUICE, "tenant", "create", "acceptance"],
+            env=self.env, capture_output=True, check=True, cwd=tmp,
+        )  # fmt: skip
+        self.api_key = json.loads(created.stdout)["api_key"]
+        self.env["SLUICE_API_KEY"] = self.api_key
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"proc-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        self.logs.append(log)
+        proc = subprocess.Popen(
+            [*SLUICE, *args], env=self.env, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.procs.append(proc)
+        return proc
+
+    def server(self) -> subprocess.Popen[bytes]:
+        proc = self.start("server", "--port", str(self.port))
+        wait_for_sync(self._healthy, timeout=20)
+        return proc
+
+    def worker(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+        before = self.health()["workers"]
+        proc = self.start(
+            "worker", "tests.acceptance.workload:app", "--concurrency", str(concurrency)
+        )
+        wait_for_sync(lambda: self.health()["workers"] > before, timeout=20)
+        return proc
+
+    def health(self) -> dict[str, object]:
+        return dict(httpx.get(f"{self.url}/v1/health", timeout=2).json())
+
+    def _healthy(self) -> bool:
+        try:
+            return self.health()["status"] == "ok"
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for log in self.logs:
+            log.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    running = Cluster(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_server_and_worker_processes_run_submitted_tasks(cluster: Cluster) -> None:
+    cluster.server()
+    cluster.worker(concurrency=4)
+    with sluice.Client(cluster.url, cluster.api_key) as client:
+        outcomes = client.submit_many([{"function": "multiply", "args": [i, 3]} for i in range(50)])
+        results = [client.wait(o.id, 20) for o in outcomes]
+    assert [r.result for r in results] == [i * 3 for i in range(50)]
+    assert all(r.state == "succeeded" and r.attempt == 1 for r in results)
+
+
+def test_a_task_whose_worker_is_killed_runs_again_elsewhere(cluster: Cluster) -> None:
+    cluster.server()
+    first = cluster.worker()
+    second = cluster.worker()
+    with sluice.Client(cluster.url, cluster.api_key) as client:
+        submitted = client.submit({"function": "stubborn", "args": ["job"]})
+        marker = cluster.markers / "job.1"
+        wait_for_sync(marker.exists, timeout=20)
+        victim = int(marker.read_text())
+        assert victim in (first.pid, second.pid)
+        os.kill(victim, signal.SIGKILL)
+        task = client.wait(submitted.id, 30)
+    survivor = second.pid if victim == first.pid else first.pid
+    assert task.state == "succeeded"
+    assert task.result == {"attempt": 2, "pid": survivor}
+    assert [a.outcome for a in task.attempts] == ["lost", "succeeded"]
+    assert "lease_lost" in [e.stage for e in task.timeline]
+
+
+def test_dev_runs_the_example_app_and_the_burst_script(tmp_path: Path) -> None:
+    examples = tmp_path / "examples"
+    shutil.copytree(ROOT / "examples", examples, ignore=shutil.ignore_patterns(
+        ".sluice", "outbox", "thumbnails", "images", "__pycache__"))  # fmt: skip
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    log = open(tmp_path / "dev.log", "wb")  # noqa: SIM115
+    dev = subprocess.Popen(
+        [*SLUICE, "dev", "shop:app", "--port", str(port)],
+        cwd=examples, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        dev_file = examples / ".sluice" / "dev.json"
+        wait_for_sync(dev_file.exists, timeout=30)
+        url = f"http://127.0.0.1:{port}"
+        wait_for_sync(lambda: _workers(url) >= 1, timeout=30)
+        burst = subprocess.run(
+            [sys.executable, "burst.py", "--users", "20", "--images", "2"],
+            cwd=examples, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert burst.returncode == 0, burst.stderr
+        assert "all done" in burst.stdout
+        assert len(list((examples / "outbox").glob("welcome-*.eml"))) == 20
+        assert len(list((examples / "thumbnails").glob("*.jpg"))) == 6
+        printed = (tmp_path / "dev.log").read_text()
+        assert f"Sluice is running at {url}" in printed
+        assert json.loads(dev_file.read_text())["api_key"] in printed
+    finally:
+        dev.send_signal(signal.SIGINT)  # Ctrl-C: the conventional exit status is 130
+        try:
+            assert dev.wait(timeout=30) in (0, 130)
+        finally:
+            if dev.poll() is None:
+                dev.kill()
+            log.close()
+
+
+def _workers(url: str) -> int:
+    try:
+        return int(httpx.get(f"{url}/v1/health", timeout=2).json()["workers"])
+    except httpx.HTTPError:
+        return 0

@@ -1,0 +1,28 @@
+"""The app the acceptance tests run in real `sluice worker` processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import sluice
+from sluice.worker.context import TaskContext
+
+app = sluice.App("acceptance")
+MARKERS = Path(os.environ.get("SLUICE_TEST_MARKERS", "."))
+
+
+@app.task
+def multiply(a: int, b: int) -> int:
+    return a * b
+
+
+@app.task
+def stubborn(ctx: TaskContext, name: str) -> dict[str, int]:
+    """The first attempt announces itself and then hangs until its process is killed."""
+    (MARKERS / f"{name}.{ctx.attempt}").write_text(str(os.getpid()))
+    if ctx.attempt == 1:
+        while True:
+            time.sleep(0.05)
+    return {"attempt": ctx.attempt, "pid": os.getpid()}

@@ -1,0 +1,857 @@
+"""The store contract: what the engine may rely on from every backend.
+
+Each test runs once per backend (see conftest.py). Time is a fixed fake `NOW` passed to
+every call, so expiry, leases and promotion are decided by arguments, never by waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from sluice.model import (
+    DEAD,
+    EXPIRED,
+    READY,
+    RUNNING,
+    SCHEDULED,
+    SUCCEEDED,
+    ClaimedTask,
+    Finish,
+    FunctionConfig,
+    NewTask,
+    RetryPolicy,
+    new_task_id,
+)
+from sluice.store import (
+    ACCEPTED,
+    DUPLICATE,
+    STALE,
+    ClaimRequest,
+    LeaseRenewal,
+    Reaped,
+    Store,
+)
+from sluice.store.sqlite import SQLiteStore
+
+NOW = 1_700_000_000.0
+LEASE_S = 30.0
+FN = "send"
+PAYLOAD = b'{"args":[1],"kwargs":{}}'
+
+
+def new_task(
+    function: str = FN,
+    *,
+    priority: int = 5,
+    stag: float = NOW,
+    state: str = READY,
+    run_at: float = NOW,
+    key: str | None = None,
+    max_attempts: int = 3,
+    expires_at: float | None = None,
+) -> NewTask:
+    return NewTask(
+        id=new_task_id(),
+        function=function,
+        payload=PAYLOAD,
+        state=state,
+        priority=priority,
+        stag=stag,
+        run_at=run_at,
+        max_attempts=max_attempts,
+        key=key,
+        expires_at=expires_at,
+    )
+
+
+def scheduled_task(run_at: float, **fields: object) -> NewTask:
+    return new_task(state=SCHEDULED, run_at=run_at, stag=run_at, **fields)  # type: ignore[arg-type]
+
+
+async def submit(store: Store, tenant: str, *tasks: NewTask) -> list[str]:
+    results = await store.submit_tasks(tenant, list(tasks), NOW)
+    assert all(r.created for r in results)
+    return [r.id for r in results]
+
+
+async def claim(
+    store: Store,
+    tenant: str,
+    *,
+    worker: str = "w1",
+    functions: tuple[str, ...] = (FN,),
+    limit: int = 100,
+    now: float = NOW,
+) -> list[ClaimedTask]:
+    request = ClaimRequest(tenant_id=tenant, worker=worker, functions=functions, limit=limit)
+    (claimed,) = await store.claim_tasks([request], now, LEASE_S)
+    return claimed
+
+
+def finish(
+    task: ClaimedTask,
+    *,
+    worker: str = "w1",
+    attempt: int | None = None,
+    next_state: str = SUCCEEDED,
+    outcome: str = "succeeded",
+    run_at: float | None = None,
+    result: bytes | None = None,
+    error_message: str | None = None,
+) -> Finish:
+    return Finish(
+        tenant_id=task.tenant_id,
+        task_id=task.id,
+        attempt=task.attempt if attempt is None else attempt,
+        worker=worker,
+        next_state=next_state,
+        outcome=outcome,
+        dispatched_at=task.dispatched_at,
+        started_at=task.dispatched_at + 1,
+        finished_at=task.dispatched_at + 2,
+        run_at=run_at,
+        result=result,
+        error_type="ValueError" if error_message else None,
+        error_message=error_message,
+    )
+
+
+async def state_of(store: Store, tenant: str, task_id: str) -> str:
+    task = await store.get_task(tenant, task_id)
+    assert task is not None
+    return task.state
+
+
+@pytest.fixture
+async def tenant(store: Store) -> str:
+    return (await store.create_tenant("acme", NOW)).id
+
+
+@pytest.fixture
+async def other(store: Store) -> str:
+    return (await store.create_tenant("globex", NOW)).id
+
+
+# -- tenants, keys, functions -----------------------------------------------------
+
+
+async def test_created_tenant_is_found_by_id_and_by_name(store: Store) -> None:
+    created = await store.create_tenant("acme", NOW)
+
+    assert created.name == "acme"
+    assert created.created_at == NOW
+    assert await store.get_tenant(created.id) == created
+    assert await store.get_tenant_by_name("acme") == created
+    assert await store.get_tenant("nope") is None
+    assert await store.get_tenant_by_name("nope") is None
+
+
+async def test_find_api_key_returns_the_tenant_of_a_stored_hash(
+    store: Store, tenant: str, other: str
+) -> None:
+    await store.create_api_key(tenant, "hash-a", "sk_a", NOW)
+    await store.create_api_key(other, "hash-b", "sk_b", NOW)
+
+    assert await store.find_api_key("hash-a") == tenant
+    assert await store.find_api_key("hash-b") == other
+
+
+async def test_find_api_key_returns_none_for_an_unknown_hash(store: Store, tenant: str) -> None:
+    await store.create_api_key(tenant, "hash-a", "sk_a", NOW)
+
+    assert await store.find_api_key("hash-unknown") is None
+
+
+async def test_upsert_functions_then_list_functions_round_trips(store: Store, tenant: str) -> None:
+    resize = FunctionConfig(
+        name="resize",
+        retry=RetryPolicy(max_attempts=4, base_s=2.0, min_backoff_s=0.5, cap_s=60.0),
+        timeout_s=12.5,
+        priority=8,
+        ttl_s=600.0,
+        tags=["images"],
+    )
+    send = FunctionConfig(name="send")
+
+    await store.upsert_functions(tenant, [send, resize], NOW)
+    assert await store.list_functions(tenant) == [resize, send]
+
+    changed = FunctionConfig(name="send", priority=1, timeout_s=3.0)
+    await store.upsert_functions(tenant, [changed], NOW + 1)
+    assert await store.list_functions(tenant) == [resize, changed]
+
+
+# -- submit and read --------------------------------------------------------------
+
+
+async def test_submit_then_get_returns_the_task(store: Store, tenant: str) -> None:
+    task = NewTask(
+        id=new_task_id(),
+        function=FN,
+        payload=PAYLOAD,
+        state=READY,
+        priority=7,
+        stag=NOW,
+        run_at=NOW,
+        max_attempts=4,
+        timeout_s=9.5,
+        key="order-1",
+        tags='["a","b"]',
+        expires_at=NOW + 600,
+    )
+
+    (result,) = await store.submit_tasks(tenant, [task], NOW)
+    record = await store.get_task(tenant, task.id)
+
+    assert (result.id, result.created, result.state, result.run_at) == (task.id, True, READY, NOW)
+    assert record is not None
+    assert (record.id, record.tenant_id, record.function) == (task.id, tenant, FN)
+    assert record.payload == PAYLOAD
+    assert (record.state, record.priority, record.key, record.tags) == (
+        READY,
+        7,
+        "order-1",
+        '["a","b"]',
+    )
+    assert (record.attempt, record.max_attempts, record.timeout_s) == (0, 4, 9.5)
+    assert (record.run_at, record.expires_at) == (NOW, NOW + 600)
+    assert (record.created_at, record.ready_at) == (NOW, NOW)
+    assert record.dispatched_at is None
+    assert record.lease_owner is None
+    assert record.lease_until is None
+    assert record.finished_at is None
+    assert record.result is None
+    assert record.error is None
+
+
+async def test_submitted_scheduled_task_has_no_ready_time(store: Store, tenant: str) -> None:
+    (task_id,) = await submit(store, tenant, scheduled_task(NOW + 60))
+
+    record = await store.get_task(tenant, task_id)
+
+    assert record is not None
+    assert (record.state, record.run_at, record.ready_at) == (SCHEDULED, NOW + 60, None)
+
+
+async def test_get_task_returns_none_for_an_unknown_id(store: Store, tenant: str) -> None:
+    assert await store.get_task(tenant, new_task_id()) is None
+
+
+async def test_keyed_submit_returns_existing_task(store: Store, tenant: str) -> None:
+    first = new_task(key="order-1")
+    second = scheduled_task(NOW + 60, key="order-1")
+    await submit(store, tenant, first)
+
+    (result,) = await store.submit_tasks(tenant, [second], NOW + 1)
+
+    assert (result.id, result.created, result.state, result.run_at) == (
+        first.id,
+        False,
+        READY,
+        NOW,
+    )
+    assert await store.get_task(tenant, second.id) is None
+
+
+async def test_keyed_submit_within_one_batch_returns_the_first_task(
+    store: Store, tenant: str
+) -> None:
+    first, plain, again = new_task(key="k"), new_task(), new_task(key="k")
+
+    results = await store.submit_tasks(tenant, [first, plain, again], NOW)
+
+    assert [(r.id, r.created) for r in results] == [
+        (first.id, True),
+        (plain.id, True),
+        (first.id, False),
+    ]
+    assert await store.get_task(tenant, again.id) is None
+
+
+async def test_same_key_in_two_tenants_makes_two_tasks(
+    store: Store, tenant: str, other: str
+) -> None:
+    mine, theirs = new_task(key="k"), new_task(key="k")
+
+    (a,) = await store.submit_tasks(tenant, [mine], NOW)
+    (b,) = await store.submit_tasks(other, [theirs], NOW)
+
+    assert (a.id, a.created) == (mine.id, True)
+    assert (b.id, b.created) == (theirs.id, True)
+
+
+async def test_concurrent_submits_all_commit_and_are_readable(store: Store, tenant: str) -> None:
+    tasks = [new_task() for _ in range(200)]
+
+    results = await asyncio.gather(*(store.submit_tasks(tenant, [t], NOW) for t in tasks))
+
+    assert [r.id for (r,) in results] == [t.id for t in tasks]
+    assert all(r.created for (r,) in results)
+    states = await store.get_task_states(tenant, [t.id for t in tasks])
+    assert states == {t.id: READY for t in tasks}
+
+
+# -- claim ------------------------------------------------------------------------
+
+
+async def test_claim_returns_highest_priority_first_then_fifo_by_stag(
+    store: Store, tenant: str
+) -> None:
+    low = new_task(priority=0, stag=NOW)
+    mid_late = new_task(priority=5, stag=NOW + 1)
+    top_late = new_task(priority=9, stag=NOW + 3)
+    mid_early = new_task(priority=5, stag=NOW)
+    top_early = new_task(priority=9, stag=NOW + 2)
+    await submit(store, tenant, low, mid_late, top_late, mid_early, top_early)
+
+    claimed = await claim(store, tenant)
+
+    assert [c.id for c in claimed] == [
+        top_early.id,
+        top_late.id,
+        mid_early.id,
+        mid_late.id,
+        low.id,
+    ]
+
+
+async def test_claim_never_returns_more_than_the_limit(store: Store, tenant: str) -> None:
+    ids = await submit(store, tenant, *(new_task() for _ in range(5)))
+
+    batches = [await claim(store, tenant, limit=2) for _ in range(4)]
+
+    assert [len(b) for b in batches] == [2, 2, 1, 0]
+    assert sorted(c.id for b in batches for c in b) == sorted(ids)
+
+
+async def test_claim_only_returns_tasks_of_the_requested_functions(
+    store: Store, tenant: str
+) -> None:
+    send, resize, other_fn = new_task("send"), new_task("resize"), new_task("other")
+    await submit(store, tenant, send, resize, other_fn)
+
+    claimed = await claim(store, tenant, functions=("send", "resize"))
+
+    assert sorted(c.id for c in claimed) == sorted([send.id, resize.id])
+    assert await state_of(store, tenant, other_fn.id) == READY
+
+
+async def test_claim_skips_expired_tasks(store: Store, tenant: str) -> None:
+    expired = new_task(expires_at=NOW + 5)
+    fresh = new_task(expires_at=NOW + 100)
+    await submit(store, tenant, expired, fresh)
+
+    claimed = await claim(store, tenant, now=NOW + 10)
+
+    assert [c.id for c in claimed] == [fresh.id]
+    assert await state_of(store, tenant, expired.id) == READY
+
+
+async def test_claimed_task_is_running_with_attempt_one_and_a_lease(
+    store: Store, tenant: str
+) -> None:
+    task = new_task(priority=7, max_attempts=4)
+    await submit(store, tenant, task)
+
+    (claimed,) = await claim(store, tenant, worker="w1")
+    record = await store.get_task(tenant, task.id)
+
+    assert (claimed.tenant_id, claimed.id, claimed.function) == (tenant, task.id, FN)
+    assert claimed.payload == PAYLOAD
+    assert (claimed.attempt, claimed.max_attempts, claimed.priority) == (1, 4, 7)
+    assert (claimed.created_at, claimed.dispatched_at) == (NOW, NOW)
+    assert claimed.lease_until == NOW + LEASE_S
+    assert record is not None
+    assert (record.state, record.attempt) == (RUNNING, 1)
+    assert (record.lease_owner, record.lease_until) == ("w1", NOW + LEASE_S)
+    assert await claim(store, tenant, worker="w2") == []
+
+
+async def test_one_claim_call_serves_several_requests_without_overlap(
+    store: Store, tenant: str
+) -> None:
+    ids = await submit(store, tenant, *(new_task() for _ in range(3)))
+    requests = [
+        ClaimRequest(tenant_id=tenant, worker="w1", functions=(FN,), limit=2),
+        ClaimRequest(tenant_id=tenant, worker="w2", functions=(FN,), limit=2),
+    ]
+
+    first, second = await store.claim_tasks(requests, NOW, LEASE_S)
+
+    assert (len(first), len(second)) == (2, 1)
+    assert sorted(c.id for c in first + second) == sorted(ids)
+
+
+async def test_finished_tasks_leave_the_ready_set(store: Store, tenant: str) -> None:
+    await submit(store, tenant, *(new_task() for _ in range(300)))
+    claimed = await claim(store, tenant, limit=1000)
+    outcomes = await store.finish_attempts([finish(c) for c in claimed], NOW)
+    late = new_task()
+    await submit(store, tenant, late)
+
+    claimed_after = await claim(store, tenant, limit=1000)
+
+    assert len(claimed) == 300
+    assert outcomes == [ACCEPTED] * 300
+    assert [c.id for c in claimed_after] == [late.id]
+
+
+# -- finish (fencing) -------------------------------------------------------------
+
+
+async def test_finish_is_accepted_for_the_lease_holder(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant)
+
+    outcomes = await store.finish_attempts([finish(task, result=b'{"ok":1}')], NOW + 3)
+    record = await store.get_task(tenant, task.id)
+    (attempt,) = await store.list_attempts(tenant, task.id)
+
+    assert outcomes == [ACCEPTED]
+    assert record is not None
+    assert (record.state, record.finished_at, record.result) == (SUCCEEDED, NOW + 2, b'{"ok":1}')
+    assert (record.lease_owner, record.lease_until, record.error) == (None, None, None)
+    assert (attempt.task_id, attempt.attempt, attempt.worker) == (task.id, 1, "w1")
+    assert (attempt.dispatched_at, attempt.started_at, attempt.finished_at) == (
+        NOW,
+        NOW + 1,
+        NOW + 2,
+    )
+    assert attempt.outcome == "succeeded"
+
+
+async def test_finish_from_a_wrong_worker_is_stale_and_recorded(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant, worker="w1")
+
+    outcomes = await store.finish_attempts([finish(task, worker="w2")], NOW + 3)
+    record = await store.get_task(tenant, task.id)
+    events = await store.list_events(tenant, task.id)
+
+    assert outcomes == [STALE]
+    assert record is not None
+    assert (record.state, record.lease_owner) == (RUNNING, "w1")
+    assert await store.list_attempts(tenant, task.id) == []
+    assert [(e.kind, e.at, e.detail) for e in events] == [
+        ("stale_result", NOW + 3, "attempt 1 by w2")
+    ]
+
+
+async def test_finish_for_an_old_attempt_is_stale_and_recorded(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task())
+    (first,) = await claim(store, tenant, worker="w1")
+    retry = finish(first, next_state=READY, outcome="failed", error_message="boom")
+    assert await store.finish_attempts([retry], NOW + 3) == [ACCEPTED]
+    (second,) = await claim(store, tenant, worker="w2", now=NOW + 4)
+
+    outcomes = await store.finish_attempts([finish(second, attempt=1, worker="w2")], NOW + 5)
+    record = await store.get_task(tenant, second.id)
+    events = await store.list_events(tenant, second.id)
+
+    assert second.attempt == 2
+    assert outcomes == [STALE]
+    assert record is not None
+    assert (record.state, record.attempt, record.lease_owner) == (RUNNING, 2, "w2")
+    assert [(e.kind, e.detail) for e in events] == [("stale_result", "attempt 1 by w2")]
+
+
+async def test_same_result_sent_twice_is_duplicate(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant)
+    done = finish(task, result=b"1")
+
+    first = await store.finish_attempts([done], NOW + 3)
+    again = await store.finish_attempts([done], NOW + 4)
+
+    assert (first, again) == ([ACCEPTED], [DUPLICATE])
+    assert len(await store.list_attempts(tenant, task.id)) == 1
+    assert await store.list_events(tenant, task.id) == []
+    assert await state_of(store, tenant, task.id) == SUCCEEDED
+
+
+async def test_failed_attempt_retried_at_once_is_claimable_as_attempt_two(
+    store: Store, tenant: str
+) -> None:
+    await submit(store, tenant, new_task())
+    (first,) = await claim(store, tenant)
+    retry = finish(first, next_state=READY, outcome="failed", error_message="boom")
+
+    assert await store.finish_attempts([retry], NOW + 3) == [ACCEPTED]
+    record = await store.get_task(tenant, first.id)
+    (second,) = await claim(store, tenant, now=NOW + 4)
+
+    assert record is not None
+    assert (record.state, record.error, record.finished_at) == (READY, "boom", None)
+    assert (second.id, second.attempt) == (first.id, 2)
+    assert [a.outcome for a in await store.list_attempts(tenant, first.id)] == ["failed"]
+
+
+async def test_finish_as_dead_is_terminal(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant)
+    dead = finish(task, next_state=DEAD, outcome="rejected", error_message="bad input")
+
+    assert await store.finish_attempts([dead], NOW + 3) == [ACCEPTED]
+    record = await store.get_task(tenant, task.id)
+
+    assert record is not None
+    assert (record.state, record.error, record.finished_at) == (DEAD, "bad input", NOW + 2)
+    assert await claim(store, tenant, now=NOW + 4) == []
+
+
+# -- timers: scheduled tasks ------------------------------------------------------
+
+
+async def test_scheduled_retry_stays_out_of_claims_until_promoted(
+    store: Store, tenant: str
+) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant)
+    retry = finish(
+        task, next_state=SCHEDULED, outcome="failed", run_at=NOW + 60, error_message="boom"
+    )
+
+    assert await store.finish_attempts([retry], NOW + 3) == [ACCEPTED]
+    record = await store.get_task(tenant, task.id)
+    assert record is not None
+    assert (record.state, record.run_at, record.attempt) == (SCHEDULED, NOW + 60, 1)
+    assert await claim(store, tenant, now=NOW + 61) == []
+    assert await store.promote_due(NOW + 59, 100) == []
+    assert await store.promote_due(NOW + 60, 100) == [tenant]
+    (again,) = await claim(store, tenant, now=NOW + 61)
+    assert (again.id, again.attempt) == (task.id, 2)
+
+
+async def test_promote_due_spans_tenants_and_respects_the_limit(
+    store: Store, tenant: str, other: str
+) -> None:
+    await submit(store, tenant, scheduled_task(NOW + 1), scheduled_task(NOW + 3))
+    await submit(store, other, scheduled_task(NOW + 2))
+
+    first = await store.promote_due(NOW + 10, 2)
+    rest = await store.promote_due(NOW + 10, 2)
+
+    assert sorted(first) == sorted([tenant, other])
+    assert rest == [tenant]
+    assert await store.promote_due(NOW + 10, 2) == []
+
+
+async def test_promote_tasks_only_promotes_scheduled_tasks_that_are_due(
+    store: Store, tenant: str
+) -> None:
+    due, later, ready = scheduled_task(NOW + 5), scheduled_task(NOW + 100), new_task()
+    await submit(store, tenant, due, later, ready)
+    ids = [due.id, later.id, ready.id]
+
+    promoted = await store.promote_tasks(ids, NOW + 5)
+    record = await store.get_task(tenant, due.id)
+
+    assert promoted == [tenant]
+    assert await store.get_task_states(tenant, ids) == {
+        due.id: READY,
+        later.id: SCHEDULED,
+        ready.id: READY,
+    }
+    assert record is not None
+    assert record.ready_at == NOW + 5
+    assert await store.promote_tasks(ids, NOW + 5) == []
+
+
+async def test_due_soon_returns_soonest_first(store: Store, tenant: str, other: str) -> None:
+    t30, t10, t500 = scheduled_task(NOW + 30), scheduled_task(NOW + 10), scheduled_task(NOW + 500)
+    t20 = scheduled_task(NOW + 20)
+    await submit(store, tenant, t30, t10, t500, new_task())
+    await submit(store, other, t20)
+
+    due = await store.due_soon(NOW + 60, 10)
+    first_two = await store.due_soon(NOW + 60, 2)
+
+    assert due == [
+        (NOW + 10, tenant, t10.id),
+        (NOW + 20, other, t20.id),
+        (NOW + 30, tenant, t30.id),
+    ]
+    assert first_two == due[:2]
+
+
+# -- timers: leases and expiry ----------------------------------------------------
+
+
+async def test_reap_leases_puts_an_expired_lease_back_to_ready(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant, worker="w1")
+
+    early = await store.reap_leases(NOW + LEASE_S - 1, 100)
+    reaped = await store.reap_leases(NOW + LEASE_S + 1, 100)
+    record = await store.get_task(tenant, task.id)
+    (attempt,) = await store.list_attempts(tenant, task.id)
+    events = await store.list_events(tenant, task.id)
+
+    assert early == []
+    assert reaped == [Reaped(tenant_id=tenant, task_id=task.id, state=READY)]
+    assert record is not None
+    assert (record.state, record.attempt, record.lease_owner, record.lease_until) == (
+        READY,
+        1,
+        None,
+        None,
+    )
+    assert (attempt.attempt, attempt.worker, attempt.outcome) == (1, "w1", "lost")
+    assert attempt.finished_at == NOW + LEASE_S + 1
+    assert [(e.kind, e.detail) for e in events] == [("lease_lost", "w1")]
+    assert await store.reap_leases(NOW + LEASE_S + 1, 100) == []
+    (again,) = await claim(store, tenant, worker="w2", now=NOW + LEASE_S + 2)
+    assert again.attempt == 2
+
+
+async def test_reap_leases_kills_a_task_on_its_last_attempt(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task(max_attempts=1))
+    (task,) = await claim(store, tenant)
+
+    reaped = await store.reap_leases(NOW + LEASE_S + 1, 100)
+    record = await store.get_task(tenant, task.id)
+
+    assert reaped == [Reaped(tenant_id=tenant, task_id=task.id, state=DEAD)]
+    assert record is not None
+    assert (record.state, record.finished_at) == (DEAD, NOW + LEASE_S + 1)
+    assert record.error is not None
+    assert [a.outcome for a in await store.list_attempts(tenant, task.id)] == ["lost"]
+    assert await claim(store, tenant, now=NOW + LEASE_S + 2) == []
+
+
+async def test_extend_leases_keeps_a_task_from_being_reaped(store: Store, tenant: str) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant, worker="w1")
+
+    await store.extend_leases([LeaseRenewal(tenant, "w1", (task.id,))], NOW + 90)
+    reaped = await store.reap_leases(NOW + 60, 100)
+    record = await store.get_task(tenant, task.id)
+
+    assert reaped == []
+    assert record is not None
+    assert (record.state, record.lease_until) == (RUNNING, NOW + 90)
+
+
+async def test_extend_leases_ignores_tasks_leased_to_another_worker(
+    store: Store, tenant: str, other: str
+) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant, worker="w1")
+
+    await store.extend_leases(
+        [LeaseRenewal(tenant, "w2", (task.id,)), LeaseRenewal(other, "w1", (task.id,))], NOW + 90
+    )
+    reaped = await store.reap_leases(NOW + 60, 100)
+
+    assert reaped == [Reaped(tenant_id=tenant, task_id=task.id, state=READY)]
+
+
+async def test_expire_tasks_expires_waiting_tasks_past_their_deadline(
+    store: Store, tenant: str
+) -> None:
+    running = new_task(expires_at=NOW + 10)
+    await submit(store, tenant, running)
+    await claim(store, tenant)
+    ready = new_task(expires_at=NOW + 10)
+    waiting = scheduled_task(NOW + 5, expires_at=NOW + 10)
+    later = new_task(expires_at=NOW + 100)
+    forever = new_task()
+    await submit(store, tenant, ready, waiting, later, forever)
+
+    expired = await store.expire_tasks(NOW + 10, 100)
+    record = await store.get_task(tenant, ready.id)
+    ids = [running.id, ready.id, waiting.id, later.id, forever.id]
+
+    assert sorted(expired) == sorted([(tenant, ready.id), (tenant, waiting.id)])
+    assert await store.get_task_states(tenant, ids) == {
+        running.id: RUNNING,
+        ready.id: EXPIRED,
+        waiting.id: EXPIRED,
+        later.id: READY,
+        forever.id: READY,
+    }
+    assert record is not None
+    assert record.finished_at == NOW + 10
+    assert [e.kind for e in await store.list_events(tenant, ready.id)] == ["expired"]
+    assert await store.expire_tasks(NOW + 10, 100) == []
+
+
+# -- tenant isolation: every read -------------------------------------------------
+
+
+async def lose_a_lease(store: Store, tenant: str) -> str:
+    """A task with history: one lost attempt and a lease_lost event."""
+    (task_id,) = await submit(store, tenant, new_task())
+    await claim(store, tenant)
+    assert len(await store.reap_leases(NOW + LEASE_S + 1, 100)) == 1
+    return task_id
+
+
+async def test_get_task_hides_other_tenants_tasks(store: Store, tenant: str, other: str) -> None:
+    (task_id,) = await submit(store, tenant, new_task())
+
+    assert await store.get_task(other, task_id) is None
+    assert await store.get_task(tenant, task_id) is not None
+
+
+async def test_get_task_states_hides_other_tenants_tasks(
+    store: Store, tenant: str, other: str
+) -> None:
+    (mine,) = await submit(store, tenant, new_task())
+    (theirs,) = await submit(store, other, new_task())
+
+    assert await store.get_task_states(other, [mine, theirs]) == {theirs: READY}
+    assert await store.get_task_states(tenant, [mine, theirs]) == {mine: READY}
+
+
+async def test_list_attempts_hides_other_tenants_attempts(
+    store: Store, tenant: str, other: str
+) -> None:
+    task_id = await lose_a_lease(store, tenant)
+
+    assert await store.list_attempts(other, task_id) == []
+    assert len(await store.list_attempts(tenant, task_id)) == 1
+
+
+async def test_list_events_hides_other_tenants_events(
+    store: Store, tenant: str, other: str
+) -> None:
+    task_id = await lose_a_lease(store, tenant)
+
+    assert await store.list_events(other, task_id) == []
+    assert len(await store.list_events(tenant, task_id)) == 1
+
+
+async def test_claim_tasks_takes_only_the_requesting_tenants_tasks(
+    store: Store, tenant: str, other: str
+) -> None:
+    (mine,) = await submit(store, tenant, new_task())
+
+    assert await claim(store, other) == []
+    assert [c.id for c in await claim(store, tenant)] == [mine]
+
+
+async def test_list_functions_hides_other_tenants_functions(
+    store: Store, tenant: str, other: str
+) -> None:
+    await store.upsert_functions(tenant, [FunctionConfig(name="mine")], NOW)
+    await store.upsert_functions(other, [FunctionConfig(name="theirs")], NOW)
+
+    assert [f.name for f in await store.list_functions(tenant)] == ["mine"]
+    assert [f.name for f in await store.list_functions(other)] == ["theirs"]
+
+
+async def test_finish_from_another_tenant_leaves_the_task_alone(
+    store: Store, tenant: str, other: str
+) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant, worker="w1")
+    impostor = Finish(
+        tenant_id=other,
+        task_id=task.id,
+        attempt=task.attempt,
+        worker="w1",
+        next_state=SUCCEEDED,
+        outcome="succeeded",
+        dispatched_at=None,
+        started_at=None,
+        finished_at=NOW + 2,
+    )
+
+    outcomes = await store.finish_attempts([impostor], NOW + 3)
+
+    assert outcomes == [STALE]
+    assert await state_of(store, tenant, task.id) == RUNNING
+    assert await store.list_attempts(tenant, task.id) == []
+    assert await store.list_events(tenant, task.id) == []
+
+
+# -- SQLite: the writer group-commits ----------------------------------------------
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "sluice.db")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+class HeldWriter:
+    """Holds the writer thread inside one operation so later operations queue behind it,
+    and records every statement the write connection runs from then on."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.statements: list[str] = []
+        self._busy, self._release = threading.Event(), threading.Event()
+        self._held: asyncio.Future[None] | None = None
+
+    def _hold(self, conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(self.statements.append)
+        self._busy.set()
+        self._release.wait()
+
+    async def __aenter__(self) -> HeldWriter:
+        self._held = self.store._writer.submit(self._hold)
+        await asyncio.get_running_loop().run_in_executor(None, self._busy.wait)
+        return self
+
+    async def let_go(self) -> None:
+        self._release.set()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release.set()
+        assert self._held is not None
+        await self._held
+
+
+async def test_sqlite_writer_commits_queued_submits_in_one_transaction(
+    sqlite_store: SQLiteStore,
+) -> None:
+    tenant = (await sqlite_store.create_tenant("acme", NOW)).id
+    tasks = [new_task() for _ in range(200)]
+
+    async with HeldWriter(sqlite_store) as writer:
+        # gather starts the submits in order, so all 200 are queued before let_go runs.
+        *results, _ = await asyncio.gather(
+            *(sqlite_store.submit_tasks(tenant, [t], NOW) for t in tasks), writer.let_go()
+        )
+
+    assert all(r[0].created for r in results)
+    assert await sqlite_store.get_task_states(tenant, [t.id for t in tasks]) == {
+        t.id: READY for t in tasks
+    }
+    # One commit closes the held batch, one more commits all 200 submits.
+    assert writer.statements.count("COMMIT") == 2
+
+
+async def test_sqlite_writer_commits_the_rest_of_a_batch_when_one_operation_fails(
+    sqlite_store: SQLiteStore,
+) -> None:
+    tenant = (await sqlite_store.create_tenant("acme", NOW)).id
+    tasks = [new_task() for _ in range(20)]
+    same_id = msgspec.structs.replace(new_task(), id=tasks[0].id)
+
+    async with HeldWriter(sqlite_store) as writer:
+        *results, failed, _ = await asyncio.gather(
+            *(sqlite_store.submit_tasks(tenant, [t], NOW) for t in tasks),
+            sqlite_store.submit_tasks(tenant, [same_id], NOW),
+            writer.let_go(),
+            return_exceptions=True,
+        )
+
+    assert isinstance(failed, sqlite3.IntegrityError)
+    assert all(not isinstance(r, BaseException) and r[0].created for r in results)
+    assert await sqlite_store.get_task_states(tenant, [t.id for t in tasks]) == {
+        t.id: READY for t in tasks
+    }
