@@ -10,10 +10,13 @@ from typing import Any
 
 import msgspec
 
+from ..model import FunctionConfig
 from .errors import ErrorResponse
 from .schemas import (
     BatchRequestDoc,
     BatchView,
+    FunctionList,
+    FunctionSettings,
     Health,
     SubmitView,
     TaskSpecDoc,
@@ -36,6 +39,10 @@ OPERATIONS: list[tuple[str, str, str, str, type | None, dict[int, type], list[di
      "Wait until the task ends (long-poll), or until timeout", None, {200: TaskView},
      [{"name": "timeout", "in": "query", "required": False,
        "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 30}}]),
+    ("put", "/v1/functions/{name}", "putFunction", "Create or update a function's config",
+     FunctionSettings, {200: FunctionConfig}, []),
+    ("get", "/v1/functions", "listFunctions", "The tenant's functions", None,
+     {200: FunctionList}, []),
     ("post", "/v1/tenants", "createTenant", "Create a tenant and its first API key (admin key)",
      TenantCreate, {201: TenantView}, []),
     ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
@@ -71,9 +78,10 @@ def build_openapi(version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op_id, summary, body, responses, query in OPERATIONS:
         params = list(query)
-        if "{task_id}" in path:
-            params.insert(0, {"name": "task_id", "in": "path", "required": True,
-                              "schema": {"type": "string"}})  # fmt: skip
+        for name in ("task_id", "name"):
+            if "{" + name + "}" in path:
+                params.insert(0, {"name": name, "in": "path", "required": True,
+                                  "schema": {"type": "string"}})  # fmt: skip
         op: dict[str, Any] = {
             "operationId": op_id,
             "summary": summary,

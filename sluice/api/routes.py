@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, post, put
 from litestar.datastructures import State
 
 from ..engine.admission import TaskSpec
 from ..engine.node import Node
+from ..model import FunctionConfig
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from .schemas import (
     BatchRequest,
     BatchView,
+    FunctionList,
+    FunctionSettings,
     Health,
     SubmitView,
     TaskView,
@@ -27,6 +31,8 @@ _encoder = msgspec.json.Encoder()
 _spec_decoder = msgspec.json.Decoder(TaskSpec)
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
 _tenant_decoder = msgspec.json.Decoder(TenantCreate)
+_function_decoder = msgspec.json.Decoder(FunctionSettings)
+FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 
 BODY_OVERHEAD = 64 * 1024  # room for the envelope beyond the payload limit
 
@@ -166,10 +172,37 @@ async def create_tenant(request: Request[Any, Any, Any]) -> Response[TenantView]
     return _json(TenantView(tenant.id, tenant.name, key), 201)  # type: ignore[return-value]
 
 
+@put("/v1/functions/{name:str}", summary="Create or update a function's config", tags=["functions"])
+async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConfig]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    name = request.path_params["name"]
+    if not FUNCTION_NAME.match(name):
+        raise InvalidRequest(f"function names match {FUNCTION_NAME.pattern}", field="name")
+    body = _decode(_function_decoder, await _body(request, 16 * 1024))
+    config = FunctionConfig(name=name, **msgspec.structs.asdict(body))
+    if not 0 <= config.priority <= 9:
+        raise InvalidRequest("priority must be between 0 and 9", field="priority")
+    if config.retry.max_attempts < 1:
+        raise InvalidRequest("retry.max_attempts must be at least 1", field="retry.max_attempts")
+    await node.register_functions(tenant_id, [config])
+    return _json(config)  # type: ignore[return-value]
+
+
+@get("/v1/functions", summary="The tenant's functions and their config", tags=["functions"])
+async def list_functions(request: Request[Any, Any, Any]) -> Response[FunctionList]:
+    tenant_id = await tenant_of(request)
+    functions = await node_of(request.app.state).functions(tenant_id)
+    return _json(FunctionList(sorted(functions.values(), key=lambda f: f.name)))  # type: ignore[return-value]
+
+
 @get("/v1/health", summary="Liveness and connected workers", tags=["ops"])
 async def health(state: State) -> Health:
     node = node_of(state)
     return Health("ok" if node.accepting else "stopping", len(node.registry))
 
 
-ROUTES = [submit_task, submit_batch, get_task, wait_result, create_tenant, health]
+ROUTES = [
+    submit_task, submit_batch, get_task, wait_result, put_function, list_functions,
+    create_tenant, health,
+]  # fmt: skip

@@ -11,7 +11,14 @@ from typing import Any
 import msgspec
 
 from ..engine.admission import TaskSpec
-from ..model import AttemptRecord, EventRecord, SubmitResult, TaskRecord
+from ..model import (
+    AttemptRecord,
+    EventRecord,
+    FunctionConfig,
+    RetryPolicy,
+    SubmitResult,
+    TaskRecord,
+)
 
 
 class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
@@ -89,6 +96,20 @@ class TaskView(msgspec.Struct, frozen=True):
     finished_at: float | None
     timeline: list[TimelineEntry]
     attempts: list[AttemptView]
+
+
+class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function's config, as `PUT /v1/functions/{name}` takes it."""
+
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: float | None = None
+    priority: int = 5
+    ttl_s: float | None = None
+    tags: list[str] = []
+
+
+class FunctionList(msgspec.Struct, frozen=True):
+    functions: list[FunctionConfig]
 
 
 class TenantCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -18,6 +18,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_PROTOCOL = 4400
 
 
+class BadFrame(Exception):
+    pass
+
+
 @websocket(WORKER_PATH)
 async def worker_socket(socket: WebSocket) -> None:  # type: ignore[type-arg]
     node = node_of(socket.app.state)
@@ -35,17 +39,20 @@ async def worker_socket(socket: WebSocket) -> None:  # type: ignore[type-arg]
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(detail="worker disconnected", code=message.get("code", 1000))
         data = message.get("bytes") or message.get("text")
-        if not isinstance(data, bytes | str):
-            raise WebSocketDisconnect(detail="empty frame", code=CLOSE_PROTOCOL)
+        if not isinstance(data, bytes | str) or not data:
+            raise BadFrame("empty frame")
         return data
 
     async def send(frame: bytes) -> None:
         await socket.send_bytes(frame)
 
     try:
-        await node.gateway.serve(tenant_id, receive, send)
+        refused = await node.gateway.serve(tenant_id, receive, send)
     except WebSocketDisconnect:
-        pass
-    except msgspec.DecodeError as exc:
+        return
+    except (msgspec.DecodeError, BadFrame) as exc:
         log.warning("worker sent a bad frame: %s", exc)
         await socket.close(code=CLOSE_PROTOCOL, reason="bad frame")
+        return
+    if refused:
+        await socket.close(code=CLOSE_PROTOCOL, reason="refused")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -29,6 +30,13 @@ def _logging(level: str = "INFO") -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def _settle_heap() -> None:
+    """Move everything built at start-up out of the collector's sight: full collections
+    then scan only what the running node allocates, which keeps latency tails short."""
+    gc.collect()
+    gc.freeze()
 
 
 def _run(coro: Any) -> None:
@@ -75,6 +83,7 @@ def server(
 
     async def main() -> None:
         server = await _serve_http(node, settings.host, settings.port, manage_node=True)
+        _settle_heap()
         logging.getLogger("sluice").info(
             "serving on http://%s:%d (%s)", settings.host, settings.port, settings.database
         )
@@ -108,6 +117,7 @@ def worker(
     from ..worker.runtime import FatalWorkerError, serve
 
     loaded = load_app(app)
+    _settle_heap()
     try:
         _run(serve(loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace))
     except FatalWorkerError as exc:

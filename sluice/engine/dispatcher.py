@@ -60,7 +60,8 @@ class Dispatcher:
         requests = []
         conns = []
         generations = []
-        for conn in self._registry.dispatchable():
+        silent_since = self._clock.now() - 2 * self._settings.heartbeat_s
+        for conn in self._registry.dispatchable(silent_since):
             key = (conn.tenant_id, conn.functions)
             generation = self._generation[conn.tenant_id]
             if self._empty.get(key) == generation:

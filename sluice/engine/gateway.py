@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..errors import InvalidRequest
-from ..model import DEAD, SUCCEEDED, ClaimedTask, Finish, FunctionConfig
+from ..model import (
+    DEAD,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    SUCCEEDED,
+    ClaimedTask,
+    Finish,
+    FunctionConfig,
+)
 from ..policy.backoff import next_after_failure
 from ..protocol import (
     Ack,
@@ -62,17 +70,18 @@ class Gateway:
         tenant_id: str,
         receive: Callable[[], Awaitable[bytes | str]],
         send: Callable[[bytes], Awaitable[None]],
-    ) -> None:
+    ) -> bool:
+        """Serve one worker until it leaves; returns True if it was refused at hello."""
         node = self._node
         first = _decoder.decode(await receive())
         if not isinstance(first, Hello):
             await send(_encoder.encode(ErrorFrame("protocol", "the first frame must be hello")))
-            return
+            return True
         try:
             configs = _function_configs(first)
         except InvalidRequest as exc:
             await send(_encoder.encode(ErrorFrame(exc.code, exc.message)))
-            return
+            return True
         await node.register_functions(tenant_id, configs)
         now = node.clock.now()
         conn = WorkerConn(
@@ -184,5 +193,7 @@ def _function_configs(hello: Hello) -> list[FunctionConfig]:
             config = msgspec.convert(fields, FunctionConfig)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"function {spec.name!r}: {exc}") from exc
+        if not MIN_PRIORITY <= config.priority <= MAX_PRIORITY or config.retry.max_attempts < 1:
+            raise InvalidRequest(f"function {spec.name!r}: priority or max_attempts out of range")
         configs.append(config)
     return configs

@@ -84,17 +84,20 @@ class WorkerConn:
 
 class Registry:
     def __init__(self) -> None:
-        self._conns: dict[str, WorkerConn] = {}
+        # Keyed by tenant too: one tenant's worker id can never displace another's.
+        self._conns: dict[tuple[str, str], WorkerConn] = {}
 
     def add(self, conn: WorkerConn) -> WorkerConn | None:
         """Register a connection; returns the one it replaces (a reconnect), if any."""
-        old = self._conns.get(conn.worker_id)
-        self._conns[conn.worker_id] = conn
+        key = (conn.tenant_id, conn.worker_id)
+        old = self._conns.get(key)
+        self._conns[key] = conn
         return old
 
     def remove(self, conn: WorkerConn) -> None:
-        if self._conns.get(conn.worker_id) is conn:
-            del self._conns[conn.worker_id]
+        key = (conn.tenant_id, conn.worker_id)
+        if self._conns.get(key) is conn:
+            del self._conns[key]
 
     def __iter__(self) -> Iterator[WorkerConn]:
         return iter(list(self._conns.values()))
@@ -102,5 +105,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._conns)
 
-    def dispatchable(self) -> list[WorkerConn]:
-        return [c for c in self._conns.values() if not c.closed and c.free > 0]
+    def dispatchable(self, silent_since: float) -> list[WorkerConn]:
+        """Connections with free slots that were heard from after `silent_since`."""
+        return [
+            c
+            for c in self._conns.values()
+            if not c.closed and c.free > 0 and c.last_seen >= silent_since
+        ]

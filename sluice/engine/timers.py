@@ -91,12 +91,16 @@ class Timers:
 
     async def reap_once(self) -> int:
         node = self._node
-        reaped = await node.store.reap_leases(node.clock.now(), REAP_BATCH)
-        for r in reaped:
-            log.warning("lease lost: task %s is %s again", r.task_id, r.state)
-            node.dispatcher.notify(r.tenant_id)
-        node.reaped(reaped)
-        return len(reaped)
+        total = 0
+        while True:
+            reaped = await node.store.reap_leases(node.clock.now(), REAP_BATCH)
+            for r in reaped:
+                log.warning("lease lost: task %s is %s again", r.task_id, r.state)
+                node.dispatcher.notify(r.tenant_id)
+            node.reaped(reaped)
+            total += len(reaped)
+            if len(reaped) < REAP_BATCH:
+                return total
 
     async def _fire_heap(self) -> None:
         node = self._node

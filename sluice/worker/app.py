@@ -209,6 +209,14 @@ class App:
         self._client = None
         self._aclient = None
 
+    def register(self) -> None:
+        """Tell the server about every task's config, so producers can submit before any
+        worker has connected (a connecting worker registers them too)."""
+        for tf in self.tasks.values():
+            settings = msgspec.structs.asdict(tf.config)
+            del settings["name"]
+            self.client.put_function(tf.name, msgspec.to_builtins(settings))
+
     @property
     def client(self) -> Client:
         if self._client is None:

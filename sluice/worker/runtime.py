@@ -169,7 +169,12 @@ class Worker:
         running = [RunningTask(t.id, t.attempt) for t, _, _ in self._running.values()]
         hello = Hello(self.worker_id, self.slots, self._functions, running)
         await ws.send(_encoder.encode(hello))
-        welcome = _decoder.decode(await ws.recv())
+        try:
+            welcome = _decoder.decode(await ws.recv())
+        except websockets.ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code in (4401, 4400):
+                raise FatalWorkerError(f"the server refused the worker: {exc.rcvd}") from exc
+            raise
         if isinstance(welcome, ErrorFrame):
             raise FatalWorkerError(f"server refused the worker: {welcome.code}: {welcome.message}")
         if not isinstance(welcome, Welcome):
@@ -184,7 +189,11 @@ class Worker:
         beat = asyncio.create_task(self._heartbeat_loop(ws, welcome.heartbeat_s))
         try:
             async for message in ws:
-                frame = _decoder.decode(message)
+                try:
+                    frame = _decoder.decode(message)
+                except msgspec.ValidationError as exc:  # a newer server's frame: skip it
+                    log.warning("ignoring a frame this worker does not understand: %s", exc)
+                    continue
                 if isinstance(frame, Deliver):
                     for task in frame.tasks:
                         self._start(task)
@@ -226,15 +235,20 @@ class Worker:
         try:
             item = await self._call(frame, ctx, started)
         except asyncio.CancelledError:
-            self._running.pop(frame.id, None)
+            self._forget(frame)
             if self._draining:
                 return  # handed back: its lease runs out and it is dispatched again
             raise
-        self._running.pop(frame.id, None)
+        self._forget(frame)
         self.completed += 1
         self._unacked[(item.id, item.attempt)] = item
         self._pending.append(item)
         self._flush.set()
+
+    def _forget(self, frame: TaskFrame) -> None:
+        held = self._running.get(frame.id)
+        if held is not None and held[0] is frame:  # a newer attempt of the same task stays
+            del self._running[frame.id]
 
     async def _call(self, frame: TaskFrame, ctx: TaskContext, started: float) -> ResultItem:
         def fail(outcome: str, exc: BaseException, **extra: Any) -> ResultItem:
@@ -276,8 +290,6 @@ class Worker:
             return fail("throttled", exc, retry_after_s=exc.retry_after)
         except TimeoutError as exc:
             return fail("timeout", exc)
-        except (msgspec.EncodeError, TypeError) as exc:
-            return fail("error", exc)
         except Exception as exc:
             return fail("error", exc)
         return ResultItem(frame.id, frame.attempt, "ok", started, time.time(), result=result)

@@ -301,7 +301,7 @@ async def test_concurrent_submits_all_commit_and_are_readable(store: Store, tena
 # -- claim ------------------------------------------------------------------------
 
 
-async def test_claim_returns_highest_priority_first_then_fifo_by_stag(
+async def test_claim_takes_highest_priority_first_then_fifo_by_stag(
     store: Store, tenant: str
 ) -> None:
     low = new_task(priority=0, stag=NOW)
@@ -311,15 +311,21 @@ async def test_claim_returns_highest_priority_first_then_fifo_by_stag(
     top_early = new_task(priority=9, stag=NOW + 2)
     await submit(store, tenant, low, mid_late, top_late, mid_early, top_early)
 
-    claimed = await claim(store, tenant)
+    # One task per claim, so the order is the store's choice, not the list's order.
+    order = [c.id for _ in range(5) for c in await claim(store, tenant, limit=1)]
 
-    assert [c.id for c in claimed] == [
-        top_early.id,
-        top_late.id,
-        mid_early.id,
-        mid_late.id,
-        low.id,
-    ]
+    assert order == [top_early.id, top_late.id, mid_early.id, mid_late.id, low.id]
+
+
+async def test_claim_under_a_limit_takes_the_most_urgent_tasks(store: Store, tenant: str) -> None:
+    low, mid = new_task(priority=0), new_task(priority=5, stag=NOW + 1)
+    top_late, top_early = new_task(priority=9, stag=NOW + 3), new_task(priority=9, stag=NOW + 2)
+    await submit(store, tenant, low, mid, top_late, top_early)
+
+    claimed = await claim(store, tenant, limit=3)
+
+    assert sorted(c.id for c in claimed) == sorted([top_early.id, top_late.id, mid.id])
+    assert await state_of(store, tenant, low.id) == READY
 
 
 async def test_claim_never_returns_more_than_the_limit(store: Store, tenant: str) -> None:
@@ -418,6 +424,7 @@ async def test_finish_is_accepted_for_the_lease_holder(store: Store, tenant: str
     assert record is not None
     assert (record.state, record.finished_at, record.result) == (SUCCEEDED, NOW + 2, b'{"ok":1}')
     assert (record.lease_owner, record.lease_until, record.error) == (None, None, None)
+    assert record.run_at == NOW  # finishing never moves the original run time
     assert (attempt.task_id, attempt.attempt, attempt.worker) == (task.id, 1, "w1")
     assert (attempt.dispatched_at, attempt.started_at, attempt.finished_at) == (
         NOW,

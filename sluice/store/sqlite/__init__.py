@@ -35,6 +35,7 @@ HERE = Path(__file__).parent
 Q = load_queries(HERE / "queries.sql")
 MIGRATIONS = load_migrations(HERE / "migrations")
 READ_THREADS = 2
+CHECKPOINT_INTERVAL_S = 1.0
 T = TypeVar("T")
 
 _fn_encoder = msgspec.json.Encoder()
@@ -53,6 +54,10 @@ class SQLiteStore:
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="sluice-sqlite-checkpoint", daemon=True
+        )
 
     # -- connections -------------------------------------------------------------
 
@@ -66,8 +71,19 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         conn.execute("PRAGMA journal_mode = WAL")
+        # Checkpoints run on their own thread (below), never inside a commit on the hot path.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         _migrate(conn)
         return conn
+
+    def _checkpoint_loop(self) -> None:
+        """PASSIVE checkpoints every second: they never block the writer or readers."""
+        conn = self._connect()
+        try:
+            while not self._stopping.wait(CHECKPOINT_INTERVAL_S):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -87,8 +103,12 @@ class SQLiteStore:
 
     async def open(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._writer.start)
+        self._checkpointer.start()
 
     async def close(self) -> None:
+        self._stopping.set()
+        if self._checkpointer.is_alive():
+            self._checkpointer.join()
         await asyncio.get_running_loop().run_in_executor(None, self._writer.close)
         self._readers.shutdown(wait=True)
         with self._lock:
@@ -199,7 +219,9 @@ class SQLiteStore:
                     "now": now,
                     "lease_until": lease_until,
                 }
-                out.append([ClaimedTask(*row) for row in conn.execute(Q["claim_tasks"], params)])
+                rows = conn.execute(Q["claim_tasks"], params).fetchall()
+                rows.sort(key=_fair_order)  # UPDATE ... RETURNING yields rows in no set order
+                out.append([ClaimedTask(*row[:-1]) for row in rows])
             return out
 
         return await self._writer.submit(op)
@@ -279,6 +301,10 @@ class SQLiteStore:
             return [(r[0], r[1]) for r in rows]
 
         return await self._writer.submit(op)
+
+
+def _fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
+    return (-row[7], row[-1], row[1])  # priority first, then start tag, then id
 
 
 def _event(

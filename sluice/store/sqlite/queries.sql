@@ -76,7 +76,7 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          created_at, dispatched_at, lease_until;
+          created_at, dispatched_at, lease_until, stag;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -96,7 +96,9 @@ VALUES (:tenant_id, :task_id, :attempt, :worker, :dispatched_at, :started_at,
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
 -- name: get_attempt_worker
-SELECT worker FROM attempts WHERE tenant_id = :tenant_id AND task_id = :task_id AND attempt = :attempt;
+-- Who finished this attempt; a "lost" row means the reaper ended it, not the worker.
+SELECT worker FROM attempts
+WHERE tenant_id = :tenant_id AND task_id = :task_id AND attempt = :attempt AND outcome <> 'lost';
 
 -- name: insert_event
 INSERT INTO events (tenant_id, task_id, at, kind, detail) VALUES (:tenant_id, :task_id, :now, :kind, :detail);

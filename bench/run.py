@@ -1,0 +1,343 @@
+"""`make bench`: Sluice's hot path measured end to end, on this machine, alone.
+
+Starts a real `sluice server` and real `sluice worker` processes on a throwaway
+database, then measures:
+
+- submit rate through the SDK: batches of 1,000, and single submits from 32 concurrent
+  clients;
+- drain rate: 20,000 no-op tasks already queued, 2 worker processes;
+- submit -> start latency (p50/p95/p99): one task every 5 ms to idle workers;
+- delayed-task lateness (p50/p99): 1,000 tasks due 2 s after submit.
+
+Figures are printed and recorded in bench/RESULTS.md with the date, machine and command.
+Timestamps of dispatch, start and finish come from the store's attempt rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import sluice
+from bench.apps import noop
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SLUICE = [sys.executable, "-m", "sluice"]
+BARS = {
+    "drain": ("drain (tasks/s)", 15_000, "≥"),
+    "batch_submit": ("batch submit (tasks/s)", 50_000, "≥"),
+    "single_submit": ("32 concurrent single submits (tasks/s)", 5_000, "≥"),
+    "latency_p99": ("submit→start p99 (ms)", 3.0, "≤"),
+    "delay_p99": ("delayed lateness p99 (ms)", 10.0, "≤"),
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Rig:
+    """A server and its workers on a throwaway database."""
+
+    def __init__(self, work: Path, port: int) -> None:
+        self.work = work
+        self.db = work / "bench.db"
+        self.url = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.env = {
+            **os.environ,
+            "SLUICE_DATABASE": f"sqlite:///{self.db}",
+            "PYTHONPATH": str(ROOT),
+            "SLUICE_URL": self.url,
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+        out = subprocess.run(
+            [*SLUICE, "tenant", "create", "bench"], env=self.env, capture_output=True, check=True
+        )
+        self.env["SLUICE_API_KEY"] = json.loads(out.stdout)["api_key"]
+        self.api_key = self.env["SLUICE_API_KEY"]
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.work / f"proc-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([*SLUICE, *args], env=self.env, stdout=log, stderr=log)
+        self.procs.append(proc)
+        return proc
+
+    def health(self) -> dict[str, Any]:
+        try:
+            return dict(httpx.get(f"{self.url}/v1/health", timeout=2).json())
+        except httpx.HTTPError:
+            return {}
+
+    def server(self) -> None:
+        self.start("server", "--port", str(self.port))
+        wait_until(lambda: self.health().get("status") == "ok", 30, "the server")
+
+    def workers(self, processes: int, concurrency: int) -> subprocess.Popen[bytes]:
+        proc = self.start(
+            "worker", "bench.apps:app", "--processes", str(processes),
+            "--concurrency", str(concurrency),
+        )  # fmt: skip
+        wait_until(lambda: self.health().get("workers", 0) >= processes, 30, "the workers")
+        return proc
+
+    def stop_workers(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        wait_until(lambda: self.health().get("workers", 1) == 0, 30, "workers to leave")
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with contextlib.closing(sqlite3.connect(self.db, timeout=30)) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def count(self, state: str) -> int:
+        return int(self.query("SELECT count(*) FROM tasks WHERE state = ?", state)[0][0])
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def rig(port: int) -> Iterator[Rig]:
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        r = Rig(Path(tmp), port)
+        try:
+            r.server()
+            yield r
+        finally:
+            r.close()
+
+
+def bench_batch_submit(r: Rig, total: int) -> float:
+    noop.app.configure(url=r.url, api_key=r.api_key)
+    noop.app.register()
+    noop.submit_many([(i,) for i in range(1000)])  # warm up the connection and caches
+    start = time.perf_counter()
+    noop.submit_many([(i,) for i in range(total)])
+    return total / (time.perf_counter() - start)
+
+
+async def _single_submits(r: Rig, total: int, clients: int) -> float:
+    per_client = total // clients
+
+    async def client_loop() -> None:
+        async with sluice.AsyncClient(r.url, r.api_key) as client:
+            spec = {"function": "noop", "args": [1]}
+            for _ in range(per_client):
+                await client.submit(spec)
+
+    async with sluice.AsyncClient(r.url, r.api_key) as warm:
+        await warm.submit({"function": "noop"})
+    start = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    return per_client * clients / (time.perf_counter() - start)
+
+
+def bench_drain(r: Rig, total: int, processes: int, concurrency: int) -> tuple[float, float]:
+    noop.app.configure(url=r.url, api_key=r.api_key)
+    noop.app.register()
+    first = r.query("SELECT count(*) FROM tasks")[0][0]
+    for i in range(0, total, 1000):
+        noop.submit_many([(j,) for j in range(i, min(total, i + 1000))])
+    queued = r.count("ready")
+    workers = r.workers(processes, concurrency)
+    wait_until(lambda: r.count("succeeded") >= first + total, 300, "the drain")
+    r.stop_workers(workers)
+    (span,) = r.query(
+        "SELECT max(a.finished_at) - min(a.dispatched_at) FROM attempts a "
+        "JOIN tasks t ON t.id = a.task_id WHERE t.rowid > ?", first
+    )  # fmt: skip
+    assert queued >= total
+    return total / span[0], span[0]
+
+
+def bench_latency(r: Rig, count: int, interval_s: float) -> list[float]:
+    workers = r.workers(1, 16)
+    client = sluice.Client(r.url, r.api_key)
+    sent: dict[str, float] = {}
+    next_at = time.perf_counter()
+    for i in range(count):
+        next_at += interval_s
+        t0 = time.time()
+        sent[client.submit({"function": "noop", "args": [i]}).id] = t0
+        pause = next_at - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    client.close()
+    wait_until(
+        lambda: r.query(
+            "SELECT count(*) FROM attempts WHERE task_id IN (SELECT value FROM json_each(?))",
+            json.dumps(list(sent)),
+        )[0][0] == count, 60, "latency tasks",
+    )  # fmt: skip
+    rows = r.query(
+        "SELECT task_id, started_at FROM attempts WHERE task_id IN (SELECT value FROM json_each(?))",
+        json.dumps(list(sent)),
+    )
+    r.stop_workers(workers)
+    return [(started - sent[task_id]) * 1000 for task_id, started in rows]
+
+
+def bench_delays(r: Rig, count: int, delay_s: float) -> list[float]:
+    workers = r.workers(1, 64)
+    client = sluice.Client(r.url, r.api_key)
+    ids_list = []
+    next_at = time.perf_counter()
+    for i in range(count):  # one every 2 ms, each due delay_s after its own submit
+        next_at += 0.002
+        ids_list.append(client.submit({"function": "noop", "args": [i], "delay": delay_s}).id)
+        pause = next_at - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    client.close()
+    ids = json.dumps(ids_list)
+    wait_until(
+        lambda: r.query(
+            "SELECT count(*) FROM attempts WHERE task_id IN (SELECT value FROM json_each(?))", ids
+        )[0][0] == count, 60, "delayed tasks",
+    )  # fmt: skip
+    rows = r.query(
+        "SELECT a.started_at - t.run_at FROM attempts a JOIN tasks t ON t.id = a.task_id "
+        "WHERE a.task_id IN (SELECT value FROM json_each(?))", ids
+    )  # fmt: skip
+    r.stop_workers(workers)
+    return [late * 1000 for (late,) in rows]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def record(backend: str, figures: dict[str, float], notes: list[str], command: str) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"## {backend} — {now}",
+        "",
+        f"- machine: {machine()}",
+        f"- command: `{command}`",
+        "",
+        "| figure | measured | bar | met |",
+        "| --- | ---: | ---: | :---: |",
+    ]
+    for key, (label, bar, op) in BARS.items():
+        value = figures[key]
+        met = value >= bar if op == "≥" else value <= bar
+        lines.append(f"| {label} | {value:,.1f} | {op} {bar:,} | {'yes' if met else 'no'} |")
+    extra = [k for k in figures if k not in BARS]
+    for key in extra:
+        lines.append(f"| {key} | {figures[key]:,.2f} | | |")
+    lines += ["", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def write_results(section: str) -> None:
+    header = (
+        "# Benchmark results\n\n"
+        "Written by `make bench` (bench/run.py); newest run first. Each run uses a fresh\n"
+        "database and real server and worker processes on this machine, nothing else running.\n\n"
+    )
+    old = RESULTS.read_text() if RESULTS.exists() else header
+    body = old[len(header) :] if old.startswith(header) else old
+    RESULTS.write_text(header + section + "\n" + body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite"])
+    parser.add_argument("--port", type=int, default=8431)
+    parser.add_argument("--quick", action="store_true", help="smaller runs, nothing recorded")
+    options = parser.parse_args()
+    scale = 0.2 if options.quick else 1.0
+    figures: dict[str, float] = {}
+    notes = []
+    with rig(options.port) as r:
+        figures["batch_submit"] = bench_batch_submit(r, int(50_000 * scale))
+        print(f"batch submit: {figures['batch_submit']:,.0f} tasks/s", flush=True)
+        figures["single_submit"] = asyncio.run(_single_submits(r, int(10_240 * scale), 32))
+        print(f"32 concurrent single submits: {figures['single_submit']:,.0f} tasks/s", flush=True)
+    with rig(options.port) as r:
+        drain, span = bench_drain(r, int(20_000 * scale), processes=2, concurrency=256)
+        figures["drain"] = drain
+        notes.append(
+            f"drain: {int(20_000 * scale):,} no-op async tasks, 2 worker processes × 256 slots, "
+            f"first dispatch → last finish {span:.2f} s (from attempt rows)"
+        )
+        print(f"drain: {drain:,.0f} tasks/s", flush=True)
+    with rig(options.port) as r:
+        latency = bench_latency(r, int(2000 * scale), 0.005)
+        figures["latency_p50"] = pct(latency, 50)
+        figures["latency_p95"] = pct(latency, 95)
+        figures["latency_p99"] = pct(latency, 99)
+        print(
+            f"submit→start: p50 {figures['latency_p50']:.2f} ms, p95 "
+            f"{figures['latency_p95']:.2f} ms, p99 {figures['latency_p99']:.2f} ms",
+            flush=True,
+        )
+        notes.append(
+            f"latency: {len(latency)} single submits every 5 ms (sync SDK), 1 idle worker; "
+            "client clock before the request → worker clock at handler start"
+        )
+        lateness = bench_delays(r, int(1000 * scale), 2.0)
+        figures["delay_p50"] = pct(lateness, 50)
+        figures["delay_p99"] = pct(lateness, 99)
+        print(
+            f"delayed lateness: p50 {figures['delay_p50']:.2f} ms, "
+            f"p99 {figures['delay_p99']:.2f} ms",
+            flush=True,
+        )
+        notes.append(
+            f"delays: {len(lateness)} tasks submitted one every 2 ms, each due 2 s later; "
+            "lateness = worker start − run_at"
+        )
+    print(f"median latency {statistics.median(latency):.2f} ms")
+    if not options.quick:
+        write_results(record(options.backend, figures, notes, "make bench"))
+        print(f"recorded in {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
