@@ -52,7 +52,7 @@ BARS = {
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:
@@ -209,7 +209,8 @@ def bench_latency(r: Rig, count: int, interval_s: float) -> list[float]:
         )[0][0] == count, 60, "latency tasks",
     )  # fmt: skip
     rows = r.query(
-        "SELECT task_id, started_at FROM attempts WHERE task_id IN (SELECT value FROM json_each(?))",
+        "SELECT task_id, started_at FROM attempts "
+        "WHERE task_id IN (SELECT value FROM json_each(?))",
         json.dumps(list(sent)),
     )
     r.stop_workers(workers)
@@ -303,7 +304,7 @@ def main() -> None:
         drain, span = bench_drain(r, int(20_000 * scale), processes=2, concurrency=256)
         figures["drain"] = drain
         notes.append(
-            f"drain: {int(20_000 * scale):,} no-op async tasks, 2 worker processes × 256 slots, "
+            f"drain: {int(20_000 * scale):,} no-op async tasks, 2 worker processes x 256 slots, "
             f"first dispatch → last finish {span:.2f} s (from attempt rows)"
         )
         print(f"drain: {drain:,.0f} tasks/s", flush=True)
@@ -331,7 +332,7 @@ def main() -> None:
         )
         notes.append(
             f"delays: {len(lateness)} tasks submitted one every 2 ms, each due 2 s later; "
-            "lateness = worker start − run_at"
+            "lateness = worker start - run_at"
         )
     print(f"median latency {statistics.median(latency):.2f} ms")
     if not options.quick:

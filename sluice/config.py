@@ -65,7 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.lease_s <= 2.5 * self.heartbeat_s:
             # A node renews leases of workers heard from within 2 heartbeats; the lease
             # must outlast that, with room for timer drift.
-            raise InvalidRequest("lease_s must be more than 2.5 × heartbeat_s")
+            raise InvalidRequest("lease_s must be more than 2.5 times heartbeat_s")
         if self.synchronous.upper() not in {"NORMAL", "FULL", "EXTRA"}:
             raise InvalidRequest("synchronous must be NORMAL, FULL or EXTRA")
         if not self.database.startswith("sqlite:///"):

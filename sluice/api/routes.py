@@ -11,8 +11,8 @@ from litestar.datastructures import State
 
 from ..engine.admission import TaskSpec
 from ..engine.node import Node
-from ..model import FunctionConfig
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
+from ..model import FunctionConfig
 from .schemas import (
     BatchRequest,
     BatchView,

@@ -317,6 +317,18 @@ async def test_claim_takes_highest_priority_first_then_fifo_by_stag(
     assert order == [top_early.id, top_late.id, mid_early.id, mid_late.id, low.id]
 
 
+async def test_one_claim_returns_its_tasks_in_fair_order(store: Store, tenant: str) -> None:
+    low = new_task(priority=0, stag=NOW)
+    top_late = new_task(priority=9, stag=NOW + 3)
+    mid = new_task(priority=5, stag=NOW)
+    top_early = new_task(priority=9, stag=NOW + 2)
+    await submit(store, tenant, low, top_late, mid, top_early)
+
+    claimed = await claim(store, tenant, limit=10)
+
+    assert [c.id for c in claimed] == [top_early.id, top_late.id, mid.id, low.id]
+
+
 async def test_claim_under_a_limit_takes_the_most_urgent_tasks(store: Store, tenant: str) -> None:
     low, mid = new_task(priority=0), new_task(priority=5, stag=NOW + 1)
     top_late, top_early = new_task(priority=9, stag=NOW + 3), new_task(priority=9, stag=NOW + 2)
@@ -467,6 +479,23 @@ async def test_finish_for_an_old_attempt_is_stale_and_recorded(store: Store, ten
     assert record is not None
     assert (record.state, record.attempt, record.lease_owner) == (RUNNING, 2, "w2")
     assert [(e.kind, e.detail) for e in events] == [("stale_result", "attempt 1 by w2")]
+
+
+async def test_late_result_of_a_lost_attempt_is_stale_not_duplicate(
+    store: Store, tenant: str
+) -> None:
+    await submit(store, tenant, new_task())
+    (first,) = await claim(store, tenant, worker="w1")
+    await store.reap_leases(NOW + LEASE_S + 1, 100)
+    (second,) = await claim(store, tenant, worker="w2", now=NOW + LEASE_S + 2)
+
+    late = await store.finish_attempts([finish(first, worker="w1")], NOW + LEASE_S + 3)
+    events = await store.list_events(tenant, first.id)
+
+    assert second.attempt == 2
+    assert late == [STALE]
+    assert [e.kind for e in events] == ["lease_lost", "stale_result"]
+    assert await state_of(store, tenant, first.id) == RUNNING
 
 
 async def test_same_result_sent_twice_is_duplicate(store: Store, tenant: str) -> None:
