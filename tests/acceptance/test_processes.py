@@ -66,12 +66,13 @@ class Cluster:
         wait_for_sync(self._healthy, timeout=20)
         return proc
 
-    def worker(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
-        before = self.health()["workers"]
+    def worker(self, concurrency: int = 1, processes: int = 1) -> subprocess.Popen[bytes]:
+        before = int(self.health()["workers"])  # type: ignore[call-overload]
         proc = self.start(
-            "worker", "tests.acceptance.workload:app", "--concurrency", str(concurrency)
-        )
-        wait_for_sync(lambda: self.health()["workers"] > before, timeout=20)
+            "worker", "tests.acceptance.workload:app", "--concurrency", str(concurrency),
+            "--processes", str(processes),
+        )  # fmt: skip
+        wait_for_sync(lambda: self.health()["workers"] == before + processes, timeout=20)
         return proc
 
     def health(self) -> dict[str, object]:
@@ -109,6 +110,21 @@ def test_server_and_worker_processes_run_submitted_tasks(cluster: Cluster) -> No
         results = [client.wait(o.id, 20) for o in outcomes]
     assert [r.result for r in results] == [i * 3 for i in range(50)]
     assert all(r.state == "succeeded" and r.attempt == 1 for r in results)
+
+
+def test_worker_processes_flag_runs_that_many_workers_and_sigterm_stops_them(
+    cluster: Cluster,
+) -> None:
+    cluster.server()
+    supervisor = cluster.worker(concurrency=2, processes=2)
+    with sluice.Client(cluster.url, cluster.api_key) as client:
+        outcomes = client.submit_many([{"function": "multiply", "args": [i, i]} for i in range(40)])
+        tasks = [client.wait(o.id, 20) for o in outcomes]
+    assert [t.result for t in tasks] == [i * i for i in range(40)]
+    assert len({t.attempts[0].worker for t in tasks}) <= 2
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=30) == 0
+    wait_for_sync(lambda: cluster.health()["workers"] == 0, timeout=10)
 
 
 def test_a_task_whose_worker_is_killed_runs_again_elsewhere(cluster: Cluster) -> None:

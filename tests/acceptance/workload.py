@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
+import threading
 from pathlib import Path
 
 import sluice
@@ -23,6 +23,5 @@ def stubborn(ctx: TaskContext, name: str) -> dict[str, int]:
     """The first attempt announces itself and then hangs until its process is killed."""
     (MARKERS / f"{name}.{ctx.attempt}").write_text(str(os.getpid()))
     if ctx.attempt == 1:
-        while True:
-            time.sleep(0.05)
+        threading.Event().wait()  # hang until the process is killed
     return {"attempt": ctx.attempt, "pid": os.getpid()}

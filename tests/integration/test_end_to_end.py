@@ -54,6 +54,12 @@ async def flaky(name: str) -> str:
 
 
 @app.task
+async def outlive_the_lease(seconds: float) -> str:
+    await asyncio.sleep(seconds)  # the handler's own work, longer than one lease
+    return "done"
+
+
+@app.task
 async def stamp() -> float:
     return time.time()
 
@@ -188,3 +194,14 @@ async def test_openapi_document_lists_every_route(server) -> None:
     }
     body = doc["paths"]["/v1/tasks"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"].endswith("/TaskSpecDoc")
+
+
+async def test_heartbeats_keep_a_task_longer_than_its_lease_from_being_reaped(server) -> None:
+    lease = server.node.settings.lease_s
+    async with running_worker(server, app):
+        handle = await outlive_the_lease.asubmit(lease * 1.5)
+        assert await handle.aresult(timeout=lease * 5) == "done"
+        task = await app.aclient.get(handle.id)
+    assert task.attempt == 1
+    assert [a.outcome for a in task.attempts] == ["succeeded"]
+    assert "lease_lost" not in [e.stage for e in task.timeline]
