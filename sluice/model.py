@@ -162,22 +162,50 @@ class Tenant(msgspec.Struct, frozen=True):
 
 
 # Task ids are UUIDv7-shaped: time-ordered, so inserts append to the primary-key b-tree.
+# 48 bits of milliseconds, a 12-bit sequence that orders ids made in one millisecond,
+# and 62 random bits.
 _id_lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+_SEQ_MAX = 0xFFF
 
 
-def new_task_id() -> str:
+def new_task_ids(n: int) -> list[str]:
+    """`n` new ids, in increasing order."""
+    out: list[str] = []
+    while n > 0:
+        k = min(n, _SEQ_MAX + 1)
+        out += _id_run(k)
+        n -= k
+    return out
+
+
+def _id_run(n: int) -> list[str]:
     global _last_ms, _seq
     with _id_lock:
         ms = time.time_ns() // 1_000_000
-        if ms <= _last_ms:
-            ms = _last_ms
-            _seq += 1
-        else:
-            _last_ms, _seq = ms, int.from_bytes(os.urandom(2), "big") & 0x3FF
-        seq = _seq & 0xFFF
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        if ms > _last_ms:
+            _last_ms, _seq = ms, 0
+        if _seq + n > _SEQ_MAX + 1:  # this millisecond's sequence is used up: take the next
+            _last_ms, _seq = _last_ms + 1, 0
+        ms, first = _last_ms, _seq
+        _seq += n
+    rand = bytearray(os.urandom(8 * n))
+    stamp = (ms << 16 | 0x7000).to_bytes(8, "big")
+    raw = bytearray()
+    for i in range(n):
+        seq = first + i
+        rand[8 * i] = 0x80 | (rand[8 * i] & 0x3F)  # the RFC 9562 variant bits
+        raw += stamp[:6]
+        raw.append(0x70 | seq >> 8)
+        raw.append(seq & 0xFF)
+        raw += rand[8 * i : 8 * i + 8]
+    h = raw.hex()
+    return [
+        f"{h[j : j + 8]}-{h[j + 8 : j + 12]}-{h[j + 12 : j + 16]}-{h[j + 16 : j + 20]}-{h[j + 20 : j + 32]}"
+        for j in range(0, 32 * n, 32)
+    ]
+
+
+def new_task_id() -> str:
+    return new_task_ids(1)[0]

@@ -43,7 +43,12 @@ def _first_char(raw: msgspec.Raw) -> str:
 
 
 def build_task(
-    spec: TaskSpec, fn: FunctionConfig | None, settings: Settings, now: float, field: str = ""
+    spec: TaskSpec,
+    fn: FunctionConfig | None,
+    settings: Settings,
+    now: float,
+    field: str = "",
+    task_id: str | None = None,
 ) -> NewTask:
     """Validate one spec against its function and limits; a ClientError names the field."""
     if fn is None:
@@ -113,7 +118,7 @@ def build_task(
         raise InvalidRequest("timeout must be positive", field=f"{field}timeout")
     payload = b'{"args":' + args + b',"kwargs":' + kwargs + b"}"
     return NewTask(
-        id=new_task_id(),
+        id=task_id or new_task_id(),
         function=spec.function,
         payload=payload,
         state=READY if run_at <= now else SCHEDULED,

@@ -29,6 +29,7 @@ from ..model import (
     SubmitResult,
     TaskRecord,
     Tenant,
+    new_task_ids,
 )
 from ..store import ACCEPTED, Reaped, Store, open_store
 from .admission import TaskSpec, build_task
@@ -151,9 +152,15 @@ class Node:
         functions = await self.functions(tenant_id)
         now = self.clock.now()
         many = len(specs) > 1
+        ids = new_task_ids(len(specs))
         tasks = [
             build_task(
-                s, functions.get(s.function), self.settings, now, f"tasks[{i}]." if many else ""
+                s,
+                functions.get(s.function),
+                self.settings,
+                now,
+                f"tasks[{i}]." if many else "",
+                ids[i],
             )
             for i, s in enumerate(specs)
         ]

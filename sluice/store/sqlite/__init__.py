@@ -36,6 +36,7 @@ Q = load_queries(HERE / "queries.sql")
 MIGRATIONS = load_migrations(HERE / "migrations")
 READ_THREADS = 2
 CHECKPOINT_INTERVAL_S = 1.0
+CACHE_KIB = 64 * 1024  # per connection; the default 2 MiB thrashes on batches of 1,000
 T = TypeVar("T")
 
 _fn_encoder = msgspec.json.Encoder()
@@ -65,6 +66,7 @@ class SQLiteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         return conn
 
     def _connect_writer(self) -> sqlite3.Connection:

@@ -55,7 +55,6 @@ CREATE INDEX tasks_leased ON tasks(lease_until) WHERE state = 'running';
 CREATE INDEX tasks_expiring ON tasks(expires_at)
     WHERE expires_at IS NOT NULL AND state IN ('ready', 'scheduled');
 CREATE UNIQUE INDEX tasks_key ON tasks(tenant_id, key) WHERE key IS NOT NULL;
-CREATE INDEX tasks_created ON tasks(tenant_id, created_at);
 
 -- One row per finished (or lost) attempt; the timeline reads these.
 CREATE TABLE attempts (
