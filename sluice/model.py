@@ -202,9 +202,9 @@ def _id_run(n: int) -> list[str]:
         raw += rand[8 * i : 8 * i + 8]
     h = raw.hex()
     return [
-        f"{h[j : j + 8]}-{h[j + 8 : j + 12]}-{h[j + 12 : j + 16]}-{h[j + 16 : j + 20]}-{h[j + 20 : j + 32]}"
+        f"{h[j:j+8]}-{h[j+8:j+12]}-{h[j+12:j+16]}-{h[j+16:j+20]}-{h[j+20:j+32]}"
         for j in range(0, 32 * n, 32)
-    ]
+    ]  # fmt: skip
 
 
 def new_task_id() -> str:
