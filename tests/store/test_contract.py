@@ -498,6 +498,26 @@ async def test_late_result_of_a_lost_attempt_is_stale_not_duplicate(
     assert await state_of(store, tenant, first.id) == RUNNING
 
 
+async def test_a_batch_of_finishes_commits_together_and_sorts_out_a_stale_one(
+    store: Store, tenant: str
+) -> None:
+    await submit(store, tenant, new_task(), new_task(), new_task())
+    a, b, c = await claim(store, tenant, worker="w1")
+    clean = await store.finish_attempts([finish(a, result=b"1"), finish(b, result=b"2")], NOW + 3)
+    mixed = await store.finish_attempts(
+        [finish(c, result=b"3"), finish(b, result=b"2"), finish(a, worker="w9")], NOW + 4
+    )
+
+    assert clean == [ACCEPTED, ACCEPTED]
+    assert mixed == [ACCEPTED, DUPLICATE, STALE]
+    for task, result in ((a, b"1"), (b, b"2"), (c, b"3")):
+        record = await store.get_task(tenant, task.id)
+        assert record is not None
+        assert (record.state, record.result) == (SUCCEEDED, result)
+        assert [x.outcome for x in await store.list_attempts(tenant, task.id)] == ["succeeded"]
+    assert [e.kind for e in await store.list_events(tenant, a.id)] == ["stale_result"]
+
+
 async def test_same_result_sent_twice_is_duplicate(store: Store, tenant: str) -> None:
     await submit(store, tenant, new_task())
     (task,) = await claim(store, tenant)

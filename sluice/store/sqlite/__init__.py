@@ -230,7 +230,7 @@ class SQLiteStore:
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
-            return [_finish_one(conn, f, now) for f in finishes]
+            return _finish_many(conn, finishes, now)
 
         return await self._writer.submit(op)
 
@@ -323,10 +323,25 @@ def _event(
     )
 
 
-def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
+def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -> list[str]:
+    """All fenced finishes of a frame in two `executemany` calls, when they all hold
+    their lease (the usual case); otherwise one by one, to tell each outcome apart."""
+    if len(finishes) > 1:
+        conn.execute("SAVEPOINT finish_many")
+        before = conn.total_changes
+        conn.executemany(Q["finish_task"], [_finish_params(f, now) for f in finishes])
+        if conn.total_changes - before == len(finishes):
+            conn.executemany(Q["insert_attempt"], [_attempt_params(f) for f in finishes])
+            conn.execute("RELEASE finish_many")
+            return [ACCEPTED] * len(finishes)
+        conn.execute("ROLLBACK TO finish_many")
+        conn.execute("RELEASE finish_many")
+    return [_finish_one(conn, f, now) for f in finishes]
+
+
+def _finish_params(f: Finish, now: float) -> dict[str, Any]:
     terminal = f.next_state in ("succeeded", "dead")
-    requeued = f.next_state == "ready"
-    params = {
+    return {
         "task_id": f.task_id,
         "tenant_id": f.tenant_id,
         "attempt": f.attempt,
@@ -336,9 +351,21 @@ def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
         "result": f.result,
         "error": f.error_message if f.next_state != "succeeded" else None,
         "run_at": f.run_at,  # set only by a retry
-        "ready_at": now if requeued else None,
+        "ready_at": now if f.next_state == "ready" else None,
     }
-    if conn.execute(Q["finish_task"], params).rowcount != 1:
+
+
+def _attempt_params(f: Finish) -> dict[str, Any]:
+    return {
+        "tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt,
+        "worker": f.worker, "dispatched_at": f.dispatched_at, "started_at": f.started_at,
+        "finished_at": f.finished_at, "outcome": f.outcome, "error_type": f.error_type,
+        "error_message": f.error_message, "traceback": f.traceback,
+    }  # fmt: skip
+
+
+def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
+    if conn.execute(Q["finish_task"], _finish_params(f, now)).rowcount != 1:
         held = conn.execute(
             Q["get_attempt_worker"],
             {"tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt},
@@ -349,15 +376,7 @@ def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
             conn, f.tenant_id, f.task_id, now, "stale_result", f"attempt {f.attempt} by {f.worker}"
         )
         return STALE
-    conn.execute(
-        Q["insert_attempt"],
-        {
-            "tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt,
-            "worker": f.worker, "dispatched_at": f.dispatched_at, "started_at": f.started_at,
-            "finished_at": f.finished_at, "outcome": f.outcome, "error_type": f.error_type,
-            "error_message": f.error_message, "traceback": f.traceback,
-        },
-    )  # fmt: skip
+    conn.execute(Q["insert_attempt"], _attempt_params(f))
     return ACCEPTED
 
 
