@@ -36,6 +36,8 @@ Q = load_queries(HERE / "queries.sql")
 MIGRATIONS = load_migrations(HERE / "migrations")
 READ_THREADS = 2
 CHECKPOINT_INTERVAL_S = 1.0
+SMALL_OP = 8  # rows a write may touch and still run inline when the writer is idle
+SMALL_CLAIM = 64
 CACHE_KIB = 64 * 1024  # per connection; the default 2 MiB thrashes on batches of 1,000
 T = TypeVar("T")
 
@@ -50,7 +52,9 @@ class SQLiteStore:
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
-        self._writer = Writer(self._connect_writer)
+        # With synchronous=NORMAL a commit does not wait for the disk, so small writes may
+        # run inline when the writer is idle (see writer.py).
+        self._writer = Writer(self._connect_writer, inline_small=self.synchronous == "NORMAL")
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sluice-sqlite-read")
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
@@ -184,7 +188,7 @@ class SQLiteStore:
                     out.append(SubmitResult(held[0], False, held[1], held[2]))
             return out
 
-        return await self._writer.submit(op)
+        return await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
 
     async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None:
         rows = await self._read(Q["get_task"], {"tenant_id": tenant_id, "id": task_id})
@@ -226,13 +230,13 @@ class SQLiteStore:
                 out.append([ClaimedTask(*row[:-1]) for row in rows])
             return out
 
-        return await self._writer.submit(op)
+        return await self._writer.submit(op, small=sum(r.limit for r in requests) <= SMALL_CLAIM)
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
             return _finish_many(conn, finishes, now)
 
-        return await self._writer.submit(op)
+        return await self._writer.submit(op, small=len(finishes) <= SMALL_OP)
 
     async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None:
         params = [
@@ -266,7 +270,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> list[str]:
             return [r[0] for r in conn.execute(Q["promote_tasks"], {"ids": ids, "now": now})]
 
-        return await self._writer.submit(op)
+        return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
         def op(conn: sqlite3.Connection) -> list[Reaped]:
