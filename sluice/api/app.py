@@ -14,6 +14,7 @@ from ..engine.node import Node
 from .errors import EXCEPTION_HANDLERS
 from .openapi import build_openapi
 from .routes import ROUTES
+from .submit import SubmitRoutes
 from .workers import worker_socket
 
 log = logging.getLogger("sluice.api")
@@ -26,7 +27,7 @@ def _version() -> str:
         return "0.0.0"
 
 
-def create_app(node: Node, *, manage_node: bool = True) -> Litestar:
+def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
     """The ASGI app. With `manage_node`, the app starts and stops the node in its lifespan."""
     document = build_openapi(_version())
 
@@ -53,4 +54,4 @@ def create_app(node: Node, *, manage_node: bool = True) -> Litestar:
         logging_config=None,
     )
     app.state.node = node
-    return app
+    return SubmitRoutes(app, node)

@@ -15,15 +15,12 @@ from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from ..model import FunctionConfig
 from .schemas import (
     BatchRequest,
-    BatchView,
     FunctionList,
     FunctionSettings,
     Health,
-    SubmitView,
     TaskView,
     TenantCreate,
     TenantView,
-    submit_view,
     task_view,
 )
 
@@ -80,35 +77,6 @@ async def _body(request: Request[Any, Any, Any], limit: int) -> bytes:
 
 def _json(value: object, status: int = 200) -> Response[bytes]:
     return Response(_encoder.encode(value), status_code=status, media_type="application/json")
-
-
-@post("/v1/tasks", status_code=201, summary="Submit a task", tags=["tasks"])
-async def submit_task(request: Request[Any, Any, Any]) -> Response[SubmitView]:
-    tenant_id = await tenant_of(request)
-    node = node_of(request.app.state)
-    spec = _decode(
-        _spec_decoder, await _body(request, node.settings.max_payload_bytes + BODY_OVERHEAD)
-    )
-    (result,) = await node.submit(tenant_id, [spec])
-    return _json(submit_view(result), 201 if result.created else 200)  # type: ignore[return-value]
-
-
-@post("/v1/tasks/batch", status_code=201, summary="Submit up to 1,000 tasks", tags=["tasks"])
-async def submit_batch(request: Request[Any, Any, Any]) -> Response[BatchView]:
-    tenant_id = await tenant_of(request)
-    node = node_of(request.app.state)
-    limit = node.settings.max_batch * 1024 + node.settings.max_payload_bytes + BODY_OVERHEAD
-    batch = _decode(_batch_decoder, await _body(request, limit))
-    if not batch.tasks:
-        raise InvalidRequest("a batch holds at least one task", field="tasks")
-    if len(batch.tasks) > node.settings.max_batch:
-        raise PayloadTooLarge(
-            f"a batch holds at most {node.settings.max_batch} tasks",
-            code="batch_too_large",
-            field="tasks",
-        )
-    results = await node.submit(tenant_id, batch.tasks)
-    return _json(BatchView([submit_view(r) for r in results]), 201)  # type: ignore[return-value]
 
 
 async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> TaskView:
@@ -203,6 +171,6 @@ async def health(state: State) -> Health:
 
 
 ROUTES = [
-    submit_task, submit_batch, get_task, wait_result, put_function, list_functions,
+    get_task, wait_result, put_function, list_functions,
     create_tenant, health,
 ]  # fmt: skip

@@ -71,17 +71,17 @@ class Writer:
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        if small and self._inline_small and not self._queue and self._conn is not None:
-            if self._busy.acquire(blocking=False):
-                try:
-                    ((ok, value),) = self._run_batch(self._conn, [_Pending(op, loop, future)])
-                finally:
-                    self._busy.release()
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
-                return future
+        inline = small and self._inline_small and not self._queue and self._conn is not None
+        if inline and self._conn is not None and self._busy.acquire(blocking=False):
+            try:
+                ((ok, value),) = self._run_batch(self._conn, [_Pending(op, loop, future)])
+            finally:
+                self._busy.release()
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+            return future
         with self._cond:
             if self._closing:
                 raise RuntimeError("store is closed")

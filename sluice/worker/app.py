@@ -10,6 +10,7 @@ send_welcome.submit(42, delay=600)
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import time
@@ -27,6 +28,7 @@ R = TypeVar("R")
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 SUBMIT_CHUNK = 1000
+PIPELINE = 2  # batch requests in flight at once (async SDK)
 # Keyword arguments of submit() that are options, not handler arguments.
 OPTIONS = ("delay", "run_at", "priority", "key", "ttl", "tags")
 
@@ -148,11 +150,16 @@ class TaskFunction(Generic[P, R]):
 
     async def asubmit_many(self, calls: Iterable[Any]) -> list[TaskHandle]:
         specs = self._specs(calls)
-        out: list[TaskHandle] = []
-        for i in range(0, len(specs), SUBMIT_CHUNK):
-            outcomes = await self.app.aclient.submit_many(specs[i : i + SUBMIT_CHUNK])
-            out.extend(TaskHandle(self.app, o) for o in outcomes)
-        return out
+        chunks = [specs[i : i + SUBMIT_CHUNK] for i in range(0, len(specs), SUBMIT_CHUNK)]
+        gate = asyncio.Semaphore(PIPELINE)
+
+        async def send(chunk: list[dict[str, Any]]) -> list[SubmitOutcome]:
+            async with gate:
+                return await self.app.aclient.submit_many(chunk)
+
+        # Two requests in flight: the server validates one batch while it commits the other.
+        answers = await asyncio.gather(*(send(c) for c in chunks))
+        return [TaskHandle(self.app, o) for outcomes in answers for o in outcomes]
 
 
 class App:

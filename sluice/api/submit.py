@@ -1,0 +1,115 @@
+"""The submit endpoints, served as plain ASGI in front of the framework.
+
+`POST /v1/tasks` and `POST /v1/tasks/batch` are the hot path: a profile under 32
+concurrent producers showed the framework's routing, parameter and response machinery
+taking more server time than the submit itself. So these two routes are answered here
+directly; everything else passes through to Litestar. They use the same error format
+(errors.py) and are documented in openapi.py like the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from ..engine.node import Node
+from ..errors import ClientError, InvalidRequest, PayloadTooLarge, Unauthorized, Unavailable
+from .errors import ErrorBody, ErrorResponse
+from .routes import BODY_OVERHEAD, _batch_decoder, _decode, _spec_decoder
+from .schemas import BatchView, submit_view
+
+log = logging.getLogger("sluice.api")
+
+Scope = dict[str, Any]
+_encoder = msgspec.json.Encoder()
+_JSON = (b"content-type", b"application/json")
+
+
+async def _authenticate(node: Node, scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and key.strip():
+                tenant_id = await node.authenticate(key.strip())
+                if tenant_id is None:
+                    raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
+                return tenant_id
+    raise Unauthorized("send an API key as 'Authorization: Bearer <key>'", code="missing_key")
+
+
+async def _read_body(receive: Any, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("the client went away before sending the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _submit_one(node: Node, scope: Scope, receive: Any) -> tuple[int, bytes]:
+    tenant_id = await _authenticate(node, scope)
+    body = await _read_body(receive, node.settings.max_payload_bytes + BODY_OVERHEAD)
+    (result,) = await node.submit(tenant_id, [_decode(_spec_decoder, body)])
+    return (201 if result.created else 200), _encoder.encode(submit_view(result))
+
+
+async def _submit_batch(node: Node, scope: Scope, receive: Any) -> tuple[int, bytes]:
+    tenant_id = await _authenticate(node, scope)
+    settings = node.settings
+    limit = settings.max_batch * 1024 + settings.max_payload_bytes + BODY_OVERHEAD
+    batch = _decode(_batch_decoder, await _read_body(receive, limit))
+    if not batch.tasks:
+        raise InvalidRequest("a batch holds at least one task", field="tasks")
+    if len(batch.tasks) > settings.max_batch:
+        raise PayloadTooLarge(
+            f"a batch holds at most {settings.max_batch} tasks", code="batch_too_large",
+            field="tasks",
+        )  # fmt: skip
+    results = await node.submit(tenant_id, batch.tasks)
+    return 201, _encoder.encode(BatchView([submit_view(r) for r in results]))
+
+
+ROUTES = {"/v1/tasks": _submit_one, "/v1/tasks/batch": _submit_batch}
+
+
+class SubmitRoutes:
+    """ASGI middleware: answers the submit routes, passes everything else on."""
+
+    def __init__(self, app: Any, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        handler = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = [_JSON]
+        try:
+            status, body = await handler(self.node, scope, receive)
+        except ClientError as exc:
+            status = exc.status
+            body = _encoder.encode(
+                ErrorResponse(ErrorBody(status, exc.code, exc.message, exc.field))
+            )
+        except Unavailable as exc:
+            status = 503
+            body = _encoder.encode(ErrorResponse(ErrorBody(503, exc.code, exc.message)))
+            headers.append((b"retry-after", str(exc.retry_after_s).encode()))
+        except Exception:
+            log.exception("submit failed")
+            status = 500
+            message = "the server failed; the error is logged"
+            body = _encoder.encode(ErrorResponse(ErrorBody(500, "internal", message)))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
