@@ -59,6 +59,7 @@ RECONNECT_MAX_S = 5.0
 DEFAULT_GRACE_S = 30.0
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TRACEBACK = 16 * 1024
+REFUSED = (4401, 4400)  # close codes after which reconnecting cannot help
 
 
 class FatalWorkerError(Exception):
@@ -126,6 +127,10 @@ class Worker:
                     await self._session(ws)
             except FatalWorkerError:
                 raise
+            except websockets.ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code in REFUSED:
+                    raise FatalWorkerError(f"the server refused this worker: {exc.rcvd}") from exc
+                log.warning("connection to %s lost: %s", self.ws_url, exc)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.warning("connection to %s lost: %s", self.ws_url, exc)
             finally:
@@ -169,12 +174,7 @@ class Worker:
         running = [RunningTask(t.id, t.attempt) for t, _, _ in self._running.values()]
         hello = Hello(self.worker_id, self.slots, self._functions, running)
         await ws.send(_encoder.encode(hello))
-        try:
-            welcome = _decoder.decode(await ws.recv())
-        except websockets.ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code in (4401, 4400):
-                raise FatalWorkerError(f"the server refused the worker: {exc.rcvd}") from exc
-            raise
+        welcome = _decoder.decode(await ws.recv())
         if isinstance(welcome, ErrorFrame):
             raise FatalWorkerError(f"server refused the worker: {welcome.code}: {welcome.message}")
         if not isinstance(welcome, Welcome):
@@ -202,10 +202,6 @@ class Worker:
                         self._unacked.pop((ack.id, ack.attempt), None)
                 elif isinstance(frame, ErrorFrame):
                     log.error("server error: %s: %s", frame.code, frame.message)
-        except websockets.ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == 4401:
-                raise FatalWorkerError("the server refused the API key") from exc
-            raise
         finally:
             sender.cancel()
             beat.cancel()

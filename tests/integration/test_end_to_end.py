@@ -205,3 +205,26 @@ async def test_heartbeats_keep_a_task_longer_than_its_lease_from_being_reaped(se
     assert task.attempt == 1
     assert [a.outcome for a in task.attempts] == ["succeeded"]
     assert "lease_lost" not in [e.stage for e in task.timeline]
+
+
+async def test_a_worker_with_a_wrong_key_stops_instead_of_retrying(server) -> None:
+    from sluice.worker.runtime import FatalWorkerError, Worker
+
+    worker = Worker(app, url=server.url, api_key="sk_wrong", concurrency=1)
+    with pytest.raises(FatalWorkerError):
+        await asyncio.wait_for(worker.run(), timeout=10)
+    assert len(server.node.registry) == 0
+
+
+async def test_a_bad_hello_is_refused_with_an_error_frame_and_close_code_4400(server) -> None:
+    import websockets
+
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    url = server.url.replace("http://", "ws://") + "/v1/workers/connect"
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        await ws.send('{"t": "hello", "worker_id": "w", "slots": 1, "functions": []}')
+        frame = await ws.recv()
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert '"t":"error"' in str(frame)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
