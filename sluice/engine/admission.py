@@ -37,11 +37,6 @@ class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
 _tags_encoder = msgspec.json.Encoder()
 
 
-def _first_char(raw: msgspec.Raw) -> str:
-    text = bytes(raw).lstrip()
-    return chr(text[0]) if text else ""
-
-
 def build_task(
     spec: TaskSpec,
     fn: FunctionConfig | None,
@@ -57,11 +52,12 @@ def build_task(
             code="unknown_function",
             field=f"{field}function",
         )
-    if _first_char(spec.args) != "[":
-        raise InvalidRequest("args must be a JSON array", field=f"{field}args")
-    if _first_char(spec.kwargs) != "{":
-        raise InvalidRequest("kwargs must be a JSON object", field=f"{field}kwargs")
+    # A Raw value starts at its first non-blank byte, so one byte tells its JSON type.
     args, kwargs = bytes(spec.args), bytes(spec.kwargs)
+    if args[:1] != b"[":
+        raise InvalidRequest("args must be a JSON array", field=f"{field}args")
+    if kwargs[:1] != b"{":
+        raise InvalidRequest("kwargs must be a JSON object", field=f"{field}kwargs")
     if len(args) + len(kwargs) > settings.max_payload_bytes:
         raise PayloadTooLarge(
             f"arguments take {len(args) + len(kwargs)} bytes; the limit is "
@@ -116,7 +112,7 @@ def build_task(
     timeout = fn.timeout_s if spec.timeout is None else spec.timeout
     if timeout is not None and timeout <= 0:
         raise InvalidRequest("timeout must be positive", field=f"{field}timeout")
-    payload = b'{"args":' + args + b',"kwargs":' + kwargs + b"}"
+    payload = b"".join((b'{"args":', args, b',"kwargs":', kwargs, b"}"))
     return NewTask(
         id=task_id or new_task_id(),
         function=spec.function,
