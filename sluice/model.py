@@ -39,6 +39,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_backoff_s: float = 1.0
     cap_s: float = 3600.0
     max_retry_duration_s: float = 86400.0
+    max_throttles: int = 100
+    """Flow-control retries (`Throttled`, HTTP 429) allowed on top of max_attempts."""
 
 
 class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -98,6 +100,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     finished_at: float | None
     result: bytes | None
     error: str | None
+    throttles: int = 0
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):
@@ -134,6 +137,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     created_at: float
     dispatched_at: float
     lease_until: float
+    throttles: int = 0
 
 
 class Finish(msgspec.Struct, frozen=True):
@@ -153,6 +157,7 @@ class Finish(msgspec.Struct, frozen=True):
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    throttled: bool = False  # flow control: counted in `throttles`, not against max_attempts
 
 
 class Tenant(msgspec.Struct, frozen=True):

@@ -39,7 +39,7 @@ class Hello(msgspec.Struct, frozen=True, tag="hello", tag_field="t"):
 class ResultItem(msgspec.Struct, frozen=True):
     id: str
     attempt: int
-    outcome: str  # ok | error | reject | retry | throttled | timeout
+    outcome: str  # ok | error | reject | retry | throttled | timeout | cancelled
     started_at: float
     finished_at: float
     result: msgspec.Raw = msgspec.Raw(b"null")  # the handler's return value, as JSON
@@ -61,7 +61,13 @@ class Credit(msgspec.Struct, frozen=True, tag="credit", tag_field="t"):
     slots: int
 
 
-WorkerFrame = Hello | Results | Heartbeat | Credit
+class Release(msgspec.Struct, frozen=True, tag="release", tag_field="t"):
+    """Tasks the worker gives back unfinished (a drain ran out of grace): no attempt used."""
+
+    items: list[RunningTask]
+
+
+WorkerFrame = Hello | Results | Heartbeat | Credit | Release
 
 
 # server -> worker
@@ -97,12 +103,18 @@ class Ack(msgspec.Struct, frozen=True, tag="ack", tag_field="t"):
     items: list[AckItem]
 
 
+class Cancel(msgspec.Struct, frozen=True, tag="cancel", tag_field="t"):
+    """Stop these tasks: they were cancelled. Answer each with a `cancelled` result."""
+
+    ids: list[str]
+
+
 class ErrorFrame(msgspec.Struct, frozen=True, tag="error", tag_field="t"):
     code: str
     message: str
 
 
-ServerFrame = Welcome | Deliver | Ack | ErrorFrame
+ServerFrame = Welcome | Deliver | Ack | Cancel | ErrorFrame
 
 
 class Payload(msgspec.Struct, frozen=True):

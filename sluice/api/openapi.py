@@ -39,6 +39,8 @@ OPERATIONS: list[tuple[str, str, str, str, type | None, dict[int, type], list[di
      "Wait until the task ends (long-poll), or until timeout", None, {200: TaskView},
      [{"name": "timeout", "in": "query", "required": False,
        "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 30}}]),
+    ("post", "/v1/tasks/{task_id}/cancel", "cancelTask",
+     "Cancel a task that has not ended (a running one is stopped)", None, {200: TaskView}, []),
     ("put", "/v1/functions/{name}", "putFunction", "Create or update a function's config",
      FunctionSettings, {200: FunctionConfig}, []),
     ("get", "/v1/functions", "listFunctions", "The tenant's functions", None,
@@ -52,6 +54,7 @@ ERRORS = {
     400: "Invalid request",
     401: "Missing or unknown API key",
     404: "Not found",
+    409: "Conflict with the task's state",
     413: "Payload or batch too large",
     503: "Not accepting work right now (see Retry-After)",
 }

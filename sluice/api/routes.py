@@ -140,6 +140,20 @@ async def create_tenant(request: Request[Any, Any, Any]) -> Response[TenantView]
     return _json(TenantView(tenant.id, tenant.name, key), 201)  # type: ignore[return-value]
 
 
+@post(
+    "/v1/tasks/{task_id:str}/cancel",
+    status_code=200,
+    summary="Cancel a task that has not ended",
+    tags=["tasks"],
+)
+async def cancel_task(request: Request[Any, Any, Any]) -> Response[TaskView]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    task_id = request.path_params["task_id"]
+    await node.cancel(tenant_id, task_id)
+    return _json(await _view(node, tenant_id, task_id))  # type: ignore[return-value]
+
+
 @put("/v1/functions/{name:str}", summary="Create or update a function's config", tags=["functions"])
 async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConfig]:
     tenant_id = await tenant_of(request)
@@ -171,6 +185,6 @@ async def health(state: State) -> Health:
 
 
 ROUTES = [
-    get_task, wait_result, put_function, list_functions,
+    get_task, cancel_task, wait_result, put_function, list_functions,
     create_tenant, health,
 ]  # fmt: skip

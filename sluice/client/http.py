@@ -147,6 +147,10 @@ class _Calls:
         return _Request("PUT", f"/v1/functions/{name}", _encoder.encode(settings))
 
     @staticmethod
+    def cancel(task_id: str) -> _Request:
+        return _Request("POST", f"/v1/tasks/{task_id}/cancel")
+
+    @staticmethod
     def get(task_id: str) -> _Request:
         return _Request("GET", f"/v1/tasks/{task_id}")
 
@@ -225,6 +229,9 @@ class Client:
     def get(self, task_id: str) -> Task:
         return _Calls.parse(self._send(_Calls.get(task_id)), Task)
 
+    def cancel(self, task_id: str) -> Task:
+        return _Calls.parse(self._send(_Calls.cancel(task_id)), Task)
+
     def put_function(self, name: str, settings: dict[str, Any]) -> None:
         """Create or update a function's config (retry, timeout_s, priority, ttl_s, tags)."""
         _Calls.parse(self._send(_Calls.put_function(name, settings)), dict)
@@ -289,6 +296,9 @@ class AsyncClient:
 
     async def get(self, task_id: str) -> Task:
         return _Calls.parse(await self._send(_Calls.get(task_id)), Task)
+
+    async def cancel(self, task_id: str) -> Task:
+        return _Calls.parse(await self._send(_Calls.cancel(task_id)), Task)
 
     async def put_function(self, name: str, settings: dict[str, Any]) -> None:
         _Calls.parse(await self._send(_Calls.put_function(name, settings)), dict)

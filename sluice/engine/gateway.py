@@ -16,6 +16,7 @@ import msgspec
 
 from ..errors import InvalidRequest
 from ..model import (
+    CANCELLED,
     DEAD,
     MAX_PRIORITY,
     MIN_PRIORITY,
@@ -32,12 +33,14 @@ from ..protocol import (
     ErrorFrame,
     Heartbeat,
     Hello,
+    Release,
     ResultItem,
     Results,
+    RunningTask,
     Welcome,
     WorkerFrame,
 )
-from ..store import ACCEPTED, DUPLICATE
+from ..store import ACCEPTED, DUPLICATE, LeaseRenewal
 from .registry import WorkerConn
 
 if TYPE_CHECKING:
@@ -57,6 +60,7 @@ _OUTCOMES = {
     "retry": "retry",
     "throttled": "throttled",
     "timeout": "timed_out",
+    "cancelled": "cancelled",
 }
 
 
@@ -94,6 +98,7 @@ class Gateway:
         )
         for held in first.running:
             conn.inflight[held.id] = None
+        await self._reconcile(tenant_id, first)
         replaced = node.registry.add(conn)
         if replaced is not None:
             await replaced.close()
@@ -113,6 +118,8 @@ class Gateway:
                 elif isinstance(frame, Credit):
                     conn.slots = max(0, min(frame.slots, MAX_SLOTS))
                     node.dispatcher.wake()
+                elif isinstance(frame, Release):
+                    await self._on_release(conn, frame.items)
                 elif isinstance(frame, Heartbeat):
                     pass
         finally:
@@ -123,7 +130,7 @@ class Gateway:
     async def _on_results(self, conn: WorkerConn, items: list[ResultItem]) -> None:
         node = self._node
         now = node.clock.now()
-        held = [conn.inflight.pop(item.id, None) for item in items]
+        held = [conn.take(item.id, item.attempt) for item in items]
         node.dispatcher.wake()  # those slots are free now, whatever the store says
         finishes = []
         for item, task in zip(items, held, strict=True):
@@ -143,6 +150,33 @@ class Gateway:
             )
         )
 
+    async def _reconcile(self, tenant_id: str, hello: Hello) -> None:
+        """A (re)connecting worker says what it holds: renew those leases at once (it may
+        have been away for a while), and hand back at no attempt's cost what is leased to
+        it but it never received (a delivery lost with the old connection)."""
+        node = self._node
+        now = node.clock.now()
+        held = {h.id for h in hello.running}
+        if held:
+            renewal = LeaseRenewal(tenant_id, hello.worker_id, tuple(held))
+            await node.store.extend_leases([renewal], now + node.settings.lease_s)
+        leased = await node.store.leased_to(tenant_id, hello.worker_id)
+        lost = [(task_id, attempt) for task_id, attempt in leased if task_id not in held]
+        if lost and await node.store.release_tasks(tenant_id, hello.worker_id, lost, now):
+            node.dispatcher.notify(tenant_id)
+
+    async def _on_release(self, conn: WorkerConn, items: list[RunningTask]) -> None:
+        node = self._node
+        for item in items:
+            conn.inflight.pop(item.id, None)
+        held = [(item.id, item.attempt) for item in items]
+        released = await node.store.release_tasks(
+            conn.tenant_id, conn.worker_id, held, node.clock.now()
+        )
+        if released:
+            log.info("worker %s handed back %d tasks", conn.worker_id, len(released))
+            node.dispatcher.notify(conn.tenant_id)
+
     def _decide(
         self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
     ) -> Finish:
@@ -160,6 +194,8 @@ class Gateway:
         )
         if item.outcome == "ok":
             return msgspec.structs.replace(finish, result=bytes(item.result) or b"null")
+        if item.outcome == "cancelled":
+            return msgspec.structs.replace(finish, next_state=CANCELLED)
         failed = msgspec.structs.replace(
             finish,
             next_state=DEAD,
@@ -178,8 +214,12 @@ class Gateway:
             rng=self._rng,
             retryable=item.outcome != "reject",
             delay=item.retry_after_s if item.outcome in ("retry", "throttled") else None,
+            throttles=task.throttles,
+            throttled=item.outcome == "throttled",
         )
-        return msgspec.structs.replace(failed, next_state=state, run_at=run_at)
+        return msgspec.structs.replace(
+            failed, next_state=state, run_at=run_at, throttled=item.outcome == "throttled"
+        )
 
 
 def _function_configs(hello: Hello) -> list[FunctionConfig]:

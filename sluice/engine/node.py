@@ -15,10 +15,13 @@ import secrets
 import time
 from collections import defaultdict
 
+import msgspec
+
 from ..clock import Clock, SystemClock
 from ..config import Settings
-from ..errors import InvalidRequest, NotFound, Unavailable
+from ..errors import Conflict, InvalidRequest, NotFound, Unavailable
 from ..model import (
+    CANCELLED,
     READY,
     SCHEDULED,
     TERMINAL,
@@ -31,6 +34,7 @@ from ..model import (
     Tenant,
     new_task_ids,
 )
+from ..protocol import Cancel
 from ..store import ACCEPTED, Reaped, Store, open_store
 from .admission import TaskSpec, build_task
 from .dispatcher import Dispatcher
@@ -41,6 +45,7 @@ from .timers import Timers
 log = logging.getLogger("sluice.node")
 
 KEY_PREFIX = "sk_"
+_encoder = msgspec.json.Encoder()
 KEY_CACHE_S = 5.0  # a revoked key stops working within this, on other nodes
 
 
@@ -129,15 +134,18 @@ class Node:
 
     async def register_functions(self, tenant_id: str, configs: list[FunctionConfig]) -> None:
         await self.store.upsert_functions(tenant_id, configs, self.clock.now())
-        cache = self._functions.setdefault(tenant_id, {})
+        cache = await self.functions(tenant_id)  # the tenant's other functions stay known
         for config in configs:
             cache[config.name] = config
 
     async def functions(self, tenant_id: str) -> dict[str, FunctionConfig]:
         cache = self._functions.get(tenant_id)
         if cache is None:
-            cache = {f.name: f for f in await self.store.list_functions(tenant_id)}
-            self._functions[tenant_id] = cache
+            stored = {f.name: f for f in await self.store.list_functions(tenant_id)}
+            # A registration may have landed while the list was read: keep it.
+            cache = self._functions.setdefault(tenant_id, {})
+            for name, config in stored.items():
+                cache.setdefault(name, config)
         return cache
 
     def retry_policy(self, tenant_id: str, function: str) -> RetryPolicy:
@@ -171,6 +179,21 @@ class Node:
             if r.created and r.state == SCHEDULED:
                 self.timers.schedule(r.run_at, tenant_id, r.id)
         return results
+
+    async def cancel(self, tenant_id: str, task_id: str) -> TaskRecord:
+        """Cancel a task that has not ended; a running one's worker is told to stop it."""
+        cancelled = await self.store.cancel_tasks(tenant_id, [task_id], self.clock.now())
+        task = await self.get_task(tenant_id, task_id)
+        if not cancelled and task.state != CANCELLED:
+            raise Conflict(
+                f"task {task_id} already ended {task.state}", code="task_ended", field="task_id"
+            )
+        for c in cancelled:
+            self._wake_waiters(c.task_id)
+            conn = self.registry.get(tenant_id, c.worker) if c.worker else None
+            if conn is not None:
+                conn.send(_encoder.encode(Cancel([c.task_id])))
+        return task
 
     async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord:
         task = await self.store.get_task(tenant_id, task_id)
@@ -214,6 +237,7 @@ class Node:
             created_at=task.created_at,
             dispatched_at=task.dispatched_at or task.created_at,
             lease_until=task.lease_until or 0.0,
+            throttles=task.throttles,
         )
 
     # -- what the loops report ---------------------------------------------------

@@ -44,6 +44,14 @@ class WorkerConn:
     def free(self) -> int:
         return self.slots - len(self.inflight) - self.reserved
 
+    def take(self, task_id: str, attempt: int) -> ClaimedTask | None:
+        """Stop holding a task whose result arrived; a late result of an older attempt
+        must not free the slot (or stop the lease renewal) of the newer one."""
+        held = self.inflight.get(task_id)
+        if held is None or held.attempt == attempt:
+            self.inflight.pop(task_id, None)
+        return held if held is not None and held.attempt == attempt else None
+
     def deliver(self, tasks: list[ClaimedTask]) -> None:
         frames = []
         for t in tasks:
@@ -98,6 +106,9 @@ class Registry:
         key = (conn.tenant_id, conn.worker_id)
         if self._conns.get(key) is conn:
             del self._conns[key]
+
+    def get(self, tenant_id: str, worker_id: str) -> WorkerConn | None:
+        return self._conns.get((tenant_id, worker_id))
 
     def __iter__(self) -> Iterator[WorkerConn]:
         return iter(list(self._conns.values()))

@@ -47,12 +47,20 @@ class Timers:
         await asyncio.gather(
             self._every(self._node.settings.promote_interval_s, self.promote_once),
             self._every(self._node.settings.heartbeat_s, self.renew_once),
-            self._every(self._node.settings.reap_interval_s, self.reap_once),
+            # Not at once: workers held tasks while this node was down and need a moment to
+            # reconnect and renew their leases before any is judged lost.
+            self._every(
+                self._node.settings.reap_interval_s,
+                self.reap_once,
+                first_after=self._node.settings.lease_s,
+            ),
             self._fire_heap(),
         )
 
-    async def _every(self, interval: float, tick: object) -> None:
+    async def _every(self, interval: float, tick: object, first_after: float = 0.0) -> None:
         assert callable(tick)
+        if first_after:
+            await asyncio.sleep(first_after)
         while True:
             try:
                 await tick()

@@ -26,15 +26,28 @@ def next_after_failure(
     rng: random.Random,
     retryable: bool = True,
     delay: float | None = None,
+    throttles: int = 0,
+    throttled: bool = False,
 ) -> tuple[str, float | None]:
     """The task's next state and run time after a failed attempt.
 
-    Returns (DEAD, None) when the failure is not retryable, attempts are used up, or the
-    retry would land past `max_retry_duration_s`; otherwise (READY|SCHEDULED, run_at).
+    `throttles` counts the earlier attempts that were flow control; they do not use up
+    `max_attempts`. A throttled attempt (`throttled`) is retried until `max_throttles`.
+    Returns (DEAD, None) when the failure is not retryable, attempts (or throttles) are
+    used up, or the retry would land past `max_retry_duration_s`; otherwise
+    (READY|SCHEDULED, run_at).
     """
-    if not retryable or attempt >= max_attempts:
+    if not retryable:
         return DEAD, None
-    wait = backoff_delay(policy, attempt, rng) if delay is None else max(0.0, delay)
+    if throttled:
+        if throttles >= policy.max_throttles:
+            return DEAD, None
+        counted = throttles + 1
+    else:
+        counted = attempt - throttles
+        if counted >= max_attempts:
+            return DEAD, None
+    wait = backoff_delay(policy, counted, rng) if delay is None else max(0.0, delay)
     run_at = now + wait
     if run_at - created_at > policy.max_retry_duration_s:
         return DEAD, None

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, LeaseRenewal, Reaped, Store
+from .base import (
+    ACCEPTED,
+    DUPLICATE,
+    STALE,
+    Cancelled,
+    ClaimRequest,
+    LeaseRenewal,
+    Reaped,
+    Store,
+)
 
 __all__ = [
     "ACCEPTED",
     "DUPLICATE",
     "STALE",
+    "Cancelled",
     "ClaimRequest",
     "LeaseRenewal",
     "Reaped",

@@ -46,6 +46,12 @@ class Reaped(msgspec.Struct, frozen=True):
     state: str  # ready, or dead when that was the last attempt
 
 
+class Cancelled(msgspec.Struct, frozen=True):
+    task_id: str
+    was: str  # the state it was cancelled from
+    worker: str | None  # who was running it, to be told to stop
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -84,6 +90,22 @@ class Store(Protocol):
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         """Fenced finishes: ACCEPTED, DUPLICATE or STALE for each."""
+        ...
+
+    async def cancel_tasks(
+        self, tenant_id: str, task_ids: list[str], now: float
+    ) -> list[Cancelled]:
+        """Cancel the tasks that are not terminal yet; a running one's attempt ends too."""
+        ...
+
+    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
+        """(task id, attempt) of the running tasks leased to a worker."""
+        ...
+
+    async def release_tasks(
+        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
+    ) -> list[str]:
+        """Hand tasks back to ready without using up their attempt (a draining worker)."""
         ...
 
     async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None: ...

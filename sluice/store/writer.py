@@ -71,7 +71,7 @@ class Writer:
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        inline = small and self._inline_small and not self._queue and self._conn is not None
+        inline = small and self._inline_small and not self._queue and not self._closing
         if inline and self._conn is not None and self._busy.acquire(blocking=False):
             try:
                 ((ok, value),) = self._run_batch(self._conn, [_Pending(op, loop, future)])
@@ -95,7 +95,6 @@ class Writer:
             self._closing = True
             self._cond.notify()
         self._thread.join()
-        self._conn = None
 
     def _run(self) -> None:
         try:
@@ -126,7 +125,9 @@ class Writer:
                 # A closed loop raises RuntimeError: nobody is waiting there any more.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, items, outs)
-        conn.close()
+        with self._busy:  # an inline op may be using the connection right now
+            self._conn = None
+            conn.close()
 
     @staticmethod
     def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:

@@ -65,6 +65,15 @@ class TaskHandle:
     def get(self) -> Task:
         return self._app.client.get(self.id)
 
+    def cancel(self) -> str:
+        """Cancel the task (a running one is stopped); returns its state."""
+        self.state = self._app.client.cancel(self.id).state
+        return self.state
+
+    async def acancel(self) -> str:
+        self.state = (await self._app.aclient.cancel(self.id)).state
+        return self.state
+
     def result(self, timeout: float | None = 30.0) -> Any:
         """The handler's return value; raises TaskFailed or ResultTimeout."""
         return _result_of(self.id, self._wait_sync(timeout))
@@ -101,10 +110,17 @@ def _result_of(task_id: str, task: Task) -> Any:
 class TaskFunction(Generic[P, R]):
     """A handler registered with an App. Calling it runs it here; `submit` queues it."""
 
-    def __init__(self, app: App, fn: Callable[P, R], config: FunctionConfig) -> None:
+    def __init__(
+        self,
+        app: App,
+        fn: Callable[P, R],
+        config: FunctionConfig,
+        non_retryable: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self.app = app
         self.fn = fn
         self.config = config
+        self.non_retryable = non_retryable
         self.name = config.name
         self.is_async = inspect.iscoroutinefunction(fn)
         params = list(inspect.signature(fn).parameters)
@@ -185,8 +201,13 @@ class App:
         priority: int | None = None,
         ttl: float | None = None,
         tags: list[str] | None = None,
+        non_retryable: tuple[type[BaseException], ...] = (),
     ) -> Any:
-        """Register a handler (plain or `async def`); usable bare or with options."""
+        """Register a handler (plain or `async def`); usable bare or with options.
+
+        Exceptions of the `non_retryable` types end the task at once (dead), like
+        `sluice.Reject`; any other exception is retried by the `retry` policy.
+        """
 
         def register(f: Callable[P, R]) -> TaskFunction[P, R]:
             task_name = name or f.__name__
@@ -202,7 +223,7 @@ class App:
                 ttl_s=ttl,
                 tags=list(tags or []),
             )
-            tf: TaskFunction[P, R] = TaskFunction(self, f, config)
+            tf: TaskFunction[P, R] = TaskFunction(self, f, config, tuple(non_retryable))
             self.tasks[task_name] = tf
             return tf
 

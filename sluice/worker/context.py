@@ -14,11 +14,17 @@ class TaskContext:
     function: str
     timeout_s: float | None = None
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    stop_reason: str | None = None  # "cancelled", "timeout" or "released" (drain)
 
     @property
     def cancelled(self) -> bool:
-        """True once the task was cancelled or timed out; sync handlers should check it."""
+        """True once the task was cancelled, timed out or handed back: a sync handler,
+        which cannot be interrupted, should check it and return early."""
         return self._cancel.is_set()
+
+    def _stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self._cancel.set()
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(

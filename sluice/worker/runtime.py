@@ -31,6 +31,7 @@ from ..errors import Reject, Retry, Throttled
 from ..protocol import (
     WORKER_PATH,
     Ack,
+    Cancel,
     Credit,
     Deliver,
     ErrorFrame,
@@ -38,6 +39,7 @@ from ..protocol import (
     Heartbeat,
     Hello,
     Payload,
+    Release,
     ResultItem,
     Results,
     RunningTask,
@@ -94,6 +96,8 @@ class Worker:
         self._flush = asyncio.Event()
         self._stop = asyncio.Event()
         self._draining = False
+        self._abandoned = 0  # threads still running handlers that timed out or were cancelled
+        self._credit_dirty = False
         self._ws: ClientConnection | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sluice-task")
         self._rng = random.Random()
@@ -158,11 +162,21 @@ class Worker:
             await asyncio.wait(
                 [t for _, t, _ in self._running.values()], timeout=deadline - time.monotonic()
             )
-        for _, task, ctx in list(self._running.values()):
-            ctx._cancel.set()
+        # Out of grace: hand the rest back at once, so they run again without waiting for
+        # their leases to expire and without using up an attempt.
+        cut = list(self._running.values())
+        for _, task, ctx in cut:
+            ctx._stop("released")
             task.cancel()
+        if cut:
+            await asyncio.gather(*(task for _, task, _ in cut), return_exceptions=True)
+            release = Release([RunningTask(frame.id, frame.attempt) for frame, _, _ in cut])
+            if self._ws is not None:
+                with contextlib.suppress(Exception):
+                    await self._ws.send(_encoder.encode(release))
         deadline = time.monotonic() + 5.0
-        while self._unacked and self._ws is not None and time.monotonic() < deadline:
+        # Wait for the acks even while reconnecting: a result lost here would run again.
+        while self._unacked and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         self.stop()
         if self._ws is not None:
@@ -171,8 +185,11 @@ class Worker:
     # -- one connection ----------------------------------------------------------
 
     async def _session(self, ws: ClientConnection) -> None:
+        # Everything this worker holds: tasks still running and results not yet acked.
         running = [RunningTask(t.id, t.attempt) for t, _, _ in self._running.values()]
-        hello = Hello(self.worker_id, self.slots, self._functions, running)
+        running += [RunningTask(i.id, i.attempt) for i in self._unacked.values()]
+        slots = max(0, self.slots - self._abandoned)
+        hello = Hello(self.worker_id, slots, self._functions, running)
         await ws.send(_encoder.encode(hello))
         welcome = _decoder.decode(await ws.recv())
         if isinstance(welcome, ErrorFrame):
@@ -197,6 +214,12 @@ class Worker:
                 if isinstance(frame, Deliver):
                     for task in frame.tasks:
                         self._start(task)
+                elif isinstance(frame, Cancel):
+                    for task_id in frame.ids:
+                        held = self._running.get(task_id)
+                        if held is not None:
+                            held[2]._stop("cancelled")
+                            held[1].cancel()
                 elif isinstance(frame, Ack):
                     for ack in frame.items:
                         self._unacked.pop((ack.id, ack.attempt), None)
@@ -210,6 +233,9 @@ class Worker:
         while True:
             await self._flush.wait()
             self._flush.clear()
+            if self._credit_dirty:
+                self._credit_dirty = False
+                await ws.send(_encoder.encode(Credit(max(0, self.slots - self._abandoned))))
             items, self._pending = self._pending, []
             if items:
                 await ws.send(_encoder.encode(Results(items)))
@@ -232,9 +258,11 @@ class Worker:
             item = await self._call(frame, ctx, started)
         except asyncio.CancelledError:
             self._forget(frame)
-            if self._draining:
-                return  # handed back: its lease runs out and it is dispatched again
-            raise
+            if ctx.stop_reason == "released":
+                return  # handed back by drain(): it runs again elsewhere
+            if ctx.stop_reason != "cancelled":
+                raise
+            item = ResultItem(frame.id, frame.attempt, "cancelled", started, time.time())
         self._forget(frame)
         self.completed += 1
         self._unacked[(item.id, item.attempt)] = item
@@ -245,6 +273,54 @@ class Worker:
         held = self._running.get(frame.id)
         if held is not None and held[0] is frame:  # a newer attempt of the same task stays
             del self._running[frame.id]
+
+    async def _call_in_thread(
+        self,
+        fn: Any,
+        args: list[object],
+        kwargs: dict[str, object],
+        ctx: TaskContext,
+        frame: TaskFrame,
+    ) -> Any:
+        """Run a plain function in the pool. Its timeout counts from when a thread picks
+        it up. A thread cannot be interrupted: on timeout or cancel it is abandoned (it
+        sees ctx.cancelled) and its slot is withheld from the server until it returns."""
+        loop = asyncio.get_running_loop()
+        began = asyncio.Event()
+        context = contextvars.copy_context()
+        context.run(_current.set, ctx)
+
+        def run() -> Any:
+            loop.call_soon_threadsafe(began.set)
+            return context.run(functools.partial(fn, *args, **kwargs))
+
+        future = loop.run_in_executor(self._pool, run)
+        try:
+            if not frame.timeout_s:
+                return await asyncio.shield(future)
+            await began.wait()
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), frame.timeout_s)
+            except TimeoutError:
+                ctx._stop("timeout")
+                raise
+        finally:
+            if not future.done():
+                self._abandon(future)
+
+    def _abandon(self, future: asyncio.Future[Any]) -> None:
+        self._abandoned += 1
+        self._send_credit()
+
+        def returned(_: asyncio.Future[Any]) -> None:
+            self._abandoned -= 1
+            self._send_credit()
+
+        future.add_done_callback(returned)
+
+    def _send_credit(self) -> None:
+        self._credit_dirty = True
+        self._flush.set()
 
     async def _call(self, frame: TaskFrame, ctx: TaskContext, started: float) -> ResultItem:
         def fail(outcome: str, exc: BaseException, **extra: Any) -> ResultItem:
@@ -266,17 +342,7 @@ class Worker:
                 coro = fn.fn(*args, **payload.kwargs)
                 value = await (asyncio.wait_for(coro, frame.timeout_s) if frame.timeout_s else coro)
             else:
-                context = contextvars.copy_context()
-                context.run(_current.set, ctx)
-                call = functools.partial(context.run, fn.fn, *args, **payload.kwargs)
-                future = asyncio.get_running_loop().run_in_executor(self._pool, call)
-                try:
-                    value = await (
-                        asyncio.wait_for(future, frame.timeout_s) if frame.timeout_s else future
-                    )
-                except TimeoutError:
-                    ctx._cancel.set()  # the thread runs on, abandoned; it can see ctx.cancelled
-                    raise
+                value = await self._call_in_thread(fn.fn, args, payload.kwargs, ctx, frame)
             result = msgspec.Raw(_encoder.encode(value))
         except Reject as exc:
             return fail("reject", exc)
@@ -287,6 +353,8 @@ class Worker:
         except TimeoutError as exc:
             return fail("timeout", exc)
         except Exception as exc:
+            if fn is not None and isinstance(exc, fn.non_retryable):
+                return fail("reject", exc)
             return fail("error", exc)
         return ResultItem(frame.id, frame.attempt, "ok", started, time.time(), result=result)
 
@@ -298,3 +366,8 @@ async def serve(app: App, **options: Any) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.drain()))
     await worker.run()
+    if worker._abandoned:
+        # Threads of timed-out handlers cannot be stopped, and the interpreter would wait
+        # for them at exit; their tasks were already reported or handed back.
+        log.warning("exiting with %d abandoned handler threads", worker._abandoned)
+        os._exit(0)

@@ -27,7 +27,7 @@ from ...model import (
     TaskRecord,
     Tenant,
 )
-from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, LeaseRenewal, Reaped
+from ..base import ACCEPTED, DUPLICATE, STALE, Cancelled, ClaimRequest, LeaseRenewal, Reaped
 from ..sqlfile import load_migrations, load_queries
 from ..writer import Writer
 
@@ -252,6 +252,54 @@ class SQLiteStore:
         if params:
             await self._writer.submit(lambda c: c.executemany(Q["extend_leases"], params))
 
+    async def cancel_tasks(
+        self, tenant_id: str, task_ids: list[str], now: float
+    ) -> list[Cancelled]:
+        ids = msgspec.json.encode(task_ids).decode()
+
+        def op(conn: sqlite3.Connection) -> list[Cancelled]:
+            found = conn.execute(
+                Q["cancellable_tasks"], {"tenant_id": tenant_id, "ids": ids}
+            ).fetchall()
+            out = []
+            for task_id, state, attempt, owner, dispatched_at in found:
+                conn.execute(Q["cancel_task"], {"tenant_id": tenant_id, "id": task_id, "now": now})
+                if state == "running":
+                    # The attempt ends here; the worker's late answer is then a duplicate.
+                    conn.execute(
+                        Q["insert_attempt"],
+                        {
+                            "tenant_id": tenant_id, "task_id": task_id, "attempt": attempt,
+                            "worker": owner, "dispatched_at": dispatched_at, "started_at": None,
+                            "finished_at": now, "outcome": "cancelled", "error_type": None,
+                            "error_message": "cancelled while running", "traceback": None,
+                        },
+                    )  # fmt: skip
+                _event(conn, tenant_id, task_id, now, "cancelled", f"was {state}")
+                out.append(Cancelled(task_id, state, owner if state == "running" else None))
+            return out
+
+        return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
+
+    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
+        rows = await self._read(Q["leased_to"], {"tenant_id": tenant_id, "worker": worker})
+        return [(r[0], r[1]) for r in rows]
+
+    async def release_tasks(
+        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
+    ) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            released = []
+            for task_id, attempt in held:
+                params = {"tenant_id": tenant_id, "id": task_id, "attempt": attempt,
+                          "worker": worker, "now": now}  # fmt: skip
+                if conn.execute(Q["release_task"], params).rowcount == 1:
+                    _event(conn, tenant_id, task_id, now, "handed_back", worker)
+                    released.append(task_id)
+            return released
+
+        return await self._writer.submit(op)
+
     # -- timers ------------------------------------------------------------------
 
     async def due_soon(self, until: float, limit: int) -> list[tuple[float, str, str]]:
@@ -356,6 +404,7 @@ def _finish_params(f: Finish, now: float) -> dict[str, Any]:
         "error": f.error_message if f.next_state != "succeeded" else None,
         "run_at": f.run_at,  # set only by a retry
         "ready_at": now if f.next_state == "ready" else None,
+        "throttled": int(f.throttled),
     }
 
 

@@ -46,7 +46,7 @@ SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
 -- name: get_task
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
-       lease_until, finished_at, result, error
+       lease_until, finished_at, result, error, throttles
 FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: get_task_states
@@ -76,14 +76,14 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          created_at, dispatched_at, lease_until, stag;
+          created_at, dispatched_at, lease_until, throttles, stag;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
 UPDATE tasks
 SET state = :next_state, finished_at = :finished_at, result = :result, error = :error,
     run_at = COALESCE(:run_at, run_at), ready_at = COALESCE(:ready_at, ready_at),
-    stag = COALESCE(:run_at, stag),
+    stag = COALESCE(:run_at, stag), throttles = throttles + :throttled,
     lease_owner = NULL, lease_until = NULL
 WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
   AND state = 'running' AND lease_owner = :worker;
@@ -132,9 +132,9 @@ WHERE state = 'running' AND lease_until < :now ORDER BY lease_until LIMIT :limit
 -- name: requeue_lost
 -- A lost attempt: back to ready (or dead when it was the last one allowed).
 UPDATE tasks
-SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'ready' END,
-    finished_at = CASE WHEN attempt >= max_attempts THEN :now ELSE NULL END,
-    error = CASE WHEN attempt >= max_attempts THEN 'lease lost' ELSE error END,
+SET state = CASE WHEN attempt - throttles >= max_attempts THEN 'dead' ELSE 'ready' END,
+    finished_at = CASE WHEN attempt - throttles >= max_attempts THEN :now ELSE NULL END,
+    error = CASE WHEN attempt - throttles >= max_attempts THEN 'lease lost' ELSE error END,
     ready_at = :now, stag = :now, lease_owner = NULL, lease_until = NULL
 WHERE id = :id AND tenant_id = :tenant_id AND state = 'running' AND attempt = :attempt
 RETURNING state;
@@ -146,3 +146,24 @@ WHERE id IN (
     WHERE expires_at IS NOT NULL AND expires_at <= :now AND state IN ('ready', 'scheduled')
     LIMIT :limit)
 RETURNING tenant_id, id;
+
+-- name: cancellable_tasks
+SELECT id, state, attempt, lease_owner, dispatched_at FROM tasks
+WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids))
+  AND state IN ('scheduled', 'ready', 'running');
+
+-- name: cancel_task
+UPDATE tasks SET state = 'cancelled', finished_at = :now, lease_owner = NULL, lease_until = NULL
+WHERE tenant_id = :tenant_id AND id = :id AND state IN ('scheduled', 'ready', 'running');
+
+-- name: release_task
+-- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
+UPDATE tasks
+SET state = 'ready', attempt = attempt - 1, ready_at = :now, lease_owner = NULL,
+    lease_until = NULL
+WHERE tenant_id = :tenant_id AND id = :id AND attempt = :attempt AND state = 'running'
+  AND lease_owner = :worker;
+
+-- name: leased_to
+SELECT id, attempt FROM tasks
+WHERE tenant_id = :tenant_id AND lease_owner = :worker AND state = 'running';
