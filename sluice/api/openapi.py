@@ -11,13 +11,16 @@ from typing import Any
 import msgspec
 
 from ..model import FunctionConfig
+from ..store import DeadSelector
 from .errors import ErrorResponse
 from .schemas import (
     BatchRequestDoc,
     BatchView,
+    DeadPage,
     FunctionList,
     FunctionSettings,
     Health,
+    RetryCount,
     SubmitView,
     TaskSpecDoc,
     TaskView,
@@ -41,6 +44,16 @@ OPERATIONS: list[tuple[str, str, str, str, type | None, dict[int, type], list[di
        "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 30}}]),
     ("post", "/v1/tasks/{task_id}/cancel", "cancelTask",
      "Cancel a task that has not ended (a running one is stopped)", None, {200: TaskView}, []),
+    ("post", "/v1/tasks/{task_id}/retry", "retryTask",
+     "Run a dead task again (a new attempt series; history kept)", None, {200: TaskView}, []),
+    ("get", "/v1/dead", "listDead", "Dead tasks, oldest first, a page at a time", None,
+     {200: DeadPage},
+     [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
+         ("function", {"type": "string"}), ("since", {"type": "number"}),
+         ("until", {"type": "number"}), ("after", {"type": "string"}),
+         ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))]),
+    ("post", "/v1/dead/retry", "retryDead", "Retry every dead task a selector matches",
+     DeadSelector, {200: RetryCount}, []),
     ("put", "/v1/functions/{name}", "putFunction", "Create or update a function's config",
      FunctionSettings, {200: FunctionConfig}, []),
     ("get", "/v1/functions", "listFunctions", "The tenant's functions", None,

@@ -13,11 +13,14 @@ from ..engine.admission import TaskSpec
 from ..engine.node import Node
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from ..model import FunctionConfig
+from ..store import DeadSelector
 from .schemas import (
     BatchRequest,
+    DeadPage,
     FunctionList,
     FunctionSettings,
     Health,
+    RetryCount,
     TaskView,
     TenantCreate,
     TenantView,
@@ -29,6 +32,9 @@ _spec_decoder = msgspec.json.Decoder(TaskSpec)
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
 _tenant_decoder = msgspec.json.Decoder(TenantCreate)
 _function_decoder = msgspec.json.Decoder(FunctionSettings)
+_selector_decoder = msgspec.json.Decoder(DeadSelector)
+DEAD_PAGE = 100
+MAX_DEAD_PAGE = 1000
 FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 
 BODY_OVERHEAD = 64 * 1024  # room for the envelope beyond the payload limit
@@ -154,6 +160,55 @@ async def cancel_task(request: Request[Any, Any, Any]) -> Response[TaskView]:
     return _json(await _view(node, tenant_id, task_id))  # type: ignore[return-value]
 
 
+@post(
+    "/v1/tasks/{task_id:str}/retry",
+    status_code=200,
+    summary="Run a dead task again (a new attempt series)",
+    tags=["dead letters"],
+)
+async def retry_task(request: Request[Any, Any, Any]) -> Response[TaskView]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    task_id = request.path_params["task_id"]
+    await node.retry(tenant_id, task_id)
+    return _json(await _view(node, tenant_id, task_id))  # type: ignore[return-value]
+
+
+def _number(request: Request[Any, Any, Any], name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number (epoch seconds)", field=name) from None
+
+
+@get("/v1/dead", summary="Dead tasks, oldest first, a page at a time", tags=["dead letters"])
+async def list_dead(request: Request[Any, Any, Any]) -> Response[DeadPage]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    selector = DeadSelector(
+        request.query_params.get("function"), _number(request, "since"), _number(request, "until")
+    )
+    limit = _number(request, "limit") or DEAD_PAGE
+    if not 1 <= limit <= MAX_DEAD_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_DEAD_PAGE}", field="limit")
+    after = request.query_params.get("after", "")
+    page = await node.store.list_dead(tenant_id, selector, after, int(limit))
+    cursor = page[-1].id if len(page) == int(limit) else None
+    return _json(DeadPage(page, cursor))  # type: ignore[return-value]
+
+
+@post("/v1/dead/retry", status_code=200, summary="Retry every dead task a selector matches",
+      tags=["dead letters"])  # fmt: skip
+async def retry_dead(request: Request[Any, Any, Any]) -> Response[RetryCount]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    selector = _decode(_selector_decoder, await _body(request, 4096))
+    return _json(RetryCount(await node.retry_dead(tenant_id, selector)))  # type: ignore[return-value]
+
+
 @put("/v1/functions/{name:str}", summary="Create or update a function's config", tags=["functions"])
 async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConfig]:
     tenant_id = await tenant_of(request)
@@ -185,6 +240,6 @@ async def health(state: State) -> Health:
 
 
 ROUTES = [
-    get_task, cancel_task, wait_result, put_function, list_functions,
-    create_tenant, health,
+    get_task, cancel_task, retry_task, list_dead, retry_dead, wait_result, put_function,
+    list_functions, create_tenant, health,
 ]  # fmt: skip

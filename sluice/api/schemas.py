@@ -19,6 +19,7 @@ from ..model import (
     SubmitResult,
     TaskRecord,
 )
+from ..store import DeadTask
 
 
 class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
@@ -110,6 +111,15 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class FunctionList(msgspec.Struct, frozen=True):
     functions: list[FunctionConfig]
+
+
+class DeadPage(msgspec.Struct, frozen=True):
+    tasks: list[DeadTask]
+    next: str | None  # pass as `after` for the next page; null on the last one
+
+
+class RetryCount(msgspec.Struct, frozen=True):
+    retried: int
 
 
 class TenantCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

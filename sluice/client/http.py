@@ -11,7 +11,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +82,23 @@ class Task(msgspec.Struct, frozen=True):
     attempts: list[Attempt]
 
 
+class DeadTask(msgspec.Struct, frozen=True):
+    id: str
+    function: str
+    attempt: int
+    error: str | None
+    finished_at: float | None
+
+
+class DeadPage(msgspec.Struct, frozen=True):
+    tasks: list[DeadTask]
+    next: str | None
+
+
+class RetryCount(msgspec.Struct, frozen=True):
+    retried: int
+
+
 class _ErrorBody(msgspec.Struct):
     status: int
     code: str
@@ -145,6 +162,18 @@ class _Calls:
     @staticmethod
     def put_function(name: str, settings: dict[str, Any]) -> _Request:
         return _Request("PUT", f"/v1/functions/{name}", _encoder.encode(settings))
+
+    @staticmethod
+    def retry(task_id: str) -> _Request:
+        return _Request("POST", f"/v1/tasks/{task_id}/retry")
+
+    @staticmethod
+    def list_dead(params: dict[str, str]) -> _Request:
+        return _Request("GET", "/v1/dead", params=params)
+
+    @staticmethod
+    def retry_dead(selector: dict[str, Any]) -> _Request:
+        return _Request("POST", "/v1/dead/retry", _encoder.encode(selector))
 
     @staticmethod
     def cancel(task_id: str) -> _Request:
@@ -232,6 +261,27 @@ class Client:
     def cancel(self, task_id: str) -> Task:
         return _Calls.parse(self._send(_Calls.cancel(task_id)), Task)
 
+    def retry(self, task_id: str) -> Task:
+        """Run a dead task again, with a new attempt series."""
+        return _Calls.parse(self._send(_Calls.retry(task_id)), Task)
+
+    def dead(self, function: str | None = None, limit: int = 100) -> Iterator[DeadTask]:
+        """Every dead task (of a function), oldest first, fetched a page at a time."""
+        after = ""
+        while True:
+            params = {"limit": str(limit), "after": after}
+            if function:
+                params["function"] = function
+            page = _Calls.parse(self._send(_Calls.list_dead(params)), DeadPage)
+            yield from page.tasks
+            if page.next is None:
+                return
+            after = page.next
+
+    def retry_dead(self, **selector: Any) -> int:
+        """Retry every dead task matching function=, since=, until=; returns how many."""
+        return _Calls.parse(self._send(_Calls.retry_dead(selector)), RetryCount).retried
+
     def put_function(self, name: str, settings: dict[str, Any]) -> None:
         """Create or update a function's config (retry, timeout_s, priority, ttl_s, tags)."""
         _Calls.parse(self._send(_Calls.put_function(name, settings)), dict)
@@ -299,6 +349,12 @@ class AsyncClient:
 
     async def cancel(self, task_id: str) -> Task:
         return _Calls.parse(await self._send(_Calls.cancel(task_id)), Task)
+
+    async def retry(self, task_id: str) -> Task:
+        return _Calls.parse(await self._send(_Calls.retry(task_id)), Task)
+
+    async def retry_dead(self, **selector: Any) -> int:
+        return _Calls.parse(await self._send(_Calls.retry_dead(selector)), RetryCount).retried
 
     async def put_function(self, name: str, settings: dict[str, Any]) -> None:
         _Calls.parse(await self._send(_Calls.put_function(name, settings)), dict)

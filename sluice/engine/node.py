@@ -35,7 +35,7 @@ from ..model import (
     new_task_ids,
 )
 from ..protocol import Cancel
-from ..store import ACCEPTED, Reaped, Store, open_store
+from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_store
 from .admission import TaskSpec, build_task
 from .dispatcher import Dispatcher
 from .gateway import Gateway
@@ -45,6 +45,7 @@ from .timers import Timers
 log = logging.getLogger("sluice.node")
 
 KEY_PREFIX = "sk_"
+RETRY_CHUNK = 1000  # dead tasks retried per commit: a big selector never holds the writer long
 _encoder = msgspec.json.Encoder()
 KEY_CACHE_S = 5.0  # a revoked key stops working within this, on other nodes
 
@@ -194,6 +195,35 @@ class Node:
             if conn is not None:
                 conn.send(_encoder.encode(Cancel([c.task_id])))
         return task
+
+    async def retry(self, tenant_id: str, task_id: str) -> TaskRecord:
+        """Run a dead task again: a new attempt series; its history stays."""
+        task = await self.get_task(tenant_id, task_id)
+        if not await self._retry_dead(tenant_id, [task_id]):
+            raise Conflict(
+                f"task {task_id} is {task.state}; only dead tasks are retried",
+                code="task_not_dead",
+                field="task_id",
+            )
+        return await self.get_task(tenant_id, task_id)
+
+    async def retry_dead(self, tenant_id: str, selector: DeadSelector) -> int:
+        """Retry every dead task the selector matches, a chunk per commit."""
+        total, after = 0, ""
+        while True:
+            chunk = await self.store.list_dead(tenant_id, selector, after, RETRY_CHUNK)
+            if not chunk:
+                return total
+            total += len(await self._retry_dead(tenant_id, [t.id for t in chunk]))
+            after = chunk[-1].id
+
+    async def _retry_dead(self, tenant_id: str, task_ids: list[str]) -> list[str]:
+        functions = await self.functions(tenant_id)
+        allowance = {name: f.retry.max_attempts for name, f in functions.items()}
+        retried = await self.store.retry_dead(tenant_id, task_ids, allowance, self.clock.now())
+        if retried:
+            self.dispatcher.notify(tenant_id)
+        return retried
 
     async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord:
         task = await self.store.get_task(tenant_id, task_id)

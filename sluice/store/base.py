@@ -52,6 +52,22 @@ class Cancelled(msgspec.Struct, frozen=True):
     worker: str | None  # who was running it, to be told to stop
 
 
+class DeadSelector(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which dead tasks: of a function, ended within [since, until) (epoch seconds)."""
+
+    function: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+class DeadTask(msgspec.Struct, frozen=True):
+    id: str
+    function: str
+    attempt: int
+    error: str | None
+    finished_at: float | None
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -96,6 +112,18 @@ class Store(Protocol):
         self, tenant_id: str, task_ids: list[str], now: float
     ) -> list[Cancelled]:
         """Cancel the tasks that are not terminal yet; a running one's attempt ends too."""
+        ...
+
+    async def list_dead(
+        self, tenant_id: str, selector: DeadSelector, after: str, limit: int
+    ) -> list[DeadTask]:
+        """Dead tasks matching the selector, in id order, after the id `after`."""
+        ...
+
+    async def retry_dead(
+        self, tenant_id: str, task_ids: list[str], max_attempts: dict[str, int], now: float
+    ) -> list[str]:
+        """Dead tasks back to ready with a new attempt series (max_attempts by function)."""
         ...
 
     async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:

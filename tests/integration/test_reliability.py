@@ -269,3 +269,35 @@ async def test_hung_sync_handlers_do_not_starve_the_tasks_after_them(server) -> 
                 await h.aresult(timeout=10)  # the retries run once the threads are back
     finally:
         release_hung.set()
+
+
+async def test_dead_tasks_are_listed_and_retried_one_by_one_or_by_selector(server) -> None:
+    async with running_worker(server, app):
+        handles = [await refuses.asubmit(f"dead{i}") for i in range(5)]
+        for h in handles:
+            with pytest.raises(sluice.TaskFailed):
+                await h.aresult(timeout=10)
+        client = sluice.Client(server.url, server.api_key)
+        try:
+            dead = await asyncio.to_thread(lambda: list(client.dead(function="refuses", limit=2)))
+            assert [d.id for d in dead] == [h.id for h in handles]
+            assert {d.error for d in dead} == {"invalid address"}
+
+            one = await asyncio.to_thread(client.retry, handles[0].id)
+            assert one.state in ("ready", "running", "dead")
+            await wait_for(lambda: calls.get("dead0") == 2)
+            await wait_for(lambda: server.count("state = 'dead'") == 5)
+            retried = await asyncio.to_thread(lambda: client.retry_dead(function="refuses"))
+            assert retried == 5
+            await wait_for(lambda: all(calls.get(f"dead{i}", 0) >= 2 for i in range(5)))
+            with pytest.raises(sluice.RemoteError) as refused:
+                await asyncio.to_thread(client.retry, (await once.asubmit("alive")).id)
+            assert refused.value.code == "task_not_dead"
+        finally:
+            client.close()
+    await wait_for(lambda: server.count("state = 'dead'") == 5)
+    task = await app.aclient.get(handles[1].id)
+    # A new attempt series: the history of the first one is kept.
+    assert [a.outcome for a in task.attempts] == ["rejected", "rejected"]
+    assert len((await app.aclient.get(handles[0].id)).attempts) == 3
+    assert "retried" in [e.stage for e in task.timeline]

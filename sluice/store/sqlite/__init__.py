@@ -27,7 +27,17 @@ from ...model import (
     TaskRecord,
     Tenant,
 )
-from ..base import ACCEPTED, DUPLICATE, STALE, Cancelled, ClaimRequest, LeaseRenewal, Reaped
+from ..base import (
+    ACCEPTED,
+    DUPLICATE,
+    STALE,
+    Cancelled,
+    ClaimRequest,
+    DeadSelector,
+    DeadTask,
+    LeaseRenewal,
+    Reaped,
+)
 from ..sqlfile import load_migrations, load_queries
 from ..writer import Writer
 
@@ -281,6 +291,32 @@ class SQLiteStore:
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 
+    async def list_dead(
+        self, tenant_id: str, selector: DeadSelector, after: str, limit: int
+    ) -> list[DeadTask]:
+        rows = await self._read(Q["list_dead"], _dead_params(tenant_id, selector, after, limit))
+        return [DeadTask(*r) for r in rows]
+
+    async def retry_dead(
+        self, tenant_id: str, task_ids: list[str], max_attempts: dict[str, int], now: float
+    ) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            retried = []
+            for task_id in task_ids:
+                row = conn.execute(
+                    Q["get_task"], {"tenant_id": tenant_id, "id": task_id}
+                ).fetchone()
+                if row is None:
+                    continue
+                params = {"tenant_id": tenant_id, "id": task_id, "now": now,
+                          "max_attempts": max_attempts.get(row[2], row[9])}  # fmt: skip
+                if conn.execute(Q["retry_task"], params).rowcount == 1:
+                    _event(conn, tenant_id, task_id, now, "retried", "by hand")
+                    retried.append(task_id)
+            return retried
+
+        return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
+
     async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
         rows = await self._read(Q["leased_to"], {"tenant_id": tenant_id, "worker": worker})
         return [(r[0], r[1]) for r in rows]
@@ -355,6 +391,17 @@ class SQLiteStore:
             return [(r[0], r[1]) for r in rows]
 
         return await self._writer.submit(op)
+
+
+def _dead_params(tenant_id: str, selector: DeadSelector, after: str, limit: int) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "function": selector.function,
+        "since": selector.since,
+        "until": selector.until,
+        "after": after,
+        "limit": limit,
+    }
 
 
 def _fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:

@@ -76,7 +76,7 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          created_at, dispatched_at, lease_until, throttles, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, stag;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -167,3 +167,18 @@ WHERE tenant_id = :tenant_id AND id = :id AND attempt = :attempt AND state = 'ru
 -- name: leased_to
 SELECT id, attempt FROM tasks
 WHERE tenant_id = :tenant_id AND lease_owner = :worker AND state = 'running';
+
+-- name: list_dead
+SELECT id, function, attempt, error, finished_at FROM tasks
+WHERE tenant_id = :tenant_id AND state = 'dead' AND id > :after
+  AND (:function IS NULL OR function = :function)
+  AND (:since IS NULL OR finished_at >= :since)
+  AND (:until IS NULL OR finished_at < :until)
+ORDER BY id LIMIT :limit;
+
+-- name: retry_task
+-- A new attempt series for a dead task: the history stays, the allowance starts again.
+UPDATE tasks
+SET state = 'ready', max_attempts = attempt - throttles + :max_attempts, series_at = :now,
+    ready_at = :now, stag = :now, finished_at = NULL, error = NULL
+WHERE tenant_id = :tenant_id AND id = :id AND state = 'dead';
