@@ -43,6 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Longest long-poll for a task's result."""
     claim_batch: int = 256
     """Most tasks delivered to one worker in one frame."""
+    shutdown_delay_s: float = 1.0
+    """On SIGTERM, how long submits are answered 503 + Retry-After before the listener closes."""
     synchronous: str = "NORMAL"
     """SQLite `synchronous` pragma: NORMAL survives process crashes, FULL survives power loss."""
 

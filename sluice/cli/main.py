@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +55,24 @@ def _run(coro: Any) -> None:
 async def _serve_http(node: Any, host: str, port: int, manage_node: bool) -> Any:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # From the first signal on, submits get 503 + Retry-After (clients retry on
+            # another node, or here after the restart); what was acknowledged is committed.
+            # On SIGTERM the listener stays open `shutdown_delay_s` longer, answering 503,
+            # so load balancers and clients see the refusal rather than a reset.
+            delay = node.settings.shutdown_delay_s
+            if sig == signal.SIGTERM and delay > 0 and node.accepting:
+                node.accepting = False
+                timer = threading.Timer(delay, self.handle_exit, (sig, frame))
+                timer.daemon = True
+                timer.start()
+                return
+            node.accepting = False
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:  # a requested stop that completed is a success: exit 0
+                self._captured_signals.remove(sig)
+
     from ..api import create_app
 
     config = uvicorn.Config(
@@ -67,7 +86,7 @@ async def _serve_http(node: Any, host: str, port: int, manage_node: bool) -> Any
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 @cli.command()

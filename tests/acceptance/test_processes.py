@@ -62,6 +62,7 @@ class Cluster:
         return proc
 
     def server(self) -> subprocess.Popen[bytes]:
+        wait_for_sync(lambda: not self._healthy(), timeout=20)  # the old one has let go
         proc = self.start("server", "--port", str(self.port))
         wait_for_sync(self._healthy, timeout=20)
         return proc
@@ -189,3 +190,83 @@ def _workers(url: str) -> int:
         return int(httpx.get(f"{url}/v1/health", timeout=2).json()["workers"])
     except httpx.HTTPError:
         return 0
+
+
+def test_restarting_the_server_does_not_interrupt_a_running_task(cluster: Cluster) -> None:
+    server = cluster.server()
+    cluster.worker()
+    runs = cluster.markers / "upgrade.runs"
+    with sluice.Client(cluster.url, cluster.api_key) as client:
+        submitted = client.submit({"function": "sleepy", "args": ["upgrade", 20]})
+        wait_for_sync(runs.exists, timeout=20)
+        server.send_signal(signal.SIGTERM)  # an upgrade: stop, then start the new version
+        assert server.wait(timeout=30) == 0
+        cluster.server()
+        task = client.wait(submitted.id, 40)
+    assert (task.state, task.result, task.attempt) == ("succeeded", 1, 1)
+    assert [a.outcome for a in task.attempts] == ["succeeded"]
+    assert runs.read_text().split() == ["1"]  # it ran once, and was never cut
+    assert "lease_lost" not in [e.stage for e in task.timeline]
+
+
+def test_a_stopping_server_answers_submits_with_503_and_keeps_what_it_acknowledged(
+    cluster: Cluster,
+) -> None:
+    server = cluster.server()
+    acknowledged: list[str] = []
+    refused: list[int] = []
+    with httpx.Client(base_url=cluster.url) as http:
+        headers = {"authorization": f"Bearer {cluster.api_key}"}
+        body = {"function": "multiply", "args": [1, 2]}
+        http.put("/v1/functions/multiply", json={}, headers=headers).raise_for_status()
+        for i in range(2000):
+            if i == 200:
+                server.send_signal(signal.SIGTERM)
+            try:
+                answer = http.post("/v1/tasks", json=body, headers=headers)
+            except httpx.TransportError:
+                break  # the listener is gone
+            if answer.status_code == 201:
+                acknowledged.append(answer.json()["id"])
+            else:
+                assert answer.status_code == 503, answer.text
+                assert int(answer.headers["retry-after"]) >= 1
+                assert answer.json()["error"]["code"] == "unavailable"
+                refused.append(i)
+    assert server.wait(timeout=30) == 0
+    assert len(acknowledged) >= 200
+    assert refused, "no submit saw the 503 of a stopping server"
+    import sqlite3
+
+    with sqlite3.connect(cluster.tmp / "sluice.db") as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM tasks")}
+    assert set(acknowledged) <= stored
+
+
+def test_every_acknowledged_submit_survives_a_server_killed_mid_burst(cluster: Cluster) -> None:
+    server = cluster.server()
+    acknowledged: list[str] = []
+    with httpx.Client(base_url=cluster.url) as http:
+        headers = {"authorization": f"Bearer {cluster.api_key}"}
+        http.put("/v1/functions/multiply", json={}, headers=headers).raise_for_status()
+        batch = {"tasks": [{"function": "multiply", "args": [i, 2]} for i in range(50)]}
+        for i in range(400):
+            if i == 150:
+                server.send_signal(signal.SIGKILL)  # a crash: no shutdown code runs
+            try:
+                answer = http.post("/v1/tasks/batch", json=batch, headers=headers)
+            except httpx.TransportError:
+                break
+            assert answer.status_code == 201
+            acknowledged += [t["id"] for t in answer.json()["tasks"]]
+    server.wait(timeout=10)
+    assert len(acknowledged) >= 150 * 50
+    cluster.server()  # recovery: the database opens and replays its WAL
+    with sluice.Client(cluster.url, cluster.api_key) as client:
+        sample = [client.get(task_id).state for task_id in acknowledged[-50:]]
+    assert set(sample) == {"ready"}
+    import sqlite3
+
+    with sqlite3.connect(cluster.tmp / "sluice.db") as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM tasks")}
+    assert set(acknowledged) <= stored

@@ -25,3 +25,12 @@ def stubborn(ctx: TaskContext, name: str) -> dict[str, int]:
     if ctx.attempt == 1:
         threading.Event().wait()  # hang until the process is killed
     return {"attempt": ctx.attempt, "pid": os.getpid()}
+
+
+@app.task
+def sleepy(ctx: TaskContext, name: str, seconds: float) -> int:
+    """Long enough to outlive a server restart; journals each start."""
+    with open(MARKERS / f"{name}.runs", "a") as journal:
+        journal.write(f"{ctx.attempt}\n")
+    threading.Event().wait(seconds)
+    return ctx.attempt
