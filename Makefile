@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BACKEND ?= sqlite
 
-.PHONY: help run test test-fast lint format bench clean
+.PHONY: help run test test-fast lint format bench chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 
 bench: $(STAMP)  ## benchmarks; prints figures and records them in bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)
+
+chaos: $(STAMP)  ## crash-safety run: kills server and workers, prints the counts
+	$(BIN)/python -m chaos.run
 
 clean:  ## remove the venv and local data
 	rm -rf $(VENV) .sluice examples/.sluice .pytest_cache .mypy_cache .ruff_cache

@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Longest long-poll for a task's result."""
     claim_batch: int = 256
     """Most tasks delivered to one worker in one frame."""
+    retention_s: float = 7 * 86400.0
+    """How long ended tasks (and their keys, attempts, logs) are kept."""
+    purge_interval_s: float = 60.0
     shutdown_delay_s: float = 1.0
     """On SIGTERM, how long submits are answered 503 + Retry-After before the listener closes."""
     synchronous: str = "NORMAL"

@@ -212,5 +212,11 @@ def _id_run(n: int) -> list[str]:
     ]  # fmt: skip
 
 
+def time_ordered_id_floor(at: float) -> str:
+    """The smallest id made at `at` (epoch seconds): every older id sorts before it."""
+    h = f"{int(at * 1000):012x}"
+    return f"{h[:8]}-{h[8:12]}-0000-0000-000000000000"
+
+
 def new_task_id() -> str:
     return new_task_ids(1)[0]

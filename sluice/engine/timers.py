@@ -24,6 +24,7 @@ log = logging.getLogger("sluice.timers")
 PROMOTE_BATCH = 5000
 HEAP_LOAD_LIMIT = 10_000
 REAP_BATCH = 1000
+PURGE_BATCH = 1000
 
 
 class Timers:
@@ -54,6 +55,7 @@ class Timers:
                 self.reap_once,
                 first_after=self._node.settings.lease_s,
             ),
+            self._every(self._node.settings.purge_interval_s, self.purge_once),
             self._fire_heap(),
         )
 
@@ -85,6 +87,17 @@ class Timers:
         for run_at, tenant_id, task_id in await node.store.due_soon(horizon, HEAP_LOAD_LIMIT):
             self.schedule(run_at, tenant_id, task_id)
         return total
+
+    async def purge_once(self) -> int:
+        """Retention: drop ended tasks older than `retention_s`, a batch per commit."""
+        node = self._node
+        before = node.clock.now() - node.settings.retention_s
+        total = 0
+        while True:
+            purged = await node.store.purge_tasks(before, PURGE_BATCH)
+            total += purged
+            if purged < PURGE_BATCH:
+                return total
 
     async def renew_once(self) -> None:
         node = self._node

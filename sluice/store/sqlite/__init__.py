@@ -26,6 +26,7 @@ from ...model import (
     SubmitResult,
     TaskRecord,
     Tenant,
+    time_ordered_id_floor,
 )
 from ..base import (
     ACCEPTED,
@@ -380,6 +381,22 @@ class SQLiteStore:
                 _event(conn, tenant_id, task_id, now, "lease_lost", owner)
                 out.append(Reaped(tenant_id, task_id, row[0]))
             return out
+
+        return await self._writer.submit(op)
+
+    async def purge_tasks(self, before: float, limit: int) -> int:
+        """Delete ended tasks (with their attempts and events) that ended before `before`;
+        their keys are free again."""
+        id_before = time_ordered_id_floor(before)
+
+        def op(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                Q["retained_past"], {"id_before": id_before, "before": before, "limit": limit}
+            ).fetchall()
+            params = [{"tenant_id": t, "id": i} for t, i in rows]
+            for query in ("delete_attempts", "delete_events", "delete_task"):
+                conn.executemany(Q[query], params)
+            return len(rows)
 
         return await self._writer.submit(op)
 

@@ -182,3 +182,20 @@ UPDATE tasks
 SET state = 'ready', max_attempts = attempt - throttles + :max_attempts, series_at = :now,
     ready_at = :now, stag = :now, finished_at = NULL, error = NULL
 WHERE tenant_id = :tenant_id AND id = :id AND state = 'dead';
+
+-- name: retained_past
+-- Ended tasks whose retention ran out. Ids are time-ordered, so the scan walks the
+-- primary key from the oldest and stops at the first id created after the cutoff.
+SELECT tenant_id, id FROM tasks
+WHERE id < :id_before AND state IN ('succeeded', 'dead', 'cancelled', 'expired')
+  AND finished_at < :before
+ORDER BY id LIMIT :limit;
+
+-- name: delete_task
+DELETE FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: delete_attempts
+DELETE FROM attempts WHERE task_id = :id AND tenant_id = :tenant_id;
+
+-- name: delete_events
+DELETE FROM events WHERE tenant_id = :tenant_id AND task_id = :id;
