@@ -394,8 +394,9 @@ class SQLiteStore:
                 Q["retained_past"], {"id_before": id_before, "before": before, "limit": limit}
             ).fetchall()
             params = [{"tenant_id": t, "id": i} for t, i in rows]
-            for query in ("delete_attempts", "delete_events", "delete_task"):
-                conn.executemany(Q[query], params)
+            conn.executemany(Q["delete_attempts"], params)
+            conn.executemany(Q["delete_events"], params)
+            conn.executemany(Q["delete_task"], params)
             return len(rows)
 
         return await self._writer.submit(op)
