@@ -36,7 +36,7 @@ async def finish_all(store: Store, tenant: str, now: float) -> None:
             started_at=now,
             finished_at=now,
             result=b"1",
-        )  # fmt: skip
+        )
         for t in claimed
     ]
     await store.finish_attempts(finishes, now)
