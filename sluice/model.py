@@ -101,6 +101,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     result: bytes | None
     error: str | None
     throttles: int = 0
+    series_at: float | None = None  # when a retry by hand started the current series
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):

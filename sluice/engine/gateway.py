@@ -168,7 +168,7 @@ class Gateway:
     async def _on_release(self, conn: WorkerConn, items: list[RunningTask]) -> None:
         node = self._node
         for item in items:
-            conn.inflight.pop(item.id, None)
+            conn.take(item.id, item.attempt)
         held = [(item.id, item.attempt) for item in items]
         released = await node.store.release_tasks(
             conn.tenant_id, conn.worker_id, held, node.clock.now()

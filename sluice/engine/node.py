@@ -264,7 +264,7 @@ class Node:
             max_attempts=task.max_attempts,
             timeout_s=task.timeout_s,
             priority=task.priority,
-            created_at=task.created_at,
+            created_at=task.series_at or task.created_at,
             dispatched_at=task.dispatched_at or task.created_at,
             lease_until=task.lease_until or 0.0,
             throttles=task.throttles,

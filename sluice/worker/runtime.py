@@ -306,7 +306,10 @@ class Worker:
                 raise
         finally:
             if not future.done():
-                self._abandon(future)
+                if not began.is_set():
+                    future.cancel()  # not started yet: the pool drops it
+                else:
+                    self._abandon(future)
 
     def _abandon(self, future: asyncio.Future[Any]) -> None:
         self._abandoned += 1

@@ -457,7 +457,7 @@ def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -
 
 
 def _finish_params(f: Finish, now: float) -> dict[str, Any]:
-    terminal = f.next_state in ("succeeded", "dead")
+    terminal = f.next_state in ("succeeded", "dead", "cancelled")
     return {
         "task_id": f.task_id,
         "tenant_id": f.tenant_id,
