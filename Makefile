@@ -28,13 +28,13 @@ test-fast: $(STAMP)  ## policy, store and integration tests only
 	$(BIN)/pytest -q -m "not acceptance"
 
 lint: $(STAMP)  ## ruff and mypy --strict on the package
-	$(BIN)/ruff check sluice tests examples bench
-	$(BIN)/ruff format --check sluice tests examples bench
+	$(BIN)/ruff check sluice tests examples bench chaos
+	$(BIN)/ruff format --check sluice tests examples bench chaos
 	$(BIN)/mypy
 
 format: $(STAMP)  ## apply ruff's formatting and fixes
-	$(BIN)/ruff format sluice tests examples bench
-	$(BIN)/ruff check --fix sluice tests examples bench
+	$(BIN)/ruff format sluice tests examples bench chaos
+	$(BIN)/ruff check --fix sluice tests examples bench chaos
 
 bench: $(STAMP)  ## benchmarks; prints figures and records them in bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)

@@ -5,8 +5,8 @@
 One SQLite database in a temporary directory, one `sluice server` and a few `sluice
 worker chaos.workload:app` processes, all real subprocesses. A submitter sends a mix of
 tasks (some keyed, some delayed, some failing once) in batches, retrying a batch until
-it is acknowledged; a chaos thread with a seeded random schedule kills the server (and
-restarts it on the same port and database) and kills workers (and starts replacements).
+it is acknowledged; two chaos threads with seeded random schedules kill the server (and
+restart it on the same port and database) and kill workers (and start replacements).
 Once every task has ended, the database (read directly, read-only) and the workers'
 execution journals (chaos/workload.py) are checked against what was acknowledged.
 Exit status 0 only when every check passes.
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ SERVER_ENV = {
     "SLUICE_REAP_INTERVAL_S": "0.5",
     "SLUICE_PROMOTE_INTERVAL_S": "0.2",
 }
+MIN_UPTIME_S = 1.0  # a restarted server lives at least this long before the next kill
 EPSILON_S = 0.001  # float timestamps written by different processes
 
 
@@ -100,6 +102,7 @@ class Cluster:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def create_tenant(self) -> None:
         created = subprocess.run(
@@ -111,6 +114,8 @@ class Cluster:
 
     def _start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the run is stopping; no new processes")
             out = open(self.tmp / f"{name}-{len(self._procs)}.log", "wb")  # noqa: SIM115
             proc = subprocess.Popen(
                 [*SLUICE, *args], env=self.env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT
@@ -156,10 +161,10 @@ class Cluster:
     def wait_healthy(self, timeout: float, workers: int | None = None) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            health = self.health()
-            if health is not None and health.get("status") == "ok":
-                if workers is None or int(health.get("workers", 0)) >= workers:
-                    return
+            health = self.health() or {}
+            connected = int(health.get("workers", 0))
+            if health.get("status") == "ok" and (workers is None or connected >= workers):
+                return
             if self.server is not None and self.server.poll() is not None:
                 raise RuntimeError(f"the server exited with status {self.server.returncode}")
             if time.monotonic() > deadline:
@@ -183,6 +188,7 @@ class Cluster:
     def stop(self) -> None:
         """Kill every process this run started (idempotent; used on every exit path)."""
         with self._lock:
+            self._closed = True
             procs = list(self._procs)
         for proc in procs:
             if proc.poll() is None:
@@ -265,7 +271,7 @@ def plan_batches(
         size = rng.randint(20, 200)
         batches.append([(t, False) for t in tasks[i : i + size]])
         i += size
-    again: list[list[tuple[Planned, bool]]] = [[] for _ in batches] + [[]]
+    again: list[list[tuple[Planned, bool]]] = [[] for _ in range(len(batches) + 1)]
     for index, batch in enumerate(batches):
         for task, _ in batch:
             if task.key is not None and rng.random() < duplicates:
@@ -337,51 +343,80 @@ class ChaosLog:
     server_kills: int = 0
     worker_kills: int = 0
     events: list[str] = field(default_factory=list)
-    error: BaseException | None = None
+    errors: list[BaseException] = field(default_factory=list)
 
 
-def chaos(
+def chaos_threads(
     cluster: Cluster,
     seed: int,
     server_kills: int,
     worker_kills: int,
     window_s: float,
+    max_down_s: float,
     elapsed: Callable[[], float],
     stop: threading.Event,
     record: ChaosLog,
-) -> None:
-    """Kill the server and workers at seeded random moments within the window."""
-    rng = random.Random(f"chaos-{seed}")
+) -> list[threading.Thread]:
+    """Two independent seeded schedules within the window: server kills (each followed
+    by a restart on the same port and database after a short pause) and worker kills
+    (each followed by a replacement). A worker may well die while the server is down."""
     start = time.monotonic()
-    moments = [(rng.uniform(0.1, 0.9) * window_s, "server") for _ in range(server_kills)]
-    moments += [(rng.uniform(0.1, 0.9) * window_s, "worker") for _ in range(worker_kills)]
-    try:
-        for at, what in sorted(moments):
+
+    def moments(rng: random.Random, n: int) -> list[float]:
+        return sorted(rng.uniform(0.1, 0.9) * window_s for _ in range(n))
+
+    def kill_servers() -> None:
+        rng = random.Random(f"server-chaos-{seed}")
+        up_since = start
+        for at in moments(rng, server_kills):
+            # A kill lands on a server that has been up a moment (workers reconnect), even
+            # when the previous restart took longer than the gap in the schedule.
+            due = max(start + at, up_since + MIN_UPTIME_S)
+            if stop.wait(max(0.0, due - time.monotonic())):
+                return
+            pid = cluster.kill_server()
+            record.server_kills += 1
+            down = rng.uniform(0.2, max_down_s)
+            report(f"[{elapsed():6.2f}s] server {pid} killed; restarting in {down:.2f}s")
+            if stop.wait(down):
+                return
+            began = time.monotonic()
+            server = cluster.start_server(timeout=60)
+            up_since = time.monotonic()
+            report(
+                f"[{elapsed():6.2f}s] server {server.pid} up on the same port and database "
+                f"({time.monotonic() - began:.2f}s start-up)"
+            )
+
+    def kill_workers() -> None:
+        rng = random.Random(f"worker-chaos-{seed}")
+        for at in moments(rng, worker_kills):
             if stop.wait(max(0.0, start + at - time.monotonic())):
                 return
-            if what == "server":
-                pid = cluster.kill_server()
-                record.server_kills += 1
-                down = rng.uniform(0.2, 1.5)
-                stop.wait(down)
-                began = time.monotonic()
-                cluster.start_server(timeout=60)
-                record.events.append(
-                    f"[{elapsed():6.2f}s] server {pid} killed; restarted after {down:.2f}s down"
-                    f" (+{time.monotonic() - began:.2f}s start-up)"
-                )
-            else:
-                victim = rng.choice(cluster.workers)
-                pid = cluster.kill_worker(victim)
-                record.worker_kills += 1
-                replacement = cluster.start_worker()
-                record.events.append(
-                    f"[{elapsed():6.2f}s] worker {pid} killed; replaced by {replacement.pid}"
-                )
-            log(record.events[-1])
-    except BaseException as exc:
-        record.error = exc
-        log(f"[{elapsed():6.2f}s] chaos stopped: {exc!r}")
+            victim = rng.choice(cluster.workers)
+            pid = cluster.kill_worker(victim)
+            record.worker_kills += 1
+            replacement = cluster.start_worker()
+            report(f"[{elapsed():6.2f}s] worker {pid} killed; replaced by {replacement.pid}")
+
+    def report(event: str) -> None:
+        record.events.append(event)
+        log(event)
+
+    def guarded(target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                record.errors.append(exc)
+                log(f"[{elapsed():6.2f}s] chaos stopped: {exc!r}")
+
+        return run
+
+    return [
+        threading.Thread(target=guarded(kill_servers), name="chaos-server", daemon=True),
+        threading.Thread(target=guarded(kill_workers), name="chaos-workers", daemon=True),
+    ]
 
 
 # -- the audit -------------------------------------------------------------------------
@@ -422,30 +457,50 @@ def read_journal(directory: Path) -> tuple[list[Run], int]:
 
 
 @dataclass
+class TaskRow:
+    state: str
+    key: str | None
+    attempt: int
+    created_at: float
+    finished_at: float | None
+    n: int  # the planned task, from the payload
+
+
+@dataclass
+class AttemptRow:
+    outcome: str
+    worker: str | None
+
+
+@dataclass
 class Db:
-    tasks: dict[str, tuple[str, str | None, int, float, float | None]]
-    # id -> (state, key, attempt, created_at, finished_at)
-    attempts: dict[tuple[str, int], tuple[str, str | None]]  # (task, attempt) -> outcome, worker
+    tasks: dict[str, TaskRow]
+    attempts: dict[tuple[str, int], AttemptRow]
     events: Counter[str]
 
 
 def read_db(path: Path) -> Db:
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         conn.execute("PRAGMA busy_timeout = 5000")
+        query = "SELECT id, state, key, attempt, created_at, finished_at, payload FROM tasks"
         tasks = {
-            row[0]: (row[1], row[2], int(row[3]), float(row[4]), row[5])
-            for row in conn.execute(
-                "SELECT id, state, key, attempt, created_at, finished_at FROM tasks"
+            task_id: TaskRow(
+                state,
+                key,
+                int(attempt),
+                float(created),
+                finished,
+                json.loads(payload)["kwargs"]["n"],
             )
+            for task_id, state, key, attempt, created, finished, payload in conn.execute(query)
         }
+        query = "SELECT task_id, attempt, outcome, worker FROM attempts"
         attempts = {
-            (row[0], int(row[1])): (row[2], row[3])
-            for row in conn.execute("SELECT task_id, attempt, outcome, worker FROM attempts")
+            (task_id, int(attempt)): AttemptRow(outcome, worker)
+            for task_id, attempt, outcome, worker in conn.execute(query)
         }
-        events = Counter(
-            {row[0]: int(row[1]) for row in conn.execute(
-                "SELECT kind, count(*) FROM events GROUP BY kind")}
-        )  # fmt: skip
+        query = "SELECT kind, count(*) FROM events GROUP BY kind"
+        events = Counter({kind: int(n) for kind, n in conn.execute(query)})
     return Db(tasks, attempts, events)
 
 
@@ -484,6 +539,9 @@ def audit(
     malformed: int,
     killed: dict[int, float],
 ) -> tuple[list[Check], list[tuple[str, object]]]:
+    """The checks, and the counts for the summary. Tasks in the db that were never
+    acknowledged (a batch committed just before a kill, then sent again) are held to
+    the same rules as the others: they must end, and run like their planned task."""
     checks: list[Check] = []
 
     def check(name: str, passed: bool, detail: str) -> None:
@@ -493,10 +551,12 @@ def audit(
     acked = submitted.ids
     acked_ids = set(acked.values())
     by_task: dict[str, list[Run]] = defaultdict(list)
+    by_attempt: dict[tuple[str, int], list[Run]] = defaultdict(list)
     for run in runs:
         by_task[run.task_id].append(run)
+        by_attempt[(run.task_id, run.attempt)].append(run)
     succeeded_rows: Counter[str] = Counter(
-        task_id for (task_id, _), (outcome, _) in db.attempts.items() if outcome == "succeeded"
+        task_id for (task_id, _), row in db.attempts.items() if row.outcome == "succeeded"
     )
 
     # 1. Every acknowledged submit exists.
@@ -509,7 +569,7 @@ def audit(
     )
 
     # 2. Every task ended; every acknowledged one succeeded.
-    states = Counter(state for state, *_ in db.tasks.values())
+    states = Counter(row.state for row in db.tasks.values())
     open_tasks = sum(n for state, n in states.items() if state not in TERMINAL)
     check(
         "every task terminal",
@@ -517,17 +577,17 @@ def audit(
         f"{len(db.tasks) - open_tasks} of {len(db.tasks)} tasks in the db terminal "
         f"({', '.join(f'{s} {n}' for s, n in sorted(states.items()))})",
     )
-    ok = sum(1 for i in acked_ids if db.tasks.get(i, ("",))[0] == "succeeded")
+    ok = sum(1 for i in acked_ids if i in db.tasks and db.tasks[i].state == "succeeded")
     check(
         "every acknowledged task succeeded",
-        ok == len(acked_ids) and len(acked_ids) == len(tasks),
+        ok == len(acked_ids) == len(tasks),
         f"{ok} of {len(acked_ids)} succeeded",
     )
 
     # 3. Keys: one task per key, repeated submits get it back, one success each.
     keyed = {t.n: t.key for t in tasks if t.key is not None}
-    by_key: Counter[str] = Counter(key for _, key, *_ in db.tasks.values() if key is not None)
-    key_task = {row[1]: task_id for task_id, row in db.tasks.items() if row[1] is not None}
+    by_key: Counter[str] = Counter(row.key for row in db.tasks.values() if row.key is not None)
+    key_task = {row.key: task_id for task_id, row in db.tasks.items() if row.key is not None}
     bad_keys = [
         key for n, key in keyed.items() if by_key[key] != 1 or key_task.get(key) != acked.get(n)
     ]
@@ -552,18 +612,17 @@ def audit(
     )
 
     # 4. Attempt bookkeeping: rows 1..attempt for every task, one success for each
-    # succeeded task (the last attempt), none for the others.
+    # succeeded task (its last attempt), none for the others.
     rows_by_task: dict[str, list[int]] = defaultdict(list)
     for task_id, attempt in db.attempts:
         rows_by_task[task_id].append(attempt)
     bad_rows = 0
-    for task_id, (state, _, attempt, _, _) in db.tasks.items():
-        expected_success = 1 if state == "succeeded" else 0
-        last = db.attempts.get((task_id, attempt), ("", None))[0]
+    for task_id, row in db.tasks.items():
+        last = db.attempts.get((task_id, row.attempt))
         if (
-            sorted(rows_by_task[task_id]) != list(range(1, attempt + 1))
-            or succeeded_rows[task_id] != expected_success
-            or (state == "succeeded" and last != "succeeded")
+            sorted(rows_by_task[task_id]) != list(range(1, row.attempt + 1))
+            or succeeded_rows[task_id] != (1 if row.state == "succeeded" else 0)
+            or (row.state == "succeeded" and (last is None or last.outcome != "succeeded"))
         ):
             bad_rows += 1
     check(
@@ -573,39 +632,30 @@ def audit(
     )
 
     # 5. Nothing ran after its task ended.
-    late = [
-        r
-        for r in runs
-        if r.task_id in db.tasks
-        and db.tasks[r.task_id][4] is not None
-        and r.start > db.tasks[r.task_id][4] + EPSILON_S  # type: ignore[operator]
-    ]
+    late = 0
+    for run in runs:
+        ended = db.tasks[run.task_id].finished_at if run.task_id in db.tasks else None
+        late += ended is not None and run.start > ended + EPSILON_S
     check(
         "no run started after its task ended",
-        not late,
-        f"{len(late)} of {len(runs)} runs started after their task's finished_at",
+        late == 0,
+        f"{late} of {len(runs)} runs started after their task's finished_at",
     )
 
     # 6. One attempt never ran on two workers at once.
-    by_attempt: dict[tuple[str, int], list[Run]] = defaultdict(list)
-    for run in runs:
-        by_attempt[(run.task_id, run.attempt)].append(run)
-    overlapping = 0
-    reused = 0
+    def until(r: Run) -> float:
+        return r.end if r.end is not None else killed.get(r.pid, float("inf"))
+
+    overlapping = reused = 0
     for held in by_attempt.values():
         if len({r.pid for r in held}) < 2:
             continue
         reused += 1
-
-        def until(r: Run) -> float:
-            return r.end if r.end is not None else killed.get(r.pid, float("inf"))
-
-        if any(
+        overlapping += any(
             a.pid != b.pid and a.start < until(b) and b.start < until(a)
             for i, a in enumerate(held)
             for b in held[i + 1 :]
-        ):
-            overlapping += 1
+        )
     check(
         "no attempt ran on two workers at once",
         overlapping == 0,
@@ -613,15 +663,21 @@ def audit(
         f"({reused} attempt numbers ran in more than one process)",
     )
 
-    # 7. Every run is accounted for: recorded by the store (succeeded/failed on the same
-    # worker), refused because its lease was lost, or cut by a kill.
+    # 7. Every run is accounted for: recorded by the store (succeeded or failed, on the
+    # same worker), ended but its lease was lost, or cut by a kill.
     recorded = refused = cut = 0
     unexplained: list[Run] = []
     matched: set[tuple[str, int]] = set()
     for run in runs:
-        outcome, worker = db.attempts.get((run.task_id, run.attempt), ("", None))
+        stored = db.attempts.get((run.task_id, run.attempt))
+        outcome = stored.outcome if stored else ""
         expected = {"ok": "succeeded", "fail": "failed"}.get(run.outcome or "")
-        if run.end is not None and outcome == expected and pid_of(worker) == run.pid:
+        if (
+            run.end is not None
+            and outcome == expected
+            and stored
+            and pid_of(stored.worker) == run.pid
+        ):
             recorded += 1
             matched.add((run.task_id, run.attempt))
         elif run.end is not None and outcome == "lost":
@@ -630,7 +686,7 @@ def audit(
             cut += 1
         else:
             unexplained.append(run)
-    finished_rows = [k for k, (o, _) in db.attempts.items() if o in ("succeeded", "failed")]
+    finished_rows = [k for k, r in db.attempts.items() if r.outcome in ("succeeded", "failed")]
     unmatched_rows = [k for k in finished_rows if k not in matched]
     check(
         "every recorded attempt has its run in a journal",
@@ -641,65 +697,76 @@ def audit(
     check(
         "every run accounted for",
         not unexplained and recorded + refused + cut == len(runs),
-        f"{len(runs)} runs = {recorded} recorded + {refused} finished after losing the lease "
+        f"{len(runs)} runs = {recorded} recorded + {refused} ended but lost their lease "
         f"+ {cut} cut by a kill; {len(unexplained)} unexplained",
     )
 
     # 8. Failures only where planned: the first attempt of a failing-once task.
-    ids_to_n = {task_id: n for n, task_id in acked.items()}
+    failed_rows = [k for k, r in db.attempts.items() if r.outcome == "failed"]
     wrong_failures = [
         (task_id, attempt)
-        for (task_id, attempt), (outcome, _) in db.attempts.items()
-        if outcome == "failed"
-        and (attempt != 1 or not planned[ids_to_n[task_id]].fail_once)
-        and task_id in ids_to_n
+        for task_id, attempt in failed_rows
+        if attempt != 1 or not planned[db.tasks[task_id].n].fail_once
     ]
-    failed_rows = sum(1 for outcome, _ in db.attempts.values() if outcome == "failed")
     check(
         "failures only on failing-once first attempts",
         not wrong_failures,
-        f"{failed_rows} failed attempts, {len(wrong_failures)} unexpected",
+        f"{len(failed_rows)} failed attempts, {len(wrong_failures)} unexpected",
     )
 
     # 9. Delayed tasks did not start early.
-    early = 0
-    delayed = [t for t in tasks if t.delay is not None and t.n in acked]
-    for t in delayed:
-        task_id = acked[t.n]
-        if task_id not in db.tasks or t.delay is None:
+    early = delayed = 0
+    for task_id, row in db.tasks.items():
+        delay = planned[row.n].delay
+        if delay is None:
             continue
-        due = db.tasks[task_id][3] + t.delay
-        if any(r.start < due - EPSILON_S for r in by_task.get(task_id, [])):
-            early += 1
+        delayed += 1
+        early += any(r.start < row.created_at + delay - EPSILON_S for r in by_task[task_id])
     check(
         "delayed tasks did not start early",
         early == 0,
-        f"{early} of {len(delayed)} delayed tasks started before created_at + delay",
+        f"{early} of {delayed} delayed tasks started before created_at + delay",
     )
 
-    lost = sum(1 for outcome, _ in db.attempts.values() if outcome == "lost")
-    extra = len(db.tasks) - len(acked_ids)
+    lost_rows = [k for k, r in db.attempts.items() if r.outcome == "lost"]
+    never_started = sum(1 for k in lost_rows if k not in by_attempt)
+    dead, cancelled, expired = (states.get(s, 0) for s in ("dead", "cancelled", "expired"))
+    failing = sum(t.fail_once for t in tasks)
+    batches = f"{submitted.batches} / {submitted.retried_batches}"
+    # A keyed task whose batch committed just before a kill: the retry found it.
+    refound = sum(1 for created in submitted.created.values() if not created)
+    errors = ", ".join(f"{k} {v}" for k, v in submitted.errors.most_common()) or "0"
     counts: list[tuple[str, object]] = [
         ("tasks planned", len(tasks)),
         ("submits acknowledged (incl. repeated keys)", submitted.acknowledged),
+        ("  answered created=false to their first submit", refound),
         ("tasks in the db", len(db.tasks)),
-        ("  of them committed but never acknowledged", extra),
+        ("  committed but never acknowledged", len(db.tasks) - len(acked_ids)),
         ("succeeded", states.get("succeeded", 0)),
-        ("dead / cancelled / expired", "{} / {} / {}".format(
-            states.get("dead", 0), states.get("cancelled", 0), states.get("expired", 0))),
-        ("keyed / delayed / failing-once tasks", "{} / {} / {}".format(
-            len(keyed), len(delayed), sum(t.fail_once for t in tasks))),
+        ("dead / cancelled / expired", f"{dead} / {cancelled} / {expired}"),
+        ("keyed / delayed / failing-once (planned)", f"{len(keyed)} / "
+         f"{sum(t.delay is not None for t in tasks)} / {failing}"),
         ("runs (journal starts)", len(runs)),
-        ("  recorded / lease lost / cut by a kill", f"{recorded} / {refused} / {cut}"),
+        ("  recorded / ended, lease lost / cut by a kill", f"{recorded} / {refused} / {cut}"),
         ("attempts in the db", len(db.attempts)),
-        ("retries (failed attempts)", failed_rows),
-        ("lost attempts", lost),
+        ("retries (failed attempts)", len(failed_rows)),
+        ("lost attempts (never started)", f"{len(lost_rows)} ({never_started})"),
         ("stale results refused", db.events.get("stale_result", 0)),
         ("tasks handed back", db.events.get("handed_back", 0)),
-        ("batches / retried after an error", f"{submitted.batches} / {submitted.retried_batches}"),
-        ("submit errors", ", ".join(f"{k} {v}" for k, v in submitted.errors.most_common()) or "0"),
+        ("batches / retried after an error", batches),
+        ("submit errors", errors),
     ]  # fmt: skip
     return checks, counts
+
+
+def logged_errors(directory: Path) -> list[str]:
+    """ERROR lines and tracebacks the server and worker processes wrote."""
+    found = []
+    for path in sorted(directory.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback"):
+                found.append(f"{path.name}: {line}")
+    return found
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -721,6 +788,7 @@ class Options:
     delayed: float = 0.2
     failing: float = 0.1
     duplicates: float = 0.25
+    max_down: float = 1.5
     keep: bool = False
 
 
@@ -739,16 +807,23 @@ def parse(argv: list[str] | None) -> Options:
     )  # fmt: skip
     p.add_argument("--settle", type=float, default=180.0, help="wait for all tasks to end")
     p.add_argument("--deadline", type=float, default=300.0, help="bound on the whole run")
+    p.add_argument(
+        "--max-down", type=float, default=1.5,
+        help="longest pause before a killed server restarts (default 1.5s)",
+    )  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
     if args.tasks < 1 or args.workers < 1 or args.concurrency < 1:
         p.error("--tasks, --workers and --concurrency must be at least 1")
+    if args.max_down < 0.2:
+        p.error("--max-down must be at least 0.2 seconds")
     if args.server_kills < 0 or args.worker_kills < 0:
         p.error("kill counts cannot be negative")
     return Options(
         tasks=args.tasks, server_kills=args.server_kills, worker_kills=args.worker_kills,
         seed=args.seed, workers=args.workers, concurrency=args.concurrency, port=args.port,
-        window=args.window, settle=args.settle, deadline=args.deadline, keep=args.keep,
+        window=args.window, settle=args.settle, deadline=args.deadline, max_down=args.max_down,
+        keep=args.keep,
     )  # fmt: skip
 
 
@@ -770,8 +845,14 @@ def watchdog(seconds: float, cluster: Cluster) -> Iterator[None]:
         timer.cancel()
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the clean-up below
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(1_000_000)
     window = opts.window if opts.window is not None else max(8.0, opts.tasks / 250)
     began = time.monotonic()
@@ -791,8 +872,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with watchdog(opts.deadline, cluster):
             passed = _run(opts, seed, window, cluster, elapsed, stop)
-    except (DeadlineExceeded, RuntimeError, AssertionError, subprocess.SubprocessError) as exc:
+    except Exception as exc:
         log(f"FAIL: {type(exc).__name__}: {exc}")
+        if not isinstance(exc, DeadlineExceeded | RuntimeError | subprocess.SubprocessError):
+            log(traceback.format_exc())
         log(cluster.tail_logs())
     finally:
         stop.set()
@@ -828,28 +911,31 @@ def _run(
     log(f"[{elapsed():6.2f}s] server and {opts.workers} workers up; submitting")
 
     record = ChaosLog()
-    chaos_thread = threading.Thread(
-        target=chaos,
-        args=(cluster, seed, opts.server_kills, opts.worker_kills, window, elapsed, stop, record),
-        name="chaos",
-        daemon=True,
-    )
+    threads = chaos_threads(
+        cluster, seed, opts.server_kills, opts.worker_kills, window, opts.max_down, elapsed,
+        stop, record,
+    )  # fmt: skip
     submitted = Submitted()
     submit_began = time.monotonic()
-    chaos_thread.start()
+    for thread in threads:
+        thread.start()
     try:
         submit_all(cluster, batches, window, deadline, submitted, stop)
+    except BaseException:
+        stop.set()  # the chaos threads end their schedule at once
+        raise
     finally:
-        chaos_thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    if chaos_thread.is_alive():
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
         raise DeadlineExceeded("the chaos schedule did not finish in time")
-    if record.error is not None:
-        raise RuntimeError(f"chaos failed: {record.error!r}")
+    if record.errors:
+        raise RuntimeError(f"chaos failed: {record.errors[0]!r}")
     log(
         f"[{elapsed():6.2f}s] {submitted.acknowledged} submits acknowledged in "
         f"{submitted.finished_at - submit_began:.1f}s; waiting for every task to end"
     )
-    # A server restart may be in progress: the wait below reads the database directly.
+    # The wait reads the database directly (read-only), as an auditor would.
     ids = list(submitted.ids.values())
     settle_by = min(deadline, time.monotonic() + opts.settle)
     next_report = time.monotonic() + 5
@@ -865,12 +951,22 @@ def _run(
             next_report += 5
         time.sleep(0.2)
     settled = elapsed()
-    log(f"[{settled:6.2f}s] all tasks ended; stopping workers and server")
+    ended = "all tasks ended; " if pending == 0 else ""
+    log(f"[{settled:6.2f}s] {ended}stopping workers and server")
     cluster.stop_gracefully(timeout=20)
 
     runs, malformed = read_journal(cluster.journal)
     db = read_db(cluster.db)
     checks, counts = audit(tasks, submitted, db, runs, malformed, cluster.killed)
+    errors = logged_errors(cluster.tmp)
+    checks.append(
+        Check(
+            "no errors logged by servers and workers",
+            not errors,
+            f"{len(errors)} ERROR or traceback lines"
+            + "".join(f"\n        {e}" for e in errors[:5]),
+        )
+    )
     checks.insert(
         0,
         Check(
