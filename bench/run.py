@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -255,6 +256,39 @@ def bench_delays(r: Rig, count: int, delay_s: float) -> list[float]:
     return [late * 1000 for (late,) in rows]
 
 
+def calibrate() -> dict[str, float]:
+    """How fast and how quiet this machine is right now, so runs can be compared:
+    a pure-Python loop, and the wake-up latency of a ping-pong between two idle processes
+    (the floor under every cross-process hop of a task)."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    loop_s = time.perf_counter() - start
+    here, there = socket.socketpair()
+    child = os.fork()
+    if child == 0:
+        here.close()
+        while data := there.recv(16):
+            there.send(data)
+        os._exit(0)
+    there.close()
+    rtt = []
+    for _ in range(400):
+        t = time.perf_counter()
+        here.send(b"x")
+        here.recv(16)
+        rtt.append((time.perf_counter() - t) * 1000)
+        time.sleep(0.005)
+    here.close()
+    os.waitpid(child, 0)
+    return {
+        "cpu_loop_5M_s": loop_s,
+        "pingpong_p50_ms": pct(rtt, 50),
+        "pingpong_p99_ms": pct(rtt, 99),
+    }
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -305,8 +339,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs, nothing recorded")
     options = parser.parse_args()
     scale = 0.2 if options.quick else 1.0
-    figures: dict[str, float] = {}
-    notes = []
+    figures: dict[str, float] = calibrate()
+    print(
+        f"machine: 5M-step Python loop {figures['cpu_loop_5M_s']:.2f} s, process ping-pong "
+        f"p50 {figures['pingpong_p50_ms']:.3f} ms p99 {figures['pingpong_p99_ms']:.3f} ms",
+        flush=True,
+    )
+    notes = [
+        "cpu_loop_5M_s and pingpong_* calibrate the machine at the time of the run: this "
+        "is a shared 2-vCPU VM whose speed and wake-up latency vary from hour to hour"
+    ]
     with rig(options.port) as r:
         figures["batch_submit"], figures["batch_submit_sync"] = bench_batch_submit(
             r, int(50_000 * scale)
