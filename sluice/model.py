@@ -69,6 +69,7 @@ class NewTask(msgspec.Struct, frozen=True):
     key: str | None = None
     tags: str | None = None  # JSON array
     expires_at: float | None = None
+    retry: bytes | None = None  # JSON RetryPolicy overriding the function's
 
 
 class SubmitResult(msgspec.Struct, frozen=True):
@@ -102,6 +103,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     error: str | None
     throttles: int = 0
     series_at: float | None = None  # when a retry by hand started the current series
+    retry: bytes | None = None
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):
@@ -139,6 +141,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     dispatched_at: float
     lease_until: float
     throttles: int = 0
+    retry: bytes | None = None  # the task's own RetryPolicy (JSON), if it has one
 
 
 class Finish(msgspec.Struct, frozen=True):

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response, get, post, put
 from litestar.datastructures import State
 
-from ..engine.admission import TaskSpec
+from ..engine.admission import TaskSpec, check_retry_policy
 from ..engine.node import Node
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from ..model import FunctionConfig
@@ -220,8 +220,7 @@ async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConf
     config = FunctionConfig(name=name, **msgspec.structs.asdict(body))
     if not 0 <= config.priority <= 9:
         raise InvalidRequest("priority must be between 0 and 9", field="priority")
-    if config.retry.max_attempts < 1:
-        raise InvalidRequest("retry.max_attempts must be at least 1", field="retry.max_attempts")
+    check_retry_policy(config.retry, "retry")
     await node.register_functions(tenant_id, [config])
     return _json(config)  # type: ignore[return-value]
 

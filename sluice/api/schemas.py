@@ -37,6 +37,7 @@ class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
     tags: list[str] | None = None
     max_attempts: int | None = None
     timeout: float | None = None
+    retry: RetryPolicy | None = None
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

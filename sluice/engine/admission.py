@@ -13,6 +13,7 @@ from ..model import (
     SCHEDULED,
     FunctionConfig,
     NewTask,
+    RetryPolicy,
     new_task_id,
 )
 
@@ -31,10 +32,25 @@ class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
     expires_at: float | None = None
     tags: list[str] | None = None
     max_attempts: int | None = None
+    retry: RetryPolicy | None = None
     timeout: float | None = None
 
 
 _tags_encoder = msgspec.json.Encoder()
+_retry_encoder = msgspec.json.Encoder()
+
+
+def check_retry_policy(policy: RetryPolicy, field: str) -> None:
+    if not 1 <= policy.max_attempts <= 1000:
+        raise InvalidRequest(
+            "max_attempts must be between 1 and 1000", field=f"{field}.max_attempts"
+        )
+    if min(policy.base_s, policy.min_backoff_s, policy.cap_s) < 0:
+        raise InvalidRequest("backoff times cannot be negative", field=field)
+    if policy.max_retry_duration_s <= 0 or policy.max_throttles < 0:
+        raise InvalidRequest(
+            "max_retry_duration_s must be positive and max_throttles not negative", field=field
+        )
 
 
 def build_task(
@@ -104,7 +120,12 @@ def build_task(
             )
     if spec.key is not None and not 0 < len(spec.key) <= 256:
         raise InvalidRequest("key takes 1 to 256 characters", field=f"{field}key")
-    max_attempts = fn.retry.max_attempts if spec.max_attempts is None else spec.max_attempts
+    retry = None
+    if spec.retry is not None:
+        check_retry_policy(spec.retry, f"{field}retry")
+        retry = _retry_encoder.encode(spec.retry)
+    default_attempts = (spec.retry or fn.retry).max_attempts
+    max_attempts = default_attempts if spec.max_attempts is None else spec.max_attempts
     if not 1 <= max_attempts <= 1000:
         raise InvalidRequest(
             "max_attempts must be between 1 and 1000", field=f"{field}max_attempts"
@@ -126,4 +147,5 @@ def build_task(
         key=spec.key,
         tags=_tags_encoder.encode(tags).decode() if tags else None,
         expires_at=expires_at,
+        retry=retry,
     )

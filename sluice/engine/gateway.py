@@ -24,6 +24,7 @@ from ..model import (
     ClaimedTask,
     Finish,
     FunctionConfig,
+    RetryPolicy,
 )
 from ..policy.backoff import next_after_failure
 from ..protocol import (
@@ -51,6 +52,7 @@ log = logging.getLogger("sluice.gateway")
 _decoder = msgspec.json.Decoder(WorkerFrame)
 _encoder = msgspec.json.Encoder()
 _config_decoder = msgspec.json.Decoder(dict[str, object])
+_policy_decoder = msgspec.json.Decoder(RetryPolicy)
 
 MAX_SLOTS = 10_000
 _OUTCOMES = {
@@ -205,8 +207,13 @@ class Gateway:
         )
         if task is None:  # unknown task: the fenced write refuses it anyway
             return failed
+        policy = (
+            _policy_decoder.decode(task.retry)
+            if task.retry
+            else self._node.retry_policy(conn.tenant_id, task.function)
+        )
         state, run_at = next_after_failure(
-            self._node.retry_policy(conn.tenant_id, task.function),
+            policy,
             attempt=task.attempt,
             max_attempts=task.max_attempts,
             created_at=task.created_at,

@@ -268,6 +268,7 @@ class Node:
             dispatched_at=task.dispatched_at or task.created_at,
             lease_until=task.lease_until or 0.0,
             throttles=task.throttles,
+            retry=task.retry,
         )
 
     # -- what the loops report ---------------------------------------------------

@@ -30,7 +30,7 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 SUBMIT_CHUNK = 1000
 PIPELINE = 2  # batch requests in flight at once (async SDK)
 # Keyword arguments of submit() that are options, not handler arguments.
-OPTIONS = ("delay", "run_at", "priority", "key", "ttl", "tags")
+OPTIONS = ("delay", "run_at", "priority", "key", "ttl", "tags", "retry")
 
 
 class Call(msgspec.Struct, frozen=True):
@@ -44,6 +44,7 @@ class Call(msgspec.Struct, frozen=True):
     key: str | None = None
     ttl: float | None = None
     tags: list[str] | None = None
+    retry: RetryPolicy | None = None
 
 
 class TaskHandle:
@@ -134,7 +135,7 @@ class TaskFunction(Generic[P, R]):
         return task_spec(self.name, args, kwargs, **options)
 
     def submit(self, *args: Any, **kwargs: Any) -> TaskHandle:
-        """Queue one call. Options: delay, run_at, priority, key, ttl, tags."""
+        """Queue one call. Options: delay, run_at, priority, key, ttl, tags, retry."""
         return TaskHandle(self.app, self.app.client.submit(self._spec(args, kwargs)))
 
     async def asubmit(self, *args: Any, **kwargs: Any) -> TaskHandle:

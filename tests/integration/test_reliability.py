@@ -47,6 +47,14 @@ async def busy_downstream(name: str, throttles: int) -> int:
 
 
 @app.task(retry=FAST_RETRY)
+async def fails_thrice(name: str) -> int:
+    n = count(name)
+    if n <= 3:
+        raise RuntimeError(f"failure {n}")
+    return n
+
+
+@app.task(retry=FAST_RETRY)
 async def later(name: str) -> float:
     if count(name) == 1:
         raise sluice.Retry(delay=0.3)
@@ -301,3 +309,14 @@ async def test_dead_tasks_are_listed_and_retried_one_by_one_or_by_selector(serve
     assert [a.outcome for a in task.attempts] == ["rejected", "rejected"]
     assert len((await app.aclient.get(handles[0].id)).attempts) == 3
     assert "retried" in [e.stage for e in task.timeline]
+
+
+async def test_a_task_may_carry_its_own_retry_policy(server) -> None:
+    generous = sluice.RetryPolicy(max_attempts=4, base_s=0.01, min_backoff_s=0.0, cap_s=0.02)
+    async with running_worker(server, app):
+        # The function allows 2 attempts; this task allows 4.
+        assert await (await fails_thrice.asubmit("o", retry=generous)).aresult(timeout=10) == 4
+        stingy = await fails_thrice.asubmit("p")
+        with pytest.raises(sluice.TaskFailed):
+            await stingy.aresult(timeout=10)
+    assert (await app.aclient.get(stingy.id)).attempt == 2

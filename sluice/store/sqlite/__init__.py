@@ -181,6 +181,7 @@ class SQLiteStore:
             return (
                 t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key,
                 t.tags, t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at,
+                t.retry,
             )  # fmt: skip
 
         def op(conn: sqlite3.Connection) -> list[SubmitResult]:

@@ -27,16 +27,16 @@ SELECT name, config FROM functions WHERE tenant_id = :tenant_id ORDER BY name;
 
 -- name: insert_task
 -- positional: id, tenant_id, function, payload, state, priority, stag, key, tags,
---             max_attempts, timeout_s, run_at, expires_at, created_at, ready_at
+--             max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
-                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_keyed_task
 -- Same columns as insert_task; a key already held by the tenant inserts nothing.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
-                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 
@@ -46,7 +46,7 @@ SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
 -- name: get_task
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
-       lease_until, finished_at, result, error, throttles, series_at
+       lease_until, finished_at, result, error, throttles, series_at, retry
 FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: get_task_states
@@ -76,7 +76,7 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, stag;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.

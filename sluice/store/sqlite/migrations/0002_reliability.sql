@@ -4,3 +4,5 @@ ALTER TABLE tasks ADD COLUMN throttles INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN series_at REAL;
 -- Dead letters, per tenant, in id (time) order.
 CREATE INDEX tasks_dead ON tasks(tenant_id, id) WHERE state = 'dead';
+-- A task's own retry policy (JSON RetryPolicy), when it overrides its function's.
+ALTER TABLE tasks ADD COLUMN retry TEXT;
