@@ -10,18 +10,21 @@ from typing import Any
 
 import msgspec
 
-from ..model import FunctionConfig
+from ..model import STATES, FunctionConfig
+from ..selector import SelectorBody
 from ..store import DeadSelector
 from .errors import ErrorResponse
 from .schemas import (
     BatchRequestDoc,
     BatchView,
+    BulkCount,
     DeadPage,
     FunctionList,
     FunctionSettings,
     Health,
     RetryCount,
     SubmitView,
+    TaskPage,
     TaskSpecDoc,
     TaskView,
     TenantCreate,
@@ -31,11 +34,32 @@ from .schemas import (
 REF = "#/components/schemas/{name}"
 
 # (method, path, operation id, summary, request body, {status: response body}, query params)
-OPERATIONS: list[tuple[str, str, str, str, type | None, dict[int, type], list[dict[str, Any]]]] = [
+Operation = tuple[str, str, str, str, type | None, dict[int, type | None], list[dict[str, Any]]]
+OPERATIONS: list[Operation] = [
     ("post", "/v1/tasks", "submitTask", "Submit a task", TaskSpecDoc,
      {201: SubmitView, 200: SubmitView}, []),
     ("post", "/v1/tasks/batch", "submitBatch", "Submit up to 1,000 tasks in one commit",
      BatchRequestDoc, {201: BatchView}, []),
+    ("get", "/v1/tasks", "listTasks", "List and search tasks by selector, newest first", None,
+     {200: TaskPage},
+     [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
+         ("function", {"type": "array", "items": {"type": "string"}}),
+         ("state", {"type": "array", "items": {"type": "string", "enum": list(STATES)}}),
+         ("tag", {"type": "array", "items": {"type": "string"}}),
+         ("priority_min", {"type": "integer", "minimum": 0, "maximum": 9}),
+         ("priority_max", {"type": "integer", "minimum": 0, "maximum": 9}),
+         ("created_after", {"type": "number"}), ("created_before", {"type": "number"}),
+         ("key", {"type": "string"}), ("cursor", {"type": "string"}),
+         ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))]),
+    ("delete", "/v1/tasks/{task_id}", "deleteTask", "Delete a task that is not running", None,
+     {204: None}, []),
+    ("post", "/v1/tasks/cancel", "cancelTasks", "Cancel every task a selector matches",
+     SelectorBody, {200: BulkCount}, []),
+    ("post", "/v1/tasks/delete", "deleteTasks",
+     "Delete every task a selector matches (running ones are skipped)", SelectorBody,
+     {200: BulkCount}, []),
+    ("post", "/v1/tasks/retry", "retryTasks", "Retry every dead task a selector matches",
+     SelectorBody, {200: BulkCount}, []),
     ("get", "/v1/tasks/{task_id}", "getTask", "A task with its timeline and attempts", None,
      {200: TaskView}, []),
     ("get", "/v1/tasks/{task_id}/result", "waitResult",
@@ -84,7 +108,7 @@ def build_openapi(version: str) -> dict[str, Any]:
     for _m, _p, _o, _s, body, responses, _q in OPERATIONS:
         if body is not None:
             types.add(body)
-        types.update(responses.values())
+        types.update(t for t in responses.values() if t is not None)
     ordered = sorted(types, key=lambda t: t.__name__)
     _, components = msgspec.json.schema_components(ordered, schema_hook=_hook, ref_template=REF)
 
@@ -103,10 +127,11 @@ def build_openapi(version: str) -> dict[str, Any]:
             "summary": summary,
             "parameters": params,
             "responses": {
-                str(status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": ref(t)}},
-                }
+                str(status): (
+                    {"description": "OK", "content": {"application/json": {"schema": ref(t)}}}
+                    if t is not None
+                    else {"description": "No content"}
+                )
                 for status, t in responses.items()
             },
         }

@@ -6,21 +6,24 @@ import re
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
 
 from ..engine.admission import TaskSpec, check_retry_policy
 from ..engine.node import Node
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from ..model import FunctionConfig
+from ..selector import Selector, SelectorBody
 from ..store import DeadSelector
 from .schemas import (
     BatchRequest,
+    BulkCount,
     DeadPage,
     FunctionList,
     FunctionSettings,
     Health,
     RetryCount,
+    TaskPage,
     TaskView,
     TenantCreate,
     TenantView,
@@ -33,6 +36,9 @@ _batch_decoder = msgspec.json.Decoder(BatchRequest)
 _tenant_decoder = msgspec.json.Decoder(TenantCreate)
 _function_decoder = msgspec.json.Decoder(FunctionSettings)
 _selector_decoder = msgspec.json.Decoder(DeadSelector)
+_selector_body_decoder = msgspec.json.Decoder(SelectorBody)
+TASK_PAGE = 100
+MAX_TASK_PAGE = 1000
 DEAD_PAGE = 100
 MAX_DEAD_PAGE = 1000
 FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
@@ -191,7 +197,8 @@ async def list_dead(request: Request[Any, Any, Any]) -> Response[DeadPage]:
     selector = DeadSelector(
         request.query_params.get("function"), _number(request, "since"), _number(request, "until")
     )
-    limit = _number(request, "limit") or DEAD_PAGE
+    limit = _number(request, "limit")
+    limit = DEAD_PAGE if limit is None else limit
     if not 1 <= limit <= MAX_DEAD_PAGE:
         raise InvalidRequest(f"limit must be between 1 and {MAX_DEAD_PAGE}", field="limit")
     after = request.query_params.get("after", "")
@@ -207,6 +214,80 @@ async def retry_dead(request: Request[Any, Any, Any]) -> Response[RetryCount]:
     node = node_of(request.app.state)
     selector = _decode(_selector_decoder, await _body(request, 4096))
     return _json(RetryCount(await node.retry_dead(tenant_id, selector)))  # type: ignore[return-value]
+
+
+def _selector_from_query(request: Request[Any, Any, Any]) -> Selector:
+    query = request.query_params
+
+    def many(name: str) -> list[str] | None:
+        values = query.getall(name, [])
+        return list(values) or None
+
+    def integer(name: str) -> int | None:
+        value = _number(request, name)
+        if value is not None and value != int(value):
+            raise InvalidRequest(f"{name} must be a whole number", field=name)
+        return None if value is None else int(value)
+
+    return Selector(
+        function=many("function"),
+        state=many("state"),
+        tags=many("tag"),
+        priority_min=integer("priority_min"),
+        priority_max=integer("priority_max"),
+        created_after=_number(request, "created_after"),
+        created_before=_number(request, "created_before"),
+        key=query.get("key"),
+    ).validate()
+
+
+@get("/v1/tasks", summary="List and search tasks, newest first", tags=["tasks"])
+async def list_tasks(request: Request[Any, Any, Any]) -> Response[TaskPage]:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    selector = _selector_from_query(request)
+    limit = _number(request, "limit")
+    limit = TASK_PAGE if limit is None else limit
+    if not 1 <= limit <= MAX_TASK_PAGE or limit != int(limit):
+        raise InvalidRequest(
+            f"limit must be a whole number from 1 to {MAX_TASK_PAGE}", field="limit"
+        )
+    cursor = request.query_params.get("cursor", "")
+    page = await node.list_tasks(tenant_id, selector, cursor, int(limit))
+    following = page[-1].id if len(page) == int(limit) else None
+    return _json(TaskPage(page, following))  # type: ignore[return-value]
+
+
+@delete("/v1/tasks/{task_id:str}", status_code=204, summary="Delete a task", tags=["tasks"])
+async def delete_task(request: Request[Any, Any, Any]) -> None:
+    tenant_id = await tenant_of(request)
+    await node_of(request.app.state).delete(tenant_id, request.path_params["task_id"])
+
+
+async def _bulk(request: Request[Any, Any, Any], verb: str) -> Response[BulkCount]:
+    tenant_id = await tenant_of(request)
+    body = _decode(_selector_body_decoder, await _body(request, 64 * 1024))
+    count = await node_of(request.app.state).bulk(tenant_id, verb, body.selector)
+    return _json(BulkCount(count))  # type: ignore[return-value]
+
+
+@post("/v1/tasks/cancel", status_code=200, summary="Cancel every task a selector matches",
+      tags=["tasks"])  # fmt: skip
+async def cancel_tasks(request: Request[Any, Any, Any]) -> Response[BulkCount]:
+    return await _bulk(request, "cancel")
+
+
+@post("/v1/tasks/delete", status_code=200,
+      summary="Delete every task a selector matches (running ones are skipped)",
+      tags=["tasks"])  # fmt: skip
+async def delete_tasks(request: Request[Any, Any, Any]) -> Response[BulkCount]:
+    return await _bulk(request, "delete")
+
+
+@post("/v1/tasks/retry", status_code=200,
+      summary="Retry every dead task a selector matches", tags=["tasks"])  # fmt: skip
+async def retry_tasks(request: Request[Any, Any, Any]) -> Response[BulkCount]:
+    return await _bulk(request, "retry")
 
 
 @put("/v1/functions/{name:str}", summary="Create or update a function's config", tags=["functions"])
@@ -239,6 +320,7 @@ async def health(state: State) -> Health:
 
 
 ROUTES = [
-    get_task, cancel_task, retry_task, list_dead, retry_dead, wait_result, put_function,
+    list_tasks, delete_task, cancel_tasks, delete_tasks, retry_tasks, get_task, cancel_task,
+    retry_task, list_dead, retry_dead, wait_result, put_function,
     list_functions, create_tenant, health,
 ]  # fmt: skip

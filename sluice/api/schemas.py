@@ -19,6 +19,7 @@ from ..model import (
     SubmitResult,
     TaskRecord,
 )
+from ..selector import TaskSummary
 from ..store import DeadTask
 
 
@@ -117,6 +118,15 @@ class FunctionList(msgspec.Struct, frozen=True):
 class DeadPage(msgspec.Struct, frozen=True):
     tasks: list[DeadTask]
     next: str | None  # pass as `after` for the next page; null on the last one
+
+
+class TaskPage(msgspec.Struct, frozen=True):
+    tasks: list[TaskSummary]
+    next: str | None  # pass as `cursor` for the next page; null on the last one
+
+
+class BulkCount(msgspec.Struct, frozen=True):
+    count: int
 
 
 class RetryCount(msgspec.Struct, frozen=True):

@@ -99,6 +99,54 @@ class RetryCount(msgspec.Struct, frozen=True):
     retried: int
 
 
+class TaskSummary(msgspec.Struct, frozen=True):
+    id: str
+    function: str
+    state: str
+    priority: int
+    attempt: int
+    created_at: float
+    finished_at: float | None
+    key: str | None
+    tags: list[str]
+
+
+class TaskPage(msgspec.Struct, frozen=True):
+    tasks: list[TaskSummary]
+    next: str | None
+
+
+class BulkCount(msgspec.Struct, frozen=True):
+    count: int
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple | set) else [value]
+
+
+_LIST_FIELDS = {"function": "function", "state": "state", "tags": "tag"}
+
+
+def _selector_params(selector: dict[str, Any]) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = []
+    for name, value in selector.items():
+        if value is None:
+            continue
+        if name in _LIST_FIELDS:
+            params += [(_LIST_FIELDS[name], str(v)) for v in _as_list(value)]
+        else:
+            params.append((name, str(value)))
+    return params
+
+
+def _selector_body(selector: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: (_as_list(value) if name in _LIST_FIELDS else value)
+        for name, value in selector.items()
+        if value is not None
+    }
+
+
 class _ErrorBody(msgspec.Struct):
     status: int
     code: str
@@ -137,7 +185,7 @@ class _Request(msgspec.Struct, frozen=True):
     method: str
     path: str
     body: bytes | None = None
-    params: dict[str, str] | None = None
+    params: tuple[tuple[str, str], ...] | None = None
 
 
 def task_spec(
@@ -164,12 +212,24 @@ class _Calls:
         return _Request("PUT", f"/v1/functions/{name}", _encoder.encode(settings))
 
     @staticmethod
+    def list_tasks(params: list[tuple[str, str]]) -> _Request:
+        return _Request("GET", "/v1/tasks", params=tuple(params))
+
+    @staticmethod
+    def bulk(verb: str, selector: dict[str, Any]) -> _Request:
+        return _Request("POST", f"/v1/tasks/{verb}", _encoder.encode({"selector": selector}))
+
+    @staticmethod
+    def delete(task_id: str) -> _Request:
+        return _Request("DELETE", f"/v1/tasks/{task_id}")
+
+    @staticmethod
     def retry(task_id: str) -> _Request:
         return _Request("POST", f"/v1/tasks/{task_id}/retry")
 
     @staticmethod
     def list_dead(params: dict[str, str]) -> _Request:
-        return _Request("GET", "/v1/dead", params=params)
+        return _Request("GET", "/v1/dead", params=tuple(params.items()))
 
     @staticmethod
     def retry_dead(selector: dict[str, Any]) -> _Request:
@@ -185,12 +245,14 @@ class _Calls:
 
     @staticmethod
     def wait(task_id: str, timeout: float) -> _Request:
-        return _Request("GET", f"/v1/tasks/{task_id}/result", params={"timeout": f"{timeout:g}"})
+        return _Request("GET", f"/v1/tasks/{task_id}/result", params=(("timeout", f"{timeout:g}"),))
 
     @staticmethod
     def parse(response: _Response, type: type[T]) -> T:
         if response.status_code >= 400:
             raise _remote_error(response)
+        if response.status_code == 204:
+            return None  # type: ignore[return-value]
         return msgspec.json.decode(response.content, type=type)
 
 
@@ -260,6 +322,41 @@ class Client:
 
     def cancel(self, task_id: str) -> Task:
         return _Calls.parse(self._send(_Calls.cancel(task_id)), Task)
+
+    def delete(self, task_id: str) -> None:
+        """Delete a task that is not running (cancel it first)."""
+        _Calls.parse(self._send(_Calls.delete(task_id)), type(None))
+
+    def tasks(self, *, page_size: int = 100, **selector: Any) -> Iterator[TaskSummary]:
+        """Every task matching the selector (function=, state=, tags=, priority_min=,
+        priority_max=, created_after=, created_before=, key=), newest first, fetched a
+        page at a time."""
+        cursor = ""
+        while True:
+            params = [*_selector_params(selector), ("limit", str(page_size))]
+            if cursor:
+                params.append(("cursor", cursor))
+            page = _Calls.parse(self._send(_Calls.list_tasks(params)), TaskPage)
+            yield from page.tasks
+            if page.next is None:
+                return
+            cursor = page.next
+
+    def cancel_where(self, **selector: Any) -> int:
+        """Cancel every task the selector matches; returns how many."""
+        return self._bulk("cancel", selector)
+
+    def delete_where(self, **selector: Any) -> int:
+        """Delete every task (not running) the selector matches; returns how many."""
+        return self._bulk("delete", selector)
+
+    def retry_where(self, **selector: Any) -> int:
+        """Retry every dead task the selector matches; returns how many."""
+        return self._bulk("retry", selector)
+
+    def _bulk(self, verb: str, selector: dict[str, Any]) -> int:
+        body = _selector_body(selector)
+        return _Calls.parse(self._send(_Calls.bulk(verb, body)), BulkCount).count
 
     def retry(self, task_id: str) -> Task:
         """Run a dead task again, with a new attempt series."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -35,6 +37,7 @@ from ..model import (
     new_task_ids,
 )
 from ..protocol import Cancel
+from ..selector import Selector, TaskSummary
 from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_store
 from .admission import TaskSpec, build_task
 from .dispatcher import Dispatcher
@@ -45,7 +48,8 @@ from .timers import Timers
 log = logging.getLogger("sluice.node")
 
 KEY_PREFIX = "sk_"
-RETRY_CHUNK = 1000  # dead tasks retried per commit: a big selector never holds the writer long
+RETRY_CHUNK = 1000
+BULK_CHUNK = 1000  # tasks per commit in a bulk verb: a big selector never holds the writer long
 _encoder = msgspec.json.Encoder()
 KEY_CACHE_S = 5.0  # a revoked key stops working within this, on other nodes
 
@@ -183,18 +187,59 @@ class Node:
 
     async def cancel(self, tenant_id: str, task_id: str) -> TaskRecord:
         """Cancel a task that has not ended; a running one's worker is told to stop it."""
-        cancelled = await self.store.cancel_tasks(tenant_id, [task_id], self.clock.now())
+        cancelled = await self._cancel_ids(tenant_id, [task_id])
         task = await self.get_task(tenant_id, task_id)
         if not cancelled and task.state != CANCELLED:
             raise Conflict(
                 f"task {task_id} already ended {task.state}", code="task_ended", field="task_id"
             )
+        return task
+
+    async def _cancel_ids(self, tenant_id: str, task_ids: list[str]) -> list[str]:
+        cancelled = await self.store.cancel_tasks(tenant_id, task_ids, self.clock.now())
+        stop: dict[str, list[str]] = {}
         for c in cancelled:
             self._wake_waiters(c.task_id)
-            conn = self.registry.get(tenant_id, c.worker) if c.worker else None
+            if c.worker:
+                stop.setdefault(c.worker, []).append(c.task_id)
+        for worker, ids in stop.items():
+            conn = self.registry.get(tenant_id, worker)
             if conn is not None:
-                conn.send(_encoder.encode(Cancel([c.task_id])))
-        return task
+                conn.send(_encoder.encode(Cancel(ids)))
+        return [c.task_id for c in cancelled]
+
+    async def delete(self, tenant_id: str, task_id: str) -> None:
+        task = await self.get_task(tenant_id, task_id)
+        if not await self.store.delete_tasks(tenant_id, [task_id]):
+            raise Conflict(
+                f"task {task_id} is {task.state}; cancel it before deleting it",
+                code="task_running",
+                field="task_id",
+            )
+
+    async def list_tasks(
+        self, tenant_id: str, selector: Selector, cursor: str, limit: int
+    ) -> list[TaskSummary]:
+        return await self.store.list_tasks(tenant_id, selector.validate(), cursor, limit)
+
+    async def bulk(self, tenant_id: str, verb: str, selector: Selector) -> int:
+        """Cancel, delete or retry every task the selector matches, a chunk per commit, so
+        a hundred thousand tasks never hold the writer for long; returns how many."""
+        selector.validate()
+        actions: dict[str, Callable[[str, list[str]], Awaitable[list[str]]]] = {
+            "cancel": self._cancel_ids,
+            "delete": self.store.delete_tasks,
+            "retry": self._retry_dead,
+        }
+        act = functools.partial(actions[verb], tenant_id)
+        total, before = 0, ""
+        while True:
+            page = await self.store.list_tasks(tenant_id, selector, before, BULK_CHUNK)
+            if page:
+                total += len(await act([t.id for t in page]))
+                before = page[-1].id
+            if len(page) < BULK_CHUNK:
+                return total
 
     async def retry(self, tenant_id: str, task_id: str) -> TaskRecord:
         """Run a dead task again: a new attempt series; its history stays."""

@@ -21,6 +21,7 @@ from ..model import (
     TaskRecord,
     Tenant,
 )
+from ..selector import Selector, TaskSummary
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"  # the same attempt's result arrived twice (a resend); already stored
@@ -112,6 +113,17 @@ class Store(Protocol):
         self, tenant_id: str, task_ids: list[str], now: float
     ) -> list[Cancelled]:
         """Cancel the tasks that are not terminal yet; a running one's attempt ends too."""
+        ...
+
+    async def list_tasks(
+        self, tenant_id: str, selector: Selector, before: str, limit: int
+    ) -> list[TaskSummary]:
+        """A page of the tenant's tasks matching the selector, newest first, with ids
+        below `before` ("" for the first page)."""
+        ...
+
+    async def delete_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
+        """Delete the tasks that are not running (with attempts and events)."""
         ...
 
     async def list_dead(

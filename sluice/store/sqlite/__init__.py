@@ -28,6 +28,7 @@ from ...model import (
     Tenant,
     time_ordered_id_floor,
 )
+from ...selector import Selector, TaskSummary
 from ..base import (
     ACCEPTED,
     DUPLICATE,
@@ -53,6 +54,7 @@ CACHE_KIB = 64 * 1024  # per connection; the default 2 MiB thrashes on batches o
 T = TypeVar("T")
 
 _fn_encoder = msgspec.json.Encoder()
+_tags_decoder = msgspec.json.Decoder(list[str])
 
 
 def _function_from_row(name: str, config: str) -> FunctionConfig:
@@ -290,6 +292,50 @@ class SQLiteStore:
                 _event(conn, tenant_id, task_id, now, "cancelled", f"was {state}")
                 out.append(Cancelled(task_id, state, owner if state == "running" else None))
             return out
+
+        return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
+
+    async def list_tasks(
+        self, tenant_id: str, selector: Selector, before: str, limit: int
+    ) -> list[TaskSummary]:
+        def encoded(values: list[str] | None) -> str | None:
+            return None if values is None else msgspec.json.encode(values).decode()
+
+        params = {
+            "tenant_id": tenant_id,
+            "before": before or "~",  # "~" sorts after every id
+            "functions": encoded(selector.function),
+            "states": encoded(selector.state),
+            "tags": encoded(selector.tags),
+            "priority_min": selector.priority_min,
+            "priority_max": selector.priority_max,
+            "created_after": selector.created_after,
+            "created_before": selector.created_before,
+            "key": selector.key,
+            "limit": limit,
+        }
+        rows = await self._read(Q["list_tasks"], params)
+        out = []
+        for task_id, function, state, priority, attempt, created, finished, key, tags in rows:
+            tag_list = _tags_decoder.decode(tags) if tags else []
+            out.append(
+                TaskSummary(task_id, function, state, priority, attempt, created, finished, key,
+                            tag_list)
+            )  # fmt: skip
+        return out
+
+    async def delete_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
+        ids = msgspec.json.encode(task_ids).decode()
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                Q["deletable_tasks"], {"tenant_id": tenant_id, "ids": ids}
+            ).fetchall()
+            params = [{"tenant_id": tenant_id, "id": r[0]} for r in rows]
+            conn.executemany(Q["delete_attempts"], params)
+            conn.executemany(Q["delete_events"], params)
+            conn.executemany(Q["delete_task"], params)
+            return [r[0] for r in rows]
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 

@@ -199,3 +199,26 @@ DELETE FROM attempts WHERE task_id = :id AND tenant_id = :tenant_id;
 
 -- name: delete_events
 DELETE FROM events WHERE tenant_id = :tenant_id AND task_id = :id;
+
+-- name: list_tasks
+-- Keyset pages, newest first: every selector field is optional (NULL matches all).
+SELECT id, function, state, priority, attempt, created_at, finished_at, key, tags
+FROM tasks
+WHERE tenant_id = :tenant_id AND id < :before
+  AND (:functions IS NULL OR function IN (SELECT value FROM json_each(:functions)))
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:tags IS NULL OR NOT EXISTS (
+        SELECT 1 FROM json_each(:tags) AS wanted
+        WHERE wanted.value NOT IN (SELECT value FROM json_each(COALESCE(tasks.tags, '[]')))))
+  AND (:priority_min IS NULL OR priority >= :priority_min)
+  AND (:priority_max IS NULL OR priority <= :priority_max)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:key IS NULL OR key = :key)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: deletable_tasks
+-- Running tasks are not deleted: cancel them first.
+SELECT id FROM tasks
+WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids)) AND state <> 'running';
