@@ -170,6 +170,15 @@ class Tenant(msgspec.Struct, frozen=True):
     created_at: float
 
 
+class ApiKey(msgspec.Struct, frozen=True):
+    """A key as it can be shown again: never the key itself, which is stored hashed."""
+
+    id: str  # the first 16 hex digits of its SHA-256
+    prefix: str
+    created_at: float
+    revoked_at: float | None
+
+
 # Task ids are UUIDv7-shaped: time-ordered, so inserts append to the primary-key b-tree.
 # 48 bits of milliseconds, a 12-bit sequence that orders ids made in one millisecond,
 # and 62 random bits.

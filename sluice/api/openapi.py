@@ -22,12 +22,15 @@ from .schemas import (
     FunctionList,
     FunctionSettings,
     Health,
+    KeyList,
+    NewKey,
     RetryCount,
     SubmitView,
     TaskPage,
     TaskSpecDoc,
     TaskView,
     TenantCreate,
+    TenantList,
     TenantView,
 )
 
@@ -84,6 +87,13 @@ OPERATIONS: list[Operation] = [
      {200: FunctionList}, []),
     ("post", "/v1/tenants", "createTenant", "Create a tenant and its first API key (admin key)",
      TenantCreate, {201: TenantView}, []),
+    ("get", "/v1/tenants", "listTenants", "Every tenant (admin key)", None, {200: TenantList}, []),
+    ("post", "/v1/tenants/{tenant_id}/keys", "createKey",
+     "A new API key for a tenant, shown once (admin key)", None, {201: NewKey}, []),
+    ("get", "/v1/tenants/{tenant_id}/keys", "listKeys",
+     "A tenant's API keys, without the keys (admin key)", None, {200: KeyList}, []),
+    ("delete", "/v1/tenants/{tenant_id}/keys/{key_id}", "revokeKey",
+     "Revoke an API key; it stops working at once (admin key)", None, {204: None}, []),
     ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
 ]  # fmt: skip
 
@@ -118,7 +128,7 @@ def build_openapi(version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op_id, summary, body, responses, query in OPERATIONS:
         params = list(query)
-        for name in ("task_id", "name"):
+        for name in ("key_id", "tenant_id", "task_id", "name"):
             if "{" + name + "}" in path:
                 params.insert(0, {"name": name, "in": "path", "required": True,
                                   "schema": {"type": "string"}})  # fmt: skip

@@ -10,7 +10,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
 
 from ..engine.admission import TaskSpec, check_retry_policy
-from ..engine.node import Node
+from ..engine.node import Node, hash_key
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from ..model import FunctionConfig
 from ..selector import Selector, SelectorBody
@@ -22,10 +22,13 @@ from .schemas import (
     FunctionList,
     FunctionSettings,
     Health,
+    KeyList,
+    NewKey,
     RetryCount,
     TaskPage,
     TaskView,
     TenantCreate,
+    TenantList,
     TenantView,
     task_view,
 )
@@ -130,6 +133,61 @@ async def wait_result(request: Request[Any, Any, Any]) -> Response[TaskView]:
     return _json(await _view(node, tenant_id, task_id, timeout))  # type: ignore[return-value]
 
 
+def admin_only(request: Request[Any, Any, Any]) -> Node:
+    node = node_of(request.app.state)
+    if not node.is_admin(bearer(request.headers)):
+        raise NotFound("no such endpoint", code="not_found")  # do not reveal admin routes
+    return node
+
+
+async def _tenant_exists(node: Node, tenant_id: str) -> None:
+    if await node.store.get_tenant(tenant_id) is None:
+        raise NotFound(f"no tenant {tenant_id}", code="tenant_not_found", field="tenant_id")
+
+
+@get("/v1/tenants", summary="Every tenant (admin)", tags=["tenants"])
+async def list_tenants(request: Request[Any, Any, Any]) -> Response[TenantList]:
+    node = admin_only(request)
+    return _json(TenantList(await node.store.list_tenants()))  # type: ignore[return-value]
+
+
+@post(
+    "/v1/tenants/{tenant_id:str}/keys",
+    status_code=201,
+    summary="A new API key for a tenant, shown once (admin)",
+    tags=["tenants"],
+)
+async def create_key(request: Request[Any, Any, Any]) -> Response[NewKey]:
+    node = admin_only(request)
+    tenant_id = request.path_params["tenant_id"]
+    await _tenant_exists(node, tenant_id)
+    key = await node.create_api_key(tenant_id)
+    return _json(NewKey(hash_key(key)[:16], key), 201)  # type: ignore[return-value]
+
+
+@get(
+    "/v1/tenants/{tenant_id:str}/keys",
+    summary="A tenant's API keys, without the keys (admin)",
+    tags=["tenants"],
+)
+async def list_keys(request: Request[Any, Any, Any]) -> Response[KeyList]:
+    node = admin_only(request)
+    tenant_id = request.path_params["tenant_id"]
+    await _tenant_exists(node, tenant_id)
+    return _json(KeyList(await node.store.list_api_keys(tenant_id)))  # type: ignore[return-value]
+
+
+@delete(
+    "/v1/tenants/{tenant_id:str}/keys/{key_id:str}",
+    status_code=204,
+    summary="Revoke an API key; it stops working at once (admin)",
+    tags=["tenants"],
+)
+async def revoke_key(request: Request[Any, Any, Any]) -> None:
+    node = admin_only(request)
+    await node.revoke_api_key(request.path_params["tenant_id"], request.path_params["key_id"])
+
+
 @post(
     "/v1/tenants",
     status_code=201,
@@ -137,9 +195,7 @@ async def wait_result(request: Request[Any, Any, Any]) -> Response[TaskView]:
     tags=["tenants"],
 )
 async def create_tenant(request: Request[Any, Any, Any]) -> Response[TenantView]:
-    node = node_of(request.app.state)
-    if not node.is_admin(bearer(request.headers)):
-        raise NotFound("no such endpoint", code="not_found")  # do not reveal admin routes
+    node = admin_only(request)
     body = _decode(_tenant_decoder, await _body(request, 4096))
     if (
         not body.name
@@ -322,5 +378,5 @@ async def health(state: State) -> Health:
 ROUTES = [
     list_tasks, delete_task, cancel_tasks, delete_tasks, retry_tasks, get_task, cancel_task,
     retry_task, list_dead, retry_dead, wait_result, put_function,
-    list_functions, create_tenant, health,
+    list_functions, create_tenant, list_tenants, create_key, list_keys, revoke_key, health,
 ]  # fmt: skip

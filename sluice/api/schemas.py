@@ -12,12 +12,14 @@ import msgspec
 
 from ..engine.admission import TaskSpec
 from ..model import (
+    ApiKey,
     AttemptRecord,
     EventRecord,
     FunctionConfig,
     RetryPolicy,
     SubmitResult,
     TaskRecord,
+    Tenant,
 )
 from ..selector import TaskSummary
 from ..store import DeadTask
@@ -141,6 +143,19 @@ class TenantView(msgspec.Struct, frozen=True):
     id: str
     name: str
     api_key: str
+
+
+class TenantList(msgspec.Struct, frozen=True):
+    tenants: list[Tenant]
+
+
+class NewKey(msgspec.Struct, frozen=True):
+    id: str
+    api_key: str  # shown this once; only its hash is stored
+
+
+class KeyList(msgspec.Struct, frozen=True):
+    keys: list[ApiKey]
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -131,6 +131,12 @@ class Node:
         self._keys[digest] = (tenant_id, time.monotonic() + KEY_CACHE_S)
         return tenant_id
 
+    async def revoke_api_key(self, tenant_id: str, key_id: str) -> None:
+        digest = await self.store.revoke_api_key(tenant_id, key_id, self.clock.now())
+        if digest is None:
+            raise NotFound(f"no live key {key_id}", code="key_not_found", field="key_id")
+        self._keys.pop(digest, None)  # at once on this node; other nodes within KEY_CACHE_S
+
     def is_admin(self, key: str) -> bool:
         admin = self.settings.admin_key
         return admin is not None and hmac.compare_digest(key.encode(), admin.encode())

@@ -11,6 +11,7 @@ from typing import Protocol
 import msgspec
 
 from ..model import (
+    ApiKey,
     AttemptRecord,
     ClaimedTask,
     EventRecord,
@@ -81,6 +82,12 @@ class Store(Protocol):
     ) -> None: ...
     async def find_api_key(self, key_hash: str) -> str | None:
         """The tenant of a live key, or None."""
+        ...
+
+    async def list_tenants(self) -> list[Tenant]: ...
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]: ...
+    async def revoke_api_key(self, tenant_id: str, key_id: str, now: float) -> str | None:
+        """Revoke a key by its id; returns its hash, or None if no live key has that id."""
         ...
 
     async def upsert_functions(

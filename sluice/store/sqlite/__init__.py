@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ...model import (
+    ApiKey,
     AttemptRecord,
     ClaimedTask,
     EventRecord,
@@ -159,6 +160,22 @@ class SQLiteStore:
     async def find_api_key(self, key_hash: str) -> str | None:
         rows = await self._read(Q["find_api_key"], {"key_hash": key_hash})
         return str(rows[0][0]) if rows else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        return [Tenant(*r) for r in await self._read(Q["list_tenants"])]
+
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        rows = await self._read(Q["list_api_keys"], {"tenant_id": tenant_id})
+        return [ApiKey(*r) for r in rows]
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str, now: float) -> str | None:
+        params = {"tenant_id": tenant_id, "key_id": key_id, "now": now}
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(Q["revoke_api_key"], params).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._writer.submit(op, small=True)
 
     async def upsert_functions(
         self, tenant_id: str, configs: list[FunctionConfig], now: float

@@ -222,3 +222,16 @@ LIMIT :limit;
 -- Running tasks are not deleted: cancel them first.
 SELECT id FROM tasks
 WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids)) AND state <> 'running';
+
+-- name: list_tenants
+SELECT id, name, created_at FROM tenants ORDER BY name;
+
+-- name: list_api_keys
+SELECT substr(key_hash, 1, 16), prefix, created_at, revoked_at FROM api_keys
+WHERE tenant_id = :tenant_id ORDER BY created_at;
+
+-- name: revoke_api_key
+-- A key is named by the first 16 hex digits of its hash (its id); the key itself is unknown.
+UPDATE api_keys SET revoked_at = :now
+WHERE tenant_id = :tenant_id AND substr(key_hash, 1, 16) = :key_id AND revoked_at IS NULL
+RETURNING key_hash;
