@@ -62,15 +62,18 @@ async def test_admin_creates_tenants_and_keys_and_a_revoked_key_stops_at_once(
 async def test_admin_routes_are_hidden_from_tenant_keys_and_without_an_admin_key(
     tmp_path: Path,
 ) -> None:
-    async with running_server(tmp_path, app) as server:  # no admin key configured
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            for headers in ({"authorization": f"Bearer {server.api_key}"},
-                            {"authorization": "Bearer anything"}):  # fmt: skip
-                answer = await http.get("/v1/tenants", headers=headers)
-                assert answer.status_code == 404
-                assert answer.json()["error"]["code"] == "not_found"
-                made = await http.post("/v1/tenants", json={"name": "x"}, headers=headers)
-                assert made.status_code == 404
+    # No admin key is configured: the admin routes answer 404 to every key.
+    async with (
+        running_server(tmp_path, app) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        for headers in ({"authorization": f"Bearer {server.api_key}"},
+                        {"authorization": "Bearer anything"}):  # fmt: skip
+            answer = await http.get("/v1/tenants", headers=headers)
+            assert answer.status_code == 404
+            assert answer.json()["error"]["code"] == "not_found"
+            made = await http.post("/v1/tenants", json={"name": "x"}, headers=headers)
+            assert made.status_code == 404
 
 
 def test_the_client_package_imports_no_server_code() -> None:
