@@ -17,10 +17,12 @@ from typing import Annotated, Any
 import typer
 
 from ..client.http import DEV_FILE
+from .tasks import register as register_task_commands
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Sluice task processing.")
 tenant_cli = typer.Typer(no_args_is_help=True, help="Manage tenants (operator commands).")
 cli.add_typer(tenant_cli, name="tenant")
+register_task_commands(cli)
 
 Concurrency = Annotated[int, typer.Option(help="Slots per worker process.", min=1)]
 Processes = Annotated[int, typer.Option(help="Worker processes to run.", min=1)]
