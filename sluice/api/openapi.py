@@ -37,7 +37,9 @@ from .schemas import (
 REF = "#/components/schemas/{name}"
 
 # (method, path, operation id, summary, request body, {status: response body}, query params)
-Operation = tuple[str, str, str, str, type | None, dict[int, type | None], list[dict[str, Any]]]
+Operation = tuple[
+    str, str, str, str, type | None, dict[int, type | str | None], list[dict[str, Any]]
+]
 OPERATIONS: list[Operation] = [
     ("post", "/v1/tasks", "submitTask", "Submit a task", TaskSpecDoc,
      {201: SubmitView, 200: SubmitView}, []),
@@ -54,6 +56,9 @@ OPERATIONS: list[Operation] = [
          ("created_after", {"type": "number"}), ("created_before", {"type": "number"}),
          ("key", {"type": "string"}), ("cursor", {"type": "string"}),
          ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))]),
+    ("get", "/v1/tasks/{task_id}/events", "taskEvents",
+     "Server-sent events (event: state, data: StateChange) until the task ends", None,
+     {200: "text/event-stream"}, []),
     ("delete", "/v1/tasks/{task_id}", "deleteTask", "Delete a task that is not running", None,
      {204: None}, []),
     ("post", "/v1/tasks/cancel", "cancelTasks", "Cancel every task a selector matches",
@@ -118,12 +123,19 @@ def build_openapi(version: str) -> dict[str, Any]:
     for _m, _p, _o, _s, body, responses, _q in OPERATIONS:
         if body is not None:
             types.add(body)
-        types.update(t for t in responses.values() if t is not None)
+        types.update(t for t in responses.values() if isinstance(t, type))
     ordered = sorted(types, key=lambda t: t.__name__)
     _, components = msgspec.json.schema_components(ordered, schema_hook=_hook, ref_template=REF)
 
     def ref(t: type) -> dict[str, str]:
         return {"$ref": REF.format(name=t.__name__)}
+
+    def _response(t: type | str | None) -> dict[str, Any]:
+        if t is None:
+            return {"description": "No content"}
+        if isinstance(t, str):  # a stream of another media type
+            return {"description": "OK", "content": {t: {"schema": {"type": "string"}}}}
+        return {"description": "OK", "content": {"application/json": {"schema": ref(t)}}}
 
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op_id, summary, body, responses, query in OPERATIONS:
@@ -136,14 +148,7 @@ def build_openapi(version: str) -> dict[str, Any]:
             "operationId": op_id,
             "summary": summary,
             "parameters": params,
-            "responses": {
-                str(status): (
-                    {"description": "OK", "content": {"application/json": {"schema": ref(t)}}}
-                    if t is not None
-                    else {"description": "No content"}
-                )
-                for status, t in responses.items()
-            },
+            "responses": {str(status): _response(t) for status, t in responses.items()},
         }
         for status, description in ERRORS.items():
             op["responses"][str(status)] = {

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from ..engine.admission import TaskSpec, check_retry_policy
 from ..engine.node import Node, hash_key
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
-from ..model import FunctionConfig
+from ..model import TERMINAL, FunctionConfig
 from ..selector import Selector, SelectorBody
 from ..store import DeadSelector
 from .schemas import (
@@ -25,6 +27,7 @@ from .schemas import (
     KeyList,
     NewKey,
     RetryCount,
+    StateChange,
     TaskPage,
     TaskView,
     TenantCreate,
@@ -41,6 +44,7 @@ _function_decoder = msgspec.json.Decoder(FunctionSettings)
 _selector_decoder = msgspec.json.Decoder(DeadSelector)
 _selector_body_decoder = msgspec.json.Decoder(SelectorBody)
 TASK_PAGE = 100
+EVENTS_POLL_S = 0.5
 MAX_TASK_PAGE = 1000
 DEAD_PAGE = 100
 MAX_DEAD_PAGE = 1000
@@ -236,6 +240,40 @@ async def retry_task(request: Request[Any, Any, Any]) -> Response[TaskView]:
     return _json(await _view(node, tenant_id, task_id))  # type: ignore[return-value]
 
 
+@get(
+    "/v1/tasks/{task_id:str}/events",
+    summary="A task's state changes as server-sent events, until it ends",
+    tags=["tasks"],
+)
+async def task_events(request: Request[Any, Any, Any]) -> ServerSentEvent:
+    tenant_id = await tenant_of(request)
+    node = node_of(request.app.state)
+    task_id = request.path_params["task_id"]
+    await node.get_task(tenant_id, task_id)  # a 404 before the stream starts
+
+    async def changes() -> AsyncIterator[ServerSentEventMessage]:
+        last: tuple[str, int] | None = None
+        wait = 0.0  # the first event is the state as it is now
+        while True:
+            # Wakes at once when the task ends; polls for the steps in between.
+            task = await node.wait(tenant_id, task_id, wait)
+            wait = EVENTS_POLL_S
+            if (task.state, task.attempt) != last:
+                last = (task.state, task.attempt)
+                change = StateChange(
+                    task.id, task.state, task.attempt,
+                    msgspec.Raw(task.result) if task.result is not None else None, task.error,
+                )  # fmt: skip
+                yield ServerSentEventMessage(
+                    data=_encoder.encode(change).decode(), event="state",
+                    id=f"{task.attempt}:{task.state}",
+                )  # fmt: skip
+            if task.state in TERMINAL:
+                return
+
+    return ServerSentEvent(changes())
+
+
 def _number(request: Request[Any, Any, Any], name: str) -> float | None:
     raw = request.query_params.get(name)
     if raw is None:
@@ -377,6 +415,6 @@ async def health(state: State) -> Health:
 
 ROUTES = [
     list_tasks, delete_task, cancel_tasks, delete_tasks, retry_tasks, get_task, cancel_task,
-    retry_task, list_dead, retry_dead, wait_result, put_function,
+    retry_task, task_events, list_dead, retry_dead, wait_result, put_function,
     list_functions, create_tenant, list_tenants, create_key, list_keys, revoke_key, health,
 ]  # fmt: skip

@@ -122,6 +122,16 @@ class DeadPage(msgspec.Struct, frozen=True):
     next: str | None  # pass as `after` for the next page; null on the last one
 
 
+class StateChange(msgspec.Struct, frozen=True):
+    """One server-sent event of `GET /v1/tasks/{id}/events`."""
+
+    id: str
+    state: str
+    attempt: int
+    result: Any
+    error: str | None
+
+
 class TaskPage(msgspec.Struct, frozen=True):
     tasks: list[TaskSummary]
     next: str | None  # pass as `cursor` for the next page; null on the last one

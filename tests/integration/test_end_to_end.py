@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -228,3 +229,24 @@ async def test_a_bad_hello_is_refused_with_an_error_frame_and_close_code_4400(se
             await ws.recv()
     assert '"t":"error"' in str(frame)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+
+
+async def test_a_task_s_state_changes_stream_as_server_sent_events(server) -> None:
+    handle = await stamp.asubmit(delay=0.3)
+    headers = {"authorization": f"Bearer {server.api_key}"}
+    events = []
+    url = f"/v1/tasks/{handle.id}/events"
+    async with (
+        running_worker(server, app),
+        httpx.AsyncClient(base_url=server.url) as http,
+        http.stream("GET", url, headers=headers) as sse,
+    ):
+        assert sse.headers["content-type"].startswith("text/event-stream")
+        async for line in sse.aiter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line.removeprefix("data:")))
+    states = [e["state"] for e in events]
+    assert states[0] == "scheduled"
+    assert states[-1] == "succeeded"
+    assert isinstance(events[-1]["result"], float)
+    assert len(states) == len(set(states))  # each change once
