@@ -11,7 +11,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -449,6 +449,49 @@ class AsyncClient:
 
     async def retry(self, task_id: str) -> Task:
         return _Calls.parse(await self._send(_Calls.retry(task_id)), Task)
+
+    async def delete(self, task_id: str) -> None:
+        _Calls.parse(await self._send(_Calls.delete(task_id)), type(None))
+
+    async def tasks(self, *, page_size: int = 100, **selector: Any) -> AsyncIterator[TaskSummary]:
+        """Every task matching the selector, newest first, a page at a time."""
+        cursor = ""
+        while True:
+            params = [*_selector_params(selector), ("limit", str(page_size))]
+            if cursor:
+                params.append(("cursor", cursor))
+            page = _Calls.parse(await self._send(_Calls.list_tasks(params)), TaskPage)
+            for task in page.tasks:
+                yield task
+            if page.next is None:
+                return
+            cursor = page.next
+
+    async def dead(self, function: str | None = None, limit: int = 100) -> AsyncIterator[DeadTask]:
+        after = ""
+        while True:
+            params = {"limit": str(limit), "after": after}
+            if function:
+                params["function"] = function
+            page = _Calls.parse(await self._send(_Calls.list_dead(params)), DeadPage)
+            for task in page.tasks:
+                yield task
+            if page.next is None:
+                return
+            after = page.next
+
+    async def cancel_where(self, **selector: Any) -> int:
+        return await self._bulk("cancel", selector)
+
+    async def delete_where(self, **selector: Any) -> int:
+        return await self._bulk("delete", selector)
+
+    async def retry_where(self, **selector: Any) -> int:
+        return await self._bulk("retry", selector)
+
+    async def _bulk(self, verb: str, selector: dict[str, Any]) -> int:
+        answer = await self._send(_Calls.bulk(verb, _selector_body(selector)))
+        return _Calls.parse(answer, BulkCount).count
 
     async def retry_dead(self, **selector: Any) -> int:
         return _Calls.parse(await self._send(_Calls.retry_dead(selector)), RetryCount).retried

@@ -21,7 +21,7 @@ import msgspec
 
 from ..clock import Clock, SystemClock
 from ..config import Settings
-from ..errors import Conflict, InvalidRequest, NotFound, Unavailable
+from ..errors import Conflict, NotFound, Unavailable
 from ..model import (
     CANCELLED,
     READY,
@@ -104,7 +104,7 @@ class Node:
 
     async def create_tenant(self, name: str) -> Tenant:
         if await self.store.get_tenant_by_name(name) is not None:
-            raise InvalidRequest(f"tenant {name!r} exists", code="tenant_exists", field="name")
+            raise Conflict(f"tenant {name!r} exists", code="tenant_exists", field="name")
         return await self.store.create_tenant(name, self.clock.now())
 
     async def ensure_tenant(self, name: str) -> Tenant:

@@ -125,3 +125,16 @@ async def test_another_tenant_sees_and_touches_none_of_it(server) -> None:
                 await call(action, mine.id)
             assert refused.value.status == 404
     assert (await call(server.client.get, mine.id)).state == "ready"
+
+
+async def test_the_async_client_pages_and_bulk_verbs_like_the_sync_one(server) -> None:
+    async with sluice.AsyncClient(server.url, server.api_key) as client:
+        await client.submit_many(
+            [{"function": "job", "args": [i], "tags": ["a"]} for i in range(7)]
+        )
+        found = [t.id async for t in client.tasks(tags=["a"], page_size=3)]
+        assert len(found) == 7
+        assert await client.cancel_where(tags=["a"]) == 7
+        assert await client.delete_where(state="cancelled") == 7
+        assert [t async for t in client.tasks()] == []
+        assert [t async for t in client.dead()] == []
