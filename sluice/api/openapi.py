@@ -25,6 +25,7 @@ from .schemas import (
     KeyList,
     NewKey,
     RetryCount,
+    StateChange,
     SubmitView,
     TaskPage,
     TaskSpecDoc,
@@ -119,7 +120,7 @@ def _hook(t: Any) -> dict[str, Any]:
 
 
 def build_openapi(version: str) -> dict[str, Any]:
-    types: set[type] = {ErrorResponse}
+    types: set[type] = {ErrorResponse, StateChange}
     for _m, _p, _o, _s, body, responses, _q in OPERATIONS:
         if body is not None:
             types.add(body)
@@ -133,8 +134,21 @@ def build_openapi(version: str) -> dict[str, Any]:
     def _response(t: type | str | None) -> dict[str, Any]:
         if t is None:
             return {"description": "No content"}
-        if isinstance(t, str):  # a stream of another media type
-            return {"description": "OK", "content": {t: {"schema": {"type": "string"}}}}
+        if isinstance(t, str):  # server-sent events: each event's fields, data as JSON
+            event = {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "event": {"type": "string", "const": "state"},
+                    "id": {"type": "string"},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": ref(StateChange),
+                    },
+                },
+            }
+            return {"description": "OK", "content": {t: {"schema": event}}}
         return {"description": "OK", "content": {"application/json": {"schema": ref(t)}}}
 
     paths: dict[str, dict[str, Any]] = {}
