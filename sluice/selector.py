@@ -6,7 +6,7 @@ field matches any of its values (OR); `tags` matches tasks carrying all of them.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -16,12 +16,16 @@ from .model import MAX_PRIORITY, MIN_PRIORITY, STATES
 MAX_VALUES: Final = 100  # values in one list field
 
 
+Values = Annotated[list[str], msgspec.Meta(min_length=1, max_length=100)]
+Priority = Annotated[int, msgspec.Meta(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+
+
 class Selector(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    function: list[str] | None = None
-    state: list[str] | None = None
-    tags: list[str] | None = None
-    priority_min: int | None = None
-    priority_max: int | None = None
+    function: Values | None = None
+    state: Values | None = None
+    tags: Values | None = None
+    priority_min: Priority | None = None
+    priority_max: Priority | None = None
     created_after: float | None = None
     created_before: float | None = None
     key: str | None = None

@@ -6,7 +6,7 @@ their shape and size but never decodes them. Fields typed `Any` below carry raw 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -24,6 +24,8 @@ from ..model import (
 from ..selector import TaskSummary
 from ..store import DeadTask
 
+Priority = Annotated[int, msgspec.Meta(ge=0, le=9)]
+
 
 class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
     """TaskSpec as documented (OpenAPI cannot describe `msgspec.Raw` with a default)."""
@@ -31,15 +33,16 @@ class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
     function: str
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    delay: float | None = None
+    delay: Annotated[float, msgspec.Meta(ge=0, le=365 * 86400)] | None = None
     run_at: float | None = None
-    priority: int | None = None
-    key: str | None = None
-    ttl: float | None = None
+    priority: Priority | None = None
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+    ttl: Annotated[float, msgspec.Meta(gt=0)] | None = None
     expires_at: float | None = None
-    tags: list[str] | None = None
-    max_attempts: int | None = None
-    timeout: float | None = None
+    tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
+                    msgspec.Meta(max_length=16)] | None = None  # fmt: skip
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     retry: RetryPolicy | None = None
 
 
@@ -47,8 +50,8 @@ class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tasks: list[TaskSpec]
 
 
-class BatchRequestDoc(msgspec.Struct):
-    tasks: list[TaskSpecDoc]
+class BatchRequestDoc(msgspec.Struct, forbid_unknown_fields=True):
+    tasks: Annotated[list[TaskSpecDoc], msgspec.Meta(min_length=1, max_length=1000)]
 
 
 class SubmitView(msgspec.Struct, frozen=True):
@@ -108,7 +111,7 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     retry: RetryPolicy = RetryPolicy()
     timeout_s: float | None = None
-    priority: int = 5
+    priority: Priority = 5
     ttl_s: float | None = None
     tags: list[str] = []
 
