@@ -250,3 +250,13 @@ async def test_a_task_s_state_changes_stream_as_server_sent_events(server) -> No
     assert states[-1] == "succeeded"
     assert isinstance(events[-1]["result"], float)
     assert len(states) == len(set(states))  # each change once
+
+
+async def test_the_client_waits_out_a_503_with_retry_after_and_then_succeeds(server) -> None:
+    server.node.accepting = False  # what a stopping node does
+    asyncio.get_running_loop().call_later(0.5, setattr, server.node, "accepting", True)
+    began = time.monotonic()
+    handle = await add.asubmit(1, 2)
+    waited = time.monotonic() - began
+    assert handle.created
+    assert waited >= 1.0  # Retry-After: 1, plus jitter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -138,3 +139,38 @@ async def test_the_async_client_pages_and_bulk_verbs_like_the_sync_one(server) -
         assert await client.delete_where(state="cancelled") == 7
         assert [t async for t in client.tasks()] == []
         assert [t async for t in client.dead()] == []
+
+
+async def test_a_bulk_verb_over_100k_tasks_counts_them_all_and_never_blocks_the_server(
+    server,
+) -> None:
+    async with sluice.AsyncClient(server.url, server.api_key) as client:
+        specs = [{"function": "job", "args": [i], "tags": ["flood"]} for i in range(1000)]
+        for _ in range(50):  # 100,000 tasks, two batches in flight
+            await asyncio.gather(client.submit_many(specs), client.submit_many(specs))
+        assert server.count("state = 'ready'") == 100_000
+
+        bulk = asyncio.create_task(client.cancel_where(tags=["flood"]))
+        slowest = 0.0
+        async with httpx.AsyncClient(base_url=server.url) as probe:
+            while not bulk.done():  # the server keeps answering while the bulk verb runs
+                began = time.perf_counter()
+                assert (await probe.get("/v1/health")).status_code == 200
+                slowest = max(slowest, time.perf_counter() - began)
+        assert await bulk == 100_000
+        assert slowest < 1.0
+    assert server.count("state = 'cancelled'") == 100_000
+
+
+async def test_another_tenant_cannot_stream_list_or_configure_this_one(server) -> None:
+    mine = await call(server.client.submit, {"function": "job", "args": [1]})
+    other_tenant = await server.node.ensure_tenant("outsider")
+    key = await server.node.create_api_key(other_tenant.id)
+    headers = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        events = await http.get(f"/v1/tasks/{mine.id}/events")
+        assert events.status_code == 404
+        assert (await http.get("/v1/dead")).json()["tasks"] == []
+        assert (await http.get("/v1/functions")).json()["functions"] == []
+        submitted = await http.post("/v1/tasks", json={"function": "job"})
+        assert submitted.json()["error"]["code"] == "unknown_function"
