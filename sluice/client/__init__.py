@@ -3,6 +3,7 @@
 Imports no server code, so producers need only `pip install sluice`.
 """
 
-from .http import AsyncClient, Client, SubmitOutcome, Task, discover
+from .http import AsyncClient, Client, discover
+from .models import SubmitOutcome, Task
 
 __all__ = ["AsyncClient", "Client", "SubmitOutcome", "Task", "discover"]

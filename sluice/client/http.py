@@ -20,104 +20,24 @@ import httpx
 import msgspec
 
 from ..errors import RemoteError
+from .models import (
+    BulkCount,
+    DeadPage,
+    DeadTask,
+    RetryCount,
+    SubmitOutcome,
+    Task,
+    TaskPage,
+    TaskSummary,
+    _Batch,
+    _Error,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8420"
 DEV_FILE = Path(".sluice") / "dev.json"
 MAX_RETRIES = 5
 MAX_RETRY_AFTER_S = 60.0
 T = TypeVar("T")
-
-
-class SubmitOutcome(msgspec.Struct, frozen=True):
-    id: str
-    created: bool
-    state: str
-    run_at: float
-
-
-class _Batch(msgspec.Struct, frozen=True):
-    tasks: list[SubmitOutcome]
-
-
-class Attempt(msgspec.Struct, frozen=True):
-    attempt: int
-    worker: str | None
-    dispatched_at: float | None
-    started_at: float | None
-    finished_at: float | None
-    outcome: str
-    error_type: str | None
-    error_message: str | None
-    traceback: str | None
-
-
-class TimelineEntry(msgspec.Struct, frozen=True):
-    at: float
-    stage: str
-    attempt: int | None = None
-    detail: str | None = None
-
-
-class Task(msgspec.Struct, frozen=True):
-    """A task as the API shows it."""
-
-    id: str
-    function: str
-    state: str
-    priority: int
-    key: str | None
-    tags: list[str]
-    attempt: int
-    max_attempts: int
-    args: list[Any]
-    kwargs: dict[str, Any]
-    result: Any
-    error: str | None
-    timeout: float | None
-    run_at: float
-    expires_at: float | None
-    created_at: float
-    finished_at: float | None
-    timeline: list[TimelineEntry]
-    attempts: list[Attempt]
-
-
-class DeadTask(msgspec.Struct, frozen=True):
-    id: str
-    function: str
-    attempt: int
-    error: str | None
-    finished_at: float | None
-
-
-class DeadPage(msgspec.Struct, frozen=True):
-    tasks: list[DeadTask]
-    next: str | None
-
-
-class RetryCount(msgspec.Struct, frozen=True):
-    retried: int
-
-
-class TaskSummary(msgspec.Struct, frozen=True):
-    id: str
-    function: str
-    state: str
-    priority: int
-    attempt: int
-    created_at: float
-    finished_at: float | None
-    key: str | None
-    tags: list[str]
-
-
-class TaskPage(msgspec.Struct, frozen=True):
-    tasks: list[TaskSummary]
-    next: str | None
-
-
-class BulkCount(msgspec.Struct, frozen=True):
-    count: int
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -145,17 +65,6 @@ def _selector_body(selector: dict[str, Any]) -> dict[str, Any]:
         for name, value in selector.items()
         if value is not None
     }
-
-
-class _ErrorBody(msgspec.Struct):
-    status: int
-    code: str
-    message: str
-    field: str | None = None
-
-
-class _Error(msgspec.Struct):
-    error: _ErrorBody
 
 
 _encoder = msgspec.json.Encoder()

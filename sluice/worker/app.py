@@ -19,7 +19,8 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import msgspec
 
-from ..client.http import AsyncClient, Client, SubmitOutcome, Task, task_spec
+from ..client.http import AsyncClient, Client, task_spec
+from ..client.models import SubmitOutcome, Task
 from ..errors import ResultTimeout, TaskFailed
 from ..model import TERMINAL, FunctionConfig, RetryPolicy
 
