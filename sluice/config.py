@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Safety-net dispatch poll when no wake-up arrives."""
     max_payload_bytes: int = 256 * 1024
     max_batch: int = 1000
+    max_batch_bytes: int = 16 * 1024 * 1024
+    """Largest body of a batch submit."""
     max_tags: int = 16
     max_tag_length: int = 64
     max_delay_s: float = 365 * 86400.0

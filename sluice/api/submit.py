@@ -65,7 +65,7 @@ async def _submit_one(node: Node, scope: Scope, receive: Any) -> tuple[int, byte
 async def _submit_batch(node: Node, scope: Scope, receive: Any) -> tuple[int, bytes]:
     tenant_id = await _authenticate(node, scope)
     settings = node.settings
-    limit = settings.max_batch * 1024 + settings.max_payload_bytes + BODY_OVERHEAD
+    limit = settings.max_batch_bytes
     batch = _decode(_batch_decoder, await _read_body(receive, limit))
     if not batch.tasks:
         raise InvalidRequest("a batch holds at least one task", field="tasks")

@@ -40,9 +40,6 @@ def _settle_heap() -> None:
     then scan only what the running node allocates, which keeps latency tails short."""
     gc.collect()
     gc.freeze()
-    # The loop thread and the SQLite writer thread trade the GIL; at the default 5 ms
-    # switch interval a commit can wait that long for it, which shows in latency tails.
-    sys.setswitchinterval(0.0005)
 
 
 def _run(coro: Any) -> None:

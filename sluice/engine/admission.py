@@ -103,14 +103,14 @@ def build_task(
     if spec.ttl is not None and spec.expires_at is not None:
         raise InvalidRequest("give ttl or expires_at, not both", field=f"{field}ttl")
     ttl = spec.ttl if spec.ttl is not None else fn.ttl_s
-    expires_at = spec.expires_at if spec.expires_at is not None else None
+    expires_at = spec.expires_at
     if ttl is not None and expires_at is None:
         if ttl <= 0:
             raise InvalidRequest("ttl must be positive", field=f"{field}ttl")
         expires_at = run_at + ttl
     if expires_at is not None and expires_at <= run_at:
         raise InvalidRequest("the task would expire before it may run", field=f"{field}expires_at")
-    tags = spec.tags
+    tags = spec.tags if spec.tags is not None else (fn.tags or None)
     if tags is not None:
         if len(tags) > settings.max_tags:
             raise InvalidRequest(f"at most {settings.max_tags} tags", field=f"{field}tags")

@@ -74,10 +74,9 @@ class Dispatcher:
         if not requests:
             return 0
         self.rounds += 1
+        now = self._clock.now()
         try:
-            claimed = await self._store.claim_tasks(
-                requests, self._clock.now(), self._settings.lease_s
-            )
+            claimed = await self._store.claim_tasks(requests, now, self._settings.lease_s)
         finally:
             for conn, request in zip(conns, requests, strict=True):
                 conn.reserved -= request.limit
@@ -87,9 +86,16 @@ class Dispatcher:
         ):
             if len(tasks) < request.limit:
                 self._empty[(conn.tenant_id, conn.functions)] = generation
-            if tasks:
-                total += len(tasks)
-                conn.deliver(tasks)
+            if not tasks:
+                continue
+            if conn.closed or self._registry.get(conn.tenant_id, conn.worker_id) is not conn:
+                # The worker left while the claim committed: give the tasks straight back.
+                held = [(t.id, t.attempt) for t in tasks]
+                await self._store.release_tasks(conn.tenant_id, conn.worker_id, held, now)
+                self.notify(conn.tenant_id)
+                continue
+            total += len(tasks)
+            conn.deliver(tasks)
         self.dispatched += total
         if total:
             self._wake.set()  # workers may still have free slots and the queue more work

@@ -42,6 +42,7 @@ from ..protocol import (
     WorkerFrame,
 )
 from ..store import ACCEPTED, DUPLICATE, LeaseRenewal
+from .admission import check_retry_policy
 from .registry import WorkerConn
 
 if TYPE_CHECKING:
@@ -100,15 +101,19 @@ class Gateway:
         )
         for held in first.running:
             conn.inflight[held.id] = None
+        # The old connection of a reconnecting worker leaves first, so no claim lands on
+        # it after the reconcile; welcome is queued before any delivery can be.
+        old = node.registry.get(tenant_id, first.worker_id)
+        if old is not None:
+            node.registry.remove(old)
+            await old.close()
         await self._reconcile(tenant_id, first)
-        replaced = node.registry.add(conn)
-        if replaced is not None:
-            await replaced.close()
         conn.send(
             _encoder.encode(
                 Welcome(conn.worker_id, node.settings.heartbeat_s, node.settings.lease_s)
             )
         )
+        node.registry.add(conn)
         log.info("worker %s connected: %d slots, %s", conn.worker_id, conn.slots, conn.functions)
         node.dispatcher.wake()
         try:
@@ -240,7 +245,8 @@ def _function_configs(hello: Hello) -> list[FunctionConfig]:
             config = msgspec.convert(fields, FunctionConfig)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"function {spec.name!r}: {exc}") from exc
-        if not MIN_PRIORITY <= config.priority <= MAX_PRIORITY or config.retry.max_attempts < 1:
-            raise InvalidRequest(f"function {spec.name!r}: priority or max_attempts out of range")
+        if not MIN_PRIORITY <= config.priority <= MAX_PRIORITY:
+            raise InvalidRequest(f"function {spec.name!r}: priority must be between 0 and 9")
+        check_retry_policy(config.retry, f"functions.{spec.name}.retry")
         configs.append(config)
     return configs

@@ -52,6 +52,8 @@ class Writer:
         self._connect = connect
         self._inline_small = inline_small
         self._busy = threading.Lock()  # held while a batch runs, on whichever thread
+        self._count_lock = threading.Lock()
+        self._unsettled = 0  # batches committed by the thread, not yet settled on the loop
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -71,7 +73,15 @@ class Writer:
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        inline = small and self._inline_small and not self._queue and not self._closing
+        # Not while a committed batch still waits to be settled: an inline op must never
+        # be seen to finish before an operation that committed ahead of it.
+        inline = (
+            small
+            and self._inline_small
+            and not self._queue
+            and not self._closing
+            and not self._unsettled
+        )
         if inline and self._conn is not None and self._busy.acquire(blocking=False):
             try:
                 ((ok, value),) = self._run_batch(self._conn, [_Pending(op, loop, future)])
@@ -89,6 +99,11 @@ class Writer:
             if len(self._queue) == 1:
                 self._cond.notify()
         return future
+
+    def _settled(self) -> None:
+        # Queued behind the batch's _settle calls, so it runs once they all have.
+        with self._count_lock:
+            self._unsettled -= 1
 
     def close(self) -> None:
         with self._cond:
@@ -116,6 +131,8 @@ class Writer:
                 batch = [self._queue.popleft() for _ in range(n)]
             with self._busy:
                 outcomes = self._run_batch(conn, batch)
+                with self._count_lock:
+                    self._unsettled += 1
             by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Pending], list[Any]]] = {}
             for item, outcome in zip(batch, outcomes, strict=True):
                 items, outs = by_loop.setdefault(item.loop, ([], []))
@@ -125,6 +142,10 @@ class Writer:
                 # A closed loop raises RuntimeError: nobody is waiting there any more.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, items, outs)
+            try:
+                batch[0].loop.call_soon_threadsafe(self._settled)
+            except RuntimeError:
+                self._settled()
         with self._busy:  # an inline op may be using the connection right now
             self._conn = None
             conn.close()

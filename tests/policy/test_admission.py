@@ -175,3 +175,10 @@ def test_key_and_tags_are_kept() -> None:
 
     assert task.key == "order-1"
     assert task.tags == '["a","b"]'
+
+
+def test_a_function_s_tags_are_the_default_tags_of_its_tasks() -> None:
+    fn = FunctionConfig(name="bill", tags=["billing"])
+    plain = build_task(TaskSpec(function="bill"), fn, Settings(), NOW)
+    own = build_task(TaskSpec(function="bill", tags=["vip"]), fn, Settings(), NOW)
+    assert (plain.tags, own.tags) == ('["billing"]', '["vip"]')

@@ -739,6 +739,19 @@ async def test_expire_tasks_expires_waiting_tasks_past_their_deadline(
     assert await store.expire_tasks(NOW + 10, 100) == []
 
 
+async def test_a_task_that_started_is_not_expired_and_its_retry_still_runs(
+    store: Store, tenant: str
+) -> None:
+    await submit(store, tenant, new_task(expires_at=NOW + 10))
+    (first,) = await claim(store, tenant)
+    retry = finish(first, next_state=READY, outcome="failed", error_message="boom")
+    assert await store.finish_attempts([retry], NOW + 3) == [ACCEPTED]
+
+    assert await store.expire_tasks(NOW + 20, 100) == []
+    (again,) = await claim(store, tenant, now=NOW + 21)
+    assert (again.id, again.attempt) == (first.id, 2)
+
+
 # -- tenant isolation: every read -------------------------------------------------
 
 

@@ -72,7 +72,7 @@ WHERE id IN (
     SELECT id FROM tasks
     WHERE tenant_id = :tenant_id AND state = 'ready'
       AND function IN (SELECT value FROM json_each(:functions))
-      AND (expires_at IS NULL OR expires_at > :now)
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
@@ -144,6 +144,7 @@ UPDATE tasks SET state = 'expired', finished_at = :now
 WHERE id IN (
     SELECT id FROM tasks
     WHERE expires_at IS NOT NULL AND expires_at <= :now AND state IN ('ready', 'scheduled')
+      AND attempt = 0  -- "not started by then": a task that ran once retries past its ttl
     LIMIT :limit)
 RETURNING tenant_id, id;
 
