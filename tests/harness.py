@@ -30,6 +30,9 @@ FAST = {
 }
 
 
+POLL_S = 0.02  # how often wait_for_sync looks again; it gives up at its deadline
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,7 +63,7 @@ def wait_for_sync(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.02)
+        time.sleep(POLL_S)
 
 
 @dataclass

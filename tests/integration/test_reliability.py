@@ -64,7 +64,7 @@ async def later(name: str) -> float:
 @app.task(retry=FAST_RETRY, timeout=0.2)
 async def slow(name: str) -> str:
     if count(name) == 1:
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # never finishes: only the timeout ends it
     return "fast the second time"
 
 
@@ -72,7 +72,7 @@ async def slow(name: str) -> str:
 async def forever(name: str) -> None:
     count(name)
     started.set()
-    await asyncio.sleep(3600)
+    await asyncio.Event().wait()  # runs until cancelled
 
 
 @app.task

@@ -55,10 +55,6 @@ _fn_encoder = msgspec.json.Encoder()
 _tags_decoder = msgspec.json.Decoder(list[str])
 
 
-def _function_from_row(name: str, config: str) -> FunctionConfig:
-    return msgspec.json.decode(config, type=FunctionConfig)
-
-
 class SQLiteStore:
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
@@ -188,7 +184,7 @@ class SQLiteStore:
 
     async def list_functions(self, tenant_id: str) -> list[FunctionConfig]:
         rows = await self._read(Q["list_functions"], {"tenant_id": tenant_id})
-        return [_function_from_row(name, config) for name, config in rows]
+        return [msgspec.json.decode(config, type=FunctionConfig) for _name, config in rows]
 
     # -- submit and read tasks ---------------------------------------------------
 
