@@ -193,6 +193,9 @@ def _workers(url: str) -> int:
 
 
 def test_restarting_the_server_does_not_interrupt_a_running_task(cluster: Cluster) -> None:
+    # Production-like timing: a lease longer than a restart plus the worker's reconnect
+    # backoff (the 2 s lease of the other tests is shorter than a restart).
+    cluster.env.update(SLUICE_LEASE_S="15", SLUICE_HEARTBEAT_S="1")
     server = cluster.server()
     cluster.worker()
     runs = cluster.markers / "upgrade.runs"
