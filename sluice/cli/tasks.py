@@ -7,6 +7,7 @@ print tables for people and `--json` for scripts, and exit non-zero on an error.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from typing import Annotated, Any
 
@@ -93,12 +94,9 @@ def register(cli: typer.Typer) -> None:
         """List tasks, newest first, filtered by a selector."""
         with _client(url, api_key) as client:
             try:
-                found = []
-                for task in client.tasks(function=function, state=state, tags=tag,
-                                         page_size=min(limit, 1000)):  # fmt: skip
-                    found.append(task)
-                    if len(found) >= limit:
-                        break
+                pages = client.tasks(function=function, state=state, tags=tag,
+                                     page_size=min(limit, 1000))  # fmt: skip
+                found = list(itertools.islice(pages, limit))
             except RemoteError as exc:
                 raise _fail(exc) from exc
         if as_json:
@@ -192,11 +190,8 @@ def register(cli: typer.Typer) -> None:
         """Dead letters: tasks that ended without success, oldest first."""
         with _client(url, api_key) as client:
             try:
-                found = []
-                for task in client.dead(function=function, limit=min(limit, 1000)):
-                    found.append(task)
-                    if len(found) >= limit:
-                        break
+                pages = client.dead(function=function, limit=min(limit, 1000))
+                found = list(itertools.islice(pages, limit))
             except RemoteError as exc:
                 raise _fail(exc) from exc
         if as_json:

@@ -22,6 +22,11 @@ class TaskContext:
         which cannot be interrupted, should check it and return early."""
         return self._cancel.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds` in a plain handler, waking at once if the task is
+        cancelled, times out or is handed back; returns `cancelled`."""
+        return self._cancel.wait(seconds)
+
     def _stop(self, reason: str) -> None:
         self.stop_reason = reason
         self._cancel.set()
