@@ -4,6 +4,29 @@ Imports no server code, so producers need only `pip install sluice`.
 """
 
 from .http import AsyncClient, Client, discover
-from .models import SubmitOutcome, Task
+from .models import (
+    ApiKey,
+    DeadTask,
+    Function,
+    NewKey,
+    NewTenant,
+    SubmitOutcome,
+    Task,
+    TaskSummary,
+    Tenant,
+)
 
-__all__ = ["AsyncClient", "Client", "SubmitOutcome", "Task", "discover"]
+__all__ = [
+    "ApiKey",
+    "AsyncClient",
+    "Client",
+    "DeadTask",
+    "Function",
+    "NewKey",
+    "NewTenant",
+    "SubmitOutcome",
+    "Task",
+    "TaskSummary",
+    "Tenant",
+    "discover",
+]

@@ -103,6 +103,70 @@ class BulkCount(msgspec.Struct, frozen=True):
     count: int
 
 
+class FunctionRetry(msgspec.Struct, frozen=True):
+    """A function's retry policy (see `sluice.RetryPolicy`)."""
+
+    max_attempts: int = 25
+    base_s: float = 1.0
+    min_backoff_s: float = 1.0
+    cap_s: float = 3600.0
+    max_retry_duration_s: float = 86400.0
+    max_throttles: int = 100
+
+
+class Function(msgspec.Struct, frozen=True):
+    """A function's config, as `GET /v1/functions` and `PUT /v1/functions/{name}` show it."""
+
+    name: str
+    retry: FunctionRetry = FunctionRetry()
+    timeout_s: float | None = None
+    priority: int = 5
+    ttl_s: float | None = None
+    tags: list[str] = []
+
+
+class _FunctionList(msgspec.Struct, frozen=True):
+    functions: list[Function]
+
+
+class Tenant(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    created_at: float
+
+
+class NewTenant(msgspec.Struct, frozen=True):
+    """A tenant just created, with its first API key: the only time the key is shown."""
+
+    id: str
+    name: str
+    api_key: str
+
+
+class _TenantList(msgspec.Struct, frozen=True):
+    tenants: list[Tenant]
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    """A key as it can be shown again: its id and prefix, never the key itself."""
+
+    id: str
+    prefix: str
+    created_at: float
+    revoked_at: float | None
+
+
+class NewKey(msgspec.Struct, frozen=True):
+    """A key just created: the only time `api_key` is shown."""
+
+    id: str
+    api_key: str
+
+
+class _KeyList(msgspec.Struct, frozen=True):
+    keys: list[ApiKey]
+
+
 class _ErrorBody(msgspec.Struct):
     status: int
     code: str

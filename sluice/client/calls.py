@@ -1,0 +1,328 @@
+"""What each API call sends and how its answer is read, shared by the sync and async clients.
+
+A `_Call` is sans-I/O: a request to send and a function that reads the answer. The
+clients only move bytes (`Client` over httpx, `AsyncClient` over aiohttp) and retry on
+429/503; everything else lives here, once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ..errors import RemoteError
+from .models import (
+    ApiKey,
+    BulkCount,
+    DeadPage,
+    DeadTask,
+    Function,
+    NewKey,
+    NewTenant,
+    RetryCount,
+    SubmitOutcome,
+    Task,
+    TaskPage,
+    TaskSummary,
+    Tenant,
+    _Batch,
+    _Error,
+    _FunctionList,
+    _KeyList,
+    _TenantList,
+)
+
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (an item of a page)
+
+MAX_RETRIES = 5
+MAX_RETRY_AFTER_S = 60.0
+BATCH_COUNT = 1000  # the server's default SLUICE_MAX_BATCH
+BATCH_BYTES = 16 * 1024 * 1024  # the server's default SLUICE_MAX_BATCH_BYTES
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+_encoder = msgspec.json.Encoder()
+_LIST_FIELDS = {"function": "function", "state": "state", "tags": "tag"}
+SELECTOR_FIELDS = (
+    "function", "state", "tags", "priority_min", "priority_max",
+    "created_after", "created_before", "key",
+)  # fmt: skip
+
+
+class _Response(msgspec.Struct, frozen=True):
+    """What both transports hand back: enough to parse an answer or decide a retry."""
+
+    status_code: int
+    retry_after: str | None
+    content: bytes
+
+
+class _Request(msgspec.Struct, frozen=True):
+    method: str
+    path: str
+    body: bytes | None = None
+    params: tuple[tuple[str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    request: _Request
+    read: Callable[[_Response], T]
+
+
+@dataclass(frozen=True)
+class _Pager(Generic[I]):
+    """A paged list: the request for a cursor, and how to read a page and the next cursor."""
+
+    request: Callable[[str], _Request]
+    read: Callable[[_Response], tuple[list[I], str | None]]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple | set) else [value]
+
+
+def _check_selector(selector: Mapping[str, Any]) -> None:
+    unknown = sorted(set(selector) - set(SELECTOR_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown selector field(s) {unknown}; selectors take {SELECTOR_FIELDS}")
+
+
+def selector_params(selector: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A selector as query parameters (`GET /v1/tasks`); list fields repeat."""
+    _check_selector(selector)
+    params: list[tuple[str, str]] = []
+    for name, value in selector.items():
+        if value is None:
+            continue
+        if name in _LIST_FIELDS:
+            params += [(_LIST_FIELDS[name], str(v)) for v in _as_list(value)]
+        else:
+            params.append((name, str(value)))
+    return params
+
+
+def selector_body(selector: Mapping[str, Any]) -> dict[str, Any]:
+    """A selector as the JSON body of a bulk verb."""
+    _check_selector(selector)
+    return {
+        name: (_as_list(value) if name in _LIST_FIELDS else value)
+        for name, value in selector.items()
+        if value is not None
+    }
+
+
+def task_spec(
+    function: str, args: tuple[Any, ...] | list[Any], kwargs: Mapping[str, Any], **options: Any
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"function": function, "args": list(args), "kwargs": dict(kwargs)}
+    spec.update({k: v for k, v in options.items() if v is not None})
+    return spec
+
+
+def batches(specs: list[dict[str, Any]], max_count: int, max_bytes: int) -> list[bytes]:
+    """Batch bodies of at most `max_count` tasks and `max_bytes` bytes each, in order.
+
+    A single task larger than `max_bytes` travels alone; the server then refuses it
+    with `413 payload_too_large` rather than the client guessing the server's limits.
+    """
+    if max_count < 1:
+        raise ValueError("max_count must be at least 1")
+    head, tail = b'{"tasks":[', b"]}"
+    bodies: list[bytes] = []
+    chunk: list[bytes] = []
+    size = len(head) + len(tail)
+    for spec in specs:
+        encoded = _encoder.encode(spec)
+        extra = len(encoded) + (1 if chunk else 0)
+        if chunk and (len(chunk) >= max_count or size + extra > max_bytes):
+            bodies.append(head + b",".join(chunk) + tail)
+            chunk, size = [], len(head) + len(tail)
+            extra = len(encoded)
+        chunk.append(encoded)
+        size += extra
+    if chunk:
+        bodies.append(head + b",".join(chunk) + tail)
+    return bodies
+
+
+def parse(response: _Response, type: type[T]) -> T:
+    if response.status_code >= 400:
+        raise _remote_error(response)
+    if response.status_code == 204:
+        return None  # type: ignore[return-value]
+    return msgspec.json.decode(response.content, type=type)
+
+
+def _reader(type: type[T]) -> Callable[[_Response], T]:
+    return lambda response: parse(response, type)
+
+
+def _remote_error(response: _Response) -> RemoteError:
+    try:
+        body = msgspec.json.decode(response.content, type=_Error).error
+        return RemoteError(response.status_code, body.code, body.message, body.field)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        text = response.content[:200].decode(errors="replace")
+        return RemoteError(response.status_code, "http_error", text)
+
+
+def retry_delay(response: _Response, attempt: int, rng: random.Random) -> float | None:
+    """Seconds to wait before retrying a 429/503, honouring Retry-After with jitter;
+    None when the answer is final."""
+    if response.status_code not in (429, 503) or attempt >= MAX_RETRIES:
+        return None
+    try:
+        after = float(response.retry_after or "")
+    except ValueError:
+        after = min(MAX_RETRY_AFTER_S, 0.5 * 2**attempt)
+    after = min(max(after, 0.0), MAX_RETRY_AFTER_S)
+    return after + rng.uniform(0, max(0.1, after * 0.5))
+
+
+def _get(path: str, type: type[T], params: tuple[tuple[str, str], ...] | None = None) -> _Call[T]:
+    return _Call(_Request("GET", path, params=params), _reader(type))
+
+
+def _post(path: str, type: type[T], body: Any = None) -> _Call[T]:
+    encoded = None if body is None else _encoder.encode(body)
+    return _Call(_Request("POST", path, encoded), _reader(type))
+
+
+def _delete(path: str) -> _Call[None]:
+    return _Call(_Request("DELETE", path), _reader(type(None)))
+
+
+class _Calls:
+    """Every API call the client makes: what it sends, and how its answer is read."""
+
+    @staticmethod
+    def submit(spec: dict[str, Any]) -> _Call[SubmitOutcome]:
+        return _post("/v1/tasks", SubmitOutcome, spec)
+
+    @staticmethod
+    def submit_batch(body: bytes) -> _Call[list[SubmitOutcome]]:
+        read = _reader(_Batch)
+        return _Call(_Request("POST", "/v1/tasks/batch", body), lambda r: read(r).tasks)
+
+    @staticmethod
+    def get(task_id: str) -> _Call[Task]:
+        return _get(f"/v1/tasks/{task_id}", Task)
+
+    @staticmethod
+    def wait(task_id: str, timeout: float) -> _Call[Task]:
+        return _get(f"/v1/tasks/{task_id}/result", Task, (("timeout", f"{timeout:g}"),))
+
+    @staticmethod
+    def cancel(task_id: str) -> _Call[Task]:
+        return _post(f"/v1/tasks/{task_id}/cancel", Task)
+
+    @staticmethod
+    def retry(task_id: str) -> _Call[Task]:
+        return _post(f"/v1/tasks/{task_id}/retry", Task)
+
+    @staticmethod
+    def delete(task_id: str) -> _Call[None]:
+        return _delete(f"/v1/tasks/{task_id}")
+
+    @staticmethod
+    def bulk(verb: str, selector: Mapping[str, Any]) -> _Call[int]:
+        call = _post(f"/v1/tasks/{verb}", BulkCount, {"selector": selector_body(selector)})
+        return _Call(call.request, lambda r: call.read(r).count)
+
+    @staticmethod
+    def list_tasks(selector: Mapping[str, Any], page_size: int) -> _Pager[TaskSummary]:
+        base = [*selector_params(selector), ("limit", str(_page(page_size)))]
+
+        def request(cursor: str) -> _Request:
+            params = [*base, ("cursor", cursor)] if cursor else base
+            return _Request("GET", "/v1/tasks", params=tuple(params))
+
+        def read(response: _Response) -> tuple[list[TaskSummary], str | None]:
+            page = parse(response, TaskPage)
+            return page.tasks, page.next
+
+        return _Pager(request, read)
+
+    @staticmethod
+    def list_dead(
+        function: str | None, since: float | None, until: float | None, page_size: int
+    ) -> _Pager[DeadTask]:
+        window = _given(function=function, since=since, until=until)
+        base = [("limit", str(_page(page_size))), *((k, str(v)) for k, v in window.items())]
+
+        def request(cursor: str) -> _Request:
+            params = [*base, ("after", cursor)] if cursor else base
+            return _Request("GET", "/v1/dead", params=tuple(params))
+
+        def read(response: _Response) -> tuple[list[DeadTask], str | None]:
+            page = parse(response, DeadPage)
+            return page.tasks, page.next
+
+        return _Pager(request, read)
+
+    @staticmethod
+    def retry_dead(function: str | None, since: float | None, until: float | None) -> _Call[int]:
+        body = _given(function=function, since=since, until=until)
+        call = _post("/v1/dead/retry", RetryCount, body)
+        return _Call(call.request, lambda r: call.read(r).retried)
+
+    @staticmethod
+    def list_functions() -> _Call[list[Function]]:
+        call = _get("/v1/functions", _FunctionList)
+        return _Call(call.request, lambda r: call.read(r).functions)
+
+    @staticmethod
+    def get_function(name: str) -> _Call[Function]:
+        # There is no GET /v1/functions/{name}: read the list and pick one.
+        listed = _Calls.list_functions()
+
+        def read(response: _Response) -> Function:
+            for function in listed.read(response):
+                if function.name == name:
+                    return function
+            raise RemoteError(404, "unknown_function", f"no function {name!r}", "name")
+
+        return _Call(listed.request, read)
+
+    @staticmethod
+    def put_function(name: str, settings: Mapping[str, Any]) -> _Call[Function]:
+        body = _encoder.encode(dict(settings))
+        return _Call(_Request("PUT", f"/v1/functions/{name}", body), _reader(Function))
+
+    @staticmethod
+    def list_tenants() -> _Call[list[Tenant]]:
+        call = _get("/v1/tenants", _TenantList)
+        return _Call(call.request, lambda r: call.read(r).tenants)
+
+    @staticmethod
+    def create_tenant(name: str) -> _Call[NewTenant]:
+        return _post("/v1/tenants", NewTenant, {"name": name})
+
+    @staticmethod
+    def list_keys(tenant_id: str) -> _Call[list[ApiKey]]:
+        call = _get(f"/v1/tenants/{tenant_id}/keys", _KeyList)
+        return _Call(call.request, lambda r: call.read(r).keys)
+
+    @staticmethod
+    def create_key(tenant_id: str) -> _Call[NewKey]:
+        return _post(f"/v1/tenants/{tenant_id}/keys", NewKey)
+
+    @staticmethod
+    def revoke_key(tenant_id: str, key_id: str) -> _Call[None]:
+        return _delete(f"/v1/tenants/{tenant_id}/keys/{key_id}")
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _page(page_size: int) -> int:
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    return page_size

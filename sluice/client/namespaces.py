@@ -1,0 +1,263 @@
+"""The nouns of the client: `client.tasks`, `.dead`, `.functions`, `.tenants`, `.keys`.
+
+Each method names a `_Call` (calls.py) and hands it to the client that owns the
+namespace, so the sync and async variants differ only by `await`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
+
+from .calls import PAGE_SIZE, _Call, _Calls, _Pager
+from .models import (
+    ApiKey,
+    DeadTask,
+    Function,
+    NewKey,
+    NewTenant,
+    Task,
+    TaskSummary,
+    Tenant,
+)
+
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741
+
+
+class _Runs(Protocol):
+    def _run(self, call: _Call[T]) -> T: ...
+    def _pages(self, pager: _Pager[I]) -> Iterator[I]: ...
+
+
+class _AsyncRuns(Protocol):
+    def _run(self, call: _Call[T]) -> Awaitable[T]: ...
+    def _pages(self, pager: _Pager[I]) -> AsyncIterator[I]: ...
+
+
+class Tasks:
+    """`client.tasks`: one task by id, or every task a selector matches.
+
+    A selector takes `function`, `state`, `tags` (a value or a list), `priority_min`,
+    `priority_max`, `created_after`, `created_before` (epoch seconds) and `key`.
+    """
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(self, *, page_size: int = PAGE_SIZE, **selector: Any) -> Iterator[TaskSummary]:
+        """Every task the selector matches, newest first, fetched a page at a time."""
+        return self._client._pages(_Calls.list_tasks(selector, page_size))
+
+    def __call__(self, *, page_size: int = PAGE_SIZE, **selector: Any) -> Iterator[TaskSummary]:
+        """The same as `list` (the client's first releases had `client.tasks(...)`)."""
+        return self.list(page_size=page_size, **selector)
+
+    def get(self, task_id: str) -> Task:
+        """The task with its attempts and timeline."""
+        return self._client._run(_Calls.get(task_id))
+
+    def wait(self, task_id: str, timeout: float) -> Task:
+        """The task once it has ended, or as it is after `timeout` seconds (long-poll)."""
+        return self._client._run(_Calls.wait(task_id, timeout))
+
+    def cancel(self, task_id: str) -> Task:
+        """Cancel a task that has not ended; a running one is stopped."""
+        return self._client._run(_Calls.cancel(task_id))
+
+    def retry(self, task_id: str) -> Task:
+        """Run a dead task again, with a new attempt series."""
+        return self._client._run(_Calls.retry(task_id))
+
+    def delete(self, task_id: str) -> None:
+        """Delete a task that is not running (cancel it first)."""
+        self._client._run(_Calls.delete(task_id))
+
+    def cancel_where(self, **selector: Any) -> int:
+        """Cancel every task the selector matches that has not ended; returns how many."""
+        return self._client._run(_Calls.bulk("cancel", selector))
+
+    def delete_where(self, **selector: Any) -> int:
+        """Delete every task the selector matches, except running ones; returns how many."""
+        return self._client._run(_Calls.bulk("delete", selector))
+
+    def retry_where(self, **selector: Any) -> int:
+        """Retry every dead task the selector matches; returns how many."""
+        return self._client._run(_Calls.bulk("retry", selector))
+
+
+class AsyncTasks:
+    """`AsyncClient.tasks`: the methods of `Tasks`, awaited."""
+
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    def list(self, *, page_size: int = PAGE_SIZE, **selector: Any) -> AsyncIterator[TaskSummary]:
+        """Every task the selector matches, newest first, fetched a page at a time."""
+        return self._client._pages(_Calls.list_tasks(selector, page_size))
+
+    def __call__(
+        self, *, page_size: int = PAGE_SIZE, **selector: Any
+    ) -> AsyncIterator[TaskSummary]:
+        return self.list(page_size=page_size, **selector)
+
+    async def get(self, task_id: str) -> Task:
+        return await self._client._run(_Calls.get(task_id))
+
+    async def wait(self, task_id: str, timeout: float) -> Task:
+        return await self._client._run(_Calls.wait(task_id, timeout))
+
+    async def cancel(self, task_id: str) -> Task:
+        return await self._client._run(_Calls.cancel(task_id))
+
+    async def retry(self, task_id: str) -> Task:
+        return await self._client._run(_Calls.retry(task_id))
+
+    async def delete(self, task_id: str) -> None:
+        await self._client._run(_Calls.delete(task_id))
+
+    async def cancel_where(self, **selector: Any) -> int:
+        return await self._client._run(_Calls.bulk("cancel", selector))
+
+    async def delete_where(self, **selector: Any) -> int:
+        return await self._client._run(_Calls.bulk("delete", selector))
+
+    async def retry_where(self, **selector: Any) -> int:
+        return await self._client._run(_Calls.bulk("retry", selector))
+
+
+class Dead:
+    """`client.dead`: dead letters, oldest first; retried one by one (`client.tasks.retry`)
+    or by function and time (`retry`)."""
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(
+        self, *, function: str | None = None, since: float | None = None,
+        until: float | None = None, page_size: int = PAGE_SIZE,
+    ) -> Iterator[DeadTask]:  # fmt: skip
+        """Every dead task (of a function, ended in [since, until)), a page at a time."""
+        return self._client._pages(_Calls.list_dead(function, since, until, page_size))
+
+    def __call__(self, function: str | None = None, limit: int = PAGE_SIZE) -> Iterator[DeadTask]:
+        """The same as `list`, with `limit` as the page size (the first releases' call)."""
+        return self.list(function=function, page_size=limit)
+
+    def retry(
+        self, *, function: str | None = None, since: float | None = None,
+        until: float | None = None,
+    ) -> int:  # fmt: skip
+        """Retry every dead task matching; returns how many."""
+        return self._client._run(_Calls.retry_dead(function, since, until))
+
+
+class AsyncDead:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    def list(
+        self, *, function: str | None = None, since: float | None = None,
+        until: float | None = None, page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[DeadTask]:  # fmt: skip
+        return self._client._pages(_Calls.list_dead(function, since, until, page_size))
+
+    def __call__(
+        self, function: str | None = None, limit: int = PAGE_SIZE
+    ) -> AsyncIterator[DeadTask]:
+        return self.list(function=function, page_size=limit)
+
+    async def retry(
+        self, *, function: str | None = None, since: float | None = None,
+        until: float | None = None,
+    ) -> int:  # fmt: skip
+        return await self._client._run(_Calls.retry_dead(function, since, until))
+
+
+class Functions:
+    """`client.functions`: the tenant's functions and their config."""
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(self) -> list[Function]:
+        return self._client._run(_Calls.list_functions())
+
+    def get(self, name: str) -> Function:
+        """One function's config; `RemoteError` 404 `unknown_function` if there is none."""
+        return self._client._run(_Calls.get_function(name))
+
+    def set(self, name: str, settings: Mapping[str, Any]) -> Function:
+        """Create or replace a function's config: `retry` (a mapping of RetryPolicy
+        fields), `timeout_s`, `priority`, `ttl_s`, `tags`; fields left out take their
+        defaults, so read, change and set to update one field."""
+        return self._client._run(_Calls.put_function(name, settings))
+
+
+class AsyncFunctions:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    async def list(self) -> list[Function]:
+        return await self._client._run(_Calls.list_functions())
+
+    async def get(self, name: str) -> Function:
+        return await self._client._run(_Calls.get_function(name))
+
+    async def set(self, name: str, settings: Mapping[str, Any]) -> Function:
+        return await self._client._run(_Calls.put_function(name, settings))
+
+
+class Tenants:
+    """`client.tenants` (admin key): every tenant; a new one with its first API key."""
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(self) -> list[Tenant]:
+        return self._client._run(_Calls.list_tenants())
+
+    def create(self, name: str) -> NewTenant:
+        return self._client._run(_Calls.create_tenant(name))
+
+
+class AsyncTenants:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    async def list(self) -> list[Tenant]:
+        return await self._client._run(_Calls.list_tenants())
+
+    async def create(self, name: str) -> NewTenant:
+        return await self._client._run(_Calls.create_tenant(name))
+
+
+class Keys:
+    """`client.keys` (admin key): a tenant's API keys; a key is shown only when created."""
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(self, tenant_id: str) -> list[ApiKey]:
+        return self._client._run(_Calls.list_keys(tenant_id))
+
+    def create(self, tenant_id: str) -> NewKey:
+        return self._client._run(_Calls.create_key(tenant_id))
+
+    def revoke(self, tenant_id: str, key_id: str) -> None:
+        """Revoke a key: it stops working at once."""
+        self._client._run(_Calls.revoke_key(tenant_id, key_id))
+
+
+class AsyncKeys:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    async def list(self, tenant_id: str) -> list[ApiKey]:
+        return await self._client._run(_Calls.list_keys(tenant_id))
+
+    async def create(self, tenant_id: str) -> NewKey:
+        return await self._client._run(_Calls.create_key(tenant_id))
+
+    async def revoke(self, tenant_id: str, key_id: str) -> None:
+        await self._client._run(_Calls.revoke_key(tenant_id, key_id))
