@@ -924,3 +924,13 @@ async def test_sqlite_writer_commits_the_rest_of_a_batch_when_one_operation_fail
     assert await sqlite_store.get_task_states(tenant, [t.id for t in tasks]) == {
         t.id: READY for t in tasks
     }
+
+
+async def test_a_lease_is_held_by_one_holder_until_it_expires(store: Store) -> None:
+    assert await store.acquire_lease("timers", "node-a", NOW, 10.0)
+    assert not await store.acquire_lease("timers", "node-b", NOW + 5, 10.0)
+    assert await store.acquire_lease("timers", "node-a", NOW + 5, 10.0)  # renewed to NOW+15
+    assert not await store.acquire_lease("timers", "node-b", NOW + 14, 10.0)
+    assert await store.acquire_lease("timers", "node-b", NOW + 16, 10.0)  # expired: taken over
+    assert not await store.acquire_lease("timers", "node-a", NOW + 17, 10.0)
+    assert await store.acquire_lease("other", "node-a", NOW + 17, 10.0)  # leases are by name

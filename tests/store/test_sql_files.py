@@ -17,11 +17,23 @@ STORE = Path(__file__).parents[2] / "sluice" / "store"
 # One folder per dialect, each holding queries.sql and the module that runs them.
 DIALECTS = sorted(p.parent.name for p in STORE.glob("*/queries.sql"))
 REFERENCE = re.compile(r"""\bQ\[["']([a-z_][a-z0-9_]*)["']\]""")
-TABLES = {"tasks", "attempts", "events", "tenants", "api_keys", "functions"}
+TABLES = {"tasks", "attempts", "events", "tenants", "api_keys", "functions", "leases"}
 
 
-def test_there_is_a_sqlite_dialect() -> None:
-    assert "sqlite" in DIALECTS
+def test_there_are_sqlite_and_postgres_dialects() -> None:
+    assert DIALECTS == ["postgres", "sqlite"]
+
+
+def test_both_dialects_define_the_same_query_names() -> None:
+    names = {d: set(load_queries(STORE / d / "queries.sql")) for d in DIALECTS}
+
+    assert names["postgres"] == names["sqlite"]
+
+
+def test_both_dialects_number_their_migrations_without_gaps() -> None:
+    for dialect in DIALECTS:
+        numbers = [n for n, _sql in load_migrations(STORE / dialect / "migrations")]
+        assert numbers == list(range(1, len(numbers) + 1)), dialect
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

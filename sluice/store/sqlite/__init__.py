@@ -483,6 +483,15 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
+    async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
+        params = {"name": name, "holder": holder, "now": now, "until": now + ttl_s}
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(Q["acquire_lease"], params).fetchone()
+            return row is not None and row[0] == holder
+
+        return await self._writer.submit(op, small=True)
+
 
 def _dead_params(tenant_id: str, selector: DeadSelector, after: str, limit: int) -> dict[str, Any]:
     return {

@@ -236,3 +236,10 @@ WHERE tenant_id = :tenant_id ORDER BY created_at;
 UPDATE api_keys SET revoked_at = :now
 WHERE tenant_id = :tenant_id AND substr(key_hash, 1, 16) = :key_id AND revoked_at IS NULL
 RETURNING key_hash;
+
+-- name: acquire_lease
+-- Take or keep a named lease: granted when free, expired, or already ours.
+INSERT INTO leases (name, holder, until) VALUES (:name, :holder, :until)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+WHERE leases.holder = excluded.holder OR leases.until < :now
+RETURNING holder;

@@ -1,0 +1,463 @@
+"""The PostgreSQL backend (DESIGN §5 "Storage", "Multi-node"; ALGORITHMS.md §6).
+
+asyncpg with a small connection pool. Every batch travels as arrays opened with
+`unnest()`, so a frame of results or a batch of submits is one statement; the claim is
+one `MATERIALIZED ... FOR UPDATE SKIP LOCKED` statement per worker, so several server
+nodes can claim from one database without waiting on each other. PostgreSQL groups
+concurrent commits itself, so there is no writer thread here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from ...model import (
+    ApiKey,
+    AttemptRecord,
+    ClaimedTask,
+    EventRecord,
+    Finish,
+    FunctionConfig,
+    NewTask,
+    SubmitResult,
+    TaskRecord,
+    Tenant,
+    time_ordered_id_floor,
+)
+from ...selector import Selector, TaskSummary
+from ..base import (
+    ACCEPTED,
+    DUPLICATE,
+    STALE,
+    Cancelled,
+    ClaimRequest,
+    DeadSelector,
+    DeadTask,
+    LeaseRenewal,
+    Reaped,
+)
+from .queries import MIGRATIONS, Q
+
+POOL_SIZE = 10
+MIGRATION_LOCK = 7_364_001  # pg_advisory_xact_lock key: one node migrates at a time
+
+_fn_encoder = msgspec.json.Encoder()
+_tags_decoder = msgspec.json.Decoder(list[str])
+
+Conn = Any  # asyncpg.Connection or a pool's proxy; asyncpg ships no type hints
+
+
+class PostgresStore:
+    def __init__(self, dsn: str, *, pool_size: int = POOL_SIZE) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self._pool: Any = None
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        await migrate(self.dsn)
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=2,
+            max_size=self.pool_size,
+            # A transaction left open would hold back vacuum and bloat the ready index.
+            server_settings={"idle_in_transaction_session_timeout": "60000"},
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _fetch(self, query: str, *args: Any) -> list[Any]:
+        return list(await self.pool.fetch(query, *args))
+
+    # -- tenants, keys, functions ------------------------------------------------
+
+    async def create_tenant(self, name: str, now: float) -> Tenant:
+        tenant = Tenant(id=uuid.uuid4().hex, name=name, created_at=now)
+        await self.pool.execute(Q["create_tenant"], tenant.id, name, now)
+        return tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        rows = await self._fetch(Q["get_tenant"], tenant_id)
+        return Tenant(*rows[0]) if rows else None
+
+    async def get_tenant_by_name(self, name: str) -> Tenant | None:
+        rows = await self._fetch(Q["get_tenant_by_name"], name)
+        return Tenant(*rows[0]) if rows else None
+
+    async def create_api_key(self, tenant_id: str, key_hash: str, prefix: str, now: float) -> None:
+        await self.pool.execute(Q["create_api_key"], key_hash, tenant_id, prefix, now)
+
+    async def find_api_key(self, key_hash: str) -> str | None:
+        rows = await self._fetch(Q["find_api_key"], key_hash)
+        return str(rows[0][0]) if rows else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        return [Tenant(*r) for r in await self._fetch(Q["list_tenants"])]
+
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        return [ApiKey(*r) for r in await self._fetch(Q["list_api_keys"], tenant_id)]
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str, now: float) -> str | None:
+        rows = await self._fetch(Q["revoke_api_key"], tenant_id, key_id, now)
+        return None if not rows else str(rows[0][0])
+
+    async def upsert_functions(
+        self, tenant_id: str, configs: list[FunctionConfig], now: float
+    ) -> None:
+        names = [f.name for f in configs]
+        encoded = [_fn_encoder.encode(f) for f in configs]
+        await self.pool.execute(Q["upsert_function"], tenant_id, names, encoded, now)
+
+    async def list_functions(self, tenant_id: str) -> list[FunctionConfig]:
+        rows = await self._fetch(Q["list_functions"], tenant_id)
+        return [msgspec.json.decode(config, type=FunctionConfig) for _name, config in rows]
+
+    # -- submit and read tasks ---------------------------------------------------
+
+    async def submit_tasks(
+        self, tenant_id: str, tasks: list[NewTask], now: float
+    ) -> list[SubmitResult]:
+        plain = [t for t in tasks if t.key is None]
+        # Keyed rows go in key order, so two batches racing for the same keys lock them in
+        # the same order and never deadlock; the sort is stable, so within a batch the
+        # first task with a key still wins.
+        keyed = sorted((t for t in tasks if t.key is not None), key=lambda t: t.key or "")
+        async with self.pool.acquire() as conn, conn.transaction():
+            if plain:
+                await conn.execute(Q["insert_task"], tenant_id, *_columns(plain, now))
+            inserted: set[str] = set()
+            holders: dict[str, Any] = {}
+            if keyed:
+                rows = await conn.fetch(Q["insert_keyed_task"], tenant_id, *_columns(keyed, now))
+                inserted = {r[0] for r in rows}
+                lost = [t.key for t in keyed if t.id not in inserted]
+                if lost:
+                    found = await conn.fetch(Q["get_task_by_key"], tenant_id, lost)
+                    holders = {r[0]: r for r in found}
+        out = []
+        for t in tasks:
+            if t.key is None or t.id in inserted:
+                out.append(SubmitResult(t.id, True, t.state, t.run_at))
+            else:
+                _key, held_id, state, run_at = holders[t.key]
+                out.append(SubmitResult(held_id, False, state, run_at))
+        return out
+
+    async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None:
+        rows = await self._fetch(Q["get_task"], tenant_id, task_id)
+        return TaskRecord(*rows[0]) if rows else None
+
+    async def get_task_states(self, tenant_id: str, task_ids: list[str]) -> dict[str, str]:
+        rows = await self._fetch(Q["get_task_states"], tenant_id, task_ids)
+        return {r[0]: r[1] for r in rows}
+
+    async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]:
+        rows = await self._fetch(Q["list_attempts"], tenant_id, task_id)
+        return [AttemptRecord(*r) for r in rows]
+
+    async def list_events(self, tenant_id: str, task_id: str) -> list[EventRecord]:
+        rows = await self._fetch(Q["list_events"], tenant_id, task_id)
+        return [EventRecord(*r) for r in rows]
+
+    # -- the hot path ------------------------------------------------------------
+
+    async def claim_tasks(
+        self, requests: list[ClaimRequest], now: float, lease_s: float
+    ) -> list[list[ClaimedTask]]:
+        lease_until = now + lease_s
+        out = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            for r in requests:
+                rows = await conn.fetch(
+                    Q["claim_tasks"],
+                    r.tenant_id, list(r.functions), now, r.limit, r.worker, lease_until,
+                )  # fmt: skip
+                claimed = sorted(rows, key=_fair_order)  # RETURNING yields no set order
+                out.append([ClaimedTask(*row[:-1]) for row in claimed])
+        return out
+
+    async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
+        # One statement finishes every fenced attempt of the frame; a task named twice in
+        # the frame (a resend) is judged after the first has been written.
+        first: dict[str, Finish] = {}
+        for f in finishes:
+            first.setdefault(f.task_id, f)
+        batch = list(first.values())
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(Q["finish_task"], *_finish_columns(batch, now))
+            done = {r[0] for r in rows}
+            accepted = [f for f in batch if f.task_id in done]
+            if accepted:
+                await conn.execute(Q["insert_attempt"], *_attempt_columns(accepted))
+            out = []
+            for f in finishes:
+                if first[f.task_id] is f and f.task_id in done:
+                    out.append(ACCEPTED)
+                else:
+                    out.append(await _judge_refused(conn, f, now))
+        return out
+
+    async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None:
+        args = [
+            (r.tenant_id, r.worker, list(r.task_ids), lease_until) for r in renewals if r.task_ids
+        ]
+        if args:
+            await self.pool.executemany(Q["extend_leases"], args)
+
+    async def cancel_tasks(
+        self, tenant_id: str, task_ids: list[str], now: float
+    ) -> list[Cancelled]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetch(Q["cancellable_tasks"], tenant_id, task_ids)
+            if not found:
+                return []
+            await conn.execute(Q["cancel_task"], tenant_id, [r[0] for r in found], now)
+            running = [r for r in found if r[1] == "running"]
+            if running:
+                # A running attempt ends here; the worker's late answer is then a duplicate.
+                await conn.execute(
+                    Q["insert_attempt"],
+                    *_columns_of([
+                        (tenant_id, task_id, attempt, owner, dispatched_at, None, now,
+                         "cancelled", None, "cancelled while running", None)
+                        for task_id, _state, attempt, owner, dispatched_at in running
+                    ], 11),
+                )  # fmt: skip
+            await _events(conn, now, [(tenant_id, r[0], "cancelled", f"was {r[1]}") for r in found])
+        return [Cancelled(r[0], r[1], r[3] if r[1] == "running" else None) for r in found]
+
+    async def list_tasks(
+        self, tenant_id: str, selector: Selector, before: str, limit: int
+    ) -> list[TaskSummary]:
+        tags = None if selector.tags is None else msgspec.json.encode(selector.tags).decode()
+        rows = await self._fetch(
+            Q["list_tasks"],
+            tenant_id, before or "~",  # "~" sorts after every id
+            selector.function, selector.state, tags, selector.priority_min,
+            selector.priority_max, selector.created_after, selector.created_before,
+            selector.key, limit,
+        )  # fmt: skip
+        out = []
+        for task_id, function, state, priority, attempt, created, finished, key, tags_json in rows:
+            tag_list = _tags_decoder.decode(tags_json) if tags_json else []
+            out.append(
+                TaskSummary(task_id, function, state, priority, attempt, created, finished, key,
+                            tag_list)
+            )  # fmt: skip
+        return out
+
+    async def delete_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [r[0] for r in await conn.fetch(Q["deletable_tasks"], tenant_id, task_ids)]
+            if ids:
+                await _delete(conn, tenant_id, ids)
+        return ids
+
+    async def list_dead(
+        self, tenant_id: str, selector: DeadSelector, after: str, limit: int
+    ) -> list[DeadTask]:
+        rows = await self._fetch(
+            Q["list_dead"],
+            tenant_id, after, selector.function, selector.since, selector.until, limit,
+        )  # fmt: skip
+        return [DeadTask(*r) for r in rows]
+
+    async def retry_dead(
+        self, tenant_id: str, task_ids: list[str], max_attempts: dict[str, int], now: float
+    ) -> list[str]:
+        names = list(max_attempts)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                Q["retry_task"], tenant_id, task_ids, names, [max_attempts[n] for n in names], now
+            )
+            retried = sorted(r[0] for r in rows)
+            await _events(conn, now, [(tenant_id, i, "retried", "by hand") for i in retried])
+        return retried
+
+    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
+        rows = await self._fetch(Q["leased_to"], tenant_id, worker)
+        return [(r[0], r[1]) for r in rows]
+
+    async def release_tasks(
+        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
+    ) -> list[str]:
+        if not held:
+            return []
+        ids, attempts = [h[0] for h in held], [h[1] for h in held]
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(Q["release_task"], tenant_id, ids, attempts, worker, now)
+            released = {r[0] for r in rows}
+            await _events(
+                conn, now, [(tenant_id, i, "handed_back", worker) for i in ids if i in released]
+            )
+        return [i for i in ids if i in released]
+
+    # -- timers ------------------------------------------------------------------
+
+    async def due_soon(self, until: float, limit: int) -> list[tuple[float, str, str]]:
+        rows = await self._fetch(Q["due_soon"], until, limit)
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def promote_due(self, now: float, limit: int) -> list[str]:
+        return [r[0] for r in await self._fetch(Q["promote_due"], now, limit)]
+
+    async def promote_tasks(self, task_ids: list[str], now: float) -> list[str]:
+        return [r[0] for r in await self._fetch(Q["promote_tasks"], task_ids, now)]
+
+    async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
+        out = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            expired = await conn.fetch(Q["expired_leases"], now, limit)
+            lost = []
+            for tenant_id, task_id, attempt, _max, owner, dispatched_at in expired:
+                state = await conn.fetchval(Q["requeue_lost"], task_id, tenant_id, attempt, now)
+                if state is None:
+                    continue
+                lost.append(
+                    (tenant_id, task_id, attempt, owner, dispatched_at, None, now, "lost",
+                     "LeaseExpired", "the worker stopped renewing its lease", None)
+                )  # fmt: skip
+                out.append(Reaped(tenant_id, task_id, state))
+            if lost:
+                await conn.execute(Q["insert_attempt"], *_columns_of(lost, 11))
+                await _events(conn, now, [(t[0], t[1], "lease_lost", t[3]) for t in lost])
+        return out
+
+    async def purge_tasks(self, before: float, limit: int) -> int:
+        """Delete ended tasks (with their attempts and events) that ended before `before`;
+        their keys are free again."""
+        id_before = time_ordered_id_floor(before)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(Q["retained_past"], id_before, before, limit)
+            by_tenant: dict[str, list[str]] = {}
+            for tenant_id, task_id in rows:
+                by_tenant.setdefault(tenant_id, []).append(task_id)
+            for tenant_id, ids in by_tenant.items():
+                await _delete(conn, tenant_id, ids)
+        return len(rows)
+
+    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = [(r[0], r[1]) for r in await conn.fetch(Q["expire_tasks"], now, limit)]
+            await _events(conn, now, [(t, i, "expired", None) for t, i in rows])
+        return rows
+
+    async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
+        got = await self.pool.fetchval(Q["acquire_lease"], name, holder, now, now + ttl_s)
+        return bool(got == holder)
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+async def migrate(dsn: str) -> int:
+    """Apply the numbered migrations not applied yet, under an advisory lock so nodes
+    starting together migrate once. Returns the schema version."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            version = await conn.fetchval("SELECT COALESCE(max(version), 0) FROM schema_migrations")
+            for number, sql in MIGRATIONS:
+                if number > version:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)", number
+                    )
+                    version = number
+        return int(version)
+    finally:
+        await conn.close()
+
+
+def _columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
+    """insert_task's column arrays ($2..$16)."""
+    return [
+        [t.id for t in tasks],
+        [t.function for t in tasks],
+        [t.payload for t in tasks],
+        [t.state for t in tasks],
+        [t.priority for t in tasks],
+        [t.stag for t in tasks],
+        [t.key for t in tasks],
+        [t.tags for t in tasks],
+        [t.max_attempts for t in tasks],
+        [t.timeout_s for t in tasks],
+        [t.run_at for t in tasks],
+        [t.expires_at for t in tasks],
+        [now] * len(tasks),
+        [now if t.state == "ready" else None for t in tasks],
+        [t.retry for t in tasks],
+    ]
+
+
+def _columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _finish_columns(finishes: Sequence[Finish], now: float) -> list[list[Any]]:
+    rows = []
+    for f in finishes:
+        terminal = f.next_state in ("succeeded", "dead", "cancelled")
+        rows.append((
+            f.task_id, f.tenant_id, f.attempt, f.worker, f.next_state,
+            f.finished_at if terminal else None, f.result,
+            f.error_message if f.next_state != "succeeded" else None,
+            f.run_at, now if f.next_state == "ready" else None, int(f.throttled),
+        ))  # fmt: skip
+    return _columns_of(rows, 11)
+
+
+def _attempt_columns(finishes: Sequence[Finish]) -> list[list[Any]]:
+    rows = [
+        (f.tenant_id, f.task_id, f.attempt, f.worker, f.dispatched_at, f.started_at,
+         f.finished_at, f.outcome, f.error_type, f.error_message, f.traceback)
+        for f in finishes
+    ]  # fmt: skip
+    return _columns_of(rows, 11)
+
+
+async def _judge_refused(conn: Conn, f: Finish, now: float) -> str:
+    """A finish that did not hold the lease: a resend of what is stored, or stale."""
+    held = await conn.fetchval(Q["get_attempt_worker"], f.tenant_id, f.task_id, f.attempt)
+    if held is not None and held == f.worker:
+        return DUPLICATE
+    await _events(
+        conn, now, [(f.tenant_id, f.task_id, "stale_result", f"attempt {f.attempt} by {f.worker}")]
+    )
+    return STALE
+
+
+async def _events(
+    conn: Conn, now: float, events: Sequence[tuple[str, str, str, str | None]]
+) -> None:
+    if events:
+        tenants, ids, kinds, details = _columns_of(events, 4)
+        await conn.execute(Q["insert_event"], tenants, ids, now, kinds, details)
+
+
+async def _delete(conn: Conn, tenant_id: str, ids: list[str]) -> None:
+    await conn.execute(Q["delete_attempts"], tenant_id, ids)
+    await conn.execute(Q["delete_events"], tenant_id, ids)
+    await conn.execute(Q["delete_task"], tenant_id, ids)
+
+
+def _fair_order(row: Any) -> tuple[int, float, str]:
+    return (-row[7], row[-1], row[1])  # priority first, then start tag, then id

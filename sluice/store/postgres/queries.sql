@@ -1,0 +1,286 @@
+-- Named queries of the PostgreSQL backend: the same names as the SQLite dialect (a test
+-- checks), written for asyncpg's positional parameters. Batches travel as arrays and are
+-- opened with unnest(), so a frame of a thousand rows is one statement and one round trip.
+-- Every query that compares with "now" takes it as a parameter so a fake clock reaches SQL.
+
+-- name: create_tenant
+INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3);
+
+-- name: get_tenant_by_name
+SELECT id, name, created_at FROM tenants WHERE name = $1;
+
+-- name: get_tenant
+SELECT id, name, created_at FROM tenants WHERE id = $1;
+
+-- name: create_api_key
+INSERT INTO api_keys (key_hash, tenant_id, prefix, created_at) VALUES ($1, $2, $3, $4);
+
+-- name: find_api_key
+SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
+
+-- name: upsert_function
+-- $1 tenant_id, $2 names[], $3 configs[], $4 now
+INSERT INTO functions (tenant_id, name, config, updated_at)
+SELECT $1, name, config, $4 FROM unnest($2::text[], $3::bytea[]) AS f(name, config)
+ON CONFLICT (tenant_id, name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at;
+
+-- name: list_functions
+SELECT name, config FROM functions WHERE tenant_id = $1 ORDER BY name;
+
+-- name: insert_task
+-- One array per column ($2..$16), all for the tenant $1.
+INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
+SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
+       run_at, expires_at, created_at, ready_at, retry
+FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
+            $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
+            $14::float8[], $15::float8[], $16::bytea[])
+     AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
+          run_at, expires_at, created_at, ready_at, retry);
+
+-- name: insert_keyed_task
+-- Same arrays as insert_task; a key already held by the tenant inserts nothing. Returns
+-- the ids that were inserted.
+INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
+SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
+       run_at, expires_at, created_at, ready_at, retry
+FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
+            $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
+            $14::float8[], $15::float8[], $16::bytea[])
+     AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
+          run_at, expires_at, created_at, ready_at, retry)
+ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: get_task_by_key
+SELECT key, id, state, run_at FROM tasks WHERE tenant_id = $1 AND key = ANY($2::text[]);
+
+-- name: get_task
+SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
+       timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
+       lease_until, finished_at, result, error, throttles, series_at, retry
+FROM tasks WHERE tenant_id = $1 AND id = $2;
+
+-- name: get_task_states
+SELECT id, state FROM tasks WHERE tenant_id = $1 AND id = ANY($2::text[]);
+
+-- name: list_attempts
+SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
+       error_type, error_message, traceback
+FROM attempts WHERE tenant_id = $1 AND task_id = $2 ORDER BY attempt;
+
+-- name: list_events
+SELECT task_id, at, kind, detail FROM events
+WHERE tenant_id = $1 AND task_id = $2 ORDER BY at;
+
+-- name: claim_tasks
+-- The hot path: up to $4 ready tasks of the worker's functions in fair order (priority
+-- first, then start tag), leased to the worker in one statement. MATERIALIZED keeps the
+-- LIMIT a fence (the planner may otherwise update more rows than it picked); SKIP LOCKED
+-- lets several nodes claim from one tenant without waiting on each other.
+-- $1 tenant_id, $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE tenant_id = $1 AND state = 'ready' AND function = ANY($2::text[])
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.stag;
+
+-- name: finish_task
+-- Fenced: only the current attempt, still running and leased to this worker, may finish.
+-- A frame of finishes is one statement; it returns the ids it finished.
+-- $1 ids, $2 tenants, $3 attempts, $4 workers, $5 next states, $6 finished_at, $7 results,
+-- $8 errors, $9 run_at, $10 ready_at, $11 throttled (0/1)
+UPDATE tasks t
+SET state = f.next_state, finished_at = f.finished_at, result = f.result, error = f.error,
+    run_at = COALESCE(f.run_at, t.run_at), ready_at = COALESCE(f.ready_at, t.ready_at),
+    stag = COALESCE(f.run_at, t.stag), throttles = t.throttles + f.throttled,
+    lease_owner = NULL, lease_until = NULL
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::float8[],
+            $7::bytea[], $8::text[], $9::float8[], $10::float8[], $11::int[])
+     AS f(id, tenant_id, attempt, worker, next_state, finished_at, result, error, run_at,
+          ready_at, throttled)
+WHERE t.id = f.id AND t.tenant_id = f.tenant_id AND t.attempt = f.attempt
+  AND t.state = 'running' AND t.lease_owner = f.worker
+RETURNING t.id;
+
+-- name: insert_attempt
+-- One array per column.
+INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
+                      finished_at, outcome, error_type, error_message, traceback)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[],
+                     $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[],
+                     $11::text[])
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: get_attempt_worker
+-- Who finished this attempt; a "lost" row means the reaper ended it, not the worker.
+SELECT worker FROM attempts
+WHERE tenant_id = $1 AND task_id = $2 AND attempt = $3 AND outcome <> 'lost';
+
+-- name: insert_event
+-- $1 tenants, $2 task ids, $3 now, $4 kinds, $5 details
+INSERT INTO events (tenant_id, task_id, at, kind, detail)
+SELECT tenant_id, task_id, $3, kind, detail
+FROM unnest($1::text[], $2::text[], $4::text[], $5::text[]) AS e(tenant_id, task_id, kind, detail);
+
+-- name: extend_leases
+UPDATE tasks SET lease_until = $4
+WHERE tenant_id = $1 AND lease_owner = $2 AND state = 'running' AND id = ANY($3::text[]);
+
+-- name: due_soon
+SELECT run_at, tenant_id, id FROM tasks
+WHERE state = 'scheduled' AND run_at <= $1
+ORDER BY run_at LIMIT $2;
+
+-- name: promote_due
+UPDATE tasks t SET state = 'ready', ready_at = $1, stag = t.run_at
+FROM (SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= $1
+      ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS due
+WHERE t.id = due.id
+RETURNING t.tenant_id;
+
+-- name: promote_tasks
+-- Fired from the in-memory timer heap; the state check makes a double fire harmless.
+UPDATE tasks SET state = 'ready', ready_at = $2, stag = run_at
+WHERE id = ANY($1::text[]) AND state = 'scheduled' AND run_at <= $2
+RETURNING tenant_id;
+
+-- name: expired_leases
+SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
+WHERE state = 'running' AND lease_until < $1 ORDER BY lease_until LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: requeue_lost
+-- A lost attempt: back to ready (or dead when it was the last one allowed).
+-- $1 id, $2 tenant_id, $3 attempt, $4 now
+UPDATE tasks
+SET state = CASE WHEN attempt - throttles >= max_attempts THEN 'dead' ELSE 'ready' END,
+    finished_at = CASE WHEN attempt - throttles >= max_attempts THEN $4::float8 END,
+    error = CASE WHEN attempt - throttles >= max_attempts THEN 'lease lost' ELSE error END,
+    ready_at = $4, stag = $4, lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND tenant_id = $2 AND state = 'running' AND attempt = $3
+RETURNING state;
+
+-- name: expire_tasks
+UPDATE tasks t SET state = 'expired', finished_at = $1
+FROM (SELECT id FROM tasks
+      WHERE expires_at IS NOT NULL AND expires_at <= $1 AND state IN ('ready', 'scheduled')
+        AND attempt = 0  -- "not started by then": a task that ran once retries past its ttl
+      LIMIT $2 FOR UPDATE SKIP LOCKED) AS gone
+WHERE t.id = gone.id
+RETURNING t.tenant_id, t.id;
+
+-- name: cancellable_tasks
+SELECT id, state, attempt, lease_owner, dispatched_at FROM tasks
+WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready', 'running')
+ORDER BY id
+FOR UPDATE;
+
+-- name: cancel_task
+UPDATE tasks SET state = 'cancelled', finished_at = $3, lease_owner = NULL, lease_until = NULL
+WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready', 'running');
+
+-- name: release_task
+-- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
+-- $1 tenant_id, $2 ids, $3 attempts, $4 worker, $5 now; returns the ids handed back.
+UPDATE tasks t
+SET state = 'ready', attempt = t.attempt - 1, ready_at = $5, lease_owner = NULL,
+    lease_until = NULL
+FROM unnest($2::text[], $3::int[]) AS h(id, attempt)
+WHERE t.tenant_id = $1 AND t.id = h.id AND t.attempt = h.attempt AND t.state = 'running'
+  AND t.lease_owner = $4
+RETURNING t.id;
+
+-- name: leased_to
+SELECT id, attempt FROM tasks
+WHERE tenant_id = $1 AND lease_owner = $2 AND state = 'running';
+
+-- name: list_dead
+SELECT id, function, attempt, error, finished_at FROM tasks
+WHERE tenant_id = $1 AND state = 'dead' AND id > $2
+  AND ($3::text IS NULL OR function = $3)
+  AND ($4::float8 IS NULL OR finished_at >= $4)
+  AND ($5::float8 IS NULL OR finished_at < $5)
+ORDER BY id LIMIT $6;
+
+-- name: retry_task
+-- A new attempt series for dead tasks: the history stays, the allowance starts again.
+-- $1 tenant_id, $2 ids, $3 functions, $4 their allowances, $5 now; a function not listed
+-- keeps the task's own allowance. Returns the ids retried.
+UPDATE tasks t
+SET state = 'ready', series_at = $5, ready_at = $5, stag = $5, finished_at = NULL, error = NULL,
+    max_attempts = t.attempt - t.throttles + COALESCE(
+        (SELECT a.allowance FROM unnest($3::text[], $4::int[]) AS a(function, allowance)
+         WHERE a.function = t.function), t.max_attempts)
+WHERE t.tenant_id = $1 AND t.id = ANY($2::text[]) AND t.state = 'dead'
+RETURNING t.id;
+
+-- name: retained_past
+-- Ended tasks whose retention ran out. Ids are time-ordered, so the scan walks the
+-- primary key from the oldest and stops at the first id created after the cutoff.
+SELECT tenant_id, id FROM tasks
+WHERE id < $1 AND state IN ('succeeded', 'dead', 'cancelled', 'expired') AND finished_at < $2
+ORDER BY id LIMIT $3;
+
+-- name: delete_task
+DELETE FROM tasks WHERE tenant_id = $1 AND id = ANY($2::text[]);
+
+-- name: delete_attempts
+DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);
+
+-- name: delete_events
+DELETE FROM events WHERE tenant_id = $1 AND task_id = ANY($2::text[]);
+
+-- name: list_tasks
+-- Keyset pages, newest first: every selector field is optional (NULL matches all).
+SELECT id, function, state, priority, attempt, created_at, finished_at, key, tags
+FROM tasks
+WHERE tenant_id = $1 AND id < $2
+  AND ($3::text[] IS NULL OR function = ANY($3::text[]))
+  AND ($4::text[] IS NULL OR state = ANY($4::text[]))
+  AND ($5::jsonb IS NULL OR COALESCE(tags, '[]')::jsonb @> $5::jsonb)
+  AND ($6::int IS NULL OR priority >= $6)
+  AND ($7::int IS NULL OR priority <= $7)
+  AND ($8::float8 IS NULL OR created_at >= $8)
+  AND ($9::float8 IS NULL OR created_at < $9)
+  AND ($10::text IS NULL OR key = $10)
+ORDER BY id DESC
+LIMIT $11;
+
+-- name: deletable_tasks
+-- Running tasks are not deleted: cancel them first.
+SELECT id FROM tasks
+WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state <> 'running'
+FOR UPDATE;
+
+-- name: list_tenants
+SELECT id, name, created_at FROM tenants ORDER BY name;
+
+-- name: list_api_keys
+SELECT substr(key_hash, 1, 16), prefix, created_at, revoked_at FROM api_keys
+WHERE tenant_id = $1 ORDER BY created_at;
+
+-- name: revoke_api_key
+-- A key is named by the first 16 hex digits of its hash (its id); the key itself is unknown.
+UPDATE api_keys SET revoked_at = $3
+WHERE tenant_id = $1 AND substr(key_hash, 1, 16) = $2 AND revoked_at IS NULL
+RETURNING key_hash;
+
+-- name: acquire_lease
+-- Take or keep a named lease: granted when free, expired, or already ours.
+-- $1 name, $2 holder, $3 now, $4 until; returns the holder after the statement.
+INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+WHERE leases.holder = excluded.holder OR leases.until < $3
+RETURNING holder;
