@@ -1,4 +1,6 @@
-"""`sluice dev | server | worker | tenant`."""
+"""The `sluice` command: `dev | server | worker | tenant` here (they run or touch the
+server itself); the client commands (`submit`, `tasks`, `dlq`, `functions`, `tenants`,
+`keys`) speak the HTTP API and live in the modules beside this one."""
 
 from __future__ import annotations
 
@@ -17,12 +19,22 @@ from typing import Annotated, Any
 import typer
 
 from ..client.http import DEV_FILE
+from .admin import keys_cli, tenants_cli
+from .dead import dlq_cli
+from .functions import functions_cli
 from .tasks import register as register_task_commands
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Sluice task processing.")
-tenant_cli = typer.Typer(no_args_is_help=True, help="Manage tenants (operator commands).")
+tenant_cli = typer.Typer(
+    no_args_is_help=True,
+    help="Operator commands that write the database directly (see also: tenants).",
+)
 cli.add_typer(tenant_cli, name="tenant")
 register_task_commands(cli)
+cli.add_typer(dlq_cli, name="dlq")
+cli.add_typer(functions_cli, name="functions")
+cli.add_typer(tenants_cli, name="tenants")
+cli.add_typer(keys_cli, name="keys")
 
 Concurrency = Annotated[int, typer.Option(help="Slots per worker process.", min=1)]
 Processes = Annotated[int, typer.Option(help="Worker processes to run.", min=1)]

@@ -11,9 +11,8 @@ import random
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import httpx
 
 from .calls import (
@@ -41,6 +40,9 @@ from .namespaces import (
     Tasks,
     Tenants,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 DEFAULT_URL = "http://127.0.0.1:8420"
 DEV_FILE = Path(".sluice") / "dev.json"
@@ -198,6 +200,8 @@ class AsyncClient:
         self.keys = AsyncKeys(self)
 
     def _http(self) -> aiohttp.ClientSession:
+        import aiohttp  # here, not at the top: it doubles the CLI's start-up time
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 self.url,

@@ -1,4 +1,10 @@
-"""The CLI against a real server and worker: what a person or a script would type."""
+"""The CLI against a real server and worker: what a person or a script would type.
+
+One server and worker process serve the module; each test works on its own tags or
+functions. A few commands run as real `sluice` subprocesses; the rest run the same
+command in-process (typer's runner), since each interpreter start costs about a second.
+Exit codes are checked as scripts would rely on them (docs/cli.md).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,24 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from sluice.cli.main import cli
 from tests.acceptance.test_processes import SLUICE, Cluster
+from tests.harness import wait_for_sync
 
 pytestmark = pytest.mark.acceptance
+ADMIN = "admin-secret-for-tests"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = Cluster(tmp_path)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = Cluster(tmp_path_factory.mktemp("cli"))
+    running.env["SLUICE_ADMIN_KEY"] = ADMIN
+    running.env["SLUICE_CONFIG"] = str(running.tmp / "profiles.toml")
     try:
         running.server()
         running.worker(concurrency=2)
@@ -25,40 +38,147 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         running.stop()
 
 
-def sluice(cluster: Cluster, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def sluice(
+    cluster: Cluster, *args: str, code: int = 0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [*SLUICE, *args], env=cluster.env, cwd=cluster.tmp, capture_output=True, text=True,
-        timeout=60,
+        [*SLUICE, *args], env={**cluster.env, **(env or {})}, cwd=cluster.tmp,
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    if ok:
-        assert done.returncode == 0, done.stderr
+    assert done.returncode == code, (done.stdout, done.stderr)
     return done
 
 
-def test_submit_wait_list_show_cancel_and_dead_letters_from_the_command_line(
-    cluster: Cluster,
-) -> None:
-    answer = json.loads(
-        sluice(cluster, "submit", "multiply", "--args", "[6, 7]", "--wait", "20", "--json").stdout
-    )
+class Ran:
+    def __init__(self, stdout: str, stderr: str) -> None:
+        self.stdout, self.stderr = stdout, stderr
+
+
+def run(cluster: Cluster, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Ran:
+    """The command in this process, with the subprocesses' environment; stdin is no tty."""
+    result = CliRunner().invoke(cli, list(args), env={**cluster.env, **(env or {})})
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    return Ran(result.stdout, result.stderr)
+
+
+def as_json(cluster: Cluster, *args: str, code: int = 0) -> Any:
+    return json.loads(run(cluster, *args, "--output", "json", code=code).stdout)
+
+
+@pytest.fixture(autouse=True)
+def _in_cluster_dir(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(cluster.tmp)  # no stray .sluice/dev.json is read
+
+
+def test_submit_wait_list_get_and_the_exit_codes_of_failures(cluster: Cluster) -> None:
+    waited = sluice(cluster, "submit", "multiply", "--args", "[6, 7]", "--wait", "20", "--json")
+    answer = json.loads(waited.stdout)
     assert (answer["state"], answer["result"]) == ("succeeded", 42)
 
     later = sluice(cluster, "submit", "multiply", "--args", "[1, 1]", "--delay", "300",
-                   "--tag", "later").stdout.split()  # fmt: skip
+                   "--tag", "later", "--priority", "8").stdout.split()  # fmt: skip
     assert later[1] == "scheduled"
-    listed = json.loads(sluice(cluster, "tasks", "--tag", "later", "--json").stdout)
+    listed = json.loads(run(cluster, "tasks", "ls", "--tag", "later", "--json").stdout)
     assert [t["id"] for t in listed] == [later[0]]
-    assert "cancelled 1" in sluice(cluster, "cancel", "--tag", "later").stdout
-    shown = sluice(cluster, "show", later[0]).stdout
-    assert "cancelled" in shown
+    assert as_json(cluster, "tasks", "ls", "--tag", "later", "--priority-max", "7") == []
+    assert len(as_json(cluster, "tasks", "ls", "--created-after", "1h", "--limit", "1")) == 1
+    assert later[0] in run(cluster, "tasks", "ls", "--state", "scheduled").stdout
+    shown = as_json(cluster, "tasks", "get", later[0])
+    assert (shown["id"], shown["tags"], shown["priority"]) == (later[0], ["later"], 8)
+    assert "scheduled" in run(cluster, "tasks", "get", later[0]).stdout
+    assert as_json(cluster, "tasks", "cancel", later[0]) == [{"id": later[0], "state": "cancelled"}]
+    assert as_json(cluster, "tasks", "delete", later[0]) == [{"id": later[0], "state": "deleted"}]
 
-    unknown = sluice(cluster, "submit", "nope", ok=False)
-    assert unknown.returncode == 1
+    unknown = sluice(cluster, "submit", "nope", code=3)
     assert "404 unknown_function (function)" in unknown.stderr
-    assert json.loads(sluice(cluster, "dlq", "--json").stdout) == []
-
-    missing = sluice(cluster, "show", "no-such-task", ok=False)
-    assert missing.returncode == 1
+    missing = run(cluster, "tasks", "get", "no-such-task", code=3)
     assert "404 task_not_found" in missing.stderr
-    bad = sluice(cluster, "submit", "multiply", "--args", "not json", ok=False)
-    assert bad.returncode == 2
+    error = json.loads(run(cluster, "tasks", "get", "no-such-task", "-o", "json", code=3).stderr)
+    assert error["error"]["code"] == "task_not_found"
+    run(cluster, "submit", "multiply", "--args", "not json", code=2)
+    run(cluster, "tasks", "ls", "--created-after", "yesterday-ish", code=2)
+    run(cluster, "tasks", "cancel", code=2)  # neither ids nor --where
+    run(cluster, "tasks", "cancel", "--tag", "x", code=2)  # a selector without --where
+    sluice(cluster, "tasks", "ls", code=4, env={"SLUICE_URL": "http://127.0.0.1:9"})
+    run(cluster, "tasks", "ls", code=1, env={"SLUICE_API_KEY": "sk_revoked"})
+    failed = run(cluster, "submit", "multiply", "--args", "[1]", "--max-attempts", "1",
+                    "--wait", "20", code=6)  # fmt: skip
+    assert "dead" in failed.stdout
+
+
+def test_bulk_verbs_count_then_ask_and_refuse_without_a_terminal(cluster: Cluster) -> None:
+    for i in range(5):
+        run(cluster, "submit", "multiply", "--args", f"[{i}, 1]", "--delay", "300",
+               "--tag", "bulk")  # fmt: skip
+    refused = sluice(cluster, "tasks", "cancel", "--where", "--tag", "bulk", code=5)
+    assert "5 tasks to cancel" in refused.stdout
+    assert "--yes" in refused.stderr
+    assert len(as_json(cluster, "tasks", "ls", "--tag", "bulk", "--state", "scheduled")) == 5
+
+    done = as_json(cluster, "tasks", "cancel", "--where", "--tag", "bulk", "--yes")
+    assert done == {"matched": 5, "count": 5}
+    assert "0 tasks to cancel" in run(cluster, "tasks", "cancel", "--where", "--tag", "bulk").stdout
+    deleted = run(cluster, "tasks", "delete", "--where", "--tag", "bulk", "--state",
+                     "cancelled", "-y").stdout  # fmt: skip
+    assert "deleted 5" in deleted
+    assert as_json(cluster, "tasks", "ls", "--tag", "bulk") == []
+
+
+def test_dead_letters_are_listed_and_retried_by_id_and_by_selector(cluster: Cluster) -> None:
+    ids = [
+        sluice(
+            cluster, "submit", "multiply", "--args", "[1]", "--max-attempts", "1", "--tag", "doomed"
+        ).stdout.split()[0]
+        for _ in range(3)
+    ]
+    wait_for_sync(lambda: len(as_json(cluster, "tasks", "ls", "--tag", "doomed", "--state",
+                                      "dead")) == 3, timeout=20)  # fmt: skip
+    dead = as_json(cluster, "dlq", "ls", "--function", "multiply", "--limit", "0")
+    assert set(ids) <= {t["id"] for t in dead}
+    assert as_json(cluster, "tasks", "retry", ids[0])[0]["state"] in ("ready", "running", "dead")
+    run(cluster, "dlq", "retry", code=2)
+    retried = as_json(cluster, "dlq", "retry", "--where", "--function", "multiply", "--yes")
+    assert retried["count"] >= 2
+    assert as_json(cluster, "tasks", "retry", "--where", "--tag", "nothing-matches") == {
+        "matched": 0, "count": 0}  # fmt: skip
+
+
+def test_functions_are_listed_read_and_changed_one_field_at_a_time(cluster: Cluster) -> None:
+    names = [f["name"] for f in as_json(cluster, "functions", "ls")]
+    assert "multiply" in names
+    changed = as_json(cluster, "functions", "set", "resize", "--timeout", "30",
+                      "--max-attempts", "3", "--tag", "images")  # fmt: skip
+    assert (changed["timeout_s"], changed["retry"]["max_attempts"]) == (30, 3)
+    again = as_json(cluster, "functions", "set", "resize", "--priority", "7")
+    assert (again["timeout_s"], again["priority"], again["tags"]) == (30, 7, ["images"])
+    assert as_json(cluster, "functions", "get", "resize") == again
+    assert "resize" in run(cluster, "functions", "ls").stdout
+    run(cluster, "functions", "get", "no_such_function", code=3)
+    run(cluster, "functions", "set", "resize", "--priority", "12", code=1)
+
+
+def test_tenants_and_keys_through_the_admin_api_with_a_profile(cluster: Cluster) -> None:
+    made = as_json(cluster, "tenants", "create", "cli-shop")
+    assert made["api_key"].startswith("sk_")
+    assert "cli-shop" in {t["name"] for t in as_json(cluster, "tenants", "ls")}
+    run(cluster, "tenants", "ls", code=3, env={"SLUICE_ADMIN_KEY": "wrong"})  # hidden: 404
+
+    key = as_json(cluster, "keys", "create", "cli-shop")  # by name or by id
+    listed = as_json(cluster, "keys", "ls", made["id"])
+    assert {key["id"]} < {k["id"] for k in listed}
+
+    # A profile, chosen by --profile, beats the environment's key and URL.
+    Path(cluster.env["SLUICE_CONFIG"]).write_text(
+        f'[shop]\nurl = "{cluster.url}"\napi_key = "{key["api_key"]}"\n'
+    )
+    elsewhere = {"SLUICE_URL": "http://127.0.0.1:9", "SLUICE_API_KEY": "sk_other"}
+    assert as_json(cluster, "tasks", "ls", "--profile", "shop") == []  # the new tenant's
+    run(cluster, "tasks", "ls", code=0, env={**elsewhere, "SLUICE_PROFILE": "shop"})
+    run(cluster, "tasks", "ls", "--profile", "absent", code=2)
+
+    run(cluster, "keys", "revoke", "cli-shop", key["id"])
+    revoked = {k["id"]: k["revoked_at"] for k in as_json(cluster, "keys", "ls", "cli-shop")}
+    assert revoked[key["id"]] is not None
+    denied = sluice(cluster, "tasks", "ls", "--profile", "shop", code=1)
+    assert "401" in denied.stderr
+    run(cluster, "keys", "revoke", "cli-shop", "no-such-key", code=3)

@@ -1,0 +1,113 @@
+"""`sluice functions ls|get|set`: a tenant's functions and their config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.table import Table
+
+from ..client import Function
+from ..errors import RemoteError
+from .output import (
+    AsJson,
+    Format,
+    Key,
+    Output,
+    Profile,
+    Url,
+    connect,
+    console,
+    print_json,
+    wants_json,
+)
+
+functions_cli = typer.Typer(no_args_is_help=True, help="Functions and their config.")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}s"
+
+
+def _table(functions: list[Function]) -> Table:
+    table = Table("name", "max attempts", "timeout", "priority", "ttl", "backoff", "tags")
+    for f in functions:
+        backoff = f"{f.retry.base_s:g}s..{f.retry.cap_s:g}s"
+        table.add_row(f.name, str(f.retry.max_attempts), _seconds(f.timeout_s), str(f.priority),
+                      _seconds(f.ttl_s), backoff, ",".join(f.tags))  # fmt: skip
+    return table
+
+
+def _show(functions: list[Function], machine: bool) -> None:
+    if machine:
+        print_json(functions)
+    else:
+        console.print(_table(functions))
+
+
+@functions_cli.command("ls")
+def ls(
+    url: Url = None, api_key: Key = None, profile: Profile = None,
+    output: Output = Format.table, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Every function of the tenant."""
+    machine = wants_json(output, as_json)
+    with connect(url, api_key, profile, as_json=machine) as client:
+        found = client.functions.list()
+    _show(found, machine)
+
+
+@functions_cli.command("get")
+def get(
+    name: str, url: Url = None, api_key: Key = None, profile: Profile = None,
+    output: Output = Format.table, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """One function's config (exit 3 if there is none)."""
+    machine = wants_json(output, as_json)
+    with connect(url, api_key, profile, as_json=machine) as client:
+        function = client.functions.get(name)
+    if machine:
+        print_json(function)
+    else:
+        _show([function], machine)
+
+
+@functions_cli.command("set")
+def set_(
+    name: str,
+    max_attempts: Annotated[int | None, typer.Option(help="Attempts before dead (1-1000).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run.")] = None,
+    priority: Annotated[int | None, typer.Option(help="Default priority, 0-9, 9 first.")] = None,
+    ttl: Annotated[float | None, typer.Option(help="Seconds a task may wait to start.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable; replaces).")] = None,
+    backoff_base: Annotated[float | None, typer.Option(help="First retry delay (s).")] = None,
+    backoff_cap: Annotated[float | None, typer.Option(help="Longest retry delay (s).")] = None,
+    max_retry_duration: Annotated[
+        float | None, typer.Option(help="Seconds after which a failing task stops retrying.")
+    ] = None,
+    url: Url = None, api_key: Key = None, profile: Profile = None,
+    output: Output = Format.table, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Create a function or change its config; options left out keep their value."""
+    machine = wants_json(output, as_json)
+    retry = {"max_attempts": max_attempts, "base_s": backoff_base, "cap_s": backoff_cap,
+             "max_retry_duration_s": max_retry_duration}  # fmt: skip
+    fields = {"timeout_s": timeout, "priority": priority, "ttl_s": ttl, "tags": tag}
+    with connect(url, api_key, profile, as_json=machine) as client:
+        try:
+            current = client.functions.get(name)
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+            current = Function(name)
+        # PUT replaces the whole config: read it, change what was asked, write it back.
+        settings: dict[str, Any] = msgspec.to_builtins(current)
+        del settings["name"]
+        settings["retry"].update({k: v for k, v in retry.items() if v is not None})
+        settings.update({k: v for k, v in fields.items() if v is not None})
+        function = client.functions.set(name, settings)
+    if machine:
+        print_json(function)
+    else:
+        _show([function], machine)

@@ -1,0 +1,171 @@
+"""What every client command shares: connecting, printing, confirming, exit codes.
+
+Exit codes, which scripts can rely on (docs/cli.md):
+
+    0  ok
+    1  the server answered an error (4xx other than 404, or 5xx)
+    2  usage error: a bad option or argument, an unreadable profile
+    3  not found (404): no such task, function, tenant or key
+    4  cannot reach the server (connection refused, DNS, timeout)
+    5  not confirmed: the user said no, or no terminal to ask and no --yes
+    6  `submit --wait`: the task ended without success (dead, cancelled, expired)
+    7  `submit --wait`: the wait ended before the task did
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import msgspec
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ..client import Client
+from ..errors import RemoteError
+from .profiles import ProfileError, resolve
+
+OK, API_ERROR, USAGE, NOT_FOUND, UNREACHABLE, NOT_CONFIRMED = 0, 1, 2, 3, 4, 5
+TASK_FAILED, TASK_PENDING = 6, 7
+T = TypeVar("T")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+Url = Annotated[str | None, typer.Option(help="Server URL (else profile or SLUICE_URL).")]
+Key = Annotated[
+    str | None, typer.Option("--api-key", help="Tenant key (else profile or SLUICE_API_KEY).")
+]
+AdminKey = Annotated[
+    str | None,
+    typer.Option("--admin-key", help="Admin key (else profile or SLUICE_ADMIN_KEY)."),
+]
+Profile = Annotated[
+    str | None, typer.Option(help="Profile of the profile file (or SLUICE_PROFILE).")
+]
+Output = Annotated[
+    Format, typer.Option("--output", "-o", help="table for people, json for scripts.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="The same as --output json.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def wants_json(output: Format, as_json: bool) -> bool:
+    return as_json or output is Format.json
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def connect(
+    url: str | None, key: str | None, profile: str | None, *, admin: bool = False,
+    as_json: bool = False,
+) -> Iterator[Client]:  # fmt: skip
+    """A client for the resolved server, turning every failure into its exit code."""
+    try:
+        connection = resolve(os.environ, url=url, key=key, profile=profile, admin=admin)
+    except ProfileError as exc:
+        raise fail(str(exc), USAGE) from exc
+    try:
+        with Client(connection.url, connection.key) as client:
+            yield client
+    except RemoteError as exc:
+        code = NOT_FOUND if exc.status == 404 else API_ERROR
+        if as_json:
+            body = {"status": exc.status, "code": exc.code, "message": exc.message,
+                    "field": exc.field}  # fmt: skip
+            typer.echo(msgspec.json.encode({"error": body}).decode(), err=True)
+            raise typer.Exit(code) from exc
+        field = f" ({exc.field})" if exc.field else ""
+        raise fail(f"{exc.status} {exc.code}{field}: {exc.message}", code) from exc
+    except httpx.TransportError as exc:
+        raise fail(
+            f"cannot reach {connection.url}: {exc or type(exc).__name__}", UNREACHABLE
+        ) from exc
+
+
+def print_json(value: Any) -> None:
+    typer.echo(msgspec.json.encode(value).decode())
+
+
+def when(at: float | None) -> str:
+    return "" if at is None else dt.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(value: str | None, option: str) -> float | None:
+    """Epoch seconds from epoch seconds, an ISO 8601 time (local if no zone), or a
+    duration ago (`90s`, `15m`, `2h`, `7d`)."""
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    ago = _AGO.match(value)
+    if ago:
+        return dt.datetime.now().timestamp() - float(ago[1]) * _UNITS[ago[2]]
+    try:
+        return dt.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not epoch seconds, an ISO 8601 time or a duration ago like 2h",
+            param_hint=option,
+        ) from None
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a change; without a terminal to ask, refuse unless --yes was given."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail(f"{question} Not confirmed: run again with --yes (no terminal to ask).",
+                   NOT_CONFIRMED)  # fmt: skip
+    if not typer.confirm(question, default=False, err=True):
+        raise fail("aborted; nothing was changed.", NOT_CONFIRMED)
+
+
+def counting(items: Iterable[T], keep: Callable[[T], bool], description: str) -> int:
+    """How many items are kept, with a live count on the terminal while pages arrive."""
+    found = 0
+    with _progress(transient=True) as progress:
+        bar = progress.add_task(description, total=None)
+        for item in items:
+            if keep(item):
+                found += 1
+                progress.update(bar, description=f"{description} {found:,}")
+    return found
+
+
+def working(description: str, action: Callable[[], T]) -> T:
+    """Run one long call with a spinner, a bar and the time elapsed on the terminal."""
+    with _progress(transient=False) as progress:
+        bar = progress.add_task(description, total=None)
+        result = action()
+        progress.update(bar, total=1, completed=1)
+    return result
+
+
+def _progress(transient: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=errors, transient=transient, disable=not errors.is_terminal,
+    )  # fmt: skip
