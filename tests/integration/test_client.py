@@ -1,0 +1,109 @@
+"""The Python client: namespaces, paging, batch chunking and 429/503 retries.
+
+Paging and namespaces run against a real server; chunking is a pure function; retries
+use an in-process transport that answers 429/503 on cue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import sluice
+from sluice.client.calls import _Response, batches, retry_delay
+from tests.harness import running_server
+
+app = sluice.App("clientapp")
+
+
+@app.task
+def job(n: int) -> int:
+    return n
+
+
+def test_batches_split_by_count_and_by_encoded_size_in_order() -> None:
+    specs = [{"function": "job", "args": [i]} for i in range(2500)]
+    bodies = batches(specs, 1000, 16 * 1024 * 1024)
+    assert [len(json.loads(b)["tasks"]) for b in bodies] == [1000, 1000, 500]
+    assert [t["args"][0] for b in bodies for t in json.loads(b)["tasks"]] == list(range(2500))
+
+    big = [{"function": "job", "args": ["x" * 1000]} for _ in range(50)]
+    bodies = batches(big, 1000, 10_000)
+    assert all(len(b) <= 10_000 for b in bodies)
+    assert sum(len(json.loads(b)["tasks"]) for b in bodies) == 50
+    assert len(bodies) == 6  # nine ~1 KB tasks fit in 10,000 bytes
+    alone = batches([{"function": "job", "args": ["y" * 20_000]}], 1000, 10_000)
+    assert len(alone) == 1  # too big for any batch: sent alone, the server says 413
+
+
+def test_retry_delay_honours_retry_after_with_jitter_and_gives_up() -> None:
+    rng = random.Random(7)
+    delays = [retry_delay(_Response(429, "2", b""), 0, rng) for _ in range(50)]
+    assert all(d is not None and 2.0 <= d <= 3.0 for d in delays)
+    assert len(set(delays)) > 1  # jittered
+    assert retry_delay(_Response(503, None, b""), 5, rng) is None  # the fifth retry was the last
+    assert retry_delay(_Response(500, "1", b""), 0, rng) is None  # only 429 and 503
+
+
+def test_the_sync_client_waits_out_429_and_503_then_succeeds() -> None:
+    answers = [
+        httpx.Response(429, headers={"retry-after": "0.1"}, json={}),
+        httpx.Response(503, headers={"retry-after": "0.1"}, json={}),
+        httpx.Response(200, json={"count": 3}),
+    ]
+    seen: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(time.monotonic())
+        return answers[len(seen) - 1]
+
+    client = sluice.Client("http://sluice.test", "sk_x")
+    client._http = httpx.Client(
+        base_url="http://sluice.test", transport=httpx.MockTransport(handler)
+    )
+    assert client.tasks.cancel_where(tags=["t"]) == 3
+    assert len(seen) == 3
+    assert seen[1] - seen[0] >= 0.1 and seen[2] - seen[1] >= 0.1
+
+
+async def test_tasks_list_walks_every_page_and_namespaces_reach_each_route(
+    tmp_path: Path,
+) -> None:
+    async with running_server(tmp_path, app) as server:
+        async with sluice.AsyncClient(server.url, server.api_key) as client:
+            made = await client.submit_many(
+                [{"function": "job", "args": [i], "tags": ["p"]} for i in range(250)],
+                max_count=100,  # three batch requests
+            )
+            assert len({o.id for o in made}) == 250
+            listed = [t.id async for t in client.tasks.list(tags=["p"], page_size=40)]
+            assert sorted(listed) == sorted(o.id for o in made)
+            assert listed == sorted(listed, reverse=True)  # newest first, no repeats
+            assert (await client.tasks.get(made[0].id)).args == [0]
+            assert [f.name for f in await client.functions.list()] == ["job"]
+            assert (await client.functions.set("job", {"priority": 8})).priority == 8
+            assert (await client.functions.get("job")).priority == 8
+            assert await client.tasks.cancel_where(tags=["p"]) == 250
+            assert [t async for t in client.dead.list()] == []
+
+        await asyncio.to_thread(_sync_calls, server.url, server.api_key)
+
+
+def _sync_calls(url: str, api_key: str) -> None:
+    """The sync client, off the event loop that runs the server."""
+    with sluice.Client(url, api_key) as sync:
+        pages = sync.tasks.list(state="cancelled", page_size=100)
+        assert sum(1 for _ in pages) == 250
+        assert sum(1 for _ in sync.tasks(state="cancelled")) == 250  # the older call
+        with pytest.raises(sluice.RemoteError) as missing:
+            sync.functions.get("nope")
+        assert (missing.value.status, missing.value.code) == (404, "unknown_function")
+        with pytest.raises(TypeError):
+            list(sync.tasks.list(colour="red"))
+        assert sync.tasks.delete_where(state="cancelled") == 250
