@@ -28,6 +28,7 @@ from .output import (
     when,
     working,
 )
+from .tasks import one_by_one
 
 dlq_cli = typer.Typer(no_args_is_help=True, help="Dead letters: list them, retry them.")
 
@@ -78,11 +79,7 @@ def retry(
         raise fail("give dead task ids, or --where (with --function, --since, --until)", USAGE)
     with connect(url, api_key, profile, as_json=machine) as client:
         if ids:
-            states = [{"id": i, "state": client.tasks.retry(i).state} for i in ids]
-            if machine:
-                print_json(states)
-            for state in [] if machine else states:
-                typer.echo(f"{state['id']} {state['state']}")
+            one_by_one(client, "retry", "retried", ids, machine)
             return
         dead = client.dead.list(function=function, since=start, until=end, page_size=1000)
         matched = counting(dead, lambda _: True, "counting")

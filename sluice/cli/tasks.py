@@ -195,7 +195,7 @@ def _act(
     done, changes = _VERBS[verb]
     with connect(*connection, as_json=machine) as client:
         if ids:
-            _one_by_one(client, verb, done, ids, machine)
+            one_by_one(client, verb, done, ids, machine)
             return
         matched = counting(client.tasks.list(page_size=1000, **chosen), changes, "counting")
         what = "every task" if not chosen else "the tasks matching the selector"
@@ -213,7 +213,7 @@ def _act(
         typer.echo(f"{done} {count:,}")
 
 
-def _one_by_one(client: Client, verb: str, done: str, ids: list[str], machine: bool) -> None:
+def one_by_one(client: Client, verb: str, done: str, ids: list[str], machine: bool) -> None:
     """Each id in turn; a missing one is reported and the others still go (exit 3)."""
     results: list[dict[str, Any]] = []
     missing = False
