@@ -17,7 +17,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     database: str = "sqlite:///.sluice/sluice.db"
-    """Where tasks live: ``sqlite:///PATH`` (embedded default)."""
+    """Where tasks live: ``sqlite:///PATH`` (embedded default, one node) or
+    ``postgresql://USER@HOST:PORT/DB`` (any number of nodes)."""
+    pg_pool_size: int = 10
+    """PostgreSQL connections per node."""
+    node_id: str | None = None
+    """This node's name in the cluster (leases, logs); a random one when unset."""
     host: str = "127.0.0.1"
     port: int = 8420
     admin_key: str | None = None
@@ -75,8 +80,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidRequest("lease_s must be more than 2.5 times heartbeat_s")
         if self.synchronous.upper() not in {"NORMAL", "FULL", "EXTRA"}:
             raise InvalidRequest("synchronous must be NORMAL, FULL or EXTRA")
-        if not self.database.startswith("sqlite:///"):
-            raise InvalidRequest("database must be sqlite:///PATH (PostgreSQL arrives in issue 5)")
+        if not (self.database.startswith("sqlite:///") or self.is_postgres):
+            raise InvalidRequest("database must be sqlite:///PATH or postgresql://...")
+        if self.pg_pool_size < 2:
+            raise InvalidRequest("pg_pool_size must be at least 2")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database.startswith(("postgresql://", "postgres://"))
 
     @property
     def sqlite_path(self) -> Path:

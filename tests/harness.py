@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import uvicorn
 
 from sluice.api import create_app
@@ -20,6 +21,7 @@ from sluice.config import Settings
 from sluice.engine.node import Node
 from sluice.worker.app import App
 from sluice.worker.runtime import Worker
+from tests import pg
 
 FAST = {
     "lease_s": 2.0,
@@ -72,18 +74,46 @@ class Running:
     url: str
     api_key: str
     tenant_id: str
-    db_path: Path
+    database: str
 
     def count(self, where: str = "1=1") -> int:
         """Read the database directly, as an auditor would."""
-        with contextlib.closing(sqlite3.connect(self.db_path)) as conn:
-            return int(conn.execute(f"SELECT count(*) FROM tasks WHERE {where}").fetchone()[0])
+        query = f"SELECT count(*) FROM tasks WHERE {where}"
+        if self.database.startswith("postgresql://"):
+            with psycopg.connect(self.database) as pg_conn:
+                row = pg_conn.execute(query.encode()).fetchone()
+                assert row is not None
+                return int(row[0])
+        path = self.database.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return int(conn.execute(query).fetchone()[0])
 
 
 @contextlib.asynccontextmanager
-async def running_server(tmp_path: Path, app: App, **overrides: Any) -> AsyncIterator[Running]:
-    db = tmp_path / "sluice.db"
-    settings = Settings.from_env({}, database=f"sqlite:///{db}", **{**FAST, **overrides})
+async def database_for(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a PostgreSQL database of its own."""
+    if backend == "postgres":
+        await pg.require_postgres()
+        async with pg.fresh_database() as dsn:
+            yield dsn
+    else:
+        yield f"sqlite:///{tmp_path / 'sluice.db'}"
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    tmp_path: Path, app: App, backend: str = "sqlite", **overrides: Any
+) -> AsyncIterator[Running]:
+    async with (
+        database_for(backend, tmp_path) as database,
+        _running_server(database, app, **overrides) as running,
+    ):
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def _running_server(database: str, app: App, **overrides: Any) -> AsyncIterator[Running]:
+    settings = Settings.from_env({}, database=database, **{**FAST, **overrides})
     node = Node(settings)
     await node.start()
     tenant = await node.ensure_tenant(app.name)
@@ -103,7 +133,7 @@ async def running_server(tmp_path: Path, app: App, **overrides: Any) -> AsyncIte
     serving = asyncio.create_task(server.serve())
     await wait_for(lambda: server.started or serving.done())
     try:
-        yield Running(node, f"http://127.0.0.1:{port}", key, tenant.id, db)
+        yield Running(node, f"http://127.0.0.1:{port}", key, tenant.id, database)
     finally:
         server.should_exit = True
         await serving

@@ -16,14 +16,23 @@ from collections import defaultdict
 from ..clock import Clock
 from ..config import Settings
 from ..store import ClaimRequest, Store
+from ..store.bus import Bus, LocalBus
 from .registry import Registry
 
 log = logging.getLogger("sluice.dispatcher")
 
 
 class Dispatcher:
-    def __init__(self, store: Store, registry: Registry, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        settings: Settings,
+        bus: Bus | None = None,
+    ) -> None:
         self._store = store
+        self._bus: Bus = bus or LocalBus()
         self._registry = registry
         self._clock = clock
         self._settings = settings
@@ -34,8 +43,18 @@ class Dispatcher:
         self.dispatched = 0
 
     def notify(self, tenant_id: str) -> None:
-        """New ready work for a tenant."""
+        """New ready work for a tenant: this node's workers, and other nodes' by the bus."""
+        self.hint(tenant_id)
+        self._bus.publish("ready", tenant_id)
+
+    def hint(self, tenant_id: str) -> None:
+        """New ready work for a tenant, as heard from another node."""
         self._generation[tenant_id] += 1
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Hints may have been missed: look at every worker's queue again."""
+        self._empty.clear()
         self._wake.set()
 
     def wake(self) -> None:

@@ -12,7 +12,9 @@ import functools
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -38,7 +40,7 @@ from ..model import (
 )
 from ..protocol import Cancel
 from ..selector import Selector, TaskSummary
-from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_store
+from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_bus, open_store
 from .admission import TaskSpec, build_task
 from .dispatcher import Dispatcher
 from .gateway import Gateway
@@ -51,7 +53,8 @@ KEY_PREFIX = "sk_"
 RETRY_CHUNK = 1000
 BULK_CHUNK = 1000  # tasks per commit in a bulk verb: a big selector never holds the writer long
 _encoder = msgspec.json.Encoder()
-KEY_CACHE_S = 5.0  # a revoked key stops working within this, on other nodes
+KEY_CACHE_S = 5.0  # a revoked key stops working within this on other nodes, if a hint is lost
+REMOTE_WAIT_S = 0.5  # a long-poll re-reads this often, for ends it was not told about
 
 
 def hash_key(key: str) -> str:
@@ -65,8 +68,10 @@ class Node:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or open_store(settings)
+        self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.bus = open_bus(settings, self.node_id)
         self.registry = Registry()
-        self.dispatcher = Dispatcher(self.store, self.registry, self.clock, settings)
+        self.dispatcher = Dispatcher(self.store, self.registry, self.clock, settings, self.bus)
         self.gateway = Gateway(self)
         self.timers = Timers(self)
         self.accepting = False
@@ -79,6 +84,7 @@ class Node:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.bus.start(self._on_hint)
         self._loops = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.timers.run(), name="timers"),
@@ -98,6 +104,7 @@ class Node:
             for w in waiters:
                 if not w.done():
                     w.cancel()
+        await self.bus.stop()
         await self.store.close()
 
     # -- tenants and keys --------------------------------------------------------
@@ -135,7 +142,8 @@ class Node:
         digest = await self.store.revoke_api_key(tenant_id, key_id, self.clock.now())
         if digest is None:
             raise NotFound(f"no live key {key_id}", code="key_not_found", field="key_id")
-        self._keys.pop(digest, None)  # at once on this node; other nodes within KEY_CACHE_S
+        self._keys.pop(digest, None)  # at once on this node; on the others when the hint lands
+        self.bus.publish("revoked", digest)
 
     def is_admin(self, key: str) -> bool:
         admin = self.settings.admin_key
@@ -148,6 +156,7 @@ class Node:
         cache = await self.functions(tenant_id)  # the tenant's other functions stay known
         for config in configs:
             cache[config.name] = config
+        self.bus.publish("functions", tenant_id)
 
     async def functions(self, tenant_id: str) -> dict[str, FunctionConfig]:
         cache = self._functions.get(tenant_id)
@@ -205,13 +214,13 @@ class Node:
         cancelled = await self.store.cancel_tasks(tenant_id, task_ids, self.clock.now())
         stop: dict[str, list[str]] = {}
         for c in cancelled:
-            self._wake_waiters(c.task_id)
+            self._task_ended(c.task_id)
             if c.worker:
                 stop.setdefault(c.worker, []).append(c.task_id)
         for worker, ids in stop.items():
-            conn = self.registry.get(tenant_id, worker)
-            if conn is not None:
-                conn.send(_encoder.encode(Cancel(ids)))
+            if not self._stop_tasks(tenant_id, worker, ids):
+                # Connected to another node, perhaps: tell them all.
+                self.bus.publish("cancel", f"{tenant_id}|{worker}|{','.join(ids)}")
         return [c.task_id for c in cancelled]
 
     async def delete(self, tenant_id: str, task_id: str) -> None:
@@ -283,16 +292,28 @@ class Node:
         return task
 
     async def wait(self, tenant_id: str, task_id: str, timeout: float) -> TaskRecord:
-        """The task once it is terminal, or as it is when `timeout` runs out."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """The task once it is terminal, or as it is when `timeout` runs out.
+
+        Woken at once by an end this node sees or hears of on the bus; it also re-reads
+        every REMOTE_WAIT_S, in case a hint from another node was lost."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiters[task_id].append(waiter)  # before the read, so no finish slips between
         try:
-            task = await self.get_task(tenant_id, task_id)
-            if task.state in TERMINAL or timeout <= 0:
-                return task
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, timeout)
-            return await self.get_task(tenant_id, task_id)
+            while True:
+                task = await self.get_task(tenant_id, task_id)
+                left = deadline - loop.time()
+                if task.state in TERMINAL or left <= 0:
+                    return task
+                if waiter.done():  # woken, yet not ended on this read: wait afresh
+                    self._waiters[task_id].remove(waiter)
+                    waiter = loop.create_future()
+                    self._waiters[task_id].append(waiter)
+                # One node (SQLite) sees every end itself; in a cluster a hint may be lost.
+                poll = min(left, REMOTE_WAIT_S) if self.settings.is_postgres else left
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), poll)
         finally:
             waiters = self._waiters.get(task_id)
             if waiters is not None:
@@ -330,7 +351,7 @@ class Node:
             if outcome != ACCEPTED:
                 continue
             if f.next_state in TERMINAL:
-                self._wake_waiters(f.task_id)
+                self._task_ended(f.task_id)
             elif f.next_state == READY:
                 requeued.add(f.tenant_id)
             elif f.next_state == SCHEDULED and f.run_at is not None:
@@ -340,12 +361,47 @@ class Node:
 
     def expired(self, tasks: list[tuple[str, str]]) -> None:
         for _tenant_id, task_id in tasks:
-            self._wake_waiters(task_id)
+            self._task_ended(task_id)
 
     def reaped(self, reaped: list[Reaped]) -> None:
         for r in reaped:
             if r.state in TERMINAL:
-                self._wake_waiters(r.task_id)
+                self._task_ended(r.task_id)
+
+    def _task_ended(self, task_id: str) -> None:
+        self._wake_waiters(task_id)
+        self.bus.publish("done", task_id)
+
+    def _stop_tasks(self, tenant_id: str, worker: str, task_ids: list[str]) -> bool:
+        conn = self.registry.get(tenant_id, worker)
+        if conn is None:
+            return False
+        conn.send(_encoder.encode(Cancel(task_ids)))
+        return True
+
+    def _on_hint(self, kind: str, data: str) -> None:
+        """A hint from another node (see store/bus.py); items are newline-separated."""
+        items = data.split("\n")
+        if kind == "ready":
+            for tenant_id in items:
+                self.dispatcher.hint(tenant_id)
+        elif kind == "done":
+            for task_id in items:
+                self._wake_waiters(task_id)
+        elif kind == "cancel":
+            for item in items:
+                tenant_id, worker, ids = item.split("|", 2)
+                self._stop_tasks(tenant_id, worker, ids.split(","))
+        elif kind == "functions":
+            for tenant_id in items:
+                self._functions.pop(tenant_id, None)
+        elif kind == "revoked":
+            for digest in items:
+                self._keys.pop(digest, None)
+        elif kind == "resync":
+            self.dispatcher.resync()
+            self._functions.clear()
+            self._keys.clear()
 
     def _wake_waiters(self, task_id: str) -> None:
         for waiter in self._waiters.get(task_id, ()):

@@ -1,4 +1,10 @@
-"""Timers: delayed-task promotion, lease renewal, the reaper and expiry.
+"""Timers: delayed-task promotion, lease renewal, the reaper, expiry and retention.
+
+In a cluster the timers that scan the whole store (promotion, expiry, the reaper,
+retention) run on one node at a time, the holder of the "timers" lease in the store
+(LEADER_TTL_S, renewed every LEADER_RENEW_S); if that node dies another takes over once
+the lease runs out. Every node renews the leases of its own workers and fires its own
+in-memory heap; a double promotion is harmless (the store checks the state).
 
 Delayed tasks live in the store's time index; every `promote_interval_s` the due ones
 become ready in batches. Tasks due within `timer_horizon_s` are also held in a small
@@ -25,6 +31,9 @@ PROMOTE_BATCH = 5000
 HEAP_LOAD_LIMIT = 10_000
 REAP_BATCH = 1000
 PURGE_BATCH = 1000
+LEADER_LEASE = "timers"
+LEADER_TTL_S = 10.0
+LEADER_RENEW_S = 2.0
 
 
 class Timers:
@@ -33,6 +42,7 @@ class Timers:
         self._heap: list[tuple[float, str, str]] = []
         self._in_heap: set[str] = set()
         self._heap_changed = asyncio.Event()
+        self.leader = False
 
     def schedule(self, run_at: float, tenant_id: str, task_id: str) -> None:
         """Hold a just-submitted delayed task in memory if it is due within the horizon."""
@@ -45,8 +55,11 @@ class Timers:
             self._heap_changed.set()
 
     async def run(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.lead_once()  # before the first tick, so a lone node starts as leader
         await asyncio.gather(
-            self._every(self._node.settings.promote_interval_s, self.promote_once),
+            self._every(LEADER_RENEW_S, self.lead_once),
+            self._every(self._node.settings.promote_interval_s, self.promote_once, lead=True),
             self._every(self._node.settings.heartbeat_s, self.renew_once),
             # Not at once: workers held tasks while this node was down and need a moment to
             # reconnect and renew their leases before any is judged lost.
@@ -54,21 +67,37 @@ class Timers:
                 self._node.settings.reap_interval_s,
                 self.reap_once,
                 first_after=self._node.settings.lease_s,
+                lead=True,
             ),
-            self._every(self._node.settings.purge_interval_s, self.purge_once),
+            self._every(self._node.settings.purge_interval_s, self.purge_once, lead=True),
             self._fire_heap(),
         )
 
-    async def _every(self, interval: float, tick: object, first_after: float = 0.0) -> None:
+    async def _every(
+        self, interval: float, tick: object, first_after: float = 0.0, lead: bool = False
+    ) -> None:
         assert callable(tick)
         if first_after:
             await asyncio.sleep(first_after)
         while True:
             try:
-                await tick()
+                if self.leader or not lead:
+                    await tick()
             except Exception:
                 log.exception("timer %s failed", getattr(tick, "__name__", tick))
             await asyncio.sleep(interval)
+
+    async def lead_once(self) -> None:
+        node = self._node
+        held = False  # on an error, step down: the lease runs out for everyone alike
+        try:
+            held = await node.store.acquire_lease(
+                LEADER_LEASE, node.node_id, node.clock.now(), LEADER_TTL_S
+            )
+        finally:
+            if held != self.leader:
+                log.info("node %s %s the timers", node.node_id, "runs" if held else "stops")
+            self.leader = held
 
     async def promote_once(self) -> int:
         node = self._node

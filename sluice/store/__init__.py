@@ -15,6 +15,7 @@ from .base import (
     Reaped,
     Store,
 )
+from .bus import Bus, LocalBus
 
 __all__ = [
     "ACCEPTED",
@@ -27,11 +28,24 @@ __all__ = [
     "LeaseRenewal",
     "Reaped",
     "Store",
+    "open_bus",
     "open_store",
 ]
 
 
 def open_store(settings: Settings) -> Store:
+    if settings.is_postgres:
+        from .postgres import PostgresStore
+
+        return PostgresStore(settings.database, pool_size=settings.pg_pool_size)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(settings.sqlite_path, synchronous=settings.synchronous)
+
+
+def open_bus(settings: Settings, node_id: str) -> Bus:
+    if settings.is_postgres:
+        from .postgres.bus import PgBus
+
+        return PgBus(settings.database, node_id)
+    return LocalBus()

@@ -83,7 +83,15 @@ class Worker:
         if key is None:
             raise FatalWorkerError("no API key: pass --api-key or set SLUICE_API_KEY")
         self.app = app
-        self.ws_url = base.replace("http://", "ws://").replace("https://", "wss://") + WORKER_PATH
+        # Several server nodes may be named, comma-separated: the worker connects to one and
+        # moves to the next whenever a connection fails or drops.
+        self.ws_urls = [
+            u.strip().rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
+            + WORKER_PATH
+            for u in base.split(",")
+            if u.strip()
+        ]
+        self.ws_url = self.ws_urls[0]
         self.api_key = key
         self.slots = concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
@@ -140,6 +148,9 @@ class Worker:
             finally:
                 self._ws = None
                 self.connected.clear()
+                self.ws_url = self.ws_urls[
+                    (self.ws_urls.index(self.ws_url) + 1) % len(self.ws_urls)
+                ]
             if self._stop.is_set():
                 break
             with contextlib.suppress(TimeoutError):

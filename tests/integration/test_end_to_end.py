@@ -66,8 +66,8 @@ async def stamp() -> float:
 
 
 @pytest.fixture
-async def server(tmp_path: Path):
-    async with running_server(tmp_path, app) as running:
+async def server(tmp_path: Path, backend: str):
+    async with running_server(tmp_path, app, backend) as running:
         app.configure(url=running.url, api_key=running.api_key)
         yield running
         if app._aclient is not None:

@@ -102,9 +102,9 @@ async def once(name: str) -> int:
 
 
 @pytest.fixture
-async def server(tmp_path: Path):
+async def server(tmp_path: Path, backend: str):
     calls.clear()
-    async with running_server(tmp_path, app) as running:
+    async with running_server(tmp_path, app, backend) as running:
         app.configure(url=running.url, api_key=running.api_key)
         yield running
         if app._aclient is not None:
