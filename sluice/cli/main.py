@@ -104,7 +104,9 @@ async def _serve_http(node: Any, host: str, port: int, manage_node: bool) -> Any
 def server(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    database: Annotated[str | None, typer.Option(help="sqlite:///PATH")] = None,
+    database: Annotated[
+        str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    ] = None,
 ) -> None:
     """Run a server node: API, dispatcher, timers and the worker gateway."""
     from ..config import Settings
@@ -235,10 +237,39 @@ async def _dev_key(node: Any, tenant_id: str, url: str) -> str:
     return str(key)
 
 
+@cli.command()
+def migrate(
+    database: Annotated[
+        str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    ] = None,
+) -> None:
+    """Bring the database's schema up to date (a server also does this when it starts)."""
+    from ..config import Settings
+
+    settings = Settings.from_env(os.environ, database=database)
+
+    async def main() -> int:
+        if settings.is_postgres:
+            from ..store.postgres import migrate as migrate_postgres
+
+            return await migrate_postgres(settings.database)
+        from ..store.sqlite import SQLiteStore
+
+        store = SQLiteStore(settings.sqlite_path, synchronous=settings.synchronous)
+        await store.open()  # opening migrates
+        await store.close()
+        return store.schema_version()
+
+    version = asyncio.run(main())
+    typer.echo(f"{settings.database}: schema version {version}")
+
+
 @tenant_cli.command("create")
 def tenant_create(
     name: str,
-    database: Annotated[str | None, typer.Option(help="sqlite:///PATH")] = None,
+    database: Annotated[
+        str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    ] = None,
 ) -> None:
     """Create a tenant and print its first API key (shown once)."""
     from ..config import Settings

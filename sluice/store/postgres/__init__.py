@@ -5,6 +5,13 @@ asyncpg with a small connection pool. Every batch travels as arrays opened with
 one `MATERIALIZED ... FOR UPDATE SKIP LOCKED` statement per worker, so several server
 nodes can claim from one database without waiting on each other. PostgreSQL groups
 concurrent commits itself, so there is no writer thread here.
+
+Two pools. Writes a user was told about (submits, finishes, cancels) commit durably.
+Claims, lease renewals and promotions go through a second, small pool whose sessions
+run with `synchronous_commit = off`: they do not wait for the WAL flush, and losing the
+last of them in a database crash only puts tasks back to ready or scheduled, which
+at-least-once delivery already allows (the fencing on finish rejects a result for a
+claim that was lost).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from ..base import (
 from .queries import MIGRATIONS, Q
 
 POOL_SIZE = 10
+FAST_POOL_SIZE = 3
 MIGRATION_LOCK = 7_364_001  # pg_advisory_xact_lock key: one node migrates at a time
 
 _fn_encoder = msgspec.json.Encoder()
@@ -57,6 +65,7 @@ class PostgresStore:
         self.dsn = dsn
         self.pool_size = pool_size
         self._pool: Any = None
+        self._fast_pool: Any = None
 
     @property
     def pool(self) -> Any:
@@ -64,20 +73,32 @@ class PostgresStore:
             raise RuntimeError("the store is not open")
         return self._pool
 
+    @property
+    def fast(self) -> Any:
+        """The pool whose commits do not wait for the disk (see the module's docstring)."""
+        if self._fast_pool is None:
+            raise RuntimeError("the store is not open")
+        return self._fast_pool
+
     async def open(self) -> None:
         await migrate(self.dsn)
+        # A transaction left open would hold back vacuum and bloat the ready index.
+        settings = {"idle_in_transaction_session_timeout": "60000"}
         self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=2, max_size=self.pool_size, server_settings=settings
+        )
+        self._fast_pool = await asyncpg.create_pool(
             self.dsn,
-            min_size=2,
-            max_size=self.pool_size,
-            # A transaction left open would hold back vacuum and bloat the ready index.
-            server_settings={"idle_in_transaction_session_timeout": "60000"},
+            min_size=1,
+            max_size=FAST_POOL_SIZE,
+            server_settings={**settings, "synchronous_commit": "off"},
         )
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in (self._pool, self._fast_pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._fast_pool = None
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
         return list(await self.pool.fetch(query, *args))
@@ -135,11 +156,14 @@ class PostgresStore:
         # the same order and never deadlock; the sort is stable, so within a batch the
         # first task with a key still wins.
         keyed = sorted((t for t in tasks if t.key is not None), key=lambda t: t.key or "")
+        inserted: set[str] = set()
+        holders: dict[str, Any] = {}
+        if not keyed:  # one statement is atomic on its own: no BEGIN/COMMIT round trips
+            await self.pool.execute(Q["insert_task"], tenant_id, *_columns(plain, now))
+            return [SubmitResult(t.id, True, t.state, t.run_at) for t in tasks]
         async with self.pool.acquire() as conn, conn.transaction():
             if plain:
                 await conn.execute(Q["insert_task"], tenant_id, *_columns(plain, now))
-            inserted: set[str] = set()
-            holders: dict[str, Any] = {}
             if keyed:
                 rows = await conn.fetch(Q["insert_keyed_task"], tenant_id, *_columns(keyed, now))
                 inserted = {r[0] for r in rows}
@@ -179,7 +203,8 @@ class PostgresStore:
     ) -> list[list[ClaimedTask]]:
         lease_until = now + lease_s
         out = []
-        async with self.pool.acquire() as conn, conn.transaction():
+        # Each request is one statement, atomic on its own; no transaction spans them.
+        async with self.fast.acquire() as conn:
             for r in requests:
                 rows = await conn.fetch(
                     Q["claim_tasks"],
@@ -215,7 +240,7 @@ class PostgresStore:
             (r.tenant_id, r.worker, list(r.task_ids), lease_until) for r in renewals if r.task_ids
         ]
         if args:
-            await self.pool.executemany(Q["extend_leases"], args)
+            await self.fast.executemany(Q["extend_leases"], args)
 
     async def cancel_tasks(
         self, tenant_id: str, task_ids: list[str], now: float
@@ -312,10 +337,10 @@ class PostgresStore:
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def promote_due(self, now: float, limit: int) -> list[str]:
-        return [r[0] for r in await self._fetch(Q["promote_due"], now, limit)]
+        return [r[0] for r in await self.fast.fetch(Q["promote_due"], now, limit)]
 
     async def promote_tasks(self, task_ids: list[str], now: float) -> list[str]:
-        return [r[0] for r in await self._fetch(Q["promote_tasks"], task_ids, now)]
+        return [r[0] for r in await self.fast.fetch(Q["promote_tasks"], task_ids, now)]
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
         out = []

@@ -7,6 +7,7 @@ thread that group-commits (writer.py), and a small pool of read connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import sys
 import threading
@@ -113,6 +114,10 @@ class SQLiteStore:
             return self._reader().execute(query, params).fetchall()
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    def schema_version(self) -> int:
+        with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     async def open(self) -> None:
         # The writer and reader threads need the GIL between SQLite calls; at the default
