@@ -21,7 +21,7 @@ install: $(STAMP)  ## create .venv and install Sluice with its dev tools
 run: $(STAMP)  ## start `sluice dev` with the example app on http://127.0.0.1:8420
 	cd examples && ../$(BIN)/sluice dev shop:app
 
-test: $(STAMP)  ## the whole test suite (SQLite; PostgreSQL joins with issue 5)
+test: $(STAMP)  ## the whole test suite, SQLite and PostgreSQL (SLUICE_TEST_PG)
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 test-fast: $(STAMP)  ## policy, store and integration tests only
@@ -36,7 +36,7 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 	$(BIN)/ruff format sluice tests examples bench chaos
 	$(BIN)/ruff check --fix sluice tests examples bench chaos
 
-bench: $(STAMP)  ## benchmarks; prints figures and records them in bench/RESULTS.md
+bench: $(STAMP)  ## benchmarks (BACKEND=sqlite|postgres); figures go to bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)
 
 chaos: $(STAMP)  ## crash-safety run: kills server and workers, prints the counts
