@@ -98,6 +98,10 @@ class Node:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:
+            await self.timers.step_down()
+        except Exception:
+            log.exception("could not hand back the timers lease; it runs out by itself")
         for conn in self.registry:
             await conn.close()
         for waiters in self._waiters.values():

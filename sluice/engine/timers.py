@@ -99,6 +99,15 @@ class Timers:
                 log.info("node %s %s the timers", node.node_id, "runs" if held else "stops")
             self.leader = held
 
+    async def step_down(self) -> None:
+        """Hand the timers lease back on a clean stop, so another node takes over at
+        its next try instead of after the lease runs out."""
+        if self.leader:
+            node = self._node
+            self.leader = False
+            # Renewing to an end in the past expires the lease at once.
+            await node.store.acquire_lease(LEADER_LEASE, node.node_id, node.clock.now(), -1.0)
+
     async def promote_once(self) -> int:
         node = self._node
         total = 0

@@ -934,3 +934,10 @@ async def test_a_lease_is_held_by_one_holder_until_it_expires(store: Store) -> N
     assert await store.acquire_lease("timers", "node-b", NOW + 16, 10.0)  # expired: taken over
     assert not await store.acquire_lease("timers", "node-a", NOW + 17, 10.0)
     assert await store.acquire_lease("other", "node-a", NOW + 17, 10.0)  # leases are by name
+
+
+async def test_a_holder_hands_its_lease_back_by_renewing_it_into_the_past(store: Store) -> None:
+    assert await store.acquire_lease("timers", "node-a", NOW, 10.0)
+    assert await store.acquire_lease("timers", "node-a", NOW + 1, -1.0)  # the step-down
+
+    assert await store.acquire_lease("timers", "node-b", NOW + 1, 10.0)

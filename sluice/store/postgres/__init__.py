@@ -16,6 +16,7 @@ claim that was lost).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,7 @@ from .queries import MIGRATIONS, Q
 
 POOL_SIZE = 10
 FAST_POOL_SIZE = 3
+CLOSE_TIMEOUT_S = 5.0
 MIGRATION_LOCK = 7_364_001  # pg_advisory_xact_lock key: one node migrates at a time
 
 _fn_encoder = msgspec.json.Encoder()
@@ -96,8 +98,14 @@ class PostgresStore:
 
     async def close(self) -> None:
         for pool in (self._pool, self._fast_pool):
-            if pool is not None:
-                await pool.close()
+            if pool is None:
+                continue
+            try:
+                # Waits for borrowed connections to come back; a stuck one must not keep
+                # a stopping node alive.
+                await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                pool.terminate()
         self._pool = self._fast_pool = None
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:

@@ -25,6 +25,7 @@ CHANNEL = "sluice"
 FLUSH_S = 0.05
 MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8,000 bytes and more
 RECONNECT_S = 1.0
+CLOSE_TIMEOUT_S = 2.0
 
 
 class PgBus:
@@ -90,7 +91,7 @@ class PgBus:
                         await conn.execute("SELECT 1")  # notices a dead socket
             finally:
                 with contextlib.suppress(Exception):
-                    await conn.close()
+                    await conn.close(timeout=CLOSE_TIMEOUT_S)
 
     async def _send(self) -> None:
         conn: Any = None
@@ -114,7 +115,7 @@ class PgBus:
         finally:
             if conn is not None:
                 with contextlib.suppress(Exception):
-                    await conn.close()
+                    await conn.close(timeout=CLOSE_TIMEOUT_S)
 
 
 def _pack(node_id: str, hints: list[tuple[str, str]]) -> list[str]:
