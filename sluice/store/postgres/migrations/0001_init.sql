@@ -66,7 +66,6 @@ CREATE INDEX tasks_ready ON tasks(tenant_id, priority DESC, stag, id) WHERE stat
 -- waiting or running rows.
 CREATE INDEX tasks_scheduled ON tasks(run_at) WHERE state = 'scheduled';
 CREATE INDEX tasks_leased ON tasks(lease_until) WHERE state = 'running';
-CREATE INDEX tasks_owner ON tasks(tenant_id, lease_owner) WHERE state = 'running';
 CREATE INDEX tasks_expiring ON tasks(expires_at)
     WHERE expires_at IS NOT NULL AND state IN ('ready', 'scheduled');
 CREATE UNIQUE INDEX tasks_key ON tasks(tenant_id, key) WHERE key IS NOT NULL;
