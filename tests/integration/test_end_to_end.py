@@ -116,7 +116,8 @@ async def test_higher_priority_tasks_start_first(server) -> None:
 
 
 async def test_a_worker_never_holds_more_tasks_than_its_slots(server) -> None:
-    gate.clear()
+    global gate
+    gate = asyncio.Event()  # an Event binds to the loop that first waits on it: one per test
     concurrent.update(now=0, max=0)
     await hold.asubmit_many([() for _ in range(10)])
     async with running_worker(server, app, concurrency=2) as worker:
