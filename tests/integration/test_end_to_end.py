@@ -67,6 +67,9 @@ async def stamp() -> float:
 
 @pytest.fixture
 async def server(tmp_path: Path, backend: str):
+    # Module state is shared by the SQLite and PostgreSQL runs of each test.
+    started.clear()
+    flaky_calls.clear()
     async with running_server(tmp_path, app, backend) as running:
         app.configure(url=running.url, api_key=running.api_key)
         yield running
