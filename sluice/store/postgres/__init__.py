@@ -54,6 +54,8 @@ from .queries import MIGRATIONS, Q
 POOL_SIZE = 10
 FAST_POOL_SIZE = 3
 CLOSE_TIMEOUT_S = 5.0
+GROUP_INSERTS_IN_FLIGHT = 2  # concurrent group commits of plain submits
+GROUP_INSERT_MAX = 64  # submit requests per group commit (each up to 1,000 tasks)
 MIGRATION_LOCK = 7_364_001  # pg_advisory_xact_lock key: one node migrates at a time
 
 _fn_encoder = msgspec.json.Encoder()
@@ -68,6 +70,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self._pool: Any = None
         self._fast_pool: Any = None
+        self._inserts = _GroupInsert(self)
 
     @property
     def pool(self) -> Any:
@@ -87,13 +90,18 @@ class PostgresStore:
         # A transaction left open would hold back vacuum and bloat the ready index.
         settings = {"idle_in_transaction_session_timeout": "60000"}
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=2, max_size=self.pool_size, server_settings=settings
+            self.dsn,
+            min_size=2,
+            max_size=self.pool_size,
+            server_settings=settings,
+            reset=_keep_session,
         )
         self._fast_pool = await asyncpg.create_pool(
             self.dsn,
             min_size=1,
             max_size=FAST_POOL_SIZE,
             server_settings={**settings, "synchronous_commit": "off"},
+            reset=_keep_session,
         )
 
     async def close(self) -> None:
@@ -166,8 +174,8 @@ class PostgresStore:
         keyed = sorted((t for t in tasks if t.key is not None), key=lambda t: t.key or "")
         inserted: set[str] = set()
         holders: dict[str, Any] = {}
-        if not keyed:  # one statement is atomic on its own: no BEGIN/COMMIT round trips
-            await self.pool.execute(Q["insert_task"], tenant_id, *_columns(plain, now))
+        if not keyed:
+            await self._inserts.insert(tenant_id, plain, now)
             return [SubmitResult(t.id, True, t.state, t.run_at) for t in tasks]
         async with self.pool.acquire() as conn, conn.transaction():
             if plain:
@@ -396,6 +404,68 @@ class PostgresStore:
 # -- helpers ---------------------------------------------------------------------
 
 
+class _GroupInsert:
+    """Group commit for plain (unkeyed) submits: while one INSERT is in flight, the
+    submits that arrive wait and then go together as one statement and one commit.
+    Nothing waits on a timer, so a lone submit goes at once; under load the batches
+    grow by themselves. Each caller is answered only after its rows committed."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._queue: list[tuple[str, list[NewTask], float, asyncio.Future[None]]] = []
+        self._in_flight = 0
+        self._drains: set[asyncio.Task[None]] = set()
+
+    async def insert(self, tenant_id: str, tasks: list[NewTask], now: float) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((tenant_id, tasks, now, done))
+        if self._in_flight < GROUP_INSERTS_IN_FLIGHT:
+            self._in_flight += 1
+            drain = asyncio.create_task(self._drain())
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+        await done
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:GROUP_INSERT_MAX], self._queue[GROUP_INSERT_MAX:]
+                by_tenant: dict[str, list[tuple[list[NewTask], float]]] = {}
+                for tenant_id, tasks, now, _ in batch:
+                    by_tenant.setdefault(tenant_id, []).append((tasks, now))
+                try:
+                    async with self._store.pool.acquire() as conn:
+                        if len(by_tenant) == 1:  # one statement: atomic without BEGIN/COMMIT
+                            ((tenant_id, parts),) = by_tenant.items()
+                            await conn.execute(Q["insert_task"], tenant_id, *_columns_many(parts))
+                        else:
+                            async with conn.transaction():
+                                for tenant_id, parts in by_tenant.items():
+                                    await conn.execute(
+                                        Q["insert_task"], tenant_id, *_columns_many(parts)
+                                    )
+                except BaseException as exc:
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._in_flight -= 1
+
+
+async def _keep_session(_conn: Conn) -> None:
+    """Pool connections go back as they are. asyncpg's default reset (RESET ALL,
+    UNLISTEN *, CLOSE ALL, unlock advisory locks) is one more round trip per use, and
+    this store never changes session state: no SET, no LISTEN (the bus has its own
+    connections), advisory locks only per transaction. An open transaction is still
+    rolled back by asyncpg before this runs."""
+
+
 async def migrate(dsn: str) -> int:
     """Apply the numbered migrations not applied yet, under an advisory lock so nodes
     starting together migrate once. Returns the schema version."""
@@ -418,6 +488,12 @@ async def migrate(dsn: str) -> int:
         return int(version)
     finally:
         await conn.close()
+
+
+def _columns_many(parts: Sequence[tuple[Sequence[NewTask], float]]) -> list[list[Any]]:
+    """insert_task's column arrays for several submits, each with its own `now`."""
+    columns = [_columns(tasks, now) for tasks, now in parts]
+    return [[v for c in columns for v in c[i]] for i in range(15)]
 
 
 def _columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
