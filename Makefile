@@ -39,8 +39,8 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 bench: $(STAMP)  ## benchmarks (BACKEND=sqlite|postgres); figures go to bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)
 
-chaos: $(STAMP)  ## crash-safety run: kills server and workers, prints the counts
-	$(BIN)/python -m chaos.run
+chaos: $(STAMP)  ## crash-safety run (BACKEND=sqlite|postgres): kills server and workers, audits
+	$(BIN)/python -m chaos.run --backend $(BACKEND)
 
 clean:  ## remove the venv and local data
 	rm -rf $(VENV) .sluice examples/.sluice .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,11 @@
 """Crash-safety run: kills the server and workers with SIGKILL while they work, then audits.
 
     python -m chaos.run [--tasks 5000] [--server-kills 3] [--worker-kills 5] [--seed N]
+                        [--backend sqlite|postgres]
 
-One SQLite database in a temporary directory, one `sluice server` and a few `sluice
+One database (a SQLite file in a temporary directory, or with `--backend postgres` a
+fresh database on SLUICE_CHAOS_PG, default postgresql://postgres@127.0.0.1:5432,
+dropped afterwards), one `sluice server` and a few `sluice
 worker chaos.workload:app` processes, all real subprocesses. A submitter sends a mix of
 tasks (some keyed, some delayed, some failing once) in batches, retrying a batch until
 it is acknowledged; two chaos threads with seeded random schedules kill the server (and
@@ -37,6 +40,7 @@ from typing import IO, Any
 
 import httpx
 import msgspec
+import psycopg
 
 import sluice
 from sluice.errors import RemoteError
@@ -77,11 +81,11 @@ class DeadlineExceeded(Exception):
 class Cluster:
     """The server and worker processes of one run, on one database in `tmp`."""
 
-    def __init__(self, tmp: Path, port: int, concurrency: int) -> None:
+    def __init__(self, tmp: Path, port: int, concurrency: int, database: str) -> None:
         self.tmp = tmp
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.db = tmp / "sluice.db"
+        self.db = database
         self.journal = tmp / "journal"
         self.journal.mkdir()
         self.concurrency = concurrency
@@ -90,7 +94,7 @@ class Cluster:
         self.env = {
             **env,
             **SERVER_ENV,
-            "SLUICE_DATABASE": f"sqlite:///{self.db}",
+            "SLUICE_DATABASE": database,
             "SLUICE_URL": self.url,
             "SLUICE_CHAOS_JOURNAL": str(self.journal),
             "PYTHONPATH": os.pathsep.join(pythonpath),
@@ -479,36 +483,65 @@ class Db:
     events: Counter[str]
 
 
-def read_db(path: Path) -> Db:
+def _rows(database: str, query: str) -> list[tuple[Any, ...]]:
+    """Read the store directly and read-only, as an auditor would."""
+    if database.startswith("postgresql://"):
+        with psycopg.connect(database) as pg:
+            pg.read_only = True
+            return list(pg.execute(query.encode()).fetchall())
+    path = database.removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         conn.execute("PRAGMA busy_timeout = 5000")
-        query = "SELECT id, state, key, attempt, created_at, finished_at, payload FROM tasks"
-        tasks = {
-            task_id: TaskRow(
-                state,
-                key,
-                int(attempt),
-                float(created),
-                finished,
-                json.loads(payload)["kwargs"]["n"],
-            )
-            for task_id, state, key, attempt, created, finished, payload in conn.execute(query)
-        }
-        query = "SELECT task_id, attempt, outcome, worker FROM attempts"
-        attempts = {
-            (task_id, int(attempt)): AttemptRow(outcome, worker)
-            for task_id, attempt, outcome, worker in conn.execute(query)
-        }
-        query = "SELECT kind, count(*) FROM events GROUP BY kind"
-        events = Counter({kind: int(n) for kind, n in conn.execute(query)})
+        return conn.execute(query).fetchall()
+
+
+PG_SERVER = os.environ.get("SLUICE_CHAOS_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def create_database(backend: str, tmp: Path) -> str:
+    """A fresh database for the run: a SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'sluice.db'}"
+    name = f"sluice_chaos_{os.getpid()}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as pg:
+        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+        pg.execute(f'CREATE DATABASE "{name}"'.encode())
+    return f"{PG_SERVER}/{name}"
+
+
+def drop_database(database: str) -> None:
+    if database.startswith("postgresql://"):
+        name = database.rsplit("/", 1)[1]
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as pg:
+            pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def read_db(database: str) -> Db:
+    query = "SELECT id, state, key, attempt, created_at, finished_at, payload FROM tasks"
+    tasks = {
+        task_id: TaskRow(
+            state,
+            key,
+            int(attempt),
+            float(created),
+            finished,
+            json.loads(bytes(payload))["kwargs"]["n"],
+        )
+        for task_id, state, key, attempt, created, finished, payload in _rows(database, query)
+    }
+    query = "SELECT task_id, attempt, outcome, worker FROM attempts"
+    attempts = {
+        (task_id, int(attempt)): AttemptRow(outcome, worker)
+        for task_id, attempt, outcome, worker in _rows(database, query)
+    }
+    query = "SELECT kind, count(*) FROM events GROUP BY kind"
+    events = Counter({kind: int(n) for kind, n in _rows(database, query)})
     return Db(tasks, attempts, events)
 
 
-def open_count(path: Path, ids: list[str]) -> tuple[int, int, int]:
+def open_count(database: str, ids: list[str]) -> tuple[int, int, int]:
     """(tasks in the db, of them not yet terminal, acknowledged ids not in the db)."""
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        states = dict(conn.execute("SELECT id, state FROM tasks").fetchall())
+    states = dict(_rows(database, "SELECT id, state FROM tasks"))
     pending = sum(1 for s in states.values() if s not in TERMINAL)
     missing = sum(1 for i in ids if i not in states)
     return len(states), pending, missing
@@ -790,6 +823,7 @@ class Options:
     duplicates: float = 0.25
     max_down: float = 1.5
     keep: bool = False
+    backend: str = "sqlite"
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -812,6 +846,7 @@ def parse(argv: list[str] | None) -> Options:
         help="longest pause before a killed server restarts (default 1.5s)",
     )  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     args = p.parse_args(argv)
     if args.tasks < 1 or args.workers < 1 or args.concurrency < 1:
         p.error("--tasks, --workers and --concurrency must be at least 1")
@@ -823,7 +858,7 @@ def parse(argv: list[str] | None) -> Options:
         tasks=args.tasks, server_kills=args.server_kills, worker_kills=args.worker_kills,
         seed=args.seed, workers=args.workers, concurrency=args.concurrency, port=args.port,
         window=args.window, settle=args.settle, deadline=args.deadline, max_down=args.max_down,
-        keep=args.keep,
+        keep=args.keep, backend=args.backend,
     )  # fmt: skip
 
 
@@ -861,11 +896,12 @@ def main(argv: list[str] | None = None) -> int:
         return time.monotonic() - began
 
     tmp = Path(tempfile.mkdtemp(prefix="sluice-chaos-"))
-    cluster = Cluster(tmp, opts.port or free_port(), opts.concurrency)
+    database = create_database(opts.backend, tmp)
+    cluster = Cluster(tmp, opts.port or free_port(), opts.concurrency, database)
     log(
         f"chaos: seed {seed}, {opts.tasks} tasks, {opts.server_kills} server kills, "
         f"{opts.worker_kills} worker kills, {opts.workers} workers x {opts.concurrency} slots, "
-        f"window {window:g}s, port {cluster.port}, data in {tmp}"
+        f"window {window:g}s, port {cluster.port}, {opts.backend}, data in {tmp}"
     )
     passed = False
     stop = threading.Event()
@@ -883,8 +919,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"took {elapsed():.1f}s")
         if passed and not opts.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+            drop_database(database)
         else:
-            log(f"data kept in {tmp}")
+            log(f"data kept in {tmp} ({database})")
     log("RESULT: PASS" if passed else "RESULT: FAIL")
     return 0 if passed else 1
 

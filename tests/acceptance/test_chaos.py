@@ -3,12 +3,15 @@ SIGKILL twice and workers three times while they work, and every check must pass
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests import pg
 
 pytestmark = pytest.mark.acceptance
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +35,16 @@ CHECKS = [
 ]
 
 
-def test_kills_of_the_server_and_workers_lose_nothing_and_run_nothing_twice() -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_kills_of_the_server_and_workers_lose_nothing_and_run_nothing_twice(backend: str) -> None:
+    if backend == "postgres":
+        asyncio.run(pg.require_postgres())
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env["SLUICE_CHAOS_PG"] = pg.SERVER
     command = [
         sys.executable, "-m", "chaos.run", "--tasks", "1500", "--server-kills", "2",
         "--worker-kills", "3", "--window", "8", "--settle", "60", "--deadline", "90",
+        "--backend", backend,
     ]  # fmt: skip
     harness = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
