@@ -89,6 +89,8 @@ OPERATIONS: list[Operation] = [
      DeadSelector, {200: RetryCount}, []),
     ("put", "/v1/functions/{name}", "putFunction", "Create or update a function's config",
      FunctionSettings, {200: FunctionConfig}, []),
+    ("get", "/v1/functions/{name}", "getFunction", "One function's config", None,
+     {200: FunctionConfig}, []),
     ("get", "/v1/functions", "listFunctions", "The tenant's functions", None,
      {200: FunctionList}, []),
     ("post", "/v1/tenants", "createTenant", "Create a tenant and its first API key (admin key)",

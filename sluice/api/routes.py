@@ -407,6 +407,16 @@ async def list_functions(request: Request[Any, Any, Any]) -> Response[FunctionLi
     return _json(FunctionList(sorted(functions.values(), key=lambda f: f.name)))  # type: ignore[return-value]
 
 
+@get("/v1/functions/{name:str}", summary="One function's config", tags=["functions"])
+async def get_function(request: Request[Any, Any, Any]) -> Response[FunctionConfig]:
+    tenant_id = await tenant_of(request)
+    name = request.path_params["name"]
+    config = (await node_of(request.app.state).functions(tenant_id)).get(name)
+    if config is None:
+        raise NotFound(f"no function {name!r}", code="unknown_function", field="name")
+    return _json(config)  # type: ignore[return-value]
+
+
 @get("/v1/health", summary="Liveness and connected workers", tags=["ops"])
 async def health(state: State) -> Health:
     node = node_of(state)
@@ -415,6 +425,6 @@ async def health(state: State) -> Health:
 
 ROUTES = [
     list_tasks, delete_task, cancel_tasks, delete_tasks, retry_tasks, get_task, cancel_task,
-    retry_task, task_events, list_dead, retry_dead, wait_result, put_function,
+    retry_task, task_events, list_dead, retry_dead, wait_result, put_function, get_function,
     list_functions, create_tenant, list_tenants, create_key, list_keys, revoke_key, health,
 ]  # fmt: skip

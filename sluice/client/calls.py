@@ -279,16 +279,7 @@ class _Calls:
 
     @staticmethod
     def get_function(name: str) -> _Call[Function]:
-        # There is no GET /v1/functions/{name}: read the list and pick one.
-        listed = _Calls.list_functions()
-
-        def read(response: _Response) -> Function:
-            for function in listed.read(response):
-                if function.name == name:
-                    return function
-            raise RemoteError(404, "unknown_function", f"no function {name!r}", "name")
-
-        return _Call(listed.request, read)
+        return _get(f"/v1/functions/{name}", Function)
 
     @staticmethod
     def put_function(name: str, settings: Mapping[str, Any]) -> _Call[Function]:

@@ -172,3 +172,12 @@ async def test_another_tenant_cannot_stream_list_or_configure_this_one(server) -
         assert (await http.get("/v1/functions")).json()["functions"] == []
         submitted = await http.post("/v1/tasks", json={"function": "job"})
         assert submitted.json()["error"]["code"] == "unknown_function"
+        named = await http.get("/v1/functions/job")
+        assert named.status_code == 404
+        assert named.json()["error"]["code"] == "unknown_function"
+        retried = await http.post("/v1/dead/retry", json={})
+        assert retried.json() == {"retried": 0}
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"authorization": f"Bearer {server.api_key}"}
+    ) as http:
+        assert (await http.get("/v1/functions/job")).json()["name"] == "job"
