@@ -14,6 +14,7 @@ import pytest
 from sluice.model import (
     CANCELLED,
     DEAD,
+    DEFAULT_MAX_ATTEMPTS,
     EXPIRED,
     READY,
     RUNNING,
@@ -21,6 +22,7 @@ from sluice.model import (
     SUCCEEDED,
     ApiKey,
     NewTask,
+    RetryPolicy,
     Tenant,
     new_task_id,
 )
@@ -623,3 +625,36 @@ async def test_get_task_states_returns_the_state_of_each_known_task(
         ready.id: READY,
     }
     assert await store.get_task_states(tenant, []) == {}
+
+
+async def test_retry_dead_takes_the_task_policy_then_the_function_then_the_default(
+    store: Store, tenant: str
+) -> None:
+    own = msgspec.structs.replace(
+        new_task(max_attempts=1), retry=msgspec.json.encode(RetryPolicy(max_attempts=2))
+    )
+    await submit(store, tenant, own)
+    (claimed,) = await claim(store, tenant)
+    died = finish(claimed, next_state=DEAD, outcome="failed", error_message="boom")
+    assert await store.finish_attempts([died], NOW) == [ACCEPTED]
+    by_function = await make_dead(store, tenant)
+    unknown = await make_dead(store, tenant, "unregistered")
+
+    await store.retry_dead(tenant, [own.id, by_function, unknown], {FN: 4}, NOW + 10)
+
+    allowed = {}
+    for task_id in (own.id, by_function, unknown):
+        record = await store.get_task(tenant, task_id)
+        assert record is not None
+        allowed[task_id] = record.max_attempts - record.attempt
+    assert allowed == {own.id: 2, by_function: 4, unknown: DEFAULT_MAX_ATTEMPTS}
+    # Dead again and retried again: a fresh allowance of 4, not one grown by the past.
+    await store.cancel_tasks(tenant, [own.id, unknown], NOW + 11)
+    (again,) = await claim(store, tenant, now=NOW + 11)
+    assert again.id == by_function
+    died = finish(again, next_state=DEAD, outcome="failed", error_message="boom")
+    assert await store.finish_attempts([died], NOW + 12) == [ACCEPTED]
+    await store.retry_dead(tenant, [by_function], {FN: 4}, NOW + 13)
+    record = await store.get_task(tenant, by_function)
+    assert record is not None
+    assert (record.attempt, record.max_attempts - record.attempt) == (2, 4)

@@ -25,6 +25,7 @@ import asyncpg
 import msgspec
 
 from ...model import (
+    DEFAULT_MAX_ATTEMPTS,
     ApiKey,
     AttemptRecord,
     ClaimedTask,
@@ -322,7 +323,13 @@ class PostgresStore:
         names = list(max_attempts)
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                Q["retry_task"], tenant_id, task_ids, names, [max_attempts[n] for n in names], now
+                Q["retry_task"],
+                tenant_id,
+                task_ids,
+                names,
+                [max_attempts[n] for n in names],
+                now,
+                DEFAULT_MAX_ATTEMPTS,
             )
             retried = sorted(r[0] for r in rows)
             await _events(conn, now, [(tenant_id, i, "retried", "by hand") for i in retried])

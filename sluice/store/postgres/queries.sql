@@ -216,13 +216,15 @@ ORDER BY id LIMIT $6;
 
 -- name: retry_task
 -- A new attempt series for dead tasks: the history stays, the allowance starts again.
--- $1 tenant_id, $2 ids, $3 functions, $4 their allowances, $5 now; a function not listed
--- keeps the task's own allowance. Returns the ids retried.
+-- $1 tenant_id, $2 ids, $3 functions, $4 their allowances, $5 now, $6 the default
+-- allowance. The new allowance is the task's own policy's, else its function's, else the
+-- default. Returns the ids retried.
 UPDATE tasks t
 SET state = 'ready', series_at = $5, ready_at = $5, stag = $5, finished_at = NULL, error = NULL,
     max_attempts = t.attempt - t.throttles + COALESCE(
+        (convert_from(t.retry, 'UTF8')::jsonb ->> 'max_attempts')::int,
         (SELECT a.allowance FROM unnest($3::text[], $4::int[]) AS a(function, allowance)
-         WHERE a.function = t.function), t.max_attempts)
+         WHERE a.function = t.function), $6)
 WHERE t.tenant_id = $1 AND t.id = ANY($2::text[]) AND t.state = 'dead'
 RETURNING t.id;
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ...model import (
+    DEFAULT_MAX_ATTEMPTS,
     ApiKey,
     AttemptRecord,
     ClaimedTask,
@@ -26,6 +27,7 @@ from ...model import (
     Finish,
     FunctionConfig,
     NewTask,
+    RetryPolicy,
     SubmitResult,
     TaskRecord,
     Tenant,
@@ -54,6 +56,7 @@ T = TypeVar("T")
 
 _fn_encoder = msgspec.json.Encoder()
 _tags_decoder = msgspec.json.Decoder(list[str])
+_retry_decoder = msgspec.json.Decoder(RetryPolicy)
 
 
 class SQLiteStore:
@@ -388,7 +391,7 @@ class SQLiteStore:
                 if row is None:
                     continue
                 params = {"tenant_id": tenant_id, "id": task_id, "now": now,
-                          "max_attempts": max_attempts.get(row[2], row[9])}  # fmt: skip
+                          "max_attempts": _allowance(row[23], row[2], max_attempts)}  # fmt: skip
                 if conn.execute(Q["retry_task"], params).rowcount == 1:
                     _event(conn, tenant_id, task_id, now, "retried", "by hand")
                     retried.append(task_id)
@@ -496,6 +499,14 @@ class SQLiteStore:
             return row is not None and row[0] == holder
 
         return await self._writer.submit(op, small=True)
+
+
+def _allowance(retry: bytes | None, function: str, by_function: dict[str, int]) -> int:
+    """A retried task's new allowance: its own policy's, else its function's, else the
+    default (never its previous max_attempts, which already counts the past series)."""
+    if retry is not None:
+        return _retry_decoder.decode(retry).max_attempts
+    return by_function.get(function, DEFAULT_MAX_ATTEMPTS)
 
 
 def _dead_params(tenant_id: str, selector: DeadSelector, after: str, limit: int) -> dict[str, Any]:
