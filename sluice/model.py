@@ -231,3 +231,17 @@ def time_ordered_id_floor(at: float) -> str:
 
 def new_task_id() -> str:
     return new_task_ids(1)[0]
+
+
+class ScheduleRow(msgspec.Struct, frozen=True):
+    """A cron schedule as stored: its config (JSON ScheduleSpec) and its firing state."""
+
+    tenant_id: str
+    name: str
+    config: bytes
+    paused: bool
+    created_at: float
+    last_fire_at: float  # every fire time up to here was run or skipped
+    next_fire_at: float | None
+    fired: int = 0
+    skipped: int = 0

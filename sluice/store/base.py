@@ -18,6 +18,7 @@ from ..model import (
     Finish,
     FunctionConfig,
     NewTask,
+    ScheduleRow,
     SubmitResult,
     TaskRecord,
     Tenant,
@@ -171,6 +172,39 @@ class Store(Protocol):
         ...
 
     async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]: ...
+    async def put_schedule(
+        self, tenant_id: str, name: str, config: bytes, next_fire_at: float | None, now: float
+    ) -> None:
+        """Create a schedule, or replace its config keeping its firing state."""
+        ...
+
+    async def list_schedules(
+        self, tenant_id: str, name: str | None = None
+    ) -> list[ScheduleRow]: ...
+    async def delete_schedule(self, tenant_id: str, name: str) -> bool: ...
+    async def pause_schedule(
+        self, tenant_id: str, name: str, paused: bool, next_fire_at: float | None, now: float
+    ) -> bool:
+        """Pause or resume; resuming skips the fire times missed while paused."""
+        ...
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        """Unpaused schedules, across tenants, whose next fire time has come."""
+        ...
+
+    async def fire_schedule(
+        self,
+        row: ScheduleRow,
+        last_after: float,
+        next_fire_at: float | None,
+        skipped: int,
+        tasks: list[NewTask],
+        now: float,
+    ) -> bool:
+        """Move the schedule's firing state on from `row.last_fire_at` and insert its tasks,
+        in one commit; False (and nothing inserted) if another node already moved it."""
+        ...
+
     async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
         """Take or renew the named lease until `now + ttl_s`; False while another holder's
         lease runs (the cluster's timer leader, for one)."""

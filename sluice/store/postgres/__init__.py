@@ -51,6 +51,7 @@ from ..base import (
     Reaped,
 )
 from .queries import MIGRATIONS, Q
+from .schedules import PostgresSchedules
 
 POOL_SIZE = 10
 FAST_POOL_SIZE = 3
@@ -65,7 +66,7 @@ _tags_decoder = msgspec.json.Decoder(list[str])
 Conn = Any  # asyncpg.Connection or a pool's proxy; asyncpg ships no type hints
 
 
-class PostgresStore:
+class PostgresStore(PostgresSchedules):
     def __init__(self, dsn: str, *, pool_size: int = POOL_SIZE) -> None:
         self.dsn = dsn
         self.pool_size = pool_size

@@ -44,6 +44,7 @@ from ..base import (
 )
 from ..writer import Writer
 from .queries import Q
+from .schedules import SQLiteSchedules, _task_row
 from .writes import _event, _finish_many, _migrate
 
 READ_THREADS = 2
@@ -59,7 +60,7 @@ _tags_decoder = msgspec.json.Decoder(list[str])
 _retry_decoder = msgspec.json.Decoder(RetryPolicy)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteSchedules):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
@@ -200,12 +201,7 @@ class SQLiteStore:
         self, tenant_id: str, tasks: list[NewTask], now: float
     ) -> list[SubmitResult]:
         def rows(t: NewTask) -> tuple[Any, ...]:
-            ready_at = now if t.state == "ready" else None
-            return (
-                t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key,
-                t.tags, t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at,
-                t.retry,
-            )  # fmt: skip
+            return _task_row(tenant_id, t, now)
 
         def op(conn: sqlite3.Connection) -> list[SubmitResult]:
             plain = [rows(t) for t in tasks if t.key is None]

@@ -1,0 +1,91 @@
+"""The SQLite backend's cron schedules (a part of `SQLiteStore`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from ...model import NewTask, ScheduleRow
+from .queries import Q
+
+if TYPE_CHECKING:
+    from ..writer import Writer
+
+
+class SQLiteSchedules:
+    _writer: Writer
+
+    async def _read(self, query: str, params: Any = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def put_schedule(
+        self, tenant_id: str, name: str, config: bytes, next_fire_at: float | None, now: float
+    ) -> None:
+        params = {"tenant_id": tenant_id, "name": name, "config": config.decode(), "now": now,
+                  "next_fire_at": next_fire_at, "replaced_next_fire_at": next_fire_at}  # fmt: skip
+        await self._writer.submit(lambda c: c.execute(Q["put_schedule"], params), small=True)
+
+    async def list_schedules(self, tenant_id: str, name: str | None = None) -> list[ScheduleRow]:
+        rows = await self._read(Q["list_schedules"], {"tenant_id": tenant_id, "name": name})
+        return [_schedule(r) for r in rows]
+
+    async def delete_schedule(self, tenant_id: str, name: str) -> bool:
+        params = {"tenant_id": tenant_id, "name": name}
+
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(Q["delete_schedule"], params).fetchone() is not None
+
+        return await self._writer.submit(op, small=True)
+
+    async def pause_schedule(
+        self, tenant_id: str, name: str, paused: bool, next_fire_at: float | None, now: float
+    ) -> bool:
+        params = {"tenant_id": tenant_id, "name": name, "paused": int(paused), "now": now,
+                  "next_fire_at": next_fire_at}  # fmt: skip
+
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(Q["pause_schedule"], params).fetchone() is not None
+
+        return await self._writer.submit(op, small=True)
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        rows = await self._read(Q["due_schedules"], {"now": now, "limit": limit})
+        return [_schedule(r) for r in rows]
+
+    async def fire_schedule(
+        self,
+        row: ScheduleRow,
+        last_after: float,
+        next_fire_at: float | None,
+        skipped: int,
+        tasks: list[NewTask],
+        now: float,
+    ) -> bool:
+        params = {"tenant_id": row.tenant_id, "name": row.name, "last_before": row.last_fire_at,
+                  "last_after": last_after, "next_fire_at": next_fire_at, "fired": len(tasks),
+                  "skipped": skipped}  # fmt: skip
+
+        def op(conn: sqlite3.Connection) -> bool:
+            if conn.execute(Q["advance_schedule"], params).fetchone() is None:
+                return False
+            for t in tasks:  # keyed by fire time: a second guard against a double fire
+                conn.execute(Q["insert_keyed_task"], _task_row(row.tenant_id, t, now)).fetchall()
+            return True
+
+        return await self._writer.submit(op, small=True)
+
+
+def _schedule(row: tuple[Any, ...]) -> ScheduleRow:
+    tenant_id, name, config, paused, created, last, next_at, fired, skipped = row
+    return ScheduleRow(
+        tenant_id, name, config.encode(), bool(paused), created, last, next_at, fired, skipped
+    )
+
+
+def _task_row(tenant_id: str, t: NewTask, now: float) -> tuple[Any, ...]:
+    """insert_task's positional parameters."""
+    ready_at = now if t.state == "ready" else None
+    return (
+        t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key, t.tags,
+        t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at, t.retry,
+    )  # fmt: skip
