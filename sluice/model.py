@@ -245,3 +245,17 @@ class ScheduleRow(msgspec.Struct, frozen=True):
     next_fire_at: float | None
     fired: int = 0
     skipped: int = 0
+
+
+class ScheduleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A cron schedule as a user writes it (the body of `PUT /v1/schedules/{name}`)."""
+
+    function: str
+    cron: str
+    timezone: str = "UTC"
+    args: msgspec.Raw = msgspec.Raw(b"[]")
+    kwargs: msgspec.Raw = msgspec.Raw(b"{}")
+    priority: int | None = None
+    tags: list[str] | None = None
+    catchup: str = "all"  # all | latest | none (policy/cron.py)
+    max_catchup_s: float = 600.0

@@ -14,6 +14,7 @@ from ..engine.node import Node
 from .errors import EXCEPTION_HANDLERS
 from .openapi import build_openapi
 from .routes import ROUTES
+from .schedules import SCHEDULE_ROUTES
 from .submit import SubmitRoutes
 from .workers import worker_socket
 
@@ -46,7 +47,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
                 await node.stop()
 
     app = Litestar(
-        route_handlers=[*ROUTES, worker_socket, openapi],
+        route_handlers=[*ROUTES, *SCHEDULE_ROUTES, worker_socket, openapi],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         openapi_config=None,

@@ -6,7 +6,7 @@ their shape and size but never decodes them. Fields typed `Any` below carry raw 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -44,6 +44,21 @@ class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     retry: RetryPolicy | None = None
+
+
+class ScheduleSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
+    """ScheduleSpec as documented (OpenAPI cannot describe `msgspec.Raw` with a default)."""
+
+    function: str
+    cron: str
+    timezone: str = "UTC"
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    priority: Priority | None = None
+    tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
+                    msgspec.Meta(max_length=16)] | None = None  # fmt: skip
+    catchup: Literal["all", "latest", "none"] = "all"
+    max_catchup_s: Annotated[float, msgspec.Meta(ge=0, le=7 * 86400)] = 600.0
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -243,3 +258,28 @@ def timeline(
         out.append(TimelineEntry(task.finished_at, task.state))
     out.sort(key=lambda entry: entry.at)
     return out
+
+
+class ScheduleView(msgspec.Struct, frozen=True):
+    """A cron schedule: its config and its firing state."""
+
+    name: str
+    function: str
+    cron: str
+    timezone: str
+    args: msgspec.Raw
+    kwargs: msgspec.Raw
+    priority: int | None
+    tags: list[str] | None
+    catchup: str
+    max_catchup_s: float
+    paused: bool
+    created_at: float
+    last_fire_at: float
+    next_fire_at: float | None
+    fired: int
+    skipped: int
+
+
+class ScheduleList(msgspec.Struct, frozen=True):
+    schedules: list[ScheduleView]

@@ -42,6 +42,7 @@ from ..protocol import Cancel
 from ..selector import Selector, TaskSummary
 from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_bus, open_store
 from .admission import TaskSpec, build_task
+from .cron import Schedules
 from .dispatcher import Dispatcher
 from .gateway import Gateway
 from .registry import Registry
@@ -74,6 +75,7 @@ class Node:
         self.dispatcher = Dispatcher(self.store, self.registry, self.clock, settings, self.bus)
         self.gateway = Gateway(self)
         self.timers = Timers(self)
+        self.schedules = Schedules(self)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
         self._keys: dict[str, tuple[str, float]] = {}

@@ -1,7 +1,7 @@
-"""Timers: delayed-task promotion, lease renewal, the reaper, expiry and retention.
+"""Timers: delayed-task promotion, cron, lease renewal, the reaper, expiry and retention.
 
-In a cluster the timers that scan the whole store (promotion, expiry, the reaper,
-retention) run on one node at a time, the holder of the "timers" lease in the store
+In a cluster the timers that scan the whole store (promotion, cron, expiry, the
+reaper, retention) run on one node at a time, the holder of the "timers" lease in the store
 (LEADER_TTL_S, renewed every LEADER_RENEW_S); if that node dies another takes over once
 the lease runs out. Every node renews the leases of its own workers and fires its own
 in-memory heap; a double promotion is harmless (the store checks the state).
@@ -34,6 +34,7 @@ PURGE_BATCH = 1000
 LEADER_LEASE = "timers"
 LEADER_TTL_S = 10.0
 LEADER_RENEW_S = 2.0
+CRON_INTERVAL_S = 1.0
 
 
 class Timers:
@@ -60,6 +61,11 @@ class Timers:
         await asyncio.gather(
             self._every(LEADER_RENEW_S, self.lead_once),
             self._every(self._node.settings.promote_interval_s, self.promote_once, lead=True),
+            self._every(
+                min(CRON_INTERVAL_S, self._node.settings.promote_interval_s),
+                self._node.schedules.tick,
+                lead=True,
+            ),
             self._every(self._node.settings.heartbeat_s, self.renew_once),
             # Not at once: workers held tasks while this node was down and need a moment to
             # reconnect and renew their leases before any is judged lost.
