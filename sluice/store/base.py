@@ -35,6 +35,7 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     worker: str
     functions: tuple[str, ...]
     limit: int
+    priority: int | None = None  # only this level (a floor's share); None: strict order
 
 
 class LeaseRenewal(msgspec.Struct, frozen=True):

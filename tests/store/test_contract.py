@@ -941,3 +941,18 @@ async def test_a_holder_hands_its_lease_back_by_renewing_it_into_the_past(store:
     assert await store.acquire_lease("timers", "node-a", NOW + 1, -1.0)  # the step-down
 
     assert await store.acquire_lease("timers", "node-b", NOW + 1, 10.0)
+
+
+async def test_a_level_claim_takes_only_that_priority_in_start_tag_order(
+    store: Store, tenant: str
+) -> None:
+    high = [new_task(priority=9, stag=NOW + i) for i in range(3)]
+    low = [new_task(priority=2, stag=NOW + 10 - i) for i in range(3)]
+    await store.submit_tasks(tenant, high + low, NOW)
+    request = ClaimRequest(tenant_id=tenant, worker="w", functions=(FN,), limit=2, priority=2)
+
+    (claimed,) = await store.claim_tasks([request], NOW, LEASE_S)
+
+    assert [t.id for t in claimed] == [low[2].id, low[1].id]
+    empty = ClaimRequest(tenant_id=tenant, worker="w", functions=(FN,), limit=5, priority=7)
+    assert await store.claim_tasks([empty], NOW, LEASE_S) == [[]]

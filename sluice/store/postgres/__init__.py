@@ -224,10 +224,11 @@ class PostgresStore(PostgresSchedules):
         # Each request is one statement, atomic on its own; no transaction spans them.
         async with self.fast.acquire() as conn:
             for r in requests:
-                rows = await conn.fetch(
-                    Q["claim_tasks"],
-                    r.tenant_id, list(r.functions), now, r.limit, r.worker, lease_until,
-                )  # fmt: skip
+                args = [r.tenant_id, list(r.functions), now, r.limit, r.worker, lease_until]
+                if r.priority is None:
+                    rows = await conn.fetch(Q["claim_tasks"], *args)
+                else:
+                    rows = await conn.fetch(Q["claim_level"], *args, r.priority)
                 claimed = sorted(rows, key=_fair_order)  # RETURNING yields no set order
                 out.append([ClaimedTask(*row[:-1]) for row in claimed])
         return out

@@ -96,6 +96,23 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.stag;
 
+-- name: claim_level
+-- The same claim from one priority level only ($7): a level's floor share.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE tenant_id = $1 AND state = 'ready' AND priority = $7 AND function = ANY($2::text[])
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.stag;
+
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
 -- A frame of finishes is one statement; it returns the ids it finished.

@@ -256,7 +256,11 @@ class SQLiteStore(SQLiteSchedules):
                     "now": now,
                     "lease_until": lease_until,
                 }
-                rows = conn.execute(Q["claim_tasks"], params).fetchall()
+                if r.priority is None:
+                    rows = conn.execute(Q["claim_tasks"], params).fetchall()
+                else:
+                    level = {**params, "priority": r.priority}
+                    rows = conn.execute(Q["claim_level"], level).fetchall()
                 rows.sort(key=_fair_order)  # UPDATE ... RETURNING yields rows in no set order
                 out.append([ClaimedTask(*row[:-1]) for row in rows])
             return out

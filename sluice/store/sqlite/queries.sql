@@ -78,6 +78,21 @@ WHERE id IN (
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, stag;
 
+-- name: claim_level
+-- The same claim from one priority level only: a level's floor share (policy/priority.py).
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE tenant_id = :tenant_id AND state = 'ready' AND priority = :priority
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, stag;
+
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
 UPDATE tasks
