@@ -1,6 +1,6 @@
 """The `sluice` command: `dev | server | worker | tenant` here (they run or touch the
-server itself); the client commands (`submit`, `tasks`, `dlq`, `functions`, `tenants`,
-`keys`) speak the HTTP API and live in the modules beside this one."""
+server itself); the client commands (`submit`, `tasks`, `dlq`, `functions`, `schedules`,
+`tenants`, `keys`) speak the HTTP API and live in the modules beside this one."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ..client.http import DEV_FILE
 from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
+from .schedules import schedules_cli
 from .tasks import register as register_task_commands
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Sluice task processing.")
@@ -33,6 +34,7 @@ cli.add_typer(tenant_cli, name="tenant")
 register_task_commands(cli)
 cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(functions_cli, name="functions")
+cli.add_typer(schedules_cli, name="schedules")
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
 

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import msgspec
 
@@ -24,6 +25,7 @@ from .models import (
     NewKey,
     NewTenant,
     RetryCount,
+    Schedule,
     SubmitOutcome,
     Task,
     TaskPage,
@@ -33,6 +35,7 @@ from .models import (
     _Error,
     _FunctionList,
     _KeyList,
+    _ScheduleList,
     _TenantList,
 )
 
@@ -123,6 +126,14 @@ def task_spec(
     spec: dict[str, Any] = {"function": function, "args": list(args), "kwargs": dict(kwargs)}
     spec.update({k: v for k, v in options.items() if v is not None})
     return spec
+
+
+def schedule_spec(spec: Mapping[str, Any] | None, **fields: Any) -> dict[str, Any]:
+    """The body of `PUT /v1/schedules/{name}`: the mapping, with the fields given (not
+    None) laid over it. Fields left out take the server's defaults."""
+    body = dict(spec or {})
+    body.update({name: value for name, value in fields.items() if value is not None})
+    return body
 
 
 def batches(specs: list[dict[str, Any]], max_count: int, max_bytes: int) -> list[bytes]:
@@ -287,6 +298,32 @@ class _Calls:
         return _Call(_Request("PUT", f"/v1/functions/{name}", body), _reader(Function))
 
     @staticmethod
+    def list_schedules() -> _Call[list[Schedule]]:
+        call = _get("/v1/schedules", _ScheduleList)
+        return _Call(call.request, lambda r: call.read(r).schedules)
+
+    @staticmethod
+    def get_schedule(name: str) -> _Call[Schedule]:
+        return _get(_schedule_path(name), Schedule)
+
+    @staticmethod
+    def put_schedule(name: str, spec: Mapping[str, Any]) -> _Call[Schedule]:
+        body = _encoder.encode(dict(spec))
+        return _Call(_Request("PUT", _schedule_path(name), body), _reader(Schedule))
+
+    @staticmethod
+    def pause_schedule(name: str) -> _Call[Schedule]:
+        return _post(f"{_schedule_path(name)}/pause", Schedule)
+
+    @staticmethod
+    def resume_schedule(name: str) -> _Call[Schedule]:
+        return _post(f"{_schedule_path(name)}/resume", Schedule)
+
+    @staticmethod
+    def delete_schedule(name: str) -> _Call[None]:
+        return _delete(_schedule_path(name))
+
+    @staticmethod
     def list_tenants() -> _Call[list[Tenant]]:
         call = _get("/v1/tenants", _TenantList)
         return _Call(call.request, lambda r: call.read(r).tenants)
@@ -307,6 +344,11 @@ class _Calls:
     @staticmethod
     def revoke_key(tenant_id: str, key_id: str) -> _Call[None]:
         return _delete(f"/v1/tenants/{tenant_id}/keys/{key_id}")
+
+
+def _schedule_path(name: str) -> str:
+    # A schedule's name is the user's own text: a "/" or "?" in it stays in the segment.
+    return f"/v1/schedules/{quote(name, safe='')}"
 
 
 def _given(**values: Any) -> dict[str, Any]:

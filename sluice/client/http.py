@@ -32,11 +32,13 @@ from .namespaces import (
     AsyncDead,
     AsyncFunctions,
     AsyncKeys,
+    AsyncSchedules,
     AsyncTasks,
     AsyncTenants,
     Dead,
     Functions,
     Keys,
+    Schedules,
     Tasks,
     Tenants,
 )
@@ -75,9 +77,10 @@ class Client:
     """Synchronous client. `Client()` finds the server like `discover()` does.
 
     The nouns are namespaces: `client.tasks.list(state="dead")`, `client.dead.retry()`,
-    `client.functions.get(name)`, and with the admin key `client.tenants` and
-    `client.keys`. Error answers raise `sluice.RemoteError`; 429 and 503 are retried
-    after their Retry-After plus jitter, up to five times.
+    `client.functions.get(name)`, `client.schedules.set(name, function=..., cron=...)`,
+    and with the admin key `client.tenants` and `client.keys`. Error answers raise
+    `sluice.RemoteError`; 429 and 503 are retried after their Retry-After plus jitter,
+    up to five times.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Client:
         self.tasks = Tasks(self)
         self.dead = Dead(self)
         self.functions = Functions(self)
+        self.schedules = Schedules(self)
         self.tenants = Tenants(self)
         self.keys = Keys(self)
 
@@ -196,6 +200,7 @@ class AsyncClient:
         self.tasks = AsyncTasks(self)
         self.dead = AsyncDead(self)
         self.functions = AsyncFunctions(self)
+        self.schedules = AsyncSchedules(self)
         self.tenants = AsyncTenants(self)
         self.keys = AsyncKeys(self)
 

@@ -6,7 +6,7 @@ imports no server code, so `pip install sluice` stays small.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import msgspec
 
@@ -127,6 +127,48 @@ class Function(msgspec.Struct, frozen=True):
 
 class _FunctionList(msgspec.Struct, frozen=True):
     functions: list[Function]
+
+
+class ScheduleSpec(TypedDict, total=False):
+    """What `client.schedules.set` sends. `function` and `cron` are required; left out,
+    `timezone` is "UTC", `args` and `kwargs` are empty, `priority` and `tags` are unset,
+    `catchup` is "all" and `max_catchup_s` 600."""
+
+    function: str
+    cron: str  # croniter syntax: five fields, or six with seconds first
+    timezone: str  # IANA, e.g. "Europe/Berlin"
+    args: list[Any]
+    kwargs: dict[str, Any]
+    priority: int | None
+    tags: list[str] | None
+    catchup: Literal["all", "latest", "none"]
+    max_catchup_s: float
+
+
+class Schedule(msgspec.Struct, frozen=True):
+    """A cron schedule, as `GET /v1/schedules/{name}` shows it: its spec and its firing
+    state. Each fire submits a task keyed `sluice:cron:{name}:{fire_epoch_seconds}`."""
+
+    name: str
+    function: str
+    cron: str
+    timezone: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    priority: int | None
+    tags: list[str] | None
+    catchup: str  # "all", "latest" or "none"
+    max_catchup_s: float
+    paused: bool
+    created_at: float
+    last_fire_at: float  # every fire time up to here was run or skipped
+    next_fire_at: float | None
+    fired: int
+    skipped: int
+
+
+class _ScheduleList(msgspec.Struct, frozen=True):
+    schedules: list[Schedule]
 
 
 class Tenant(msgspec.Struct, frozen=True):

@@ -1,4 +1,5 @@
-"""The nouns of the client: `client.tasks`, `.dead`, `.functions`, `.tenants`, `.keys`.
+"""The nouns of the client: `client.tasks`, `.dead`, `.functions`, `.schedules`,
+`.tenants`, `.keys`.
 
 Each method names a `_Call` (calls.py) and hands it to the client that owns the
 namespace, so the sync and async variants differ only by `await`.
@@ -7,15 +8,17 @@ namespace, so the sync and async variants differ only by `await`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, Unpack
 
-from .calls import PAGE_SIZE, _Call, _Calls, _Pager
+from .calls import PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
 from .models import (
     ApiKey,
     DeadTask,
     Function,
     NewKey,
     NewTenant,
+    Schedule,
+    ScheduleSpec,
     Task,
     TaskSummary,
     Tenant,
@@ -206,6 +209,69 @@ class AsyncFunctions:
 
     async def set(self, name: str, settings: Mapping[str, Any]) -> Function:
         return await self._client._run(_Calls.put_function(name, settings))
+
+
+class Schedules:
+    """`client.schedules`: cron schedules that submit a task of a function at each fire
+    time, in their own time zone."""
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(self) -> list[Schedule]:
+        """Every schedule of the tenant, by name."""
+        return self._client._run(_Calls.list_schedules())
+
+    def get(self, name: str) -> Schedule:
+        """One schedule; `RemoteError` 404 `schedule_not_found` if there is none."""
+        return self._client._run(_Calls.get_schedule(name))
+
+    def set(
+        self, name: str, spec: Mapping[str, Any] | None = None, /, **fields: Unpack[ScheduleSpec]
+    ) -> Schedule:
+        """Create or replace a schedule, from a mapping or keywords (laid over the
+        mapping): `set("nightly", function="report", cron="0 3 * * *",
+        timezone="Europe/Berlin")`. See `ScheduleSpec` for the fields; those left out take
+        their defaults. A replaced schedule keeps its firing state. `RemoteError` 400
+        `invalid_request` names the bad field; 404 `unknown_function`."""
+        return self._client._run(_Calls.put_schedule(name, schedule_spec(spec, **fields)))
+
+    def pause(self, name: str) -> Schedule:
+        """Stop firing. Fire times that pass while paused are not run after `resume`."""
+        return self._client._run(_Calls.pause_schedule(name))
+
+    def resume(self, name: str) -> Schedule:
+        """Fire again, from the first fire time after now."""
+        return self._client._run(_Calls.resume_schedule(name))
+
+    def delete(self, name: str) -> None:
+        """Delete a schedule; the tasks it already submitted stay."""
+        self._client._run(_Calls.delete_schedule(name))
+
+
+class AsyncSchedules:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    async def list(self) -> list[Schedule]:
+        return await self._client._run(_Calls.list_schedules())
+
+    async def get(self, name: str) -> Schedule:
+        return await self._client._run(_Calls.get_schedule(name))
+
+    async def set(
+        self, name: str, spec: Mapping[str, Any] | None = None, /, **fields: Unpack[ScheduleSpec]
+    ) -> Schedule:
+        return await self._client._run(_Calls.put_schedule(name, schedule_spec(spec, **fields)))
+
+    async def pause(self, name: str) -> Schedule:
+        return await self._client._run(_Calls.pause_schedule(name))
+
+    async def resume(self, name: str) -> Schedule:
+        return await self._client._run(_Calls.resume_schedule(name))
+
+    async def delete(self, name: str) -> None:
+        await self._client._run(_Calls.delete_schedule(name))
 
 
 class Tenants:

@@ -182,3 +182,38 @@ def test_tenants_and_keys_through_the_admin_api_with_a_profile(cluster: Cluster)
     denied = sluice(cluster, "tasks", "ls", "--profile", "shop", code=1)
     assert "401" in denied.stderr
     run(cluster, "keys", "revoke", "cli-shop", "no-such-key", code=3)
+
+
+def test_schedules_are_set_listed_paused_resumed_changed_and_deleted(cluster: Cluster) -> None:
+    made = as_json(cluster, "schedules", "set", "cli-nightly", "--function", "multiply",
+                   "--cron", "0 3 * * *", "--timezone", "Europe/Berlin", "--args", "[6, 7]",
+                   "--tag", "cron", "--catchup", "latest", "--max-catchup", "60")  # fmt: skip
+    assert (made["function"], made["cron"], made["timezone"]) == ("multiply", "0 3 * * *",
+                                                                  "Europe/Berlin")  # fmt: skip
+    assert (made["args"], made["tags"], made["catchup"], made["max_catchup_s"]) == (
+        [6, 7], ["cron"], "latest", 60)  # fmt: skip
+    assert made["next_fire_at"] is not None and not made["paused"]
+    assert [s["name"] for s in as_json(cluster, "schedules", "ls")] == ["cli-nightly"]
+    table = run(cluster, "schedules", "ls").stdout
+    assert "cli-nightly" in table
+
+    assert as_json(cluster, "schedules", "pause", "cli-nightly")["paused"] is True
+    assert as_json(cluster, "schedules", "get", "cli-nightly")["paused"] is True
+    assert as_json(cluster, "schedules", "resume", "cli-nightly")["paused"] is False
+    # set changes only the options given; the rest keep their value
+    changed = as_json(cluster, "schedules", "set", "cli-nightly", "--cron", "30 4 * * *")
+    assert (changed["cron"], changed["args"], changed["timezone"]) == ("30 4 * * *", [6, 7],
+                                                                       "Europe/Berlin")  # fmt: skip
+
+    run(cluster, "schedules", "set", "cli-new", "--cron", "* * * * *", code=2)  # no --function
+    run(cluster, "schedules", "set", "cli-nightly", "--args", "{}", code=2)  # not an array
+    run(cluster, "schedules", "set", "cli-nightly", "--catchup", "some", code=2)
+    bad = run(cluster, "schedules", "set", "cli-nightly", "--cron", "not cron", code=1)
+    assert "400 invalid_request (cron)" in bad.stderr
+    run(cluster, "schedules", "set", "cli-x", "--function", "nope", "--cron", "0 * * * *", code=3)
+
+    assert as_json(cluster, "schedules", "delete", "cli-nightly") == {
+        "name": "cli-nightly", "state": "deleted"}  # fmt: skip
+    assert as_json(cluster, "schedules", "ls") == []
+    run(cluster, "schedules", "get", "cli-nightly", code=3)
+    run(cluster, "schedules", "delete", "cli-nightly", code=3)

@@ -10,14 +10,16 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 import sluice
-from sluice.client.calls import _Response, batches, retry_delay
-from tests.harness import running_server
+from sluice.client.calls import _Calls, _Response, batches, retry_delay, schedule_spec
+from tests.harness import running_server, wait_for
 
 app = sluice.App("clientapp")
 
@@ -107,3 +109,83 @@ def _sync_calls(url: str, api_key: str) -> None:
         with pytest.raises(TypeError):
             list(sync.tasks.list(colour="red"))
         assert sync.tasks.delete_where(state="cancelled") == 250
+
+
+def test_schedule_spec_lays_the_keywords_given_over_the_mapping() -> None:
+    base = {"function": "job", "cron": "0 3 * * *", "priority": 4}
+    spec = schedule_spec(base, cron="*/5 * * * *", timezone="Europe/Berlin", tags=None)
+    assert spec == {"function": "job", "cron": "*/5 * * * *", "priority": 4,
+                    "timezone": "Europe/Berlin"}  # fmt: skip
+    assert schedule_spec(None, function="job") == {"function": "job"}
+    assert _Calls.get_schedule("a/b c").request.path == "/v1/schedules/a%2Fb%20c"
+
+
+async def test_schedules_are_set_listed_read_paused_resumed_and_deleted(tmp_path: Path) -> None:
+    async with running_server(tmp_path, app) as server:
+        async with sluice.AsyncClient(server.url, server.api_key) as client:
+            made = await client.schedules.set(
+                "nightly", function="job", cron="0 3 * * *", timezone="Europe/Berlin",
+                args=[7], tags=["cron"], catchup="latest",
+            )  # fmt: skip
+            assert (made.name, made.function, made.args, made.tags) == ("nightly", "job", [7],
+                                                                       ["cron"])  # fmt: skip
+            assert (made.timezone, made.catchup, made.paused) == ("Europe/Berlin", "latest", False)
+            assert made.next_fire_at is not None and made.next_fire_at > time.time()
+            await client.schedules.set("hourly", {"function": "job", "cron": "0 * * * *"})
+            assert [s.name for s in await client.schedules.list()] == ["hourly", "nightly"]
+            assert await client.schedules.get("nightly") == made
+
+            paused = await client.schedules.pause("nightly")
+            assert paused.paused and (await client.schedules.get("nightly")).paused
+            assert not (await client.schedules.resume("nightly")).paused
+            await client.schedules.delete("nightly")
+            with pytest.raises(sluice.RemoteError) as missing:
+                await client.schedules.get("nightly")
+            assert (missing.value.status, missing.value.code) == (404, "schedule_not_found")
+
+        await asyncio.to_thread(_sync_schedule_calls, server.url, server.api_key)
+
+
+def _sync_schedule_calls(url: str, api_key: str) -> None:
+    with sluice.Client(url, api_key) as sync:
+        assert [s.name for s in sync.schedules.list()] == ["hourly"]
+        replaced = sync.schedules.set("hourly", function="job", cron="30 * * * *", priority=8)
+        assert (replaced.cron, replaced.priority, replaced.timezone) == ("30 * * * *", 8, "UTC")
+        with pytest.raises(sluice.RemoteError) as bad:
+            sync.schedules.set("hourly", function="job", cron="61 * * * *")
+        assert (bad.value.status, bad.value.code, bad.value.field) == (400, "invalid_request",
+                                                                      "cron")  # fmt: skip
+        with pytest.raises(sluice.RemoteError) as unknown:
+            sync.schedules.set("other", function="nope", cron="* * * * *")
+        assert (unknown.value.status, unknown.value.code) == (404, "unknown_function")
+        with pytest.raises(sluice.RemoteError) as gone:
+            sync.schedules.delete("nightly")
+        assert gone.value.code == "schedule_not_found"
+        sync.schedules.delete("hourly")
+        assert sync.schedules.list() == []
+
+
+async def test_an_every_second_schedule_submits_keyed_tasks(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, app) as server,
+        sluice.AsyncClient(server.url, server.api_key) as client,
+    ):
+        await client.schedules.set("tick", function="job", cron="* * * * * *", args=[1])
+
+        async def fired() -> list[sluice.client.TaskSummary]:
+            return [t async for t in client.tasks.list(function="job")]
+
+        tasks = await wait_for(lambda: _at_least(2, fired()), timeout=10)
+        keys = sorted(t.key or "" for t in tasks)
+        assert all(k.startswith("sluice:cron:tick:") for k in keys)
+        seconds = [int(k.rsplit(":", 1)[1]) for k in keys]
+        assert len(set(seconds)) == len(seconds)  # one task per fire time
+        assert all(t.tags == [] for t in tasks)
+        schedule = await client.schedules.get("tick")
+        assert schedule.fired >= 2
+        assert schedule.next_fire_at is not None and schedule.next_fire_at > schedule.last_fire_at
+
+
+async def _at_least(n: int, found: Awaitable[list[Any]]) -> list[Any] | None:
+    items = await found
+    return items if len(items) >= n else None
