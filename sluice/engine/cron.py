@@ -64,9 +64,15 @@ class Schedules:
         build_task(self._task_spec(name, spec, now), functions.get(spec.function), node.settings,
                    now, "", new_task_id())  # fmt: skip
         existing = await node.store.list_schedules(tenant_id, name)
-        after = existing[0].last_fire_at if existing else now
-        next_at = _next(spec, after)
-        await node.store.put_schedule(tenant_id, name, _encoder.encode(spec), next_at, now)
+        last, floor = now, 0.0
+        if existing:
+            old, last = decode(existing[0]), existing[0].last_fire_at
+            if (old.cron, old.timezone) != (spec.cron, spec.timezone):
+                last = floor = max(last, now)  # a new expression starts now, not in its past
+        paused = bool(existing) and existing[0].paused
+        next_at = None if paused else _next(spec, last)
+        config = _encoder.encode(spec)
+        await node.store.put_schedule(tenant_id, name, config, next_at, now, last_floor=floor)
         return await self.get(tenant_id, name)
 
     async def list_all(self, tenant_id: str) -> list[ScheduleRow]:

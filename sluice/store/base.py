@@ -18,6 +18,7 @@ from ..model import (
     Finish,
     FunctionConfig,
     NewTask,
+    PauseRow,
     ScheduleRow,
     SubmitResult,
     TaskRecord,
@@ -174,9 +175,17 @@ class Store(Protocol):
 
     async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]: ...
     async def put_schedule(
-        self, tenant_id: str, name: str, config: bytes, next_fire_at: float | None, now: float
+        self,
+        tenant_id: str,
+        name: str,
+        config: bytes,
+        next_fire_at: float | None,
+        now: float,
+        last_floor: float = 0.0,
     ) -> None:
-        """Create a schedule, or replace its config keeping its firing state."""
+        """Create a schedule, or replace its config keeping its firing state (its
+        last_fire_at rises to `last_floor` if that is later: a new expression must not
+        fire its past)."""
         ...
 
     async def list_schedules(
@@ -204,6 +213,27 @@ class Store(Protocol):
     ) -> bool:
         """Move the schedule's firing state on from `row.last_fire_at` and insert its tasks,
         in one commit; False (and nothing inserted) if another node already moved it."""
+        ...
+
+    async def create_pause(
+        self, tenant_id: str, pause_id: str, selector: bytes, now: float
+    ) -> None: ...
+    async def list_pauses(self, tenant_id: str | None) -> list[PauseRow]:
+        """A tenant's pause rules, or every tenant's with None."""
+        ...
+
+    async def delete_pause(self, tenant_id: str, pause_id: str) -> bytes | None:
+        """Lift a pause; returns its selector, or None if there was none."""
+        ...
+
+    async def hold_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
+        """Ready or scheduled tasks become paused; returns the ids held."""
+        ...
+
+    async def unhold_tasks(
+        self, tenant_id: str, task_ids: list[str], now: float
+    ) -> list[tuple[str, str]]:
+        """Paused tasks become ready (or scheduled, if not due); (id, new state) each."""
         ...
 
     async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
 import sluice
@@ -155,3 +156,31 @@ async def test_three_nodes_firing_at_once_make_one_task_per_fire_time(
         finally:
             for node in nodes:
                 await node.store.close()
+
+
+async def test_a_new_expression_starts_from_now_and_a_paused_schedule_stays_quiet(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(1_800_000_000.0)  # 2027-01-15 08:00 UTC
+    async with database_for("sqlite", tmp_path) as database:
+        node = Node(Settings.from_env({}, database=database), clock=clock)
+        await node.store.open()
+        try:
+            tenant = (await node.ensure_tenant("cron")).id
+            await node.register_functions(tenant, [FunctionConfig(name="beat")])
+            daily = ScheduleSpec(function="beat", cron="0 3 * * *", max_catchup_s=86_400)
+            await node.schedules.put(tenant, "job", daily)
+            clock.advance(12 * 3600)
+
+            every_ten = msgspec.structs.replace(daily, cron="*/10 * * * *")
+            row = await node.schedules.put(tenant, "job", every_ten)
+            assert await node.schedules.tick() == 0  # its past slots are not run
+            assert row.next_fire_at == 1_800_000_000.0 + 12 * 3600 + 600
+            clock.advance(600)
+            assert await node.schedules.tick() == 1
+
+            await node.schedules.pause(tenant, "job", True)
+            replaced = await node.schedules.put(tenant, "job", daily)
+            assert (replaced.paused, replaced.next_fire_at) == (True, None)
+        finally:
+            await node.store.close()

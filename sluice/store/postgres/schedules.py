@@ -14,11 +14,18 @@ class PostgresSchedules:
         raise NotImplementedError
 
     async def put_schedule(
-        self, tenant_id: str, name: str, config: bytes, next_fire_at: float | None, now: float
+        self,
+        tenant_id: str,
+        name: str,
+        config: bytes,
+        next_fire_at: float | None,
+        now: float,
+        last_floor: float = 0.0,
     ) -> None:
         await self.pool.execute(
-            Q["put_schedule"], tenant_id, name, config, now, next_fire_at, next_fire_at
-        )
+            Q["put_schedule"], tenant_id, name, config, now, next_fire_at, next_fire_at,
+            last_floor,
+        )  # fmt: skip
 
     async def list_schedules(self, tenant_id: str, name: str | None = None) -> list[ScheduleRow]:
         return [_schedule(r) for r in await self.pool.fetch(Q["list_schedules"], tenant_id, name)]

@@ -19,10 +19,17 @@ class SQLiteSchedules:
         raise NotImplementedError
 
     async def put_schedule(
-        self, tenant_id: str, name: str, config: bytes, next_fire_at: float | None, now: float
+        self,
+        tenant_id: str,
+        name: str,
+        config: bytes,
+        next_fire_at: float | None,
+        now: float,
+        last_floor: float = 0.0,
     ) -> None:
         params = {"tenant_id": tenant_id, "name": name, "config": config.decode(), "now": now,
-                  "next_fire_at": next_fire_at, "replaced_next_fire_at": next_fire_at}  # fmt: skip
+                  "next_fire_at": next_fire_at, "replaced_next_fire_at": next_fire_at,
+                  "replaced_last_fire_at": last_floor}  # fmt: skip
         await self._writer.submit(lambda c: c.execute(Q["put_schedule"], params), small=True)
 
     async def list_schedules(self, tenant_id: str, name: str | None = None) -> list[ScheduleRow]:
