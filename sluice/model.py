@@ -15,6 +15,7 @@ import msgspec
 # Task states (DESIGN §3). Terminal states never run again.
 SCHEDULED: Final = "scheduled"
 READY: Final = "ready"
+PAUSED: Final = "paused"  # held by a pause rule: ready or scheduled once it is lifted
 RUNNING: Final = "running"
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"  # transient: an attempt failed and a retry is scheduled
@@ -22,7 +23,7 @@ DEAD: Final = "dead"
 CANCELLED: Final = "cancelled"
 EXPIRED: Final = "expired"
 
-STATES: Final = (SCHEDULED, READY, RUNNING, SUCCEEDED, DEAD, CANCELLED, EXPIRED)
+STATES: Final = (SCHEDULED, READY, PAUSED, RUNNING, SUCCEEDED, DEAD, CANCELLED, EXPIRED)
 TERMINAL: Final = frozenset({SUCCEEDED, DEAD, CANCELLED, EXPIRED})
 
 MIN_PRIORITY: Final = 0
@@ -142,6 +143,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     lease_until: float
     throttles: int = 0
     retry: bytes | None = None  # the task's own RetryPolicy (JSON), if it has one
+    tags: str | None = None  # JSON array, for the pause rules a retry must respect
 
 
 class Finish(msgspec.Struct, frozen=True):
@@ -259,3 +261,12 @@ class ScheduleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tags: list[str] | None = None
     catchup: str = "all"  # all | latest | none (policy/cron.py)
     max_catchup_s: float = 600.0
+
+
+class PauseRow(msgspec.Struct, frozen=True):
+    """A pause rule as stored: its id, its selector (JSON) and when it began."""
+
+    tenant_id: str
+    id: str
+    selector: bytes
+    created_at: float

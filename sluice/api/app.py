@@ -13,6 +13,7 @@ from litestar import Litestar, Response, get
 from ..engine.node import Node
 from .errors import EXCEPTION_HANDLERS
 from .openapi import build_openapi
+from .pauses import PAUSE_ROUTES
 from .routes import ROUTES
 from .schedules import SCHEDULE_ROUTES
 from .submit import SubmitRoutes
@@ -47,7 +48,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
                 await node.stop()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *SCHEDULE_ROUTES, worker_socket, openapi],
+        route_handlers=[*ROUTES, *SCHEDULE_ROUTES, *PAUSE_ROUTES, worker_socket, openapi],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         openapi_config=None,

@@ -24,6 +24,9 @@ from .schemas import (
     Health,
     KeyList,
     NewKey,
+    PauseList,
+    PauseView,
+    ReleasedCount,
     RetryCount,
     ScheduleList,
     ScheduleSpecDoc,
@@ -119,6 +122,13 @@ OPERATIONS: list[Operation] = [
     ("post", "/v1/schedules/{name}/resume", "resumeSchedule",
      "Resume a cron schedule from now (missed fires are not run)", None,
      {200: ScheduleView}, []),
+    ("post", "/v1/pauses", "createPause",
+     "Pause the waiting tasks a selector (function, tags, priority) matches, and new ones",
+     SelectorBody, {201: PauseView}, []),
+    ("get", "/v1/pauses", "listPauses", "The tenant's pauses", None, {200: PauseList}, []),
+    ("delete", "/v1/pauses/{pause_id}", "deletePause",
+     "Lift a pause (resume): its held tasks go back in their fair order", None,
+     {200: ReleasedCount}, []),
     ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
 ]  # fmt: skip
 
@@ -173,7 +183,7 @@ def build_openapi(version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op_id, summary, body, responses, query in OPERATIONS:
         params = list(query)
-        for name in ("key_id", "tenant_id", "task_id", "name"):
+        for name in ("key_id", "tenant_id", "task_id", "name", "pause_id"):
             if "{" + name + "}" in path:
                 params.insert(0, {"name": name, "in": "path", "required": True,
                                   "schema": {"type": "string"}})  # fmt: skip

@@ -21,7 +21,7 @@ from ..model import (
     TaskRecord,
     Tenant,
 )
-from ..selector import TaskSummary
+from ..selector import Selector, TaskSummary
 from ..store import DeadTask
 
 Priority = Annotated[int, msgspec.Meta(ge=0, le=9)]
@@ -283,3 +283,20 @@ class ScheduleView(msgspec.Struct, frozen=True):
 
 class ScheduleList(msgspec.Struct, frozen=True):
     schedules: list[ScheduleView]
+
+
+class PauseView(msgspec.Struct, frozen=True):
+    """A pause rule: the waiting tasks its selector matches are held until it is lifted."""
+
+    id: str
+    selector: Selector
+    created_at: float
+    held: int | None = None  # how many waiting tasks it held when made (creation only)
+
+
+class PauseList(msgspec.Struct, frozen=True):
+    pauses: list[PauseView]
+
+
+class ReleasedCount(msgspec.Struct, frozen=True):
+    released: int

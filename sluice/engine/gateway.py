@@ -20,6 +20,9 @@ from ..model import (
     DEAD,
     MAX_PRIORITY,
     MIN_PRIORITY,
+    PAUSED,
+    READY,
+    SCHEDULED,
     SUCCEEDED,
     ClaimedTask,
     Finish,
@@ -137,6 +140,7 @@ class Gateway:
     async def _on_results(self, conn: WorkerConn, items: list[ResultItem]) -> None:
         node = self._node
         now = node.clock.now()
+        await node.pauses.rules(conn.tenant_id)  # a retry that a pause matches is held
         held = [conn.take(item.id, item.attempt) for item in items]
         node.dispatcher.wake()  # those slots are free now, whatever the store says
         finishes = []
@@ -229,6 +233,10 @@ class Gateway:
             throttles=task.throttles,
             throttled=item.outcome == "throttled",
         )
+        if state in (READY, SCHEDULED) and self._node.pauses.holds(
+            conn.tenant_id, task.function, task.tags, task.priority
+        ):
+            state = PAUSED  # held like a new submission; released, it runs at run_at
         return msgspec.structs.replace(
             failed, next_state=state, run_at=run_at, throttled=item.outcome == "throttled"
         )

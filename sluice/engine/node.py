@@ -26,6 +26,7 @@ from ..config import Settings
 from ..errors import Conflict, NotFound, Unavailable
 from ..model import (
     CANCELLED,
+    PAUSED,
     READY,
     SCHEDULED,
     TERMINAL,
@@ -45,6 +46,7 @@ from .admission import TaskSpec, build_task
 from .cron import Schedules
 from .dispatcher import Dispatcher
 from .gateway import Gateway
+from .pauses import Pauses
 from .registry import Registry
 from .timers import Timers
 
@@ -76,6 +78,7 @@ class Node:
         self.gateway = Gateway(self)
         self.timers = Timers(self)
         self.schedules = Schedules(self)
+        self.pauses = Pauses(self)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
         self._keys: dict[str, tuple[str, float]] = {}
@@ -198,6 +201,13 @@ class Node:
             )
             for i, s in enumerate(specs)
         ]
+        if await self.pauses.rules(tenant_id):
+            tasks = [
+                msgspec.structs.replace(t, state=PAUSED)
+                if self.pauses.holds(tenant_id, t.function, t.tags, t.priority)
+                else t
+                for t in tasks
+            ]
         results = await self.store.submit_tasks(tenant_id, tasks, now)
         if any(r.created and r.state == READY for r in results):
             self.dispatcher.notify(tenant_id)
@@ -347,6 +357,7 @@ class Node:
             lease_until=task.lease_until or 0.0,
             throttles=task.throttles,
             retry=task.retry,
+            tags=task.tags,
         )
 
     # -- what the loops report ---------------------------------------------------
@@ -404,10 +415,14 @@ class Node:
         elif kind == "revoked":
             for digest in items:
                 self._keys.pop(digest, None)
+        elif kind == "pauses":
+            for tenant_id in items:
+                self.pauses.forget(tenant_id)
         elif kind == "resync":
             self.dispatcher.resync()
             self._functions.clear()
             self._keys.clear()
+            self.pauses.forget()
 
     def _wake_waiters(self, task_id: str) -> None:
         for waiter in self._waiters.get(task_id, ()):

@@ -17,7 +17,17 @@ STORE = Path(__file__).parents[2] / "sluice" / "store"
 # One folder per dialect, each holding queries.sql and the module that runs them.
 DIALECTS = sorted(p.parent.name for p in STORE.glob("*/queries.sql"))
 REFERENCE = re.compile(r"""\bQ\[["']([a-z_][a-z0-9_]*)["']\]""")
-TABLES = {"tasks", "attempts", "events", "tenants", "api_keys", "functions", "leases", "schedules"}
+TABLES = {
+    "tasks",
+    "attempts",
+    "events",
+    "tenants",
+    "api_keys",
+    "functions",
+    "leases",
+    "schedules",
+    "pauses",
+}
 
 
 def test_there_are_sqlite_and_postgres_dialects() -> None:

@@ -94,7 +94,7 @@ SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = 
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.stag;
+          t.throttles, t.retry, t.tags, t.stag;
 
 -- name: claim_level
 -- The same claim from one priority level only ($7): a level's floor share.
@@ -111,7 +111,7 @@ SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = 
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.stag;
+          t.throttles, t.retry, t.tags, t.stag;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -200,13 +200,13 @@ RETURNING t.tenant_id, t.id;
 
 -- name: cancellable_tasks
 SELECT id, state, attempt, lease_owner, dispatched_at FROM tasks
-WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready', 'running')
+WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready', 'paused', 'running')
 ORDER BY id
 FOR UPDATE;
 
 -- name: cancel_task
 UPDATE tasks SET state = 'cancelled', finished_at = $3, lease_owner = NULL, lease_until = NULL
-WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready', 'running');
+WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready', 'paused', 'running');
 
 -- name: release_task
 -- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
@@ -307,10 +307,13 @@ RETURNING holder;
 -- name: put_schedule
 -- Create, or replace the config of, a schedule; a replaced one keeps its firing state, so
 -- a fire time already run or skipped never fires again.
--- $1 tenant_id, $2 name, $3 config, $4 now, $5 next_fire_at, $6 next_fire_at if replaced
+-- $1 tenant_id, $2 name, $3 config, $4 now, $5 next_fire_at, $6 next_fire_at if replaced,
+-- $7 the replaced schedule's new floor for last_fire_at
 INSERT INTO schedules (tenant_id, name, config, created_at, last_fire_at, next_fire_at)
 VALUES ($1, $2, $3, $4, $4, $5)
-ON CONFLICT (tenant_id, name) DO UPDATE SET config = excluded.config, next_fire_at = $6;
+ON CONFLICT (tenant_id, name) DO UPDATE
+SET config = excluded.config, next_fire_at = $6,
+    last_fire_at = greatest(schedules.last_fire_at, $7);
 
 -- name: list_schedules
 SELECT tenant_id, name, config, paused, created_at, last_fire_at, next_fire_at, fired, skipped
@@ -339,3 +342,29 @@ UPDATE schedules
 SET last_fire_at = $4, next_fire_at = $5, fired = fired + $6, skipped = skipped + $7
 WHERE tenant_id = $1 AND name = $2 AND last_fire_at = $3 AND paused = 0
 RETURNING name;
+
+-- name: insert_pause
+INSERT INTO pauses (tenant_id, id, selector, created_at) VALUES ($1, $2, $3, $4);
+
+-- name: list_pauses
+-- Every tenant's when $1 is NULL (a node loading its cache after a hint).
+SELECT tenant_id, id, selector, created_at FROM pauses
+WHERE ($1::text IS NULL OR tenant_id = $1) ORDER BY tenant_id, created_at, id;
+
+-- name: delete_pause
+DELETE FROM pauses WHERE tenant_id = $1 AND id = $2 RETURNING selector;
+
+-- name: hold_tasks
+-- Hold waiting tasks under a pause; running ones are left to finish.
+UPDATE tasks SET state = 'paused'
+WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('ready', 'scheduled')
+RETURNING id;
+
+-- name: unhold_tasks
+-- Lift the hold: due tasks are ready again with their start tags (their fair place),
+-- the others scheduled for their time. $1 tenant, $2 ids, $3 now.
+UPDATE tasks
+SET state = CASE WHEN run_at > $3 THEN 'scheduled' ELSE 'ready' END,
+    ready_at = CASE WHEN run_at > $3 THEN ready_at ELSE $3 END
+WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state = 'paused'
+RETURNING id, state;

@@ -43,6 +43,7 @@ from ..base import (
     Reaped,
 )
 from ..writer import Writer
+from .pauses import SQLitePauses
 from .queries import Q
 from .schedules import SQLiteSchedules, _task_row
 from .writes import _event, _finish_many, _migrate
@@ -60,7 +61,7 @@ _tags_decoder = msgspec.json.Decoder(list[str])
 _retry_decoder = msgspec.json.Decoder(RetryPolicy)
 
 
-class SQLiteStore(SQLiteSchedules):
+class SQLiteStore(SQLiteSchedules, SQLitePauses):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()

@@ -76,7 +76,7 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
 
 -- name: claim_level
 -- The same claim from one priority level only: a level's floor share (policy/priority.py).
@@ -91,7 +91,7 @@ WHERE id IN (
     ORDER BY stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -166,11 +166,11 @@ RETURNING tenant_id, id;
 -- name: cancellable_tasks
 SELECT id, state, attempt, lease_owner, dispatched_at FROM tasks
 WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids))
-  AND state IN ('scheduled', 'ready', 'running');
+  AND state IN ('scheduled', 'ready', 'paused', 'running');
 
 -- name: cancel_task
 UPDATE tasks SET state = 'cancelled', finished_at = :now, lease_owner = NULL, lease_until = NULL
-WHERE tenant_id = :tenant_id AND id = :id AND state IN ('scheduled', 'ready', 'running');
+WHERE tenant_id = :tenant_id AND id = :id AND state IN ('scheduled', 'ready', 'paused', 'running');
 
 -- name: release_task
 -- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
@@ -265,7 +265,8 @@ RETURNING holder;
 INSERT INTO schedules (tenant_id, name, config, created_at, last_fire_at, next_fire_at)
 VALUES (:tenant_id, :name, :config, :now, :now, :next_fire_at)
 ON CONFLICT (tenant_id, name) DO UPDATE
-SET config = excluded.config, next_fire_at = :replaced_next_fire_at;
+SET config = excluded.config, next_fire_at = :replaced_next_fire_at,
+    last_fire_at = max(last_fire_at, :replaced_last_fire_at);
 
 -- name: list_schedules
 SELECT tenant_id, name, config, paused, created_at, last_fire_at, next_fire_at, fired, skipped
@@ -293,3 +294,30 @@ SET last_fire_at = :last_after, next_fire_at = :next_fire_at, fired = fired + :f
     skipped = skipped + :skipped
 WHERE tenant_id = :tenant_id AND name = :name AND last_fire_at = :last_before AND paused = 0
 RETURNING name;
+
+-- name: insert_pause
+INSERT INTO pauses (tenant_id, id, selector, created_at) VALUES (:tenant_id, :id, :selector, :now);
+
+-- name: list_pauses
+-- Every tenant's when :tenant_id is NULL (a node loading its cache after a hint).
+SELECT tenant_id, id, selector, created_at FROM pauses
+WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id) ORDER BY tenant_id, created_at, id;
+
+-- name: delete_pause
+DELETE FROM pauses WHERE tenant_id = :tenant_id AND id = :id RETURNING selector;
+
+-- name: hold_tasks
+-- Hold waiting tasks under a pause; running ones are left to finish.
+UPDATE tasks SET state = 'paused'
+WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids))
+  AND state IN ('ready', 'scheduled')
+RETURNING id;
+
+-- name: unhold_tasks
+-- Lift the hold: due tasks are ready again with their start tags (their fair place),
+-- the others scheduled for their time.
+UPDATE tasks
+SET state = CASE WHEN run_at > :now THEN 'scheduled' ELSE 'ready' END,
+    ready_at = CASE WHEN run_at > :now THEN ready_at ELSE :now END
+WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids)) AND state = 'paused'
+RETURNING id, state;

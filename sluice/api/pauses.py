@@ -1,0 +1,50 @@
+"""Pause and resume by selector: `/v1/pauses`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+
+from ..model import PauseRow
+from ..selector import Selector, SelectorBody
+from .routes import _body, _decode, _json, node_of, tenant_of
+from .schemas import PauseList, PauseView, ReleasedCount
+
+_body_decoder = msgspec.json.Decoder(SelectorBody)
+_selector_decoder = msgspec.json.Decoder(Selector)
+
+
+def pause_view(row: PauseRow, held: int | None = None) -> PauseView:
+    return PauseView(row.id, _selector_decoder.decode(row.selector), row.created_at, held)
+
+
+@post("/v1/pauses", status_code=201, summary="Pause the waiting tasks a selector matches",
+      tags=["pauses"])  # fmt: skip
+async def create_pause(request: Request[Any, Any, Any]) -> Response[PauseView]:
+    tenant_id = await tenant_of(request)
+    body = _decode(_body_decoder, await _body(request, 64 * 1024))
+    row, held = await node_of(request.app.state).pauses.pause(tenant_id, body.selector)
+    return _json(pause_view(row, held), status=201)  # type: ignore[return-value]
+
+
+@get("/v1/pauses", summary="The tenant's pauses", tags=["pauses"])
+async def list_pauses(request: Request[Any, Any, Any]) -> Response[PauseList]:
+    tenant_id = await tenant_of(request)
+    rows = await node_of(request.app.state).pauses.list_all(tenant_id)
+    return _json(PauseList([pause_view(r) for r in rows]))  # type: ignore[return-value]
+
+
+@delete("/v1/pauses/{pause_id:str}", status_code=200,
+        summary="Lift a pause (resume): its held tasks go back in their fair order",
+        tags=["pauses"])  # fmt: skip
+async def delete_pause(request: Request[Any, Any, Any]) -> Response[ReleasedCount]:
+    tenant_id = await tenant_of(request)
+    released = await node_of(request.app.state).pauses.resume(
+        tenant_id, request.path_params["pause_id"]
+    )
+    return _json(ReleasedCount(released))  # type: ignore[return-value]
+
+
+PAUSE_ROUTES = [create_pause, list_pauses, delete_pause]
