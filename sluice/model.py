@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -269,4 +269,24 @@ class PauseRow(msgspec.Struct, frozen=True):
     tenant_id: str
     id: str
     selector: bytes
+    created_at: float
+
+
+class SubscriptionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function's subscription to a topic (the body of `PUT /v1/subscriptions/{name}`).
+
+    `filter` keeps the events whose top-level fields equal the given values (a list
+    value: any of them)."""
+
+    topic: str
+    function: str
+    filter: dict[str, Any] = {}
+    priority: int | None = None
+    tags: list[str] | None = None
+
+
+class SubscriptionRow(msgspec.Struct, frozen=True):
+    name: str
+    topic: str
+    config: bytes
     created_at: float

@@ -12,6 +12,7 @@ from litestar import Litestar, Response, get
 
 from ..engine.node import Node
 from .errors import EXCEPTION_HANDLERS
+from .events import EVENT_ROUTES
 from .openapi import build_openapi
 from .pauses import PAUSE_ROUTES
 from .routes import ROUTES
@@ -48,7 +49,14 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
                 await node.stop()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *SCHEDULE_ROUTES, *PAUSE_ROUTES, worker_socket, openapi],
+        route_handlers=[
+            *ROUTES,
+            *SCHEDULE_ROUTES,
+            *PAUSE_ROUTES,
+            *EVENT_ROUTES,
+            worker_socket,
+            openapi,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         openapi_config=None,

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..model import STATES, FunctionConfig
+from ..model import STATES, FunctionConfig, SubscriptionSpec
 from ..selector import SelectorBody
 from ..store import DeadSelector
 from .errors import ErrorResponse
@@ -19,6 +19,8 @@ from .schemas import (
     BatchView,
     BulkCount,
     DeadPage,
+    EventBody,
+    EventView,
     FunctionList,
     FunctionSettings,
     Health,
@@ -33,6 +35,8 @@ from .schemas import (
     ScheduleView,
     StateChange,
     SubmitView,
+    SubscriptionList,
+    SubscriptionView,
     TaskPage,
     TaskSpecDoc,
     TaskView,
@@ -129,6 +133,16 @@ OPERATIONS: list[Operation] = [
     ("delete", "/v1/pauses/{pause_id}", "deletePause",
      "Lift a pause (resume): its held tasks go back in their fair order", None,
      {200: ReleasedCount}, []),
+    ("put", "/v1/subscriptions/{name}", "putSubscription",
+     "Subscribe a function to a topic (with an optional filter on the event's fields)",
+     SubscriptionSpec, {200: SubscriptionView}, []),
+    ("get", "/v1/subscriptions", "listSubscriptions", "The tenant's event subscriptions",
+     None, {200: SubscriptionList}, []),
+    ("delete", "/v1/subscriptions/{name}", "deleteSubscription", "Delete a subscription",
+     None, {204: None}, []),
+    ("post", "/v1/events/{topic}", "postEvent",
+     "Post an event (a JSON object; its `id` deduplicates): one task per matching subscription",
+     EventBody, {200: EventView}, []),
     ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
 ]  # fmt: skip
 
@@ -183,7 +197,7 @@ def build_openapi(version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op_id, summary, body, responses, query in OPERATIONS:
         params = list(query)
-        for name in ("key_id", "tenant_id", "task_id", "name", "pause_id"):
+        for name in ("key_id", "tenant_id", "task_id", "name", "pause_id", "topic"):
             if "{" + name + "}" in path:
                 params.insert(0, {"name": name, "in": "path", "required": True,
                                   "schema": {"type": "string"}})  # fmt: skip

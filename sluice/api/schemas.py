@@ -300,3 +300,35 @@ class PauseList(msgspec.Struct, frozen=True):
 
 class ReleasedCount(msgspec.Struct, frozen=True):
     released: int
+
+
+class SubscriptionView(msgspec.Struct, frozen=True):
+    name: str
+    topic: str
+    function: str
+    filter: dict[str, Any]
+    priority: int | None
+    tags: list[str] | None
+    created_at: float
+
+
+class SubscriptionList(msgspec.Struct, frozen=True):
+    subscriptions: list[SubscriptionView]
+
+
+class EventTask(msgspec.Struct, frozen=True):
+    subscription: str
+    id: str
+    created: bool  # False: this event was posted before; the task is the first one's
+    state: str
+
+
+class EventBody(msgspec.Struct):
+    """An event as documented: any JSON object; `id`, when given, deduplicates it."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
+class EventView(msgspec.Struct, frozen=True):
+    id: str  # the event's id (given, or made up when the event had none)
+    tasks: list[EventTask]

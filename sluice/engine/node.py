@@ -45,6 +45,7 @@ from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_bus, open_store
 from .admission import TaskSpec, build_task
 from .cron import Schedules
 from .dispatcher import Dispatcher
+from .events import Events
 from .gateway import Gateway
 from .pauses import Pauses
 from .registry import Registry
@@ -79,6 +80,7 @@ class Node:
         self.timers = Timers(self)
         self.schedules = Schedules(self)
         self.pauses = Pauses(self)
+        self.events = Events(self)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
         self._keys: dict[str, tuple[str, float]] = {}

@@ -21,6 +21,7 @@ from ..model import (
     PauseRow,
     ScheduleRow,
     SubmitResult,
+    SubscriptionRow,
     TaskRecord,
     Tenant,
 )
@@ -235,6 +236,14 @@ class Store(Protocol):
     ) -> list[tuple[str, str]]:
         """Paused tasks become ready (or scheduled, if not due); (id, new state) each."""
         ...
+
+    async def put_subscription(
+        self, tenant_id: str, name: str, topic: str, config: bytes, now: float
+    ) -> None: ...
+    async def list_subscriptions(
+        self, tenant_id: str, topic: str | None = None
+    ) -> list[SubscriptionRow]: ...
+    async def delete_subscription(self, tenant_id: str, name: str) -> bool: ...
 
     async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
         """Take or renew the named lease until `now + ttl_s`; False while another holder's

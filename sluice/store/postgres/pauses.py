@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...model import PauseRow
+from ...model import PauseRow, SubscriptionRow
 from .queries import Q
 
 
@@ -34,3 +34,19 @@ class PostgresPauses:
     ) -> list[tuple[str, str]]:
         rows = await self.pool.fetch(Q["unhold_tasks"], tenant_id, task_ids, now)
         return [(r[0], r[1]) for r in rows]
+
+    # -- event subscriptions (small, so they live beside the pause rules) ----------
+
+    async def put_subscription(
+        self, tenant_id: str, name: str, topic: str, config: bytes, now: float
+    ) -> None:
+        await self.pool.execute(Q["put_subscription"], tenant_id, name, topic, config, now)
+
+    async def list_subscriptions(
+        self, tenant_id: str, topic: str | None = None
+    ) -> list[SubscriptionRow]:
+        rows = await self.pool.fetch(Q["list_subscriptions"], tenant_id, topic)
+        return [SubscriptionRow(n, t, bytes(c), at) for n, t, c, at in rows]
+
+    async def delete_subscription(self, tenant_id: str, name: str) -> bool:
+        return await self.pool.fetchval(Q["delete_subscription"], tenant_id, name) is not None

@@ -368,3 +368,14 @@ SET state = CASE WHEN run_at > $3 THEN 'scheduled' ELSE 'ready' END,
     ready_at = CASE WHEN run_at > $3 THEN ready_at ELSE $3 END
 WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state = 'paused'
 RETURNING id, state;
+
+-- name: put_subscription
+INSERT INTO subscriptions (tenant_id, name, topic, config, created_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant_id, name) DO UPDATE SET topic = excluded.topic, config = excluded.config;
+
+-- name: list_subscriptions
+SELECT name, topic, config, created_at FROM subscriptions
+WHERE tenant_id = $1 AND ($2::text IS NULL OR topic = $2) ORDER BY name;
+
+-- name: delete_subscription
+DELETE FROM subscriptions WHERE tenant_id = $1 AND name = $2 RETURNING name;

@@ -321,3 +321,15 @@ SET state = CASE WHEN run_at > :now THEN 'scheduled' ELSE 'ready' END,
     ready_at = CASE WHEN run_at > :now THEN ready_at ELSE :now END
 WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids)) AND state = 'paused'
 RETURNING id, state;
+
+-- name: put_subscription
+INSERT INTO subscriptions (tenant_id, name, topic, config, created_at)
+VALUES (:tenant_id, :name, :topic, :config, :now)
+ON CONFLICT (tenant_id, name) DO UPDATE SET topic = excluded.topic, config = excluded.config;
+
+-- name: list_subscriptions
+SELECT name, topic, config, created_at FROM subscriptions
+WHERE tenant_id = :tenant_id AND (:topic IS NULL OR topic = :topic) ORDER BY name;
+
+-- name: delete_subscription
+DELETE FROM subscriptions WHERE tenant_id = :tenant_id AND name = :name RETURNING name;
