@@ -27,6 +27,7 @@ TABLES = {
     "leases",
     "schedules",
     "pauses",
+    "subscriptions",
 }
 
 
