@@ -1,6 +1,7 @@
 """The `sluice` command: `dev | server | worker | tenant` here (they run or touch the
 server itself); the client commands (`submit`, `tasks`, `dlq`, `functions`, `schedules`,
-`tenants`, `keys`) speak the HTTP API and live in the modules beside this one."""
+`pause`, `resume`, `pauses`, `tenants`, `keys`) speak the HTTP API and live in the
+modules beside this one."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..client.http import DEV_FILE
 from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
+from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .tasks import register as register_task_commands
 
@@ -35,6 +37,7 @@ register_task_commands(cli)
 cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(functions_cli, name="functions")
 cli.add_typer(schedules_cli, name="schedules")
+register_pause_commands(cli)
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
 

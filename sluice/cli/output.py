@@ -5,7 +5,7 @@ Exit codes, which scripts can rely on (docs/cli.md):
     0  ok
     1  the server answered an error (4xx other than 404, or 5xx)
     2  usage error: a bad option or argument, an unreadable profile
-    3  not found (404): no such task, function, schedule, tenant or key
+    3  not found (404): no such task, function, schedule, pause, tenant or key
     4  cannot reach the server (connection refused, DNS, timeout)
     5  not confirmed: the user said no, or no terminal to ask and no --yes
     6  `submit --wait`: the task ended without success (dead, cancelled, expired)

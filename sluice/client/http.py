@@ -32,12 +32,14 @@ from .namespaces import (
     AsyncDead,
     AsyncFunctions,
     AsyncKeys,
+    AsyncPauses,
     AsyncSchedules,
     AsyncTasks,
     AsyncTenants,
     Dead,
     Functions,
     Keys,
+    Pauses,
     Schedules,
     Tasks,
     Tenants,
@@ -78,9 +80,9 @@ class Client:
 
     The nouns are namespaces: `client.tasks.list(state="dead")`, `client.dead.retry()`,
     `client.functions.get(name)`, `client.schedules.set(name, function=..., cron=...)`,
-    and with the admin key `client.tenants` and `client.keys`. Error answers raise
-    `sluice.RemoteError`; 429 and 503 are retried after their Retry-After plus jitter,
-    up to five times.
+    `client.pauses.create(function="report")`, and with the admin key `client.tenants`
+    and `client.keys`. Error answers raise `sluice.RemoteError`; 429 and 503 are retried
+    after their Retry-After plus jitter, up to five times.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Client:
         self.dead = Dead(self)
         self.functions = Functions(self)
         self.schedules = Schedules(self)
+        self.pauses = Pauses(self)
         self.tenants = Tenants(self)
         self.keys = Keys(self)
 
@@ -201,6 +204,7 @@ class AsyncClient:
         self.dead = AsyncDead(self)
         self.functions = AsyncFunctions(self)
         self.schedules = AsyncSchedules(self)
+        self.pauses = AsyncPauses(self)
         self.tenants = AsyncTenants(self)
         self.keys = AsyncKeys(self)
 

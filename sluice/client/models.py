@@ -171,6 +171,34 @@ class _ScheduleList(msgspec.Struct, frozen=True):
     schedules: list[Schedule]
 
 
+class PauseSelector(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Which waiting tasks a pause holds: every field given must match; a task matches
+    `function` if it is any of them, and `tags` if it carries all of them."""
+
+    function: list[str] | None = None
+    tags: list[str] | None = None
+    priority_min: int | None = None
+    priority_max: int | None = None
+
+
+class Pause(msgspec.Struct, frozen=True):
+    """A pause rule, as `POST /v1/pauses` and `GET /v1/pauses` show it. While it stands,
+    the waiting tasks its selector matches are held (state `paused`)."""
+
+    id: str
+    selector: PauseSelector
+    created_at: float
+    held: int | None = None  # the waiting tasks it held when made; only `create` says
+
+
+class _PauseList(msgspec.Struct, frozen=True):
+    pauses: list[Pause]
+
+
+class _Released(msgspec.Struct, frozen=True):
+    released: int
+
+
 class Tenant(msgspec.Struct, frozen=True):
     id: str
     name: str

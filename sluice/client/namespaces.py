@@ -1,5 +1,5 @@
 """The nouns of the client: `client.tasks`, `.dead`, `.functions`, `.schedules`,
-`.tenants`, `.keys`.
+`.pauses`, `.tenants`, `.keys`.
 
 Each method names a `_Call` (calls.py) and hands it to the client that owns the
 namespace, so the sync and async variants differ only by `await`.
@@ -7,7 +7,7 @@ namespace, so the sync and async variants differ only by `await`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, Unpack
 
 from .calls import PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
@@ -17,6 +17,7 @@ from .models import (
     Function,
     NewKey,
     NewTenant,
+    Pause,
     Schedule,
     ScheduleSpec,
     Task,
@@ -272,6 +273,75 @@ class AsyncSchedules:
 
     async def delete(self, name: str) -> None:
         await self._client._run(_Calls.delete_schedule(name))
+
+
+Values = str | Sequence[str]
+
+
+def _pause_selector(
+    function: Values | None, tags: Values | None, priority_min: int | None,
+    priority_max: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    return {"function": function, "tags": tags, "priority_min": priority_min,
+            "priority_max": priority_max}  # fmt: skip
+
+
+class Pauses:
+    """`client.pauses`: pause and resume by selector.
+
+    A pause holds every waiting task its selector matches (state `paused`): those
+    waiting when it is made, new submissions and retries. Running tasks finish. Deleting
+    it (resuming) releases the tasks it held that no other pause holds.
+    """
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def create(
+        self, *, function: Values | None = None, tags: Values | None = None,
+        priority_min: int | None = None, priority_max: int | None = None,
+    ) -> Pause:  # fmt: skip
+        """Pause the tasks of `function` (a name or a list: any of them), carrying all
+        `tags`, with a priority in [`priority_min`, `priority_max`]; give at least one.
+        `Pause.held` says how many waiting tasks it held at once. `RemoteError` 400
+        `invalid_request` (field `selector` or `selector.<name>`) for a bad selector."""
+        selector = _pause_selector(function, tags, priority_min, priority_max)
+        return self._client._run(_Calls.create_pause(selector))
+
+    def list(self) -> list[Pause]:
+        """The tenant's pauses (`held` is None here)."""
+        return self._client._run(_Calls.list_pauses())
+
+    def delete(self, pause_id: str) -> int:
+        """Lift a pause; returns how many tasks it released (those no other pause
+        holds): ready again in their fair order, or scheduled if not due yet.
+        `RemoteError` 404 `pause_not_found` if there is no such pause."""
+        return self._client._run(_Calls.delete_pause(pause_id))
+
+    def resume(self, pause_id: str) -> int:
+        """The same as `delete`."""
+        return self.delete(pause_id)
+
+
+class AsyncPauses:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    async def create(
+        self, *, function: Values | None = None, tags: Values | None = None,
+        priority_min: int | None = None, priority_max: int | None = None,
+    ) -> Pause:  # fmt: skip
+        selector = _pause_selector(function, tags, priority_min, priority_max)
+        return await self._client._run(_Calls.create_pause(selector))
+
+    async def list(self) -> list[Pause]:
+        return await self._client._run(_Calls.list_pauses())
+
+    async def delete(self, pause_id: str) -> int:
+        return await self._client._run(_Calls.delete_pause(pause_id))
+
+    async def resume(self, pause_id: str) -> int:
+        return await self.delete(pause_id)
 
 
 class Tenants:

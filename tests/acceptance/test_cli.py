@@ -217,3 +217,38 @@ def test_schedules_are_set_listed_paused_resumed_changed_and_deleted(cluster: Cl
     assert as_json(cluster, "schedules", "ls") == []
     run(cluster, "schedules", "get", "cli-nightly", code=3)
     run(cluster, "schedules", "delete", "cli-nightly", code=3)
+
+
+def test_pause_holds_by_selector_and_resume_releases_with_exit_codes(cluster: Cluster) -> None:
+    before = as_json(cluster, "submit", "multiply", "--args", "[2, 3]", "--delay", "300",
+                     "--tag", "cli-pause")  # fmt: skip
+    made = as_json(cluster, "pause", "--tag", "cli-pause", "--priority-min", "0")
+    assert (made["selector"], made["held"]) == ({"tags": ["cli-pause"], "priority_min": 0}, 1)
+    try:
+        held = run(cluster, "submit", "multiply", "--args", "[6, 7]", "--tag", "cli-pause")
+        held_id, state = held.stdout.split()
+        assert state == "paused"
+        assert {t["state"] for t in as_json(cluster, "tasks", "ls", "--tag", "cli-pause")} == {
+            "paused"}  # fmt: skip
+        assert len(as_json(cluster, "tasks", "ls", "--state", "paused", "--tag", "cli-pause")) == 2
+        assert as_json(cluster, "pauses", "ls") == [{**made, "held": None}]
+        assert made["id"] in run(cluster, "pauses", "ls").stdout
+    finally:
+        lifted = as_json(cluster, "resume", made["id"])
+    assert lifted == {"id": made["id"], "released": 2}
+    assert as_json(cluster, "tasks", "get", before["id"])["state"] == "scheduled"  # not due
+    wait_for_sync(lambda: as_json(cluster, "tasks", "get", held_id)["state"] == "succeeded",
+                  timeout=20)  # fmt: skip
+    assert as_json(cluster, "pauses", "ls") == []
+
+    table = run(cluster, "pause", "--function", "resize", "--function", "nothing").stdout
+    pause_id = table.split()[0]
+    assert "held 0" in table and "resize,nothing" in table
+    assert "released 0" in run(cluster, "resume", pause_id).stdout
+
+    gone = run(cluster, "resume", pause_id, "-o", "json", code=3)
+    assert json.loads(gone.stderr)["error"]["code"] == "pause_not_found"
+    run(cluster, "pause", code=2)  # no selector: never "pause everything"
+    bad = run(cluster, "pause", "--priority-max", "12", code=1)
+    assert "400 invalid_request (selector.priority_max)" in bad.stderr
+    assert as_json(cluster, "pauses", "ls") == []

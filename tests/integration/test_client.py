@@ -18,8 +18,15 @@ import httpx
 import pytest
 
 import sluice
-from sluice.client.calls import _Calls, _Response, batches, retry_delay, schedule_spec
-from tests.harness import running_server, wait_for
+from sluice.client.calls import (
+    _Calls,
+    _Response,
+    batches,
+    pause_selector,
+    retry_delay,
+    schedule_spec,
+)
+from tests.harness import running_server, running_worker, wait_for
 
 app = sluice.App("clientapp")
 
@@ -189,3 +196,62 @@ async def test_an_every_second_schedule_submits_keyed_tasks(tmp_path: Path) -> N
 async def _at_least(n: int, found: Awaitable[list[Any]]) -> list[Any] | None:
     items = await found
     return items if len(items) >= n else None
+
+
+def test_a_pause_selector_takes_a_value_or_a_list_and_only_pause_fields() -> None:
+    assert pause_selector({"function": "job", "tags": ("a", "b"), "priority_min": None}) == {
+        "function": ["job"], "tags": ["a", "b"]}  # fmt: skip
+    with pytest.raises(TypeError):
+        pause_selector({"state": "ready"})
+    assert _Calls.delete_pause("a/b").request.path == "/v1/pauses/a%2Fb"
+
+
+async def test_a_pause_holds_matching_tasks_until_it_is_deleted(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, app) as server,
+        sluice.AsyncClient(server.url, server.api_key) as client,
+    ):
+        before = await client.submit({"function": "job", "args": [1], "tags": ["hold"]})
+        pause = await client.pauses.create(tags="hold", priority_min=0)
+        assert (pause.selector.tags, pause.selector.priority_min, pause.held) == (["hold"], 0, 1)
+        assert pause.selector.function is None
+        assert (await client.tasks.get(before.id)).state == "paused"
+        assert [(p.id, p.held) for p in await client.pauses.list()] == [(pause.id, None)]
+
+        async with running_worker(server, app):
+            after = await client.submit({"function": "job", "args": [2], "tags": ["hold"]})
+            assert after.state == "paused"
+            free = await client.submit({"function": "job", "args": [3]})
+            assert (await client.wait(free.id, 10)).state == "succeeded"
+            states = [(await client.tasks.get(i)).state for i in (before.id, after.id)]
+            assert states == ["paused", "paused"]  # the worker was free; they were held
+
+            assert await client.pauses.delete(pause.id) == 2
+            for task_id in (before.id, after.id):
+                assert (await client.wait(task_id, 10)).state == "succeeded"
+        assert await client.pauses.list() == []
+        with pytest.raises(sluice.RemoteError) as gone:
+            await client.pauses.resume(pause.id)
+        assert (gone.value.status, gone.value.code) == (404, "pause_not_found")
+
+        await asyncio.to_thread(_sync_pause_calls, server.url, server.api_key)
+
+
+def _sync_pause_calls(url: str, api_key: str) -> None:
+    with sluice.Client(url, api_key) as sync:
+        made = sync.pauses.create(function="job")
+        assert (made.selector.function, made.held) == (["job"], 0)
+        assert [p.id for p in sync.pauses.list()] == [made.id]
+        held = sync.submit({"function": "job", "args": [4]})
+        assert held.state == "paused"
+        assert sync.pauses.resume(made.id) == 1
+        with pytest.raises(sluice.RemoteError) as empty:
+            sync.pauses.create()
+        assert (empty.value.status, empty.value.field) == (400, "selector")
+        with pytest.raises(sluice.RemoteError) as bad:
+            sync.pauses.create(priority_max=12)
+        assert (bad.value.status, bad.value.field) == (400, "selector.priority_max")
+        with pytest.raises(sluice.RemoteError) as missing:
+            sync.pauses.delete("no-such-pause")
+        assert (missing.value.status, missing.value.code) == (404, "pause_not_found")
+        assert sync.pauses.list() == []
