@@ -53,6 +53,12 @@ class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     priority: int = DEFAULT_PRIORITY
     ttl_s: float | None = None
     tags: list[str] = []
+    rate: float | None = None
+    """Most starts per second, cluster-wide (GCRA); retries count too. None: no limit."""
+    burst: int = 1
+    """Starts allowed at once on top of `rate` (the limit's bucket)."""
+    max_concurrency: int | None = None
+    """Most tasks of this function running at once, cluster-wide. None: no limit."""
 
 
 class NewTask(msgspec.Struct, frozen=True):

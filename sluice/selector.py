@@ -46,6 +46,12 @@ class Selector(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_def
                 raise InvalidRequest(
                     f"{name} must be between {MIN_PRIORITY} and {MAX_PRIORITY}", field=name
                 )
+        if (
+            self.priority_min is not None
+            and self.priority_max is not None
+            and self.priority_min > self.priority_max
+        ):
+            raise InvalidRequest("priority_min is above priority_max", field="priority_min")
         return self
 
 

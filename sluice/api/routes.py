@@ -11,7 +11,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from ..engine.admission import TaskSpec, check_retry_policy
+from ..engine.admission import TaskSpec, check_limits, check_retry_policy
 from ..engine.node import Node, hash_key
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from ..model import TERMINAL, FunctionConfig
@@ -396,6 +396,7 @@ async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConf
     if not 0 <= config.priority <= 9:
         raise InvalidRequest("priority must be between 0 and 9", field="priority")
     check_retry_policy(config.retry, "retry")
+    check_limits(config)
     await node.register_functions(tenant_id, [config])
     return _json(config)  # type: ignore[return-value]
 

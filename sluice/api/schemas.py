@@ -129,6 +129,9 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     priority: Priority = 5
     ttl_s: float | None = None
     tags: list[str] = []
+    rate: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] | None = None
+    burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
 
 
 class FunctionList(msgspec.Struct, frozen=True):

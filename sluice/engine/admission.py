@@ -149,3 +149,15 @@ def build_task(
         expires_at=expires_at,
         retry=retry,
     )
+
+
+def check_limits(config: FunctionConfig, field: str = "") -> None:
+    """A function's rate and concurrency limits make sense."""
+    if config.rate is not None and not 0 < config.rate <= 1_000_000:
+        raise InvalidRequest("rate is above 0 and at most 1,000,000 a second", field=f"{field}rate")
+    if not 1 <= config.burst <= 1_000_000:
+        raise InvalidRequest("burst is between 1 and 1,000,000", field=f"{field}burst")
+    if config.max_concurrency is not None and not 1 <= config.max_concurrency <= 1_000_000:
+        raise InvalidRequest(
+            "max_concurrency is between 1 and 1,000,000", field=f"{field}max_concurrency"
+        )

@@ -4,7 +4,10 @@ A round claims, for every connected worker with free slots, up to that many task
 its tenant and functions, all in one store commit, then pushes them. Which priority
 levels fill the slots is decided per (tenant, functions) queue by `PriorityFloors`
 (policy/priority.py): strict order, except the floor shares owed to lower levels,
-claimed from those levels by name. Claims never
+claimed from those levels by name. Functions with a rate or a concurrency limit are
+claimed first, one store transaction each (store.claim_limited: cluster-wide GCRA and a
+running count); when the rate holds tasks back, the dispatcher looks again the moment
+the next start is allowed. The rest of the slots go to the worker's other functions. Claims never
 exceed free slots, so there is no prefetch. A (tenant, functions) pair that came back
 short is remembered as empty until that tenant's next submit, promotion or requeue,
 so idle workers cost no queries; a slow poll is the safety net.
@@ -15,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 
 from ..clock import Clock
 from ..config import Settings
-from ..model import ClaimedTask
+from ..model import ClaimedTask, FunctionConfig
 from ..policy.priority import PriorityFloors
 from ..store import ClaimRequest, Store
 from ..store.bus import Bus, LocalBus
@@ -35,8 +39,10 @@ class Dispatcher:
         clock: Clock,
         settings: Settings,
         bus: Bus | None = None,
+        configs: Callable[[str], Mapping[str, FunctionConfig]] | None = None,
     ) -> None:
         self._store = store
+        self._configs = configs or (lambda _tenant: {})
         self._bus: Bus = bus or LocalBus()
         self._registry = registry
         self._clock = clock
@@ -83,44 +89,60 @@ class Dispatcher:
 
     async def dispatch_round(self) -> int:
         """Claim and deliver once; returns how many tasks were dispatched."""
-        requests: list[ClaimRequest] = []
-        owners: list[tuple[WorkerConn, PriorityFloors]] = []
-        asked: dict[int, int] = {}  # id(conn) -> slots asked in this round
-        silent_since = self._clock.now() - 2 * self._settings.heartbeat_s
+        now = self._clock.now()
+        silent_since = now - 2 * self._settings.heartbeat_s
+        plans = []
         for conn in self._registry.dispatchable(silent_since):
             key = (conn.tenant_id, conn.functions)
             generation = self._generation[conn.tenant_id]
             if self._empty.get(key) == generation:
                 continue
-            floors = self._floors_of(key, generation)
+            configs = self._configs(conn.tenant_id)
+            limited = [f for f in conn.functions if _is_limited(configs.get(f))]
             limit = min(conn.free, self._settings.claim_batch)
-            for level, n in floors.plan(limit):
-                requests.append(
-                    ClaimRequest(conn.tenant_id, conn.worker_id, conn.functions, n, level)
-                )
-                owners.append((conn, floors))
-            asked[id(conn)] = limit
             conn.reserved += limit  # a concurrent round must not count these slots again
-        if not requests:
+            plans.append((conn, key, generation, limit, limited))
+        if not plans:
             return 0
         self.rounds += 1
-        now = self._clock.now()
-        conns = {id(c): c for c, _ in owners}
+        got: dict[int, list[ClaimedTask]] = {id(conn): [] for conn, *_ in plans}
+        requests: list[ClaimRequest] = []
+        owners: list[tuple[WorkerConn, PriorityFloors]] = []
         try:
-            claimed = await self._store.claim_tasks(requests, now, self._settings.lease_s)
+            for conn, key, generation, limit, limited in plans:
+                left = limit
+                for function in limited:  # first: their limits decide how many
+                    if left <= 0:
+                        break
+                    tasks = await self._claim_limited(conn, function, left, now)
+                    got[id(conn)].extend(tasks)
+                    left -= len(tasks)
+                rest = tuple(f for f in conn.functions if f not in limited)
+                if left <= 0 or not rest:
+                    continue
+                floors = self._floors_of(key, generation)
+                for level, n in floors.plan(left):
+                    requests.append(ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level))
+                    owners.append((conn, floors))
+            claimed = (
+                await self._store.claim_tasks(requests, now, self._settings.lease_s)
+                if requests
+                else []
+            )
         finally:
-            for conn_id, limit in asked.items():
-                conns[conn_id].reserved -= limit
-        got: dict[int, list[ClaimedTask]] = {}
+            for conn, _key, _generation, limit, _limited in plans:
+                conn.reserved -= limit
         for (conn, floors), request, tasks in zip(owners, requests, claimed, strict=True):
             floors.claimed(request.priority, request.limit, len(tasks))
-            if request.priority is None and len(tasks) < request.limit:
+            short = request.priority is None and len(tasks) < request.limit
+            # Idle until new work, unless limited functions wait for their limits.
+            if short and len(request.functions) == len(conn.functions):
                 key = (conn.tenant_id, conn.functions)
                 self._empty[key] = self._floors[key][1]
-            got.setdefault(id(conn), []).extend(tasks)
+            got[id(conn)].extend(tasks)
         total = 0
-        for conn_id, tasks in got.items():
-            conn = conns[conn_id]
+        for conn, *_ in plans:
+            tasks = got[id(conn)]
             if not tasks:
                 continue
             if conn.closed or self._registry.get(conn.tenant_id, conn.worker_id) is not conn:
@@ -136,6 +158,21 @@ class Dispatcher:
             self._wake.set()  # workers may still have free slots and the queue more work
         return total
 
+    async def _claim_limited(
+        self, conn: WorkerConn, function: str, limit: int, now: float
+    ) -> list[ClaimedTask]:
+        config = self._configs(conn.tenant_id)[function]
+        request = ClaimRequest(conn.tenant_id, conn.worker_id, (function,), limit)
+        tasks, retry_at = await self._store.claim_limited(
+            request, config.rate, config.burst, config.max_concurrency, now,
+            self._settings.lease_s,
+        )  # fmt: skip
+        if retry_at is not None:
+            # The rate held tasks back: look again when the next start is allowed.
+            delay = max(0.0, retry_at - self._clock.now())
+            asyncio.get_running_loop().call_later(delay, self.wake)
+        return tasks
+
     def _floors_of(self, key: tuple[str, tuple[str, ...]], generation: int) -> PriorityFloors:
         found = self._floors.get(key)
         if found is None:
@@ -146,3 +183,7 @@ class Dispatcher:
                 floors.refresh()  # new ready work: any level may hold some again
         self._floors[key] = (floors, generation)
         return floors
+
+
+def _is_limited(config: FunctionConfig | None) -> bool:
+    return config is not None and (config.rate is not None or config.max_concurrency is not None)

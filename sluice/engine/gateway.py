@@ -45,7 +45,7 @@ from ..protocol import (
     WorkerFrame,
 )
 from ..store import ACCEPTED, DUPLICATE, LeaseRenewal
-from .admission import check_retry_policy
+from .admission import check_limits, check_retry_policy
 from .registry import WorkerConn
 
 if TYPE_CHECKING:
@@ -256,5 +256,6 @@ def _function_configs(hello: Hello) -> list[FunctionConfig]:
         if not MIN_PRIORITY <= config.priority <= MAX_PRIORITY:
             raise InvalidRequest(f"function {spec.name!r}: priority must be between 0 and 9")
         check_retry_policy(config.retry, f"functions.{spec.name}.retry")
+        check_limits(config, f"functions.{spec.name}.")
         configs.append(config)
     return configs

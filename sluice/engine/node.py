@@ -75,7 +75,10 @@ class Node:
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.bus = open_bus(settings, self.node_id)
         self.registry = Registry()
-        self.dispatcher = Dispatcher(self.store, self.registry, self.clock, settings, self.bus)
+        self.dispatcher = Dispatcher(
+            self.store, self.registry, self.clock, settings, self.bus,
+            configs=lambda tenant_id: self._functions.get(tenant_id, {}),
+        )  # fmt: skip
         self.gateway = Gateway(self)
         self.timers = Timers(self)
         self.schedules = Schedules(self)
@@ -105,6 +108,7 @@ class Node:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.pauses.stop()
         try:
             await self.timers.step_down()
         except Exception:

@@ -13,6 +13,7 @@ which the bus ("pauses" hint) tells to reload when another node changes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -159,6 +160,13 @@ class Pauses:
             if len(page) < CHUNK:
                 break
         return released
+
+    async def stop(self) -> None:
+        for task in list(self._sweeps):
+            task.cancel()
+        for task in list(self._sweeps):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def list_all(self, tenant_id: str) -> list[PauseRow]:
         return await self._node.store.list_pauses(tenant_id)

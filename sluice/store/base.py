@@ -245,6 +245,20 @@ class Store(Protocol):
     ) -> list[SubscriptionRow]: ...
     async def delete_subscription(self, tenant_id: str, name: str) -> bool: ...
 
+    async def claim_limited(
+        self,
+        request: ClaimRequest,
+        rate: float | None,
+        burst: int,
+        max_concurrency: int | None,
+        now: float,
+        lease_s: float,
+    ) -> tuple[list[ClaimedTask], float | None]:
+        """A claim for one function under its limits, cluster-wide: no more than
+        `max_concurrency` running, no more than `rate` starts a second after a `burst`.
+        Returns the tasks and, when the rate held some back, when to try again."""
+        ...
+
     async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
         """Take or renew the named lease until `now + ttl_s`; False while another holder's
         lease runs (the cluster's timer leader, for one)."""

@@ -204,11 +204,16 @@ class App:
         ttl: float | None = None,
         tags: list[str] | None = None,
         non_retryable: tuple[type[BaseException], ...] = (),
+        rate: float | None = None,
+        burst: int = 1,
+        max_concurrency: int | None = None,
     ) -> Any:
         """Register a handler (plain or `async def`); usable bare or with options.
 
         Exceptions of the `non_retryable` types end the task at once (dead), like
         `sluice.Reject`; any other exception is retried by the `retry` policy.
+        `rate` (starts per second, after a `burst`) and `max_concurrency` limit the
+        function across the whole cluster, retries included.
         """
 
         def register(f: Callable[P, R]) -> TaskFunction[P, R]:
@@ -224,6 +229,9 @@ class App:
                 priority=5 if priority is None else priority,
                 ttl_s=ttl,
                 tags=list(tags or []),
+                rate=rate,
+                burst=burst,
+                max_concurrency=max_concurrency,
             )
             tf: TaskFunction[P, R] = TaskFunction(self, f, config, tuple(non_retryable))
             self.tasks[task_name] = tf

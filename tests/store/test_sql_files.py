@@ -28,6 +28,7 @@ TABLES = {
     "schedules",
     "pauses",
     "subscriptions",
+    "rate_limits",
 }
 
 

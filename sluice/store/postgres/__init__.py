@@ -50,6 +50,7 @@ from ..base import (
     LeaseRenewal,
     Reaped,
 )
+from .limits import PostgresLimits
 from .pauses import PostgresPauses
 from .queries import MIGRATIONS, Q
 from .schedules import PostgresSchedules
@@ -67,7 +68,7 @@ _tags_decoder = msgspec.json.Decoder(list[str])
 Conn = Any  # asyncpg.Connection or a pool's proxy; asyncpg ships no type hints
 
 
-class PostgresStore(PostgresSchedules, PostgresPauses):
+class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
     def __init__(self, dsn: str, *, pool_size: int = POOL_SIZE) -> None:
         self.dsn = dsn
         self.pool_size = pool_size

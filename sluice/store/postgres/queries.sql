@@ -379,3 +379,14 @@ WHERE tenant_id = $1 AND ($2::text IS NULL OR topic = $2) ORDER BY name;
 
 -- name: delete_subscription
 DELETE FROM subscriptions WHERE tenant_id = $1 AND name = $2 RETURNING name;
+
+-- name: count_running
+SELECT count(*) FROM tasks WHERE state = 'running' AND tenant_id = $1 AND function = $2;
+
+-- name: get_rate_limit
+-- Serialises the limited claims of one key across nodes for the rest of the transaction.
+SELECT tat FROM rate_limits WHERE key = $1 FOR UPDATE;
+
+-- name: set_rate_limit
+INSERT INTO rate_limits (key, tat) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET tat = excluded.tat;

@@ -43,6 +43,7 @@ from ..base import (
     Reaped,
 )
 from ..writer import Writer
+from .limits import SQLiteLimits
 from .pauses import SQLitePauses
 from .queries import Q
 from .schedules import SQLiteSchedules, _task_row
@@ -61,7 +62,7 @@ _tags_decoder = msgspec.json.Decoder(list[str])
 _retry_decoder = msgspec.json.Decoder(RetryPolicy)
 
 
-class SQLiteStore(SQLiteSchedules, SQLitePauses):
+class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()

@@ -333,3 +333,15 @@ WHERE tenant_id = :tenant_id AND (:topic IS NULL OR topic = :topic) ORDER BY nam
 
 -- name: delete_subscription
 DELETE FROM subscriptions WHERE tenant_id = :tenant_id AND name = :name RETURNING name;
+
+-- name: count_running
+-- The running set is small (at most the worker slots): walk its partial index.
+SELECT count(*) FROM tasks INDEXED BY tasks_leased
+WHERE state = 'running' AND tenant_id = :tenant_id AND function = :function;
+
+-- name: get_rate_limit
+SELECT tat FROM rate_limits WHERE key = :key;
+
+-- name: set_rate_limit
+INSERT INTO rate_limits (key, tat) VALUES (:key, :tat)
+ON CONFLICT (key) DO UPDATE SET tat = excluded.tat;

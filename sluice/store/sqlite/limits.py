@@ -1,0 +1,63 @@
+"""The SQLite backend's limited claims (a part of `SQLiteStore`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ...model import ClaimedTask
+from ..base import ClaimRequest
+from ..limits import after, room
+from .queries import Q
+
+if TYPE_CHECKING:
+    from ..writer import Writer
+
+
+class SQLiteLimits:
+    _writer: Writer
+
+    async def claim_limited(
+        self,
+        request: ClaimRequest,
+        rate: float | None,
+        burst: int,
+        max_concurrency: int | None,
+        now: float,
+        lease_s: float,
+    ) -> tuple[list[ClaimedTask], float | None]:
+        (function,) = request.functions
+        key = f"{request.tenant_id}:{function}"
+
+        def op(conn: sqlite3.Connection) -> tuple[list[ClaimedTask], float | None]:
+            running = None
+            if max_concurrency is not None:
+                running = conn.execute(
+                    Q["count_running"], {"tenant_id": request.tenant_id, "function": function}
+                ).fetchone()[0]
+            tat = None
+            if rate is not None:
+                row = conn.execute(Q["get_rate_limit"], {"key": key}).fetchone()
+                tat = None if row is None else float(row[0])
+            want, by_rate = room(request.limit, running, max_concurrency, tat, now, rate, burst)
+            rows: list[Any] = []
+            if want > 0:
+                params = {
+                    "tenant_id": request.tenant_id, "worker": request.worker,
+                    "functions": msgspec.json.encode([function]).decode(), "limit": want,
+                    "now": now, "lease_until": now + lease_s,
+                }  # fmt: skip
+                rows = conn.execute(Q["claim_tasks"], params).fetchall()
+                rows.sort(key=lambda r: (-r[7], r[-1], r[1]))
+            retry_at = None
+            if rate is not None:
+                new, next_start = after(tat, now, rate, burst, len(rows))
+                if rows:
+                    conn.execute(Q["set_rate_limit"], {"key": key, "tat": new})
+                if by_rate:
+                    retry_at = next_start
+            return [ClaimedTask(*r[:-1]) for r in rows], retry_at
+
+        return await self._writer.submit(op, small=request.limit <= 64)

@@ -1,0 +1,5 @@
+-- GCRA state per rate-limited key (a tenant's function): its theoretical arrival time.
+CREATE TABLE rate_limits (
+    key TEXT PRIMARY KEY,
+    tat REAL NOT NULL
+);
