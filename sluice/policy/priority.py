@@ -37,6 +37,15 @@ class PriorityFloors:
         """How to fill `slots`: [(level, n), ...] owed to floors, highest level first,
         then (None, n) for strict priority order."""
         candidates = [p for p in range(self.levels) if p not in self.empty]
+        if not candidates:
+            return [(None, slots)] if slots else []
+        top = max(candidates)
+        if all(self.credit[p] + slots * self.floor < 1 for p in candidates if p != top):
+            # The hot path: no lower level comes due within these slots.
+            for p in candidates:
+                self.credit[p] = min(self.cap, self.credit[p] + slots * self.floor)
+            self.credit[top] = min(self.credit[top], 1.0)
+            return [(None, slots)] if slots else []
         owed: Counter[int] = Counter()
         strict = 0
         for _ in range(slots):
@@ -51,7 +60,10 @@ class PriorityFloors:
                 strict += 1
             else:
                 self.credit[due] -= 1
-                owed[due] += 1
+                if due == top:
+                    strict += 1  # the highest level's floor is what strict order gives it
+                else:
+                    owed[due] += 1
         out: list[tuple[int | None, int]] = [(p, owed[p]) for p in sorted(owed, reverse=True)]
         if strict:
             out.append((None, strict))
