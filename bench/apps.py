@@ -10,3 +10,13 @@ app = sluice.App("bench")
 @app.task
 async def noop(i: int = 0) -> None:
     return None
+
+
+SHAVED_RATE = 2000.0
+SHAVED_BURST = 100
+
+
+@app.task(rate=SHAVED_RATE, burst=SHAVED_BURST)
+async def shaved(i: int = 0) -> None:
+    """A no-op behind a rate limit: the peak-shaving scenario."""
+    return None

@@ -7,7 +7,9 @@ database, then measures:
   clients;
 - drain rate: 20,000 no-op tasks already queued, 2 worker processes;
 - submit -> start latency (p50/p95/p99): one task every 5 ms to idle workers;
-- delayed-task lateness (p50/p99): 1,000 tasks due 2 s after submit.
+- delayed-task lateness (p50/p99): 1,000 tasks due 2 s after submit;
+- peak shaving: 20,000 tasks submitted at once to a function limited to 2,000/s
+  (burst 100): the measured release rate and the busiest one-second window.
 
 With `--backend postgres` (`make bench BACKEND=postgres`) the same runs use a fresh
 database on the machine's PostgreSQL (SLUICE_BENCH_PG, default
@@ -43,7 +45,7 @@ import httpx
 import psycopg
 
 import sluice
-from bench.apps import noop
+from bench.apps import SHAVED_BURST, SHAVED_RATE, noop, shaved
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -244,6 +246,37 @@ def bench_drain(r: Rig, total: int, processes: int, concurrency: int) -> tuple[f
     )  # fmt: skip
     assert queued >= total
     return total / span[0], span[0]
+
+
+def bench_peak_shaving(r: Rig, total: int) -> tuple[float, int]:
+    """(release rate, busiest one-second window) of `total` tasks submitted at once to a
+    function limited to SHAVED_RATE a second after a burst of SHAVED_BURST."""
+    noop.app.configure(url=r.url, api_key=r.api_key)
+    noop.app.register()
+    since = time.time()
+    for i in range(0, total, 1000):
+        shaved.submit_many([(j,) for j in range(i, min(total, i + 1000))])
+    workers = r.workers(2, 256)
+    wait_until(
+        lambda: r.query(
+            "SELECT count(*) FROM tasks WHERE function = 'shaved' AND state = 'succeeded' "
+            "AND created_at >= ?", since
+        )[0][0] >= total, 300, "the shaved tasks",
+    )  # fmt: skip
+    r.stop_workers(workers)
+    starts = sorted(
+        row[0]
+        for row in r.query(
+            "SELECT a.dispatched_at FROM attempts a JOIN tasks t ON t.id = a.task_id "
+            "WHERE t.function = 'shaved' AND t.created_at >= ?", since
+        )
+    )  # fmt: skip
+    busiest, j = 0, 0
+    for i, begin in enumerate(starts):
+        while j < len(starts) and starts[j] < begin + 1.0:
+            j += 1
+        busiest = max(busiest, j - i)
+    return (len(starts) - SHAVED_BURST) / (starts[-1] - starts[0]), busiest
 
 
 def bench_latency(r: Rig, count: int, interval_s: float) -> list[float]:
@@ -460,6 +493,21 @@ def main() -> None:
             f"first dispatch → last finish {span:.2f} s (from attempt rows)"
         )
         print(f"drain: {drain:,.0f} tasks/s", flush=True)
+    with rig(options.port, options.backend) as r:
+        shaved_total = int(20_000 * scale)
+        rate, busiest = bench_peak_shaving(r, shaved_total)
+        figures["peak_shaving_rate"], figures["peak_shaving_busiest_1s"] = rate, busiest
+        print(
+            f"peak shaving: {shaved_total:,} tasks at once, limit {SHAVED_RATE:,.0f}/s burst "
+            f"{SHAVED_BURST}: released at {rate:,.0f}/s, busiest second {busiest:,}",
+            flush=True,
+        )
+        notes.append(
+            f"peak shaving: {shaved_total:,} tasks submitted at once to a function with "
+            f"rate={SHAVED_RATE:,.0f}/s, burst={SHAVED_BURST}; release rate = (n - burst) / "
+            "(last dispatch - first), busiest second from the attempt rows "
+            f"(bound: {SHAVED_RATE + SHAVED_BURST:,.0f})"
+        )
     with rig(options.port, options.backend) as r:
         latency = bench_latency(r, int(2000 * scale), 0.005)
         figures["latency_p50"] = pct(latency, 50)
