@@ -31,11 +31,17 @@ def _seconds(value: float | None) -> str:
 
 
 def _table(functions: list[Function]) -> Table:
-    table = Table("name", "max attempts", "timeout", "priority", "ttl", "backoff", "tags")
+    table = Table("name", "max attempts", "timeout", "priority", "ttl", "backoff", "limits", "tags")
     for f in functions:
         backoff = f"{f.retry.base_s:g}s..{f.retry.cap_s:g}s"
+        limits = []
+        if f.rate is not None:
+            limits.append(f"{f.rate:g}/s burst {f.burst}")
+        if f.max_concurrency is not None:
+            limits.append(f"{f.max_concurrency} at once")
         table.add_row(f.name, str(f.retry.max_attempts), _seconds(f.timeout_s), str(f.priority),
-                      _seconds(f.ttl_s), backoff, ",".join(f.tags))  # fmt: skip
+                      _seconds(f.ttl_s), backoff, ", ".join(limits) or "-",
+                      ",".join(f.tags))  # fmt: skip
     return table
 
 
@@ -86,6 +92,11 @@ def set_(
     max_retry_duration: Annotated[
         float | None, typer.Option(help="Seconds after which a failing task stops retrying.")
     ] = None,
+    rate: Annotated[float | None, typer.Option(help="Most starts per second (cluster).")] = None,
+    burst: Annotated[int | None, typer.Option(help="Starts allowed at once on top.")] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="Most running at once (cluster).")
+    ] = None,
     url: Url = None, api_key: Key = None, profile: Profile = None,
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
@@ -93,7 +104,8 @@ def set_(
     machine = wants_json(output, as_json)
     retry = {"max_attempts": max_attempts, "base_s": backoff_base, "cap_s": backoff_cap,
              "max_retry_duration_s": max_retry_duration}  # fmt: skip
-    fields = {"timeout_s": timeout, "priority": priority, "ttl_s": ttl, "tags": tag}
+    fields = {"timeout_s": timeout, "priority": priority, "ttl_s": ttl, "tags": tag,
+              "rate": rate, "burst": burst, "max_concurrency": max_concurrency}  # fmt: skip
     with connect(url, api_key, profile, as_json=machine) as client:
         try:
             current = client.functions.get(name)

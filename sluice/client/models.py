@@ -123,6 +123,9 @@ class Function(msgspec.Struct, frozen=True):
     priority: int = 5
     ttl_s: float | None = None
     tags: list[str] = []
+    rate: float | None = None  # starts per second, cluster-wide; None: no limit
+    burst: int = 1
+    max_concurrency: int | None = None  # running at once, cluster-wide; None: no limit
 
 
 class _FunctionList(msgspec.Struct, frozen=True):

@@ -155,6 +155,12 @@ def test_functions_are_listed_read_and_changed_one_field_at_a_time(cluster: Clus
     assert "resize" in run(cluster, "functions", "ls").stdout
     run(cluster, "functions", "get", "no_such_function", code=3)
     run(cluster, "functions", "set", "resize", "--priority", "12", code=1)
+    limited = as_json(cluster, "functions", "set", "resize", "--rate", "50", "--burst", "5",
+                      "--max-concurrency", "4")  # fmt: skip
+    assert (limited["rate"], limited["burst"], limited["max_concurrency"]) == (50, 5, 4)
+    kept = as_json(cluster, "functions", "set", "resize", "--priority", "6")
+    assert (kept["rate"], kept["max_concurrency"], kept["timeout_s"]) == (50, 4, 30)
+    run(cluster, "functions", "set", "resize", "--rate", "0", code=1)
 
 
 def test_tenants_and_keys_through_the_admin_api_with_a_profile(cluster: Cluster) -> None:
