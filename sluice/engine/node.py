@@ -86,6 +86,7 @@ class Node:
         self.events = Events(self)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
+        self._reloads: set[asyncio.Task[None]] = set()
         self._keys: dict[str, tuple[str, float]] = {}
         self._waiters: defaultdict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._loops: list[asyncio.Task[None]] = []
@@ -417,7 +418,7 @@ class Node:
                 self._stop_tasks(tenant_id, worker, ids.split(","))
         elif kind == "functions":
             for tenant_id in items:
-                self._functions.pop(tenant_id, None)
+                self._reload_functions(tenant_id)
         elif kind == "revoked":
             for digest in items:
                 self._keys.pop(digest, None)
@@ -426,9 +427,27 @@ class Node:
                 self.pauses.forget(tenant_id)
         elif kind == "resync":
             self.dispatcher.resync()
-            self._functions.clear()
+            for tenant_id in list(self._functions):
+                self._reload_functions(tenant_id)
             self._keys.clear()
             self.pauses.forget()
+
+    def _reload_functions(self, tenant_id: str) -> None:
+        """Replace a tenant's cached function configs with the store's, in the background;
+        the old ones serve (the dispatcher reads them for limits) until the new arrive."""
+
+        async def reload() -> None:
+            try:
+                stored = await self.store.list_functions(tenant_id)
+            except Exception:
+                log.exception("reloading the functions of %s failed", tenant_id)
+                self._functions.pop(tenant_id, None)  # the next submit reads them again
+                return
+            self._functions[tenant_id] = {f.name: f for f in stored}
+
+        task = asyncio.create_task(reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     def _wake_waiters(self, task_id: str) -> None:
         for waiter in self._waiters.get(task_id, ()):

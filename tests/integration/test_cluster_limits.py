@@ -1,0 +1,48 @@
+"""Limits hold across server nodes: two nodes on one PostgreSQL database, a worker on
+each, one rate-limited function. Together they never start more than rate + burst in any
+second, and both workers share the work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import sluice
+from tests.harness import _running_server, database_for, running_worker, wait_for
+
+RATE, BURST, TOTAL = 100.0, 10, 400
+app = sluice.App("cluster-limits")
+
+
+@app.task(rate=RATE, burst=BURST)
+async def limited(n: int) -> int:
+    return n
+
+
+async def test_two_nodes_together_keep_one_rate_limit(tmp_path: Path) -> None:
+    async with (
+        database_for("postgres", tmp_path) as database,
+        _running_server(database, app, node_id="node-a") as a,
+        _running_server(database, app, node_id="node-b") as b,
+    ):
+        app.configure(url=a.url, api_key=a.api_key)
+        try:
+            handles = await limited.asubmit_many([(i,) for i in range(TOTAL)])
+            async with (
+                running_worker(a, app, concurrency=32),
+                running_worker(b, app, concurrency=32),
+            ):
+                await wait_for(lambda: a.count("state = 'succeeded'") == TOTAL, timeout=30)
+        finally:
+            if app._aclient is not None:
+                await app._aclient.aclose()
+            app.configure()
+        attempts = [(await a.node.store.list_attempts(a.tenant_id, h.id))[0] for h in handles]
+
+    starts = sorted(x.dispatched_at or 0.0 for x in attempts)
+    busiest = max(sum(1 for s in starts[i:] if s < t + 1.0) for i, t in enumerate(starts))
+    assert busiest <= RATE + BURST
+    assert (TOTAL - BURST) / (starts[-1] - starts[0]) == pytest.approx(RATE, rel=0.15)
+    workers = {x.worker for x in attempts}
+    assert len(workers) == 2  # both nodes dispatched, each to its own worker
