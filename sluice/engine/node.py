@@ -392,6 +392,23 @@ class Node:
             if r.state in TERMINAL:
                 self._task_ended(r.task_id)
 
+    async def hold_requeued(self, reaped: list[Reaped]) -> None:
+        """A task whose lease was lost went back to ready: hold it if a pause matches."""
+        by_tenant: dict[str, list[str]] = {}
+        for r in reaped:
+            if r.state == READY:
+                by_tenant.setdefault(r.tenant_id, []).append(r.task_id)
+        for tenant_id, ids in by_tenant.items():
+            if not await self.pauses.rules(tenant_id):
+                continue
+            held = []
+            for task_id in ids:
+                task = await self.store.get_task(tenant_id, task_id)
+                if task and self.pauses.holds(tenant_id, task.function, task.tags, task.priority):
+                    held.append(task_id)
+            if held:
+                await self.store.hold_tasks(tenant_id, held)
+
     def _task_ended(self, task_id: str) -> None:
         self._wake_waiters(task_id)
         self.bus.publish("done", task_id)

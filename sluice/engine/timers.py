@@ -159,6 +159,7 @@ class Timers:
         total = 0
         while True:
             reaped = await node.store.reap_leases(node.clock.now(), REAP_BATCH)
+            await node.hold_requeued(reaped)  # before any dispatcher hears of them
             for r in reaped:
                 log.warning("lease lost: task %s is %s again", r.task_id, r.state)
                 node.dispatcher.notify(r.tenant_id)

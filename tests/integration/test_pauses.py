@@ -11,7 +11,14 @@ import httpx
 import pytest
 
 import sluice
-from tests.harness import running_server, running_worker, wait_for
+from sluice.clock import FakeClock
+from sluice.config import Settings
+from sluice.engine.admission import TaskSpec
+from sluice.engine.node import Node
+from sluice.model import FunctionConfig
+from sluice.selector import Selector
+from sluice.store import ClaimRequest
+from tests.harness import database_for, running_server, running_worker, wait_for
 
 app = sluice.App("pauses")
 gates: dict[str, asyncio.Event] = {}
@@ -147,3 +154,29 @@ async def test_pauses_survive_a_restart_and_stay_with_their_tenant(tmp_path: Pat
             gone = await http.delete(f"/v1/pauses/{pause_id}", headers=theirs)
             assert (gone.status_code, gone.json()["error"]["code"]) == (404, "pause_not_found")
             assert len((await http.get("/v1/pauses")).json()["pauses"]) == 1
+
+
+async def test_a_task_whose_lease_is_lost_under_a_pause_is_held_not_requeued(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    async with database_for("sqlite", tmp_path) as database:
+        node = Node(Settings.from_env({}, database=database), clock=clock)
+        await node.store.open()
+        try:
+            node.accepting = True  # the store is open; the loops are not needed here
+            tenant = (await node.ensure_tenant("pauses")).id
+            await node.register_functions(tenant, [FunctionConfig(name="report")])
+            (made,) = await node.submit(tenant, [TaskSpec(function="report")])
+            request = ClaimRequest(tenant_id=tenant, worker="gone", functions=("report",), limit=1)
+            (claimed,) = await node.store.claim_tasks([request], clock.now(), 30.0)
+            assert [t.id for t in claimed] == [made.id]
+            await node.pauses.pause(tenant, Selector(function=["report"]))
+
+            clock.advance(31)  # the worker vanished: its lease runs out
+            assert await node.timers.reap_once() == 1
+
+            assert (await node.get_task(tenant, made.id)).state == "paused"
+        finally:
+            await node.pauses.stop()
+            await node.store.close()

@@ -54,3 +54,14 @@ async def test_held_tasks_leave_claims_and_come_back_ready_or_scheduled(
     assert await store.unhold_tasks(tenant, [ready.id], NOW + 2) == []
     assert [t.id for t in await claim(store, tenant)] == [ready.id]
     assert claimed.id == running.id
+
+
+async def test_a_held_task_still_expires_when_its_deadline_passes(
+    store: Store, tenant: str
+) -> None:
+    task = new_task(expires_at=NOW + 10)
+    await submit(store, tenant, task)
+    await store.hold_tasks(tenant, [task.id])
+
+    assert await store.expire_tasks(NOW + 11, 100) == [(tenant, task.id)]
+    assert await state_of(store, tenant, task.id) == "expired"

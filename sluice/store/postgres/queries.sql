@@ -192,7 +192,7 @@ RETURNING state;
 -- name: expire_tasks
 UPDATE tasks t SET state = 'expired', finished_at = $1
 FROM (SELECT id FROM tasks
-      WHERE expires_at IS NOT NULL AND expires_at <= $1 AND state IN ('ready', 'scheduled')
+      WHERE expires_at IS NOT NULL AND expires_at <= $1 AND state IN ('ready', 'scheduled', 'paused')
         AND attempt = 0  -- "not started by then": a task that ran once retries past its ttl
       LIMIT $2 FOR UPDATE SKIP LOCKED) AS gone
 WHERE t.id = gone.id

@@ -158,7 +158,7 @@ RETURNING state;
 UPDATE tasks SET state = 'expired', finished_at = :now
 WHERE id IN (
     SELECT id FROM tasks
-    WHERE expires_at IS NOT NULL AND expires_at <= :now AND state IN ('ready', 'scheduled')
+    WHERE expires_at IS NOT NULL AND expires_at <= :now AND state IN ('ready', 'scheduled', 'paused')
       AND attempt = 0  -- "not started by then": a task that ran once retries past its ttl
     LIMIT :limit)
 RETURNING tenant_id, id;
