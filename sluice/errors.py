@@ -6,7 +6,8 @@
     │   ├── PayloadTooLarge         413  payload or batch over its limit
     │   ├── Unauthorized            401  missing or unknown API key
     │   ├── NotFound                404  no such task/function for this tenant
-    │   └── Conflict                409
+    │   ├── Conflict                409
+    │   └── QuotaExceeded           429  a tenant quota (Retry-After)
     ├── Unavailable                 503  the server is starting or stopping (Retry-After)
     └── TaskError                   raised by handlers to steer retries
         ├── Reject                  not retryable: the task goes straight to dead
@@ -58,6 +59,17 @@ class NotFound(ClientError):
 class Conflict(ClientError):
     status = 409
     code = "conflict"
+
+
+class QuotaExceeded(ClientError):
+    """A tenant's quota refuses the request for now: 429 with Retry-After."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after_s: int = 1) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(SluiceError):

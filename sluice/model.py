@@ -296,3 +296,12 @@ class SubscriptionRow(msgspec.Struct, frozen=True):
     topic: str
     config: bytes
     created_at: float
+
+
+class TenantQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A tenant's quotas (admin: `PUT /v1/tenants/{id}/quota`); None: no limit."""
+
+    max_queued: int | None = None
+    """Most waiting tasks (ready, scheduled, paused); past it a submit gets 429."""
+    max_payload_bytes: int | None = None
+    """Largest payload, below the server's own limit."""

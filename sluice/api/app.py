@@ -15,6 +15,7 @@ from .errors import EXCEPTION_HANDLERS
 from .events import EVENT_ROUTES
 from .openapi import build_openapi
 from .pauses import PAUSE_ROUTES
+from .quotas import QUOTA_ROUTES
 from .routes import ROUTES
 from .schedules import SCHEDULE_ROUTES
 from .submit import SubmitRoutes
@@ -54,6 +55,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
             *SCHEDULE_ROUTES,
             *PAUSE_ROUTES,
             *EVENT_ROUTES,
+            *QUOTA_ROUTES,
             worker_socket,
             openapi,
         ],

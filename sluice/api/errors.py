@@ -43,7 +43,9 @@ def error_response(
 
 
 def _client_error(_: Request[Any, Any, Any], exc: ClientError) -> Response[bytes]:
-    return error_response(exc.status, exc.code, exc.message, exc.field)
+    retry_after = getattr(exc, "retry_after_s", None)  # 429s always say when to come back
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return error_response(exc.status, exc.code, exc.message, exc.field, headers=headers)
 
 
 def _unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[bytes]:

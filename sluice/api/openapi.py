@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..model import STATES, FunctionConfig, SubscriptionSpec
+from ..model import STATES, FunctionConfig, SubscriptionSpec, TenantQuota
 from ..selector import SelectorBody
 from ..store import DeadSelector
 from .errors import ErrorResponse
@@ -143,6 +143,11 @@ OPERATIONS: list[Operation] = [
     ("post", "/v1/events/{topic}", "postEvent",
      "Post an event (a JSON object; its `id` deduplicates): one task per matching subscription",
      EventBody, {200: EventView}, []),
+    ("put", "/v1/tenants/{tenant_id}/quota", "putQuota",
+     "Set a tenant's quotas: most waiting tasks, largest payload (admin key)", TenantQuota,
+     {200: TenantQuota}, []),
+    ("get", "/v1/tenants/{tenant_id}/quota", "getQuota", "A tenant's quotas (admin key)", None,
+     {200: TenantQuota}, []),
     ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
 ]  # fmt: skip
 
@@ -151,6 +156,7 @@ ERRORS = {
     401: "Missing or unknown API key",
     404: "Not found",
     409: "Conflict with the task's state",
+    429: "A tenant quota refuses it for now (see Retry-After)",
     413: "Payload or batch too large",
     503: "Not accepting work right now (see Retry-After)",
 }

@@ -101,6 +101,9 @@ class SubmitRoutes:
             body = _encoder.encode(
                 ErrorResponse(ErrorBody(status, exc.code, exc.message, exc.field))
             )
+            retry_after = getattr(exc, "retry_after_s", None)
+            if retry_after is not None:  # 429s always say when to come back
+                headers.append((b"retry-after", str(retry_after).encode()))
         except Unavailable as exc:
             status = 503
             body = _encoder.encode(ErrorResponse(ErrorBody(503, exc.code, exc.message)))

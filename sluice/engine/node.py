@@ -48,6 +48,7 @@ from .dispatcher import Dispatcher
 from .events import Events
 from .gateway import Gateway
 from .pauses import Pauses
+from .quotas import Quotas
 from .registry import Registry
 from .timers import Timers
 
@@ -84,6 +85,7 @@ class Node:
         self.schedules = Schedules(self)
         self.pauses = Pauses(self)
         self.events = Events(self)
+        self.quotas = Quotas(self)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
         self._reloads: set[asyncio.Task[None]] = set()
@@ -208,6 +210,7 @@ class Node:
             )
             for i, s in enumerate(specs)
         ]
+        await self.quotas.admit(tenant_id, tasks, "tasks[]" if many else "")
         if await self.pauses.rules(tenant_id):
             tasks = [
                 msgspec.structs.replace(t, state=PAUSED)
@@ -442,6 +445,9 @@ class Node:
         elif kind == "pauses":
             for tenant_id in items:
                 self.pauses.forget(tenant_id)
+        elif kind == "quotas":
+            for tenant_id in items:
+                self.quotas.forget(tenant_id)
         elif kind == "resync":
             self.dispatcher.resync()
             for tenant_id in list(self._functions):

@@ -50,3 +50,15 @@ class PostgresPauses:
 
     async def delete_subscription(self, tenant_id: str, name: str) -> bool:
         return await self.pool.fetchval(Q["delete_subscription"], tenant_id, name) is not None
+
+    # -- quotas ----------------------------------------------------------------------
+
+    async def put_quota(self, tenant_id: str, config: bytes) -> None:
+        await self.pool.execute(Q["put_quota"], tenant_id, config)
+
+    async def get_quota(self, tenant_id: str) -> bytes | None:
+        found = await self.pool.fetchval(Q["get_quota"], tenant_id)
+        return None if found is None else bytes(found)
+
+    async def count_queued(self, tenant_id: str) -> int:
+        return int(await self.pool.fetchval(Q["count_queued"], tenant_id))

@@ -390,3 +390,16 @@ SELECT tat FROM rate_limits WHERE key = $1 FOR UPDATE;
 -- name: set_rate_limit
 INSERT INTO rate_limits (key, tat) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE SET tat = excluded.tat;
+
+-- name: put_quota
+INSERT INTO quotas (tenant_id, config) VALUES ($1, $2)
+ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config;
+
+-- name: get_quota
+SELECT config FROM quotas WHERE tenant_id = $1;
+
+-- name: count_queued
+-- Waiting tasks of a tenant, each state through its partial index.
+SELECT (SELECT count(*) FROM tasks WHERE tenant_id = $1 AND state = 'ready')
+     + (SELECT count(*) FROM tasks WHERE tenant_id = $1 AND state = 'paused')
+     + (SELECT count(*) FROM tasks WHERE state = 'scheduled' AND tenant_id = $1);

@@ -80,3 +80,17 @@ class SQLitePauses:
             return conn.execute(Q["delete_subscription"], params).fetchone() is not None
 
         return await self._writer.submit(op, small=True)
+
+    # -- quotas ----------------------------------------------------------------------
+
+    async def put_quota(self, tenant_id: str, config: bytes) -> None:
+        params = {"tenant_id": tenant_id, "config": config.decode()}
+        await self._writer.submit(lambda c: c.execute(Q["put_quota"], params), small=True)
+
+    async def get_quota(self, tenant_id: str) -> bytes | None:
+        rows = await self._read(Q["get_quota"], {"tenant_id": tenant_id})
+        return str(rows[0][0]).encode() if rows else None
+
+    async def count_queued(self, tenant_id: str) -> int:
+        rows = await self._read(Q["count_queued"], {"tenant_id": tenant_id})
+        return int(rows[0][0])

@@ -345,3 +345,17 @@ SELECT tat FROM rate_limits WHERE key = :key;
 -- name: set_rate_limit
 INSERT INTO rate_limits (key, tat) VALUES (:key, :tat)
 ON CONFLICT (key) DO UPDATE SET tat = excluded.tat;
+
+-- name: put_quota
+INSERT INTO quotas (tenant_id, config) VALUES (:tenant_id, :config)
+ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config;
+
+-- name: get_quota
+SELECT config FROM quotas WHERE tenant_id = :tenant_id;
+
+-- name: count_queued
+-- Waiting tasks of a tenant, each state through its partial index.
+SELECT (SELECT count(*) FROM tasks WHERE tenant_id = :tenant_id AND state = 'ready')
+     + (SELECT count(*) FROM tasks WHERE tenant_id = :tenant_id AND state = 'paused')
+     + (SELECT count(*) FROM tasks INDEXED BY tasks_scheduled
+        WHERE state = 'scheduled' AND tenant_id = :tenant_id);
