@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BACKEND ?= sqlite
 
-.PHONY: help run test test-fast lint format bench chaos clean
+.PHONY: help run test test-fast lint format bench bench-peers chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 
 bench: $(STAMP)  ## benchmarks (BACKEND=sqlite|postgres); figures go to bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)
+
+bench-peers: $(STAMP)  ## Sluice next to Celery, RQ, Dramatiq, arq, Huey, Taskiq, Procrastinate: bench/PEERS.md
+	$(BIN)/python -m bench.peers.run
 
 chaos: $(STAMP)  ## crash-safety run (BACKEND=sqlite|postgres): kills server and workers, audits
 	$(BIN)/python -m chaos.run --backend $(BACKEND)

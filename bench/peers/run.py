@@ -1,0 +1,323 @@
+"""`make bench-peers`: Sluice and the Python task queues people use today, one after
+another on this machine, with the same workloads (issue 8).
+
+Peers are installed at pinned versions into their own virtualenv, `.venv-peers`;
+Sluice runs from the repository's `.venv`. Each run of a system is one
+`bench.peers.driver` process in that system's virtualenv, bounded in time; the driver
+and every process it started are killed by process group whatever happens.
+Figures are the median of 3 runs with min-max; `--quick` runs small sizes once and
+writes nothing. The table goes to bench/PEERS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.peers.base import PGIDS_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUICE_VENV = ROOT / ".venv"
+PEERS_VENV = ROOT / ".venv-peers"
+PEERS_MD = ROOT / "bench" / "PEERS.md"
+PINS = [
+    "celery[redis]==5.7.0",
+    "dramatiq[redis]==2.2.1",
+    "rq==3.0.0",
+    "arq==0.25.0",
+    "huey==3.5.4",
+    "taskiq==0.13.0",
+    "taskiq-redis==1.2.4",
+    "procrastinate==3.10.0",  # psycopg 3 is a core dependency since 3.0
+    "redis==8.1.0",
+]
+# name: (plug-in module, virtualenv, backend argument, services it needs)
+SYSTEMS: dict[str, tuple[str, Path, str, tuple[str, ...]]] = {
+    "sluice-sqlite": ("sluice_", SLUICE_VENV, "sqlite", ()),
+    "sluice-postgres": ("sluice_", SLUICE_VENV, "postgres", ("postgres",)),
+    "celery": ("celery_", PEERS_VENV, "", ("redis",)),
+    "dramatiq": ("dramatiq_", PEERS_VENV, "", ("redis",)),
+    "rq": ("rq_", PEERS_VENV, "", ("redis",)),
+    "arq": ("arq_", PEERS_VENV, "", ("redis",)),
+    "huey": ("huey_", PEERS_VENV, "", ("redis",)),
+    "taskiq": ("taskiq_", PEERS_VENV, "", ("redis",)),
+    "procrastinate": ("procrastinate_", PEERS_VENV, "", ("postgres",)),
+}
+SERVICES = {
+    "redis": (
+        6379,
+        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
+         "--save", "", "--appendonly", "no"],
+    ),
+    "postgres": (5432, ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "start"]),
+}  # fmt: skip
+FULL = {"tasks": 20_000, "single": 5_000, "latency": 2_000, "delayed": 1_000, "stall": 30}
+QUICK = {"tasks": 2_000, "single": 500, "latency": 200, "delayed": 100, "stall": 15}
+RUN_TIMEOUT_S = {"full": 600, "quick": 180}
+
+
+def ensure_peers_venv() -> None:
+    """Create .venv-peers and install the pinned peers, once per set of pins."""
+    stamp = PEERS_VENV / f".pins-{hashlib.sha256(' '.join(PINS).encode()).hexdigest()[:12]}"
+    if stamp.exists():
+        return
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    if not (PEERS_VENV / "bin" / "python").exists():
+        print(f"creating {PEERS_VENV.name}", flush=True)
+        subprocess.run([base_python, "-m", "venv", str(PEERS_VENV)], check=True)
+    (PEERS_VENV / ".gitignore").write_text("*\n")  # keep it out of `git status`
+    print(f"installing into {PEERS_VENV.name}: {' '.join(PINS)}", flush=True)
+    pip = [str(PEERS_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, *PINS], check=True)
+    for old in PEERS_VENV.glob(".pins-*"):
+        old.unlink()
+    stamp.touch()
+
+
+def reachable(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        return True
+    return False
+
+
+def ensure_service(name: str) -> bool:
+    """True if the service answers, starting it if it is down and installed."""
+    port, start = SERVICES[name]
+    if reachable(port):
+        return True
+    if shutil.which(start[0]) is None:
+        print(f"{name}: nothing on 127.0.0.1:{port} and `{start[0]}` is not installed")
+        return False
+    print(f"{name}: nothing on 127.0.0.1:{port}; starting it with `{' '.join(start)}`")
+    subprocess.run(start, check=False)
+    for _ in range(50):
+        if reachable(port):
+            return True
+        time.sleep(0.2)
+    print(f"{name}: still not reachable on 127.0.0.1:{port}")
+    return False
+
+
+def kill_groups(pgids: list[int], sig: int) -> None:
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+
+def run_once(name: str, sizes: dict[str, int], timeout_s: float) -> dict[str, Any]:
+    module, venv, backend, _ = SYSTEMS[name]
+    with tempfile.TemporaryDirectory(prefix=f"peers-{name}-") as tmp:
+        work = Path(tmp)
+        pgids = work / "pgids"
+        out = work / "result.json"
+        argv = [str(venv / "bin" / "python"), "-m", "bench.peers.driver", module,
+                "--work", tmp, "--out", str(out),
+                *(f"--{k}={v}" for k, v in sizes.items())]  # fmt: skip
+        if backend:
+            argv.append(f"--backend={backend}")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), PGIDS_ENV: str(pgids)}
+        log = open(work / "driver.log", "wb")  # noqa: SIM115
+        driver = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            driver.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            print(f"  {name}: over {timeout_s:.0f} s, stopping it", flush=True)
+            driver.send_signal(signal.SIGTERM)  # the driver stops its workers
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                driver.wait(timeout=20)
+        finally:
+            started = [int(x) for x in pgids.read_text().split()] if pgids.exists() else []
+            kill_groups([driver.pid, *started], signal.SIGKILL)
+            driver.wait()
+            log.close()
+        if out.exists():
+            return dict(json.loads(out.read_text()))
+        tail = (work / "driver.log").read_text(errors="replace")[-2000:]
+        for proc_log in sorted(work.glob("proc-*.log")):
+            tail += f"\n--- {proc_log.name}\n" + proc_log.read_text(errors="replace")[-1000:]
+        return {"name": name, "error": f"exit {driver.returncode}\n{tail}"}
+
+
+# -- figures ------------------------------------------------------------------------
+FIGURES = [  # (key, label, higher is better)
+    ("single_rate", "enqueue, single (tasks/s)", True),
+    ("bulk_rate", "enqueue, bulk API (tasks/s)", True),
+    ("drain_rate", "drain, 2 processes (tasks/s)", True),
+    ("latency_ms.p50", "submit→start p50 (ms)", False),
+    ("latency_ms.p95", "submit→start p95 (ms)", False),
+    ("latency_ms.p99", "submit→start p99 (ms)", False),
+    ("lateness_ms.p50", "delayed lateness p50 (ms)", False),
+    ("lateness_ms.p99", "delayed lateness p99 (ms)", False),
+]
+
+
+def figure(result: dict[str, Any], key: str) -> float | None:
+    value: Any = result
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def summary(runs: list[dict[str, Any]], key: str) -> tuple[float, float, float] | None:
+    values = [v for r in runs if (v := figure(r, key)) is not None]
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)
+
+
+def cell(s: tuple[float, float, float] | None, runs: int) -> str:
+    if s is None:
+        return "—"
+    fmt = "{:,.0f}" if s[0] >= 100 else "{:,.1f}" if s[0] >= 10 else "{:.2f}"
+    text = fmt.format(s[0])
+    return text if runs == 1 else f"{text} ({fmt.format(s[1])}-{fmt.format(s[2])})"
+
+
+def print_result(r: dict[str, Any]) -> None:
+    if "error" in r:
+        print(f"  FAILED: {r['error']}", flush=True)
+        return
+    parts = [f"{label.split(' (')[0]} {v:,.1f}" for key, label, _ in FIGURES
+             if (v := figure(r, key)) is not None]  # fmt: skip
+    parts.append(f"tasks {r['tasks']:,}, lost {r['lost']}, duplicated {r['duplicated']}")
+    print("  " + "; ".join(parts), flush=True)
+
+
+def table(results: dict[str, list[dict[str, Any]]], runs: int) -> list[str]:
+    names = list(results)
+    lines = ["| figure | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for key, label, _ in FIGURES:
+        row = [cell(summary([r for r in results[n] if "error" not in r], key), runs) for n in names]
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    checks = []
+    for n in names:
+        ok = [r for r in results[n] if "error" not in r]
+        lost, dup = sum(r["lost"] for r in ok), sum(r["duplicated"] for r in ok)
+        failed = len(results[n]) - len(ok)
+        checks.append(f"{lost} / {dup}" + (f", {failed} run(s) failed" if failed else ""))
+    lines.append("| lost / duplicated (all runs) | " + " | ".join(checks) + " |")
+    return lines
+
+
+def ratios(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Sluice (SQLite, and PostgreSQL) over each peer, per figure: > 1 means Sluice is
+    better (faster rate, or lower latency)."""
+    lines = []
+    for mine in ("sluice-sqlite", "sluice-postgres"):
+        if mine not in results:
+            continue
+        peers = [n for n in results if not n.startswith("sluice")]
+        lines += [f"Sluice ({mine.split('-')[1]}) / peer, > 1 means Sluice is better:", "",
+                  "| figure | " + " | ".join(peers) + " |",
+                  "| --- |" + " ---: |" * len(peers)]  # fmt: skip
+        for key, label, higher in FIGURES:
+            s = summary(results[mine], key)
+            row = []
+            for p in peers:
+                t = summary(results[p], key)
+                if s is None or t is None or not s[0] or not t[0]:
+                    row.append("—")
+                else:
+                    row.append(f"{(s[0] / t[0]) if higher else (t[0] / s[0]):.2f}x")
+            lines.append(f"| {label} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def machine() -> str:
+    from bench.run import machine as describe
+
+    return describe()
+
+
+def write_peers_md(results: dict[str, list[dict[str, Any]]], runs: int) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Sluice and its peers",
+        "",
+        f"Written by `make bench-peers` (bench/peers/run.py) on {now}.",
+        f"Machine: {machine()}. Each figure is the median of {runs} runs (min-max).",
+        "",
+        *table(results, runs),
+        "",
+        *ratios(results),
+        "## Versions and configuration",
+        "",
+    ]
+    for name, rs in results.items():
+        ok = next((r for r in rs if "error" not in r), None)
+        if ok:
+            lines.append(f"- **{ok['name']} {ok['version']}** — workers: {ok['workers_config']}; "
+                         f"{ok['config']}")  # fmt: skip
+        else:
+            lines.append(f"- **{name}** — every run failed")
+    lines += ["", "## Caveats", "", *CAVEATS, ""]
+    PEERS_MD.write_text("\n".join(lines))
+
+
+CAVEATS = [
+    "- One shared 2-core VM: the client, the broker or database, and 2 worker processes "
+    "compete for the same 2 cores; the systems ran one after another, never together.",
+    "- Enqueue rates are one client calling the sync API in a loop (arq and Taskiq: their "
+    "async API awaited one call at a time); bulk rates use the peer's bulk API in chunks "
+    "of 1,000 where one exists.",
+    "- Drain: the tasks are queued before the workers start; the rate is the number of "
+    "tasks over first start → last start, read from the tasks' own records, so worker "
+    "boot time is excluded.",
+    "- Latency: one task every 5 ms to the 2 idle worker processes; client clock just "
+    "before the enqueue call → worker clock when the task body starts. Peers that poll "
+    "(arq 0.5 s, Procrastinate's fallback, RQ's scheduler) pay their documented defaults.",
+    "- Delayed lateness: tasks due 2 s after enqueue, one every 2 ms; lateness is start - due.",
+    "- Exactly-once: every no-op task appends its id to one file; lost and duplicated "
+    "are counted after the workers stop.",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, 1 run, no file")
+    parser.add_argument("--only", action="append", choices=sorted(SYSTEMS), help="repeatable")
+    parser.add_argument("--runs", type=int, default=3)
+    options = parser.parse_args()
+    names = options.only or list(SYSTEMS)
+    runs = 1 if options.quick else options.runs
+    sizes = QUICK if options.quick else FULL
+    timeout_s = RUN_TIMEOUT_S["quick" if options.quick else "full"]
+    if any(SYSTEMS[n][1] == PEERS_VENV for n in names):
+        ensure_peers_venv()
+    up = {s: ensure_service(s) for s in {s for n in names for s in SYSTEMS[n][3]}}
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        missing = [s for s in SYSTEMS[name][3] if not up[s]]
+        if missing:
+            print(f"{name}: skipped, {' and '.join(missing)} not reachable", flush=True)
+            continue
+        results[name] = []
+        for n in range(runs):
+            print(f"{name}: run {n + 1}/{runs}", flush=True)
+            results[name].append(run_once(name, sizes, timeout_s))
+            print_result(results[name][-1])
+    print("\n" + "\n".join(table(results, runs)) + "\n")
+    if not options.quick and results:
+        write_peers_md(results, runs)
+        print(f"written to {PEERS_MD.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
