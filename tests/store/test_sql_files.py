@@ -29,6 +29,7 @@ TABLES = {
     "pauses",
     "subscriptions",
     "rate_limits",
+    "quotas",
 }
 
 
