@@ -52,6 +52,8 @@ class Dispatcher:
         self._empty: dict[tuple[str, tuple[str, ...]], int] = {}
         # Per queue: its floors, and the tenant generation they last saw.
         self._floors: dict[tuple[str, tuple[str, ...]], tuple[PriorityFloors, int]] = {}
+        # Limited functions found without ready work, with the tenant generation then.
+        self._drained: dict[tuple[str, str], int] = {}
         self.rounds = 0
         self.dispatched = 0
 
@@ -98,7 +100,11 @@ class Dispatcher:
             if self._empty.get(key) == generation:
                 continue
             configs = self._configs(conn.tenant_id)
-            limited = [f for f in conn.functions if _is_limited(configs.get(f))]
+            limited = [
+                f for f in conn.functions
+                if _is_limited(configs.get(f))
+                and self._drained.get((conn.tenant_id, f)) != generation
+            ]  # fmt: skip
             limit = min(conn.free, self._settings.claim_batch)
             conn.reserved += limit  # a concurrent round must not count these slots again
             plans.append((conn, key, generation, limit, limited))
@@ -106,6 +112,10 @@ class Dispatcher:
             return 0
         self.rounds += 1
         got: dict[int, list[ClaimedTask]] = {id(conn): [] for conn, *_ in plans}
+
+        def configs_of(conn: WorkerConn) -> Mapping[str, FunctionConfig]:
+            return self._configs(conn.tenant_id)
+
         requests: list[ClaimRequest] = []
         owners: list[tuple[WorkerConn, PriorityFloors]] = []
         try:
@@ -117,7 +127,7 @@ class Dispatcher:
                     tasks = await self._claim_limited(conn, function, left, now)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
-                rest = tuple(f for f in conn.functions if f not in limited)
+                rest = tuple(f for f in conn.functions if not _is_limited(configs_of(conn).get(f)))
                 if left <= 0 or not rest:
                     continue
                 floors = self._floors_of(key, generation)
@@ -133,12 +143,18 @@ class Dispatcher:
             for conn, _key, _generation, limit, _limited in plans:
                 conn.reserved -= limit
         for (conn, floors), request, tasks in zip(owners, requests, claimed, strict=True):
-            floors.claimed(request.priority, request.limit, len(tasks))
+            top = max((t.priority for t in tasks), default=None)
+            floors.claimed(request.priority, request.limit, len(tasks), top)
             short = request.priority is None and len(tasks) < request.limit
             # Idle until new work, unless limited functions wait for their limits.
-            if short and len(request.functions) == len(conn.functions):
-                key = (conn.tenant_id, conn.functions)
-                self._empty[key] = self._floors[key][1]
+            key = (conn.tenant_id, conn.functions)
+            generation = self._floors[key][1]
+            if short and all(
+                self._drained.get((conn.tenant_id, f)) == generation
+                for f in conn.functions
+                if f not in request.functions
+            ):
+                self._empty[key] = generation
             got[id(conn)].extend(tasks)
         total = 0
         for conn, *_ in plans:
@@ -163,15 +179,18 @@ class Dispatcher:
     ) -> list[ClaimedTask]:
         config = self._configs(conn.tenant_id)[function]
         request = ClaimRequest(conn.tenant_id, conn.worker_id, (function,), limit)
-        tasks, retry_at = await self._store.claim_limited(
+        generation = self._generation[conn.tenant_id]
+        claim = await self._store.claim_limited(
             request, config.rate, config.burst, config.max_concurrency, now,
             self._settings.lease_s,
         )  # fmt: skip
-        if retry_at is not None:
+        if claim.drained:  # nothing more ready: no limited claim until new work arrives
+            self._drained[(conn.tenant_id, function)] = generation
+        if claim.retry_at is not None:
             # The rate held tasks back: look again when the next start is allowed.
-            delay = max(0.0, retry_at - self._clock.now())
+            delay = max(0.0, claim.retry_at - self._clock.now())
             asyncio.get_running_loop().call_later(delay, self.wake)
-        return tasks
+        return claim.tasks
 
     def _floors_of(self, key: tuple[str, tuple[str, ...]], generation: int) -> PriorityFloors:
         found = self._floors.get(key)

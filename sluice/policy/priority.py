@@ -69,12 +69,17 @@ class PriorityFloors:
             out.append((None, strict))
         return out
 
-    def claimed(self, level: int | None, asked: int, got: int) -> None:
+    def claimed(self, level: int | None, asked: int, got: int, top: int | None = None) -> None:
         """What a claim returned. A short level claim means that level is empty; a short
-        strict claim means every level is (for these functions)."""
-        if got >= asked:
-            return
-        for p in range(self.levels) if level is None else (level,):
+        strict claim means every level is (for these functions). A strict claim also
+        shows the highest level holding work (`top`, the first task's priority): every
+        level above it is empty."""
+        empty: list[int] = []
+        if level is None and top is not None:
+            empty += range(top + 1, self.levels)
+        if got < asked:
+            empty += range(self.levels) if level is None else [level]
+        for p in empty:
             self.empty.add(p)
             self.credit[p] = 0.0
 

@@ -12,6 +12,7 @@ from .base import (
     DeadSelector,
     DeadTask,
     LeaseRenewal,
+    LimitedClaim,
     Reaped,
     Store,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "DeadSelector",
     "DeadTask",
     "LeaseRenewal",
+    "LimitedClaim",
     "Reaped",
     "Store",
     "open_bus",

@@ -40,6 +40,14 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     priority: int | None = None  # only this level (a floor's share); None: strict order
 
 
+class LimitedClaim(msgspec.Struct, frozen=True):
+    """What a limited claim took, and why it took no more."""
+
+    tasks: list[ClaimedTask]
+    retry_at: float | None  # the rate held tasks back: the next start is allowed then
+    drained: bool  # the function had fewer ready tasks than its limits allowed
+
+
 class LeaseRenewal(msgspec.Struct, frozen=True):
     tenant_id: str
     worker: str
@@ -253,10 +261,9 @@ class Store(Protocol):
         max_concurrency: int | None,
         now: float,
         lease_s: float,
-    ) -> tuple[list[ClaimedTask], float | None]:
+    ) -> LimitedClaim:
         """A claim for one function under its limits, cluster-wide: no more than
-        `max_concurrency` running, no more than `rate` starts a second after a `burst`.
-        Returns the tasks and, when the rate held some back, when to try again."""
+        `max_concurrency` running, no more than `rate` starts a second after a `burst`."""
         ...
 
     async def put_quota(self, tenant_id: str, config: bytes) -> None: ...

@@ -107,3 +107,17 @@ def test_every_backlogged_level_gets_its_floor_and_waits_a_bounded_time(
         assert served[p] >= int(total * 0.02) - 10 - 9 * batch
         # ... and its first dispatch comes within 1/f decisions, plus one plan.
         assert first.get(p, total) <= 50 + 10 * batch or total < 50 + 10 * batch
+
+
+def test_a_strict_claim_shows_the_top_level_so_one_busy_level_costs_one_claim() -> None:
+    floors = PriorityFloors()
+    floors.claimed(None, 256, 256, top=5)  # the first round: everything came from level 5
+
+    plans = [floors.plan(256) for _ in range(3)]
+    for level, n in plans[-1]:
+        floors.claimed(level, n, n if level in (None, 5) else 0, top=5 if level is None else None)
+
+    assert plans[0][-1] == (None, plans[0][-1][1])
+    # Once levels 0-4 are found empty, every plan is a single strict claim.
+    later = [floors.plan(256) for _ in range(5)]
+    assert all(plan == [(None, 256)] for plan in later[1:])

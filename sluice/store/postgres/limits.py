@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...model import ClaimedTask
-from ..base import ClaimRequest
+from ..base import ClaimRequest, LimitedClaim
 from ..limits import after, room
 from .queries import Q
 
@@ -28,7 +28,7 @@ class PostgresLimits:
         max_concurrency: int | None,
         now: float,
         lease_s: float,
-    ) -> tuple[list[ClaimedTask], float | None]:
+    ) -> LimitedClaim:
         (function,) = request.functions
         key = f"{request.tenant_id}:{function}"
         async with self.fast.acquire() as conn, conn.transaction():
@@ -52,4 +52,5 @@ class PostgresLimits:
                     await conn.execute(Q["set_rate_limit"], key, new)
                 if by_rate:
                     retry_at = next_start
-        return [ClaimedTask(*r[:-1]) for r in rows], retry_at
+        tasks = [ClaimedTask(*r[:-1]) for r in rows]
+        return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)

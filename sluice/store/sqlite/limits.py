@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ...model import ClaimedTask
-from ..base import ClaimRequest
+from ..base import ClaimRequest, LimitedClaim
 from ..limits import after, room
 from .queries import Q
 
@@ -27,11 +27,11 @@ class SQLiteLimits:
         max_concurrency: int | None,
         now: float,
         lease_s: float,
-    ) -> tuple[list[ClaimedTask], float | None]:
+    ) -> LimitedClaim:
         (function,) = request.functions
         key = f"{request.tenant_id}:{function}"
 
-        def op(conn: sqlite3.Connection) -> tuple[list[ClaimedTask], float | None]:
+        def op(conn: sqlite3.Connection) -> LimitedClaim:
             running = None
             if max_concurrency is not None:
                 running = conn.execute(
@@ -58,6 +58,7 @@ class SQLiteLimits:
                     conn.execute(Q["set_rate_limit"], {"key": key, "tat": new})
                 if by_rate:
                     retry_at = next_start
-            return [ClaimedTask(*r[:-1]) for r in rows], retry_at
+            tasks = [ClaimedTask(*r[:-1]) for r in rows]
+            return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
 
         return await self._writer.submit(op, small=request.limit <= 64)
