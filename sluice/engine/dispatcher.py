@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..clock import Clock
 from ..config import Settings
@@ -52,19 +52,43 @@ class Dispatcher:
         self._empty: dict[tuple[str, tuple[str, ...]], int] = {}
         # Per queue: its floors, and the tenant generation they last saw.
         self._floors: dict[tuple[str, tuple[str, ...]], tuple[PriorityFloors, int]] = {}
-        # Limited functions found without ready work, with the tenant generation then.
-        self._drained: dict[tuple[str, str], int] = {}
+        # Limited functions found without ready work, until work for them arrives.
+        self._drained: dict[tuple[str, str], bool] = {}
         self.rounds = 0
         self.dispatched = 0
 
-    def notify(self, tenant_id: str) -> None:
-        """New ready work for a tenant: this node's workers, and other nodes' by the bus."""
-        self.hint(tenant_id)
+    def notify(
+        self,
+        tenant_id: str,
+        levels: Iterable[int] | None = None,
+        functions: Iterable[str] | None = None,
+    ) -> None:
+        """New ready work for a tenant (at these priority levels and of these functions,
+        when known): this node's workers, and other nodes' by the bus."""
+        self.hint(tenant_id, levels, functions)
         self._bus.publish("ready", tenant_id)
 
-    def hint(self, tenant_id: str) -> None:
-        """New ready work for a tenant, as heard from another node."""
+    def hint(
+        self,
+        tenant_id: str,
+        levels: Iterable[int] | None = None,
+        functions: Iterable[str] | None = None,
+    ) -> None:
+        """New ready work for a tenant, as heard from another node (levels unknown)."""
         self._generation[tenant_id] += 1
+        # A limited function found drained is claimed again only when work for it came.
+        if functions is None:
+            for key in [k for k in self._drained if k[0] == tenant_id]:
+                del self._drained[key]
+        else:
+            for function in functions:
+                self._drained.pop((tenant_id, function), None)
+        # Only the levels that got work are worth a look; a submit knows them, so a
+        # stream of submits does not make every empty level be probed again.
+        known = None if levels is None else set(levels)
+        for (tenant, _functions), (floors, _seen) in self._floors.items():
+            if tenant == tenant_id:
+                floors.refresh(known)
         self._wake.set()
 
     def resync(self) -> None:
@@ -103,7 +127,7 @@ class Dispatcher:
             limited = [
                 f for f in conn.functions
                 if _is_limited(configs.get(f))
-                and self._drained.get((conn.tenant_id, f)) != generation
+                and (conn.tenant_id, f) not in self._drained
             ]  # fmt: skip
             limit = min(conn.free, self._settings.claim_batch)
             conn.reserved += limit  # a concurrent round must not count these slots again
@@ -150,7 +174,7 @@ class Dispatcher:
             key = (conn.tenant_id, conn.functions)
             generation = self._floors[key][1]
             if short and all(
-                self._drained.get((conn.tenant_id, f)) == generation
+                (conn.tenant_id, f) in self._drained
                 for f in conn.functions
                 if f not in request.functions
             ):
@@ -179,13 +203,12 @@ class Dispatcher:
     ) -> list[ClaimedTask]:
         config = self._configs(conn.tenant_id)[function]
         request = ClaimRequest(conn.tenant_id, conn.worker_id, (function,), limit)
-        generation = self._generation[conn.tenant_id]
         claim = await self._store.claim_limited(
             request, config.rate, config.burst, config.max_concurrency, now,
             self._settings.lease_s,
         )  # fmt: skip
         if claim.drained:  # nothing more ready: no limited claim until new work arrives
-            self._drained[(conn.tenant_id, function)] = generation
+            self._drained[(conn.tenant_id, function)] = True
         if claim.retry_at is not None:
             # The rate held tasks back: look again when the next start is allowed.
             delay = max(0.0, claim.retry_at - self._clock.now())
@@ -194,12 +217,8 @@ class Dispatcher:
 
     def _floors_of(self, key: tuple[str, tuple[str, ...]], generation: int) -> PriorityFloors:
         found = self._floors.get(key)
-        if found is None:
-            floors = PriorityFloors()
-        else:
-            floors, seen = found
-            if seen != generation:
-                floors.refresh()  # new ready work: any level may hold some again
+        # hint() refreshes a queue's floors for the work that arrives.
+        floors = PriorityFloors() if found is None else found[0]
         self._floors[key] = (floors, generation)
         return floors
 

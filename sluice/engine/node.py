@@ -219,8 +219,11 @@ class Node:
                 for t in tasks
             ]
         results = await self.store.submit_tasks(tenant_id, tasks, now)
-        if any(r.created and r.state == READY for r in results):
-            self.dispatcher.notify(tenant_id)
+        ready = [t for t, r in zip(tasks, results, strict=True) if r.created and r.state == READY]
+        if ready:
+            self.dispatcher.notify(
+                tenant_id, {t.priority for t in ready}, {t.function for t in ready}
+            )
         for r in results:
             if r.created and r.state == SCHEDULED:
                 self.timers.schedule(r.run_at, tenant_id, r.id)

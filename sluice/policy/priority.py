@@ -17,6 +17,7 @@ arrives. Pure and deterministic: no clock, no randomness.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 LEVELS = 10
 FLOOR = 0.02
@@ -83,6 +84,9 @@ class PriorityFloors:
             self.empty.add(p)
             self.credit[p] = 0.0
 
-    def refresh(self) -> None:
-        """New ready work arrived: any level may hold some again."""
-        self.empty.clear()
+    def refresh(self, levels: Iterable[int] | None = None) -> None:
+        """New ready work arrived at these levels (None: at any level)."""
+        if levels is None:
+            self.empty.clear()
+        else:
+            self.empty.difference_update(levels)
