@@ -105,7 +105,9 @@ class Dispatcher:
             try:
                 await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval_s)
             except TimeoutError:
-                self._empty.clear()  # the safety net: look again even without a wake-up
+                # The safety net: look again even without a wake-up.
+                self._empty.clear()
+                self._drained.clear()
             self._wake.clear()
             try:
                 await self.dispatch_round()

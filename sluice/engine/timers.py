@@ -20,7 +20,7 @@ import heapq
 import logging
 from typing import TYPE_CHECKING
 
-from ..store import LeaseRenewal
+from ..store import LeaseRenewal, Promoted
 
 if TYPE_CHECKING:
     from .node import Node
@@ -119,11 +119,10 @@ class Timers:
         total = 0
         while True:
             now = node.clock.now()
-            tenants = await node.store.promote_due(now, PROMOTE_BATCH)
-            total += len(tenants)
-            for tenant_id in set(tenants):
-                node.dispatcher.notify(tenant_id)
-            if len(tenants) < PROMOTE_BATCH:
+            promoted = await node.store.promote_due(now, PROMOTE_BATCH)
+            total += len(promoted)
+            _notify(node, promoted)
+            if len(promoted) < PROMOTE_BATCH:
                 break
         expired = await node.store.expire_tasks(node.clock.now(), PROMOTE_BATCH)
         node.expired(expired)
@@ -184,13 +183,23 @@ class Timers:
             now = node.clock.now()
             due = []
             while self._heap and self._heap[0][0] <= now:
-                _, tenant_id, task_id = heapq.heappop(self._heap)
+                _, _tenant, task_id = heapq.heappop(self._heap)
                 self._in_heap.discard(task_id)
                 due.append(task_id)
             try:
-                tenants = await node.store.promote_tasks(due, now)
+                promoted = await node.store.promote_tasks(due, now)
             except Exception:
                 log.exception("promoting %d due tasks failed; the interval will", len(due))
                 continue
-            for tenant_id in set(tenants):
-                node.dispatcher.notify(tenant_id)
+            _notify(node, promoted)
+
+
+def _notify(node: Node, promoted: list[Promoted]) -> None:
+    """Tell the dispatcher which tenants, levels and functions got ready work."""
+    by_tenant: dict[str, tuple[set[int], set[str]]] = {}
+    for p in promoted:
+        levels, functions = by_tenant.setdefault(p.tenant_id, (set(), set()))
+        levels.add(p.priority)
+        functions.add(p.function)
+    for tenant_id, (levels, functions) in by_tenant.items():
+        node.dispatcher.notify(tenant_id, levels, functions)

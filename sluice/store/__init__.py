@@ -13,6 +13,7 @@ from .base import (
     DeadTask,
     LeaseRenewal,
     LimitedClaim,
+    Promoted,
     Reaped,
     Store,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "DeadTask",
     "LeaseRenewal",
     "LimitedClaim",
+    "Promoted",
     "Reaped",
     "Store",
     "open_bus",

@@ -48,6 +48,14 @@ class LimitedClaim(msgspec.Struct, frozen=True):
     drained: bool  # the function had fewer ready tasks than its limits allowed
 
 
+class Promoted(msgspec.Struct, frozen=True):
+    """A task that became ready by its time: whose, of what function, at what level."""
+
+    tenant_id: str
+    function: str
+    priority: int
+
+
 class LeaseRenewal(msgspec.Struct, frozen=True):
     tenant_id: str
     worker: str
@@ -172,11 +180,11 @@ class Store(Protocol):
         """(run_at, tenant_id, task_id) of scheduled tasks due by `until`, soonest first."""
         ...
 
-    async def promote_due(self, now: float, limit: int) -> list[str]:
-        """Scheduled tasks due by `now` become ready; returns their tenants (one per task)."""
+    async def promote_due(self, now: float, limit: int) -> list[Promoted]:
+        """Scheduled tasks due by `now` become ready; one entry per task."""
         ...
 
-    async def promote_tasks(self, task_ids: list[str], now: float) -> list[str]: ...
+    async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]: ...
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]: ...
     async def purge_tasks(self, before: float, limit: int) -> int:
         """Delete up to `limit` tasks that ended before `before`; returns how many."""

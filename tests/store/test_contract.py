@@ -580,7 +580,7 @@ async def test_scheduled_retry_stays_out_of_claims_until_promoted(
     assert (record.state, record.run_at, record.attempt) == (SCHEDULED, NOW + 60, 1)
     assert await claim(store, tenant, now=NOW + 61) == []
     assert await store.promote_due(NOW + 59, 100) == []
-    assert await store.promote_due(NOW + 60, 100) == [tenant]
+    assert [p.tenant_id for p in await store.promote_due(NOW + 60, 100)] == [tenant]
     (again,) = await claim(store, tenant, now=NOW + 61)
     assert (again.id, again.attempt) == (task.id, 2)
 
@@ -594,8 +594,8 @@ async def test_promote_due_spans_tenants_and_respects_the_limit(
     first = await store.promote_due(NOW + 10, 2)
     rest = await store.promote_due(NOW + 10, 2)
 
-    assert sorted(first) == sorted([tenant, other])
-    assert rest == [tenant]
+    assert sorted(p.tenant_id for p in first) == sorted([tenant, other])
+    assert [(p.tenant_id, p.function, p.priority) for p in rest] == [(tenant, FN, 5)]
     assert await store.promote_due(NOW + 10, 2) == []
 
 
@@ -609,7 +609,7 @@ async def test_promote_tasks_only_promotes_scheduled_tasks_that_are_due(
     promoted = await store.promote_tasks(ids, NOW + 5)
     record = await store.get_task(tenant, due.id)
 
-    assert promoted == [tenant]
+    assert [(p.tenant_id, p.function) for p in promoted] == [(tenant, FN)]
     assert await store.get_task_states(tenant, ids) == {
         due.id: READY,
         later.id: SCHEDULED,

@@ -48,6 +48,7 @@ from ..base import (
     DeadSelector,
     DeadTask,
     LeaseRenewal,
+    Promoted,
     Reaped,
 )
 from .limits import PostgresLimits
@@ -363,11 +364,11 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         rows = await self._fetch(Q["due_soon"], until, limit)
         return [(r[0], r[1], r[2]) for r in rows]
 
-    async def promote_due(self, now: float, limit: int) -> list[str]:
-        return [r[0] for r in await self.fast.fetch(Q["promote_due"], now, limit)]
+    async def promote_due(self, now: float, limit: int) -> list[Promoted]:
+        return [Promoted(*r) for r in await self.fast.fetch(Q["promote_due"], now, limit)]
 
-    async def promote_tasks(self, task_ids: list[str], now: float) -> list[str]:
-        return [r[0] for r in await self.fast.fetch(Q["promote_tasks"], task_ids, now)]
+    async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]:
+        return [Promoted(*r) for r in await self.fast.fetch(Q["promote_tasks"], task_ids, now)]
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
         out = []

@@ -165,13 +165,13 @@ UPDATE tasks t SET state = 'ready', ready_at = $1, stag = t.run_at
 FROM (SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= $1
       ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS due
 WHERE t.id = due.id
-RETURNING t.tenant_id;
+RETURNING t.tenant_id, t.function, t.priority;
 
 -- name: promote_tasks
 -- Fired from the in-memory timer heap; the state check makes a double fire harmless.
 UPDATE tasks SET state = 'ready', ready_at = $2, stag = run_at
 WHERE id = ANY($1::text[]) AND state = 'scheduled' AND run_at <= $2
-RETURNING tenant_id;
+RETURNING tenant_id, function, priority;
 
 -- name: expired_leases
 SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks

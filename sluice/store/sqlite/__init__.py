@@ -40,6 +40,7 @@ from ..base import (
     DeadSelector,
     DeadTask,
     LeaseRenewal,
+    Promoted,
     Reaped,
 )
 from ..writer import Writer
@@ -426,17 +427,19 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
         rows = await self._read(Q["due_soon"], {"until": until, "limit": limit})
         return [(r[0], r[1], r[2]) for r in rows]
 
-    async def promote_due(self, now: float, limit: int) -> list[str]:
-        def op(conn: sqlite3.Connection) -> list[str]:
-            return [r[0] for r in conn.execute(Q["promote_due"], {"now": now, "limit": limit})]
+    async def promote_due(self, now: float, limit: int) -> list[Promoted]:
+        def op(conn: sqlite3.Connection) -> list[Promoted]:
+            rows = conn.execute(Q["promote_due"], {"now": now, "limit": limit})
+            return [Promoted(*r) for r in rows]
 
         return await self._writer.submit(op)
 
-    async def promote_tasks(self, task_ids: list[str], now: float) -> list[str]:
+    async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]:
         ids = msgspec.json.encode(task_ids).decode()
 
-        def op(conn: sqlite3.Connection) -> list[str]:
-            return [r[0] for r in conn.execute(Q["promote_tasks"], {"ids": ids, "now": now})]
+        def op(conn: sqlite3.Connection) -> list[Promoted]:
+            rows = conn.execute(Q["promote_tasks"], {"ids": ids, "now": now})
+            return [Promoted(*r) for r in rows]
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 

@@ -132,13 +132,13 @@ ORDER BY run_at LIMIT :limit;
 UPDATE tasks SET state = 'ready', ready_at = :now, stag = run_at
 WHERE id IN (
     SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)
-RETURNING tenant_id;
+RETURNING tenant_id, function, priority;
 
 -- name: promote_tasks
 -- Fired from the in-memory timer heap; the state check makes a double fire harmless.
 UPDATE tasks SET state = 'ready', ready_at = :now, stag = run_at
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled' AND run_at <= :now
-RETURNING tenant_id;
+RETURNING tenant_id, function, priority;
 
 -- name: expired_leases
 SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
