@@ -242,7 +242,8 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         first: dict[str, Finish] = {}
         for f in finishes:
             first.setdefault(f.task_id, f)
-        batch = list(first.values())
+        # In id order: concurrent batches lock their rows in the same order (no deadlock).
+        batch = sorted(first.values(), key=lambda f: f.task_id)
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(Q["finish_task"], *_finish_columns(batch, now))
             done = {r[0] for r in rows}
@@ -258,11 +259,12 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         return out
 
     async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None:
-        args = [
-            (r.tenant_id, r.worker, list(r.task_ids), lease_until) for r in renewals if r.task_ids
-        ]
-        if args:
-            await self.fast.executemany(Q["extend_leases"], args)
+        rows = sorted(
+            (task_id, r.tenant_id, r.worker) for r in renewals for task_id in r.task_ids
+        )  # by id: the lock order every batch update here follows
+        if rows:
+            ids, tenants, workers = (list(c) for c in zip(*rows, strict=True))
+            await self.fast.execute(Q["extend_leases"], tenants, workers, ids, lease_until)
 
     async def cancel_tasks(
         self, tenant_id: str, task_ids: list[str], now: float
@@ -349,7 +351,8 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
     ) -> list[str]:
         if not held:
             return []
-        ids, attempts = [h[0] for h in held], [h[1] for h in held]
+        ordered = sorted(held)  # id order, as every batch update here
+        ids, attempts = [h[0] for h in ordered], [h[1] for h in ordered]
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(Q["release_task"], tenant_id, ids, attempts, worker, now)
             released = {r[0] for r in rows}

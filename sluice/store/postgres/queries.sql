@@ -152,8 +152,13 @@ SELECT tenant_id, task_id, $3, kind, detail
 FROM unnest($1::text[], $2::text[], $4::text[], $5::text[]) AS e(tenant_id, task_id, kind, detail);
 
 -- name: extend_leases
-UPDATE tasks SET lease_until = $4
-WHERE tenant_id = $1 AND lease_owner = $2 AND state = 'running' AND id = ANY($3::text[]);
+-- Every renewal of a heartbeat round in one statement. The caller sorts the rows by id,
+-- so concurrent batches lock rows in the same order and cannot deadlock.
+-- $1 tenants, $2 workers, $3 ids, $4 lease_until
+UPDATE tasks t SET lease_until = $4
+FROM unnest($1::text[], $2::text[], $3::text[]) AS r(tenant_id, worker, id)
+WHERE t.id = r.id AND t.tenant_id = r.tenant_id AND t.lease_owner = r.worker
+  AND t.state = 'running';
 
 -- name: due_soon
 SELECT run_at, tenant_id, id FROM tasks
