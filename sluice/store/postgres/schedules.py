@@ -6,6 +6,7 @@ from typing import Any
 
 from ...model import NewTask, ScheduleRow
 from .queries import Q
+from .writes import _columns
 
 
 class PostgresSchedules:
@@ -53,8 +54,6 @@ class PostgresSchedules:
         tasks: list[NewTask],
         now: float,
     ) -> bool:
-        from . import _columns  # the task columns live with the task queries
-
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await conn.fetchval(
                 Q["advance_schedule"], row.tenant_id, row.name, row.last_fire_at, last_after,

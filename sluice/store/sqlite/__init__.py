@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import msgspec
 
 from ...model import (
-    DEFAULT_MAX_ATTEMPTS,
     ApiKey,
     AttemptRecord,
     ClaimedTask,
@@ -27,7 +26,6 @@ from ...model import (
     Finish,
     FunctionConfig,
     NewTask,
-    RetryPolicy,
     SubmitResult,
     TaskRecord,
     Tenant,
@@ -48,7 +46,7 @@ from .limits import SQLiteLimits
 from .pauses import SQLitePauses
 from .queries import Q
 from .schedules import SQLiteSchedules, _task_row
-from .writes import _event, _finish_many, _migrate
+from .writes import _allowance, _dead_params, _event, _fair_order, _finish_many, _migrate
 
 READ_THREADS = 2
 CHECKPOINT_INTERVAL_S = 1.0
@@ -60,7 +58,6 @@ T = TypeVar("T")
 
 _fn_encoder = msgspec.json.Encoder()
 _tags_decoder = msgspec.json.Decoder(list[str])
-_retry_decoder = msgspec.json.Decoder(RetryPolicy)
 
 
 class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
@@ -495,35 +492,3 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
             return [(r[0], r[1]) for r in rows]
 
         return await self._writer.submit(op)
-
-    async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
-        params = {"name": name, "holder": holder, "now": now, "until": now + ttl_s}
-
-        def op(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(Q["acquire_lease"], params).fetchone()
-            return row is not None and row[0] == holder
-
-        return await self._writer.submit(op, small=True)
-
-
-def _allowance(retry: bytes | None, function: str, by_function: dict[str, int]) -> int:
-    """A retried task's new allowance: its own policy's, else its function's, else the
-    default (never its previous max_attempts, which already counts the past series)."""
-    if retry is not None:
-        return _retry_decoder.decode(retry).max_attempts
-    return by_function.get(function, DEFAULT_MAX_ATTEMPTS)
-
-
-def _dead_params(tenant_id: str, selector: DeadSelector, after: str, limit: int) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "function": selector.function,
-        "since": selector.since,
-        "until": selector.until,
-        "after": after,
-        "limit": limit,
-    }
-
-
-def _fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
-    return (-row[7], row[-1], row[1])  # priority first, then start tag, then id

@@ -11,6 +11,7 @@ from ...model import ClaimedTask
 from ..base import ClaimRequest, LimitedClaim
 from ..limits import after, room
 from .queries import Q
+from .writes import _fair_order
 
 if TYPE_CHECKING:
     from ..writer import Writer
@@ -50,7 +51,7 @@ class SQLiteLimits:
                     "now": now, "lease_until": now + lease_s,
                 }  # fmt: skip
                 rows = conn.execute(Q["claim_tasks"], params).fetchall()
-                rows.sort(key=lambda r: (-r[7], r[-1], r[1]))
+                rows.sort(key=_fair_order)
             retry_at = None
             if rate is not None:
                 new, next_start = after(tat, now, rate, burst, len(rows))
@@ -62,3 +63,12 @@ class SQLiteLimits:
             return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
 
         return await self._writer.submit(op, small=request.limit <= 64)
+
+    async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
+        params = {"name": name, "holder": holder, "now": now, "until": now + ttl_s}
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(Q["acquire_lease"], params).fetchone()
+            return row is not None and row[0] == holder
+
+        return await self._writer.submit(op, small=True)

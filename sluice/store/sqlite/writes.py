@@ -8,8 +8,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ...model import Finish
-from ..base import ACCEPTED, DUPLICATE, STALE
+import msgspec
+
+from ...model import DEFAULT_MAX_ATTEMPTS, Finish, RetryPolicy
+from ..base import ACCEPTED, DUPLICATE, STALE, DeadSelector
 from .queries import MIGRATIONS, Q
 
 
@@ -105,3 +107,29 @@ def _split_statements(sql: str) -> list[str]:
     """Split a migration into statements (migrations hold no triggers or string semicolons)."""
     lines = [line.split("--", 1)[0] for line in sql.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+_retry_decoder = msgspec.json.Decoder(RetryPolicy)
+
+
+def _allowance(retry: bytes | None, function: str, by_function: dict[str, int]) -> int:
+    """A retried task's new allowance: its own policy's, else its function's, else the
+    default (never its previous max_attempts, which already counts the past series)."""
+    if retry is not None:
+        return _retry_decoder.decode(retry).max_attempts
+    return by_function.get(function, DEFAULT_MAX_ATTEMPTS)
+
+
+def _dead_params(tenant_id: str, selector: DeadSelector, after: str, limit: int) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "function": selector.function,
+        "since": selector.since,
+        "until": selector.until,
+        "after": after,
+        "limit": limit,
+    }
+
+
+def _fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
+    return (-row[7], row[-1], row[1])  # priority first, then start tag, then id
