@@ -126,26 +126,25 @@ class Dispatcher:
             if self._empty.get(key) == generation:
                 continue
             configs = self._configs(conn.tenant_id)
-            limited = [
-                f for f in conn.functions
-                if _is_limited(configs.get(f))
-                and (conn.tenant_id, f) not in self._drained
-            ]  # fmt: skip
+            together: list[str] = []  # claimed in one request, in priority order
+            limited: list[str] = []  # claimed one by one, under their limits
+            for f in conn.functions:
+                if not _is_limited(configs.get(f)):
+                    together.append(f)
+                elif (conn.tenant_id, f) not in self._drained:
+                    limited.append(f)
             limit = min(conn.free, self._settings.claim_batch)
             conn.reserved += limit  # a concurrent round must not count these slots again
-            plans.append((conn, key, generation, limit, limited))
+            plans.append((conn, key, generation, limit, limited, tuple(together)))
         if not plans:
             return 0
         self.rounds += 1
         got: dict[int, list[ClaimedTask]] = {id(conn): [] for conn, *_ in plans}
 
-        def configs_of(conn: WorkerConn) -> Mapping[str, FunctionConfig]:
-            return self._configs(conn.tenant_id)
-
         requests: list[ClaimRequest] = []
         owners: list[tuple[WorkerConn, PriorityFloors]] = []
         try:
-            for conn, key, generation, limit, limited in plans:
+            for conn, key, generation, limit, limited, rest in plans:
                 left = limit
                 for function in limited:  # first: their limits decide how many
                     if left <= 0:
@@ -153,7 +152,6 @@ class Dispatcher:
                     tasks = await self._claim_limited(conn, function, left, now)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
-                rest = tuple(f for f in conn.functions if not _is_limited(configs_of(conn).get(f)))
                 if left <= 0 or not rest:
                     continue
                 floors = self._floors_of(key, generation)
@@ -166,7 +164,7 @@ class Dispatcher:
                 else []
             )
         finally:
-            for conn, _key, _generation, limit, _limited in plans:
+            for conn, _key, _generation, limit, _limited, _rest in plans:
                 conn.reserved -= limit
         for (conn, floors), request, tasks in zip(owners, requests, claimed, strict=True):
             top = max((t.priority for t in tasks), default=None)
