@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BACKEND ?= sqlite
+SCENARIO ?= core
 
 .PHONY: help run test test-fast lint format bench bench-peers chaos clean
 
@@ -39,8 +40,8 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 bench: $(STAMP)  ## benchmarks (BACKEND=sqlite|postgres); figures go to bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)
 
-bench-peers: $(STAMP)  ## Sluice next to Celery, RQ, Dramatiq, arq, Huey, Taskiq, Procrastinate: bench/PEERS.md
-	$(BIN)/python -m bench.peers.run
+bench-peers: $(STAMP)  ## Sluice next to Celery, RQ, Dramatiq, arq, Huey, Taskiq, Procrastinate (SCENARIO=core|fairness): bench/PEERS.md
+	$(BIN)/python -m bench.peers.run --scenario $(SCENARIO)
 
 chaos: $(STAMP)  ## crash-safety run (BACKEND=sqlite|postgres): kills server and workers, audits
 	$(BIN)/python -m chaos.run --backend $(BACKEND)

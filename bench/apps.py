@@ -12,8 +12,8 @@ async def noop(i: int = 0) -> None:
     return None
 
 
-SHAVED_RATE = 2000.0
-SHAVED_BURST = 100
+SHAVED_RATE = 500.0
+SHAVED_BURST = 50
 
 
 @app.task(rate=SHAVED_RATE, burst=SHAVED_BURST)

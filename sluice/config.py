@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8420
     admin_key: str | None = None
     """Key for admin endpoints; unset disables them."""
+    pool_key: str | None = None
+    """Key for shared worker pools: a worker connecting with it runs every tenant's tasks
+    of the functions it serves, in fair order (docs/scheduling.md); unset disables them."""
     lease_s: float = 30.0
     """How long a dispatched task is leased to its worker without a heartbeat."""
     heartbeat_s: float = 10.0

@@ -26,6 +26,10 @@ EXPIRED: Final = "expired"
 STATES: Final = (SCHEDULED, READY, PAUSED, RUNNING, SUCCEEDED, DEAD, CANCELLED, EXPIRED)
 TERMINAL: Final = frozenset({SUCCEEDED, DEAD, CANCELLED, EXPIRED})
 
+# The pseudo-tenant of shared worker pools: workers that an operator runs for every
+# tenant's tasks of the functions they serve (DESIGN §6 "shared worker slots").
+SHARED: Final = "*"
+
 MIN_PRIORITY: Final = 0
 MAX_PRIORITY: Final = 9
 DEFAULT_PRIORITY: Final = 5
@@ -150,6 +154,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     throttles: int = 0
     retry: bytes | None = None  # the task's own RetryPolicy (JSON), if it has one
     tags: str | None = None  # JSON array, for the pause rules a retry must respect
+    stag: float = 0.0  # fair start tag: the virtual clock moves to the largest dispatched
 
 
 class Finish(msgspec.Struct, frozen=True):
@@ -305,3 +310,20 @@ class TenantQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Most waiting tasks (ready, scheduled, paused); past it a submit gets 429."""
     max_payload_bytes: int | None = None
     """Largest payload, below the server's own limit."""
+    weight: float = 1.0
+    """The tenant's share of shared capacity against others' (fair queueing): at 3 it
+    gets three tasks started to a weight-1 tenant's one, when both have work waiting."""
+    rate: float | None = None
+    """Most starts a second of all the tenant's tasks, cluster-wide (GCRA)."""
+    burst: int = 1
+    """Starts allowed at once on top of `rate`."""
+    max_concurrency: int | None = None
+    """Most of the tenant's tasks running at once, cluster-wide: its maximum share of
+    worker slots."""
+    min_slots: int | None = None
+    """Shared pool slots reserved for the tenant: while it has work waiting and fewer
+    running, its tasks are claimed before anyone's fair turn (its minimum share)."""
+
+    @property
+    def limited(self) -> bool:
+        return self.rate is not None or self.max_concurrency is not None

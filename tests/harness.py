@@ -144,9 +144,8 @@ async def _running_server(database: str, app: App, **overrides: Any) -> AsyncIte
 async def running_worker(
     running: Running, app: App, concurrency: int = 4, **options: Any
 ) -> AsyncIterator[Worker]:
-    worker = Worker(
-        app, url=running.url, api_key=running.api_key, concurrency=concurrency, **options
-    )
+    options.setdefault("api_key", running.api_key)  # a shared pool's worker gives its own
+    worker = Worker(app, url=running.url, concurrency=concurrency, **options)
     task = asyncio.create_task(worker.run())
     await wait_for(lambda: worker.connected.is_set() or task.done())
     if task.done():

@@ -59,6 +59,11 @@ class System:
     config: ClassVar[str] = ""
     has_bulk: ClassVar[bool] = False
     has_delay: ClassVar[bool] = False
+    #: how the fairness workload's two tenants are run (none of the peers has tenants)
+    fairness_config: ClassVar[str] = (
+        "no tenants: both tenants' tasks go to the one default queue, which the 2 worker "
+        "processes consume first-in first-out"
+    )
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -80,6 +85,21 @@ class System:
 
     def enqueue_delayed(self, i: int, delay_s: float) -> None:
         raise NotImplementedError
+
+    def setup_tenants(self, names: list[str]) -> None:
+        """Producers for these tenants (the fairness workload); peers share one queue."""
+
+    def start_shared_workers(self, processes: int = 2) -> None:
+        """The 2 worker processes every tenant shares."""
+        self.start_workers(processes)
+
+    def enqueue_as(self, tenant: str, ids: list[int]) -> None:
+        """Enqueue as a tenant: one task, or a bulk chunk."""
+        if len(ids) > 1 and self.has_bulk:
+            self.enqueue_bulk(ids)
+        else:
+            for i in ids:
+                self.enqueue_one(i)
 
     def teardown(self) -> None:
         """Close clients, drop databases; processes are stopped by `stop`."""

@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SLUICE_VENV = ROOT / ".venv"
 PEERS_VENV = ROOT / ".venv-peers"
 PEERS_MD = ROOT / "bench" / "PEERS.md"
+# Every run's raw figures, so `--only NAME` re-measures one system and keeps the rest.
+RESULTS_JSON = ROOT / "bench" / "peers" / "results.json"
+FAIRNESS_JSON = ROOT / "bench" / "peers" / "fairness.json"
 PINS = [
     "celery[redis]==5.7.0",
     "dramatiq[redis]==2.2.1",
@@ -67,6 +70,8 @@ SERVICES = {
 }  # fmt: skip
 FULL = {"tasks": 20_000, "single": 5_000, "latency": 2_000, "delayed": 1_000, "stall": 30}
 QUICK = {"tasks": 2_000, "single": 500, "latency": 200, "delayed": 100, "stall": 15}
+FAIR_FULL = {"flood": 10_000, "fair": 100, "stall": 30}
+FAIR_QUICK = {"flood": 1_000, "fair": 20, "stall": 15}
 RUN_TIMEOUT_S = {"full": 600, "quick": 180}
 
 
@@ -118,7 +123,9 @@ def kill_groups(pgids: list[int], sig: int) -> None:
             os.killpg(pgid, sig)
 
 
-def run_once(name: str, sizes: dict[str, int], timeout_s: float) -> dict[str, Any]:
+def run_once(
+    name: str, sizes: dict[str, int], timeout_s: float, scenario: str = "core"
+) -> dict[str, Any]:
     module, venv, backend, _ = SYSTEMS[name]
     with tempfile.TemporaryDirectory(prefix=f"peers-{name}-") as tmp:
         work = Path(tmp)
@@ -129,6 +136,7 @@ def run_once(name: str, sizes: dict[str, int], timeout_s: float) -> dict[str, An
                 *(f"--{k}={v}" for k, v in sizes.items())]  # fmt: skip
         if backend:
             argv.append(f"--backend={backend}")
+        argv.append(f"--scenario={scenario}")
         env = {**os.environ, "PYTHONPATH": str(ROOT), PGIDS_ENV: str(pgids)}
         log = open(work / "driver.log", "wb")  # noqa: SIM115
         driver = subprocess.Popen(
@@ -264,11 +272,51 @@ def write_peers_md(results: dict[str, list[dict[str, Any]]], runs: int) -> None:
         ok = next((r for r in rs if "error" not in r), None)
         if ok:
             lines.append(f"- **{ok['name']} {ok['version']}** — workers: {ok['workers_config']}; "
-                         f"{ok['config']}")  # fmt: skip
+                         f"{ok['config']} (measured {ok.get('measured', now)})")  # fmt: skip
         else:
             lines.append(f"- **{name}** — every run failed")
+    lines += fairness_section()
     lines += ["", "## Caveats", "", *CAVEATS, ""]
     PEERS_MD.write_text("\n".join(lines))
+
+
+def fairness_section() -> list[str]:
+    """The A/B flood on every system, from the last `--scenario fairness` run."""
+    if not FAIRNESS_JSON.exists():
+        return []
+    saved: dict[str, dict[str, Any]] = json.loads(FAIRNESS_JSON.read_text())
+    lines = [
+        "",
+        "## Fairness: a quiet tenant beside a flood",
+        "",
+        "Tenant B sends 100 tasks one every 10 ms, alone, then again right after tenant A "
+        "enqueued a backlog at once; 2 worker processes shared by both. Figures are B's "
+        "submit→start latency (ms) and how much of A's backlog was still waiting when B's "
+        "last task started (one run each; `make bench-peers SCENARIO=fairness`).",
+        "",
+        "| system | B alone p50 / p99 | B beside A's backlog p50 / p99 | A's backlog | "
+        "left when B was done | lost / duplicated | how tenants are run |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name in SYSTEMS:
+        r = saved.get(name)
+        if r is None:
+            continue
+        if "error" in r:
+            lines.append(f"| {name} | failed | | | | | |")
+            continue
+        alone, beside = r.get("b_alone_ms") or {}, r.get("b_flood_ms") or {}
+
+        def ms(d: dict[str, float], key: str) -> str:
+            return f"{d[key]:,.1f}" if key in d else "—"
+
+        lines.append(
+            f"| {r['name']} | {ms(alone, 'p50')} / {ms(alone, 'p99')} | "
+            f"{ms(beside, 'p50')} / {ms(beside, 'p99')} | {r['flood']:,} | "
+            f"{r['flood_left_at_b_done']:,} | {r['lost']} / {r['duplicated']} | "
+            f"{r['config']} (measured {r.get('measured', '?')}) |"
+        )
+    return lines
 
 
 CAVEATS = [
@@ -293,10 +341,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 run, no file")
     parser.add_argument("--only", action="append", choices=sorted(SYSTEMS), help="repeatable")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=None, help="3 (core), 1 (fairness)")
+    parser.add_argument("--scenario", choices=["core", "fairness"], default="core")
     options = parser.parse_args()
+    if options.scenario == "fairness":
+        fairness_main(options)
+        return
     names = options.only or list(SYSTEMS)
-    runs = 1 if options.quick else options.runs
+    runs = 1 if options.quick else options.runs or 3
     sizes = QUICK if options.quick else FULL
     timeout_s = RUN_TIMEOUT_S["quick" if options.quick else "full"]
     if any(SYSTEMS[n][1] == PEERS_VENV for n in names):
@@ -315,8 +367,65 @@ def main() -> None:
             print_result(results[name][-1])
     print("\n" + "\n".join(table(results, runs)) + "\n")
     if not options.quick and results:
-        write_peers_md(results, runs)
-        print(f"written to {PEERS_MD.relative_to(ROOT)}")
+        merged = merge_saved(results)
+        write_peers_md(merged, runs)
+        print(f"written to {PEERS_MD.relative_to(ROOT)} and {RESULTS_JSON.relative_to(ROOT)}")
+
+
+def fairness_main(options: argparse.Namespace) -> None:
+    """The A/B flood on each system, one after another; saved and written to PEERS.md."""
+    names = options.only or list(SYSTEMS)
+    sizes = FAIR_QUICK if options.quick else FAIR_FULL
+    timeout_s = RUN_TIMEOUT_S["quick" if options.quick else "full"]
+    if any(SYSTEMS[n][1] == PEERS_VENV for n in names):
+        ensure_peers_venv()
+    up = {s: ensure_service(s) for s in {s for n in names for s in SYSTEMS[n][3]}}
+    results: dict[str, dict[str, Any]] = {}
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for name in names:
+        if not all(up[s] for s in SYSTEMS[name][3]):
+            print(f"{name}: skipped, a service is not reachable", flush=True)
+            continue
+        for n in range(options.runs or 1):
+            print(f"{name}: fairness run {n + 1}", flush=True)
+            r = run_once(name, sizes, timeout_s, "fairness")
+            r["measured"] = today
+            results[name] = r  # the last run stands
+            if "error" in r:
+                print(f"  FAILED: {r['error']}", flush=True)
+                continue
+            alone, beside = r["b_alone_ms"] or {}, r["b_flood_ms"] or {}
+            print(
+                f"  B alone p99 {alone.get('p99', 0):,.1f} ms; beside A's {r['flood']:,} "
+                f"p99 {beside.get('p99', 0):,.1f} ms; A left {r['flood_left_at_b_done']:,}; "
+                f"lost {r['lost']}, duplicated {r['duplicated']}",
+                flush=True,
+            )
+    if options.quick or not results:
+        return
+    saved = json.loads(FAIRNESS_JSON.read_text()) if FAIRNESS_JSON.exists() else {}
+    saved.update(results)
+    FAIRNESS_JSON.write_text(json.dumps(saved, indent=1) + "\n")
+    core = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    if core:
+        write_peers_md(core, 3)
+    print(f"written to {FAIRNESS_JSON.relative_to(ROOT)} and {PEERS_MD.relative_to(ROOT)}")
+
+
+def merge_saved(results: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The systems measured now replace their saved runs; the others keep theirs (and
+    their date: a row re-measured later says so in its configuration line)."""
+    saved: dict[str, list[dict[str, Any]]] = {}
+    if RESULTS_JSON.exists():
+        saved = json.loads(RESULTS_JSON.read_text())
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for rs in results.values():
+        for r in rs:
+            r.setdefault("measured", today)
+    saved.update(results)
+    merged = {name: saved[name] for name in SYSTEMS if name in saved}
+    RESULTS_JSON.write_text(json.dumps(merged, indent=1) + "\n")
+    return merged
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Sluice itself, from the repository's .venv: a `sluice server` on a throwaway SQLite
-file or PostgreSQL database, and `sluice worker --processes 2`."""
+file or PostgreSQL database, and `sluice worker --processes 2`. In the fairness
+workload the workers are a shared pool (the server's pool key) and the two tenants are
+real tenants with their own API keys."""
 
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ class Plugin(base.System):
     workers_config = "`sluice worker --processes 2`: 2 processes x 10 async slots (default)"
     has_bulk = True
     has_delay = True
+    fairness_config = (
+        "two tenants with their own API keys; the 2 worker processes are a shared pool "
+        "(`SLUICE_POOL_KEY`), which starts tasks in start-time fair order"
+    )
 
     def __init__(self, work: Path, backend: str = "sqlite") -> None:
         super().__init__(work)
@@ -61,7 +67,8 @@ class Plugin(base.System):
             self.admin(f'CREATE DATABASE "{self.pg_name}"')
             database = f"{base.PG_SERVER}/{self.pg_name}"
         url = f"http://127.0.0.1:{free_port()}"
-        self.env.update(SLUICE_DATABASE=database, SLUICE_URL=url)
+        self.pool_key = f"pool-{os.getpid()}"
+        self.env.update(SLUICE_DATABASE=database, SLUICE_URL=url, SLUICE_POOL_KEY=self.pool_key)
         out = subprocess.run(
             [sys.executable, "-m", "sluice", "tenant", "create", "peers"], env=self.env,
             capture_output=True, check=True,
@@ -76,6 +83,8 @@ class Plugin(base.System):
         app.configure(url=url, api_key=key)
         app.register()
         self.client = sluice.Client(url, key)
+        self.url = url
+        self.tenants: dict[str, sluice.Client] = {}
 
     def healthy(self, url: str) -> bool:
         try:
@@ -89,6 +98,33 @@ class Plugin(base.System):
             "--processes", str(processes),
         ])  # fmt: skip
 
+    def setup_tenants(self, names: list[str]) -> None:
+        for name in names:
+            out = subprocess.run(
+                [sys.executable, "-m", "sluice", "tenant", "create", name], env=self.env,
+                capture_output=True, check=True,
+            )  # fmt: skip
+            self.tenants[name] = sluice.Client(self.url, json.loads(out.stdout)["api_key"])
+
+    def start_shared_workers(self, processes: int = 2) -> None:
+        self.spawn(
+            [sys.executable, "-m", "sluice", "worker", "bench.peers.sluice_:app",
+             "--processes", str(processes)],
+            env={**self.env, "SLUICE_API_KEY": self.pool_key},
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{self.url}/v1/health", timeout=2).json().get("workers", 0) < processes:
+            if time.monotonic() > deadline:
+                raise SystemExit("the shared pool did not connect")
+            time.sleep(0.05)
+
+    def enqueue_as(self, tenant: str, ids: list[int]) -> None:
+        client = self.tenants[tenant]
+        if len(ids) == 1:
+            client.submit({"function": "noop", "args": ids})
+        else:
+            client.submit_many([{"function": "noop", "args": [i]} for i in ids])
+
     def enqueue_one(self, i: int) -> None:
         self.client.submit({"function": "noop", "args": [i]})
 
@@ -101,5 +137,7 @@ class Plugin(base.System):
     def teardown(self) -> None:
         if hasattr(self, "client"):
             self.client.close()
+            for client in self.tenants.values():
+                client.close()
         if self.backend == "postgres":
             self.admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')

@@ -26,7 +26,7 @@ class BadFrame(Exception):
 async def worker_socket(socket: WebSocket) -> None:  # type: ignore[type-arg]
     node = node_of(socket.app.state)
     try:
-        tenant_id = await node.authenticate(bearer(socket.headers))
+        tenant_id = await node.authenticate_worker(bearer(socket.headers))
     except Unauthorized:
         tenant_id = None
     await socket.accept()

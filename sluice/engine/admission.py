@@ -140,7 +140,7 @@ def build_task(
         payload=payload,
         state=READY if run_at <= now else SCHEDULED,
         priority=priority,
-        stag=run_at,
+        stag=0.0,  # the fair start tag is given by engine/fairness.py
         run_at=run_at,
         max_attempts=max_attempts,
         timeout_s=timeout,

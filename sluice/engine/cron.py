@@ -60,7 +60,7 @@ class Schedules:
             )
         now = node.clock.now()
         # The task it will fire must be a valid submit today: same checks, same errors.
-        functions = await node.functions(tenant_id)
+        functions = await node.usable(tenant_id)
         build_task(self._task_spec(name, spec, now), functions.get(spec.function), node.settings,
                    now, "", new_task_id())  # fmt: skip
         existing = await node.store.list_schedules(tenant_id, name)
@@ -123,7 +123,7 @@ class Schedules:
     async def _tasks(
         self, row: ScheduleRow, spec: ScheduleSpec, fires: list[float], now: float
     ) -> list[NewTask]:
-        functions = await self._node.functions(row.tenant_id)
+        functions = await self._node.usable(row.tenant_id)
         out = []
         for at in fires:
             try:
@@ -133,7 +133,7 @@ class Schedules:
                 )  # fmt: skip
             except SluiceError as exc:  # the function's config changed under the schedule
                 log.error("schedule %s cannot fire at %.0f: %s", row.name, at, exc)
-        return out
+        return await self._node.fairness.tag(row.tenant_id, out)
 
     @staticmethod
     def _task_spec(name: str, spec: ScheduleSpec, at: float) -> TaskSpec:

@@ -1,16 +1,22 @@
 """The dispatcher: leases ready tasks to free worker slots, woken rather than polled.
 
 A round claims, for every connected worker with free slots, up to that many tasks of
-its tenant and functions, all in one store commit, then pushes them. Which priority
+its tenant and functions, all in one store commit, then pushes them. A shared pool's
+worker (tenant SHARED) claims every tenant's tasks of its functions, in fair order:
+start tags (policy/fairness.py) order each level across tenants. Which priority
 levels fill the slots is decided per (tenant, functions) queue by `PriorityFloors`
 (policy/priority.py): strict order, except the floor shares owed to lower levels,
-claimed from those levels by name. Functions with a rate or a concurrency limit are
-claimed first, one store transaction each (store.claim_limited: cluster-wide GCRA and a
-running count); when the rate holds tasks back, the dispatcher looks again the moment
-the next start is allowed. The rest of the slots go to the worker's other functions. Claims never
-exceed free slots, so there is no prefetch. A (tenant, functions) pair that came back
-short is remembered as empty until that tenant's next submit, promotion or requeue,
-so idle workers cost no queries; a slow poll is the safety net.
+claimed from those levels by name.
+
+Claims under limits come first, one store transaction each (store.claim_limited:
+cluster-wide GCRA and running counts): a function's rate and concurrency, a tenant's
+(which then hold all its functions), and on a shared pool a tenant's reserved slots
+(topped up before anyone's fair turn); tenants with limits are left out of a shared
+pool's plain claim. When a rate holds tasks back, the dispatcher looks again the
+moment the next start is allowed. Claims never exceed free slots, so there is no
+prefetch. A queue that came back short is remembered as empty until that tenant's next
+submit, promotion or requeue, so idle workers cost no queries; a slow poll is the
+safety net.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
+import msgspec
+
 from ..clock import Clock
 from ..config import Settings
-from ..model import ClaimedTask, FunctionConfig
+from ..model import SHARED, ClaimedTask, FunctionConfig, TenantQuota
 from ..policy.priority import PriorityFloors
-from ..store import ClaimRequest, Store
+from ..store import ClaimRequest, Limit, Store
 from ..store.bus import Bus, LocalBus
 from .registry import Registry, WorkerConn
 
@@ -40,8 +48,12 @@ class Dispatcher:
         settings: Settings,
         bus: Bus | None = None,
         configs: Callable[[str], Mapping[str, FunctionConfig]] | None = None,
+        dispatched: Callable[[list[ClaimedTask]], None] | None = None,
+        quotas: Callable[[], Mapping[str, TenantQuota]] | None = None,
     ) -> None:
+        self._quotas = quotas or dict
         self._store = store
+        self._dispatched = dispatched or (lambda _tasks: None)
         self._configs = configs or (lambda _tenant: {})
         self._bus: Bus = bus or LocalBus()
         self._registry = registry
@@ -76,18 +88,27 @@ class Dispatcher:
     ) -> None:
         """New ready work for a tenant, as heard from another node (levels unknown)."""
         self._generation[tenant_id] += 1
+        if tenant_id == SHARED:
+            # Handed back by a shared pool: the tenants' own workers may take it too.
+            for tenant in list(self._generation):
+                self._generation[tenant] += 1
+        else:
+            self._generation[SHARED] += 1  # shared pools serve every tenant
         # A limited function found drained is claimed again only when work for it came.
-        if functions is None:
-            for key in [k for k in self._drained if k[0] == tenant_id]:
+        if functions is None or tenant_id == SHARED:
+            for key in [k for k in self._drained if k[0] == tenant_id or tenant_id == SHARED]:
                 del self._drained[key]
         else:
             for function in functions:
                 self._drained.pop((tenant_id, function), None)
+            # Claims under the tenant's limits, or of its reserve, cover many functions.
+            for key in [k for k in self._drained if k[0] == tenant_id and k[1][:1] == WHOLE]:
+                del self._drained[key]
         # Only the levels that got work are worth a look; a submit knows them, so a
         # stream of submits does not make every empty level be probed again.
         known = None if levels is None else set(levels)
         for (tenant, _functions), (floors, _seen) in self._floors.items():
-            if tenant == tenant_id:
+            if tenant in (tenant_id, SHARED) or tenant_id == SHARED:
                 floors.refresh(known)
         self._wake.set()
 
@@ -119,44 +140,42 @@ class Dispatcher:
         """Claim and deliver once; returns how many tasks were dispatched."""
         now = self._clock.now()
         silent_since = now - 2 * self._settings.heartbeat_s
+        quotas = self._quotas()
         plans = []
         for conn in self._registry.dispatchable(silent_since):
             key = (conn.tenant_id, conn.functions)
             generation = self._generation[conn.tenant_id]
             if self._empty.get(key) == generation:
                 continue
-            configs = self._configs(conn.tenant_id)
-            together: list[str] = []  # claimed in one request, in priority order
-            limited: list[str] = []  # claimed one by one, under their limits
-            for f in conn.functions:
-                if not _is_limited(configs.get(f)):
-                    together.append(f)
-                elif (conn.tenant_id, f) not in self._drained:
-                    limited.append(f)
+            limited, together, exclude = self._split(conn, quotas)
             limit = min(conn.free, self._settings.claim_batch)
             conn.reserved += limit  # a concurrent round must not count these slots again
-            plans.append((conn, key, generation, limit, limited, tuple(together)))
+            plans.append((conn, key, generation, limit, limited, together, exclude))
         if not plans:
             return 0
         self.rounds += 1
         got: dict[int, list[ClaimedTask]] = {id(conn): [] for conn, *_ in plans}
+        limited_of = {id(plan[0]): plan[4] for plan in plans}
 
         requests: list[ClaimRequest] = []
         owners: list[tuple[WorkerConn, PriorityFloors]] = []
         try:
-            for conn, key, generation, limit, limited, rest in plans:
+            for conn, key, generation, limit, limited, rest, exclude in plans:
                 left = limit
-                for function in limited:  # first: their limits decide how many
+                for step in limited:  # first: their limits decide how many
                     if left <= 0:
                         break
-                    tasks = await self._claim_limited(conn, function, left, now)
+                    tasks = await self._claim_limited(conn, step, left, now)
+                    self._dispatched(tasks)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
                 if left <= 0 or not rest:
                     continue
                 floors = self._floors_of(key, generation)
                 for level, n in floors.plan(left):
-                    requests.append(ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level))
+                    requests.append(
+                        ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude)
+                    )
                     owners.append((conn, floors))
             claimed = (
                 await self._store.claim_tasks(requests, now, self._settings.lease_s)
@@ -164,20 +183,17 @@ class Dispatcher:
                 else []
             )
         finally:
-            for conn, _key, _generation, limit, _limited, _rest in plans:
+            for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
         for (conn, floors), request, tasks in zip(owners, requests, claimed, strict=True):
+            self._dispatched(tasks)
             top = max((t.priority for t in tasks), default=None)
             floors.claimed(request.priority, request.limit, len(tasks), top)
             short = request.priority is None and len(tasks) < request.limit
             # Idle until new work, unless limited functions wait for their limits.
             key = (conn.tenant_id, conn.functions)
             generation = self._floors[key][1]
-            if short and all(
-                (conn.tenant_id, f) in self._drained
-                for f in conn.functions
-                if f not in request.functions
-            ):
+            if short and all(s.drained_key in self._drained for s in limited_of[id(conn)]):
                 self._empty[key] = generation
             got[id(conn)].extend(tasks)
         total = 0
@@ -198,17 +214,52 @@ class Dispatcher:
             self._wake.set()  # workers may still have free slots and the queue more work
         return total
 
+    def _split(
+        self, conn: WorkerConn, quotas: Mapping[str, TenantQuota]
+    ) -> tuple[list[_Step], tuple[str, ...], tuple[str, ...]]:
+        """A connection's claims under limits (made first, one by one), the functions
+        claimed together in priority and fair order, and the tenants that claim leaves
+        out (a shared pool's: those claimed only under their limits)."""
+        steps: list[_Step] = []
+        if conn.tenant_id == SHARED:
+            # Marks name the pool's functions: a tenant's own workers serve others.
+            served = ",".join(conn.functions)
+            for tenant, quota in quotas.items():
+                mine = [_tenant_limit(tenant, quota)] if quota.limited else []
+                if quota.min_slots and (tenant, RESERVE + served) not in self._drained:
+                    # Topped up to its reserve before anyone's fair turn.
+                    reserve = Limit(f"reserve:{tenant}", max_concurrency=quota.min_slots)
+                    steps.append(_Step(tenant, conn.functions, [reserve, *mine], RESERVE + served))
+                if mine and (tenant, WHOLE + served) not in self._drained:
+                    steps.append(_Step(tenant, conn.functions, mine, WHOLE + served))
+            exclude = tuple(sorted(t for t, q in quotas.items() if q.limited))
+            return steps, conn.functions, exclude
+        tenant = conn.tenant_id
+        own = quotas.get(tenant)
+        whole = [_tenant_limit(tenant, own)] if own is not None and own.limited else []
+        configs = self._configs(tenant)
+        together: list[str] = []
+        for f in conn.functions:
+            config = configs.get(f)
+            if config is None or not _is_limited(config):
+                together.append(f)
+            elif (tenant, f) not in self._drained:
+                limit = Limit(f"{tenant}:{f}", f, config.rate, config.burst, config.max_concurrency)
+                steps.append(_Step(tenant, (f,), [limit, *whole], f))
+        if whole and together:  # the tenant's own limits hold all its functions
+            mark = WHOLE + ",".join(together)
+            if (tenant, mark) not in self._drained:
+                steps.append(_Step(tenant, tuple(together), whole, mark))
+            together = []
+        return steps, tuple(together), ()
+
     async def _claim_limited(
-        self, conn: WorkerConn, function: str, limit: int, now: float
+        self, conn: WorkerConn, step: _Step, limit: int, now: float
     ) -> list[ClaimedTask]:
-        config = self._configs(conn.tenant_id)[function]
-        request = ClaimRequest(conn.tenant_id, conn.worker_id, (function,), limit)
-        claim = await self._store.claim_limited(
-            request, config.rate, config.burst, config.max_concurrency, now,
-            self._settings.lease_s,
-        )  # fmt: skip
+        request = ClaimRequest(step.tenant_id, conn.worker_id, step.functions, limit)
+        claim = await self._store.claim_limited(request, step.limits, now, self._settings.lease_s)
         if claim.drained:  # nothing more ready: no limited claim until new work arrives
-            self._drained[(conn.tenant_id, function)] = True
+            self._drained[step.drained_key] = True
         if claim.retry_at is not None:
             # The rate held tasks back: look again when the next start is allowed.
             delay = max(0.0, claim.retry_at - self._clock.now())
@@ -223,5 +274,27 @@ class Dispatcher:
         return floors
 
 
-def _is_limited(config: FunctionConfig | None) -> bool:
-    return config is not None and (config.rate is not None or config.max_concurrency is not None)
+def _is_limited(config: FunctionConfig) -> bool:
+    return config.rate is not None or config.max_concurrency is not None
+
+
+def _tenant_limit(tenant_id: str, quota: TenantQuota) -> Limit:
+    return Limit(f"tenant:{tenant_id}", None, quota.rate, quota.burst, quota.max_concurrency)
+
+
+# Drained marks of claims over several functions (function names never start with "*"):
+WHOLE = "*"  # a tenant's claims under its own limits, + the functions
+RESERVE = "*reserve:"  # a shared pool's claims of a tenant's reserve, + the functions
+
+
+class _Step(msgspec.Struct, frozen=True):
+    """One claim under limits: a tenant's tasks of these functions."""
+
+    tenant_id: str
+    functions: tuple[str, ...]
+    limits: list[Limit]
+    mark: str  # a function, or WHOLE or RESERVE and the functions
+
+    @property
+    def drained_key(self) -> tuple[str, str]:
+        return (self.tenant_id, self.mark)

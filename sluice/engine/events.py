@@ -55,7 +55,7 @@ class Events:
             raise InvalidRequest(f"topics match {NAME.pattern}", field="topic")
         if len(spec.filter) > MAX_FILTER_FIELDS:
             raise InvalidRequest(f"a filter has at most {MAX_FILTER_FIELDS} fields", field="filter")
-        functions = await node.functions(tenant_id)
+        functions = await node.usable(tenant_id)
         if spec.function not in functions:
             raise NotFound(
                 f"no function {spec.function!r}; a worker registers it when it connects",

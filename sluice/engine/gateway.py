@@ -23,6 +23,7 @@ from ..model import (
     PAUSED,
     READY,
     SCHEDULED,
+    SHARED,
     SUCCEEDED,
     ClaimedTask,
     Finish,
@@ -46,7 +47,7 @@ from ..protocol import (
 )
 from ..store import ACCEPTED, DUPLICATE, LeaseRenewal
 from .admission import check_limits, check_retry_policy
-from .registry import WorkerConn
+from .registry import POOL_PREFIX, WorkerConn
 
 if TYPE_CHECKING:
     from .node import Node
@@ -94,9 +95,12 @@ class Gateway:
             return True
         await node.register_functions(tenant_id, configs)
         now = node.clock.now()
+        # A shared pool's worker serves every tenant (tenant_id is SHARED); its leases
+        # carry a prefix no tenant worker's id can take.
+        worker_id = POOL_PREFIX + first.worker_id if tenant_id == SHARED else first.worker_id
         conn = WorkerConn(
             tenant_id,
-            first.worker_id,
+            worker_id,
             max(0, min(first.slots, MAX_SLOTS)),
             tuple(sorted(c.name for c in configs)),
             send,
@@ -106,14 +110,14 @@ class Gateway:
             conn.inflight[held.id] = None
         # The old connection of a reconnecting worker leaves first, so no claim lands on
         # it after the reconcile; welcome is queued before any delivery can be.
-        old = node.registry.get(tenant_id, first.worker_id)
+        old = node.registry.get(tenant_id, worker_id)
         if old is not None:
             node.registry.remove(old)
             await old.close()
-        await self._reconcile(tenant_id, first)
+        await self._reconcile(tenant_id, worker_id, first)
         conn.send(
             _encoder.encode(
-                Welcome(conn.worker_id, node.settings.heartbeat_s, node.settings.lease_s)
+                Welcome(first.worker_id, node.settings.heartbeat_s, node.settings.lease_s)
             )
         )
         node.registry.add(conn)
@@ -140,14 +144,31 @@ class Gateway:
     async def _on_results(self, conn: WorkerConn, items: list[ResultItem]) -> None:
         node = self._node
         now = node.clock.now()
-        await node.pauses.rules(conn.tenant_id)  # a retry that a pause matches is held
         held = [conn.take(item.id, item.attempt) for item in items]
-        node.dispatcher.wake()  # those slots are free now, whatever the store says
-        finishes = []
-        for item, task in zip(items, held, strict=True):
-            if task is None:
-                task = await node.lookup_claimed(conn.tenant_id, item.id)
-            finishes.append(self._decide(conn, item, task, now))
+        # The slots are free, but no claim may fill them before the finishes are written:
+        # counts of running tasks (concurrency limits, reserved slots) read the store.
+        conn.reserved += len(items)
+        try:
+            await self._finish(conn, items, held, now)
+        finally:
+            conn.reserved -= len(items)
+            node.dispatcher.wake()
+
+    async def _finish(
+        self, conn: WorkerConn, items: list[ResultItem], held: list[ClaimedTask | None], now: float
+    ) -> None:
+        node = self._node
+        tasks = [
+            task if task is not None else await node.lookup_claimed(conn.tenant_id, item.id)
+            for item, task in zip(items, held, strict=True)
+        ]
+        # A retry that a pause matches is held: know each tenant's pauses (a shared
+        # pool's results are of many tenants).
+        for tenant_id in {t.tenant_id for t in tasks if t is not None} or {conn.tenant_id}:
+            await node.pauses.rules(tenant_id)
+        finishes = [
+            self._decide(conn, item, task, now) for item, task in zip(items, tasks, strict=True)
+        ]
         outcomes = await node.store.finish_attempts(finishes, now)
         node.finished(finishes, outcomes)
         conn.send(
@@ -161,7 +182,7 @@ class Gateway:
             )
         )
 
-    async def _reconcile(self, tenant_id: str, hello: Hello) -> None:
+    async def _reconcile(self, tenant_id: str, worker_id: str, hello: Hello) -> None:
         """A (re)connecting worker says what it holds: renew those leases at once (it may
         have been away for a while), and hand back at no attempt's cost what is leased to
         it but it never received (a delivery lost with the old connection)."""
@@ -169,11 +190,11 @@ class Gateway:
         now = node.clock.now()
         held = {h.id for h in hello.running}
         if held:
-            renewal = LeaseRenewal(tenant_id, hello.worker_id, tuple(held))
+            renewal = LeaseRenewal(tenant_id, worker_id, tuple(held))
             await node.store.extend_leases([renewal], now + node.settings.lease_s)
-        leased = await node.store.leased_to(tenant_id, hello.worker_id)
+        leased = await node.store.leased_to(tenant_id, worker_id)
         lost = [(task_id, attempt) for task_id, attempt in leased if task_id not in held]
-        if lost and await node.store.release_tasks(tenant_id, hello.worker_id, lost, now):
+        if lost and await node.store.release_tasks(tenant_id, worker_id, lost, now):
             node.dispatcher.notify(tenant_id)
 
     async def _on_release(self, conn: WorkerConn, items: list[RunningTask]) -> None:
@@ -192,8 +213,9 @@ class Gateway:
         self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
     ) -> Finish:
         """The attempt's fenced finish, with the task's next state decided by policy."""
+        tenant_id = task.tenant_id if task is not None else conn.tenant_id
         finish = Finish(
-            tenant_id=conn.tenant_id,
+            tenant_id=tenant_id,
             task_id=item.id,
             attempt=item.attempt,
             worker=conn.worker_id,
@@ -219,7 +241,7 @@ class Gateway:
         policy = (
             _policy_decoder.decode(task.retry)
             if task.retry
-            else self._node.retry_policy(conn.tenant_id, task.function)
+            else self._node.retry_policy(tenant_id, task.function)
         )
         state, run_at = next_after_failure(
             policy,
@@ -234,7 +256,7 @@ class Gateway:
             throttled=item.outcome == "throttled",
         )
         if state in (READY, SCHEDULED) and self._node.pauses.holds(
-            conn.tenant_id, task.function, task.tags, task.priority
+            tenant_id, task.function, task.tags, task.priority
         ):
             state = PAUSED  # held like a new submission; released, it runs at run_at
         return msgspec.structs.replace(

@@ -29,6 +29,7 @@ from ..model import (
     PAUSED,
     READY,
     SCHEDULED,
+    SHARED,
     TERMINAL,
     ClaimedTask,
     Finish,
@@ -46,10 +47,11 @@ from .admission import TaskSpec, build_task
 from .cron import Schedules
 from .dispatcher import Dispatcher
 from .events import Events
+from .fairness import Fairness
 from .gateway import Gateway
 from .pauses import Pauses
 from .quotas import Quotas
-from .registry import Registry
+from .registry import POOL_PREFIX, Registry
 from .timers import Timers
 
 log = logging.getLogger("sluice.node")
@@ -76,9 +78,12 @@ class Node:
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.bus = open_bus(settings, self.node_id)
         self.registry = Registry()
+        self.fairness = Fairness(self)
         self.dispatcher = Dispatcher(
             self.store, self.registry, self.clock, settings, self.bus,
             configs=lambda tenant_id: self._functions.get(tenant_id, {}),
+            dispatched=self.fairness.dispatched,
+            quotas=lambda: self.quotas.limited(),
         )  # fmt: skip
         self.gateway = Gateway(self)
         self.timers = Timers(self)
@@ -97,6 +102,8 @@ class Node:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.quotas.start()
+        await self.fairness.start()
         await self.bus.start(self._on_hint)
         self._loops = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
@@ -163,6 +170,13 @@ class Node:
         self._keys.pop(digest, None)  # at once on this node; on the others when the hint lands
         self.bus.publish("revoked", digest)
 
+    async def authenticate_worker(self, key: str) -> str | None:
+        """A worker's tenant, or SHARED for a shared pool's worker (the pool key)."""
+        pool = self.settings.pool_key
+        if pool is not None and hmac.compare_digest(key.encode(), pool.encode()):
+            return SHARED
+        return await self.authenticate(key)
+
     def is_admin(self, key: str) -> bool:
         admin = self.settings.admin_key
         return admin is not None and hmac.compare_digest(key.encode(), admin.encode())
@@ -186,8 +200,17 @@ class Node:
                 cache.setdefault(name, config)
         return cache
 
+    async def usable(self, tenant_id: str) -> dict[str, FunctionConfig]:
+        """The functions a tenant may submit to: its own, and those shared worker pools
+        serve (its own config wins where both have a name)."""
+        own = await self.functions(tenant_id)
+        shared = await self.functions(SHARED) if tenant_id != SHARED else {}
+        return {**shared, **own} if shared else own
+
     def retry_policy(self, tenant_id: str, function: str) -> RetryPolicy:
         config = self._functions.get(tenant_id, {}).get(function)
+        if config is None:
+            config = self._functions.get(SHARED, {}).get(function)
         return config.retry if config is not None else RetryPolicy()
 
     # -- tasks -------------------------------------------------------------------
@@ -195,7 +218,7 @@ class Node:
     async def submit(self, tenant_id: str, specs: list[TaskSpec]) -> list[SubmitResult]:
         if not self.accepting:
             raise Unavailable("the server is not accepting tasks right now", retry_after_s=1)
-        functions = await self.functions(tenant_id)
+        functions = await self.usable(tenant_id)
         now = self.clock.now()
         many = len(specs) > 1
         ids = new_task_ids(len(specs))
@@ -211,6 +234,7 @@ class Node:
             for i, s in enumerate(specs)
         ]
         await self.quotas.admit(tenant_id, tasks, "tasks[]" if many else "")
+        tasks = await self.fairness.tag(tenant_id, tasks)
         if await self.pauses.rules(tenant_id):
             tasks = [
                 msgspec.structs.replace(t, state=PAUSED)
@@ -307,7 +331,7 @@ class Node:
             after = chunk[-1].id
 
     async def _retry_dead(self, tenant_id: str, task_ids: list[str]) -> list[str]:
-        functions = await self.functions(tenant_id)
+        functions = await self.usable(tenant_id)
         allowance = {name: f.retry.max_attempts for name, f in functions.items()}
         retried = await self.store.retry_dead(tenant_id, task_ids, allowance, self.clock.now())
         if retried:
@@ -353,6 +377,11 @@ class Node:
 
     async def lookup_claimed(self, tenant_id: str, task_id: str) -> ClaimedTask | None:
         """Rebuild what was delivered, for a result whose delivery this node did not make."""
+        if tenant_id == SHARED:  # a shared pool's task: anyone's
+            found = await self.store.task_tenant(task_id)
+            if found is None:
+                return None
+            tenant_id = found
         task = await self.store.get_task(tenant_id, task_id)
         if task is None:
             return None
@@ -420,6 +449,8 @@ class Node:
         self.bus.publish("done", task_id)
 
     def _stop_tasks(self, tenant_id: str, worker: str, task_ids: list[str]) -> bool:
+        if worker.startswith(POOL_PREFIX):  # a shared pool's worker runs the task
+            tenant_id = SHARED
         conn = self.registry.get(tenant_id, worker)
         if conn is None:
             return False
@@ -457,6 +488,7 @@ class Node:
                 self._reload_functions(tenant_id)
             self._keys.clear()
             self.pauses.forget()
+            self.quotas.resync()
 
     def _reload_functions(self, tenant_id: str) -> None:
         """Replace a tenant's cached function configs with the store's, in the background;

@@ -1,24 +1,32 @@
-"""Tenant quotas (DESIGN §6 "Quotas"): most waiting tasks, largest payload.
+"""Tenant quotas (DESIGN §6 "Quotas"): most waiting tasks, largest payload, weight,
+rate and concurrency limits, reserved shared slots.
 
-The waiting count is read from the store at most once a second per tenant and node,
-and counted up by this node's own submits in between, so a quota costs no query on the
-hot path. Across several nodes the check is approximate: each node may admit up to a
-second's worth of its own submits past the limit before its next read.
+Every tenant's quotas are held in memory (only tenants an admin gave quotas have any),
+read at start and re-read for one tenant when a node announces a change, so the
+dispatcher can see them without a query. The waiting count is read from the store at
+most once a second per tenant and node, and counted up by this node's own submits in
+between, so a quota costs no query on the hot path. Across several nodes the check is
+approximate: each node may admit up to a second's worth of its own submits past the
+limit before its next read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from ..errors import InvalidRequest, PayloadTooLarge, QuotaExceeded
-from ..model import NewTask, TenantQuota
+from ..model import FunctionConfig, NewTask, TenantQuota
+from .admission import check_limits
 
 if TYPE_CHECKING:
     from .node import Node
 
+log = logging.getLogger("sluice.quotas")
 REFRESH_S = 1.0
 _decoder = msgspec.json.Decoder(TenantQuota)
 _encoder = msgspec.json.Encoder()
@@ -27,33 +35,78 @@ _encoder = msgspec.json.Encoder()
 class Quotas:
     def __init__(self, node: Node) -> None:
         self._node = node
-        self._quotas: dict[str, TenantQuota | None] = {}
+        self._quotas: dict[str, TenantQuota] = {}
         self._queued: dict[str, tuple[int, float]] = {}  # (count, monotonic time read)
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._quotas = {t: _decoder.decode(raw) for t, raw in await self._node.store.list_quotas()}
 
     async def get(self, tenant_id: str) -> TenantQuota | None:
-        if tenant_id not in self._quotas:
-            raw = await self._node.store.get_quota(tenant_id)
-            self._quotas[tenant_id] = None if raw is None else _decoder.decode(raw)
-        return self._quotas[tenant_id]
+        return self._quotas.get(tenant_id)
+
+    def cached(self, tenant_id: str) -> TenantQuota | None:
+        return self._quotas.get(tenant_id)
+
+    def limited(self) -> dict[str, TenantQuota]:
+        """Tenants whose tasks are claimed under limits or a reserve."""
+        return {t: q for t, q in self._quotas.items() if q.limited or q.min_slots}
 
     async def set(self, tenant_id: str, quota: TenantQuota) -> TenantQuota:
-        for name in ("max_queued", "max_payload_bytes"):
+        for name in ("max_queued", "max_payload_bytes", "min_slots"):
             value = getattr(quota, name)
             if value is not None and not 1 <= value <= 1_000_000_000:
                 raise InvalidRequest(f"{name} is between 1 and 1,000,000,000", field=name)
+        if not 0.001 <= quota.weight <= 1000:
+            raise InvalidRequest("weight is between 0.001 and 1,000", field="weight")
+        check_limits(
+            FunctionConfig(name="", rate=quota.rate, burst=quota.burst,
+                           max_concurrency=quota.max_concurrency)
+        )  # fmt: skip
         await self._node.store.put_quota(tenant_id, _encoder.encode(quota))
-        self.forget(tenant_id)
+        self._quotas[tenant_id] = quota
+        self._queued.pop(tenant_id, None)
         self._node.bus.publish("quotas", tenant_id)
+        self._node.dispatcher.wake()
         return quota
 
     def forget(self, tenant_id: str) -> None:
-        self._quotas.pop(tenant_id, None)
+        """Another node changed a tenant's quotas: read them again, in the background."""
         self._queued.pop(tenant_id, None)
+
+        async def reload() -> None:
+            try:
+                raw = await self._node.store.get_quota(tenant_id)
+            except Exception:
+                log.exception("reading the quotas of %s failed", tenant_id)
+                return
+            if raw is None:
+                self._quotas.pop(tenant_id, None)
+            else:
+                self._quotas[tenant_id] = _decoder.decode(raw)
+            self._node.dispatcher.wake()
+
+        task = asyncio.create_task(reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    def resync(self) -> None:
+        """Hints may have been missed: read every tenant's quotas again."""
+
+        async def reload() -> None:
+            try:
+                await self.start()
+            except Exception:
+                log.exception("reading the quotas failed")
+
+        task = asyncio.create_task(reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def admit(self, tenant_id: str, tasks: list[NewTask], prefix: str) -> None:
         """Refuse a submit that a quota does not allow: 413 for a payload, 429 (with
         Retry-After) for the waiting count."""
-        quota = await self.get(tenant_id)
+        quota = self._quotas.get(tenant_id)
         if quota is None:
             return
         if quota.max_payload_bytes is not None:

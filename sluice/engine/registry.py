@@ -13,6 +13,9 @@ from ..model import ClaimedTask
 from ..protocol import Deliver, TaskFrame
 
 log = logging.getLogger("sluice.gateway")
+# A shared pool's worker leases under this prefix, so its id can never be taken for a
+# tenant worker's (lease owners are compared across tenants for shared pools).
+POOL_PREFIX = "pool:"
 _encoder = msgspec.json.Encoder()
 
 

@@ -35,6 +35,7 @@ LEADER_LEASE = "timers"
 LEADER_TTL_S = 10.0
 LEADER_RENEW_S = 2.0
 CRON_INTERVAL_S = 1.0
+FAIR_SYNC_S = 1.0  # how far one node's fair clock may lag the cluster's
 
 
 class Timers:
@@ -67,6 +68,7 @@ class Timers:
                 lead=True,
             ),
             self._every(self._node.settings.heartbeat_s, self.renew_once),
+            self._every(FAIR_SYNC_S, self._node.fairness.sync),  # every node: its own clock
             # Not at once: workers held tasks while this node was down and need a moment to
             # reconnect and renew their leases before any is judged lost.
             self._every(
@@ -121,6 +123,7 @@ class Timers:
             now = node.clock.now()
             promoted = await node.store.promote_due(now, PROMOTE_BATCH)
             total += len(promoted)
+            await node.fairness.promoted(promoted)
             _notify(node, promoted)
             if len(promoted) < PROMOTE_BATCH:
                 break
@@ -188,6 +191,7 @@ class Timers:
                 due.append(task_id)
             try:
                 promoted = await node.store.promote_tasks(due, now)
+                await node.fairness.promoted(promoted)
             except Exception:
                 log.exception("promoting %d due tasks failed; the interval will", len(due))
                 continue

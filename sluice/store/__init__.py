@@ -18,6 +18,7 @@ from .base import (
     Store,
 )
 from .bus import Bus, LocalBus
+from .limits import Limit
 
 __all__ = [
     "ACCEPTED",
@@ -28,6 +29,7 @@ __all__ = [
     "DeadSelector",
     "DeadTask",
     "LeaseRenewal",
+    "Limit",
     "LimitedClaim",
     "Promoted",
     "Reaped",

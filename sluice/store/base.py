@@ -26,6 +26,7 @@ from ..model import (
     Tenant,
 )
 from ..selector import Selector, TaskSummary
+from .limits import Limit
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"  # the same attempt's result arrived twice (a resend); already stored
@@ -38,6 +39,7 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     functions: tuple[str, ...]
     limit: int
     priority: int | None = None  # only this level (a floor's share); None: strict order
+    exclude: tuple[str, ...] = ()  # a shared pool's claim: tenants not to take from
 
 
 class LimitedClaim(msgspec.Struct, frozen=True):
@@ -54,6 +56,8 @@ class Promoted(msgspec.Struct, frozen=True):
     tenant_id: str
     function: str
     priority: int
+    id: str = ""
+    run_at: float = 0.0
 
 
 class LeaseRenewal(msgspec.Struct, frozen=True):
@@ -166,7 +170,26 @@ class Store(Protocol):
         ...
 
     async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
-        """(task id, attempt) of the running tasks leased to a worker."""
+        """(task id, attempt) of the running tasks leased to a worker. A tenant of
+        SHARED ("*") means any tenant: a shared pool's worker; so in release_tasks and
+        extend_leases."""
+        ...
+
+    async def task_tenant(self, task_id: str) -> str | None:
+        """The tenant of a task, for a shared pool's result this node did not deliver."""
+        ...
+
+    async def retag(self, tags: list[tuple[str, float]]) -> None:
+        """Give (task id, start tag) to tasks that just became ready (fair order)."""
+        ...
+
+    async def fair_clock(self) -> float | None:
+        """The virtual clock as the store sees it: the largest start tag running, else
+        the tag at the head of the ready queue; None when there is neither."""
+        ...
+
+    async def last_tag(self, tenant_id: str) -> float | None:
+        """The largest start tag among a tenant's waiting (ready or paused) tasks."""
         ...
 
     async def release_tasks(
@@ -181,7 +204,8 @@ class Store(Protocol):
         ...
 
     async def promote_due(self, now: float, limit: int) -> list[Promoted]:
-        """Scheduled tasks due by `now` become ready; one entry per task."""
+        """Scheduled tasks due by `now` become ready; one entry per task. Their start
+        tags are the caller's to give (retag), in due order."""
         ...
 
     async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]: ...
@@ -262,20 +286,19 @@ class Store(Protocol):
     async def delete_subscription(self, tenant_id: str, name: str) -> bool: ...
 
     async def claim_limited(
-        self,
-        request: ClaimRequest,
-        rate: float | None,
-        burst: int,
-        max_concurrency: int | None,
-        now: float,
-        lease_s: float,
+        self, request: ClaimRequest, limits: list[Limit], now: float, lease_s: float
     ) -> LimitedClaim:
-        """A claim for one function under its limits, cluster-wide: no more than
-        `max_concurrency` running, no more than `rate` starts a second after a `burst`."""
+        """A claim of one tenant's tasks under limits, cluster-wide: under every limit,
+        no more than `max_concurrency` running and no more than `rate` starts a second
+        after a `burst` (a function's limits, the tenant's, a shared pool's reserve)."""
         ...
 
     async def put_quota(self, tenant_id: str, config: bytes) -> None: ...
     async def get_quota(self, tenant_id: str) -> bytes | None: ...
+    async def list_quotas(self) -> list[tuple[str, bytes]]:
+        """(tenant id, JSON TenantQuota) of every tenant with quotas."""
+        ...
+
     async def count_queued(self, tenant_id: str) -> int:
         """The tenant's waiting tasks: ready, scheduled and paused."""
         ...

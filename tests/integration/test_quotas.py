@@ -35,7 +35,9 @@ async def test_a_tenant_past_its_queue_quota_gets_429_until_its_tasks_run(server
     async with httpx.AsyncClient(base_url=server.url) as http:
         path = f"/v1/tenants/{server.tenant_id}/quota"
         set_ = await http.put(path, json={"max_queued": 50}, headers=auth(ADMIN))
-        assert set_.json() == {"max_queued": 50, "max_payload_bytes": None}
+        assert set_.json()["max_queued"] == 50 and set_.json()["weight"] == 1.0
+        bad = await http.put(path, json={"weight": 0}, headers=auth(ADMIN))
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "weight"
         assert (await http.get(path, headers=auth(ADMIN))).json()["max_queued"] == 50
         assert (await http.get(path, headers=auth(server.api_key))).status_code == 404
 

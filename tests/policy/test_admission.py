@@ -99,7 +99,7 @@ def test_error_field_carries_the_batch_prefix() -> None:
 def test_plain_spec_is_ready_now() -> None:
     task = build_task(spec(args=[1, 2], kwargs={"a": 1}), SEND, SETTINGS, NOW)
 
-    assert (task.function, task.state, task.run_at, task.stag) == ("send", READY, NOW, NOW)
+    assert (task.function, task.state, task.run_at, task.stag) == ("send", READY, NOW, 0.0)
     assert task.payload == b'{"args":[1,2],"kwargs":{"a":1}}'
     assert msgspec.json.decode(task.payload) == {"args": [1, 2], "kwargs": {"a": 1}}
     assert (task.key, task.tags, task.expires_at) == (None, None, None)
@@ -114,7 +114,7 @@ def test_each_task_gets_its_own_id() -> None:
 def test_delay_schedules_the_task_at_now_plus_delay() -> None:
     task = build_task(spec(delay=30), SEND, SETTINGS, NOW)
 
-    assert (task.state, task.run_at, task.stag) == (SCHEDULED, NOW + 30, NOW + 30)
+    assert (task.state, task.run_at, task.stag) == (SCHEDULED, NOW + 30, 0.0)
 
 
 def test_zero_delay_is_ready_now() -> None:
@@ -126,7 +126,7 @@ def test_zero_delay_is_ready_now() -> None:
 def test_run_at_in_the_past_is_ready_now() -> None:
     task = build_task(spec(run_at=NOW - 3600), SEND, SETTINGS, NOW)
 
-    assert (task.state, task.run_at, task.stag) == (READY, NOW, NOW)
+    assert (task.state, task.run_at, task.stag) == (READY, NOW, 0.0)
 
 
 def test_run_at_in_the_future_is_scheduled() -> None:

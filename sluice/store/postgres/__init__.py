@@ -25,6 +25,7 @@ import msgspec
 
 from ...model import (
     DEFAULT_MAX_ATTEMPTS,
+    SHARED,
     ApiKey,
     AttemptRecord,
     ClaimedTask,
@@ -233,12 +234,20 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         async with self.fast.acquire() as conn:
             for r in requests:
                 args = [r.tenant_id, list(r.functions), now, r.limit, r.worker, lease_until]
+                shared = r.tenant_id == SHARED  # a shared pool claims across tenants
                 if r.priority is None:
-                    rows = await conn.fetch(Q["claim_tasks"], *args)
+                    if shared:
+                        rows = await conn.fetch(Q["claim_shared"], *args, list(r.exclude))
+                    else:
+                        rows = await conn.fetch(Q["claim_tasks"], *args)
+                elif shared:
+                    rows = await conn.fetch(
+                        Q["claim_shared_level"], *args, r.priority, list(r.exclude)
+                    )
                 else:
                     rows = await conn.fetch(Q["claim_level"], *args, r.priority)
                 claimed = sorted(rows, key=_fair_order)  # RETURNING yields no set order
-                out.append([ClaimedTask(*row[:-1]) for row in claimed])
+                out.append([ClaimedTask(*row) for row in claimed])
         return out
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
@@ -360,9 +369,9 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         ids, attempts = [h[0] for h in ordered], [h[1] for h in ordered]
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(Q["release_task"], tenant_id, ids, attempts, worker, now)
-            released = {r[0] for r in rows}
+            released = {r[0]: r[1] for r in rows}  # id: its tenant (a shared pool's: anyone's)
             await _events(
-                conn, now, [(tenant_id, i, "handed_back", worker) for i in ids if i in released]
+                conn, now, [(released[i], i, "handed_back", worker) for i in ids if i in released]
             )
         return [i for i in ids if i in released]
 
@@ -377,6 +386,23 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
 
     async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]:
         return [Promoted(*r) for r in await self.fast.fetch(Q["promote_tasks"], task_ids, now)]
+
+    async def retag(self, tags: list[tuple[str, float]]) -> None:
+        if tags:
+            ordered = sorted(tags)  # id order, as every batch update here
+            await self.fast.execute(Q["retag"], [t[0] for t in ordered], [t[1] for t in ordered])
+
+    async def task_tenant(self, task_id: str) -> str | None:
+        rows = await self._fetch(Q["task_tenant"], task_id)
+        return str(rows[0][0]) if rows else None
+
+    async def fair_clock(self) -> float | None:
+        rows = await self._fetch(Q["fair_clock"])
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def last_tag(self, tenant_id: str) -> float | None:
+        rows = await self._fetch(Q["last_tag"], tenant_id)
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
         out = []

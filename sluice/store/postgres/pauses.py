@@ -56,6 +56,9 @@ class PostgresPauses:
     async def put_quota(self, tenant_id: str, config: bytes) -> None:
         await self.pool.execute(Q["put_quota"], tenant_id, config)
 
+    async def list_quotas(self) -> list[tuple[str, bytes]]:
+        return [(r[0], bytes(r[1])) for r in await self.pool.fetch(Q["list_quotas"])]
+
     async def get_quota(self, tenant_id: str) -> bytes | None:
         found = await self.pool.fetchval(Q["get_quota"], tenant_id)
         return None if found is None else bytes(found)

@@ -113,6 +113,43 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.tags, t.stag;
 
+-- name: claim_shared
+-- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
+-- $1 '*', $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until, $7 tenants left out
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE $1::text = '*' AND state = 'ready' AND function = ANY($2::text[])
+      AND tenant_id <> ALL($7::text[])  -- tenants claimed under their limits
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag;
+
+-- name: claim_shared_level
+-- A shared pool's claim from one priority level ($7).
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE $1::text = '*' AND state = 'ready' AND priority = $7 AND function = ANY($2::text[])
+      AND tenant_id <> ALL($8::text[])
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag;
+
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
 -- A frame of finishes is one statement; it returns the ids it finished.
@@ -121,7 +158,7 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
 UPDATE tasks t
 SET state = f.next_state, finished_at = f.finished_at, result = f.result, error = f.error,
     run_at = COALESCE(f.run_at, t.run_at), ready_at = COALESCE(f.ready_at, t.ready_at),
-    stag = COALESCE(f.run_at, t.stag), throttles = t.throttles + f.throttled,
+    throttles = t.throttles + f.throttled,
     lease_owner = NULL, lease_until = NULL
 FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::float8[],
             $7::bytea[], $8::text[], $9::float8[], $10::float8[], $11::int[])
@@ -157,8 +194,8 @@ FROM unnest($1::text[], $2::text[], $4::text[], $5::text[]) AS e(tenant_id, task
 -- $1 tenants, $2 workers, $3 ids, $4 lease_until
 UPDATE tasks t SET lease_until = $4
 FROM unnest($1::text[], $2::text[], $3::text[]) AS r(tenant_id, worker, id)
-WHERE t.id = r.id AND t.tenant_id = r.tenant_id AND t.lease_owner = r.worker
-  AND t.state = 'running';
+WHERE t.id = r.id AND (t.tenant_id = r.tenant_id OR r.tenant_id = '*')
+  AND t.lease_owner = r.worker AND t.state = 'running';
 
 -- name: due_soon
 SELECT run_at, tenant_id, id FROM tasks
@@ -166,17 +203,25 @@ WHERE state = 'scheduled' AND run_at <= $1
 ORDER BY run_at LIMIT $2;
 
 -- name: promote_due
-UPDATE tasks t SET state = 'ready', ready_at = $1, stag = t.run_at
+-- The start tags are given right after (retag), in due order, by the tenants' fair chains.
+UPDATE tasks t SET state = 'ready', ready_at = $1
 FROM (SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= $1
       ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS due
 WHERE t.id = due.id
-RETURNING t.tenant_id, t.function, t.priority;
+RETURNING t.tenant_id, t.function, t.priority, t.id, t.run_at;
 
 -- name: promote_tasks
 -- Fired from the in-memory timer heap; the state check makes a double fire harmless.
-UPDATE tasks SET state = 'ready', ready_at = $2, stag = run_at
+UPDATE tasks SET state = 'ready', ready_at = $2
 WHERE id = ANY($1::text[]) AND state = 'scheduled' AND run_at <= $2
-RETURNING tenant_id, function, priority;
+RETURNING tenant_id, function, priority, id, run_at;
+
+-- name: retag
+-- Fair start tags for tasks that just became ready (policy/fairness.py); $1 ids in id
+-- order (the lock order of every batch update here), $2 their tags.
+UPDATE tasks t SET stag = r.stag
+FROM unnest($1::text[], $2::float8[]) AS r(id, stag)
+WHERE t.id = r.id AND t.state = 'ready';
 
 -- name: expired_leases
 SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
@@ -190,7 +235,7 @@ UPDATE tasks
 SET state = CASE WHEN attempt - throttles >= max_attempts THEN 'dead' ELSE 'ready' END,
     finished_at = CASE WHEN attempt - throttles >= max_attempts THEN $4::float8 END,
     error = CASE WHEN attempt - throttles >= max_attempts THEN 'lease lost' ELSE error END,
-    ready_at = $4, stag = $4, lease_owner = NULL, lease_until = NULL
+    ready_at = $4, lease_owner = NULL, lease_until = NULL
 WHERE id = $1 AND tenant_id = $2 AND state = 'running' AND attempt = $3
 RETURNING state;
 
@@ -220,13 +265,28 @@ UPDATE tasks t
 SET state = 'ready', attempt = t.attempt - 1, ready_at = $5, lease_owner = NULL,
     lease_until = NULL
 FROM unnest($2::text[], $3::int[]) AS h(id, attempt)
-WHERE t.tenant_id = $1 AND t.id = h.id AND t.attempt = h.attempt AND t.state = 'running'
-  AND t.lease_owner = $4
-RETURNING t.id;
+WHERE (t.tenant_id = $1 OR $1 = '*') AND t.id = h.id AND t.attempt = h.attempt
+  AND t.state = 'running' AND t.lease_owner = $4
+RETURNING t.id, t.tenant_id;
 
 -- name: leased_to
 SELECT id, attempt FROM tasks
-WHERE tenant_id = $1 AND lease_owner = $2 AND state = 'running';
+WHERE (tenant_id = $1 OR $1 = '*') AND lease_owner = $2 AND state = 'running';
+
+-- name: task_tenant
+-- Whose task this is: for a shared pool's result that this node did not deliver.
+SELECT tenant_id FROM tasks WHERE id = $1;
+
+-- name: fair_clock
+-- The virtual clock as the store knows it: the largest tag running, else the head of
+-- the ready queue (policy/fairness.py).
+SELECT COALESCE(
+    (SELECT max(stag) FROM tasks WHERE state = 'running'),
+    (SELECT stag FROM tasks WHERE state = 'ready' ORDER BY priority DESC, stag, id LIMIT 1));
+
+-- name: last_tag
+-- A tenant's last start tag among its waiting tasks: where its fair chain goes on.
+SELECT max(stag) FROM tasks WHERE tenant_id = $1 AND state IN ('ready', 'paused');
 
 -- name: list_dead
 SELECT id, function, attempt, error, finished_at FROM tasks
@@ -242,7 +302,7 @@ ORDER BY id LIMIT $6;
 -- allowance. The new allowance is the task's own policy's, else its function's, else the
 -- default. Returns the ids retried.
 UPDATE tasks t
-SET state = 'ready', series_at = $5, ready_at = $5, stag = $5, finished_at = NULL, error = NULL,
+SET state = 'ready', series_at = $5, ready_at = $5, finished_at = NULL, error = NULL,
     max_attempts = t.attempt - t.throttles + COALESCE(
         (convert_from(t.retry, 'UTF8')::jsonb ->> 'max_attempts')::int,
         (SELECT a.allowance FROM unnest($3::text[], $4::int[]) AS a(function, allowance)
@@ -386,7 +446,9 @@ WHERE tenant_id = $1 AND ($2::text IS NULL OR topic = $2) ORDER BY name;
 DELETE FROM subscriptions WHERE tenant_id = $1 AND name = $2 RETURNING name;
 
 -- name: count_running
-SELECT count(*) FROM tasks WHERE state = 'running' AND tenant_id = $1 AND function = $2;
+-- $2 NULL: every function of the tenant.
+SELECT count(*) FROM tasks
+WHERE state = 'running' AND tenant_id = $1 AND ($2::text IS NULL OR function = $2);
 
 -- name: get_rate_limit
 -- Serialises the limited claims of one key across nodes for the rest of the transaction.
@@ -403,6 +465,10 @@ ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config;
 -- name: get_quota
 SELECT config FROM quotas WHERE tenant_id = $1;
 
+
+-- name: list_quotas
+-- Every tenant's quotas: few rows (only tenants an admin gave quotas), read at start.
+SELECT tenant_id, config FROM quotas;
 -- name: count_queued
 -- Waiting tasks of a tenant, each state through its partial index.
 SELECT (SELECT count(*) FROM tasks WHERE tenant_id = $1 AND state = 'ready')

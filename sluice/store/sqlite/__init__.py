@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ...model import (
+    SHARED,
     ApiKey,
     AttemptRecord,
     ClaimedTask,
@@ -255,14 +256,18 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
                     "limit": r.limit,
                     "now": now,
                     "lease_until": lease_until,
+                    "exclude": msgspec.json.encode(r.exclude).decode(),
                 }
+                shared = r.tenant_id == SHARED  # a shared pool claims across tenants
                 if r.priority is None:
-                    rows = conn.execute(Q["claim_tasks"], params).fetchall()
+                    query = Q["claim_shared"] if shared else Q["claim_tasks"]
+                    rows = conn.execute(query, params).fetchall()
                 else:
                     level = {**params, "priority": r.priority}
-                    rows = conn.execute(Q["claim_level"], level).fetchall()
+                    query = Q["claim_shared_level"] if shared else Q["claim_level"]
+                    rows = conn.execute(query, level).fetchall()
                 rows.sort(key=_fair_order)  # UPDATE ... RETURNING yields rows in no set order
-                out.append([ClaimedTask(*row[:-1]) for row in rows])
+                out.append([ClaimedTask(*row) for row in rows])
             return out
 
         return await self._writer.submit(op, small=sum(r.limit for r in requests) <= SMALL_CLAIM)
@@ -411,8 +416,9 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
             for task_id, attempt in held:
                 params = {"tenant_id": tenant_id, "id": task_id, "attempt": attempt,
                           "worker": worker, "now": now}  # fmt: skip
-                if conn.execute(Q["release_task"], params).rowcount == 1:
-                    _event(conn, tenant_id, task_id, now, "handed_back", worker)
+                row = conn.execute(Q["release_task"], params).fetchone()
+                if row is not None:
+                    _event(conn, row[0], task_id, now, "handed_back", worker)
                     released.append(task_id)
             return released
 
@@ -439,6 +445,23 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
             return [Promoted(*r) for r in rows]
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
+
+    async def retag(self, tags: list[tuple[str, float]]) -> None:
+        if tags:
+            params = [{"id": task_id, "stag": stag} for task_id, stag in tags]
+            await self._writer.submit(lambda c: c.executemany(Q["retag"], params))
+
+    async def task_tenant(self, task_id: str) -> str | None:
+        rows = await self._read(Q["task_tenant"], {"id": task_id})
+        return str(rows[0][0]) if rows else None
+
+    async def fair_clock(self) -> float | None:
+        rows = await self._read(Q["fair_clock"])
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def last_tag(self, tenant_id: str) -> float | None:
+        rows = await self._read(Q["last_tag"], {"tenant_id": tenant_id})
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
         def op(conn: sqlite3.Connection) -> list[Reaped]:

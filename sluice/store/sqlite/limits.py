@@ -9,7 +9,7 @@ import msgspec
 
 from ...model import ClaimedTask
 from ..base import ClaimRequest, LimitedClaim
-from ..limits import after, room
+from ..limits import Limit, after_all, room_all
 from .queries import Q
 from .writes import _fair_order
 
@@ -21,45 +21,40 @@ class SQLiteLimits:
     _writer: Writer
 
     async def claim_limited(
-        self,
-        request: ClaimRequest,
-        rate: float | None,
-        burst: int,
-        max_concurrency: int | None,
-        now: float,
-        lease_s: float,
+        self, request: ClaimRequest, limits: list[Limit], now: float, lease_s: float
     ) -> LimitedClaim:
-        (function,) = request.functions
-        key = f"{request.tenant_id}:{function}"
-
         def op(conn: sqlite3.Connection) -> LimitedClaim:
-            running = None
-            if max_concurrency is not None:
-                running = conn.execute(
-                    Q["count_running"], {"tenant_id": request.tenant_id, "function": function}
-                ).fetchone()[0]
-            tat = None
-            if rate is not None:
-                row = conn.execute(Q["get_rate_limit"], {"key": key}).fetchone()
-                tat = None if row is None else float(row[0])
-            want, by_rate = room(request.limit, running, max_concurrency, tat, now, rate, burst)
+            running: list[int | None] = []
+            tats: list[float | None] = []
+            for lim in limits:
+                count = None
+                if lim.max_concurrency is not None:
+                    count = conn.execute(
+                        Q["count_running"],
+                        {"tenant_id": request.tenant_id, "function": lim.function},
+                    ).fetchone()[0]
+                running.append(count)
+                tat = None
+                if lim.rate is not None:
+                    row = conn.execute(Q["get_rate_limit"], {"key": lim.key}).fetchone()
+                    tat = None if row is None else float(row[0])
+                tats.append(tat)
+            want, by_rate = room_all(request.limit, limits, running, tats, now)
             rows: list[Any] = []
             if want > 0:
                 params = {
                     "tenant_id": request.tenant_id, "worker": request.worker,
-                    "functions": msgspec.json.encode([function]).decode(), "limit": want,
-                    "now": now, "lease_until": now + lease_s,
+                    "functions": msgspec.json.encode(request.functions).decode(),
+                    "limit": want, "now": now, "lease_until": now + lease_s,
                 }  # fmt: skip
                 rows = conn.execute(Q["claim_tasks"], params).fetchall()
                 rows.sort(key=_fair_order)
-            retry_at = None
-            if rate is not None:
-                new, next_start = after(tat, now, rate, burst, len(rows))
-                if rows:
-                    conn.execute(Q["set_rate_limit"], {"key": key, "tat": new})
-                if by_rate:
-                    retry_at = next_start
-            tasks = [ClaimedTask(*r[:-1]) for r in rows]
+            states, next_start = after_all(limits, tats, now, len(rows))
+            if rows:
+                for key, tat in states:
+                    conn.execute(Q["set_rate_limit"], {"key": key, "tat": tat})
+            tasks = [ClaimedTask(*r) for r in rows]
+            retry_at = next_start if by_rate else None
             return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
 
         return await self._writer.submit(op, small=request.limit <= 64)

@@ -87,6 +87,9 @@ class SQLitePauses:
         params = {"tenant_id": tenant_id, "config": config.decode()}
         await self._writer.submit(lambda c: c.execute(Q["put_quota"], params), small=True)
 
+    async def list_quotas(self) -> list[tuple[str, bytes]]:
+        return [(r[0], str(r[1]).encode()) for r in await self._read(Q["list_quotas"])]
+
     async def get_quota(self, tenant_id: str) -> bytes | None:
         rows = await self._read(Q["get_quota"], {"tenant_id": tenant_id})
         return str(rows[0][0]).encode() if rows else None

@@ -93,12 +93,44 @@ WHERE id IN (
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
 
+-- name: claim_shared
+-- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state = 'ready'
+      AND tenant_id NOT IN (SELECT value FROM json_each(:exclude))  -- claimed under limits
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+
+-- name: claim_shared_level
+-- A shared pool's claim from one priority level.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state = 'ready' AND priority = :priority
+      AND tenant_id NOT IN (SELECT value FROM json_each(:exclude))  -- claimed under limits
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
 UPDATE tasks
 SET state = :next_state, finished_at = :finished_at, result = :result, error = :error,
     run_at = COALESCE(:run_at, run_at), ready_at = COALESCE(:ready_at, ready_at),
-    stag = COALESCE(:run_at, stag), throttles = throttles + :throttled,
+    throttles = throttles + :throttled,
     lease_owner = NULL, lease_until = NULL
 WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
   AND state = 'running' AND lease_owner = :worker;
@@ -119,9 +151,10 @@ WHERE tenant_id = :tenant_id AND task_id = :task_id AND attempt = :attempt AND o
 INSERT INTO events (tenant_id, task_id, at, kind, detail) VALUES (:tenant_id, :task_id, :now, :kind, :detail);
 
 -- name: extend_leases
+-- A shared pool's renewal names no tenant ('*'): its tasks are anyone's.
 UPDATE tasks SET lease_until = :lease_until
-WHERE tenant_id = :tenant_id AND lease_owner = :worker AND state = 'running'
-  AND id IN (SELECT value FROM json_each(:ids));
+WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
+  AND state = 'running' AND id IN (SELECT value FROM json_each(:ids));
 
 -- name: due_soon
 SELECT run_at, tenant_id, id FROM tasks
@@ -129,16 +162,21 @@ WHERE state = 'scheduled' AND run_at <= :until
 ORDER BY run_at LIMIT :limit;
 
 -- name: promote_due
-UPDATE tasks SET state = 'ready', ready_at = :now, stag = run_at
+-- The start tags are given right after (retag), in due order, by the tenants' fair chains.
+UPDATE tasks SET state = 'ready', ready_at = :now
 WHERE id IN (
     SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)
-RETURNING tenant_id, function, priority;
+RETURNING tenant_id, function, priority, id, run_at;
 
 -- name: promote_tasks
 -- Fired from the in-memory timer heap; the state check makes a double fire harmless.
-UPDATE tasks SET state = 'ready', ready_at = :now, stag = run_at
+UPDATE tasks SET state = 'ready', ready_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled' AND run_at <= :now
-RETURNING tenant_id, function, priority;
+RETURNING tenant_id, function, priority, id, run_at;
+
+-- name: retag
+-- Fair start tags for tasks that just became ready (policy/fairness.py).
+UPDATE tasks SET stag = :stag WHERE id = :id AND state = 'ready';
 
 -- name: expired_leases
 SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
@@ -150,7 +188,7 @@ UPDATE tasks
 SET state = CASE WHEN attempt - throttles >= max_attempts THEN 'dead' ELSE 'ready' END,
     finished_at = CASE WHEN attempt - throttles >= max_attempts THEN :now ELSE NULL END,
     error = CASE WHEN attempt - throttles >= max_attempts THEN 'lease lost' ELSE error END,
-    ready_at = :now, stag = :now, lease_owner = NULL, lease_until = NULL
+    ready_at = :now, lease_owner = NULL, lease_until = NULL
 WHERE id = :id AND tenant_id = :tenant_id AND state = 'running' AND attempt = :attempt
 RETURNING state;
 
@@ -177,12 +215,29 @@ WHERE tenant_id = :tenant_id AND id = :id AND state IN ('scheduled', 'ready', 'p
 UPDATE tasks
 SET state = 'ready', attempt = attempt - 1, ready_at = :now, lease_owner = NULL,
     lease_until = NULL
-WHERE tenant_id = :tenant_id AND id = :id AND attempt = :attempt AND state = 'running'
-  AND lease_owner = :worker;
+WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND id = :id AND attempt = :attempt
+  AND state = 'running' AND lease_owner = :worker
+RETURNING tenant_id;
 
 -- name: leased_to
 SELECT id, attempt FROM tasks
-WHERE tenant_id = :tenant_id AND lease_owner = :worker AND state = 'running';
+WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
+  AND state = 'running';
+
+-- name: task_tenant
+-- Whose task this is: for a shared pool's result that this node did not deliver.
+SELECT tenant_id FROM tasks WHERE id = :id;
+
+-- name: fair_clock
+-- The virtual clock as the store knows it: the largest tag running, else the head of
+-- the ready queue (policy/fairness.py).
+SELECT COALESCE(
+    (SELECT max(stag) FROM tasks WHERE state = 'running'),
+    (SELECT stag FROM tasks WHERE state = 'ready' ORDER BY priority DESC, stag, id LIMIT 1));
+
+-- name: last_tag
+-- A tenant's last start tag among its waiting tasks: where its fair chain goes on.
+SELECT max(stag) FROM tasks WHERE tenant_id = :tenant_id AND state IN ('ready', 'paused');
 
 -- name: list_dead
 SELECT id, function, attempt, error, finished_at FROM tasks
@@ -196,7 +251,7 @@ ORDER BY id LIMIT :limit;
 -- A new attempt series for a dead task: the history stays, the allowance starts again.
 UPDATE tasks
 SET state = 'ready', max_attempts = attempt - throttles + :max_attempts, series_at = :now,
-    ready_at = :now, stag = :now, finished_at = NULL, error = NULL
+    ready_at = :now, finished_at = NULL, error = NULL
 WHERE tenant_id = :tenant_id AND id = :id AND state = 'dead';
 
 -- name: retained_past
@@ -337,7 +392,8 @@ DELETE FROM subscriptions WHERE tenant_id = :tenant_id AND name = :name RETURNIN
 -- name: count_running
 -- The running set is small (at most the worker slots): walk its partial index.
 SELECT count(*) FROM tasks INDEXED BY tasks_leased
-WHERE state = 'running' AND tenant_id = :tenant_id AND function = :function;
+WHERE state = 'running' AND tenant_id = :tenant_id
+  AND (:function IS NULL OR function = :function);  -- NULL: every function of the tenant
 
 -- name: get_rate_limit
 SELECT tat FROM rate_limits WHERE key = :key;
@@ -352,6 +408,10 @@ ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config;
 
 -- name: get_quota
 SELECT config FROM quotas WHERE tenant_id = :tenant_id;
+
+-- name: list_quotas
+-- Every tenant's quotas: few rows (only tenants an admin gave quotas), read at start.
+SELECT tenant_id, config FROM quotas;
 
 -- name: count_queued
 -- Waiting tasks of a tenant, each state through its partial index.
