@@ -30,6 +30,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_key: str | None = None
     """Key for shared worker pools: a worker connecting with it runs every tenant's tasks
     of the functions it serves, in fair order (docs/scheduling.md); unset disables them."""
+    targets_allow_loopback: bool = False
+    """HTTP targets may be on this machine (127.0.0.0/8, ::1); `sluice dev` allows it."""
+    targets_allow_private: bool = False
+    """HTTP targets may be on private, link-local or other internal addresses."""
     lease_s: float = 30.0
     """How long a dispatched task is leased to its worker without a heartbeat."""
     heartbeat_s: float = 10.0

@@ -6,6 +6,7 @@ No I/O here. Records are frozen msgspec Structs so they are cheap to build and c
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from typing import Any, Final
@@ -30,6 +31,9 @@ TERMINAL: Final = frozenset({SUCCEEDED, DEAD, CANCELLED, EXPIRED})
 # tenant's tasks of the functions they serve (DESIGN §6 "shared worker slots").
 SHARED: Final = "*"
 
+# Function names, wherever they come from (a worker's hello, PUT /v1/functions/{name}).
+FUNCTION_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+
 MIN_PRIORITY: Final = 0
 MAX_PRIORITY: Final = 9
 DEFAULT_PRIORITY: Final = 5
@@ -48,6 +52,17 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Flow-control retries (`Throttled`, HTTP 429) allowed on top of max_attempts."""
 
 
+class HttpTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function served by an HTTP endpoint in any language: Sluice POSTs each task to
+    `url` (docs/http-targets.md) instead of pushing it to a worker."""
+
+    url: str
+    timeout_s: float = 30.0
+    """Longest wait for the endpoint's answer; past it the attempt failed (retryable)."""
+    secret: str | None = None
+    """`whsec_…` key of the request signatures; made when the function is set without one."""
+
+
 class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A function's defaults; a task may override priority, ttl and retry."""
 
@@ -63,6 +78,8 @@ class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Starts allowed at once on top of `rate` (the limit's bucket)."""
     max_concurrency: int | None = None
     """Most tasks of this function running at once, cluster-wide. None: no limit."""
+    target: HttpTarget | None = None
+    """An HTTP endpoint that runs the function; None: workers run it."""
 
 
 class NewTask(msgspec.Struct, frozen=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,8 +12,9 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from ..engine.admission import TaskSpec, check_limits, check_retry_policy
 from ..engine.node import Node, hash_key
+from ..engine.targets import check_target
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
-from ..model import TERMINAL, FunctionConfig
+from ..model import FUNCTION_NAME, TERMINAL, FunctionConfig
 from ..selector import Selector, SelectorBody
 from ..store import DeadSelector
 from .schemas import (
@@ -23,11 +23,13 @@ from .schemas import (
     DeadPage,
     FunctionList,
     FunctionSettings,
+    FunctionView,
     Health,
     KeyList,
     NewKey,
     RetryCount,
     StateChange,
+    TargetState,
     TaskPage,
     TaskView,
     TenantCreate,
@@ -48,7 +50,6 @@ EVENTS_POLL_S = 0.5
 MAX_TASK_PAGE = 1000
 DEAD_PAGE = 100
 MAX_DEAD_PAGE = 1000
-FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 
 BODY_OVERHEAD = 64 * 1024  # room for the envelope beyond the payload limit
 
@@ -397,6 +398,12 @@ async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConf
         raise InvalidRequest("priority must be between 0 and 9", field="priority")
     check_retry_policy(config.retry, "retry")
     check_limits(config)
+    if config.target is not None:
+        settings = node.settings
+        target = check_target(
+            config.target, settings.targets_allow_loopback, settings.targets_allow_private
+        )
+        config = msgspec.structs.replace(config, target=target)
     await node.register_functions(tenant_id, [config])
     return _json(config)  # type: ignore[return-value]
 
@@ -409,13 +416,23 @@ async def list_functions(request: Request[Any, Any, Any]) -> Response[FunctionLi
 
 
 @get("/v1/functions/{name:str}", summary="One function's config", tags=["functions"])
-async def get_function(request: Request[Any, Any, Any]) -> Response[FunctionConfig]:
+async def get_function(request: Request[Any, Any, Any]) -> Response[FunctionView]:
     tenant_id = await tenant_of(request)
     name = request.path_params["name"]
-    config = (await node_of(request.app.state).functions(tenant_id)).get(name)
+    node = node_of(request.app.state)
+    config = (await node.functions(tenant_id)).get(name)
     if config is None:
         raise NotFound(f"no function {name!r}", code="unknown_function", field="name")
-    return _json(config)  # type: ignore[return-value]
+    state = None
+    conn = node.targets.get(tenant_id, name)
+    if conn is not None:
+        paused = conn.aimd.paused_until
+        state = TargetState(
+            conn.aimd.limit, conn.aimd.inflight,
+            paused if paused > node.clock.now() else None,
+        )  # fmt: skip
+    view = FunctionView(**msgspec.structs.asdict(config), target_state=state)
+    return _json(view)  # type: ignore[return-value]
 
 
 @get("/v1/health", summary="Liveness and connected workers", tags=["ops"])

@@ -16,6 +16,7 @@ from ..model import (
     AttemptRecord,
     EventRecord,
     FunctionConfig,
+    HttpTarget,
     RetryPolicy,
     SubmitResult,
     TaskRecord,
@@ -132,6 +133,21 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] | None = None
     burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    target: HttpTarget | None = None
+
+
+class TargetState(msgspec.Struct, frozen=True):
+    """An HTTP target's adaptive concurrency on the node that answered (policy/aimd.py)."""
+
+    limit: float
+    in_flight: int
+    paused_until: float | None
+
+
+class FunctionView(FunctionConfig, frozen=True):
+    """A function's config, and for an HTTP target its state."""
+
+    target_state: TargetState | None = None
 
 
 class FunctionList(msgspec.Struct, frozen=True):

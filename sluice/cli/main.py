@@ -182,7 +182,10 @@ def dev(
     _logging()
     loaded = load_app(app)
     database = os.environ.get("SLUICE_DATABASE") or f"sqlite:///{data / 'sluice.db'}"
-    settings = Settings.from_env(os.environ, host=host, port=port, database=database)
+    # Development: HTTP targets on this machine are allowed (docs/http-targets.md).
+    settings = Settings.from_env(
+        os.environ, host=host, port=port, database=database, targets_allow_loopback=True
+    )
     node = Node(settings)
     url = f"http://{host}:{port}"
 

@@ -22,6 +22,7 @@ safety net.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -166,7 +167,6 @@ class Dispatcher:
                     if left <= 0:
                         break
                     tasks = await self._claim_limited(conn, step, left, now)
-                    self._dispatched(tasks)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
                 if left <= 0 or not rest:
@@ -182,11 +182,22 @@ class Dispatcher:
                 if requests
                 else []
             )
+        except BaseException:
+            # Tasks already claimed this round would sit leased until the reaper: give
+            # them back (no attempt used) before the error goes on.
+            for conn, *_ in plans:
+                held = [(t.id, t.attempt) for t in got[id(conn)]]
+                if held:
+                    with contextlib.suppress(Exception):
+                        await self._store.release_tasks(conn.tenant_id, conn.worker_id, held, now)
+                        self.notify(conn.tenant_id)
+            raise
         finally:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
         for (conn, floors), request, tasks in zip(owners, requests, claimed, strict=True):
-            self._dispatched(tasks)
+            if conn.tenant_id == SHARED:
+                self._dispatched(tasks)  # the one claim in fair order across tenants
             top = max((t.priority for t in tasks), default=None)
             floors.claimed(request.priority, request.limit, len(tasks), top)
             short = request.priority is None and len(tasks) < request.limit
@@ -224,19 +235,26 @@ class Dispatcher:
         if conn.tenant_id == SHARED:
             # Marks name the pool's functions: a tenant's own workers serve others.
             served = ",".join(conn.functions)
+            limited: list[_Step] = []
             for tenant, quota in quotas.items():
+                # A tenant's own function of a pool function's name stays its own.
+                theirs = self._configs(tenant)
+                functions = tuple(f for f in conn.functions if f not in theirs)
+                if not functions:
+                    continue
                 mine = [_tenant_limit(tenant, quota)] if quota.limited else []
                 if quota.min_slots and (tenant, RESERVE + served) not in self._drained:
-                    # Topped up to its reserve before anyone's fair turn.
+                    # Every reserve is topped up before anyone's turn, limited or fair.
                     reserve = Limit(f"reserve:{tenant}", max_concurrency=quota.min_slots)
-                    steps.append(_Step(tenant, conn.functions, [reserve, *mine], RESERVE + served))
+                    steps.append(_Step(tenant, functions, [reserve, *mine], RESERVE + served))
                 if mine and (tenant, WHOLE + served) not in self._drained:
-                    steps.append(_Step(tenant, conn.functions, mine, WHOLE + served))
+                    limited.append(_Step(tenant, functions, mine, WHOLE + served))
+            steps += limited
             exclude = tuple(sorted(t for t, q in quotas.items() if q.limited))
             return steps, conn.functions, exclude
         tenant = conn.tenant_id
-        own = quotas.get(tenant)
-        whole = [_tenant_limit(tenant, own)] if own is not None and own.limited else []
+        found = quotas.get(tenant)
+        whole = [_tenant_limit(tenant, found)] if found is not None and found.limited else []
         configs = self._configs(tenant)
         together: list[str] = []
         for f in conn.functions:

@@ -2,16 +2,18 @@
 moving (policy/fairness.py holds the algorithm; DESIGN §6).
 
 Tags are given where a task becomes ready: at submit (and when a cron schedule or an
-event makes a task), and right after a delayed task is promoted, in due order. A task
-that goes back to ready without being new work (a lost lease, a hand-back, an immediate
-retry, a retry by hand) keeps its tag, which is behind the clock: it goes first.
+event makes a task), right after a delayed task is promoted (in due order), and when a
+pause releases held tasks. A task that goes back to ready without being new work (a
+lost lease, a hand-back, an immediate retry, a retry by hand) keeps its tag, which is
+behind the clock: it goes first.
 
-Each node keeps its own chains. The clock moves with this node's claims, and once a
-second with the store's view (the largest tag running anywhere), so nodes agree within
-a second; a tenant's chain is read from the store the first time a node tags for it,
-so a restart or a second node continues the chain instead of starting a new one
-beside the backlog. A tenant that submits through several nodes gets one chain per
-node; behind a round-robin load balancer every tenant does alike, which keeps the
+A tenant has one chain for all its tasks that shared pools serve, and one per function
+its own workers serve. Each node keeps its own chains. The clock moves with this node's
+pool claims, and once a second with the store's view (the largest tag a pool is
+running), so nodes agree within a second; a chain is read from the store the first time
+a node tags for it, so a restart or a second node continues it instead of starting a
+new one beside the backlog. A tenant that submits through several nodes gets a chain
+per node; behind a round-robin load balancer every tenant does alike, which keeps the
 shares even.
 """
 
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..model import SCHEDULED, ClaimedTask, NewTask
+from ..model import READY, SHARED, ClaimedTask, NewTask
 from ..policy.fairness import StartTags
 from ..store import Promoted
 
@@ -33,19 +35,21 @@ class Fairness:
     def __init__(self, node: Node) -> None:
         self._node = node
         self.tags = StartTags()
-        self._known: set[str] = set()  # tenants whose chain was read from the store
+        self._known: set[str] = set()  # chains read from the store
 
     async def start(self) -> None:
         await self.sync()
 
     async def sync(self) -> None:
-        """Catch the clock up with every node's claims, and forget chains it passed."""
+        """Catch the clock up with every node's pool claims, and forget chains it passed."""
         vclock = await self._node.store.fair_clock()
         if vclock is not None:
             self.tags.dispatched(vclock)
         self.tags.prune()
 
     def dispatched(self, tasks: list[ClaimedTask]) -> None:
+        """A shared pool's plain claim: the only one in tag order across tenants, so the
+        only one that moves the clock."""
         if tasks:
             self.tags.dispatched(max(t.stag for t in tasks))
 
@@ -53,36 +57,60 @@ class Fairness:
         quota = await self._node.quotas.get(tenant_id)
         return 1.0 if quota is None else quota.weight
 
+    async def _chain(self, tenant_id: str, function: str) -> tuple[str, list[str]]:
+        """Which chain a task's tag continues, and the functions that chain covers.
+
+        Tasks compete only where they are claimed together: all of a tenant's tasks of
+        functions a shared pool serves share one chain (its share of the pool), and each
+        function its own workers serve has a chain of its own, so a tenant's backlog of
+        one kind does not push back its tasks of another.
+        """
+        node = self._node
+        own = await node.functions(tenant_id)
+        shared = await node.functions(SHARED) if tenant_id != SHARED else {}
+        if function not in own and function in shared:
+            return tenant_id, sorted(f for f in shared if f not in own)
+        return f"{tenant_id}/{function}", [function]
+
+    async def _tags(self, tenant_id: str, functions: list[str]) -> list[float]:
+        """Tags for a tenant's tasks of these functions, in order."""
+        weight = await self.weight(tenant_id)
+        chains: dict[str, str] = {}
+        for function in set(functions):
+            chain, covered = await self._chain(tenant_id, function)
+            chains[function] = chain
+            if chain not in self._known:  # continue the chain the store already has
+                self._known.add(chain)
+                last = await self._node.store.last_tag(tenant_id, covered)
+                if last is not None:
+                    self.tags.seed(chain, last)
+        return [self.tags.tags(chains[f], 1, weight)[0] for f in functions]
+
     async def tag(self, tenant_id: str, tasks: list[NewTask]) -> list[NewTask]:
-        """Start tags for a tenant's new tasks; a delayed one gets its tag when due."""
-        await self._continue(tenant_id)
-        now = [i for i, t in enumerate(tasks) if t.state != SCHEDULED]
-        tags = self.tags.tags(tenant_id, len(now), await self.weight(tenant_id))
-        # A delayed task waits at the clock until its promotion tags it: were that lost,
-        # it would still not sit behind everyone.
+        """Start tags for a tenant's new ready tasks. A delayed or held task waits at the
+        clock until its promotion or release tags it: were that lost, it would still not
+        sit behind everyone."""
+        ready = [i for i, t in enumerate(tasks) if t.state == READY]
+        tags = await self._tags(tenant_id, [tasks[i].function for i in ready])
         out = [
-            t if t.state != SCHEDULED else msgspec.structs.replace(t, stag=self.tags.vclock)
+            t if t.state == READY else msgspec.structs.replace(t, stag=self.tags.vclock)
             for t in tasks
         ]
-        for i, stag in zip(now, tags, strict=True):
+        for i, stag in zip(ready, tags, strict=True):
             out[i] = msgspec.structs.replace(tasks[i], stag=stag)
         return out
 
     async def promoted(self, promoted: list[Promoted]) -> None:
-        """Tag tasks that just became ready by their time, in due order."""
+        """Tag tasks that just became ready (by their time, or released from a pause),
+        in due order."""
         if not promoted:
             return
         ordered = sorted(promoted, key=lambda p: (p.run_at, p.id))
-        weights = {}
-        for tenant_id in {p.tenant_id for p in ordered}:
-            await self._continue(tenant_id)
-            weights[tenant_id] = await self.weight(tenant_id)
-        tags = self.tags.tag_many([p.tenant_id for p in ordered], weights)
-        await self._node.store.retag([(p.id, t) for p, t in zip(ordered, tags, strict=True)])
-
-    async def _continue(self, tenant_id: str) -> None:
-        if tenant_id not in self._known:
-            self._known.add(tenant_id)
-            last = await self._node.store.last_tag(tenant_id)
-            if last is not None:
-                self.tags.seed(tenant_id, last)
+        by_tenant: dict[str, list[Promoted]] = {}
+        for p in ordered:
+            by_tenant.setdefault(p.tenant_id, []).append(p)
+        retags = []
+        for tenant_id, tasks in by_tenant.items():
+            tags = await self._tags(tenant_id, [p.function for p in tasks])
+            retags += [(p.id, t) for p, t in zip(tasks, tags, strict=True)]
+        await self._node.store.retag(retags)

@@ -18,6 +18,7 @@ from ..errors import InvalidRequest
 from ..model import (
     CANCELLED,
     DEAD,
+    FUNCTION_NAME,
     MAX_PRIORITY,
     MIN_PRIORITY,
     PAUSED,
@@ -48,6 +49,7 @@ from ..protocol import (
 from ..store import ACCEPTED, DUPLICATE, LeaseRenewal
 from .admission import check_limits, check_retry_policy
 from .registry import POOL_PREFIX, WorkerConn
+from .targets import TARGET_PREFIX
 
 if TYPE_CHECKING:
     from .node import Node
@@ -90,6 +92,10 @@ class Gateway:
             return True
         try:
             configs = _function_configs(first)
+            if first.worker_id.startswith((POOL_PREFIX, TARGET_PREFIX)):
+                raise InvalidRequest(
+                    f"worker ids may not start with {POOL_PREFIX!r} or {TARGET_PREFIX!r}"
+                )
         except InvalidRequest as exc:
             await send(_encoder.encode(ErrorFrame(exc.code, exc.message)))
             return True
@@ -140,6 +146,10 @@ class Gateway:
             node.registry.remove(conn)
             await conn.close()
             log.info("worker %s disconnected", conn.worker_id)
+
+    async def results(self, conn: WorkerConn, items: list[ResultItem]) -> None:
+        """Answers of an HTTP target (engine/targets.py), written like a worker's."""
+        await self._on_results(conn, items)
 
     async def _on_results(self, conn: WorkerConn, items: list[ResultItem]) -> None:
         node = self._node
@@ -269,6 +279,8 @@ def _function_configs(hello: Hello) -> list[FunctionConfig]:
         raise InvalidRequest("a worker must serve at least one function")
     configs = []
     for spec in hello.functions:
+        if not FUNCTION_NAME.match(spec.name):
+            raise InvalidRequest(f"function {spec.name!r}: names match {FUNCTION_NAME.pattern}")
         try:
             fields = _config_decoder.decode(spec.config)
             fields["name"] = spec.name
@@ -277,6 +289,11 @@ def _function_configs(hello: Hello) -> list[FunctionConfig]:
             raise InvalidRequest(f"function {spec.name!r}: {exc}") from exc
         if not MIN_PRIORITY <= config.priority <= MAX_PRIORITY:
             raise InvalidRequest(f"function {spec.name!r}: priority must be between 0 and 9")
+        if config.target is not None:
+            raise InvalidRequest(
+                f"function {spec.name!r}: a worker serves it; HTTP targets are set with "
+                "PUT /v1/functions/{name}"
+            )
         check_retry_policy(config.retry, f"functions.{spec.name}.retry")
         check_limits(config, f"functions.{spec.name}.")
         configs.append(config)

@@ -52,6 +52,7 @@ from .gateway import Gateway
 from .pauses import Pauses
 from .quotas import Quotas
 from .registry import POOL_PREFIX, Registry
+from .targets import Targets
 from .timers import Timers
 
 log = logging.getLogger("sluice.node")
@@ -91,6 +92,7 @@ class Node:
         self.pauses = Pauses(self)
         self.events = Events(self)
         self.quotas = Quotas(self)
+        self.targets = Targets(self)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
         self._reloads: set[asyncio.Task[None]] = set()
@@ -104,6 +106,7 @@ class Node:
         await self.store.open()
         await self.quotas.start()
         await self.fairness.start()
+        await self.targets.start()
         await self.bus.start(self._on_hint)
         self._loops = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
@@ -114,11 +117,13 @@ class Node:
     async def stop(self) -> None:
         self.accepting = False
         for task in self._loops:
-            task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # asyncio.wait_for may swallow a cancel that lands as its wait ends (Python
+            # 3.11): ask again until the loop has stopped.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
         await self.pauses.stop()
+        await self.targets.stop()
         try:
             await self.timers.step_down()
         except Exception:
@@ -188,6 +193,7 @@ class Node:
         cache = await self.functions(tenant_id)  # the tenant's other functions stay known
         for config in configs:
             cache[config.name] = config
+        self.targets.sync(tenant_id, cache)
         self.bus.publish("functions", tenant_id)
 
     async def functions(self, tenant_id: str) -> dict[str, FunctionConfig]:
@@ -234,7 +240,6 @@ class Node:
             for i, s in enumerate(specs)
         ]
         await self.quotas.admit(tenant_id, tasks, "tasks[]" if many else "")
-        tasks = await self.fairness.tag(tenant_id, tasks)
         if await self.pauses.rules(tenant_id):
             tasks = [
                 msgspec.structs.replace(t, state=PAUSED)
@@ -242,6 +247,7 @@ class Node:
                 else t
                 for t in tasks
             ]
+        tasks = await self.fairness.tag(tenant_id, tasks)
         results = await self.store.submit_tasks(tenant_id, tasks, now)
         ready = [t for t, r in zip(tasks, results, strict=True) if r.created and r.state == READY]
         if ready:
@@ -502,6 +508,7 @@ class Node:
                 self._functions.pop(tenant_id, None)  # the next submit reads them again
                 return
             self._functions[tenant_id] = {f.name: f for f in stored}
+            self.targets.sync(tenant_id, self._functions[tenant_id])
 
         task = asyncio.create_task(reload())
         self._reloads.add(task)

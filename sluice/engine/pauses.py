@@ -23,6 +23,7 @@ import msgspec
 from ..errors import InvalidRequest, NotFound
 from ..model import PAUSED, READY, SCHEDULED, PauseRow
 from ..selector import Selector
+from ..store import Promoted
 
 if TYPE_CHECKING:
     from .node import Node
@@ -154,7 +155,14 @@ class Pauses:
             if free:
                 states = await node.store.unhold_tasks(tenant_id, free, node.clock.now())
                 released += len(states)
-                if any(state == READY for _, state in states):
+                functions = {t.id: (t.function, t.priority) for t in page}
+                ready = [
+                    Promoted(tenant_id, *functions[task_id], id=task_id)
+                    for task_id, state in states
+                    if state == READY
+                ]
+                if ready:
+                    await node.fairness.promoted(ready)  # their fair place from now on
                     node.dispatcher.notify(tenant_id)
             before = page[-1].id
             if len(page) < CHUNK:

@@ -123,8 +123,7 @@ class Timers:
             now = node.clock.now()
             promoted = await node.store.promote_due(now, PROMOTE_BATCH)
             total += len(promoted)
-            await node.fairness.promoted(promoted)
-            _notify(node, promoted)
+            await _tag_and_notify(node, promoted)
             if len(promoted) < PROMOTE_BATCH:
                 break
         expired = await node.store.expire_tasks(node.clock.now(), PROMOTE_BATCH)
@@ -191,11 +190,23 @@ class Timers:
                 due.append(task_id)
             try:
                 promoted = await node.store.promote_tasks(due, now)
-                await node.fairness.promoted(promoted)
             except Exception:
                 log.exception("promoting %d due tasks failed; the interval will", len(due))
                 continue
-            _notify(node, promoted)
+            await _tag_and_notify(node, promoted)
+
+
+async def _tag_and_notify(node: Node, promoted: list[Promoted]) -> None:
+    """Fair tags for tasks that just became ready, then wake the dispatcher for them;
+    ready they are either way, so a failed retag must not keep them unseen."""
+    try:
+        await node.fairness.promoted(promoted)
+    except Exception:
+        log.exception(
+            "tagging %d promoted tasks failed; they keep their submit tags", len(promoted)
+        )
+    finally:
+        _notify(node, promoted)
 
 
 def _notify(node: Node, promoted: list[Promoted]) -> None:

@@ -188,8 +188,8 @@ class Store(Protocol):
         the tag at the head of the ready queue; None when there is neither."""
         ...
 
-    async def last_tag(self, tenant_id: str) -> float | None:
-        """The largest start tag among a tenant's waiting (ready or paused) tasks."""
+    async def last_tag(self, tenant_id: str, functions: list[str]) -> float | None:
+        """The largest start tag among a tenant's ready tasks of these functions."""
         ...
 
     async def release_tasks(

@@ -400,8 +400,8 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         rows = await self._fetch(Q["fair_clock"])
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
-    async def last_tag(self, tenant_id: str) -> float | None:
-        rows = await self._fetch(Q["last_tag"], tenant_id)
+    async def last_tag(self, tenant_id: str, functions: list[str]) -> float | None:
+        rows = await self._fetch(Q["last_tag"], tenant_id, functions)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:

@@ -120,6 +120,8 @@ WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE $1::text = '*' AND state = 'ready' AND function = ANY($2::text[])
       AND tenant_id <> ALL($7::text[])  -- tenants claimed under their limits
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
       AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT $4
@@ -138,6 +140,8 @@ WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE $1::text = '*' AND state = 'ready' AND priority = $7 AND function = ANY($2::text[])
       AND tenant_id <> ALL($8::text[])
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
       AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
     ORDER BY stag, id
     LIMIT $4
@@ -278,15 +282,17 @@ WHERE (tenant_id = $1 OR $1 = '*') AND lease_owner = $2 AND state = 'running';
 SELECT tenant_id FROM tasks WHERE id = $1;
 
 -- name: fair_clock
--- The virtual clock as the store knows it: the largest tag running, else the head of
--- the ready queue (policy/fairness.py).
+-- The virtual clock as the store knows it: the largest tag a shared pool is running,
+-- else the head of the ready queue (policy/fairness.py).
 SELECT COALESCE(
-    (SELECT max(stag) FROM tasks WHERE state = 'running'),
+    (SELECT max(stag) FROM tasks WHERE state = 'running' AND lease_owner LIKE 'pool:%'),
     (SELECT stag FROM tasks WHERE state = 'ready' ORDER BY priority DESC, stag, id LIMIT 1));
 
 -- name: last_tag
--- A tenant's last start tag among its waiting tasks: where its fair chain goes on.
-SELECT max(stag) FROM tasks WHERE tenant_id = $1 AND state IN ('ready', 'paused');
+-- A tenant's last start tag among its ready tasks of these functions: where a fair
+-- chain goes on.
+SELECT max(stag) FROM tasks
+WHERE tenant_id = $1 AND state = 'ready' AND function = ANY($2::text[]);
 
 -- name: list_dead
 SELECT id, function, attempt, error, finished_at FROM tasks

@@ -459,8 +459,9 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
         rows = await self._read(Q["fair_clock"])
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
-    async def last_tag(self, tenant_id: str) -> float | None:
-        rows = await self._read(Q["last_tag"], {"tenant_id": tenant_id})
+    async def last_tag(self, tenant_id: str, functions: list[str]) -> float | None:
+        params = {"tenant_id": tenant_id, "functions": msgspec.json.encode(functions).decode()}
+        rows = await self._read(Q["last_tag"], params)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:

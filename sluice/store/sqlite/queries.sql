@@ -102,6 +102,8 @@ WHERE id IN (
     SELECT id FROM tasks
     WHERE state = 'ready'
       AND tenant_id NOT IN (SELECT value FROM json_each(:exclude))  -- claimed under limits
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
       AND function IN (SELECT value FROM json_each(:functions))
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
@@ -118,6 +120,8 @@ WHERE id IN (
     SELECT id FROM tasks
     WHERE state = 'ready' AND priority = :priority
       AND tenant_id NOT IN (SELECT value FROM json_each(:exclude))  -- claimed under limits
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
       AND function IN (SELECT value FROM json_each(:functions))
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY stag, id
@@ -229,15 +233,18 @@ WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
 SELECT tenant_id FROM tasks WHERE id = :id;
 
 -- name: fair_clock
--- The virtual clock as the store knows it: the largest tag running, else the head of
--- the ready queue (policy/fairness.py).
+-- The virtual clock as the store knows it: the largest tag a shared pool is running,
+-- else the head of the ready queue (policy/fairness.py).
 SELECT COALESCE(
-    (SELECT max(stag) FROM tasks WHERE state = 'running'),
+    (SELECT max(stag) FROM tasks WHERE state = 'running' AND lease_owner LIKE 'pool:%'),
     (SELECT stag FROM tasks WHERE state = 'ready' ORDER BY priority DESC, stag, id LIMIT 1));
 
 -- name: last_tag
--- A tenant's last start tag among its waiting tasks: where its fair chain goes on.
-SELECT max(stag) FROM tasks WHERE tenant_id = :tenant_id AND state IN ('ready', 'paused');
+-- A tenant's last start tag among its ready tasks of these functions: where a fair
+-- chain goes on.
+SELECT max(stag) FROM tasks
+WHERE tenant_id = :tenant_id AND state = 'ready'
+  AND function IN (SELECT value FROM json_each(:functions));
 
 -- name: list_dead
 SELECT id, function, attempt, error, finished_at FROM tasks

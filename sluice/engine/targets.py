@@ -1,0 +1,399 @@
+"""HTTP targets: functions served by an HTTP endpoint in any language (DESIGN §5, §6).
+
+A function whose config has a `target` is served by the server itself: a `TargetConn`
+stands in the registry like a worker connection, so the dispatcher claims its tasks the
+same way (fair order, priorities, limits), and the gateway writes its results the same
+way (fenced finishes, retries, dead letters). What differs is delivery: each task is
+one POST to the endpoint, and the connection's free slots are the AIMD limit of the
+target (policy/aimd.py), so Sluice finds the endpoint's capacity by itself: 429 and 503
+cut it, successes under backlog grow it, and a Retry-After pauses the target.
+
+The request: `POST url` with a JSON body `{"id", "function", "attempt", "deadline",
+"args", "kwargs"}`, a W3C `traceparent`, and Standard Webhooks signature headers
+(`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
+"id.timestamp.body">`). The answer: 2xx success (the body is the result), 429 and 503
+flow control (with an optional Retry-After), 3xx and other 4xx not retryable, 5xx,
+time-outs and connection errors retryable.
+
+Egress: targets on loopback, private, link-local or otherwise internal addresses are
+refused unless the operator allows them (`targets_allow_loopback`, which `sluice dev`
+sets, and `targets_allow_private`). The check runs when the function is set (a literal
+address) and in the connector's resolver on every new connection, so a name that
+resolves to an internal address later is refused too. Connections are pooled and kept
+alive per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from ..errors import InvalidRequest
+from ..model import ClaimedTask, HttpTarget
+from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
+from ..protocol import ResultItem
+from .registry import WorkerConn
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("sluice.targets")
+
+TARGET_PREFIX = "http:"  # the lease owner of a target's tasks: http:<function>
+MAX_RESULT_BYTES = 1024 * 1024
+TICK_S = 0.1  # how often AIMD windows are closed and paused targets looked at again
+MAX_TIMEOUT_S = 900.0
+_json = msgspec.json.Encoder()
+
+
+# -- egress ------------------------------------------------------------------------
+class EgressRefused(aiohttp.ClientError):
+    """The target's address is internal and the operator did not allow it."""
+
+
+def address_allowed(address: str, allow_loopback: bool, allow_private: bool) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return allow_loopback or allow_private
+    internal = (
+        ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
+        or ip.is_unspecified or not ip.is_global
+    )  # fmt: skip
+    return allow_private or not internal
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves as usual, then refuses internal addresses (no rebinding around the check:
+    the connection is made to exactly the addresses checked here)."""
+
+    def __init__(self, allow_loopback: bool, allow_private: bool) -> None:
+        self._inner = DefaultResolver()
+        self._loopback, self._private = allow_loopback, allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if address_allowed(r["host"], self._loopback, self._private)]
+        if not allowed:
+            raise EgressRefused(f"{host} resolves to an internal address; targets may not")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def check_target(target: HttpTarget, allow_loopback: bool, allow_private: bool) -> HttpTarget:
+    """A target that makes sense, with a signing secret: the config to store."""
+    parts = urlsplit(target.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(target.url) > 2048:
+        raise InvalidRequest(
+            "target.url is an http:// or https:// URL of at most 2,048 characters",
+            field="target.url",
+        )
+    if parts.username or parts.password:
+        raise InvalidRequest("target.url carries no credentials", field="target.url")
+    with contextlib.suppress(ValueError):  # a name is checked when it is resolved
+        if not address_allowed(parts.hostname, allow_loopback, allow_private):
+            raise InvalidRequest(
+                f"{parts.hostname} is an internal address; the server does not allow "
+                "targets there (targets_allow_loopback, targets_allow_private)",
+                code="target_not_allowed", field="target.url",
+            )  # fmt: skip
+    if not 0 < target.timeout_s <= MAX_TIMEOUT_S:
+        raise InvalidRequest(
+            f"target.timeout_s is above 0 and at most {MAX_TIMEOUT_S:.0f}", field="target.timeout_s"
+        )
+    if target.secret is None:
+        return msgspec.structs.replace(target, secret=new_secret())
+    if not target.secret.startswith("whsec_") or not 24 <= len(_key(target.secret)) <= 64:
+        raise InvalidRequest(
+            "target.secret is whsec_ and 24 to 64 bytes in base64", field="target.secret"
+        )
+    return target
+
+
+# -- signing -----------------------------------------------------------------------
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _key(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        return b""
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks v1 signature: base64 HMAC-SHA256 of "id.timestamp.body"."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def request_body(task: ClaimedTask, deadline: float) -> bytes:
+    """{"id", "function", "attempt", "deadline", "args", "kwargs"}: the payload is
+    already `{"args": [...], "kwargs": {...}}`, so it is spliced, not re-encoded. The
+    deadline (Unix seconds) is when Sluice stops waiting for the answer."""
+    head = _json.encode(
+        {"id": task.id, "function": task.function, "attempt": task.attempt,
+         "deadline": round(deadline, 3)}
+    )  # fmt: skip
+    return head[:-1] + b"," + task.payload.strip()[1:]
+
+
+def traceparent(task: ClaimedTask) -> str:
+    """W3C trace context: the trace is the task's (its id hashed), the span the attempt."""
+    trace = hashlib.blake2b(task.id.encode(), digest_size=16).hexdigest()
+    span = hashlib.blake2b(f"{task.id}:{task.attempt}".encode(), digest_size=8).hexdigest()
+    return f"00-{trace}-{span}-01"
+
+
+def retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    return None  # an HTTP date: not worth the parse for a pause capped at minutes
+
+
+# -- the connection ----------------------------------------------------------------
+class TargetConn(WorkerConn):
+    """One HTTP target of one tenant's function, as the dispatcher sees a worker."""
+
+    def __init__(self, node: Node, tenant_id: str, function: str, target: HttpTarget,
+                 max_concurrency: int | None) -> None:  # fmt: skip
+        self._node = node
+        self.target = target
+        self.aimd = Aimd(node.clock.now(), maximum=max_concurrency)
+        self._epochs: dict[str, int] = {}
+        self._calls: set[asyncio.Task[None]] = set()
+        self._pending: list[ResultItem] = []
+        self._flushing = False
+        self.backlog = False  # the dispatcher filled every slot this window
+
+        async def nowhere(_frame: bytes) -> None:
+            return None
+
+        super().__init__(tenant_id, TARGET_PREFIX + function, 0, (function,), nowhere,
+                         node.clock.now())  # fmt: skip
+
+    # A target never goes silent, and its slots are its AIMD room.
+    @property  # type: ignore[override]
+    def last_seen(self) -> float:
+        return self._node.clock.now()
+
+    @last_seen.setter
+    def last_seen(self, _value: float) -> None:
+        pass
+
+    @property
+    def free(self) -> int:
+        return self.aimd.room(self._node.clock.now()) - self.reserved
+
+    def deliver(self, tasks: list[ClaimedTask]) -> None:
+        for task in tasks:
+            self.inflight[task.id] = task
+            self._epochs[task.id] = self.aimd.sent()
+            call = asyncio.create_task(self._call(task))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+        if self.free <= 0:
+            self.backlog = True
+
+    def send(self, frame: bytes) -> None:
+        """A cancel for a running task: the request is abandoned (its attempt counts)."""
+
+    async def _call(self, task: ClaimedTask) -> None:
+        node = self._node
+        session = node.targets.session()
+        body = request_body(task, time.time() + self.target.timeout_s)
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "sluice",
+            "traceparent": traceparent(task),
+            "webhook-id": task.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self.target.secret or "", task.id, timestamp, body),
+            "sluice-attempt": str(task.attempt),
+        }
+        started = time.time()
+        outcome, result, error, wait = "error", b"null", None, None
+        kind = ERROR
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.target.timeout_s)
+            async with session.post(
+                self.target.url, data=body, headers=headers, timeout=timeout,
+                allow_redirects=False,
+            ) as answer:  # fmt: skip
+                data = await answer.content.read(MAX_RESULT_BYTES + 1)
+                status = answer.status
+                wait = retry_after(answer.headers.get("retry-after"))
+            if 200 <= status < 300:
+                outcome, kind, result = "ok", OK, _as_json(data)
+            elif status == 429 or status == 503:
+                outcome, kind = "throttled", THROTTLED
+                error = f"HTTP {status}: the target asks to slow down"
+            elif 500 <= status < 600:
+                error = f"HTTP {status}: {_snippet(data)}"
+            else:
+                outcome = "reject"
+                error = f"HTTP {status}: {_snippet(data)} (not retried)"
+        except TimeoutError:
+            outcome, error = "timeout", f"no answer within {self.target.timeout_s:g} s"
+        except asyncio.CancelledError:
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        finished = time.time()
+        epoch = self._epochs.pop(task.id, self.aimd.epoch)
+        self.aimd.answered(kind, epoch, node.clock.now(), latency_s=finished - started,
+                           retry_after_s=wait if kind == THROTTLED else None)  # fmt: skip
+        self._pending.append(
+            ResultItem(
+                id=task.id, attempt=task.attempt, outcome=outcome, started_at=started,
+                finished_at=finished, result=msgspec.Raw(result),
+                error_type="HttpTargetError" if error else None, error_message=error,
+                retry_after_s=wait if outcome == "throttled" else None,
+            )
+        )  # fmt: skip
+        if not self._flushing:
+            self._flushing = True
+            await asyncio.sleep(0)  # answers that land in the same turn share one write
+            items, self._pending, self._flushing = self._pending, [], False
+            await node.gateway.results(self, items)
+        if self.free > 0:
+            node.dispatcher.wake()
+
+    async def abandon(self) -> None:
+        """Stop: cancel the requests in flight and hand their tasks back (no attempt)."""
+        for call in list(self._calls):
+            call.cancel()
+        for call in list(self._calls):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await call
+        held = [(t.id, t.attempt) for t in self.inflight.values() if t is not None]
+        self.inflight.clear()
+        if held:
+            node = self._node
+            await node.store.release_tasks(self.tenant_id, self.worker_id, held, node.clock.now())
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def _as_json(data: bytes) -> bytes:
+    """The result as JSON: the body if it is JSON, else the body as a JSON string."""
+    data = data[:MAX_RESULT_BYTES].strip()
+    if not data:
+        return b"null"
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return _json.encode(data.decode(errors="replace"))
+    return data
+
+
+def _snippet(data: bytes) -> str:
+    text = data[:200].decode(errors="replace").strip()
+    return text or "(empty body)"
+
+
+# -- every target of this node -----------------------------------------------------
+class Targets:
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._conns: dict[tuple[str, str], TargetConn] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            s = self._node.settings
+            connector = aiohttp.TCPConnector(
+                limit=0, keepalive_timeout=30,
+                resolver=GuardedResolver(s.targets_allow_loopback, s.targets_allow_private),
+            )  # fmt: skip
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    def get(self, tenant_id: str, function: str) -> TargetConn | None:
+        return self._conns.get((tenant_id, function))
+
+    async def start(self) -> None:
+        for tenant in await self._node.store.list_tenants():
+            self.sync(tenant.id, await self._node.functions(tenant.id))
+        self._ticker = asyncio.create_task(self._tick_loop(), name="targets")
+
+    def sync(self, tenant_id: str, functions: dict[str, Any]) -> None:
+        """Make the tenant's target connections match its function configs."""
+        node = self._node
+        for name, config in functions.items():
+            key = (tenant_id, name)
+            conn = self._conns.get(key)
+            if config.target is None:
+                if conn is not None:
+                    self._drop(key)
+                continue
+            if conn is not None and conn.target == config.target:
+                conn.aimd.cap(config.max_concurrency)
+                continue
+            if conn is not None:
+                self._drop(key)
+            conn = TargetConn(node, tenant_id, name, config.target, config.max_concurrency)
+            self._conns[key] = conn
+            node.registry.add(conn)
+            log.info("function %s of %s is served by %s", name, tenant_id, config.target.url)
+        node.dispatcher.wake()
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        conn = self._conns.pop(key)
+        self._node.registry.remove(conn)
+        conn.closed = True  # requests in flight still finish and are written
+
+    async def _tick_loop(self) -> None:
+        node = self._node
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = node.clock.now()
+            for conn in list(self._conns.values()):
+                room, limit = conn.free, conn.aimd.limit
+                if conn.aimd.tick(now, conn.backlog):
+                    conn.backlog = False
+                # A pause ended or the limit grew: there is room the dispatcher missed.
+                if conn.free > 0 and (room <= 0 or conn.aimd.limit > limit):
+                    node.dispatcher.wake()
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for key in list(self._conns):
+            conn = self._conns[key]
+            self._drop(key)
+            try:
+                await conn.abandon()
+            except Exception:
+                log.exception("handing back the tasks of %s failed", conn.worker_id)
+        if self._session is not None:
+            await self._session.close()
