@@ -30,6 +30,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_key: str | None = None
     """Key for shared worker pools: a worker connecting with it runs every tenant's tasks
     of the functions it serves, in fair order (docs/scheduling.md); unset disables them."""
+    overload_s: float = 30.0
+    """Backpressure: the ready backlog is an overload past this many seconds of draining
+    (and stops being one below half of it)."""
+    overload_min_backlog: int = 1000
+    """A backlog smaller than this is never an overload."""
+    backpressure_interval_s: float = 10.0
+    """How often heavy tenants and their refusal probabilities are worked out again."""
     targets_allow_loopback: bool = False
     """HTTP targets may be on this machine (127.0.0.0/8, ::1); `sluice dev` allows it."""
     targets_allow_private: bool = False

@@ -72,14 +72,36 @@ class QuotaExceeded(ClientError):
         self.retry_after_s = retry_after_s
 
 
+class TenantThrottled(ClientError):
+    """The server is overloaded and this tenant sends more than its fair share: 429 with
+    Retry-After; the body names the scope ("tenant")."""
+
+    status = 429
+    code = "tenant_throttled"
+    scope = "tenant"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, field=None)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(SluiceError):
     status = 503
     code = "unavailable"
+    scope: str | None = None
 
     def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+
+
+class Overloaded(Unavailable):
+    """The whole server is overloaded (not one tenant): 503 with Retry-After, scope
+    "global"."""
+
+    code = "overloaded"
+    scope = "global"
 
 
 class TaskError(SluiceError):

@@ -22,6 +22,7 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     code: str
     message: str
     field: str | None = None
+    scope: str | None = None  # backpressure: "tenant" or "global", who is being slowed
 
 
 class ErrorResponse(msgspec.Struct, frozen=True):
@@ -37,21 +38,26 @@ def error_response(
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    scope: str | None = None,
 ) -> Response[bytes]:
-    body = _encoder.encode(ErrorResponse(ErrorBody(status, code, message, field)))
+    body = _encoder.encode(ErrorResponse(ErrorBody(status, code, message, field, scope)))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def _client_error(_: Request[Any, Any, Any], exc: ClientError) -> Response[bytes]:
     retry_after = getattr(exc, "retry_after_s", None)  # 429s always say when to come back
     headers = None if retry_after is None else {"Retry-After": str(retry_after)}
-    return error_response(exc.status, exc.code, exc.message, exc.field, headers=headers)
+    scope = getattr(exc, "scope", None)
+    return error_response(
+        exc.status, exc.code, exc.message, exc.field, headers=headers, scope=scope
+    )
 
 
 def _unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[bytes]:
     return error_response(
-        503, exc.code, exc.message, headers={"Retry-After": str(exc.retry_after_s)}
-    )
+        503, exc.code, exc.message, headers={"Retry-After": str(exc.retry_after_s)},
+        scope=exc.scope,
+    )  # fmt: skip
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

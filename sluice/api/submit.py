@@ -99,14 +99,18 @@ class SubmitRoutes:
         except ClientError as exc:
             status = exc.status
             body = _encoder.encode(
-                ErrorResponse(ErrorBody(status, exc.code, exc.message, exc.field))
+                ErrorResponse(
+                    ErrorBody(status, exc.code, exc.message, exc.field, getattr(exc, "scope", None))
+                )
             )
             retry_after = getattr(exc, "retry_after_s", None)
             if retry_after is not None:  # 429s always say when to come back
                 headers.append((b"retry-after", str(retry_after).encode()))
         except Unavailable as exc:
             status = 503
-            body = _encoder.encode(ErrorResponse(ErrorBody(503, exc.code, exc.message)))
+            body = _encoder.encode(
+                ErrorResponse(ErrorBody(503, exc.code, exc.message, scope=exc.scope))
+            )
             headers.append((b"retry-after", str(exc.retry_after_s).encode()))
         except Exception:
             log.exception("submit failed")

@@ -44,6 +44,7 @@ from ..protocol import Cancel
 from ..selector import Selector, TaskSummary
 from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_bus, open_store
 from .admission import TaskSpec, build_task
+from .backpressure import Backpressure
 from .cron import Schedules
 from .dispatcher import Dispatcher
 from .events import Events
@@ -93,6 +94,7 @@ class Node:
         self.events = Events(self)
         self.quotas = Quotas(self)
         self.targets = Targets(self)
+        self.backpressure = Backpressure(self)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
         self._reloads: set[asyncio.Task[None]] = set()
@@ -224,6 +226,7 @@ class Node:
     async def submit(self, tenant_id: str, specs: list[TaskSpec]) -> list[SubmitResult]:
         if not self.accepting:
             raise Unavailable("the server is not accepting tasks right now", retry_after_s=1)
+        self.backpressure.admit(tenant_id, len(specs))  # 429/503 for heavy tenants in overload
         functions = await self.usable(tenant_id)
         now = self.clock.now()
         many = len(specs) > 1
@@ -415,6 +418,7 @@ class Node:
         for f, outcome in zip(finishes, outcomes, strict=True):
             if outcome != ACCEPTED:
                 continue
+            self.backpressure.finished += 1
             if f.next_state in TERMINAL:
                 self._task_ended(f.task_id)
             elif f.next_state == READY:

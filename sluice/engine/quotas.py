@@ -48,6 +48,9 @@ class Quotas:
     def cached(self, tenant_id: str) -> TenantQuota | None:
         return self._quotas.get(tenant_id)
 
+    def all(self) -> dict[str, TenantQuota]:
+        return self._quotas
+
     def limited(self) -> dict[str, TenantQuota]:
         """Tenants whose tasks are claimed under limits or a reserve."""
         return {t: q for t, q in self._quotas.items() if q.limited or q.min_slots}

@@ -175,6 +175,10 @@ class Store(Protocol):
         extend_leases."""
         ...
 
+    async def ready_backlog(self) -> int:
+        """How many tasks are ready, across tenants (backpressure's overload signal)."""
+        ...
+
     async def task_tenant(self, task_id: str) -> str | None:
         """The tenant of a task, for a shared pool's result this node did not deliver."""
         ...

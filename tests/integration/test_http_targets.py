@@ -1,4 +1,4 @@
-"""HTTP targets (issue 7 points 1–3), end to end on SQLite and PostgreSQL: a real HTTP
+"""HTTP targets (issue 7 points 1 to 3), end to end on SQLite and PostgreSQL: a real HTTP
 downstream started by the test; Sluice POSTs tasks to it, signs them, maps its answers,
 refuses internal addresses unless allowed, and finds its capacity with AIMD."""
 
@@ -179,8 +179,8 @@ async def test_aimd_finds_the_capacity_and_follows_it(server: Running) -> None:
     total, halve_at_s = 20_000, 16.0
     async with downstream() as (service, base), AsyncClient(server.url, server.api_key) as c:
         service.capacity = 20
-        put = await put_target(server, "limited", f"{base}/limited",
-                               retry={"max_attempts": 3, "base_s": 0.1, "min_backoff_s": 0.1})  # fmt: skip
+        retry = {"max_attempts": 3, "base_s": 0.1, "min_backoff_s": 0.1}
+        put = await put_target(server, "limited", f"{base}/limited", retry=retry)
         assert put.is_success
         await c.submit_many([{"function": "limited", "args": [i]} for i in range(total)])
         conn = server.node.targets.get(server.tenant_id, "limited")

@@ -392,6 +392,9 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
             ordered = sorted(tags)  # id order, as every batch update here
             await self.fast.execute(Q["retag"], [t[0] for t in ordered], [t[1] for t in ordered])
 
+    async def ready_backlog(self) -> int:
+        return int((await self._fetch(Q["ready_backlog"]))[0][0])
+
     async def task_tenant(self, task_id: str) -> str | None:
         rows = await self._fetch(Q["task_tenant"], task_id)
         return str(rows[0][0]) if rows else None

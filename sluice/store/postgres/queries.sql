@@ -480,3 +480,7 @@ SELECT tenant_id, config FROM quotas;
 SELECT (SELECT count(*) FROM tasks WHERE tenant_id = $1 AND state = 'ready')
      + (SELECT count(*) FROM tasks WHERE tenant_id = $1 AND state = 'paused')
      + (SELECT count(*) FROM tasks WHERE state = 'scheduled' AND tenant_id = $1);
+
+-- name: ready_backlog
+-- Every ready task, through a partial index: backpressure reads it once a second.
+SELECT count(*) FROM tasks WHERE state = 'ready';

@@ -451,6 +451,9 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
             params = [{"id": task_id, "stag": stag} for task_id, stag in tags]
             await self._writer.submit(lambda c: c.executemany(Q["retag"], params))
 
+    async def ready_backlog(self) -> int:
+        return int((await self._read(Q["ready_backlog"]))[0][0])
+
     async def task_tenant(self, task_id: str) -> str | None:
         rows = await self._read(Q["task_tenant"], {"id": task_id})
         return str(rows[0][0]) if rows else None

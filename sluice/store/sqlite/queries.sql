@@ -426,3 +426,7 @@ SELECT (SELECT count(*) FROM tasks WHERE tenant_id = :tenant_id AND state = 'rea
      + (SELECT count(*) FROM tasks WHERE tenant_id = :tenant_id AND state = 'paused')
      + (SELECT count(*) FROM tasks INDEXED BY tasks_scheduled
         WHERE state = 'scheduled' AND tenant_id = :tenant_id);
+
+-- name: ready_backlog
+-- Every ready task, through the partial index of the shared claim: backpressure reads it.
+SELECT count(*) FROM tasks INDEXED BY tasks_ready_shared WHERE state = 'ready';

@@ -1,0 +1,82 @@
+"""Backpressure to producers, wired (DESIGN §6; the policy is policy/backpressure.py).
+
+Every submit is offered to the node's Sample and Hold; while the node is overloaded, a
+heavy tenant's submit is refused with its probability: 429 `tenant_throttled` with
+Retry-After and `"scope": "tenant"`, or, when even the quiet tenants together exceed
+what the workers drain, 503 `overloaded` with `"scope": "global"`. The SDK and CLI wait
+for Retry-After, with jitter, and send again.
+
+Overloaded means the ready backlog would take more than `overload_s` (30 s) at the
+measured drain rate (the age the oldest ready task reaches in a steady state), and
+stays so until it drops below half of that. With no workers draining there is no
+overload: holding work until workers come is what a queue is for. The drain rate is
+what this node's workers finished over the last seconds; each node judges its own
+producers against it, which assumes a load balancer spreads producers evenly
+(ALGORITHMS.md §2.4).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import Overloaded, TenantThrottled
+from ..policy.backpressure import Backpressure as Policy
+
+if TYPE_CHECKING:
+    from .node import Node
+
+DRAIN_EWMA = 0.3  # weight of the last second in the drain rate
+
+
+class Backpressure:
+    def __init__(self, node: Node, rng: random.Random | None = None) -> None:
+        self._node = node
+        settings = node.settings
+        self.policy = Policy(
+            node.clock.now(), rng or random.Random(), settings.backpressure_interval_s
+        )
+        self.overload_s = settings.overload_s
+        self.min_backlog = settings.overload_min_backlog
+        self.finished = 0  # tasks this node finished since the last tick
+        self.drain_rate = 0.0
+        self.backlog = 0
+        self._last = time.monotonic()
+
+    def admit(self, tenant_id: str, n: int) -> None:
+        """Count a submit of n tasks; refuse it if the node is overloaded and the tenant
+        is over its fair share."""
+        policy = self.policy
+        policy.offered(tenant_id, n)
+        scope = policy.decide(tenant_id)
+        if scope == "tenant":
+            raise TenantThrottled(
+                "the server is overloaded and this tenant submits more than its fair share; "
+                "submit again after Retry-After",
+                retry_after_s=policy.retry_after_s(tenant_id),
+            )
+        if scope == "global":
+            raise Overloaded(
+                "the server is overloaded; submit again after Retry-After",
+                retry_after_s=policy.retry_after_s(tenant_id),
+            )
+
+    async def tick(self) -> None:
+        """Once a second: the drain rate, the backlog, overload, the probabilities."""
+        node = self._node
+        mono = time.monotonic()
+        elapsed, self._last = max(1e-3, mono - self._last), mono
+        rate = self.finished / elapsed
+        self.finished = 0
+        self.drain_rate += DRAIN_EWMA * (rate - self.drain_rate)
+        self.backlog = await node.store.ready_backlog()
+        seconds = self.backlog / max(self.drain_rate, 1.0)
+        if self.backlog < self.min_backlog or self.drain_rate < 1.0:
+            overloaded = False  # no workers draining: buffering the work is the job
+        elif self.policy.overloaded:
+            overloaded = seconds > self.overload_s / 2
+        else:
+            overloaded = seconds > self.overload_s
+        weights = {t: q.weight for t, q in node.quotas.all().items() if q.weight != 1.0}
+        self.policy.tick(node.clock.now(), self.drain_rate, overloaded, weights)
