@@ -20,3 +20,12 @@ SHAVED_BURST = 50
 async def shaved(i: int = 0) -> None:
     """A no-op behind a rate limit: the peak-shaving scenario."""
     return None
+
+
+@app.task
+async def hold(ms: float = 10.0) -> None:
+    """A task that takes `ms` of wall time without using the CPU: the noisy-neighbour
+    scenario's pool drains at most slots / ms."""
+    import asyncio
+
+    await asyncio.sleep(ms / 1000)

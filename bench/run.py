@@ -49,6 +49,7 @@ import psycopg
 
 import sluice
 from bench.apps import SHAVED_BURST, SHAVED_RATE, noop, shaved
+from bench.flow import bench_aimd, bench_noisy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -84,7 +85,9 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 class Rig:
     """A server and its workers on a throwaway database."""
 
-    def __init__(self, work: Path, port: int, database: str) -> None:
+    def __init__(
+        self, work: Path, port: int, database: str, env: dict[str, str] | None = None
+    ) -> None:
         self.work = work
         self.database = database
         self.postgres = database.startswith("postgresql://")
@@ -97,6 +100,8 @@ class Rig:
             "PYTHONPATH": str(ROOT),
             "SLUICE_URL": self.url,
             "SLUICE_POOL_KEY": self.pool_key,
+            "SLUICE_TARGETS_ALLOW_LOOPBACK": "true",  # the AIMD scenario's downstream
+            **(env or {}),
         }
         self.procs: list[subprocess.Popen[bytes]] = []
         out = subprocess.run(
@@ -197,12 +202,12 @@ def database(backend: str, work: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def rig(port: int, backend: str) -> Iterator[Rig]:
+def rig(port: int, backend: str, env: dict[str, str] | None = None) -> Iterator[Rig]:
     with (
         tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp,
         database(backend, Path(tmp)) as url,
     ):
-        r = Rig(Path(tmp), port, url)
+        r = Rig(Path(tmp), port, url, env)
         try:
             r.server()
             yield r
@@ -585,6 +590,39 @@ def main() -> None:
             f"fairness: one shared pool (2 processes x 256 slots, the pool key); tenant B "
             f"submits 100 tasks one every 10 ms, alone, then after tenant A queued {flood:,} "
             "at once; latency = worker start - created_at (store clock), from attempt rows"
+        )
+    with rig(options.port, options.backend) as r:
+        aimd = bench_aimd(r, int(20_000 * scale))
+        figures.update(aimd)
+        print(
+            f"AIMD: L reached 80 % of the capacity (20) in {aimd['aimd_converge_s']:.1f} s, "
+            f"then averaged {aimd['aimd_mean_limit']:.1f} with "
+            f"{aimd['aimd_429_share'] * 100:.1f} % 429s, serving {aimd['aimd_rate_before']:.0f}/s;"
+            f" capacity halved to 10: L averaged {aimd['aimd_mean_limit_halved']:.1f}; "
+            f"plot in bench/aimd.svg",
+            flush=True,
+        )
+        notes.append(
+            "aimd: an HTTP target (bench/downstream.py) serving 20 requests at once, 20 ms "
+            f"each, 429 above; {int(20_000 * scale):,} tasks; capacity halved to 10 at 20 s; "
+            "L and the served rate sampled every 0.2 s (bench/aimd.svg)"
+        )
+    noisy_env = {"SLUICE_OVERLOAD_S": "2", "SLUICE_BACKPRESSURE_INTERVAL_S": "1",
+                 "SLUICE_OVERLOAD_MIN_BACKLOG": "200"}  # fmt: skip
+    with rig(options.port, options.backend, noisy_env) as r:
+        noisy = bench_noisy(r, 12.0 * max(scale, 0.5))
+        figures.update(noisy)
+        print(
+            f"noisy neighbour: B and C p99 {noisy['noisy_bc_p99_alone']:.1f} ms alone, "
+            f"{noisy['noisy_bc_p99_beside']:.1f} ms beside A's flood; "
+            f"{noisy['noisy_a_refused_share'] * 100:.0f} % of A's batches refused, "
+            f"{noisy['noisy_bc_refused']:.0f} of B's and C's",
+            flush=True,
+        )
+        notes.append(
+            "noisy: shared pool of 8 slots x 10 ms tasks (800/s at most); A floods batches "
+            "of 80 every 10 ms from its own process (about 10x the drain); B and C one task "
+            "every 20 ms each; overload_s=2 and 1 s intervals (defaults 30 s and 10 s)"
         )
     with rig(options.port, options.backend) as r:
         latency = bench_latency(r, int(2000 * scale), 0.005)
