@@ -7,6 +7,11 @@ singly and the rest through the bulk API), starts 2 worker processes and times t
 drain, then sends `latency` tasks one every 5 ms to the idle workers, then `delayed`
 tasks one every 2 ms each due 2 s later. Workers are stopped, and the run log is checked:
 every task ran exactly once, or the lost and duplicated ones are counted.
+
+With `--scenario fairness`, the A/B flood instead: 2 shared worker processes; tenant B
+sends `fair` tasks one every 10 ms alone, then tenant A enqueues `flood` tasks at once
+and B sends `fair` more the same way; B's start latency both times, and how much of A's
+flood was still waiting when B's last task started.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ DELAY_INTERVAL_S = 0.002
 DELAY_S = 2.0
 LATENCY_BASE = 1_000_000
 DELAYED_BASE = 2_000_000
+FLOOD_BASE = 3_000_000
+B_BASE = 4_000_000
+B_INTERVAL_S = 0.010
 
 
 def pct(values: list[float], p: float) -> float:
@@ -134,6 +142,47 @@ def run(system: System, runs_path: Path, sizes: argparse.Namespace) -> dict[str,
     return result
 
 
+def fairness(system: System, runs_path: Path, sizes: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "name": system.name, "version": system.version, "config": system.fairness_config,
+        "workers_config": system.workers_config,
+    }  # fmt: skip
+    system.setup()
+    system.setup_tenants(["a", "b"])
+    system.start_shared_workers(2)
+    warm = range(B_BASE - 10, B_BASE)  # the workers are up and have run something
+    for i in warm:
+        system.enqueue_as("b", [i])
+    wait_runs(runs_path, warm, sizes.stall)
+
+    def b_latency(ids: range) -> list[float]:
+        sent = paced(system, ids, B_INTERVAL_S, lambda i: system.enqueue_as("b", [i]))
+        runs = wait_runs(runs_path, ids, max(sizes.stall, 600))
+        return [(runs[i][0] - sent[i]) * 1000 for i in ids if i in runs]
+
+    alone_ids = range(B_BASE, B_BASE + sizes.fair)
+    result["b_alone_ms"] = percentiles(b_latency(alone_ids))
+    flood_ids = range(FLOOD_BASE, FLOOD_BASE + sizes.flood)
+    for first in range(flood_ids.start, flood_ids.stop, BULK_CHUNK):
+        system.enqueue_as("a", list(range(first, min(flood_ids.stop, first + BULK_CHUNK))))
+    beside_ids = range(B_BASE + sizes.fair, B_BASE + 2 * sizes.fair)
+    result["b_flood_ms"] = percentiles(b_latency(beside_ids))
+    runs = wait_runs(runs_path, flood_ids, sizes.stall)
+    b_done = max((runs[i][0] for i in beside_ids if i in runs), default=0.0)
+    result["flood"] = sizes.flood
+    result["flood_left_at_b_done"] = sum(
+        1 for i in flood_ids if i not in runs or runs[i][0] > b_done
+    )
+    time.sleep(1.0)
+    system.stop()
+    runs = read_runs(runs_path)
+    expected = [*warm, *alone_ids, *flood_ids, *beside_ids]
+    result["tasks"] = len(expected)
+    result["lost"] = sum(1 for i in expected if i not in runs)
+    result["duplicated"] = sum(len(runs[i]) - 1 for i in expected if i in runs)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("module", help="plug-in module in bench.peers, e.g. celery_")
@@ -145,6 +194,9 @@ def main() -> None:
     parser.add_argument("--delayed", type=int, default=1_000)
     parser.add_argument("--stall", type=float, default=30.0, help="give up after s idle")
     parser.add_argument("--backend", default="", help="for systems with several")
+    parser.add_argument("--scenario", default="core", choices=["core", "fairness"])
+    parser.add_argument("--flood", type=int, default=10_000, help="fairness: A's tasks")
+    parser.add_argument("--fair", type=int, default=100, help="fairness: B's tasks, twice")
     sizes = parser.parse_args()
 
     def interrupted(signum: int, frame: object) -> None:
@@ -157,7 +209,8 @@ def main() -> None:
     system: System = plugin(sizes.work, sizes.backend) if sizes.backend else plugin(sizes.work)
     system.env[RUNS_ENV] = str(runs_path)
     try:
-        result = run(system, runs_path, sizes)
+        scenario = fairness if sizes.scenario == "fairness" else run
+        result = scenario(system, runs_path, sizes)
     finally:
         system.stop()
         system.teardown()

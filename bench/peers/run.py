@@ -276,7 +276,7 @@ def write_peers_md(results: dict[str, list[dict[str, Any]]], runs: int) -> None:
         else:
             lines.append(f"- **{name}** — every run failed")
     lines += fairness_section()
-    lines += ["", "## Caveats", "", *CAVEATS, ""]
+    lines += ["", *ANALYSIS, "## Caveats", "", *CAVEATS, ""]
     PEERS_MD.write_text("\n".join(lines))
 
 
@@ -319,6 +319,42 @@ def fairness_section() -> list[str]:
     return lines
 
 
+ANALYSIS = [
+    "## Where Sluice is slower, and why",
+    "",
+    "- **Single enqueue** (one call at a time; Huey, Dramatiq, Taskiq, arq, Celery and RQ "
+    "are faster). A peer's enqueue is one round trip from the client to Redis, whose "
+    "server is C and does not fsync. A Sluice submit is an HTTP request to a Python "
+    "server that validates it, tags it, and answers only after the task is durably "
+    "committed. `python -m bench.profile_submit` (cProfile of the server, SQLite, 3,000 "
+    "submits from the sync SDK, 2026-11-27): about 0.77 ms per submit at the client. The "
+    "server is busy for about 0.45 ms of it: uvicorn's HTTP parsing and sending about "
+    "0.25 ms, `Node.submit` 0.16 ms, the SQLite insert and commit 0.1 ms. The rest is the "
+    "client's httpx (about 0.3 ms a call). What would close most of the gap: a thinner "
+    "HTTP layer for `POST /v1/tasks` (the route is already raw ASGI; the cost left is "
+    "uvicorn's) and a leaner sync client (a bare keep-alive connection instead of "
+    "httpx). Producers who need rate today send batches (`submit_many`: 65,000-78,000/s, "
+    "ahead of every peer's bulk API) or use the async SDK with concurrency (32 concurrent "
+    "single submits: about 2,800/s in `make bench`).",
+    "- **Submit→start latency** (Huey 0.47 ms p50, Taskiq 1.0, Celery 1.3, against "
+    "Sluice's 1.5 ms on SQLite). Half of it is the submit round trip above, which the "
+    "figure includes. The other half is a second durable write: the dispatcher claims "
+    "the committed task (UPDATE ... RETURNING) before it is pushed over the worker's "
+    "websocket. A Redis peer's worker wakes from BRPOP with the task in hand. What would "
+    "close it: direct dispatch. When a submit finds an idle worker slot, commit the "
+    "task already leased to that slot in the submit's own transaction and push it at "
+    "once: one write instead of two, and no dispatcher wake-up.",
+    "- **Delayed lateness** (Celery 1.6 ms p99 against Sluice's 2.2). Celery's worker "
+    "holds ETA tasks in its own memory and starts them from a local timer, so they are "
+    "not durable at the broker while they wait. Sluice promotes a due task in the store, "
+    "then claims it, then pushes it: two writes after the timer fires. Direct dispatch "
+    "would take one of them away too.",
+    "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
+    "trip to another process and a WAL flush, and both share the 2 cores with the "
+    "client and the workers.",
+    "",
+]
+
 CAVEATS = [
     "- One shared 2-core VM: the client, the broker or database, and 2 worker processes "
     "compete for the same 2 cores; the systems ran one after another, never together.",
@@ -334,6 +370,12 @@ CAVEATS = [
     "- Delayed lateness: tasks due 2 s after enqueue, one every 2 ms; lateness is start - due.",
     "- Exactly-once: every no-op task appends its id to one file; lost and duplicated "
     "are counted after the workers stop.",
+    "- arq's first full run was stopped at its 600 s limit by the person running the "
+    "benchmark (its driver was held while tests ran); arq was measured again, alone, "
+    "with `--only arq`, and its row is those 3 runs.",
+    "- Sluice's rows were measured again after the peers (`--only sluice-sqlite --only "
+    "sluice-postgres`) with the code that has tenant fairness, HTTP targets and "
+    "backpressure; their dates are in the configuration lines.",
 ]
 
 

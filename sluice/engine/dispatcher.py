@@ -51,7 +51,9 @@ class Dispatcher:
         configs: Callable[[str], Mapping[str, FunctionConfig]] | None = None,
         dispatched: Callable[[list[ClaimedTask]], None] | None = None,
         quotas: Callable[[], Mapping[str, TenantQuota]] | None = None,
+        settling: Callable[[str, str | None], tuple[str, ...]] | None = None,
     ) -> None:
+        self._settling = settling or (lambda _tenant, _function: ())
         self._quotas = quotas or dict
         self._store = store
         self._dispatched = dispatched or (lambda _tasks: None)
@@ -242,10 +244,13 @@ class Dispatcher:
                 functions = tuple(f for f in conn.functions if f not in theirs)
                 if not functions:
                     continue
-                mine = [_tenant_limit(tenant, quota)] if quota.limited else []
+                settling = self._settling(tenant, None)
+                mine = [_tenant_limit(tenant, quota, settling)] if quota.limited else []
                 if quota.min_slots and (tenant, RESERVE + served) not in self._drained:
                     # Every reserve is topped up before anyone's turn, limited or fair.
-                    reserve = Limit(f"reserve:{tenant}", max_concurrency=quota.min_slots)
+                    reserve = Limit(
+                        f"reserve:{tenant}", max_concurrency=quota.min_slots, settling=settling
+                    )
                     steps.append(_Step(tenant, functions, [reserve, *mine], RESERVE + served))
                 if mine and (tenant, WHOLE + served) not in self._drained:
                     limited.append(_Step(tenant, functions, mine, WHOLE + served))
@@ -254,7 +259,9 @@ class Dispatcher:
             return steps, conn.functions, exclude
         tenant = conn.tenant_id
         found = quotas.get(tenant)
-        whole = [_tenant_limit(tenant, found)] if found is not None and found.limited else []
+        whole = []
+        if found is not None and found.limited:
+            whole = [_tenant_limit(tenant, found, self._settling(tenant, None))]
         configs = self._configs(tenant)
         together: list[str] = []
         for f in conn.functions:
@@ -262,7 +269,8 @@ class Dispatcher:
             if config is None or not _is_limited(config):
                 together.append(f)
             elif (tenant, f) not in self._drained:
-                limit = Limit(f"{tenant}:{f}", f, config.rate, config.burst, config.max_concurrency)
+                limit = Limit(f"{tenant}:{f}", f, config.rate, config.burst,
+                              config.max_concurrency, self._settling(tenant, f))  # fmt: skip
                 steps.append(_Step(tenant, (f,), [limit, *whole], f))
         if whole and together:  # the tenant's own limits hold all its functions
             mark = WHOLE + ",".join(together)
@@ -296,8 +304,10 @@ def _is_limited(config: FunctionConfig) -> bool:
     return config.rate is not None or config.max_concurrency is not None
 
 
-def _tenant_limit(tenant_id: str, quota: TenantQuota) -> Limit:
-    return Limit(f"tenant:{tenant_id}", None, quota.rate, quota.burst, quota.max_concurrency)
+def _tenant_limit(tenant_id: str, quota: TenantQuota, settling: tuple[str, ...]) -> Limit:
+    return Limit(
+        f"tenant:{tenant_id}", None, quota.rate, quota.burst, quota.max_concurrency, settling
+    )
 
 
 # Drained marks of claims over several functions (function names never start with "*"):

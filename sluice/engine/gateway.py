@@ -155,16 +155,30 @@ class Gateway:
         node = self._node
         now = node.clock.now()
         held = [conn.take(item.id, item.attempt) for item in items]
-        # The slots are free, but no claim may fill them before the finishes are written:
-        # counts of running tasks (concurrency limits, reserved slots) read the store.
-        conn.reserved += len(items)
-        try:
-            await self._finish(conn, items, held, now)
-        finally:
-            conn.reserved -= len(items)
-            node.dispatcher.wake()
+        # The slots are free now, whatever the store says; until the finishes are
+        # written, the store still counts these tasks as running, so claims under a
+        # concurrency cap or a reserve are told how many of those are settling.
+        settling = {t.id: (t.tenant_id, t.function) for t in held if t is not None}
+        node.settling.update(settling)
+        node.dispatcher.wake()
+        await self._finish(conn, items, held, now, settling)
 
     async def _finish(
+        self,
+        conn: WorkerConn,
+        items: list[ResultItem],
+        held: list[ClaimedTask | None],
+        now: float,
+        settling: dict[str, tuple[str, str]],
+    ) -> None:
+        node = self._node
+        try:
+            await self._write(conn, items, held, now)
+        finally:  # written (or failed): the store's running count is right again
+            for task_id in settling:
+                node.settling.pop(task_id, None)
+
+    async def _write(
         self, conn: WorkerConn, items: list[ResultItem], held: list[ClaimedTask | None], now: float
     ) -> None:
         node = self._node
@@ -181,6 +195,10 @@ class Gateway:
         ]
         outcomes = await node.store.finish_attempts(finishes, now)
         node.finished(finishes, outcomes)
+        self._ack(conn, finishes, outcomes)
+
+    @staticmethod
+    def _ack(conn: WorkerConn, finishes: list[Finish], outcomes: list[str]) -> None:
         conn.send(
             _encoder.encode(
                 Ack(

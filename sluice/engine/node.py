@@ -80,12 +80,16 @@ class Node:
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.bus = open_bus(settings, self.node_id)
         self.registry = Registry()
+        # (tenant, function) of tasks whose results arrived and whose finishes are being
+        # written: still running in the store, no longer holding a slot.
+        self.settling: dict[str, tuple[str, str]] = {}  # task id: (tenant, function)
         self.fairness = Fairness(self)
         self.dispatcher = Dispatcher(
             self.store, self.registry, self.clock, settings, self.bus,
             configs=lambda tenant_id: self._functions.get(tenant_id, {}),
             dispatched=self.fairness.dispatched,
             quotas=lambda: self.quotas.limited(),
+            settling=self._settling,
         )  # fmt: skip
         self.gateway = Gateway(self)
         self.timers = Timers(self)
@@ -368,10 +372,13 @@ class Node:
                 left = deadline - loop.time()
                 if task.state in TERMINAL or left <= 0:
                     return task
-                if waiter.done():  # woken, yet not ended on this read: wait afresh
+                if waiter.done():
+                    # Woken, yet not ended on this read: the read may have begun before
+                    # the end was written. Wait afresh, but read again first.
                     self._waiters[task_id].remove(waiter)
                     waiter = loop.create_future()
                     self._waiters[task_id].append(waiter)
+                    continue
                 # One node (SQLite) sees every end itself; in a cluster a hint may be lost.
                 poll = min(left, REMOTE_WAIT_S) if self.settings.is_postgres else left
                 with contextlib.suppress(TimeoutError):
@@ -457,6 +464,15 @@ class Node:
     def _task_ended(self, task_id: str) -> None:
         self._wake_waiters(task_id)
         self.bus.publish("done", task_id)
+
+    def _settling(self, tenant_id: str, function: str | None) -> tuple[str, ...]:
+        """A tenant's tasks (of one function, or all) whose finishes are being written:
+        the store may still count them as running."""
+        return tuple(
+            task_id
+            for task_id, (tenant, fn) in self.settling.items()
+            if tenant == tenant_id and (function is None or fn == function)
+        )
 
     def _stop_tasks(self, tenant_id: str, worker: str, task_ids: list[str]) -> bool:
         if worker.startswith(POOL_PREFIX):  # a shared pool's worker runs the task

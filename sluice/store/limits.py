@@ -21,6 +21,9 @@ class Limit(msgspec.Struct, frozen=True):
     rate: float | None = None
     burst: int = 1
     max_concurrency: int | None = None
+    settling: tuple[str, ...] = ()
+    """Ids of running tasks whose finishes the caller is writing: not counted against
+    the cap (whether or not their finish has committed yet)."""
 
 
 def room(

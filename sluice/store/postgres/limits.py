@@ -32,7 +32,9 @@ class PostgresLimits:
             for lim in limits:
                 count = None
                 if lim.max_concurrency is not None:
-                    count = await conn.fetchval(Q["count_running"], request.tenant_id, lim.function)
+                    count = await conn.fetchval(
+                        Q["count_running"], request.tenant_id, lim.function, list(lim.settling)
+                    )
                 running.append(count)
                 tat = None
                 if lim.rate is not None:

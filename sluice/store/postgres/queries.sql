@@ -223,9 +223,10 @@ RETURNING tenant_id, function, priority, id, run_at;
 -- name: retag
 -- Fair start tags for tasks that just became ready (policy/fairness.py); $1 ids in id
 -- order (the lock order of every batch update here), $2 their tags.
+-- The id = ANY lets the planner walk the primary key instead of scanning the table.
 UPDATE tasks t SET stag = r.stag
 FROM unnest($1::text[], $2::float8[]) AS r(id, stag)
-WHERE t.id = r.id AND t.state = 'ready';
+WHERE t.id = ANY($1::text[]) AND t.id = r.id AND t.state = 'ready';
 
 -- name: expired_leases
 SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
@@ -454,7 +455,8 @@ DELETE FROM subscriptions WHERE tenant_id = $1 AND name = $2 RETURNING name;
 -- name: count_running
 -- $2 NULL: every function of the tenant.
 SELECT count(*) FROM tasks
-WHERE state = 'running' AND tenant_id = $1 AND ($2::text IS NULL OR function = $2);
+WHERE state = 'running' AND tenant_id = $1 AND ($2::text IS NULL OR function = $2)
+  AND id <> ALL($3::text[]);  -- $3: tasks whose finishes are being written
 
 -- name: get_rate_limit
 -- Serialises the limited claims of one key across nodes for the rest of the transaction.

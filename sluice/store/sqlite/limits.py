@@ -29,10 +29,12 @@ class SQLiteLimits:
             for lim in limits:
                 count = None
                 if lim.max_concurrency is not None:
-                    count = conn.execute(
-                        Q["count_running"],
-                        {"tenant_id": request.tenant_id, "function": lim.function},
-                    ).fetchone()[0]
+                    counted = {
+                        "tenant_id": request.tenant_id,
+                        "function": lim.function,
+                        "settling": msgspec.json.encode(lim.settling).decode(),
+                    }
+                    count = conn.execute(Q["count_running"], counted).fetchone()[0]
                 running.append(count)
                 tat = None
                 if lim.rate is not None:

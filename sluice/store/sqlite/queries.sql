@@ -400,7 +400,8 @@ DELETE FROM subscriptions WHERE tenant_id = :tenant_id AND name = :name RETURNIN
 -- The running set is small (at most the worker slots): walk its partial index.
 SELECT count(*) FROM tasks INDEXED BY tasks_leased
 WHERE state = 'running' AND tenant_id = :tenant_id
-  AND (:function IS NULL OR function = :function);  -- NULL: every function of the tenant
+  AND (:function IS NULL OR function = :function)  -- NULL: every function of the tenant
+  AND id NOT IN (SELECT value FROM json_each(:settling));  -- finishes being written
 
 -- name: get_rate_limit
 SELECT tat FROM rate_limits WHERE key = :key;
