@@ -84,21 +84,27 @@ class Fairness:
                 last = await self._node.store.last_tag(tenant_id, covered)
                 if last is not None:
                     self.tags.seed(chain, last)
-        return [self.tags.tags(chains[f], 1, weight)[0] for f in functions]
+        if len(chains) == 1:  # the usual batch: one function, one call
+            return self.tags.tags(chains[functions[0]], len(functions), weight)
+        by_chain: dict[str, list[int]] = {}
+        for i, function in enumerate(functions):
+            by_chain.setdefault(chains[function], []).append(i)
+        out = [0.0] * len(functions)
+        for chain, positions in by_chain.items():
+            for i, tag in zip(
+                positions, self.tags.tags(chain, len(positions), weight), strict=True
+            ):
+                out[i] = tag
+        return out
 
     async def tag(self, tenant_id: str, tasks: list[NewTask]) -> list[NewTask]:
         """Start tags for a tenant's new ready tasks. A delayed or held task waits at the
         clock until its promotion or release tags it: were that lost, it would still not
         sit behind everyone."""
-        ready = [i for i, t in enumerate(tasks) if t.state == READY]
-        tags = await self._tags(tenant_id, [tasks[i].function for i in ready])
-        out = [
-            t if t.state == READY else msgspec.structs.replace(t, stag=self.tags.vclock)
-            for t in tasks
-        ]
-        for i, stag in zip(ready, tags, strict=True):
-            out[i] = msgspec.structs.replace(tasks[i], stag=stag)
-        return out
+        ready = [t.function for t in tasks if t.state == READY]
+        tags = iter(await self._tags(tenant_id, ready))
+        replace, vclock = msgspec.structs.replace, self.tags.vclock
+        return [replace(t, stag=next(tags) if t.state == READY else vclock) for t in tasks]
 
     async def promoted(self, promoted: list[Promoted]) -> None:
         """Tag tasks that just became ready (by their time, or released from a pause),

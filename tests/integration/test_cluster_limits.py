@@ -46,3 +46,44 @@ async def test_two_nodes_together_keep_one_rate_limit(tmp_path: Path) -> None:
     assert (TOTAL - BURST) / (starts[-1] - starts[0]) == pytest.approx(RATE, rel=0.15)
     workers = {x.worker for x in attempts}
     assert len(workers) == 2  # both nodes dispatched, each to its own worker
+
+
+plain = sluice.App("cluster-tenant-limits")
+
+
+@plain.task
+async def unlimited(n: int) -> int:
+    return n
+
+
+async def test_two_nodes_together_keep_a_tenants_own_limits(tmp_path: Path) -> None:
+    """The same for a tenant's quota (rate and concurrency over all its functions): set
+    on one node, enforced by both."""
+    from sluice.model import TenantQuota
+
+    async with (
+        database_for("postgres", tmp_path) as database,
+        _running_server(database, plain, node_id="node-a") as a,
+        _running_server(database, plain, node_id="node-b") as b,
+    ):
+        await a.node.quotas.set(a.tenant_id, TenantQuota(rate=RATE, burst=BURST))
+        await wait_for(lambda: b.node.quotas.cached(b.tenant_id) is not None, timeout=10)
+        plain.configure(url=b.url, api_key=b.api_key)
+        try:
+            handles = await unlimited.asubmit_many([(i,) for i in range(TOTAL)])
+            async with (
+                running_worker(a, plain, concurrency=32),
+                running_worker(b, plain, concurrency=32),
+            ):
+                await wait_for(lambda: a.count("state = 'succeeded'") == TOTAL, timeout=30)
+        finally:
+            if plain._aclient is not None:
+                await plain._aclient.aclose()
+            plain.configure()
+        attempts = [(await a.node.store.list_attempts(a.tenant_id, h.id))[0] for h in handles]
+
+    starts = sorted(x.dispatched_at or 0.0 for x in attempts)
+    busiest = max(sum(1 for s in starts[i:] if s < t + 1.0) for i, t in enumerate(starts))
+    assert busiest <= RATE + BURST
+    assert (TOTAL - BURST) / (starts[-1] - starts[0]) == pytest.approx(RATE, rel=0.15)
+    assert len({x.worker for x in attempts}) == 2
