@@ -333,22 +333,23 @@ ANALYSIS = [
     "client's httpx (about 0.3 ms a call). What would close most of the gap: a thinner "
     "HTTP layer for `POST /v1/tasks` (the route is already raw ASGI; the cost left is "
     "uvicorn's) and a leaner sync client (a bare keep-alive connection instead of "
-    "httpx). Producers who need rate today send batches (`submit_many`: 65,000-78,000/s, "
+    "httpx). Producers who need rate today send batches (`submit_many`: 45,000-70,000/s, "
     "ahead of every peer's bulk API) or use the async SDK with concurrency (32 concurrent "
     "single submits: about 2,800/s in `make bench`).",
     "- **Submit→start latency** (Huey 0.47 ms p50, Taskiq 1.0, Celery 1.3, against "
-    "Sluice's 1.5 ms on SQLite). Half of it is the submit round trip above, which the "
+    "Sluice's 1.6 ms on SQLite). Half of it is the submit round trip above, which the "
     "figure includes. The other half is a second durable write: the dispatcher claims "
     "the committed task (UPDATE ... RETURNING) before it is pushed over the worker's "
     "websocket. A Redis peer's worker wakes from BRPOP with the task in hand. What would "
     "close it: direct dispatch. When a submit finds an idle worker slot, commit the "
     "task already leased to that slot in the submit's own transaction and push it at "
     "once: one write instead of two, and no dispatcher wake-up.",
-    "- **Delayed lateness** (Celery 1.6 ms p99 against Sluice's 2.2). Celery's worker "
+    "- **Delayed lateness** (Celery 1.6 ms p99 against Sluice's 3.3). Celery's worker "
     "holds ETA tasks in its own memory and starts them from a local timer, so they are "
     "not durable at the broker while they wait. Sluice promotes a due task in the store, "
     "then claims it, then pushes it: two writes after the timer fires. Direct dispatch "
-    "would take one of them away too.",
+    "would take one of them away too. (Since the peers were measured, promotion also "
+    "writes the task's fair start tag: one more small write, about 1 ms on this machine.)",
     "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
     "trip to another process and a WAL flush, and both share the 2 cores with the "
     "client and the workers.",
@@ -375,7 +376,10 @@ CAVEATS = [
     "with `--only arq`, and its row is those 3 runs.",
     "- Sluice's rows were measured again after the peers (`--only sluice-sqlite --only "
     "sluice-postgres`) with the code that has tenant fairness, HTTP targets and "
-    "backpressure; their dates are in the configuration lines.",
+    "backpressure; their dates are in the configuration lines. Against the first "
+    "measurement an hour earlier (code without them) they are 11-17 % lower; run "
+    "back to back and alternating with that code, the drain differs by -7 % to +6 %, "
+    "within this VM's noise (bench/RESULTS.md notes the machine's speed at each run).",
 ]
 
 
