@@ -17,7 +17,6 @@ claim that was lost).
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from typing import Any
 
@@ -71,8 +70,6 @@ from .writes import (
 POOL_SIZE = 10
 FAST_POOL_SIZE = 3
 CLOSE_TIMEOUT_S = 5.0
-ANALYZE_MIN_ROWS = 20_000
-log = logging.getLogger("sluice.store")
 
 _fn_encoder = msgspec.json.Encoder()
 _tags_decoder = msgspec.json.Decoder(list[str])
@@ -85,10 +82,6 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         self._pool: Any = None
         self._fast_pool: Any = None
         self._inserts = _GroupInsert(self)
-        self._inserted = 0  # rows inserted since the last ANALYZE (see _grown)
-        self._analyzed_at = 0  # rows the table had grown by at that ANALYZE
-        self._analyzing = False
-        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def pool(self) -> Any:
@@ -123,8 +116,6 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         )
 
     async def close(self) -> None:
-        for task in list(self._background):
-            task.cancel()
         for pool in (self._pool, self._fast_pool):
             if pool is None:
                 continue
@@ -135,33 +126,6 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
             except TimeoutError:
                 pool.terminate()
         self._pool = self._fast_pool = None
-
-    def _grown(self, rows: int) -> None:
-        """Refresh the planner's statistics after a burst of inserts, in the background.
-
-        Autovacuum analyzes a table about a minute after it grew; until then a claim on
-        a table that went from a few rows to 200,000 is planned as if it were small (a
-        bitmap scan and a sort of every ready row: 80 ms a claim instead of 0.03, which
-        throttled a 500/s rate limit to 230/s). ANALYZE samples 30,000 rows, so it costs
-        tens of milliseconds, once per growth of a fifth of the table."""
-        self._inserted += rows
-        if self._analyzing or self._inserted < max(ANALYZE_MIN_ROWS, self._analyzed_at // 5):
-            return
-        self._analyzing = True
-        grown, self._inserted = self._inserted, 0
-
-        async def analyze() -> None:
-            try:
-                await self.pool.execute("ANALYZE tasks")
-                self._analyzed_at += grown
-            except Exception as exc:  # autovacuum will do it later
-                log.warning("ANALYZE tasks failed: %s", exc)
-            finally:
-                self._analyzing = False
-
-        task = asyncio.get_running_loop().create_task(analyze())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
         return list(await self.pool.fetch(query, *args))
@@ -221,7 +185,6 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         keyed = sorted((t for t in tasks if t.key is not None), key=lambda t: t.key or "")
         inserted: set[str] = set()
         holders: dict[str, Any] = {}
-        self._grown(len(tasks))
         if not keyed:
             await self._inserts.insert(tenant_id, plain, now)
             return [SubmitResult(t.id, True, t.state, t.run_at) for t in tasks]
