@@ -104,10 +104,13 @@ def refusal_probabilities(
 ) -> tuple[dict[str, float], float]:
     """(per held tenant, the probability to refuse a submit; the global one). `rates`
     are the held tenants' offered rates, `small_rate` everyone else's together."""
+    total = small_rate + sum(rates.values())
+    if total <= 0:
+        return {t: 0.0 for t in rates}, 0.0  # nothing offered: nothing to refuse
     room = capacity - small_rate
     if room <= 0:
-        total = small_rate + sum(rates.values())
-        return {t: 1.0 - capacity / total for t in rates}, max(0.0, 1.0 - capacity / total)
+        refuse = max(0.0, 1.0 - max(0.0, capacity) / total)
+        return {t: refuse for t in rates}, refuse
     per_weight = {t: r / weights.get(t, 1.0) for t, r in rates.items()}
     alpha = water_fill(per_weight, room)
     out = {}

@@ -51,6 +51,9 @@ def test_water_filling_golden_vectors() -> None:
     # small tenants alone over capacity: a global refusal
     p, everyone = refusal_probabilities({"a": 50}, {}, 200, 100)
     assert everyone == pytest.approx(1 - 100 / 250)
+    # nothing offered, nothing drained (an idle server ticking): nothing refused
+    assert refusal_probabilities({}, {}, 0.0, 0.0) == ({}, 0.0)
+    assert refusal_probabilities({"a": 0.0}, {}, 0.0, 0.0) == ({"a": 0.0}, 0.0)
 
 
 def test_closed_loop_holds_heavy_tenants_to_their_share_and_spares_light_ones() -> None:
