@@ -24,6 +24,7 @@ import sluice
 from sluice.client import AsyncClient
 from tests.harness import Running, free_port, running_server, wait_for
 
+pytestmark = pytest.mark.xdist_group("timing")  # the AIMD test's windows are timed
 app = sluice.App("targets")  # no worker functions: the endpoints are the functions
 
 
