@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .node import Node
 
 DRAIN_EWMA = 0.3  # weight of the last second in the drain rate
+SATURATED_TICKS = 3  # seconds of backlog before its drain rate is trusted as capacity
 
 
 class Backpressure:
@@ -42,6 +43,7 @@ class Backpressure:
         self.finished = 0  # tasks this node finished since the last tick
         self.drain_rate = 0.0
         self.backlog = 0
+        self.saturated = 0  # ticks in a row with a backlog
         self._last = time.monotonic()
 
     def admit(self, tenant_id: str, n: int) -> None:
@@ -69,14 +71,24 @@ class Backpressure:
         elapsed, self._last = max(1e-3, mono - self._last), mono
         rate = self.finished / elapsed
         self.finished = 0
-        self.drain_rate += DRAIN_EWMA * (rate - self.drain_rate)
         self.backlog = await node.store.ready_backlog()
+        if self.backlog < self.min_backlog:
+            self.saturated = 0
+            self.drain_rate += DRAIN_EWMA * (rate - self.drain_rate)
+        else:
+            # With a backlog the workers are busy, so what they finish is the capacity;
+            # the rate measured before (workers partly idle) would understate it and
+            # refuse quiet tenants at the start of a flood.
+            self.saturated += 1
+            self.drain_rate = rate if self.saturated == 1 else max(rate, self.drain_rate)
         seconds = self.backlog / max(self.drain_rate, 1.0)
-        if self.backlog < self.min_backlog or self.drain_rate < 1.0:
-            overloaded = False  # no workers draining: buffering the work is the job
+        if self.saturated < SATURATED_TICKS or self.drain_rate < 1.0:
+            overloaded = False  # not measured under load yet, or no workers draining
         elif self.policy.overloaded:
             overloaded = seconds > self.overload_s / 2
         else:
             overloaded = seconds > self.overload_s
         weights = {t: q.weight for t, q in node.quotas.all().items() if q.weight != 1.0}
         self.policy.tick(node.clock.now(), self.drain_rate, overloaded, weights)
+        if self.saturated < SATURATED_TICKS:
+            self.policy.forget_shares()  # so none is carried into the next overload

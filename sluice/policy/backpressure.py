@@ -178,5 +178,11 @@ class Backpressure:
             self.refuse_all = 0.0
         return True
 
+    def forget_shares(self) -> None:
+        """Drop the refusal probabilities (the heavy hitters stay known): they were
+        worked out from a drain rate that did not measure the capacity."""
+        self.refuse = {}
+        self.refuse_all = 0.0
+
     def __len__(self) -> int:
         return len(self.detector.held) + len(self.refuse)
