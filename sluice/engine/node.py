@@ -34,7 +34,6 @@ from ..model import (
     ClaimedTask,
     Finish,
     FunctionConfig,
-    RetryPolicy,
     SubmitResult,
     TaskRecord,
     Tenant,
@@ -49,6 +48,7 @@ from .cron import Schedules
 from .dispatcher import Dispatcher
 from .events import Events
 from .fairness import Fairness
+from .functions import FunctionConfigs
 from .gateway import Gateway
 from .pauses import Pauses
 from .quotas import Quotas
@@ -70,7 +70,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class Node:
+class Node(FunctionConfigs):
     def __init__(
         self, settings: Settings, store: Store | None = None, clock: Clock | None = None
     ) -> None:
@@ -191,39 +191,6 @@ class Node:
     def is_admin(self, key: str) -> bool:
         admin = self.settings.admin_key
         return admin is not None and hmac.compare_digest(key.encode(), admin.encode())
-
-    # -- functions ---------------------------------------------------------------
-
-    async def register_functions(self, tenant_id: str, configs: list[FunctionConfig]) -> None:
-        await self.store.upsert_functions(tenant_id, configs, self.clock.now())
-        cache = await self.functions(tenant_id)  # the tenant's other functions stay known
-        for config in configs:
-            cache[config.name] = config
-        self.targets.sync(tenant_id, cache)
-        self.bus.publish("functions", tenant_id)
-
-    async def functions(self, tenant_id: str) -> dict[str, FunctionConfig]:
-        cache = self._functions.get(tenant_id)
-        if cache is None:
-            stored = {f.name: f for f in await self.store.list_functions(tenant_id)}
-            # A registration may have landed while the list was read: keep it.
-            cache = self._functions.setdefault(tenant_id, {})
-            for name, config in stored.items():
-                cache.setdefault(name, config)
-        return cache
-
-    async def usable(self, tenant_id: str) -> dict[str, FunctionConfig]:
-        """The functions a tenant may submit to: its own, and those shared worker pools
-        serve (its own config wins where both have a name)."""
-        own = await self.functions(tenant_id)
-        shared = await self.functions(SHARED) if tenant_id != SHARED else {}
-        return {**shared, **own} if shared else own
-
-    def retry_policy(self, tenant_id: str, function: str) -> RetryPolicy:
-        config = self._functions.get(tenant_id, {}).get(function)
-        if config is None:
-            config = self._functions.get(SHARED, {}).get(function)
-        return config.retry if config is not None else RetryPolicy()
 
     # -- tasks -------------------------------------------------------------------
 
@@ -515,24 +482,6 @@ class Node:
             self._keys.clear()
             self.pauses.forget()
             self.quotas.resync()
-
-    def _reload_functions(self, tenant_id: str) -> None:
-        """Replace a tenant's cached function configs with the store's, in the background;
-        the old ones serve (the dispatcher reads them for limits) until the new arrive."""
-
-        async def reload() -> None:
-            try:
-                stored = await self.store.list_functions(tenant_id)
-            except Exception:
-                log.exception("reloading the functions of %s failed", tenant_id)
-                self._functions.pop(tenant_id, None)  # the next submit reads them again
-                return
-            self._functions[tenant_id] = {f.name: f for f in stored}
-            self.targets.sync(tenant_id, self._functions[tenant_id])
-
-        task = asyncio.create_task(reload())
-        self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
 
     def _wake_waiters(self, task_id: str) -> None:
         for waiter in self._waiters.get(task_id, ()):

@@ -52,7 +52,7 @@ class Downstream:
             return web.Response(status=400, text="no such order")
         if kind == "broken":
             return web.Response(status=500, text="boom")
-        if kind == "slow":
+        if kind == "slow":  # the service's own slowness, past the 1 s target timeout
             await asyncio.sleep(5)
             return web.json_response({})
         if kind == "busy-once":
@@ -66,7 +66,7 @@ class Downstream:
                 return web.Response(status=429)
             self.busy += 1
             try:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the service's work: 20 ms a request
             finally:
                 self.busy -= 1
             self.served[task["id"]] += 1

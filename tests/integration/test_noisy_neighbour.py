@@ -107,6 +107,7 @@ async def test_a_flooding_tenant_is_throttled_and_the_others_are_not(
     for name in ("a", "b", "c"):
         tenant = await node.ensure_tenant(name)
         keys[name] = await node.create_api_key(tenant.id)
+    a_id = (await node.ensure_tenant("a")).id
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SLUICE_URL": server.url,
            "SLUICE_API_KEY": POOL_KEY}  # fmt: skip
     worker = [sys.executable, "-m", "sluice", "worker", "tests.integration.noisy_app:app",
@@ -124,26 +125,23 @@ async def test_a_flooding_tenant_is_throttled_and_the_others_are_not(
                      server.url, keys["a"], "80", "0.01"]  # fmt: skip
             backlog: list[tuple[float, int]] = []
             with process(flood, env, tmp_path / "flood.log"):
-                for _ in range(24):  # overload sets in and A's share is worked out
-                    await asyncio.sleep(0.25)
-                    backlog.append((time.monotonic(), node.backpressure.backlog))
+                # Overload sets in and A's share is worked out: A is refused often.
+                policy = node.backpressure.policy
+                await wait_for(lambda: policy.refuse.get(a_id, 0.0) > 0.5, timeout=30)
                 beside: dict[str, float] = {}
                 others: list[int] = []
-                watch_until = time.monotonic() + 6.0
-
-                async def watch() -> None:
-                    while time.monotonic() < watch_until:
-                        backlog.append((time.monotonic(), node.backpressure.backlog))
-                        await asyncio.sleep(0.25)
-
-                await asyncio.gather(
+                producing = asyncio.gather(
                     steady(http, keys["b"], 6.0, beside, others),
                     steady(http, keys["c"], 6.0, beside, others),
-                    watch(),
                 )
+                while not producing.done():  # A's backlog, sampled as B and C send
+                    backlog.append((time.monotonic(), node.backpressure.backlog))
+                    await asyncio.wait({producing}, timeout=0.25)
+                await producing
         _, peak_memory = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        await asyncio.sleep(1.0)
+        sent = list(alone) + list(beside)
+        await wait_for(lambda: len(started_at(server, sent)) == len(sent), timeout=30)
         alone_started = started_at(server, list(alone))
         beside_started = started_at(server, list(beside))
     flood_lines = (tmp_path / "flood.log").read_text().split("\n")
@@ -158,6 +156,7 @@ async def test_a_flooding_tenant_is_throttled_and_the_others_are_not(
     # than a tenth of what A offered in that time (8,000 a second).
     end = backlog[-1][0]
     late = [n for t, n in backlog if t >= end - 4.0]
+    assert len(late) >= 8, backlog
     assert late[-1] - late[0] < 0.1 * 8_000 * 4.0, late
     baseline = [(alone_started[k] - t) * 1000 for k, t in alone.items() if k in alone_started]
     with_a = [(beside_started[k] - t) * 1000 for k, t in beside.items() if k in beside_started]

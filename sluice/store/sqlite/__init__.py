@@ -43,6 +43,7 @@ from ..base import (
     Reaped,
 )
 from ..writer import Writer
+from .fairness import SQLiteFairness
 from .limits import SQLiteLimits
 from .pauses import SQLitePauses
 from .queries import Q
@@ -61,7 +62,7 @@ _fn_encoder = msgspec.json.Encoder()
 _tags_decoder = msgspec.json.Decoder(list[str])
 
 
-class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
+class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
@@ -404,10 +405,6 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 
-    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
-        rows = await self._read(Q["leased_to"], {"tenant_id": tenant_id, "worker": worker})
-        return [(r[0], r[1]) for r in rows]
-
     async def release_tasks(
         self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
     ) -> list[str]:
@@ -445,27 +442,6 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits):
             return [Promoted(*r) for r in rows]
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
-
-    async def retag(self, tags: list[tuple[str, float]]) -> None:
-        if tags:
-            params = [{"id": task_id, "stag": stag} for task_id, stag in tags]
-            await self._writer.submit(lambda c: c.executemany(Q["retag"], params))
-
-    async def ready_backlog(self) -> int:
-        return int((await self._read(Q["ready_backlog"]))[0][0])
-
-    async def task_tenant(self, task_id: str) -> str | None:
-        rows = await self._read(Q["task_tenant"], {"id": task_id})
-        return str(rows[0][0]) if rows else None
-
-    async def fair_clock(self) -> float | None:
-        rows = await self._read(Q["fair_clock"])
-        return None if not rows or rows[0][0] is None else float(rows[0][0])
-
-    async def last_tag(self, tenant_id: str, functions: list[str]) -> float | None:
-        params = {"tenant_id": tenant_id, "functions": msgspec.json.encode(functions).decode()}
-        rows = await self._read(Q["last_tag"], params)
-        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
         def op(conn: sqlite3.Connection) -> list[Reaped]:

@@ -1,0 +1,46 @@
+"""The SQLite backend's fair-order and pool reads (a part of `SQLiteStore`): start tags
+given after promotion, the virtual clock, chains, and the leases a (pool) worker holds
+and whose task each is."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .queries import Q
+
+if TYPE_CHECKING:
+    from ..writer import Writer
+
+
+class SQLiteFairness:
+    _writer: Writer
+
+    async def _read(self, query: str, params: Any = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def retag(self, tags: list[tuple[str, float]]) -> None:
+        if tags:
+            params = [{"id": task_id, "stag": stag} for task_id, stag in tags]
+            await self._writer.submit(lambda c: c.executemany(Q["retag"], params))
+
+    async def ready_backlog(self) -> int:
+        return int((await self._read(Q["ready_backlog"]))[0][0])
+
+    async def task_tenant(self, task_id: str) -> str | None:
+        rows = await self._read(Q["task_tenant"], {"id": task_id})
+        return str(rows[0][0]) if rows else None
+
+    async def fair_clock(self) -> float | None:
+        rows = await self._read(Q["fair_clock"])
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def last_tag(self, tenant_id: str, functions: list[str]) -> float | None:
+        params = {"tenant_id": tenant_id, "functions": msgspec.json.encode(functions).decode()}
+        rows = await self._read(Q["last_tag"], params)
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
+        rows = await self._read(Q["leased_to"], {"tenant_id": tenant_id, "worker": worker})
+        return [(r[0], r[1]) for r in rows]
