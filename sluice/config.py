@@ -41,6 +41,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """HTTP targets may be on this machine (127.0.0.0/8, ::1); `sluice dev` allows it."""
     targets_allow_private: bool = False
     """HTTP targets may be on private, link-local or other internal addresses."""
+    partitions: int = 32
+    """Shuffle-sharding partitions (docs/flow-control.md): each tenant's tasks go to the
+    less backlogged of its `partition_k`, and each partition is dispatched by one node."""
+    partition_k: int = 2
+    dedicated_partitions: int = 16
+    """Partitions kept for hot tenants (numbered after the shared ones)."""
+    hot_for_s: float = 60.0
+    """A tenant with > 10 % and >= 1,000 of a partition's backlog this long gets a
+    dedicated partition for its new tasks."""
+    cool_for_s: float = 900.0
+    """A hot tenant returns to its shared partitions after a backlog < 100 this long."""
+    partition_ttl_s: float = 3.0
+    """A node's partition leases run out this long after its last renewal (once a second)."""
     lease_s: float = 30.0
     """How long a dispatched task is leased to its worker without a heartbeat."""
     heartbeat_s: float = 10.0
@@ -96,6 +109,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidRequest("synchronous must be NORMAL, FULL or EXTRA")
         if not (self.database.startswith("sqlite:///") or self.is_postgres):
             raise InvalidRequest("database must be sqlite:///PATH or postgresql://...")
+        if not (1 <= self.partition_k <= self.partitions <= 1024):
+            raise InvalidRequest("partitions must be 1..1024 and partition_k 1..partitions")
+        if not 0 <= self.dedicated_partitions <= 1024:
+            raise InvalidRequest("dedicated_partitions must be 0..1024")
         if self.pg_pool_size < 2:
             raise InvalidRequest("pg_pool_size must be at least 2")
 

@@ -98,6 +98,7 @@ class NewTask(msgspec.Struct, frozen=True):
     tags: str | None = None  # JSON array
     expires_at: float | None = None
     retry: bytes | None = None  # JSON RetryPolicy overriding the function's
+    partition: int = 0  # shuffle-sharding partition, placed at submit (engine/partitions.py)
 
 
 class SubmitResult(msgspec.Struct, frozen=True):
@@ -132,6 +133,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     throttles: int = 0
     series_at: float | None = None  # when a retry by hand started the current series
     retry: bytes | None = None
+    partition: int = 0
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):

@@ -71,7 +71,9 @@ class Backpressure:
         elapsed, self._last = max(1e-3, mono - self._last), mono
         rate = self.finished / elapsed
         self.finished = 0
-        self.backlog = await node.store.ready_backlog()
+        by_partition = await node.store.ready_backlog()
+        node.partitions.observe(by_partition)
+        self.backlog = sum(by_partition.values())
         if self.backlog < self.min_backlog:
             self.saturated = 0
             self.drain_rate += DRAIN_EWMA * (rate - self.drain_rate)

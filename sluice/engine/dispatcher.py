@@ -26,6 +26,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import msgspec
 
@@ -35,6 +36,7 @@ from ..model import SHARED, ClaimedTask, FunctionConfig, TenantQuota
 from ..policy.priority import PriorityFloors
 from ..store import ClaimRequest, Limit, Store
 from ..store.bus import Bus, LocalBus
+from .asks import Asks, RemoteConn
 from .registry import Registry, WorkerConn
 
 log = logging.getLogger("sluice.dispatcher")
@@ -52,7 +54,10 @@ class Dispatcher:
         dispatched: Callable[[list[ClaimedTask]], None] | None = None,
         quotas: Callable[[], Mapping[str, TenantQuota]] | None = None,
         settling: Callable[[str, str | None], tuple[str, ...]] | None = None,
+        partitions: Callable[[], tuple[int, ...] | None] | None = None,
     ) -> None:
+        self._partitions = partitions or (lambda: None)
+        self.asks: Asks | None = None  # set by the node: dispatch across nodes
         self._settling = settling or (lambda _tenant, _function: ())
         self._quotas = quotas or dict
         self._store = store
@@ -126,8 +131,12 @@ class Dispatcher:
 
     async def run(self) -> None:
         while True:
+            wait = self._settings.poll_interval_s
+            if self.asks is not None:
+                due = self.asks.expire()  # unanswered asks give their slots back
+                wait = wait if due is None else max(0.01, min(wait, due))
             try:
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval_s)
+                await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
                 # The safety net: look again even without a wake-up.
                 self._empty.clear()
@@ -144,16 +153,35 @@ class Dispatcher:
         now = self._clock.now()
         silent_since = now - 2 * self._settings.heartbeat_s
         quotas = self._quotas()
+        parts = self._partitions()
+        asks = self.asks
+        remote = asks.take() if asks is not None else []  # other nodes' workers' asks
         plans = []
-        for conn in self._registry.dispatchable(silent_since):
+        conns: list[WorkerConn | RemoteConn] = [*self._registry.dispatchable(silent_since)]
+        # Under a rate limit the first claim of a round takes what the rate allows: asks
+        # and this node's workers go first by turns.
+        for conn in [*remote, *conns] if self.rounds % 2 else [*conns, *remote]:
             key = (conn.tenant_id, conn.functions)
             generation = self._generation[conn.tenant_id]
-            if self._empty.get(key) == generation:
+            local_empty = self._empty.get(key) == generation or parts == ()
+            limit = min(conn.free, self._settings.claim_batch)
+            if asks is not None and not isinstance(conn, RemoteConn):
+                # Other nodes' partitions get their share of this worker's slots.
+                limit = asks.plan(conn, limit, generation, local_empty)
+            if local_empty or limit <= 0:
                 continue
             limited, together, exclude = self._split(conn, quotas)
-            limit = min(conn.free, self._settings.claim_batch)
             conn.reserved += limit  # a concurrent round must not count these slots again
             plans.append((conn, key, generation, limit, limited, together, exclude))
+        try:
+            return await self._claim_and_deliver(plans, now, parts)
+        finally:
+            if remote:
+                asks.settle(remote)  # type: ignore[union-attr]
+
+    async def _claim_and_deliver(
+        self, plans: list[Any], now: float, parts: tuple[int, ...] | None
+    ) -> int:
         if not plans:
             return 0
         self.rounds += 1
@@ -168,7 +196,7 @@ class Dispatcher:
                 for step in limited:  # first: their limits decide how many
                     if left <= 0:
                         break
-                    tasks = await self._claim_limited(conn, step, left, now)
+                    tasks = await self._claim_limited(conn, step, left, now, parts)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
                 if left <= 0 or not rest:
@@ -176,7 +204,7 @@ class Dispatcher:
                 floors = self._floors_of(key, generation)
                 for level, n in floors.plan(left):
                     requests.append(
-                        ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude)
+                        ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude, parts)
                     )
                     owners.append((conn, floors))
             claimed = (
@@ -210,25 +238,34 @@ class Dispatcher:
                 self._empty[key] = generation
             got[id(conn)].extend(tasks)
         total = 0
-        for conn, *_ in plans:
-            tasks = got[id(conn)]
+        for target, key, generation, _limit, limited, rest, _exclude in plans:
+            tasks = got[id(target)]
+            if isinstance(target, RemoteConn):
+                # Its node asks again soon if limits, not a lack of work, held it short.
+                plain_more = bool(rest) and self._empty.get(key) != generation
+                drained = all(s.drained_key in self._drained for s in limited)
+                target.more = plain_more or not drained
+                total += len(tasks)
+                target.deliver(tasks)  # its node delivers them (the answer carries the ids)
+                continue
             if not tasks:
                 continue
-            if conn.closed or self._registry.get(conn.tenant_id, conn.worker_id) is not conn:
+            live = self._registry.get(target.tenant_id, target.worker_id) is target
+            if target.closed or not live:
                 # The worker left while the claim committed: give the tasks straight back.
                 held = [(t.id, t.attempt) for t in tasks]
-                await self._store.release_tasks(conn.tenant_id, conn.worker_id, held, now)
-                self.notify(conn.tenant_id)
+                await self._store.release_tasks(target.tenant_id, target.worker_id, held, now)
+                self.notify(target.tenant_id)
                 continue
             total += len(tasks)
-            conn.deliver(tasks)
+            target.deliver(tasks)
         self.dispatched += total
         if total:
             self._wake.set()  # workers may still have free slots and the queue more work
         return total
 
     def _split(
-        self, conn: WorkerConn, quotas: Mapping[str, TenantQuota]
+        self, conn: WorkerConn | RemoteConn, quotas: Mapping[str, TenantQuota]
     ) -> tuple[list[_Step], tuple[str, ...], tuple[str, ...]]:
         """A connection's claims under limits (made first, one by one), the functions
         claimed together in priority and fair order, and the tenants that claim leaves
@@ -280,9 +317,15 @@ class Dispatcher:
         return steps, tuple(together), ()
 
     async def _claim_limited(
-        self, conn: WorkerConn, step: _Step, limit: int, now: float
+        self,
+        conn: WorkerConn | RemoteConn,
+        step: _Step,
+        limit: int,
+        now: float,
+        parts: tuple[int, ...] | None,
     ) -> list[ClaimedTask]:
-        request = ClaimRequest(step.tenant_id, conn.worker_id, step.functions, limit)
+        request = ClaimRequest(step.tenant_id, conn.worker_id, step.functions, limit,
+                               partitions=parts)  # fmt: skip
         claim = await self._store.claim_limited(request, step.limits, now, self._settings.lease_s)
         if claim.drained:  # nothing more ready: no limited claim until new work arrives
             self._drained[step.drained_key] = True

@@ -100,11 +100,16 @@ class Fairness:
     async def tag(self, tenant_id: str, tasks: list[NewTask]) -> list[NewTask]:
         """Start tags for a tenant's new ready tasks. A delayed or held task waits at the
         clock until its promotion or release tags it: were that lost, it would still not
-        sit behind everyone."""
+        sit behind everyone. Each task also gets its partition here (shuffle sharding,
+        engine/partitions.py), in the same copy."""
         ready = [t.function for t in tasks if t.state == READY]
         tags = iter(await self._tags(tenant_id, ready))
+        parts = iter(self._node.partitions.place(tenant_id, len(tasks)))
         replace, vclock = msgspec.structs.replace, self.tags.vclock
-        return [replace(t, stag=next(tags) if t.state == READY else vclock) for t in tasks]
+        return [
+            replace(t, stag=next(tags) if t.state == READY else vclock, partition=next(parts))
+            for t in tasks
+        ]
 
     async def promoted(self, promoted: list[Promoted]) -> None:
         """Tag tasks that just became ready (by their time, or released from a pause),

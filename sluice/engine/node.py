@@ -43,6 +43,7 @@ from ..protocol import Cancel
 from ..selector import Selector, TaskSummary
 from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_bus, open_store
 from .admission import TaskSpec, build_task
+from .asks import Asks
 from .backpressure import Backpressure
 from .cron import Schedules
 from .dispatcher import Dispatcher
@@ -50,6 +51,7 @@ from .events import Events
 from .fairness import Fairness
 from .functions import FunctionConfigs
 from .gateway import Gateway
+from .partitions import Partitions
 from .pauses import Pauses
 from .quotas import Quotas
 from .registry import POOL_PREFIX, Registry
@@ -90,7 +92,10 @@ class Node(FunctionConfigs):
             dispatched=self.fairness.dispatched,
             quotas=lambda: self.quotas.limited(),
             settling=self._settling,
+            partitions=lambda: self.partitions.claim_filter,
         )  # fmt: skip
+        self.partitions = Partitions(self, changed=self.dispatcher.resync)
+        self.dispatcher.asks = Asks(self, self.dispatcher.wake)
         self.gateway = Gateway(self)
         self.timers = Timers(self)
         self.schedules = Schedules(self)
@@ -114,6 +119,7 @@ class Node(FunctionConfigs):
         await self.fairness.start()
         await self.targets.start()
         await self.bus.start(self._on_hint)
+        await self.partitions.balance()  # before the first claim: which partitions are ours
         self._loops = [
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.timers.run(), name="timers"),
@@ -130,6 +136,10 @@ class Node(FunctionConfigs):
                 await asyncio.wait({task}, timeout=1.0)
         await self.pauses.stop()
         await self.targets.stop()
+        try:
+            await self.partitions.release()
+        except Exception:
+            log.exception("could not hand back the partitions; their leases run out by themselves")
         try:
             await self.timers.step_down()
         except Exception:
@@ -456,6 +466,12 @@ class Node(FunctionConfigs):
         if kind == "ready":
             for tenant_id in items:
                 self.dispatcher.hint(tenant_id)
+        elif kind == "ask":
+            for ask in items:
+                self.dispatcher.asks.on_ask(ask)  # type: ignore[union-attr]
+        elif kind == "assigned":
+            for answer in items:
+                self.dispatcher.asks.on_assigned(answer)  # type: ignore[union-attr]
         elif kind == "done":
             for task_id in items:
                 self._wake_waiters(task_id)

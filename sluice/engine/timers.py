@@ -70,6 +70,7 @@ class Timers:
             self._every(self._node.settings.heartbeat_s, self.renew_once),
             self._every(FAIR_SYNC_S, self._node.fairness.sync),  # every node: its own clock
             self._every(1.0, self._node.backpressure.tick),  # every node: its producers
+            self._every(1.0, self._node.partitions.tick, first_after=1.0),  # leases, hot tenants
             # Not at once: workers held tasks while this node was down and need a moment to
             # reconnect and renew their leases before any is judged lost.
             self._every(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 PARTITIONS = 32
 K = 2
@@ -68,34 +68,57 @@ def simulate_stall(
     return {"all_stalled": all_stalled / tenants, "some_stalled": one_stalled / tenants}
 
 
+def dedicated(tenant: str, first: int, count: int, seed: bytes = SEED) -> int:
+    """A hot tenant's own partition: one of the `count` numbered from `first`, by the same
+    rendezvous hashing (two hot tenants may share one; both are off the shared ones)."""
+    return first + shards(tenant, count, 1, seed)[0]
+
+
+def owners(nodes: Iterable[str], partitions: int, seed: bytes = SEED) -> dict[int, str]:
+    """Which live node dispatches each partition: the highest score of (node, partition).
+    Every node computes the same map from the same set of live nodes, with no talk
+    between them; a node joining or leaving moves only about 1/N of the partitions."""
+    alive = sorted(set(nodes))
+    if not alive:
+        return {}
+    return {p: max(alive, key=lambda n: (_score(seed, n, p), n)) for p in range(partitions)}
+
+
 class HotTenants:
     """Which tenants get partitions of their own: hot after holding > 10 % of a
-    partition's backlog and ≥ 1,000 tasks for 60 s; back to shared after < 100 for 15
-    minutes (hysteresis, so a tenant does not flap)."""
+    partition's backlog and ≥ 1,000 tasks there for 60 s; back to shared after a backlog
+    < 100 for 15 minutes (hysteresis, so a tenant does not flap)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hot_for_s: float = HOT_FOR_S, cool_for_s: float = COOL_FOR_S) -> None:
+        self.hot_for_s = hot_for_s
+        self.cool_for_s = cool_for_s
         self.hot: set[str] = set()
         self._since: dict[str, float] = {}  # when the current condition started
 
-    def observe(self, now: float, backlog: Mapping[str, int], partition_backlog: int) -> set[str]:
-        """Feed one observation of a partition (per-tenant backlog there, its total);
-        returns the tenants that are hot now."""
-        for tenant, n in backlog.items():
+    def observe(
+        self,
+        now: float,
+        tenants: Mapping[str, Mapping[int, int]],
+        partitions: Mapping[int, int],
+    ) -> set[str]:
+        """Feed one observation: the backlog per partition of each tenant looked at (the
+        heavy hitters and the hot ones), and every partition's backlog. Returns the
+        tenants that are hot now. A tenant not looked at keeps its state."""
+        for tenant, mine in tenants.items():
             if tenant in self.hot:
-                cool = n < COOL_BELOW
-                since = self._since.setdefault(tenant, now) if cool else None
-                if not cool:
+                if sum(mine.values()) >= COOL_BELOW:
                     self._since.pop(tenant, None)
-                elif since is not None and now - since >= COOL_FOR_S:
+                elif now - self._since.setdefault(tenant, now) >= self.cool_for_s:
                     self.hot.discard(tenant)
                     self._since.pop(tenant, None)
-            else:
-                heavy = n >= HOT_MIN and n > HOT_SHARE * max(1, partition_backlog)
-                if not heavy:
-                    self._since.pop(tenant, None)
-                    continue
-                since = self._since.setdefault(tenant, now)
-                if now - since >= HOT_FOR_S:
-                    self.hot.add(tenant)
-                    self._since.pop(tenant, None)
+                continue
+            heavy = any(
+                n >= HOT_MIN and n > HOT_SHARE * max(1, partitions.get(p, 0))
+                for p, n in mine.items()
+            )
+            if not heavy:
+                self._since.pop(tenant, None)
+            elif now - self._since.setdefault(tenant, now) >= self.hot_for_s:
+                self.hot.add(tenant)
+                self._since.pop(tenant, None)
         return set(self.hot)

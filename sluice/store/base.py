@@ -40,6 +40,7 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     limit: int
     priority: int | None = None  # only this level (a floor's share); None: strict order
     exclude: tuple[str, ...] = ()  # a shared pool's claim: tenants not to take from
+    partitions: tuple[int, ...] | None = None  # only from these; None: from all
 
 
 class LimitedClaim(msgspec.Struct, frozen=True):
@@ -175,8 +176,9 @@ class Store(Protocol):
         extend_leases."""
         ...
 
-    async def ready_backlog(self) -> int:
-        """How many tasks are ready, across tenants (backpressure's overload signal)."""
+    async def ready_backlog(self) -> dict[int, int]:
+        """Ready tasks per partition, across tenants: placement picks the less backlogged
+        partition; their sum is backpressure's overload signal."""
         ...
 
     async def task_tenant(self, task_id: str) -> str | None:
@@ -305,6 +307,31 @@ class Store(Protocol):
 
     async def count_queued(self, tenant_id: str) -> int:
         """The tenant's waiting tasks: ready, scheduled and paused."""
+        ...
+
+    async def tenant_backlog(self, tenant_id: str) -> dict[int, int]:
+        """A tenant's ready tasks per partition."""
+        ...
+
+    async def get_claimed(
+        self, tenant_id: str, worker: str, task_ids: list[str]
+    ) -> list[ClaimedTask]:
+        """Of these tasks, those running and leased to the worker (claimed for it by the
+        node that holds their partition), in fair order; tenant SHARED: any tenant's."""
+        ...
+
+    async def list_leases(self, prefix: str, now: float) -> list[tuple[str, str, float]]:
+        """Unexpired leases (name, holder, until) whose names start with `prefix`."""
+        ...
+
+    async def acquire_leases(
+        self, names: list[str], holder: str, now: float, ttl_s: float
+    ) -> list[str]:
+        """acquire_lease for many names in one go; returns the names granted."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give a lease up, if this holder has it."""
         ...
 
     async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:

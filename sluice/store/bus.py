@@ -8,7 +8,8 @@ and the bus is `LocalBus`, which carries nothing.
 
 Kinds: "ready" (tenant id): a tenant has new ready work; "cancel" (tenant|worker|ids):
 tell a worker to stop tasks; "done" (task ids): tasks ended, wake long-polls;
-"functions" (tenant id): a tenant's function config changed; "revoked" (key hash).
+"functions" (tenant id): a tenant's function config changed; "revoked" (key hash);
+"ask" and "assigned": dispatch across nodes (engine/asks.py), sent without delay.
 """
 
 from __future__ import annotations

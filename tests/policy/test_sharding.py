@@ -14,6 +14,8 @@ from sluice.policy.sharding import (
     HotTenants,
     blast_radius,
     choose,
+    dedicated,
+    owners,
     shards,
     simulate_stall,
 )
@@ -68,13 +70,36 @@ def test_blast_radius_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_hot_tenants_are_isolated_and_return_with_hysteresis() -> None:
     hot = HotTenants()
-    assert hot.observe(0.0, {"a": 5_000, "b": 50}, 6_000) == set()
-    assert hot.observe(HOT_FOR_S - 1, {"a": 5_000}, 6_000) == set()  # not for long enough
-    assert hot.observe(HOT_FOR_S, {"a": 5_000}, 6_000) == {"a"}
-    assert hot.observe(HOT_FOR_S + 10, {"a": 50}, 100) == {"a"}  # cooling starts
-    assert hot.observe(HOT_FOR_S + 20, {"a": 500}, 600) == {"a"}  # not cool: starts over
-    assert hot.observe(HOT_FOR_S + 30, {"a": 10}, 10) == {"a"}
-    assert hot.observe(HOT_FOR_S + 30 + COOL_FOR_S, {"a": 10}, 10) == set()
+    assert hot.observe(0.0, {"a": {3: 5_000}, "b": {3: 50}}, {3: 6_000}) == set()
+    assert hot.observe(HOT_FOR_S - 1, {"a": {3: 5_000}}, {3: 6_000}) == set()  # not long enough
+    assert hot.observe(HOT_FOR_S, {"a": {3: 5_000}}, {3: 6_000}) == {"a"}
+    assert hot.observe(HOT_FOR_S + 10, {"a": {3: 50}}, {3: 100}) == {"a"}  # cooling starts
+    assert hot.observe(HOT_FOR_S + 20, {"a": {3: 500}}, {3: 600}) == {"a"}  # not cool: again
+    assert hot.observe(HOT_FOR_S + 30, {"a": {3: 10}}, {3: 10}) == {"a"}
+    assert hot.observe(HOT_FOR_S + 30 + COOL_FOR_S, {"a": {3: 10}}, {3: 10}) == set()
     # small share of a big partition: not hot, however large
-    assert hot.observe(10_000.0, {"c": 2_000}, 100_000) == set()
-    assert hot.observe(10_000.0 + HOT_FOR_S, {"c": 2_000}, 100_000) == set()
+    assert hot.observe(10_000.0, {"c": {1: 2_000}}, {1: 100_000}) == set()
+    assert hot.observe(10_000.0 + HOT_FOR_S, {"c": {1: 2_000}}, {1: 100_000}) == set()
+
+
+def test_partition_owners_agree_balance_and_move_little() -> None:
+    nodes = ["node-a", "node-b", "node-c"]
+    table = owners(nodes, 48)
+    assert table == owners(list(reversed(nodes)), 48)  # every node computes the same map
+    counts = Counter(table.values())
+    assert set(counts) == set(nodes) and min(counts.values()) >= 8  # about 16 each
+    # a node leaving moves only its own partitions; one joining takes about 1/N
+    without_b = owners(["node-a", "node-c"], 48)
+    assert {p for p in table if table[p] != without_b[p]} == {
+        p for p, n in table.items() if n == "node-b"
+    }
+    with_d = owners([*nodes, "node-d"], 48)
+    moved = [p for p in table if table[p] != with_d[p]]
+    assert all(with_d[p] == "node-d" for p in moved) and 4 <= len(moved) <= 20
+    assert owners([], 8) == {}
+
+
+def test_a_hot_tenants_own_partition_is_past_the_shared_ones() -> None:
+    placed = {dedicated(f"tenant-{i}", 32, 16) for i in range(200)}
+    assert placed <= set(range(32, 48)) and len(placed) == 16  # all used, none shared
+    assert dedicated("tenant-1", 32, 16) == dedicated("tenant-1", 32, 16)

@@ -68,7 +68,7 @@ async def test_promotion_returns_what_retag_needs_and_retag_orders_the_claim(sto
     await store.retag([(s1, 20.0), (s2, 10.0)])
     assert await store.last_tag(a, [FN]) == 20.0
     assert await store.last_tag(a, ["other"]) is None
-    assert await store.ready_backlog() == 2
+    assert sum((await store.ready_backlog()).values()) == 2
     (claimed,) = await store.claim_tasks([ClaimRequest(a, "w", (FN,), 10)], NOW, LEASE_S)
     assert [t.id for t in claimed] == [s2, s1]  # by the new tags
 

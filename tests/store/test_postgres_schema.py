@@ -78,14 +78,18 @@ async def test_claim_plan_reads_the_ready_index_in_order_with_many_finished_rows
             "FROM generate_series(1, 100000) AS g"
         )
         await conn.execute("ANALYZE tasks")
-        plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                "EXPLAIN " + Q["claim_tasks"], "t", ["f"], 10.0, 100, "w", 40.0
+        plans = [
+            "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN " + Q["claim_tasks"], "t", ["f"], 10.0, 100, "w", 40.0, parts
+                )
             )
-        )
+            for parts in (None, [0, 3, 7])  # every partition; a node's share of them
+        ]
     finally:
         await conn.close()
 
-    assert "Index Scan using tasks_ready" in plan, plan
-    assert "Sort" not in plan, plan
+    for plan in plans:
+        assert "Index Scan using tasks_ready" in plan, plan
+        assert "Sort" not in plan, plan

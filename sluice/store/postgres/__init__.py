@@ -234,18 +234,19 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
         async with self.fast.acquire() as conn:
             for r in requests:
                 args = [r.tenant_id, list(r.functions), now, r.limit, r.worker, lease_until]
+                parts = None if r.partitions is None else list(r.partitions)
                 shared = r.tenant_id == SHARED  # a shared pool claims across tenants
                 if r.priority is None:
                     if shared:
-                        rows = await conn.fetch(Q["claim_shared"], *args, list(r.exclude))
+                        rows = await conn.fetch(Q["claim_shared"], *args, list(r.exclude), parts)
                     else:
-                        rows = await conn.fetch(Q["claim_tasks"], *args)
+                        rows = await conn.fetch(Q["claim_tasks"], *args, parts)
                 elif shared:
                     rows = await conn.fetch(
-                        Q["claim_shared_level"], *args, r.priority, list(r.exclude)
+                        Q["claim_shared_level"], *args, r.priority, list(r.exclude), parts
                     )
                 else:
-                    rows = await conn.fetch(Q["claim_level"], *args, r.priority)
+                    rows = await conn.fetch(Q["claim_level"], *args, r.priority, parts)
                 claimed = sorted(rows, key=_fair_order)  # RETURNING yields no set order
                 out.append([ClaimedTask(*row) for row in claimed])
         return out
@@ -392,8 +393,18 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
             ordered = sorted(tags)  # id order, as every batch update here
             await self.fast.execute(Q["retag"], [t[0] for t in ordered], [t[1] for t in ordered])
 
-    async def ready_backlog(self) -> int:
-        return int((await self._fetch(Q["ready_backlog"]))[0][0])
+    async def ready_backlog(self) -> dict[int, int]:
+        return {int(part): int(n) for part, n in await self._fetch(Q["ready_backlog"])}
+
+    async def tenant_backlog(self, tenant_id: str) -> dict[int, int]:
+        rows = await self._fetch(Q["tenant_backlog"], tenant_id)
+        return {int(part): int(n) for part, n in rows}
+
+    async def get_claimed(
+        self, tenant_id: str, worker: str, task_ids: list[str]
+    ) -> list[ClaimedTask]:
+        rows = await self._fetch(Q["get_claimed"], tenant_id, task_ids, worker)
+        return [ClaimedTask(*r) for r in sorted(rows, key=_fair_order)]
 
     async def task_tenant(self, task_id: str) -> str | None:
         rows = await self._fetch(Q["task_tenant"], task_id)
@@ -444,6 +455,19 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
             rows = [(r[0], r[1]) for r in await conn.fetch(Q["expire_tasks"], now, limit)]
             await _events(conn, now, [(t, i, "expired", None) for t, i in rows])
         return rows
+
+    async def list_leases(self, prefix: str, now: float) -> list[tuple[str, str, float]]:
+        return [tuple(r) for r in await self._fetch(Q["list_leases"], prefix, now)]  # type: ignore[misc]
+
+    async def acquire_leases(
+        self, names: list[str], holder: str, now: float, ttl_s: float
+    ) -> list[str]:
+        unique = sorted(set(names))
+        rows = await self.pool.fetch(Q["acquire_leases"], unique, holder, now, now + ttl_s)
+        return [r[0] for r in rows]
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.pool.execute(Q["release_lease"], name, holder)
 
     async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
         got = await self.pool.fetchval(Q["acquire_lease"], name, holder, now, now + ttl_s)

@@ -26,6 +26,9 @@ FLUSH_S = 0.05
 MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8,000 bytes and more
 RECONNECT_S = 1.0
 CLOSE_TIMEOUT_S = 2.0
+# Hints a dispatch across nodes waits on (engine/asks.py): sent at once, not after the
+# coalescing pause.
+URGENT = frozenset({"ask", "assigned"})
 
 
 class PgBus:
@@ -34,6 +37,7 @@ class PgBus:
         self.node_id = node_id
         self._pending: dict[tuple[str, str], None] = {}  # ordered set
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: Handler | None = None
         self.sent = 0  # NOTIFY payloads sent, for tests and metrics
@@ -58,6 +62,8 @@ class PgBus:
     def publish(self, kind: str, data: str) -> None:
         self._pending[(kind, data)] = None
         self._wake.set()
+        if kind in URGENT:
+            self._urgent.set()
 
     def _receive(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         origin, _, rest = payload.partition("|")
@@ -99,6 +105,7 @@ class PgBus:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                self._urgent.clear()
                 hints, self._pending = list(self._pending), {}
                 payloads = _pack(self.node_id, hints)
                 try:
@@ -111,7 +118,10 @@ class PgBus:
                 except (OSError, asyncpg.PostgresError) as exc:
                     log.warning("bus: %d hints lost (%s)", len(payloads), exc)
                     conn = None
-                await asyncio.sleep(FLUSH_S)
+                # Coalesce what comes in the next FLUSH_S, unless it is urgent.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), FLUSH_S)
+                self._urgent.clear()
         finally:
             if conn is not None:
                 with contextlib.suppress(Exception):

@@ -43,8 +43,9 @@ class PostgresLimits:
             want, by_rate = room_all(request.limit, limits, running, tats, now)
             rows: list[Any] = []
             if want > 0:
+                parts = None if request.partitions is None else list(request.partitions)
                 args = [request.tenant_id, list(request.functions), now, want, request.worker,
-                        now + lease_s]  # fmt: skip
+                        now + lease_s, parts]  # fmt: skip
                 rows = list(await conn.fetch(Q["claim_tasks"], *args))
                 rows.sort(key=lambda r: (-r[7], r[-1], r[1]))
             states, next_start = after_all(limits, tats, now, len(rows))

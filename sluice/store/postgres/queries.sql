@@ -28,29 +28,31 @@ ON CONFLICT (tenant_id, name) DO UPDATE SET config = excluded.config, updated_at
 SELECT name, config FROM functions WHERE tenant_id = $1 ORDER BY name;
 
 -- name: insert_task
--- One array per column ($2..$16), all for the tenant $1.
+-- One array per column ($2..$17), all for the tenant $1.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
-                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
+                   part)
 SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-       run_at, expires_at, created_at, ready_at, retry
+       run_at, expires_at, created_at, ready_at, retry, part
 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
             $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
-            $14::float8[], $15::float8[], $16::bytea[])
+            $14::float8[], $15::float8[], $16::bytea[], $17::smallint[])
      AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-          run_at, expires_at, created_at, ready_at, retry);
+          run_at, expires_at, created_at, ready_at, retry, part);
 
 -- name: insert_keyed_task
 -- Same arrays as insert_task; a key already held by the tenant inserts nothing. Returns
 -- the ids that were inserted.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
-                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
+                   part)
 SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-       run_at, expires_at, created_at, ready_at, retry
+       run_at, expires_at, created_at, ready_at, retry, part
 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
             $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
-            $14::float8[], $15::float8[], $16::bytea[])
+            $14::float8[], $15::float8[], $16::bytea[], $17::smallint[])
      AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-          run_at, expires_at, created_at, ready_at, retry)
+          run_at, expires_at, created_at, ready_at, retry, part)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 
@@ -60,7 +62,7 @@ SELECT key, id, state, run_at FROM tasks WHERE tenant_id = $1 AND key = ANY($2::
 -- name: get_task
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
-       lease_until, finished_at, result, error, throttles, series_at, retry
+       lease_until, finished_at, result, error, throttles, series_at, retry, part
 FROM tasks WHERE tenant_id = $1 AND id = $2;
 
 -- name: get_task_states
@@ -80,10 +82,12 @@ WHERE tenant_id = $1 AND task_id = $2 ORDER BY at;
 -- first, then start tag), leased to the worker in one statement. MATERIALIZED keeps the
 -- LIMIT a fence (the planner may otherwise update more rows than it picked); SKIP LOCKED
 -- lets several nodes claim from one tenant without waiting on each other.
--- $1 tenant_id, $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until
+-- $1 tenant_id, $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until,
+-- $7 partitions[] (NULL: all; a node claims only from the partitions it holds)
 WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE tenant_id = $1 AND state = 'ready' AND function = ANY($2::text[])
+      AND ($7::smallint[] IS NULL OR part = ANY($7::smallint[]))  -- this node's partitions
       AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT $4
@@ -97,10 +101,11 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
           t.throttles, t.retry, t.tags, t.stag;
 
 -- name: claim_level
--- The same claim from one priority level only ($7): a level's floor share.
+-- The same claim from one priority level only ($7): a level's floor share; $8 partitions.
 WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE tenant_id = $1 AND state = 'ready' AND priority = $7 AND function = ANY($2::text[])
+      AND ($8::smallint[] IS NULL OR part = ANY($8::smallint[]))  -- this node's partitions
       AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
     ORDER BY stag, id
     LIMIT $4
@@ -115,13 +120,15 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
--- $1 '*', $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until, $7 tenants left out
+-- $1 '*', $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until, $7 tenants left out,
+-- $8 partitions[]
 WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE $1::text = '*' AND state = 'ready' AND function = ANY($2::text[])
       AND tenant_id <> ALL($7::text[])  -- tenants claimed under their limits
       AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
                       WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+      AND ($8::smallint[] IS NULL OR part = ANY($8::smallint[]))  -- this node's partitions
       AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT $4
@@ -135,13 +142,14 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
           t.throttles, t.retry, t.tags, t.stag;
 
 -- name: claim_shared_level
--- A shared pool's claim from one priority level ($7).
+-- A shared pool's claim from one priority level ($7); $8 tenants left out, $9 partitions.
 WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE $1::text = '*' AND state = 'ready' AND priority = $7 AND function = ANY($2::text[])
       AND tenant_id <> ALL($8::text[])
       AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
                       WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+      AND ($9::smallint[] IS NULL OR part = ANY($9::smallint[]))  -- this node's partitions
       AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
     ORDER BY stag, id
     LIMIT $4
@@ -484,5 +492,35 @@ SELECT (SELECT count(*) FROM tasks WHERE tenant_id = $1 AND state = 'ready')
      + (SELECT count(*) FROM tasks WHERE state = 'scheduled' AND tenant_id = $1);
 
 -- name: ready_backlog
--- Every ready task, through a partial index: backpressure reads it once a second.
-SELECT count(*) FROM tasks WHERE state = 'ready';
+-- Ready tasks per partition, through a partial index: read once a second for placement
+-- (the less backlogged partition) and backpressure (the total).
+SELECT part, count(*) FROM tasks WHERE state = 'ready' GROUP BY part;
+
+-- name: tenant_backlog
+-- A tenant's ready tasks per partition: is a heavy tenant hot (ALGORITHMS.md §3.4)?
+SELECT part, count(*) FROM tasks WHERE tenant_id = $1 AND state = 'ready' GROUP BY part;
+
+-- name: get_claimed
+-- Tasks another node claimed for a worker connected here ($1 its tenant, or '*' for a
+-- shared pool; $3 the worker): still running and leased to that worker.
+SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+       COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
+       stag
+FROM tasks
+WHERE id = ANY($2::text[]) AND state = 'running' AND lease_owner = $3
+  AND ($1::text = '*' OR tenant_id = $1);
+
+-- name: list_leases
+-- Unexpired leases whose names start with $1 (node heartbeats, partition owners).
+SELECT name, holder, until FROM leases WHERE left(name, length($1)) = $1 AND until >= $2;
+
+-- name: acquire_leases
+-- acquire_lease for many names at once ($1, sorted, so two nodes lock rows in one order);
+-- returns the names granted.
+INSERT INTO leases (name, holder, until) SELECT n, $2, $4 FROM unnest($1::text[]) AS n
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+WHERE leases.holder = excluded.holder OR leases.until < $3
+RETURNING name;
+
+-- name: release_lease
+DELETE FROM leases WHERE name = $1 AND holder = $2;

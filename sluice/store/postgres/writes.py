@@ -112,11 +112,11 @@ async def migrate(dsn: str) -> int:
 def _columns_many(parts: Sequence[tuple[Sequence[NewTask], float]]) -> list[list[Any]]:
     """insert_task's column arrays for several submits, each with its own `now`."""
     columns = [_columns(tasks, now) for tasks, now in parts]
-    return [[v for c in columns for v in c[i]] for i in range(15)]
+    return [[v for c in columns for v in c[i]] for i in range(16)]
 
 
 def _columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
-    """insert_task's column arrays ($2..$16)."""
+    """insert_task's column arrays ($2..$17)."""
     return [
         [t.id for t in tasks],
         [t.function for t in tasks],
@@ -133,6 +133,7 @@ def _columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
         [now] * len(tasks),
         [now if t.state == "ready" else None for t in tasks],
         [t.retry for t in tasks],
+        [t.partition for t in tasks],
     ]
 
 

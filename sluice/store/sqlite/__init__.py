@@ -48,7 +48,15 @@ from .limits import SQLiteLimits
 from .pauses import SQLitePauses
 from .queries import Q
 from .schedules import SQLiteSchedules, _task_row
-from .writes import _allowance, _dead_params, _event, _fair_order, _finish_many, _migrate
+from .writes import (
+    _allowance,
+    _dead_params,
+    _event,
+    _fair_order,
+    _finish_many,
+    _migrate,
+    _parts,
+)
 
 READ_THREADS = 2
 CHECKPOINT_INTERVAL_S = 1.0
@@ -258,6 +266,7 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness):
                     "now": now,
                     "lease_until": lease_until,
                     "exclude": msgspec.json.encode(r.exclude).decode(),
+                    "parts": _parts(r.partitions),
                 }
                 shared = r.tenant_id == SHARED  # a shared pool claims across tenants
                 if r.priority is None:

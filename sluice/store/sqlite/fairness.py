@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ...model import ClaimedTask
 from .queries import Q
+from .writes import _fair_order
 
 if TYPE_CHECKING:
     from ..writer import Writer
@@ -25,8 +27,24 @@ class SQLiteFairness:
             params = [{"id": task_id, "stag": stag} for task_id, stag in tags]
             await self._writer.submit(lambda c: c.executemany(Q["retag"], params))
 
-    async def ready_backlog(self) -> int:
-        return int((await self._read(Q["ready_backlog"]))[0][0])
+    async def list_leases(self, prefix: str, now: float) -> list[tuple[str, str, float]]:
+        rows = await self._read(Q["list_leases"], {"prefix": prefix, "now": now})
+        return [(r[0], r[1], float(r[2])) for r in rows]
+
+    async def ready_backlog(self) -> dict[int, int]:
+        return {int(part): int(n) for part, n in await self._read(Q["ready_backlog"])}
+
+    async def tenant_backlog(self, tenant_id: str) -> dict[int, int]:
+        rows = await self._read(Q["tenant_backlog"], {"tenant_id": tenant_id})
+        return {int(part): int(n) for part, n in rows}
+
+    async def get_claimed(
+        self, tenant_id: str, worker: str, task_ids: list[str]
+    ) -> list[ClaimedTask]:
+        ids = msgspec.json.encode(task_ids).decode()
+        params = {"tenant_id": tenant_id, "worker": worker, "ids": ids}
+        rows = sorted(await self._read(Q["get_claimed"], params), key=_fair_order)
+        return [ClaimedTask(*r) for r in rows]
 
     async def task_tenant(self, task_id: str) -> str | None:
         rows = await self._read(Q["task_tenant"], {"id": task_id})

@@ -11,7 +11,7 @@ from ...model import ClaimedTask
 from ..base import ClaimRequest, LimitedClaim
 from ..limits import Limit, after_all, room_all
 from .queries import Q
-from .writes import _fair_order
+from .writes import _fair_order, _parts
 
 if TYPE_CHECKING:
     from ..writer import Writer
@@ -48,6 +48,7 @@ class SQLiteLimits:
                     "tenant_id": request.tenant_id, "worker": request.worker,
                     "functions": msgspec.json.encode(request.functions).decode(),
                     "limit": want, "now": now, "lease_until": now + lease_s,
+                    "parts": _parts(request.partitions),
                 }  # fmt: skip
                 rows = conn.execute(Q["claim_tasks"], params).fetchall()
                 rows.sort(key=_fair_order)
@@ -60,6 +61,26 @@ class SQLiteLimits:
             return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
 
         return await self._writer.submit(op, small=request.limit <= 64)
+
+    async def acquire_leases(
+        self, names: list[str], holder: str, now: float, ttl_s: float
+    ) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            granted = []
+            for name in sorted(names):
+                params = {"name": name, "holder": holder, "now": now, "until": now + ttl_s}
+                row = conn.execute(Q["acquire_leases"], params).fetchone()
+                if row is not None and row[0] == holder:
+                    granted.append(name)
+            return granted
+
+        return await self._writer.submit(op, small=True)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["release_lease"], {"name": name, "holder": holder})
+
+        await self._writer.submit(op, small=True)
 
     async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
         params = {"name": name, "holder": holder, "now": now, "until": now + ttl_s}

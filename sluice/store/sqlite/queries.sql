@@ -27,16 +27,19 @@ SELECT name, config FROM functions WHERE tenant_id = :tenant_id ORDER BY name;
 
 -- name: insert_task
 -- positional: id, tenant_id, function, payload, state, priority, stag, key, tags,
---             max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry
+--             max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
+--             part
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
-                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
+                   part)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_keyed_task
 -- Same columns as insert_task; a key already held by the tenant inserts nothing.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
-                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
+                   part)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 
@@ -46,7 +49,7 @@ SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
 -- name: get_task
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
-       lease_until, finished_at, result, error, throttles, series_at, retry
+       lease_until, finished_at, result, error, throttles, series_at, retry, part
 FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: get_task_states
@@ -72,6 +75,7 @@ WHERE id IN (
     SELECT id FROM tasks
     WHERE tenant_id = :tenant_id AND state = 'ready'
       AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
@@ -87,6 +91,7 @@ WHERE id IN (
     SELECT id FROM tasks
     WHERE tenant_id = :tenant_id AND state = 'ready' AND priority = :priority
       AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY stag, id
     LIMIT :limit)
@@ -105,6 +110,7 @@ WHERE id IN (
       AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
                       WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
       AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
@@ -123,6 +129,7 @@ WHERE id IN (
       AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
                       WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
       AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY stag, id
     LIMIT :limit)
@@ -429,5 +436,36 @@ SELECT (SELECT count(*) FROM tasks WHERE tenant_id = :tenant_id AND state = 'rea
         WHERE state = 'scheduled' AND tenant_id = :tenant_id);
 
 -- name: ready_backlog
--- Every ready task, through the partial index of the shared claim: backpressure reads it.
-SELECT count(*) FROM tasks INDEXED BY tasks_ready_shared WHERE state = 'ready';
+-- Ready tasks per partition, through the partial index of the shared claim: read once a
+-- second for placement (the less backlogged partition) and backpressure (the total).
+SELECT part, count(*) FROM tasks INDEXED BY tasks_ready_shared WHERE state = 'ready'
+GROUP BY part;
+
+-- name: tenant_backlog
+-- A tenant's ready tasks per partition: is a heavy tenant hot (ALGORITHMS.md §3.4)?
+SELECT part, count(*) FROM tasks WHERE tenant_id = :tenant_id AND state = 'ready'
+GROUP BY part;
+
+-- name: get_claimed
+-- Tasks claimed for a worker by the node that holds their partition, to deliver here.
+SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+       COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
+       stag
+FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
+  AND lease_owner = :worker AND (:tenant_id = '*' OR tenant_id = :tenant_id);
+
+-- name: list_leases
+-- Unexpired leases whose names start with :prefix (node heartbeats, partition owners).
+SELECT name, holder, until FROM leases
+WHERE substr(name, 1, length(:prefix)) = :prefix AND until >= :now;
+
+-- name: acquire_leases
+-- acquire_lease, run once per name within one write (SQLite has no unnest).
+INSERT INTO leases (name, holder, until) VALUES (:name, :holder, :until)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+WHERE leases.holder = excluded.holder OR leases.until < :now
+RETURNING holder;
+
+-- name: release_lease
+DELETE FROM leases WHERE name = :name AND holder = :holder;

@@ -131,5 +131,10 @@ def _dead_params(tenant_id: str, selector: DeadSelector, after: str, limit: int)
     }
 
 
+def _parts(partitions: tuple[int, ...] | None) -> str | None:
+    """A claim's partitions as a JSON array for json_each; None: every partition."""
+    return None if partitions is None else msgspec.json.encode(partitions).decode()
+
+
 def _fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
     return (-row[7], row[-1], row[1])  # priority first, then start tag, then id

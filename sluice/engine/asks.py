@@ -1,0 +1,256 @@
+"""Dispatch across nodes (DESIGN §5 "Multi-node"): the node that holds a partition
+decides the order of its tasks and claims them for free worker slots anywhere in the
+cluster; the node that holds the worker's connection delivers.
+
+A worker's free slots are split evenly among the nodes that hold partitions (this node
+included), skipping those that last came back short for its queue until new work
+arrives. This node claims its share from its own partitions directly; for each other
+node's share it sends an *ask* on the bus (the worker, its functions, how many). That
+node claims in its next dispatch round, exactly as for a worker of its own, with the
+lease in the worker's name, and answers *assigned* with the task ids (none, if it had
+nothing). The asking node reads those tasks back (`store.get_claimed`) and delivers
+them. The slots stay reserved from the ask until the delivery, so no slot is promised
+twice; an ask unanswered within ASK_TIMEOUT_S frees its slots and makes that node
+*suspect* (asked for one slot at a time) until it answers, so a hung node costs little.
+Tasks that arrive for a worker that left, or after their ask timed out and the slots
+were taken, are handed back (no attempt used). Lost hints cost time, never tasks: what
+was claimed and not delivered comes back when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..model import ClaimedTask
+
+if TYPE_CHECKING:
+    from .node import Node
+    from .registry import WorkerConn
+
+log = logging.getLogger("sluice.asks")
+ASK_TIMEOUT_S = 2.0
+HOLD_S = 0.5  # an ask held short by limits is served this long before it is answered
+AGAIN_S = 0.05  # after an answer held short by limits, the next ask waits this long
+LATE_S = 60.0  # how long a timed-out ask's worker is remembered
+ASK_MAX = 128  # task ids per answer: an answer is one NOTIFY (under 8,000 bytes)
+
+
+class Ask(msgspec.Struct, frozen=True, array_like=True):
+    id: str
+    to: str  # the node asked
+    by: str  # the node holding the worker's connection
+    tenant_id: str
+    worker: str
+    functions: tuple[str, ...]
+    n: int
+
+
+class Assigned(msgspec.Struct, frozen=True, array_like=True):
+    id: str
+    to: str  # the node that asked
+    ids: list[str]
+    more: bool  # short only because of limits (rates, caps): there is more to ask for
+
+
+_encode = msgspec.json.Encoder().encode
+_ask = msgspec.json.Decoder(Ask)
+_assigned = msgspec.json.Decoder(Assigned)
+
+
+class RemoteConn:
+    """Another node's worker, as this node serves its ask: one dispatch round."""
+
+    def __init__(self, ask: Ask) -> None:
+        self.ask = ask
+        self.at = time.monotonic()
+        self.tenant_id = ask.tenant_id
+        self.worker_id = ask.worker
+        self.functions = ask.functions
+        self.reserved = 0
+        self.closed = False
+        self.tasks: list[ClaimedTask] = []
+        self.more = False  # limits, not a lack of work, kept the claim short
+
+    @property
+    def free(self) -> int:
+        return self.ask.n - len(self.tasks) - self.reserved
+
+    def deliver(self, tasks: list[ClaimedTask]) -> None:
+        self.tasks.extend(tasks)
+
+
+class _Pending(msgspec.Struct):
+    conn: WorkerConn
+    owner: str
+    n: int
+    generation: int
+    at: float
+
+
+class Asks:
+    def __init__(self, node: Node, wake: Callable[[], None]) -> None:
+        self._node = node
+        self._wake = wake
+        self._pending: dict[str, _Pending] = {}
+        self._late: dict[str, _Pending] = {}  # timed out, kept a while for a late answer
+        # (node asked, tenant, functions): not before then (that node's limits held back)
+        self._later: dict[tuple[str, str, tuple[str, ...]], float] = {}
+        self._inbox: list[RemoteConn] = []
+        # (node asked, tenant, functions): the generation it last came back short at
+        self._empty: dict[tuple[str, str, tuple[str, ...]], int] = {}
+        self._suspect: set[str] = set()
+        self._turn = itertools.count()
+        self._loads: set[asyncio.Task[None]] = set()
+        self.asked = 0  # asks sent, for tests and metrics
+        self.served = 0  # tasks claimed here for other nodes' workers
+
+    # -- the node holding the worker -------------------------------------------------
+
+    def plan(self, conn: WorkerConn, free: int, generation: int, local_empty: bool) -> int:
+        """Split a worker's free slots among the nodes holding partitions: asks the
+        others for their shares; returns this node's own share."""
+        others = self._node.partitions.others
+        if not others:
+            return free
+        key = (conn.tenant_id, conn.functions)
+        busy = {p.owner for p in self._pending.values() if p.conn is conn}
+        now = time.monotonic()
+        askable = [
+            o for o in others
+            if o not in busy and self._empty.get((o, *key)) != generation
+            and self._later.get((o, *key), 0.0) <= now
+        ]  # fmt: skip
+        mine = not local_empty and bool(self._node.partitions.owned)
+        members = ([self._node.node_id] if mine else []) + askable
+        if not members:
+            return 0
+        start = next(self._turn)
+        members = members[start % len(members) :] + members[: start % len(members)]
+        shares = dict.fromkeys(members, free // len(members))
+        for m in members[: free % len(members)]:
+            shares[m] += 1
+        local = shares.pop(self._node.node_id, 0)
+        for owner, n in shares.items():
+            n = min(n, 1 if owner in self._suspect else ASK_MAX)
+            if n <= 0:
+                continue
+            ask = Ask(uuid.uuid4().hex, owner, self._node.node_id, conn.tenant_id,
+                      conn.worker_id, conn.functions, n)  # fmt: skip
+            conn.reserved += n
+            self._pending[ask.id] = _Pending(conn, owner, n, generation, time.monotonic())
+            self._node.bus.publish("ask", _encode(ask).decode())
+            self.asked += 1
+        return local
+
+    def on_assigned(self, data: str) -> None:
+        answer = _assigned.decode(data)
+        if answer.to != self._node.node_id:
+            return
+        pending = self._pending.pop(answer.id, None)
+        reserved = pending is not None
+        if pending is None:
+            pending = self._late.pop(answer.id, None)  # timed out: delivered if there is room
+            if pending is None:
+                return  # unknown: its tasks' leases run out and the reaper requeues them
+        else:
+            # The slots of the tasks coming stay reserved until they are delivered.
+            pending.conn.reserved -= pending.n - len(answer.ids)
+            key = (pending.owner, pending.conn.tenant_id, pending.conn.functions)
+            if len(answer.ids) < pending.n:
+                if answer.more:  # held back by limits: ask again a little later
+                    self._later[key] = time.monotonic() + AGAIN_S
+                else:
+                    self._empty[key] = pending.generation
+        self._suspect.discard(pending.owner)
+        if answer.ids:
+            load = asyncio.create_task(self._deliver(answer.ids, pending, reserved))
+            self._loads.add(load)
+            load.add_done_callback(self._loads.discard)
+        self._wake()
+
+    async def _deliver(self, ids: list[str], pending: _Pending, reserved: bool) -> None:
+        node, conn = self._node, pending.conn
+        tenant_id, worker = conn.tenant_id, conn.worker_id
+        try:
+            tasks = await node.store.get_claimed(tenant_id, worker, ids)
+        finally:
+            if reserved:
+                conn.reserved -= len(ids)
+        live = node.registry.get(tenant_id, worker) is conn and not conn.closed
+        room = max(0, conn.free) if live else 0
+        keep, back = tasks[:room], tasks[room:]
+        if keep:
+            conn.deliver(keep)
+        if back:  # the worker left, or its slots were taken after the ask timed out
+            with contextlib.suppress(Exception):
+                held = [(t.id, t.attempt) for t in back]
+                await node.store.release_tasks(tenant_id, worker, held, node.clock.now())
+            for t in {t.tenant_id for t in back}:
+                node.dispatcher.notify(t)
+        self._wake()
+
+    def expire(self) -> float | None:
+        """Free the slots of asks not answered in time; returns when to look again."""
+        now = time.monotonic()
+        soonest = None
+        for key, at in list(self._later.items()):
+            if at <= now:
+                del self._later[key]
+            else:
+                soonest = at - now if soonest is None else min(soonest, at - now)
+        for ask_id, p in list(self._late.items()):
+            if now - p.at >= LATE_S:
+                del self._late[ask_id]
+        for ask_id, p in list(self._pending.items()):
+            if now - p.at >= ASK_TIMEOUT_S:
+                del self._pending[ask_id]
+                self._late[ask_id] = p
+                p.conn.reserved -= p.n
+                if p.owner not in self._suspect:
+                    log.warning("node %s did not answer an ask in %.0f s", p.owner, ASK_TIMEOUT_S)
+                self._suspect.add(p.owner)
+        if self._pending:
+            due = min(p.at for p in self._pending.values()) + ASK_TIMEOUT_S - now
+            soonest = due if soonest is None else min(soonest, due)
+        if self._inbox:  # asks held here: answered when their time is up
+            due = min(r.at for r in self._inbox) + HOLD_S - now
+            soonest = due if soonest is None else min(soonest, due)
+        return soonest
+
+    # -- the node holding the partitions ------------------------------------------------
+
+    def on_ask(self, data: str) -> None:
+        ask = _ask.decode(data)
+        if ask.to == self._node.node_id:
+            self._inbox.append(RemoteConn(ask))
+            self._wake()
+
+    def take(self) -> list[RemoteConn]:
+        inbox, self._inbox = self._inbox, []
+        return inbox
+
+    def settle(self, remote: list[RemoteConn]) -> None:
+        """After a round: answer the asks that are filled, or have nothing more coming
+        here, or have waited HOLD_S; the others (held short by limits) stay for the next
+        rounds, so they share a rate with this node's own workers."""
+        now = time.monotonic()
+        for r in remote:
+            if r.free > 0 and r.more and now - r.at < HOLD_S:
+                self._inbox.append(r)
+            else:
+                self.answer(r)
+
+    def answer(self, remote: RemoteConn) -> None:
+        self.served += len(remote.tasks)
+        ids = [t.id for t in remote.tasks]
+        answer = Assigned(remote.ask.id, remote.ask.by, ids, remote.more)
+        self._node.bus.publish("assigned", _encode(answer).decode())

@@ -1,0 +1,139 @@
+"""Shuffle sharding, wired (DESIGN §5 "Multi-node", §6; the policy is policy/sharding.py).
+
+Placement: at submit, each task goes to the less backlogged of its tenant's k
+partitions, as this node last counted them (once a second) plus what it placed since, so
+a burst spreads instead of following a stale count. A hot tenant's new tasks go to a
+dedicated partition (numbered after the shared ones) until it cools down; tasks already
+placed stay where they are.
+
+Ownership: each partition is dispatched by one node, the holder of the lease
+"part:N". The node for a partition is the highest rendezvous score among the live nodes
+(those renewing a "node:ID" lease), so every node computes the same map without talking
+and a node joining or leaving moves about 1/N of them. A node gives up the partitions
+it should no longer hold and takes those it should, when their leases are free or have
+run out (`partition_ttl_s` after a dead node's last renewal). A node dispatches only
+the partitions it holds: to its own workers directly, and to other nodes' workers when
+they ask (engine/asks.py). With one node it holds them all and claims with no filter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..policy.sharding import HotTenants, choose, dedicated, owners, shards
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("sluice.partitions")
+NODE = "node:"
+PART = "part:"
+HOT_CANDIDATES = 8  # heaviest submitters looked at each second
+SHARDS_CACHED = 100_000  # tenants whose partitions are remembered (cleared when full)
+
+
+class Partitions:
+    def __init__(self, node: Node, changed: Callable[[], None]) -> None:
+        self._node = node
+        self._changed = changed
+        settings = node.settings
+        self.shared = settings.partitions
+        self.total = settings.partitions + settings.dedicated_partitions
+        self.k = settings.partition_k
+        self.owned: frozenset[int] = frozenset()
+        self.owners: dict[int, str] = {}  # partition: the node holding it
+        self.others: tuple[str, ...] = ()  # other nodes holding partitions
+        self.backlog: dict[int, int] = {}  # ready tasks per partition, and placed since
+        self.hot = HotTenants(settings.hot_for_s, settings.cool_for_s)
+        self._filter: tuple[int, ...] | None = None
+        self._shards: dict[str, list[int]] = {}
+
+    @property
+    def claim_filter(self) -> tuple[int, ...] | None:
+        """The partitions this node's claims take from; None: all of them."""
+        return self._filter
+
+    def place(self, tenant_id: str, n: int) -> list[int]:
+        """Partitions for a tenant's next n tasks."""
+        if tenant_id in self.hot.hot and self.total > self.shared:
+            return [dedicated(tenant_id, self.shared, self.total - self.shared)] * n
+        mine = self._shards.get(tenant_id)
+        if mine is None:
+            if len(self._shards) >= SHARDS_CACHED:
+                self._shards.clear()
+            mine = self._shards[tenant_id] = shards(tenant_id, self.shared, self.k)
+        backlog = self.backlog
+        out = []
+        for _ in range(n):
+            p = choose(mine, backlog)
+            backlog[p] = backlog.get(p, 0) + 1
+            out.append(p)
+        return out
+
+    def observe(self, backlog: dict[int, int]) -> None:
+        """A fresh count of ready tasks per partition (backpressure reads it each second)."""
+        self.backlog = dict(backlog)
+
+    async def tick(self) -> None:
+        """Once a second: renew this node's leases, follow the live nodes, find hot tenants."""
+        await self.balance()
+        await self._find_hot()
+
+    async def balance(self) -> None:
+        node = self._node
+        store, me, now = node.store, node.node_id, node.clock.now()
+        ttl = node.settings.partition_ttl_s
+        await store.acquire_lease(NODE + me, me, now, ttl)
+        live = {holder for _name, holder, _until in await store.list_leases(NODE, now)} | {me}
+        mine = {p for p, n in owners(live, self.total).items() if n == me}
+        for p in sorted(self.owned - mine):  # its node is back or new: hand it over
+            await store.release_lease(f"{PART}{p}", me)
+        granted = await store.acquire_leases([f"{PART}{p}" for p in mine], me, now, ttl)
+        owned = frozenset(int(name.removeprefix(PART)) for name in granted)
+        held = {
+            int(name.removeprefix(PART)): holder
+            for name, holder, _until in await store.list_leases(PART, now)
+        }
+        held.update({p: me for p in owned})
+        for p in self.owned - owned:
+            if held.get(p) == me:
+                del held[p]  # released above
+        if owned != self.owned:
+            log.info("node %s dispatches %d of %d partitions", me, len(owned), self.total)
+        changed = owned != self.owned or held != self.owners
+        self.owned, self.owners = owned, held
+        self.others = tuple(sorted(set(held.values()) - {me}))
+        self._filter = None if len(owned) == self.total else tuple(sorted(owned))
+        if changed:
+            self._changed()
+
+    async def release(self) -> None:
+        """On a clean stop: hand every partition over at once."""
+        node = self._node
+        me = node.node_id
+        self.owned, self._filter = frozenset(), ()
+        for name, holder, _until in await node.store.list_leases(PART, node.clock.now()):
+            if holder == me:
+                await node.store.release_lease(name, me)
+        await node.store.release_lease(NODE + me, me)
+
+    async def _find_hot(self) -> None:
+        """Hot tenants (ALGORITHMS.md §3.4): the heaviest submitters (sample and hold
+        names them, so the cost does not grow with the tenants) and the hot ones, looked
+        up by their backlog per partition."""
+        node = self._node
+        if self.total == self.shared:
+            return
+        held = node.backpressure.policy.detector.held
+        heavy = sorted(held, key=lambda t: -held[t])[:HOT_CANDIDATES]
+        looked = {}
+        for tenant_id in {*heavy, *self.hot.hot}:
+            looked[tenant_id] = await node.store.tenant_backlog(tenant_id)
+        before = set(self.hot.hot)
+        after = self.hot.observe(node.clock.now(), looked, self.backlog)
+        for tenant_id in after - before:
+            log.info("tenant %s is hot: its new tasks go to a partition of its own", tenant_id)
+        for tenant_id in before - after:
+            log.info("tenant %s cooled down: back to its shared partitions", tenant_id)
