@@ -110,6 +110,8 @@ class Asks:
         self._suspect: set[str] = set()
         self._turn = itertools.count()
         self._loads: set[asyncio.Task[None]] = set()
+        self._loading: set[str] = set()  # task ids answered, being read back and delivered
+        self._stale: set[WorkerConn] = set()  # workers an ask of timed out for
         self.asked = 0  # asks sent, for tests and metrics
         self.served = 0  # tasks claimed here for other nodes' workers
 
@@ -139,8 +141,10 @@ class Asks:
         for m in members[: free % len(members)]:
             shares[m] += 1
         local = shares.pop(self._node.node_id, 0)
-        for owner, n in shares.items():
-            n = min(n, 1 if owner in self._suspect else ASK_MAX)
+        for owner, share in shares.items():
+            n = min(share, 1 if owner in self._suspect else ASK_MAX)
+            if mine:
+                local += share - n  # what a suspect node is not asked for stays here
             if n <= 0:
                 continue
             ask = Ask(uuid.uuid4().hex, owner, self._node.node_id, conn.tenant_id,
@@ -172,6 +176,7 @@ class Asks:
                     self._empty[key] = pending.generation
         self._suspect.discard(pending.owner)
         if answer.ids:
+            self._loading.update(answer.ids)
             load = asyncio.create_task(self._deliver(answer.ids, pending, reserved))
             self._loads.add(load)
             load.add_done_callback(self._loads.discard)
@@ -183,8 +188,10 @@ class Asks:
         try:
             tasks = await node.store.get_claimed(tenant_id, worker, ids)
         finally:
+            self._loading.difference_update(ids)
             if reserved:
                 conn.reserved -= len(ids)
+        tasks = [t for t in tasks if t.id not in conn.inflight]  # delivered by a reconcile
         live = node.registry.get(tenant_id, worker) is conn and not conn.closed
         room = max(0, conn.free) if live else 0
         keep, back = tasks[:room], tasks[room:]
@@ -218,6 +225,14 @@ class Asks:
                 if p.owner not in self._suspect:
                     log.warning("node %s did not answer an ask in %.0f s", p.owner, ASK_TIMEOUT_S)
                 self._suspect.add(p.owner)
+                self._stale.add(p.conn)
+        asking = {id(p.conn) for p in self._pending.values()}
+        for conn in [c for c in self._stale if id(c) not in asking]:
+            self._stale.discard(conn)
+            if not conn.closed:
+                task = asyncio.create_task(self._reconcile(conn))
+                self._loads.add(task)
+                task.add_done_callback(self._loads.discard)
         if self._pending:
             due = min(p.at for p in self._pending.values()) + ASK_TIMEOUT_S - now
             soonest = due if soonest is None else min(soonest, due)
@@ -225,6 +240,27 @@ class Asks:
             due = min(r.at for r in self._inbox) + HOLD_S - now
             soonest = due if soonest is None else min(soonest, due)
         return soonest
+
+    async def _reconcile(self, conn: WorkerConn) -> None:
+        """After an ask went unanswered: the node asked may have claimed tasks for this
+        worker and died before answering. Hand back, at no attempt's cost, what is leased
+        to the worker but neither delivered nor on its way (else it would wait for its
+        lease to run out and cost an attempt)."""
+        node = self._node
+        leased = await node.store.leased_to(conn.tenant_id, conn.worker_id)
+        if any(p.conn is conn for p in self._pending.values()):
+            return  # asked again meanwhile: next time
+        lost = [
+            (task_id, attempt) for task_id, attempt in leased
+            if task_id not in conn.inflight and task_id not in self._loading
+            and task_id not in node.settling
+        ]  # fmt: skip
+        if lost and await node.store.release_tasks(
+            conn.tenant_id, conn.worker_id, lost, node.clock.now()
+        ):
+            log.info("handed back %d tasks claimed for %s and never answered", len(lost),
+                     conn.worker_id)  # fmt: skip
+            node.dispatcher.notify(conn.tenant_id)
 
     # -- the node holding the partitions ------------------------------------------------
 

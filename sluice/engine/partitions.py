@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..policy.sharding import HotTenants, choose, dedicated, owners, shards
+from ..policy.sharding import HotTenants, choose, dedicated, owners, shards, spread
 
 if TYPE_CHECKING:
     from .node import Node
@@ -65,11 +65,14 @@ class Partitions:
                 self._shards.clear()
             mine = self._shards[tenant_id] = shards(tenant_id, self.shared, self.k)
         backlog = self.backlog
-        out = []
-        for _ in range(n):
+        if n == 1:  # a single submit: the common case
             p = choose(mine, backlog)
             backlog[p] = backlog.get(p, 0) + 1
-            out.append(p)
+            return [p]
+        out: list[int] = []
+        for p, count in spread(mine, backlog, n).items():
+            backlog[p] = backlog.get(p, 0) + count
+            out += [p] * count
         return out
 
     def observe(self, backlog: dict[int, int]) -> None:

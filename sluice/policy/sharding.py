@@ -45,6 +45,32 @@ def choose(candidates: list[int], backlog: Mapping[int, int]) -> int:
     return min(candidates, key=lambda p: (backlog.get(p, 0), p))
 
 
+def spread(candidates: list[int], backlog: Mapping[int, int], n: int) -> dict[int, int]:
+    """How many of n tasks each partition gets when each task in turn goes to the less
+    backlogged (`choose`, counting the ones placed before it), computed at once: fill the
+    lowest partitions up to the next one's level, and so on (water-filling)."""
+    order = sorted(candidates, key=lambda p: (backlog.get(p, 0), p))
+    base = [backlog.get(p, 0) for p in order]
+    counts = [0] * len(order)
+    height, group = base[0], 1  # the lowest `group` partitions are all at `height`
+    while n > 0:
+        while group < len(order) and base[group] <= height:
+            group += 1
+        room = (base[group] - height) * group if group < len(order) else n
+        if n >= room and group < len(order):
+            for j in range(group):
+                counts[j] += base[group] - height
+            n -= room
+            height = base[group]
+            continue
+        each, extra = divmod(n, group)
+        firsts = set(sorted(order[:group])[:extra])  # ties go to the lower number
+        for j in range(group):
+            counts[j] += each + (order[j] in firsts)
+        n = 0
+    return {p: c for p, c in zip(order, counts, strict=True) if c}
+
+
 def blast_radius(partitions: int, k: int) -> dict[str, float]:
     """For one failed partition: the share of tenants that touch it (k/P), and the share
     of other tenants that share all k partitions with a given tenant (1 / C(P, k))."""

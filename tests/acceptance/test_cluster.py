@@ -29,6 +29,7 @@ import pytest
 import sluice
 from sluice.engine.timers import LEADER_RENEW_S, LEADER_TTL_S
 from sluice.errors import RemoteError
+from sluice.policy.sharding import owners
 from tests import pg
 from tests.harness import free_port, wait_for_sync
 
@@ -40,6 +41,12 @@ SERVER_ENV = {
     "SLUICE_HEARTBEAT_S": "2",
     "SLUICE_REAP_INTERVAL_S": "1",
     "SLUICE_PROMOTE_INTERVAL_S": "0.5",
+    "SLUICE_PARTITION_TTL_S": "3",
+    # One tenant runs the whole load: spread it over every partition (k = P), so that
+    # every node holds some of its tasks (node a: 3 of 12, by the node names).
+    "SLUICE_PARTITIONS": "12",
+    "SLUICE_PARTITION_K": "12",
+    "SLUICE_DEDICATED_PARTITIONS": "0",
 }
 NODES = ("a", "b", "c")
 # Node a starts alone, so it takes the timers lease: the SIGKILL hits the timer leader.
@@ -52,8 +59,8 @@ KILL_AT_S = 3.0  # SIGKILL node a
 RESTART_AT_S = 5.0  # SIGTERM node b, then start it again
 SETTLE_S = 40.0
 # Dispatch must resume within this long of the kill. Nodes b and c never stop claiming
-# (SKIP LOCKED, no partition hand-over to wait for), and the workers cut off from node a
-# reconnect to the next node after 0.05-0.15 s (runtime.py backoff, reset by a success).
+# their own partitions (node a's wait for its leases to run out), and the workers cut off
+# from node a reconnect to the next node after 0.05-0.15 s (runtime.py backoff, reset by a success).
 # 5 s leaves room for a loaded 2-core machine, and stays under the lease (6 s) and the
 # timers lease (10 s): a bound a lease expiry could meet would prove nothing. It is taken
 # over the starts of undelayed tasks, which are ready from their submit on: a pause in
@@ -65,6 +72,11 @@ RESUME_BOUND_S = 5.0
 # next try to take it (every LEADER_RENEW_S), then for the next promotion (0.5 s); 1.5 s
 # of slack for the load.
 TAKEOVER_BOUND_S = LEADER_TTL_S + LEADER_RENEW_S + 0.5 + 1.5
+# Node a's partitions are dispatched by nobody until their leases run out
+# (partition_ttl_s after a's last renewal, which was at most 1 s before the kill), and b or
+# c takes them at its next balance (every second); 1.5 s of slack for the load.
+PARTITION_TTL_S = 3.0
+PARTITIONS_BOUND_S = PARTITION_TTL_S + 1.0 + 1.5
 EPSILON_S = 0.001  # float timestamps written by different processes
 TERMINAL = ("succeeded", "dead", "cancelled", "expired")
 
@@ -372,12 +384,12 @@ class Db:
 def read_db(database: str) -> Db:
     with psycopg.connect(database) as conn:
         rows = conn.execute(
-            "SELECT id, state, key, attempt, run_at, created_at, payload FROM tasks"
+            "SELECT id, state, key, attempt, run_at, created_at, payload, part FROM tasks"
         ).fetchall()
         tasks = {
             r[0]: {
                 "state": r[1], "key": r[2], "attempt": r[3], "run_at": r[4], "created_at": r[5],
-                "n": json.loads(bytes(r[6]))["args"][0],
+                "n": json.loads(bytes(r[6]))["args"][0], "part": r[7],
             }
             for r in rows
         }  # fmt: skip
@@ -563,7 +575,9 @@ def test_three_nodes_survive_a_kill_and_a_restart_losing_nothing_and_running_not
             (
                 a["started_at"]
                 for a in db.attempts
-                if pid_of(a["worker"]) == pid and a["dispatched_at"] > record.killed_at
+                if pid_of(a["worker"]) == pid
+                and a["dispatched_at"] > record.killed_at
+                and a["started_at"] is not None  # not a task handed back unstarted
             ),
             default=0,
         )
@@ -575,6 +589,14 @@ def test_three_nodes_survive_a_kill_and_a_restart_losing_nothing_and_running_not
         first = min(r.start for r in by_task[submitted.ids[n]])
         lateness[submitted.node[n]].append(first - db.tasks[submitted.ids[n]]["run_at"])
     latest = max(max(late) for late in lateness.values())
+    # Node a's partitions (as the nodes mapped them with all three alive) were taken over:
+    # the first of their tasks dispatched after the kill.
+    of_a = {p for p, n in owners(["node-a", "node-b", "node-c"], 12).items() if n == "node-a"}
+    taken_over = min(
+        a["dispatched_at"]
+        for a in db.attempts
+        if a["dispatched_at"] > record.killed_at and db.tasks[a["task_id"]]["part"] in of_a
+    ) - record.killed_at  # fmt: skip
     logged = logged_errors(cluster.tmp)
     lost = sum(1 for a in db.attempts if a["outcome"] == "lost")
     figures = {
@@ -603,10 +625,12 @@ def test_three_nodes_survive_a_kill_and_a_restart_losing_nothing_and_running_not
         "tasks handed back": handed_back(cluster.database),
         "timers leader at the end": timers_leader(cluster.database),
         "ERROR lines logged": len(logged),
+        "node a's partitions: first dispatch after the kill (s)": round(taken_over, 2),
     }
     print("\ncluster figures:\n" + "\n".join(f"  {k}: {v}" for k, v in figures.items()))
     assert max(undelayed) > record.killed_at + 3.0, f"the load ended before the kill: {figures}"
     assert undelayed_gap < RESUME_BOUND_S, figures
     assert all(0 < s < RESUME_BOUND_S for s in resumed.values()), figures
     assert latest < TAKEOVER_BOUND_S, figures
+    assert taken_over < PARTITIONS_BOUND_S, figures
     assert not logged, logged[:10]

@@ -7,6 +7,8 @@ import math
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sluice.policy.sharding import (
     COOL_FOR_S,
@@ -18,6 +20,7 @@ from sluice.policy.sharding import (
     owners,
     shards,
     simulate_stall,
+    spread,
 )
 
 
@@ -103,3 +106,20 @@ def test_a_hot_tenants_own_partition_is_past_the_shared_ones() -> None:
     placed = {dedicated(f"tenant-{i}", 32, 16) for i in range(200)}
     assert placed <= set(range(32, 48)) and len(placed) == 16  # all used, none shared
     assert dedicated("tenant-1", 32, 16) == dedicated("tenant-1", 32, 16)
+
+
+@given(
+    st.lists(st.integers(0, 63), min_size=1, max_size=4, unique=True),
+    st.dictionaries(st.integers(0, 63), st.integers(0, 50), max_size=8),
+    st.integers(1, 300),
+)
+def test_spread_counts_as_placing_one_task_at_a_time(
+    candidates: list[int], backlog: dict[int, int], n: int
+) -> None:
+    one_by_one: Counter[int] = Counter()
+    counted = dict(backlog)
+    for _ in range(n):
+        p = choose(candidates, counted)
+        counted[p] = counted.get(p, 0) + 1
+        one_by_one[p] += 1
+    assert spread(candidates, backlog, n) == dict(one_by_one)

@@ -38,6 +38,7 @@ class PgBus:
         self._pending: dict[tuple[str, str], None] = {}  # ordered set
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
+        self._sending = False
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: Handler | None = None
         self.sent = 0  # NOTIFY payloads sent, for tests and metrics
@@ -52,6 +53,14 @@ class PgBus:
         await listening.wait()
 
     async def stop(self) -> None:
+        # Hints published just before the stop (an answer to another node's ask, a
+        # cancel) still go out, if the database answers within a moment.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_TIMEOUT_S
+        while self._tasks and (self._pending or self._sending) and loop.time() < deadline:
+            self._wake.set()
+            self._urgent.set()
+            await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -108,6 +117,7 @@ class PgBus:
                 self._urgent.clear()
                 hints, self._pending = list(self._pending), {}
                 payloads = _pack(self.node_id, hints)
+                self._sending = True
                 try:
                     if conn is None or conn.is_closed():
                         conn = await asyncpg.connect(self.dsn)
@@ -118,6 +128,8 @@ class PgBus:
                 except (OSError, asyncpg.PostgresError) as exc:
                     log.warning("bus: %d hints lost (%s)", len(payloads), exc)
                     conn = None
+                finally:
+                    self._sending = False
                 # Coalesce what comes in the next FLUSH_S, unless it is urgent.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), FLUSH_S)
