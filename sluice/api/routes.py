@@ -431,7 +431,12 @@ async def get_function(request: Request[Any, Any, Any]) -> Response[FunctionView
             conn.aimd.limit, conn.aimd.inflight,
             paused if paused > node.clock.now() else None,
         )  # fmt: skip
-    view = FunctionView(**msgspec.structs.asdict(config), target_state=state)
+    pool = None
+    aimd = node.adaptive.limits.get((tenant_id, name))
+    if aimd is not None:
+        paused = aimd.paused_until
+        pool = TargetState(aimd.limit, aimd.inflight, paused if paused > node.clock.now() else None)
+    view = FunctionView(**msgspec.structs.asdict(config), target_state=state, pool_state=pool)
     return _json(view)  # type: ignore[return-value]
 
 

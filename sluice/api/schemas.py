@@ -137,7 +137,8 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TargetState(msgspec.Struct, frozen=True):
-    """An HTTP target's adaptive concurrency on the node that answered (policy/aimd.py)."""
+    """Adaptive concurrency (AIMD, policy/aimd.py) of an HTTP target or of a worker pool,
+    on the node that answered."""
 
     limit: float
     in_flight: int
@@ -145,9 +146,11 @@ class TargetState(msgspec.Struct, frozen=True):
 
 
 class FunctionView(FunctionConfig, frozen=True):
-    """A function's config, and for an HTTP target its state."""
+    """A function's config; for an HTTP target its state, and for a function whose
+    workers were throttled the limit their pool is under (engine/adaptive.py)."""
 
     target_state: TargetState | None = None
+    pool_state: TargetState | None = None
 
 
 class FunctionList(msgspec.Struct, frozen=True):

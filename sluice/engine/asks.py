@@ -52,6 +52,7 @@ class Ask(msgspec.Struct, frozen=True, array_like=True):
     worker: str
     functions: tuple[str, ...]
     n: int
+    caps: dict[str, int]  # functions under an AIMD limit (engine/adaptive.py): their room
 
 
 class Assigned(msgspec.Struct, frozen=True, array_like=True):
@@ -77,6 +78,7 @@ class RemoteConn:
         self.functions = ask.functions
         self.reserved = 0
         self.closed = False
+        self.caps = ask.caps
         self.tasks: list[ClaimedTask] = []
         self.more = False  # limits, not a lack of work, kept the claim short
 
@@ -141,6 +143,9 @@ class Asks:
         for m in members[: free % len(members)]:
             shares[m] += 1
         local = shares.pop(self._node.node_id, 0)
+        # A function's AIMD room is split like the slots (rounded up: a little over).
+        rooms = self._node.adaptive.rooms(conn.tenant_id, conn.functions)
+        caps = {f: -(-room // len(members)) for f, room in rooms.items()}
         for owner, share in shares.items():
             n = min(share, 1 if owner in self._suspect else ASK_MAX)
             if mine:
@@ -148,7 +153,7 @@ class Asks:
             if n <= 0:
                 continue
             ask = Ask(uuid.uuid4().hex, owner, self._node.node_id, conn.tenant_id,
-                      conn.worker_id, conn.functions, n)  # fmt: skip
+                      conn.worker_id, conn.functions, n, caps)  # fmt: skip
             conn.reserved += n
             self._pending[ask.id] = _Pending(conn, owner, n, generation, time.monotonic())
             self._node.bus.publish("ask", _encode(ask).decode())
@@ -196,6 +201,7 @@ class Asks:
         room = max(0, conn.free) if live else 0
         keep, back = tasks[:room], tasks[room:]
         if keep:
+            node.adaptive.sent(tenant_id, keep)
             conn.deliver(keep)
         if back:  # the worker left, or its slots were taken after the ask timed out
             with contextlib.suppress(Exception):

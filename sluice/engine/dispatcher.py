@@ -55,7 +55,14 @@ class Dispatcher:
         quotas: Callable[[], Mapping[str, TenantQuota]] | None = None,
         settling: Callable[[str, str | None], tuple[str, ...]] | None = None,
         partitions: Callable[[], tuple[int, ...] | None] | None = None,
+        rooms: Callable[[str, tuple[str, ...]], dict[str, int]] | None = None,
+        sent: Callable[[str, list[ClaimedTask]], None] | None = None,
+        held_back: Callable[[str, str], None] | None = None,
     ) -> None:
+        # AIMD for worker pools (engine/adaptive.py): each limited function's room.
+        self._rooms = rooms or (lambda _tenant, _functions: {})
+        self._sent = sent or (lambda _tenant, _tasks: None)
+        self._held_back = held_back or (lambda _tenant, _function: None)
         self._partitions = partitions or (lambda: None)
         self.asks: Asks | None = None  # set by the node: dispatch across nodes
         self._settling = settling or (lambda _tenant, _function: ())
@@ -189,16 +196,44 @@ class Dispatcher:
         limited_of = {id(plan[0]): plan[4] for plan in plans}
 
         requests: list[ClaimRequest] = []
-        owners: list[tuple[WorkerConn, PriorityFloors]] = []
+        owners: list[tuple[WorkerConn | RemoteConn, PriorityFloors | None]] = []
+        capped: set[int] = set()  # connections an AIMD limit held back this round
         try:
             for conn, key, generation, limit, limited, rest, exclude in plans:
                 left = limit
+                rooms = (
+                    conn.caps
+                    if isinstance(conn, RemoteConn)
+                    else self._rooms(conn.tenant_id, conn.functions)
+                )
                 for step in limited:  # first: their limits decide how many
                     if left <= 0:
                         break
-                    tasks = await self._claim_limited(conn, step, left, now, parts)
+                    room = rooms.get(step.functions[0], left) if len(step.functions) == 1 else left
+                    if room < left:
+                        capped.add(id(conn))
+                        self._held_back(conn.tenant_id, step.functions[0])
+                    tasks = await self._claim_limited(conn, step, min(left, room), now, parts)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
+                if rooms and rest:
+                    # Functions under an AIMD limit are claimed on their own, at most
+                    # their room, before the others share what is left.
+                    for f in [f for f in rest if f in rooms]:
+                        n = min(left, rooms[f])
+                        if rooms[f] < left:
+                            capped.add(id(conn))
+                            self._held_back(conn.tenant_id, f)
+                        if n > 0:
+                            alone = (f,)
+                            requests.append(
+                                ClaimRequest(
+                                    conn.tenant_id, conn.worker_id, alone, n, None, exclude, parts
+                                )
+                            )
+                            owners.append((conn, None))
+                            left -= n
+                    rest = tuple(f for f in rest if f not in rooms)
                 if left <= 0 or not rest:
                     continue
                 floors = self._floors_of(key, generation)
@@ -225,16 +260,20 @@ class Dispatcher:
         finally:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
-        for (conn, floors), request, tasks in zip(owners, requests, claimed, strict=True):
+        for (conn, of_level), request, tasks in zip(owners, requests, claimed, strict=True):
             if conn.tenant_id == SHARED:
                 self._dispatched(tasks)  # the one claim in fair order across tenants
+            if of_level is None:  # a function under an AIMD limit
+                got[id(conn)].extend(tasks)
+                continue
             top = max((t.priority for t in tasks), default=None)
-            floors.claimed(request.priority, request.limit, len(tasks), top)
+            of_level.claimed(request.priority, request.limit, len(tasks), top)
             short = request.priority is None and len(tasks) < request.limit
             # Idle until new work, unless limited functions wait for their limits.
             key = (conn.tenant_id, conn.functions)
             generation = self._floors[key][1]
-            if short and all(s.drained_key in self._drained for s in limited_of[id(conn)]):
+            drained = all(s.drained_key in self._drained for s in limited_of[id(conn)])
+            if short and drained and id(conn) not in capped:
                 self._empty[key] = generation
             got[id(conn)].extend(tasks)
         total = 0
@@ -244,7 +283,7 @@ class Dispatcher:
                 # Its node asks again soon if limits, not a lack of work, held it short.
                 plain_more = bool(rest) and self._empty.get(key) != generation
                 drained = all(s.drained_key in self._drained for s in limited)
-                target.more = plain_more or not drained
+                target.more = plain_more or not drained or id(target) in capped
                 total += len(tasks)
                 target.deliver(tasks)  # its node delivers them (the answer carries the ids)
                 continue
@@ -258,6 +297,7 @@ class Dispatcher:
                 self.notify(target.tenant_id)
                 continue
             total += len(tasks)
+            self._sent(target.tenant_id, tasks)
             target.deliver(tasks)
         self.dispatched += total
         if total:

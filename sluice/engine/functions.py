@@ -52,6 +52,10 @@ class FunctionConfigs:
         shared = await self.functions(SHARED) if tenant_id != SHARED else {}
         return {**shared, **own} if shared else own
 
+    def cached_config(self, tenant_id: str, function: str) -> FunctionConfig | None:
+        """A function's config as this node last read it, without a query."""
+        return self._functions.get(tenant_id, {}).get(function)
+
     def retry_policy(self, tenant_id: str, function: str) -> RetryPolicy:
         config = self._functions.get(tenant_id, {}).get(function)
         if config is None:

@@ -160,6 +160,7 @@ class Gateway:
         # concurrency cap or a reserve are told how many of those are settling.
         settling = {t.id: (t.tenant_id, t.function) for t in held if t is not None}
         node.settling.update(settling)
+        node.adaptive.answered(conn, items, held)  # throttles start or cut a pool's limit
         node.dispatcher.wake()
         await self._finish(conn, items, held, now, settling)
 

@@ -42,6 +42,7 @@ from ..model import (
 from ..protocol import Cancel
 from ..selector import Selector, TaskSummary
 from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_bus, open_store
+from .adaptive import AdaptivePools
 from .admission import TaskSpec, build_task
 from .asks import Asks
 from .backpressure import Backpressure
@@ -93,7 +94,11 @@ class Node(FunctionConfigs):
             quotas=lambda: self.quotas.limited(),
             settling=self._settling,
             partitions=lambda: self.partitions.claim_filter,
+            rooms=lambda tenant_id, functions: self.adaptive.rooms(tenant_id, functions),
+            sent=lambda tenant_id, tasks: self.adaptive.sent(tenant_id, tasks),
+            held_back=lambda tenant_id, function: self.adaptive.held_back(tenant_id, function),
         )  # fmt: skip
+        self.adaptive = AdaptivePools(self)
         self.partitions = Partitions(self, changed=self.dispatcher.resync)
         self.dispatcher.asks = Asks(self, self.dispatcher.wake)
         self.gateway = Gateway(self)

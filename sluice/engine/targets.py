@@ -375,6 +375,7 @@ class Targets:
         while True:
             await asyncio.sleep(TICK_S)
             now = node.clock.now()
+            node.adaptive.tick()  # worker pools' AIMD windows, on the same beat
             for conn in list(self._conns.values()):
                 room, limit = conn.free, conn.aimd.limit
                 if conn.aimd.tick(now, conn.backlog):
