@@ -13,6 +13,7 @@ from litestar import Litestar, Response, get
 from ..engine.node import Node
 from .errors import EXCEPTION_HANDLERS
 from .events import EVENT_ROUTES
+from .metrics import metrics
 from .openapi import build_openapi
 from .pauses import PAUSE_ROUTES
 from .quotas import QUOTA_ROUTES
@@ -58,6 +59,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
             *QUOTA_ROUTES,
             worker_socket,
             openapi,
+            metrics,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

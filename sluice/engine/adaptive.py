@@ -20,6 +20,7 @@ a dictionary lookup per result. The limit is each node's own, like an HTTP targe
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from ..model import ClaimedTask
@@ -42,6 +43,7 @@ class AdaptivePools:
         self._epochs: dict[str, int] = {}  # task id: the epoch it was sent in
         self._throttled_at: dict[Key, float] = {}
         self._backlog: set[Key] = set()  # the limit held the dispatcher back this window
+        self.retired_cuts: Counter[str] = Counter()  # cuts of pools let go, by function
 
     def rooms(self, tenant_id: str, functions: tuple[str, ...]) -> dict[str, int]:
         """How many more tasks each limited function of these may have in flight."""
@@ -136,6 +138,7 @@ class AdaptivePools:
                 wake = True  # a pause ended or the limit grew
             idle = mono - self._throttled_at.get(key, 0.0) >= IDLE_S
             if idle and aimd.inflight < aimd.limit / 2:
+                self.retired_cuts[key[1]] += aimd.cuts  # the metric counts on
                 del self.limits[key]
                 self._throttled_at.pop(key, None)
                 wake = True

@@ -339,6 +339,10 @@ class Targets:
     def get(self, tenant_id: str, function: str) -> TargetConn | None:
         return self._conns.get((tenant_id, function))
 
+    def items(self) -> list[tuple[tuple[str, str], TargetConn]]:
+        """((tenant, function), connection) of every target."""
+        return list(self._conns.items())
+
     async def start(self) -> None:
         for tenant in await self._node.store.list_tenants():
             self.sync(tenant.id, await self._node.functions(tenant.id))

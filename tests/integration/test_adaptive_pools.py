@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import sluice
 from sluice.client import AsyncClient
@@ -22,6 +23,7 @@ from tests.harness import Running, running_server, running_worker, wait_for
 pytestmark = pytest.mark.xdist_group("timing")  # AIMD windows are timed
 app = sluice.App("adaptive-pool")
 SLOTS = 64
+ADMIN = "admin-key-for-tests"
 
 
 class Downstream:
@@ -52,7 +54,7 @@ async def call(i: int) -> None:
 
 @pytest.fixture
 async def server(tmp_path: Path, backend: str):
-    async with running_server(tmp_path, app, backend) as running:
+    async with running_server(tmp_path, app, backend, admin_key=ADMIN) as running:
         yield running
 
 
@@ -80,6 +82,10 @@ async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Runn
                 shown = await http.get(
                     "/v1/functions/call", headers={"authorization": f"Bearer {server.api_key}"}
                 )
+                scraped = await http.get("/metrics", headers={"authorization": f"Bearer {ADMIN}"})
+                hidden = await http.get(
+                    "/metrics", headers={"authorization": f"Bearer {server.api_key}"}
+                )
 
     assert len(service.served) == total and max(service.served.values()) == 1
     assert samples, "the pool never came under a limit"
@@ -103,3 +109,12 @@ async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Runn
     assert 0.7 * half <= after <= 1.3 * half
     state = shown.json()["pool_state"]  # the limit is visible in the API
     assert state is not None and state["limit"] == samples[-1][1]
+    # and in the metrics (the admin's: function names are every tenant's)
+    assert hidden.status_code == 404
+    found = {
+        (s.name, s.labels.get("target"), s.labels.get("kind")): s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+    }
+    assert found[("sluice_target_concurrency_limit", "call", "pool")] == state["limit"]
+    assert found[("sluice_target_limit_decreases_total", "call", "pool")] >= 2
