@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("sluice.partitions")
 NODE = "node:"
 PART = "part:"
-HOT_CANDIDATES = 8  # heaviest submitters looked at each second
+HOT_CANDIDATES = 8  # heaviest submitters looked at, every HOT_EVERY_S
+HOT_EVERY_S = 5.0  # against hysteresis of a minute; each look counts a tenant's backlog
 SHARDS_CACHED = 100_000  # tenants whose partitions are remembered (cleared when full)
 
 
@@ -49,6 +50,7 @@ class Partitions:
         self.hot = HotTenants(settings.hot_for_s, settings.cool_for_s)
         self._filter: tuple[int, ...] | None = None
         self._shards: dict[str, list[int]] = {}
+        self._looked_at = float("-inf")
 
     @property
     def claim_filter(self) -> tuple[int, ...] | None:
@@ -127,15 +129,17 @@ class Partitions:
         names them, so the cost does not grow with the tenants) and the hot ones, looked
         up by their backlog per partition."""
         node = self._node
-        if self.total == self.shared:
+        now = node.clock.now()
+        if self.total == self.shared or now - self._looked_at < HOT_EVERY_S:
             return
+        self._looked_at = now
         held = node.backpressure.policy.detector.held
         heavy = sorted(held, key=lambda t: -held[t])[:HOT_CANDIDATES]
         looked = {}
         for tenant_id in {*heavy, *self.hot.hot}:
             looked[tenant_id] = await node.store.tenant_backlog(tenant_id)
         before = set(self.hot.hot)
-        after = self.hot.observe(node.clock.now(), looked, self.backlog)
+        after = self.hot.observe(now, looked, self.backlog)
         for tenant_id in after - before:
             log.info("tenant %s is hot: its new tasks go to a partition of its own", tenant_id)
         for tenant_id in before - after:

@@ -284,7 +284,8 @@ RETURNING t.id, t.tenant_id;
 
 -- name: leased_to
 SELECT id, attempt FROM tasks
-WHERE (tenant_id = $1 OR $1 = '*') AND lease_owner = $2 AND state = 'running';
+WHERE (tenant_id = $1 OR $1 = '*') AND lease_owner = $2 AND state = 'running'
+  AND lease_until IS NOT NULL;  -- through the index of running rows (0010_leased_index)
 
 -- name: task_tenant
 -- Whose task this is: for a shared pool's result that this node did not deliver.
@@ -294,7 +295,8 @@ SELECT tenant_id FROM tasks WHERE id = $1;
 -- The virtual clock as the store knows it: the largest tag a shared pool is running,
 -- else the head of the ready queue (policy/fairness.py).
 SELECT COALESCE(
-    (SELECT max(stag) FROM tasks WHERE state = 'running' AND lease_owner LIKE 'pool:%'),
+    (SELECT max(stag) FROM tasks
+     WHERE state = 'running' AND lease_until IS NOT NULL AND lease_owner LIKE 'pool:%'),
     (SELECT stag FROM tasks WHERE state = 'ready' ORDER BY priority DESC, stag, id LIMIT 1));
 
 -- name: last_tag
@@ -463,7 +465,8 @@ DELETE FROM subscriptions WHERE tenant_id = $1 AND name = $2 RETURNING name;
 -- name: count_running
 -- $2 NULL: every function of the tenant.
 SELECT count(*) FROM tasks
-WHERE state = 'running' AND tenant_id = $1 AND ($2::text IS NULL OR function = $2)
+WHERE state = 'running' AND lease_until IS NOT NULL AND tenant_id = $1
+  AND ($2::text IS NULL OR function = $2)
   AND id <> ALL($3::text[]);  -- $3: tasks whose finishes are being written
 
 -- name: get_rate_limit
