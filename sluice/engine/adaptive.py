@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .node import Node
     from .registry import WorkerConn
 
+RECOUNT_TICKS = 10  # in flight is recounted from the workers' holdings once a second
 IDLE_S = 60.0  # no throttle this long, and the limit not binding: the pool is let go
 Key = tuple[str, str]  # (the workers' tenant, or SHARED for a shared pool; function)
 
@@ -44,6 +45,7 @@ class AdaptivePools:
         self._throttled_at: dict[Key, float] = {}
         self._backlog: set[Key] = set()  # the limit held the dispatcher back this window
         self.retired_cuts: Counter[str] = Counter()  # cuts of pools let go, by function
+        self._ticks = 0
 
     def rooms(self, tenant_id: str, functions: tuple[str, ...]) -> dict[str, int]:
         """How many more tasks each limited function of these may have in flight."""
@@ -76,7 +78,7 @@ class AdaptivePools:
         if conn.worker_id.startswith(TARGET_PREFIX):
             return  # an HTTP target runs its own AIMD (engine/targets.py)
         now = self._node.clock.now()
-        woke = False
+        reopened: set[Key] = set()
         for i, (item, task) in enumerate(zip(items, held, strict=True)):
             if task is None:
                 continue
@@ -98,13 +100,16 @@ class AdaptivePools:
             latency = None
             if item.started_at is not None and item.finished_at is not None:
                 latency = item.finished_at - item.started_at
+            before = aimd.room(now)
             aimd.answered(
                 kind, self._epochs.pop(task.id, 0), now, latency_s=latency,
                 retry_after_s=item.retry_after_s if throttled else None,
             )  # fmt: skip
-            woke = woke or aimd.room(now) > 0
-        if woke:
-            self._node.dispatcher.wake()
+            if before <= 0 < aimd.room(now):
+                reopened.add(key)
+        for tenant_id, function in reopened:
+            # Its queue may have been marked idle while the room was 0: look again.
+            self._node.dispatcher.hint(tenant_id, None, [function])
 
     def _start(self, key: Key, answering: int) -> Aimd:
         """The pool's first throttle: a limit starting at what is in flight now."""
@@ -129,6 +134,9 @@ class AdaptivePools:
         if not self.limits:
             return
         now, mono = self._node.clock.now(), time.monotonic()
+        self._ticks += 1
+        if self._ticks % RECOUNT_TICKS == 0:
+            self._recount()
         wake = False
         for key, aimd in list(self.limits.items()):
             room = aimd.room(now)
@@ -144,3 +152,20 @@ class AdaptivePools:
                 wake = True
         if wake:
             self._node.dispatcher.wake()
+
+    def _recount(self) -> None:
+        """In flight from what the workers hold: tasks handed back, reaped, lost with a
+        worker or answered after a reconnect never come back through `answered`."""
+        counts: Counter[Key] = Counter()
+        held: set[str] = set()
+        for conn in self._node.registry:
+            if conn.worker_id.startswith(TARGET_PREFIX):
+                continue
+            for task in conn.inflight.values():
+                if task is not None and (conn.tenant_id, task.function) in self.limits:
+                    counts[(conn.tenant_id, task.function)] += 1
+                    held.add(task.id)
+        for key, aimd in self.limits.items():
+            aimd.inflight = counts[key]
+        for task_id in [t for t in self._epochs if t not in held]:
+            del self._epochs[task_id]

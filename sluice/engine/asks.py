@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..model import ClaimedTask
+from .targets import TARGET_PREFIX
 
 if TYPE_CHECKING:
     from .node import Node
@@ -42,6 +43,7 @@ HOLD_S = 0.5  # an ask held short by limits is served this long before it is ans
 AGAIN_S = 0.05  # after an answer held short by limits, the next ask waits this long
 LATE_S = 60.0  # how long a timed-out ask's worker is remembered
 ASK_MAX = 128  # task ids per answer: an answer is one NOTIFY (under 8,000 bytes)
+MAX_ASK_BYTES = 7000  # an ask is one NOTIFY too: too many functions to name, no ask
 
 
 class Ask(msgspec.Struct, frozen=True, array_like=True):
@@ -96,6 +98,7 @@ class _Pending(msgspec.Struct):
     n: int
     generation: int
     at: float
+    caps: dict[str, int]
 
 
 class Asks:
@@ -122,7 +125,9 @@ class Asks:
     def plan(self, conn: WorkerConn, free: int, generation: int, local_empty: bool) -> int:
         """Split a worker's free slots among the nodes holding partitions: asks the
         others for their shares; returns this node's own share."""
-        others = self._node.partitions.others
+        if conn.worker_id.startswith(TARGET_PREFIX):
+            return free  # every node calls its targets for its own partitions
+        others = self._node.partitions.others_for(conn.tenant_id)
         if not others:
             return free
         key = (conn.tenant_id, conn.functions)
@@ -143,9 +148,10 @@ class Asks:
         for m in members[: free % len(members)]:
             shares[m] += 1
         local = shares.pop(self._node.node_id, 0)
-        # A function's AIMD room is split like the slots (rounded up: a little over).
-        rooms = self._node.adaptive.rooms(conn.tenant_id, conn.functions)
-        caps = {f: -(-room // len(members)) for f, room in rooms.items()}
+        # A function's AIMD room is split like the slots (rounded down), and what an ask
+        # carries stays reserved until it is answered.
+        rooms = self.rooms(conn.tenant_id, conn.functions)
+        caps = {f: room // len(members) for f, room in rooms.items()}
         for owner, share in shares.items():
             n = min(share, 1 if owner in self._suspect else ASK_MAX)
             if mine:
@@ -154,11 +160,32 @@ class Asks:
                 continue
             ask = Ask(uuid.uuid4().hex, owner, self._node.node_id, conn.tenant_id,
                       conn.worker_id, conn.functions, n, caps)  # fmt: skip
+            payload = _encode(ask).decode()
+            if len(payload) > MAX_ASK_BYTES:  # one NOTIFY: too many functions to name
+                if mine:
+                    local += n
+                continue
             conn.reserved += n
-            self._pending[ask.id] = _Pending(conn, owner, n, generation, time.monotonic())
-            self._node.bus.publish("ask", _encode(ask).decode())
+            self._pending[ask.id] = _Pending(conn, owner, n, generation, time.monotonic(), caps)
+            self._node.bus.publish("ask", payload)
             self.asked += 1
         return local
+
+    def rooms(self, tenant_id: str, functions: tuple[str, ...]) -> dict[str, int]:
+        """AIMD rooms of these functions, less what asks in flight carry."""
+        rooms = self._node.adaptive.rooms(tenant_id, functions)
+        if rooms and self._pending:
+            for p in self._pending.values():
+                if p.conn.tenant_id == tenant_id:
+                    for f, cap in p.caps.items():
+                        if f in rooms:
+                            rooms[f] = max(0, rooms[f] - cap)
+        return rooms
+
+    def forget(self) -> None:
+        """Hints may have been missed or partitions moved: ask every node again."""
+        self._empty.clear()
+        self._later.clear()
 
     def on_assigned(self, data: str) -> None:
         answer = _assigned.decode(data)
@@ -196,7 +223,8 @@ class Asks:
             self._loading.difference_update(ids)
             if reserved:
                 conn.reserved -= len(ids)
-        tasks = [t for t in tasks if t.id not in conn.inflight]  # delivered by a reconcile
+        # Delivered already (a reconcile), or its result is being written: not again.
+        tasks = [t for t in tasks if t.id not in conn.inflight and t.id not in node.settling]
         live = node.registry.get(tenant_id, worker) is conn and not conn.closed
         room = max(0, conn.free) if live else 0
         keep, back = tasks[:room], tasks[room:]
@@ -232,13 +260,6 @@ class Asks:
                     log.warning("node %s did not answer an ask in %.0f s", p.owner, ASK_TIMEOUT_S)
                 self._suspect.add(p.owner)
                 self._stale.add(p.conn)
-        asking = {id(p.conn) for p in self._pending.values()}
-        for conn in [c for c in self._stale if id(c) not in asking]:
-            self._stale.discard(conn)
-            if not conn.closed:
-                task = asyncio.create_task(self._reconcile(conn))
-                self._loads.add(task)
-                task.add_done_callback(self._loads.discard)
         if self._pending:
             due = min(p.at for p in self._pending.values()) + ASK_TIMEOUT_S - now
             soonest = due if soonest is None else min(soonest, due)
@@ -247,15 +268,27 @@ class Asks:
             soonest = due if soonest is None else min(soonest, due)
         return soonest
 
-    async def _reconcile(self, conn: WorkerConn) -> None:
-        """After an ask went unanswered: the node asked may have claimed tasks for this
+    async def reconcile(self) -> None:
+        """After an ask went unanswered: the node asked may have claimed tasks for the
         worker and died before answering. Hand back, at no attempt's cost, what is leased
         to the worker but neither delivered nor on its way (else it would wait for its
-        lease to run out and cost an attempt)."""
+        lease to run out and cost an attempt). The dispatcher calls this between rounds
+        (so none of its own claims is on its way), for workers with no ask pending (so
+        no answer is on its way either); the others wait for a later call."""
+        if not self._stale:
+            return
+        asking = {id(p.conn) for p in self._pending.values()}
+        for conn in [c for c in self._stale if id(c) not in asking and not self._loading]:
+            self._stale.discard(conn)
+            if not conn.closed:
+                await self._reconcile(conn)
+
+    async def _reconcile(self, conn: WorkerConn) -> None:
         node = self._node
         leased = await node.store.leased_to(conn.tenant_id, conn.worker_id)
-        if any(p.conn is conn for p in self._pending.values()):
-            return  # asked again meanwhile: next time
+        if any(p.conn is conn for p in self._pending.values()) or self._loading:
+            self._stale.add(conn)  # asked again meanwhile: next time
+            return
         lost = [
             (task_id, attempt) for task_id, attempt in leased
             if task_id not in conn.inflight and task_id not in self._loading

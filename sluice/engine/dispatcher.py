@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -130,6 +131,8 @@ class Dispatcher:
     def resync(self) -> None:
         """Hints may have been missed: look at every worker's queue again."""
         self._empty.clear()
+        if self.asks is not None:
+            self.asks.forget()
         self._wake.set()
 
     def wake(self) -> None:
@@ -137,19 +140,26 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        poll = self._settings.poll_interval_s
+        polled = time.monotonic()
         while True:
-            wait = self._settings.poll_interval_s
+            wait = poll
             if self.asks is not None:
                 due = self.asks.expire()  # unanswered asks give their slots back
                 wait = wait if due is None else max(0.01, min(wait, due))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
+            if time.monotonic() - polled >= poll:
                 # The safety net: look again even without a wake-up.
+                polled = time.monotonic()
                 self._empty.clear()
                 self._drained.clear()
+                if self.asks is not None:
+                    self.asks.forget()
             self._wake.clear()
             try:
+                if self.asks is not None:
+                    await self.asks.reconcile()  # between rounds: none of ours in flight
                 await self.dispatch_round()
             except Exception:
                 log.exception("dispatch round failed")
@@ -167,19 +177,26 @@ class Dispatcher:
         conns: list[WorkerConn | RemoteConn] = [*self._registry.dispatchable(silent_since)]
         # Under a rate limit the first claim of a round takes what the rate allows: asks
         # and this node's workers go first by turns.
-        for conn in [*remote, *conns] if self.rounds % 2 else [*conns, *remote]:
-            key = (conn.tenant_id, conn.functions)
-            generation = self._generation[conn.tenant_id]
-            local_empty = self._empty.get(key) == generation or parts == ()
-            limit = min(conn.free, self._settings.claim_batch)
-            if asks is not None and not isinstance(conn, RemoteConn):
-                # Other nodes' partitions get their share of this worker's slots.
-                limit = asks.plan(conn, limit, generation, local_empty)
-            if local_empty or limit <= 0:
-                continue
-            limited, together, exclude = self._split(conn, quotas)
-            conn.reserved += limit  # a concurrent round must not count these slots again
-            plans.append((conn, key, generation, limit, limited, together, exclude))
+        try:
+            for conn in [*remote, *conns] if self.rounds % 2 else [*conns, *remote]:
+                key = (conn.tenant_id, conn.functions)
+                generation = self._generation[conn.tenant_id]
+                local_empty = self._empty.get(key) == generation or parts == ()
+                limit = min(conn.free, self._settings.claim_batch)
+                if asks is not None and not isinstance(conn, RemoteConn):
+                    # Other nodes' partitions get their share of this worker's slots.
+                    limit = asks.plan(conn, limit, generation, local_empty)
+                if local_empty or limit <= 0:
+                    continue
+                limited, together, exclude = self._split(conn, quotas)
+                conn.reserved += limit  # a concurrent round must not count these slots again
+                plans.append((conn, key, generation, limit, limited, together, exclude))
+        except BaseException:
+            for conn, _key, _generation, limit, *_ in plans:
+                conn.reserved -= limit
+            if remote:
+                asks.settle(remote)  # type: ignore[union-attr]
+            raise
         try:
             return await self._claim_and_deliver(plans, now, parts)
         finally:
@@ -198,42 +215,54 @@ class Dispatcher:
         requests: list[ClaimRequest] = []
         owners: list[tuple[WorkerConn | RemoteConn, PriorityFloors | None]] = []
         capped: set[int] = set()  # connections an AIMD limit held back this round
+        # AIMD rooms (engine/adaptive.py), one count for the round across connections:
+        # (tenant, function) -> room; an ask's own allotment for another node's worker.
+        shared_rooms: dict[tuple[str, str], int] = {}
+        # Single-function claims capped by a room below the free slots: (conn, f, n).
+        capped_claims: dict[int, tuple[WorkerConn | RemoteConn, str, int]] = {}
         try:
             for conn, key, generation, limit, limited, rest, exclude in plans:
                 left = limit
-                rooms = (
-                    conn.caps
-                    if isinstance(conn, RemoteConn)
-                    else self._rooms(conn.tenant_id, conn.functions)
-                )
+                if isinstance(conn, RemoteConn):
+                    rooms = {(conn.tenant_id, f): room for f, room in conn.caps.items()}
+                else:
+                    for f, room in self._rooms(conn.tenant_id, conn.functions).items():
+                        shared_rooms.setdefault((conn.tenant_id, f), room)
+                    rooms = shared_rooms
+                limited = _alone(limited, {f for (t, f) in rooms if t == conn.tenant_id})
                 for step in limited:  # first: their limits decide how many
                     if left <= 0:
                         break
-                    room = rooms.get(step.functions[0], left) if len(step.functions) == 1 else left
-                    if room < left:
+                    n = left
+                    room_key = (conn.tenant_id, step.functions[0])
+                    if len(step.functions) == 1 and room_key in rooms:
+                        n = min(left, rooms[room_key])
+                        rooms[room_key] -= n
+                    tasks = await self._claim_limited(conn, step, n, now, parts)
+                    if n < left and len(tasks) == n > 0:  # the room, not the queue, ran out
                         capped.add(id(conn))
-                        self._held_back(conn.tenant_id, step.functions[0])
-                    tasks = await self._claim_limited(conn, step, min(left, room), now, parts)
+                        self._held_back(*room_key)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
-                if rooms and rest:
+                aimd = [f for f in rest if (conn.tenant_id, f) in rooms]
+                if aimd:
                     # Functions under an AIMD limit are claimed on their own, at most
                     # their room, before the others share what is left.
-                    for f in [f for f in rest if f in rooms]:
-                        n = min(left, rooms[f])
-                        if rooms[f] < left:
-                            capped.add(id(conn))
-                            self._held_back(conn.tenant_id, f)
-                        if n > 0:
-                            alone = (f,)
-                            requests.append(
-                                ClaimRequest(
-                                    conn.tenant_id, conn.worker_id, alone, n, None, exclude, parts
-                                )
+                    for f in aimd:
+                        n = min(left, rooms[(conn.tenant_id, f)])
+                        if n <= 0:
+                            continue
+                        rooms[(conn.tenant_id, f)] -= n
+                        if n < left:
+                            capped_claims[len(requests)] = (conn, f, n)
+                        requests.append(
+                            ClaimRequest(
+                                conn.tenant_id, conn.worker_id, (f,), n, None, exclude, parts
                             )
-                            owners.append((conn, None))
-                            left -= n
-                    rest = tuple(f for f in rest if f not in rooms)
+                        )
+                        owners.append((conn, None))
+                        left -= n
+                    rest = tuple(f for f in rest if f not in aimd)
                 if left <= 0 or not rest:
                     continue
                 floors = self._floors_of(key, generation)
@@ -260,10 +289,15 @@ class Dispatcher:
         finally:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
-        for (conn, of_level), request, tasks in zip(owners, requests, claimed, strict=True):
+        for i, ((conn, of_level), request, tasks) in enumerate(
+            zip(owners, requests, claimed, strict=True)
+        ):
             if conn.tenant_id == SHARED:
                 self._dispatched(tasks)  # the one claim in fair order across tenants
             if of_level is None:  # a function under an AIMD limit
+                if i in capped_claims and len(tasks) == request.limit:
+                    capped.add(id(conn))  # the room, not the queue, ran out
+                    self._held_back(conn.tenant_id, capped_claims[i][1])
                 got[id(conn)].extend(tasks)
                 continue
             top = max((t.priority for t in tasks), default=None)
@@ -278,16 +312,16 @@ class Dispatcher:
             got[id(conn)].extend(tasks)
         total = 0
         for target, key, generation, _limit, limited, rest, _exclude in plans:
-            tasks = got[id(target)]
-            if isinstance(target, RemoteConn):
+            if isinstance(target, RemoteConn):  # first, before anything awaits
                 # Its node asks again soon if limits, not a lack of work, held it short.
                 plain_more = bool(rest) and self._empty.get(key) != generation
                 drained = all(s.drained_key in self._drained for s in limited)
                 target.more = plain_more or not drained or id(target) in capped
-                total += len(tasks)
-                target.deliver(tasks)  # its node delivers them (the answer carries the ids)
-                continue
-            if not tasks:
+                total += len(got[id(target)])
+                target.deliver(got[id(target)])  # its node delivers them (the answer says)
+        for target, *_ in plans:
+            tasks = got[id(target)]
+            if isinstance(target, RemoteConn) or not tasks:
                 continue
             live = self._registry.get(target.tenant_id, target.worker_id) is target
             if target.closed or not live:
@@ -381,6 +415,25 @@ class Dispatcher:
         floors = PriorityFloors() if found is None else found[0]
         self._floors[key] = (floors, generation)
         return floors
+
+
+def _alone(steps: list[_Step], aimd: set[str]) -> list[_Step]:
+    """Claims under limits that cover several functions (a tenant's own limits, a
+    reserve), with the functions under an AIMD limit taken out into claims of their own,
+    under the same limits: the room applies to one function."""
+    if not aimd:
+        return steps
+    out = []
+    for step in steps:
+        mine = [f for f in step.functions if f in aimd]
+        if len(step.functions) == 1 or not mine:
+            out.append(step)
+            continue
+        out += [_Step(step.tenant_id, (f,), step.limits, f) for f in mine]
+        others = tuple(f for f in step.functions if f not in aimd)
+        if others:
+            out.append(_Step(step.tenant_id, others, step.limits, step.mark))
+    return out
 
 
 def _is_limited(config: FunctionConfig) -> bool:

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..model import SHARED
 from ..policy.sharding import HotTenants, choose, dedicated, owners, shards, spread
 
 if TYPE_CHECKING:
@@ -57,6 +58,20 @@ class Partitions:
         """The partitions this node's claims take from; None: all of them."""
         return self._filter
 
+    def others_for(self, tenant_id: str) -> tuple[str, ...]:
+        """Other nodes holding partitions this tenant's tasks go to: its k shared ones and
+        its dedicated one (SHARED, a shared pool: every tenant's, so all of them)."""
+        if not self.others:
+            return ()
+        if tenant_id == SHARED:
+            return self.others
+        mine = self._shards.get(tenant_id) or shards(tenant_id, self.shared, self.k)
+        parts = list(mine)
+        if self.total > self.shared:
+            parts.append(dedicated(tenant_id, self.shared, self.total - self.shared))
+        me = self._node.node_id
+        return tuple(sorted({n for p in parts if (n := self.owners.get(p)) and n != me}))
+
     def place(self, tenant_id: str, n: int) -> list[int]:
         """Partitions for a tenant's next n tasks."""
         if tenant_id in self.hot.hot and self.total > self.shared:
@@ -81,9 +96,8 @@ class Partitions:
         """A fresh count of ready tasks per partition (backpressure reads it each second)."""
         self.backlog = dict(backlog)
 
-    async def tick(self) -> None:
-        """Once a second: renew this node's leases, follow the live nodes, find hot tenants."""
-        await self.balance()
+    async def find_hot(self) -> None:
+        """Every few seconds (its own loop, so a slow count never delays a renewal)."""
         await self._find_hot()
 
     async def balance(self) -> None:

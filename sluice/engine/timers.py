@@ -70,7 +70,13 @@ class Timers:
             self._every(self._node.settings.heartbeat_s, self.renew_once),
             self._every(FAIR_SYNC_S, self._node.fairness.sync),  # every node: its own clock
             self._every(1.0, self._node.backpressure.tick),  # every node: its producers
-            self._every(1.0, self._node.partitions.tick, first_after=1.0),  # leases, hot tenants
+            # every node: its partition leases (a third of their lifetime), hot tenants
+            self._every(
+                self._node.settings.partition_ttl_s / 3,
+                self._node.partitions.balance,
+                first_after=self._node.settings.partition_ttl_s / 3,
+            ),
+            self._every(1.0, self._node.partitions.find_hot, first_after=1.0),
             # Not at once: workers held tasks while this node was down and need a moment to
             # reconnect and renew their leases before any is judged lost.
             self._every(

@@ -505,13 +505,15 @@ SELECT part, count(*) FROM tasks WHERE tenant_id = $1 AND state = 'ready' GROUP 
 
 -- name: get_claimed
 -- Tasks another node claimed for a worker connected here ($1 its tenant, or '*' for a
--- shared pool; $3 the worker): still running and leased to that worker.
-SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-       COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-       stag
-FROM tasks
+-- shared pool; $3 the worker): still running and leased to that worker. An UPDATE that
+-- changes nothing, for its row locks: a hand-back of the same rows being committed is
+-- waited for, and the rows are judged as it left them (never delivered once released).
+UPDATE tasks SET lease_until = lease_until
 WHERE id = ANY($2::text[]) AND state = 'running' AND lease_owner = $3
-  AND ($1::text = '*' OR tenant_id = $1);
+  AND ($1::text = '*' OR tenant_id = $1)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
+          stag;
 
 -- name: list_leases
 -- Unexpired leases whose names start with $1 (node heartbeats, partition owners).
