@@ -86,7 +86,6 @@ class AdaptivePools:
             aimd = self.limits.get(key)
             throttled = item.outcome == "throttled"
             if throttled:
-                self._throttled_at[key] = time.monotonic()
                 if aimd is None:
                     # This answer and the rest of the frame's are no longer held by the
                     # connection but are still to be counted out.
@@ -94,6 +93,7 @@ class AdaptivePools:
                         1 for t in held[i:] if t is not None and t.function == task.function
                     )
                     aimd = self._start(key, answering)
+                self._throttled_at[key] = time.monotonic()
             if aimd is None:
                 continue
             kind = OK if item.outcome == "ok" else THROTTLED if throttled else ERROR
@@ -122,11 +122,18 @@ class AdaptivePools:
             for t in conn.inflight.values()
             if t is not None and t.function == function
         )
-        config = node.cached_config(tenant_id, function)
-        maximum = config.max_concurrency if config is not None else None
-        aimd = Aimd(node.clock.now(), initial=max(1, inflight), maximum=maximum)
+        aimd = self.start(key, max(1, inflight))
         aimd.sent(inflight)  # their answers come back with epoch 0
+        return aimd
+
+    def start(self, key: Key, initial: int) -> Aimd:
+        """Put a pool under a limit, as its first throttle does."""
+        node = self._node
+        config = node.cached_config(*key)
+        maximum = config.max_concurrency if config is not None else None
+        aimd = Aimd(node.clock.now(), initial=initial, maximum=maximum)
         self.limits[key] = aimd
+        self._throttled_at[key] = time.monotonic()
         return aimd
 
     def tick(self) -> None:
