@@ -32,7 +32,7 @@ log = logging.getLogger("sluice.partitions")
 NODE = "node:"
 PART = "part:"
 HOT_CANDIDATES = 8  # heaviest submitters looked at, every HOT_EVERY_S
-HOT_EVERY_S = 5.0  # against hysteresis of a minute; each look counts a tenant's backlog
+HOT_EVERY_S = 5.0  # at most; against hysteresis of a minute, each look counts a backlog
 SHARDS_CACHED = 100_000  # tenants whose partitions are remembered (cleared when full)
 
 
@@ -52,6 +52,7 @@ class Partitions:
         self._filter: tuple[int, ...] | None = None
         self._shards: dict[str, list[int]] = {}
         self._looked_at = float("-inf")
+        self._look_every = min(HOT_EVERY_S, settings.hot_for_s / 4, settings.cool_for_s / 4)
 
     @property
     def claim_filter(self) -> tuple[int, ...] | None:
@@ -144,7 +145,7 @@ class Partitions:
         up by their backlog per partition."""
         node = self._node
         now = node.clock.now()
-        if self.total == self.shared or now - self._looked_at < HOT_EVERY_S:
+        if self.total == self.shared or now - self._looked_at < self._look_every:
             return
         self._looked_at = now
         held = node.backpressure.policy.detector.held
