@@ -78,6 +78,11 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._generation: defaultdict[str, int] = defaultdict(int)
         self._empty: dict[tuple[str, tuple[str, ...]], int] = {}
+        # The same for the plain claim alone (the functions with no limits): its queue
+        # may be empty while a limited function's is not. Rounds woken by a rate must not
+        # scan a big backlog of the limited function for the others (65 ms a claim with
+        # 200,000 queued, which held a 500/s limit to 370/s).
+        self._plain_empty: dict[tuple[str, tuple[str, ...]], int] = {}
         # Per queue: its floors, and the tenant generation they last saw.
         self._floors: dict[tuple[str, tuple[str, ...]], tuple[PriorityFloors, int]] = {}
         # Limited functions found without ready work, until work for them arrives.
@@ -131,6 +136,7 @@ class Dispatcher:
     def resync(self) -> None:
         """Hints may have been missed: look at every worker's queue again."""
         self._empty.clear()
+        self._plain_empty.clear()
         if self.asks is not None:
             self.asks.forget()
         self._wake.set()
@@ -153,6 +159,7 @@ class Dispatcher:
                 # The safety net: look again even without a wake-up.
                 polled = time.monotonic()
                 self._empty.clear()
+                self._plain_empty.clear()
                 self._drained.clear()
                 if self.asks is not None:
                     self.asks.forget()
@@ -265,6 +272,8 @@ class Dispatcher:
                     rest = tuple(f for f in rest if f not in aimd)
                 if left <= 0 or not rest:
                     continue
+                if self._plain_empty.get(key) == generation:
+                    continue  # nothing ready for them since the last look
                 floors = self._floors_of(key, generation)
                 for level, n in floors.plan(left):
                     requests.append(
@@ -307,6 +316,8 @@ class Dispatcher:
             key = (conn.tenant_id, conn.functions)
             generation = self._floors[key][1]
             drained = all(s.drained_key in self._drained for s in limited_of[id(conn)])
+            if short:
+                self._plain_empty[key] = generation
             if short and drained and id(conn) not in capped:
                 self._empty[key] = generation
             got[id(conn)].extend(tasks)
@@ -314,7 +325,7 @@ class Dispatcher:
         for target, key, generation, _limit, limited, rest, _exclude in plans:
             if isinstance(target, RemoteConn):  # first, before anything awaits
                 # Its node asks again soon if limits, not a lack of work, held it short.
-                plain_more = bool(rest) and self._empty.get(key) != generation
+                plain_more = bool(rest) and self._plain_empty.get(key) != generation
                 drained = all(s.drained_key in self._drained for s in limited)
                 target.more = plain_more or not drained or id(target) in capped
                 total += len(got[id(target)])

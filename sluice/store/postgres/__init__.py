@@ -69,6 +69,12 @@ from .writes import (
 
 POOL_SIZE = 10
 FAST_POOL_SIZE = 3
+# The claims' connections (also renewals and promotions): commits that do not wait for
+# the disk, and no sorts. Every claim has an index in its order; with statistics from
+# when the table was small, the cached generic plan of a claim sorted every ready row
+# instead (50-110 ms a claim with 200,000 ready: a 500/s limit released at 260/s).
+# enable_sort=off prices such plans out whatever the statistics say.
+FAST_SETTINGS = {"synchronous_commit": "off", "enable_sort": "off"}
 CLOSE_TIMEOUT_S = 5.0
 
 _fn_encoder = msgspec.json.Encoder()
@@ -111,7 +117,7 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
             self.dsn,
             min_size=1,
             max_size=FAST_POOL_SIZE,
-            server_settings={**settings, "synchronous_commit": "off"},
+            server_settings={**settings, **FAST_SETTINGS},
             reset=_keep_session,
         )
 
