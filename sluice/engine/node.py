@@ -100,7 +100,7 @@ class Node(FunctionConfigs):
         )  # fmt: skip
         self.adaptive = AdaptivePools(self)
         self.partitions = Partitions(self, changed=self.dispatcher.resync)
-        self.dispatcher.asks = Asks(self, self.dispatcher.wake)
+        self.dispatcher.asks = asks = Asks(self, self.dispatcher.wake)
         self.gateway = Gateway(self)
         self.timers = Timers(self)
         self.schedules = Schedules(self)
@@ -115,6 +115,12 @@ class Node(FunctionConfigs):
         self._keys: dict[str, tuple[str, float]] = {}
         self._waiters: defaultdict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._loops: list[asyncio.Task[None]] = []
+        self._hints: dict[str, Callable[[str], object]] = {  # bus hints, by kind
+            "ready": self.dispatcher.hint, "ask": asks.on_ask, "assigned": asks.on_assigned,
+            "done": self._wake_waiters, "cancel": self._cancel_hint,
+            "functions": self._reload_functions, "revoked": self._forget_key,
+            "pauses": self.pauses.forget, "quotas": self.quotas.forget,
+        }  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -467,42 +473,24 @@ class Node(FunctionConfigs):
 
     def _on_hint(self, kind: str, data: str) -> None:
         """A hint from another node (see store/bus.py); items are newline-separated."""
-        items = data.split("\n")
-        if kind == "ready":
-            for tenant_id in items:
-                self.dispatcher.hint(tenant_id)
-        elif kind == "ask":
-            for ask in items:
-                self.dispatcher.asks.on_ask(ask)  # type: ignore[union-attr]
-        elif kind == "assigned":
-            for answer in items:
-                self.dispatcher.asks.on_assigned(answer)  # type: ignore[union-attr]
-        elif kind == "done":
-            for task_id in items:
-                self._wake_waiters(task_id)
-        elif kind == "cancel":
-            for item in items:
-                tenant_id, worker, ids = item.split("|", 2)
-                self._stop_tasks(tenant_id, worker, ids.split(","))
-        elif kind == "functions":
-            for tenant_id in items:
-                self._reload_functions(tenant_id)
-        elif kind == "revoked":
-            for digest in items:
-                self._keys.pop(digest, None)
-        elif kind == "pauses":
-            for tenant_id in items:
-                self.pauses.forget(tenant_id)
-        elif kind == "quotas":
-            for tenant_id in items:
-                self.quotas.forget(tenant_id)
-        elif kind == "resync":
+        if kind == "resync":
             self.dispatcher.resync()
             for tenant_id in list(self._functions):
                 self._reload_functions(tenant_id)
             self._keys.clear()
             self.pauses.forget()
             self.quotas.resync()
+            return
+        handle = self._hints.get(kind)
+        for item in data.split("\n") if handle is not None else ():
+            handle(item)  # type: ignore[misc]
+
+    def _cancel_hint(self, item: str) -> None:
+        tenant_id, worker, ids = item.split("|", 2)
+        self._stop_tasks(tenant_id, worker, ids.split(","))
+
+    def _forget_key(self, digest: str) -> None:
+        self._keys.pop(digest, None)
 
     def _wake_waiters(self, task_id: str) -> None:
         for waiter in self._waiters.get(task_id, ()):
