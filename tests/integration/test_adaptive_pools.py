@@ -78,6 +78,8 @@ async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Runn
                 if t >= halve_at_s:
                     service.capacity = capacity // 2
             await wait_for(lambda: server.count("state = 'succeeded'") == total, timeout=60)
+            pool = node.adaptive.limits[(server.tenant_id, "call")]
+            seen = [pool.limit]  # L may still take a step between the reads below
             async with httpx.AsyncClient(base_url=server.url) as http:
                 shown = await http.get(
                     "/v1/functions/call", headers={"authorization": f"Bearer {server.api_key}"}
@@ -86,6 +88,7 @@ async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Runn
                 hidden = await http.get(
                     "/metrics", headers={"authorization": f"Bearer {server.api_key}"}
                 )
+            seen.append(pool.limit)
 
     assert len(service.served) == total and max(service.served.values()) == 1
     assert samples, "the pool never came under a limit"
@@ -108,7 +111,7 @@ async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Runn
           f"{share:.1%} refused; after halving: mean {after:.1f}")  # fmt: skip
     assert 0.7 * half <= after <= 1.3 * half
     state = shown.json()["pool_state"]  # the limit is visible in the API
-    assert state is not None and state["limit"] == samples[-1][1]
+    assert state is not None and min(seen) <= state["limit"] <= max(seen)
     # and in the metrics (the admin's: function names are every tenant's)
     assert hidden.status_code == 404
     found = {
@@ -116,5 +119,5 @@ async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Runn
         for family in text_string_to_metric_families(scraped.text)
         for s in family.samples
     }
-    assert found[("sluice_target_concurrency_limit", "call", "pool")] == state["limit"]
+    assert min(seen) <= found[("sluice_target_concurrency_limit", "call", "pool")] <= max(seen)
     assert found[("sluice_target_limit_decreases_total", "call", "pool")] >= 2
