@@ -414,22 +414,6 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness):
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 
-    async def release_tasks(
-        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
-    ) -> list[str]:
-        def op(conn: sqlite3.Connection) -> list[str]:
-            released = []
-            for task_id, attempt in held:
-                params = {"tenant_id": tenant_id, "id": task_id, "attempt": attempt,
-                          "worker": worker, "now": now}  # fmt: skip
-                row = conn.execute(Q["release_task"], params).fetchone()
-                if row is not None:
-                    _event(conn, row[0], task_id, now, "handed_back", worker)
-                    released.append(task_id)
-            return released
-
-        return await self._writer.submit(op)
-
     # -- timers ------------------------------------------------------------------
 
     async def due_soon(self, until: float, limit: int) -> list[tuple[float, str, str]]:

@@ -1,16 +1,17 @@
-"""The SQLite backend's fair-order and pool reads (a part of `SQLiteStore`): start tags
-given after promotion, the virtual clock, chains, and the leases a (pool) worker holds
-and whose task each is."""
+"""The SQLite backend's fair-order and lease reads (a part of `SQLiteStore`): start tags
+given after promotion, the virtual clock, chains, the leases a (pool) worker holds and
+whose task each is, tasks claimed for a worker by another node, and hand-backs."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ...model import ClaimedTask
 from .queries import Q
-from .writes import _fair_order
+from .writes import _event, _fair_order
 
 if TYPE_CHECKING:
     from ..writer import Writer
@@ -58,6 +59,22 @@ class SQLiteFairness:
         params = {"tenant_id": tenant_id, "functions": msgspec.json.encode(functions).decode()}
         rows = await self._read(Q["last_tag"], params)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def release_tasks(
+        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
+    ) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            released = []
+            for task_id, attempt in held:
+                params = {"tenant_id": tenant_id, "id": task_id, "attempt": attempt,
+                          "worker": worker, "now": now}  # fmt: skip
+                row = conn.execute(Q["release_task"], params).fetchone()
+                if row is not None:
+                    _event(conn, row[0], task_id, now, "handed_back", worker)
+                    released.append(task_id)
+            return released
+
+        return await self._writer.submit(op)
 
     async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
         rows = await self._read(Q["leased_to"], {"tenant_id": tenant_id, "worker": worker})
