@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from .errors import InvalidRequest
+from .logs import MASK, redacted_url, url_secrets
+
+SECRET_FIELDS = frozenset({"admin_key", "pool_key"})
+"""Settings shown as `***` by repr and str (the database URL is shown without its password)."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +36,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_key: str | None = None
     """Key for shared worker pools: a worker connecting with it runs every tenant's tasks
     of the functions it serves, in fair order (docs/scheduling.md); unset disables them."""
+    tls_cert: str | None = None
+    """PEM certificate (chain) file: with `tls_key`, the node serves HTTPS and WSS only."""
+    tls_key: str | None = None
+    """PEM private key file of `tls_cert`, unencrypted; set both or neither."""
     overload_s: float = 30.0
     """Backpressure: the ready backlog is an overload past this many seconds of draining
     (and stops being one below half of it)."""
@@ -85,6 +95,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     synchronous: str = "NORMAL"
     """SQLite `synchronous` pragma: NORMAL survives process crashes, FULL survives power loss."""
 
+    # -- abuse limits (docs/security.md): each bounds what one key or address can take
+    max_functions: int = 1000
+    """Functions one tenant may have (registered by workers or set through the API)."""
+    max_functions_per_worker: int = 500
+    """Functions one worker's hello may name."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body of any route but the submits (which have their own limits)."""
+    max_header_bytes: int = 16 * 1024
+    """Largest request head (request line and headers) a connection may send."""
+    max_frame_bytes: int = 16 * 1024 * 1024
+    """Largest websocket frame from a worker (a hello is held to 1 MiB of it)."""
+    max_result_bytes: int = 1024 * 1024
+    """Largest result of one task; a larger one fails the attempt (not retried)."""
+    max_streams_per_key: int = 100
+    """Long-polls and event streams one API key may hold open at once."""
+    max_workers_per_tenant: int = 1000
+    """Worker connections one tenant (or the pool key) may hold at once."""
+    max_auth_failures: int = 20
+    """Failed keys one address may send a minute; past it, 429 until the minute is over."""
+    request_timeout_s: float = 30.0
+    """A request whose head or body takes longer than this to arrive is cut off."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
         values: dict[str, object] = {}
@@ -115,6 +147,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidRequest("dedicated_partitions must be 0..1024")
         if self.pg_pool_size < 2:
             raise InvalidRequest("pg_pool_size must be at least 2")
+        _check_tls(self.tls_cert, self.tls_key)
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.__rich_repr__())})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        shown = {name: getattr(self, name) for name in self.__struct_fields__}
+        for name in SECRET_FIELDS & shown.keys():
+            shown[name] = shown[name] and MASK
+        shown["database"] = redacted_url(self.database)
+        return list(shown.items())
+
+    @property
+    def secret_values(self) -> list[str]:
+        """What logs must never show: the keys and the database password."""
+        keys = [getattr(self, name) for name in sorted(SECRET_FIELDS)]
+        return [k for k in keys if k] + url_secrets(self.database)
 
     @property
     def is_postgres(self) -> bool:
@@ -123,3 +172,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def sqlite_path(self) -> Path:
         return Path(self.database.removeprefix("sqlite:///"))
+
+
+def _check_tls(cert: str | None, key: str | None) -> None:
+    """Load the pair once at start, so a bad one stops the node with a clear message
+    instead of failing on the first connection."""
+    if (cert is None) != (key is None):
+        raise InvalidRequest("tls_cert and tls_key go together: set both or neither")
+    if cert is None or key is None:
+        return
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise InvalidRequest(f"{name} {path} cannot be read: {exc.strerror}") from exc
+    try:
+        # An empty password: an encrypted key fails here instead of prompting on the terminal.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password="")
+    except ssl.SSLError as exc:
+        raise InvalidRequest(
+            f"tls_cert {cert} and tls_key {key} are not a PEM certificate and its unencrypted "
+            f"key: {exc.reason or exc}"
+        ) from exc

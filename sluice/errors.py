@@ -5,9 +5,14 @@
     │   ├── InvalidRequest          400  malformed body, wrong type, unknown field, bad value
     │   ├── PayloadTooLarge         413  payload or batch over its limit
     │   ├── Unauthorized            401  missing or unknown API key
+    │   ├── Forbidden               403  the server's policy refuses it (an internal target)
     │   ├── NotFound                404  no such task/function for this tenant
     │   ├── Conflict                409
-    │   └── QuotaExceeded           429  a tenant quota (Retry-After)
+    │   ├── Unprocessable           422  well-formed, but a rule the schema cannot state
+    │   │                                refuses it (a cron that never fires, min > max)
+    │   ├── QuotaExceeded           429  a tenant quota (Retry-After)
+    │   ├── TenantThrottled         429  overload: this tenant is over its share (Retry-After)
+    │   └── TooManyRequests         429  an abuse limit: streams, connections, failed keys
     ├── Unavailable                 503  the server is starting or stopping (Retry-After)
     └── TaskError                   raised by handlers to steer retries
         ├── Reject                  not retryable: the task goes straight to dead
@@ -51,6 +56,14 @@ class Unauthorized(ClientError):
     code = "unauthorized"
 
 
+class Forbidden(ClientError):
+    """The server's own policy refuses the request (not the caller's key): a target on
+    an address the operator does not allow."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ClientError):
     status = 404
     code = "not_found"
@@ -59,6 +72,15 @@ class NotFound(ClientError):
 class Conflict(ClientError):
     status = 409
     code = "conflict"
+
+
+class Unprocessable(ClientError):
+    """Well-formed and schema-valid, but refused by a rule JSON Schema cannot state: a
+    cross-field rule (priority_min above priority_max), a time relative to now, a cron
+    expression that never fires. 400 means the request breaks the published schema."""
+
+    status = 422
+    code = "unprocessable"
 
 
 class QuotaExceeded(ClientError):
@@ -82,6 +104,18 @@ class TenantThrottled(ClientError):
 
     def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
         super().__init__(message, field=None)
+        self.retry_after_s = retry_after_s
+
+
+class TooManyRequests(ClientError):
+    """An abuse limit (open streams or connections per key, failed keys per address):
+    429 with Retry-After."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after_s: int = 1) -> None:
+        super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
 
 

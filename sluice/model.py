@@ -9,7 +9,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -33,50 +33,90 @@ SHARED: Final = "*"
 
 # Function names, wherever they come from (a worker's hello, PUT /v1/functions/{name}).
 FUNCTION_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+# Names of schedules and subscriptions, and event topics.
+NAME: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 
 MIN_PRIORITY: Final = 0
 MAX_PRIORITY: Final = 9
 DEFAULT_PRIORITY: Final = 5
 DEFAULT_MAX_ATTEMPTS: Final = 25
+MAX_ATTEMPTS: Final = 1000
+DAY_S: Final = 86400.0
+MAX_TIMEOUT_S: Final = 7 * DAY_S  # a running attempt's longest timeout
+MAX_TTL_S: Final = 365 * DAY_S
+MAX_BACKOFF_S: Final = 30 * DAY_S
+MAX_LIMIT: Final = 1_000_000  # rates (a second), bursts and concurrency caps
+
+# Constrained types: decoding enforces them and the OpenAPI document states them. A
+# limit an operator may change (tags, delays) is marked "x-limit" and filled in from the
+# node's settings when the document is built (api/openapi.py), and checked in code.
+FunctionName = Annotated[str, msgspec.Meta(pattern=FUNCTION_NAME.pattern)]
+Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern)]
+Priority = Annotated[int, msgspec.Meta(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+Attempts = Annotated[int, msgspec.Meta(ge=1, le=MAX_ATTEMPTS)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, extra_json_schema={"x-limit": "max_tag_length"})]
+Tags = Annotated[list[Tag], msgspec.Meta(extra_json_schema={"x-limit": "max_tags"})]
+Timeout = Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT_S)]
+Ttl = Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL_S)]
+Backoff = Annotated[float, msgspec.Meta(ge=0, le=MAX_BACKOFF_S)]
+Rate = Annotated[float, msgspec.Meta(gt=0, le=MAX_LIMIT)]
+Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How failed attempts are retried (DESIGN §4): full-jitter exponential backoff."""
 
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    base_s: float = 1.0
-    min_backoff_s: float = 1.0
-    cap_s: float = 3600.0
-    max_retry_duration_s: float = 86400.0
-    max_throttles: int = 100
+    max_attempts: Attempts = DEFAULT_MAX_ATTEMPTS
+    base_s: Backoff = 1.0
+    min_backoff_s: Backoff = 1.0
+    cap_s: Backoff = 3600.0
+    max_retry_duration_s: Ttl = DAY_S
+    max_throttles: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] = 100
     """Flow-control retries (`Throttled`, HTTP 429) allowed on top of max_attempts."""
+
+
+MAX_TARGET_TIMEOUT_S: Final = 900.0
+# http(s), a host, no credentials; at most 2,048 characters. Whether the host is an
+# address the server may call is the egress policy's to say (engine/egress.py), not a
+# pattern's.
+TargetUrl = Annotated[
+    str, msgspec.Meta(pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+([/?#]\S*)?$", max_length=2048)
+]
+# Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes.
+WebhookSecret = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^whsec_(?:[A-Za-z0-9+/]{4}){8,20}"
+        r"(?:[A-Za-z0-9+/]{4}(?:[A-Za-z0-9+/]{2}==)?|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    ),
+]
 
 
 class HttpTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A function served by an HTTP endpoint in any language: Sluice POSTs each task to
     `url` (docs/http-targets.md) instead of pushing it to a worker."""
 
-    url: str
-    timeout_s: float = 30.0
+    url: TargetUrl
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_TARGET_TIMEOUT_S)] = 30.0
     """Longest wait for the endpoint's answer; past it the attempt failed (retryable)."""
-    secret: str | None = None
+    secret: WebhookSecret | None = None
     """`whsec_…` key of the request signatures; made when the function is set without one."""
 
 
 class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A function's defaults; a task may override priority, ttl and retry."""
 
-    name: str
+    name: FunctionName
     retry: RetryPolicy = RetryPolicy()
-    timeout_s: float | None = None
-    priority: int = DEFAULT_PRIORITY
-    ttl_s: float | None = None
-    tags: list[str] = []
-    rate: float | None = None
+    timeout_s: Timeout | None = None
+    priority: Priority = DEFAULT_PRIORITY
+    ttl_s: Ttl | None = None
+    tags: Tags = []
+    rate: Rate | None = None
     """Most starts per second, cluster-wide (GCRA); retries count too. None: no limit."""
-    burst: int = 1
+    burst: Count = 1
     """Starts allowed at once on top of `rate` (the limit's bucket)."""
-    max_concurrency: int | None = None
+    max_concurrency: Count | None = None
     """Most tasks of this function running at once, cluster-wide. None: no limit."""
     target: HttpTarget | None = None
     """An HTTP endpoint that runs the function; None: workers run it."""
@@ -279,18 +319,35 @@ class ScheduleRow(msgspec.Struct, frozen=True):
     skipped: int = 0
 
 
+MAX_CATCHUP_S: Final = 7 * DAY_S
+# Five fields, or six with seconds first, of croniter's characters; whether the fields
+# make sense (and ever fire) is checked by croniter (a 422 when not).
+Cron = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9A-Za-z*/,?#-]+( +[0-9A-Za-z*/,?#-]+){4,5}$", max_length=256)
+]
+# An IANA zone name; whether the zone exists is for the zone database to say (a 422).
+TimeZone = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$",
+                                       max_length=64)]  # fmt: skip
+# Task arguments travel as raw JSON (never decoded by the server), documented by shape.
+JsonArray = Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "array", "items": {},
+                                                                   "default": []})]  # fmt: skip
+JsonObject = Annotated[
+    msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "object", "default": {}})
+]
+
+
 class ScheduleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A cron schedule as a user writes it (the body of `PUT /v1/schedules/{name}`)."""
 
-    function: str
-    cron: str
-    timezone: str = "UTC"
-    args: msgspec.Raw = msgspec.Raw(b"[]")
-    kwargs: msgspec.Raw = msgspec.Raw(b"{}")
-    priority: int | None = None
-    tags: list[str] | None = None
-    catchup: str = "all"  # all | latest | none (policy/cron.py)
-    max_catchup_s: float = 600.0
+    function: FunctionName
+    cron: Cron
+    timezone: TimeZone = "UTC"
+    args: JsonArray = msgspec.field(default_factory=lambda: msgspec.Raw(b"[]"))
+    kwargs: JsonObject = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
+    priority: Priority | None = None
+    tags: Tags | None = None
+    catchup: Literal["all", "latest", "none"] = "all"  # policy/cron.py
+    max_catchup_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_CATCHUP_S)] = 600.0
 
 
 class PauseRow(msgspec.Struct, frozen=True):
@@ -302,17 +359,20 @@ class PauseRow(msgspec.Struct, frozen=True):
     created_at: float
 
 
+MAX_FILTER_FIELDS: Final = 16
+
+
 class SubscriptionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A function's subscription to a topic (the body of `PUT /v1/subscriptions/{name}`).
 
     `filter` keeps the events whose top-level fields equal the given values (a list
     value: any of them)."""
 
-    topic: str
-    function: str
-    filter: dict[str, Any] = {}
-    priority: int | None = None
-    tags: list[str] | None = None
+    topic: Name
+    function: FunctionName
+    filter: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_FILTER_FIELDS)] = {}
+    priority: Priority | None = None
+    tags: Tags | None = None
 
 
 class SubscriptionRow(msgspec.Struct, frozen=True):
@@ -322,27 +382,52 @@ class SubscriptionRow(msgspec.Struct, frozen=True):
     created_at: float
 
 
+QuotaCount = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+
+
 class TenantQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A tenant's quotas (admin: `PUT /v1/tenants/{id}/quota`); None: no limit."""
 
-    max_queued: int | None = None
+    max_queued: QuotaCount | None = None
     """Most waiting tasks (ready, scheduled, paused); past it a submit gets 429."""
-    max_payload_bytes: int | None = None
+    max_payload_bytes: QuotaCount | None = None
     """Largest payload, below the server's own limit."""
-    weight: float = 1.0
+    weight: Annotated[float, msgspec.Meta(ge=0.001, le=1000)] = 1.0
     """The tenant's share of shared capacity against others' (fair queueing): at 3 it
     gets three tasks started to a weight-1 tenant's one, when both have work waiting."""
-    rate: float | None = None
+    rate: Rate | None = None
     """Most starts a second of all the tenant's tasks, cluster-wide (GCRA)."""
-    burst: int = 1
+    burst: Count = 1
     """Starts allowed at once on top of `rate`."""
-    max_concurrency: int | None = None
+    max_concurrency: Count | None = None
     """Most of the tenant's tasks running at once, cluster-wide: its maximum share of
     worker slots."""
-    min_slots: int | None = None
+    min_slots: QuotaCount | None = None
     """Shared pool slots reserved for the tenant: while it has work waiting and fewer
     running, its tasks are claimed before anyone's fair turn (its minimum share)."""
 
     @property
     def limited(self) -> bool:
         return self.rate is not None or self.max_concurrency is not None
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One administrative or bulk action in the audit log: who did what, to which
+    tenant, on which selector, to how many, when."""
+
+    id: str = msgspec.field(default_factory=new_task_id)
+    """Time-ordered, like a task id: the listing's order and its page cursor."""
+    tenant_id: str | None
+    """The tenant acted on; None for a cluster-wide action (creating a tenant), which
+    only the admin's listing shows."""
+    actor: str
+    """Who: "admin", or "key:<key id>" for the tenant key used."""
+    action: str
+    """What, as noun.verb: "tasks.cancel", "dead.retry", "pause.create", "key.revoke"..."""
+    at: float
+    """When (epoch seconds)."""
+    selector: str | None = None
+    """The selector or the ids acted on (JSON), if any."""
+    count: int | None = None
+    """How many tasks (or items) the action touched, if it counts any."""
+    detail: str | None = None

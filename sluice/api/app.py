@@ -34,7 +34,7 @@ def _version() -> str:
 
 def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
     """The ASGI app. With `manage_node`, the app starts and stops the node in its lifespan."""
-    document = build_openapi(_version())
+    document = build_openapi(_version(), node.settings)
 
     @get("/openapi.json", include_in_schema=False)
     async def openapi() -> Response[dict[str, Any]]:

@@ -77,7 +77,8 @@ def _not_found(_: Request[Any, Any, Any], exc: NotFoundException) -> Response[by
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     code = {405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
+    # A 405 names the methods the route takes (RFC 9110: Allow is required on a 405).
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers or None)
 
 
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, delete, get, post, put
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, Unprocessable
 from ..model import SubscriptionRow, SubscriptionSpec
-from .routes import _body, _decode, _json, node_of, tenant_of
+from ..rawjson import MAX_DEPTH, within_depth
+from .routes import _body, _decode, _json, decoder, node_of, tenant_of
 from .schemas import EventTask, EventView, SubscriptionList, SubscriptionView
 
-_spec_decoder = msgspec.json.Decoder(SubscriptionSpec)
-_event_decoder = msgspec.json.Decoder(dict[str, Any])
+_spec_decoder = decoder(SubscriptionSpec)
+_event_decoder = decoder(dict[str, Any])
 
 
 def subscription_view(row: SubscriptionRow) -> SubscriptionView:
@@ -54,9 +54,13 @@ async def delete_subscription(request: Request[Any, Any, Any]) -> None:
 async def post_event(request: Request[Any, Any, Any]) -> Response[EventView]:
     tenant_id = await tenant_of(request)
     node = node_of(request.app.state)
-    event = _decode(_event_decoder, await _body(request, node.settings.max_payload_bytes))
+    body = await _body(request, node.settings.max_payload_bytes)
+    event = _decode(_event_decoder, body)
     if not isinstance(event, dict):
         raise InvalidRequest("an event is a JSON object")
+    # Each task gets the event as its one argument: a level deeper than it came.
+    if not within_depth(body, MAX_DEPTH - 1):
+        raise Unprocessable(f"the event nests deeper than {MAX_DEPTH - 1} levels", code="too_deep")
     event_id, made = await node.events.publish(tenant_id, request.path_params["topic"], event)
     tasks = [EventTask(name, r.id, r.created, r.state) for name, r in made]
     return _json(EventView(event_id, tasks))  # type: ignore[return-value]

@@ -8,11 +8,11 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 
 from ..model import PauseRow
-from ..selector import Selector, SelectorBody
-from .routes import _body, _decode, _json, node_of, tenant_of
+from ..selector import PauseBody, Selector
+from .routes import _body, _decode, _json, decoder, node_of, tenant_of
 from .schemas import PauseList, PauseView, ReleasedCount
 
-_body_decoder = msgspec.json.Decoder(SelectorBody)
+_body_decoder = decoder(PauseBody)
 _selector_decoder = msgspec.json.Decoder(Selector)
 
 
@@ -25,7 +25,8 @@ def pause_view(row: PauseRow, held: int | None = None) -> PauseView:
 async def create_pause(request: Request[Any, Any, Any]) -> Response[PauseView]:
     tenant_id = await tenant_of(request)
     body = _decode(_body_decoder, await _body(request, 64 * 1024))
-    row, held = await node_of(request.app.state).pauses.pause(tenant_id, body.selector)
+    selector = body.selector.selector()
+    row, held = await node_of(request.app.state).pauses.pause(tenant_id, selector)
     return _json(pause_view(row, held), status=201)  # type: ignore[return-value]
 
 

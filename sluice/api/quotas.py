@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, get, put
 
 from ..model import TenantQuota
-from .routes import _body, _decode, _json, _tenant_exists, admin_only
+from .routes import _body, _decode, _json, _tenant_exists, admin_only, decoder
 
-_decoder = msgspec.json.Decoder(TenantQuota)
+_decoder = decoder(TenantQuota)
 
 
 @put("/v1/tenants/{tenant_id:str}/quota", summary="Set a tenant's quotas (admin)",

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from ..engine.admission import TaskSpec, check_limits, check_retry_policy
+from ..engine.admission import TaskSpec, check_function
 from ..engine.node import Node, hash_key
 from ..engine.targets import check_target
-from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
+from ..errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unprocessable,
+)
 from ..model import FUNCTION_NAME, TERMINAL, FunctionConfig
+from ..rawjson import MAX_DEPTH
 from ..selector import Selector, SelectorBody
 from ..store import DeadSelector
 from .schemas import (
@@ -39,19 +49,16 @@ from .schemas import (
 )
 
 _encoder = msgspec.json.Encoder()
-_spec_decoder = msgspec.json.Decoder(TaskSpec)
-_batch_decoder = msgspec.json.Decoder(BatchRequest)
-_tenant_decoder = msgspec.json.Decoder(TenantCreate)
-_function_decoder = msgspec.json.Decoder(FunctionSettings)
-_selector_decoder = msgspec.json.Decoder(DeadSelector)
-_selector_body_decoder = msgspec.json.Decoder(SelectorBody)
+T = TypeVar("T")
 TASK_PAGE = 100
 EVENTS_POLL_S = 0.5
 MAX_TASK_PAGE = 1000
 DEAD_PAGE = 100
 MAX_DEAD_PAGE = 1000
+MAX_FUNCTION_PAGE = 1000  # as many as a tenant may have, so one page is all of them
 
 BODY_OVERHEAD = 64 * 1024  # room for the envelope beyond the payload limit
+ADMIN_404 = "no such endpoint for this key (admin endpoints answer only the admin key)"
 
 
 def node_of(state: State) -> Node:
@@ -74,18 +81,46 @@ async def tenant_of(request: Request[Any, Any, Any]) -> str:
     return tenant_id
 
 
+def decoder(type_: Any) -> msgspec.json.Decoder[Any]:
+    """A body decoder: the types' constraints apply; `strict=False` takes 5.0 where an
+    integer is expected, as JSON Schema (and so the OpenAPI document) does."""
+    return msgspec.json.Decoder(type_, strict=False)
+
+
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = None
-        if " - at `$." in message:
-            message, _, path = message.partition(" - at `$.")
-            field = path.rstrip("`")
+        message, field = _where(str(exc))
         raise InvalidRequest(message, field=field) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
+    except RecursionError as exc:  # msgspec's own depth limit, far past MAX_DEPTH
+        raise Unprocessable(
+            f"the body nests deeper than {MAX_DEPTH} levels", code="too_deep"
+        ) from exc
+
+
+_spec_decoder = decoder(TaskSpec)
+_batch_decoder = decoder(BatchRequest)
+_tenant_decoder = decoder(TenantCreate)
+_function_decoder = decoder(FunctionSettings)
+_selector_decoder = decoder(DeadSelector)
+_selector_body_decoder = decoder(SelectorBody)
+
+
+_UNKNOWN = re.compile(r"^Object contains unknown field `([^`]*)`")
+
+
+def _where(message: str) -> tuple[str, str | None]:
+    """msgspec's "... - at `$.a.b`" as (message, "a.b"); an unknown field is named in the
+    path too, so `field` always points at the part of the request at fault."""
+    message, _, path = message.partition(" - at `$")
+    field = path.rstrip("`").removeprefix(".")
+    unknown = _UNKNOWN.match(message)
+    if unknown:
+        field = f"{field}.{unknown[1]}" if field else unknown[1]
+    return message, field or None
 
 
 async def _body(request: Request[Any, Any, Any], limit: int) -> bytes:
@@ -139,9 +174,12 @@ async def wait_result(request: Request[Any, Any, Any]) -> Response[TaskView]:
 
 
 def admin_only(request: Request[Any, Any, Any]) -> Node:
+    """The node, for the admin key; any other caller (no key, a tenant's key, a wrong
+    key) gets the 404 of a route that does not exist, as docs/api.md says."""
     node = node_of(request.app.state)
-    if not node.is_admin(bearer(request.headers)):
-        raise NotFound("no such endpoint", code="not_found")  # do not reveal admin routes
+    scheme, _, key = str(request.headers.get("authorization", "")).partition(" ")
+    if scheme.lower() != "bearer" or not node.is_admin(key.strip()):
+        raise NotFound(ADMIN_404, code="not_found")
     return node
 
 
@@ -202,12 +240,6 @@ async def revoke_key(request: Request[Any, Any, Any]) -> None:
 async def create_tenant(request: Request[Any, Any, Any]) -> Response[TenantView]:
     node = admin_only(request)
     body = _decode(_tenant_decoder, await _body(request, 4096))
-    if (
-        not body.name
-        or len(body.name) > 64
-        or not body.name.replace("-", "").replace("_", "").isalnum()
-    ):
-        raise InvalidRequest("name takes 1 to 64 letters, digits, '-' or '_'", field="name")
     tenant = await node.create_tenant(body.name)
     key = await node.create_api_key(tenant.id)
     return _json(TenantView(tenant.id, tenant.name, key), 201)  # type: ignore[return-value]
@@ -280,9 +312,20 @@ def _number(request: Request[Any, Any, Any], name: str) -> float | None:
     if raw is None:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise InvalidRequest(f"{name} must be a number (epoch seconds)", field=name) from None
+        value = math.nan
+    if not math.isfinite(value):  # "inf", "nan" and "1e400" parse, and mean nothing here
+        raise InvalidRequest(f"{name} must be a finite number", field=name)
+    return value
+
+
+def _limit(request: Request[Any, Any, Any], default: int, most: int) -> int:
+    value = _number(request, "limit")
+    value = default if value is None else value
+    if not 1 <= value <= most or value != int(value):
+        raise InvalidRequest(f"limit must be a whole number from 1 to {most}", field="limit")
+    return int(value)
 
 
 @get("/v1/dead", summary="Dead tasks, oldest first, a page at a time", tags=["dead letters"])
@@ -292,13 +335,10 @@ async def list_dead(request: Request[Any, Any, Any]) -> Response[DeadPage]:
     selector = DeadSelector(
         request.query_params.get("function"), _number(request, "since"), _number(request, "until")
     )
-    limit = _number(request, "limit")
-    limit = DEAD_PAGE if limit is None else limit
-    if not 1 <= limit <= MAX_DEAD_PAGE:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_DEAD_PAGE}", field="limit")
+    limit = _limit(request, DEAD_PAGE, MAX_DEAD_PAGE)
     after = request.query_params.get("after", "")
-    page = await node.store.list_dead(tenant_id, selector, after, int(limit))
-    cursor = page[-1].id if len(page) == int(limit) else None
+    page = await node.store.list_dead(tenant_id, selector, after, limit)
+    cursor = page[-1].id if len(page) == limit else None
     return _json(DeadPage(page, cursor))  # type: ignore[return-value]
 
 
@@ -312,28 +352,30 @@ async def retry_dead(request: Request[Any, Any, Any]) -> Response[RetryCount]:
 
 
 def _selector_from_query(request: Request[Any, Any, Any]) -> Selector:
+    """The selector of `GET /v1/tasks`: list fields repeat (`?state=ready&state=running`),
+    numbers are finite, and the Selector type's constraints apply as to a body."""
     query = request.query_params
-
-    def many(name: str) -> list[str] | None:
-        values = query.getall(name, [])
-        return list(values) or None
-
-    def integer(name: str) -> int | None:
+    fields: dict[str, Any] = {
+        name: values
+        for name, param in (("function", "function"), ("state", "state"), ("tags", "tag"))
+        if (values := list(query.getall(param, [])))
+    }
+    for name in ("priority_min", "priority_max", "created_after", "created_before"):
         value = _number(request, name)
-        if value is not None and value != int(value):
-            raise InvalidRequest(f"{name} must be a whole number", field=name)
-        return None if value is None else int(value)
+        if value is not None:
+            fields[name] = value
+    if "key" in query:
+        fields["key"] = query["key"]
+    return _convert(fields, Selector).validate()
 
-    return Selector(
-        function=many("function"),
-        state=many("state"),
-        tags=many("tag"),
-        priority_min=integer("priority_min"),
-        priority_max=integer("priority_max"),
-        created_after=_number(request, "created_after"),
-        created_before=_number(request, "created_before"),
-        key=query.get("key"),
-    ).validate()
+
+def _convert(fields: dict[str, Any], type_: type[T]) -> T:
+    """Fields from a query string into a constrained type, with the errors of a body."""
+    try:
+        return msgspec.convert(fields, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        message, field = _where(str(exc))
+        raise InvalidRequest(message, field=field and field.split("[")[0]) from exc
 
 
 @get("/v1/tasks", summary="List and search tasks, newest first", tags=["tasks"])
@@ -341,15 +383,10 @@ async def list_tasks(request: Request[Any, Any, Any]) -> Response[TaskPage]:
     tenant_id = await tenant_of(request)
     node = node_of(request.app.state)
     selector = _selector_from_query(request)
-    limit = _number(request, "limit")
-    limit = TASK_PAGE if limit is None else limit
-    if not 1 <= limit <= MAX_TASK_PAGE or limit != int(limit):
-        raise InvalidRequest(
-            f"limit must be a whole number from 1 to {MAX_TASK_PAGE}", field="limit"
-        )
+    limit = _limit(request, TASK_PAGE, MAX_TASK_PAGE)
     cursor = request.query_params.get("cursor", "")
-    page = await node.list_tasks(tenant_id, selector, cursor, int(limit))
-    following = page[-1].id if len(page) == int(limit) else None
+    page = await node.list_tasks(tenant_id, selector, cursor, limit)
+    following = page[-1].id if len(page) == limit else None
     return _json(TaskPage(page, following))  # type: ignore[return-value]
 
 
@@ -394,10 +431,14 @@ async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConf
         raise InvalidRequest(f"function names match {FUNCTION_NAME.pattern}", field="name")
     body = _decode(_function_decoder, await _body(request, 16 * 1024))
     config = FunctionConfig(name=name, **msgspec.structs.asdict(body))
-    if not 0 <= config.priority <= 9:
-        raise InvalidRequest("priority must be between 0 and 9", field="priority")
-    check_retry_policy(config.retry, "retry")
-    check_limits(config)
+    check_function(config, node.settings)
+    if name not in await node.functions(tenant_id):
+        known = len(await node.functions(tenant_id))
+        if known >= node.settings.max_functions:
+            raise Conflict(
+                f"the tenant has {known} functions, its limit", code="too_many_functions",
+                field="name",
+            )  # fmt: skip
     if config.target is not None:
         settings = node.settings
         target = check_target(
@@ -411,8 +452,13 @@ async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConf
 @get("/v1/functions", summary="The tenant's functions and their config", tags=["functions"])
 async def list_functions(request: Request[Any, Any, Any]) -> Response[FunctionList]:
     tenant_id = await tenant_of(request)
+    limit = _limit(request, MAX_FUNCTION_PAGE, MAX_FUNCTION_PAGE)
+    after = request.query_params.get("after", "")
     functions = await node_of(request.app.state).functions(tenant_id)
-    return _json(FunctionList(sorted(functions.values(), key=lambda f: f.name)))  # type: ignore[return-value]
+    names = sorted(n for n in functions if n > after)
+    page = [functions[n] for n in names[:limit]]
+    following = page[-1].name if len(names) > limit else None
+    return _json(FunctionList(page, following))  # type: ignore[return-value]
 
 
 @get("/v1/functions/{name:str}", summary="One function's config", tags=["functions"])

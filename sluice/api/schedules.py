@@ -7,16 +7,33 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, delete, get, post, put
 
-from ..engine.cron import decode
 from ..model import ScheduleRow, ScheduleSpec
-from .routes import _body, _decode, _json, node_of, tenant_of
+from .routes import _body, _decode, _json, decoder, node_of, tenant_of
 from .schemas import ScheduleList, ScheduleView
 
-_spec_decoder = msgspec.json.Decoder(ScheduleSpec)
+_spec_decoder = decoder(ScheduleSpec)
+
+
+class _Stored(msgspec.Struct):
+    """A schedule's config as stored, read without today's rules, so a schedule saved
+    before a rule it breaks (and paused for it) can still be shown and replaced."""
+
+    function: str
+    cron: str
+    timezone: str = "UTC"
+    args: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"[]"))
+    kwargs: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
+    priority: int | None = None
+    tags: list[str] | None = None
+    catchup: str = "all"
+    max_catchup_s: float = 600.0
+
+
+_stored_decoder = msgspec.json.Decoder(_Stored)
 
 
 def schedule_view(row: ScheduleRow) -> ScheduleView:
-    spec = decode(row)
+    spec = _stored_decoder.decode(row.config)
     return ScheduleView(
         name=row.name, function=spec.function, cron=spec.cron, timezone=spec.timezone,
         args=spec.args, kwargs=spec.kwargs, priority=spec.priority, tags=spec.tags,

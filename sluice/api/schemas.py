@@ -6,68 +6,37 @@ their shape and size but never decodes them. Fields typed `Any` below carry raw 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
 from ..engine.admission import TaskSpec
 from ..model import (
+    DEFAULT_PRIORITY,
     ApiKey,
     AttemptRecord,
+    Count,
     EventRecord,
     FunctionConfig,
     HttpTarget,
+    Priority,
+    Rate,
     RetryPolicy,
     SubmitResult,
+    Tags,
     TaskRecord,
     Tenant,
+    Timeout,
+    Ttl,
 )
 from ..selector import Selector, TaskSummary
 from ..store import DeadTask
 
-Priority = Annotated[int, msgspec.Meta(ge=0, le=9)]
-
-
-class TaskSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
-    """TaskSpec as documented (OpenAPI cannot describe `msgspec.Raw` with a default)."""
-
-    function: str
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    delay: Annotated[float, msgspec.Meta(ge=0, le=365 * 86400)] | None = None
-    run_at: float | None = None
-    priority: Priority | None = None
-    key: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
-    ttl: Annotated[float, msgspec.Meta(gt=0)] | None = None
-    expires_at: float | None = None
-    tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
-                    msgspec.Meta(max_length=16)] | None = None  # fmt: skip
-    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
-    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
-    retry: RetryPolicy | None = None
-
-
-class ScheduleSpecDoc(msgspec.Struct, forbid_unknown_fields=True):
-    """ScheduleSpec as documented (OpenAPI cannot describe `msgspec.Raw` with a default)."""
-
-    function: str
-    cron: str
-    timezone: str = "UTC"
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    priority: Priority | None = None
-    tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
-                    msgspec.Meta(max_length=16)] | None = None  # fmt: skip
-    catchup: Literal["all", "latest", "none"] = "all"
-    max_catchup_s: Annotated[float, msgspec.Meta(ge=0, le=7 * 86400)] = 600.0
-
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    tasks: list[TaskSpec]
-
-
-class BatchRequestDoc(msgspec.Struct, forbid_unknown_fields=True):
-    tasks: Annotated[list[TaskSpecDoc], msgspec.Meta(min_length=1, max_length=1000)]
+    tasks: Annotated[
+        list[TaskSpec], msgspec.Meta(min_length=1, extra_json_schema={"x-limit": "max_batch"})
+    ]
 
 
 class SubmitView(msgspec.Struct, frozen=True):
@@ -126,13 +95,13 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A function's config, as `PUT /v1/functions/{name}` takes it."""
 
     retry: RetryPolicy = RetryPolicy()
-    timeout_s: float | None = None
-    priority: Priority = 5
-    ttl_s: float | None = None
-    tags: list[str] = []
-    rate: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] | None = None
-    burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
-    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    timeout_s: Timeout | None = None
+    priority: Priority = DEFAULT_PRIORITY
+    ttl_s: Ttl | None = None
+    tags: Tags = []
+    rate: Rate | None = None
+    burst: Count = 1
+    max_concurrency: Count | None = None
     target: HttpTarget | None = None
 
 
@@ -155,6 +124,7 @@ class FunctionView(FunctionConfig, frozen=True):
 
 class FunctionList(msgspec.Struct, frozen=True):
     functions: list[FunctionConfig]
+    next: str | None = None  # pass as `after` for the next page; null on the last one
 
 
 class DeadPage(msgspec.Struct, frozen=True):
@@ -185,8 +155,11 @@ class RetryCount(msgspec.Struct, frozen=True):
     retried: int
 
 
+TENANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
 class TenantCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
+    name: Annotated[str, msgspec.Meta(pattern=TENANT_NAME)]
 
 
 class TenantView(msgspec.Struct, frozen=True):

@@ -14,12 +14,15 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..client.http import DEV_FILE
+from ..errors import InvalidRequest
+from ..logs import SafeFormatter, escape, redacted_url
 from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
@@ -27,7 +30,14 @@ from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .tasks import register as register_task_commands
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Sluice task processing.")
+if TYPE_CHECKING:
+    from ..config import Settings
+
+# A crash's traceback must not print local variables: they hold keys and database URLs.
+cli = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Sluice task processing.",
+    pretty_exceptions_show_locals=False,
+)  # fmt: skip
 tenant_cli = typer.Typer(
     no_args_is_help=True,
     help="Operator commands that write the database directly (see also: tenants).",
@@ -43,13 +53,44 @@ cli.add_typer(keys_cli, name="keys")
 
 Concurrency = Annotated[int, typer.Option(help="Slots per worker process.", min=1)]
 Processes = Annotated[int, typer.Option(help="Worker processes to run.", min=1)]
+CaFile = Annotated[
+    str | None,
+    typer.Option(help="CA bundle that signed the server's certificate (or SLUICE_CA_FILE)."),
+]
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _logging(secrets: Iterable[str] = (), level: str = "INFO") -> None:
+    """Every sluice process logs through one SafeFormatter (sluice/logs.py): control
+    characters escaped, and this process's secrets masked wherever they turn up."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter(secrets=secrets))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    logging.getLogger("uvicorn.error").addFilter(_traceback_in_message)
+
+
+def _traceback_in_message(record: logging.LogRecord) -> bool:
+    """uvicorn logs the app's start-up failure as a message holding a whole traceback:
+    its first line stays the message, the rest is shown as a traceback (indented lines)."""
+    first, newline, rest = record.getMessage().partition("\n")
+    if newline and record.exc_info is None:
+        record.msg, record.args, record.exc_text = first, (), rest
+    return True
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad one stops the command with its reason."""
+    from ..config import Settings
+
+    try:
+        return Settings.from_env(os.environ, **overrides)
+    except InvalidRequest as exc:
+        typer.echo(f"sluice: {escape(exc.message)}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _base_url(settings: Settings) -> str:
+    scheme = "https" if settings.tls_cert else "http"
+    return f"{scheme}://{settings.host}:{settings.port}"
 
 
 def _settle_heap() -> None:
@@ -95,7 +136,10 @@ async def _serve_http(node: Any, host: str, port: int, manage_node: bool) -> Any
         create_app(node, manage_node=manage_node),
         host=host,
         port=port,
+        ssl_certfile=node.settings.tls_cert,
+        ssl_keyfile=node.settings.tls_key,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through our handler, escaped and masked
         ws="websockets-sansio",
         ws_max_size=64 * 1024 * 1024,
         ws_ping_interval=None,
@@ -114,18 +158,17 @@ def server(
     ] = None,
 ) -> None:
     """Run a server node: API, dispatcher, timers and the worker gateway."""
-    from ..config import Settings
     from ..engine.node import Node
 
-    _logging()
-    settings = Settings.from_env(os.environ, host=host, port=port, database=database)
+    settings = _settings(host=host, port=port, database=database)
+    _logging(settings.secret_values)
     node = Node(settings)
 
     async def main() -> None:
         server = await _serve_http(node, settings.host, settings.port, manage_node=True)
         _settle_heap()
         logging.getLogger("sluice").info(
-            "serving on http://%s:%d (%s)", settings.host, settings.port, settings.database
+            "serving on %s (%s)", _base_url(settings), redacted_url(settings.database)
         )
         await server.serve()
 
@@ -140,28 +183,36 @@ def worker(
     url: Annotated[str | None, typer.Option(help="Server URL (or SLUICE_URL).")] = None,
     api_key: Annotated[str | None, typer.Option(help="Tenant key (or SLUICE_API_KEY).")] = None,
     grace: Annotated[float, typer.Option(help="Seconds running tasks get on SIGTERM.")] = 30.0,
+    ca_file: CaFile = None,
 ) -> None:
     """Run worker processes that serve an App's functions."""
     from ..cli.loading import load_app
+    from ..client.http import discover
 
-    _logging()
+    key = discover(url, api_key)[1]
+    _logging([key] if key else [])
     if processes > 1:
         from ..worker.supervisor import supervise
 
         args = ["worker", app, "--concurrency", str(concurrency), "--grace", str(grace)]
         if url:
             args += ["--url", url]
-        if api_key:
-            args += ["--api-key", api_key]
-        raise typer.Exit(supervise(args, processes))
+        if ca_file:
+            args += ["--ca-file", ca_file]
+        # The key goes in the environment: a command line is readable by every local user.
+        env = {**os.environ, "SLUICE_API_KEY": api_key} if api_key else None
+        raise typer.Exit(supervise(args, processes, env=env))
     from ..worker.runtime import FatalWorkerError, serve
 
     loaded = load_app(app)
     _settle_heap()
     try:
-        _run(serve(loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace))
+        _run(serve(
+            loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace,
+            ca_file=ca_file,
+        ))  # fmt: skip
     except FatalWorkerError as exc:
-        typer.echo(f"sluice worker: {exc}", err=True)
+        typer.echo(f"sluice worker: {escape(str(exc))}", err=True)
         raise typer.Exit(2) from exc
 
 
@@ -176,18 +227,15 @@ def dev(
 ) -> None:
     """Everything in one command, on SQLite: server, dispatcher, timers and workers."""
     from ..cli.loading import load_app
-    from ..config import Settings
     from ..engine.node import Node
 
-    _logging()
-    loaded = load_app(app)
     database = os.environ.get("SLUICE_DATABASE") or f"sqlite:///{data / 'sluice.db'}"
     # Development: HTTP targets on this machine are allowed (docs/http-targets.md).
-    settings = Settings.from_env(
-        os.environ, host=host, port=port, database=database, targets_allow_loopback=True
-    )
+    settings = _settings(host=host, port=port, database=database, targets_allow_loopback=True)
+    _logging(settings.secret_values)
+    loaded = load_app(app)
     node = Node(settings)
-    url = f"http://{host}:{port}"
+    url = _base_url(settings)
 
     async def main() -> None:
         await node.start()
@@ -252,9 +300,7 @@ def migrate(
     ] = None,
 ) -> None:
     """Bring the database's schema up to date (a server also does this when it starts)."""
-    from ..config import Settings
-
-    settings = Settings.from_env(os.environ, database=database)
+    settings = _settings(database=database)
 
     async def main() -> int:
         if settings.is_postgres:
@@ -269,7 +315,7 @@ def migrate(
         return store.schema_version()
 
     version = asyncio.run(main())
-    typer.echo(f"{settings.database}: schema version {version}")
+    typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
 
 
 @tenant_cli.command("create")
@@ -280,10 +326,9 @@ def tenant_create(
     ] = None,
 ) -> None:
     """Create a tenant and print its first API key (shown once)."""
-    from ..config import Settings
     from ..engine.node import Node
 
-    settings = Settings.from_env(os.environ, database=database)
+    settings = _settings(database=database)
 
     async def main() -> None:
         node = Node(settings)

@@ -297,9 +297,16 @@ class _Calls:
         return _Call(call.request, lambda r: call.read(r).retried)
 
     @staticmethod
-    def list_functions() -> _Call[list[Function]]:
-        call = _get("/v1/functions", _FunctionList)
-        return _Call(call.request, lambda r: call.read(r).functions)
+    def list_functions() -> _Pager[Function]:
+        def request(cursor: str) -> _Request:
+            params = (("limit", str(MAX_PAGE_SIZE)),) + ((("after", cursor),) if cursor else ())
+            return _Request("GET", "/v1/functions", params=params)
+
+        def read(response: _Response) -> tuple[list[Function], str | None]:
+            page = parse(response, _FunctionList)
+            return page.functions, page.next
+
+        return _Pager(request, read)
 
     @staticmethod
     def get_function(name: str) -> _Call[Function]:

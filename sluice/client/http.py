@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from ..errors import SluiceError
 from .calls import (
     BATCH_BYTES,
     BATCH_COUNT,
@@ -53,7 +55,9 @@ DEV_FILE = Path(".sluice") / "dev.json"
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
 
-__all__ = ["DEFAULT_URL", "DEV_FILE", "AsyncClient", "Client", "discover", "task_spec"]
+__all__ = [
+    "DEFAULT_URL", "DEV_FILE", "AsyncClient", "Client", "discover", "task_spec", "tls_context",
+]  # fmt: skip
 
 
 def discover(url: str | None = None, api_key: str | None = None) -> tuple[str, str | None]:
@@ -66,6 +70,17 @@ def discover(url: str | None = None, api_key: str | None = None) -> tuple[str, s
         url = url or dev.get("url")
         api_key = api_key or dev.get("api_key")
     return url or DEFAULT_URL, api_key
+
+
+def tls_context(ca_file: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+    """How servers are verified: against `ca_file`, else `SLUICE_CA_FILE`, else the
+    system's trust store. A CA file replaces the system store; it does not add to it.
+    There is no way to turn verification off: give the CA that signed the server."""
+    ca_file = ca_file or os.environ.get("SLUICE_CA_FILE") or None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise SluiceError(f"the CA file {ca_file} cannot be loaded: {exc}") from exc
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -82,17 +97,20 @@ class Client:
     `client.functions.get(name)`, `client.schedules.set(name, function=..., cron=...)`,
     `client.pauses.create(function="report")`, and with the admin key `client.tenants`
     and `client.keys`. Error answers raise `sluice.RemoteError`; 429 and 503 are retried
-    after their Retry-After plus jitter, up to five times.
+    after their Retry-After plus jitter, up to five times. An https server's certificate
+    is verified as `tls_context(ca_file)` says: `ca_file` names a private CA's bundle.
     """
 
     def __init__(
-        self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0
-    ) -> None:
+        self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0,
+        ca_file: str | os.PathLike[str] | None = None,
+    ) -> None:  # fmt: skip
         self.url, self.api_key = discover(url, api_key)
         # Above the longest long-poll (`wait`) the server allows, so it answers first.
         self._http = httpx.Client(
-            base_url=self.url, headers=_headers(self.api_key), timeout=timeout + 35.0
-        )
+            base_url=self.url, headers=_headers(self.api_key), timeout=timeout + 35.0,
+            verify=tls_context(ca_file),
+        )  # fmt: skip
         self._rng = random.Random()
         self.tasks = Tasks(self)
         self.dead = Dead(self)
@@ -194,10 +212,12 @@ class AsyncClient:
     """
 
     def __init__(
-        self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0
-    ) -> None:
+        self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0,
+        ca_file: str | os.PathLike[str] | None = None,
+    ) -> None:  # fmt: skip
         self.url, self.api_key = discover(url, api_key)
         self._timeout = timeout + 35.0
+        self._tls = tls_context(ca_file)
         self._session: aiohttp.ClientSession | None = None
         self._rng = random.Random()
         self.tasks = AsyncTasks(self)
@@ -216,6 +236,7 @@ class AsyncClient:
                 self.url,
                 headers=_headers(self.api_key),
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
+                connector=aiohttp.TCPConnector(ssl=self._tls),
             )
         return self._session
 

@@ -130,6 +130,7 @@ class Function(msgspec.Struct, frozen=True):
 
 class _FunctionList(msgspec.Struct, frozen=True):
     functions: list[Function]
+    next: str | None = None
 
 
 class ScheduleSpec(TypedDict, total=False):

@@ -185,7 +185,7 @@ class Functions:
         self._client = client
 
     def list(self) -> list[Function]:
-        return self._client._run(_Calls.list_functions())
+        return list(self._client._pages(_Calls.list_functions()))
 
     def get(self, name: str) -> Function:
         """One function's config; `RemoteError` 404 `unknown_function` if there is none."""
@@ -203,7 +203,7 @@ class AsyncFunctions:
         self._client = client
 
     async def list(self) -> list[Function]:
-        return await self._client._run(_Calls.list_functions())
+        return [f async for f in self._client._pages(_Calls.list_functions())]
 
     async def get(self, name: str) -> Function:
         return await self._client._run(_Calls.get_function(name))

@@ -1,55 +1,89 @@
-"""Admission: turn validated submit requests into `NewTask` rows with defaults resolved."""
+"""Admission: turn validated submit requests into `NewTask` rows with defaults resolved.
+
+What a JSON Schema can state is on the types (TaskSpec, FunctionConfig): decoding
+refuses it with a 400, and the OpenAPI document says it. What depends on the node's
+settings or on "now" is checked here, with the same error whichever way a value came in
+(a submit, a function's config, a schedule, an event).
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import msgspec
 
 from ..config import Settings
-from ..errors import InvalidRequest, NotFound, PayloadTooLarge
+from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 from ..model import (
-    MAX_PRIORITY,
-    MIN_PRIORITY,
     READY,
     SCHEDULED,
+    Attempts,
     FunctionConfig,
+    FunctionName,
+    JsonArray,
+    JsonObject,
     NewTask,
+    Priority,
     RetryPolicy,
+    Tags,
+    Timeout,
+    Ttl,
     new_task_id,
 )
+from ..rawjson import MAX_DEPTH, within_depth
+
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Delay = Annotated[float, msgspec.Meta(ge=0, extra_json_schema={"x-limit": "max_delay_s"})]
 
 
-class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """One task as a producer describes it (the body of `POST /v1/tasks`)."""
+class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One task as a producer describes it (the body of `POST /v1/tasks`). At most one of
+    `delay` and `run_at`, and of `ttl` and `expires_at` (api/openapi.py states it)."""
 
-    function: str
-    args: msgspec.Raw = msgspec.Raw(b"[]")
-    kwargs: msgspec.Raw = msgspec.Raw(b"{}")
-    delay: float | None = None
+    function: FunctionName
+    args: JsonArray = msgspec.field(default_factory=lambda: msgspec.Raw(b"[]"))
+    kwargs: JsonObject = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
+    delay: Delay | None = None
     run_at: float | None = None
-    priority: int | None = None
-    key: str | None = None
-    ttl: float | None = None
+    priority: Priority | None = None
+    key: Key | None = None
+    ttl: Ttl | None = None
     expires_at: float | None = None
-    tags: list[str] | None = None
-    max_attempts: int | None = None
+    tags: Tags | None = None
+    max_attempts: Attempts | None = None
     retry: RetryPolicy | None = None
-    timeout: float | None = None
+    timeout: Timeout | None = None
 
 
 _tags_encoder = msgspec.json.Encoder()
 _retry_encoder = msgspec.json.Encoder()
 
 
-def check_retry_policy(policy: RetryPolicy, field: str) -> None:
-    if not 1 <= policy.max_attempts <= 1000:
+def check_tags(tags: list[str], settings: Settings, field: str) -> None:
+    if len(tags) > settings.max_tags:
+        raise InvalidRequest(f"at most {settings.max_tags} tags", field=field)
+    if any(not 0 < len(t) <= settings.max_tag_length for t in tags):
         raise InvalidRequest(
-            "max_attempts must be between 1 and 1000", field=f"{field}.max_attempts"
+            f"each tag takes 1 to {settings.max_tag_length} characters", field=field
         )
-    if min(policy.base_s, policy.min_backoff_s, policy.cap_s) < 0:
-        raise InvalidRequest("backoff times cannot be negative", field=field)
-    if policy.max_retry_duration_s <= 0 or policy.max_throttles < 0:
+
+
+def check_depth(data: bytes, field: str) -> None:
+    if not within_depth(data):
+        raise Unprocessable(
+            f"{field or 'the value'} nests deeper than {MAX_DEPTH} levels",
+            code="too_deep", field=field or None,
+        )  # fmt: skip
+
+
+def check_function(config: FunctionConfig, settings: Settings, field: str = "") -> None:
+    """A function's config holds to the rules its tasks are held to: what its type states
+    was checked when it was decoded; the settings' limits are checked here, so a config
+    can never make every later submit fail on a field its caller never sent."""
+    check_tags(config.tags, settings, f"{field}tags")
+    if config.ttl_s is not None and config.ttl_s > settings.max_delay_s:
         raise InvalidRequest(
-            "max_retry_duration_s must be positive and max_throttles not negative", field=field
+            f"ttl_s is at most {settings.max_delay_s:g} seconds", field=f"{field}ttl_s"
         )
 
 
@@ -80,59 +114,43 @@ def build_task(
             f"{settings.max_payload_bytes}",
             field=f"{field}args",
         )
+    check_depth(args, f"{field}args")
+    check_depth(kwargs, f"{field}kwargs")
     if spec.delay is not None and spec.run_at is not None:
         raise InvalidRequest("give delay or run_at, not both", field=f"{field}delay")
     run_at = now
     if spec.delay is not None:
-        if not 0 <= spec.delay <= settings.max_delay_s:
+        if spec.delay > settings.max_delay_s:
             raise InvalidRequest(
-                f"delay must be between 0 and {settings.max_delay_s:g} seconds",
-                field=f"{field}delay",
+                f"delay is at most {settings.max_delay_s:g} seconds", field=f"{field}delay"
             )
         run_at = now + spec.delay
     elif spec.run_at is not None:
         if spec.run_at > now + settings.max_delay_s:
-            raise InvalidRequest("run_at is too far in the future", field=f"{field}run_at")
+            raise Unprocessable(
+                f"run_at is more than {settings.max_delay_s:g} seconds ahead",
+                code="too_far_ahead", field=f"{field}run_at",
+            )  # fmt: skip
         run_at = max(now, spec.run_at)  # a time in the past means "now"
     priority = fn.priority if spec.priority is None else spec.priority
-    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        raise InvalidRequest(
-            f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}",
-            field=f"{field}priority",
-        )
     if spec.ttl is not None and spec.expires_at is not None:
         raise InvalidRequest("give ttl or expires_at, not both", field=f"{field}ttl")
     ttl = spec.ttl if spec.ttl is not None else fn.ttl_s
     expires_at = spec.expires_at
     if ttl is not None and expires_at is None:
-        if ttl <= 0:
-            raise InvalidRequest("ttl must be positive", field=f"{field}ttl")
         expires_at = run_at + ttl
     if expires_at is not None and expires_at <= run_at:
-        raise InvalidRequest("the task would expire before it may run", field=f"{field}expires_at")
+        raise Unprocessable(
+            "the task would expire before it may run",
+            code="expires_before_run", field=f"{field}expires_at",
+        )  # fmt: skip
     tags = spec.tags if spec.tags is not None else (fn.tags or None)
     if tags is not None:
-        if len(tags) > settings.max_tags:
-            raise InvalidRequest(f"at most {settings.max_tags} tags", field=f"{field}tags")
-        if any(not 0 < len(t) <= settings.max_tag_length for t in tags):
-            raise InvalidRequest(
-                f"each tag takes 1 to {settings.max_tag_length} characters", field=f"{field}tags"
-            )
-    if spec.key is not None and not 0 < len(spec.key) <= 256:
-        raise InvalidRequest("key takes 1 to 256 characters", field=f"{field}key")
-    retry = None
-    if spec.retry is not None:
-        check_retry_policy(spec.retry, f"{field}retry")
-        retry = _retry_encoder.encode(spec.retry)
+        check_tags(tags, settings, f"{field}tags")
+    retry = None if spec.retry is None else _retry_encoder.encode(spec.retry)
     default_attempts = (spec.retry or fn.retry).max_attempts
     max_attempts = default_attempts if spec.max_attempts is None else spec.max_attempts
-    if not 1 <= max_attempts <= 1000:
-        raise InvalidRequest(
-            "max_attempts must be between 1 and 1000", field=f"{field}max_attempts"
-        )
     timeout = fn.timeout_s if spec.timeout is None else spec.timeout
-    if timeout is not None and timeout <= 0:
-        raise InvalidRequest("timeout must be positive", field=f"{field}timeout")
     payload = b"".join((b'{"args":', args, b',"kwargs":', kwargs, b"}"))
     return NewTask(
         id=task_id or new_task_id(),
@@ -149,15 +167,3 @@ def build_task(
         expires_at=expires_at,
         retry=retry,
     )
-
-
-def check_limits(config: FunctionConfig, field: str = "") -> None:
-    """A function's rate and concurrency limits make sense."""
-    if config.rate is not None and not 0 < config.rate <= 1_000_000:
-        raise InvalidRequest("rate is above 0 and at most 1,000,000 a second", field=f"{field}rate")
-    if not 1 <= config.burst <= 1_000_000:
-        raise InvalidRequest("burst is between 1 and 1,000,000", field=f"{field}burst")
-    if config.max_concurrency is not None and not 1 <= config.max_concurrency <= 1_000_000:
-        raise InvalidRequest(
-            "max_concurrency is between 1 and 1,000,000", field=f"{field}max_concurrency"
-        )

@@ -233,7 +233,7 @@ class Asks:
             conn.deliver(keep)
         if back:  # the worker left, or its slots were taken after the ask timed out
             with contextlib.suppress(Exception):
-                held = [(t.id, t.attempt) for t in back]
+                held = [(t.id, t.attempt, t.dispatched_at) for t in back]
                 await node.store.release_tasks(tenant_id, worker, held, node.clock.now())
             for t in {t.tenant_id for t in back}:
                 node.dispatcher.notify(t)
@@ -290,7 +290,7 @@ class Asks:
             self._stale.add(conn)  # asked again meanwhile: next time
             return
         lost = [
-            (task_id, attempt) for task_id, attempt in leased
+            (task_id, attempt, dispatched_at) for task_id, attempt, dispatched_at in leased
             if task_id not in conn.inflight and task_id not in self._loading
             and task_id not in node.settling
         ]  # fmt: skip

@@ -289,7 +289,7 @@ class Dispatcher:
             # Tasks already claimed this round would sit leased until the reaper: give
             # them back (no attempt used) before the error goes on.
             for conn, *_ in plans:
-                held = [(t.id, t.attempt) for t in got[id(conn)]]
+                held = [(t.id, t.attempt, t.dispatched_at) for t in got[id(conn)]]
                 if held:
                     with contextlib.suppress(Exception):
                         await self._store.release_tasks(conn.tenant_id, conn.worker_id, held, now)
@@ -337,7 +337,7 @@ class Dispatcher:
             live = self._registry.get(target.tenant_id, target.worker_id) is target
             if target.closed or not live:
                 # The worker left while the claim committed: give the tasks straight back.
-                held = [(t.id, t.attempt) for t in tasks]
+                held = [(t.id, t.attempt, t.dispatched_at) for t in tasks]
                 await self._store.release_tasks(target.tenant_id, target.worker_id, held, now)
                 self.notify(target.tenant_id)
                 continue

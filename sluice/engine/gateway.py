@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from ..config import Settings
 from ..errors import InvalidRequest
 from ..model import (
     CANCELLED,
     DEAD,
     FUNCTION_NAME,
-    MAX_PRIORITY,
-    MIN_PRIORITY,
     PAUSED,
     READY,
     SCHEDULED,
@@ -32,6 +32,7 @@ from ..model import (
     RetryPolicy,
 )
 from ..policy.backoff import next_after_failure
+from ..rawjson import MAX_DEPTH, within_depth
 from ..protocol import (
     Ack,
     AckItem,
@@ -47,7 +48,7 @@ from ..protocol import (
     WorkerFrame,
 )
 from ..store import ACCEPTED, DUPLICATE, LeaseRenewal
-from .admission import check_limits, check_retry_policy
+from .admission import check_function
 from .registry import POOL_PREFIX, WorkerConn
 from .targets import TARGET_PREFIX
 
@@ -62,6 +63,8 @@ _config_decoder = msgspec.json.Decoder(dict[str, object])
 _policy_decoder = msgspec.json.Decoder(RetryPolicy)
 
 MAX_SLOTS = 10_000
+# Worker ids are written into leases and logs: printable, no spaces, bounded.
+WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,200}$")
 _OUTCOMES = {
     "ok": "succeeded",
     "error": "failed",
@@ -71,6 +74,10 @@ _OUTCOMES = {
     "timeout": "timed_out",
     "cancelled": "cancelled",
 }
+
+
+class ProtocolError(Exception):
+    """A frame the protocol does not allow where it came: the connection is closed."""
 
 
 class Gateway:
@@ -91,11 +98,14 @@ class Gateway:
             await send(_encoder.encode(ErrorFrame("protocol", "the first frame must be hello")))
             return True
         try:
-            configs = _function_configs(first)
+            if not WORKER_ID.match(first.worker_id):
+                raise InvalidRequest(f"worker ids match {WORKER_ID.pattern}")
             if first.worker_id.startswith((POOL_PREFIX, TARGET_PREFIX)):
                 raise InvalidRequest(
                     f"worker ids may not start with {POOL_PREFIX!r} or {TARGET_PREFIX!r}"
                 )
+            configs = _function_configs(first, node.settings)
+            await self._check_room(tenant_id, configs)
         except InvalidRequest as exc:
             await send(_encoder.encode(ErrorFrame(exc.code, exc.message)))
             return True
@@ -142,10 +152,24 @@ class Gateway:
                     await self._on_release(conn, frame.items)
                 elif isinstance(frame, Heartbeat):
                     pass
+                elif isinstance(frame, Hello):
+                    raise ProtocolError("hello comes once, as the first frame")
         finally:
             node.registry.remove(conn)
             await conn.close()
             log.info("worker %s disconnected", conn.worker_id)
+
+    async def _check_room(self, tenant_id: str, configs: list[FunctionConfig]) -> None:
+        """A tenant holds at most `max_functions` functions, however many workers name
+        new ones."""
+        node = self._node
+        known = await node.functions(tenant_id)
+        new = {c.name for c in configs} - known.keys()
+        if new and len(known) + len(new) > node.settings.max_functions:
+            raise InvalidRequest(
+                f"the tenant has {len(known)} functions and a limit of "
+                f"{node.settings.max_functions}; this worker names {len(new)} more"
+            )
 
     async def results(self, conn: WorkerConn, items: list[ResultItem]) -> None:
         """Answers of an HTTP target (engine/targets.py), written like a worker's."""
@@ -222,15 +246,24 @@ class Gateway:
             renewal = LeaseRenewal(tenant_id, worker_id, tuple(held))
             await node.store.extend_leases([renewal], now + node.settings.lease_s)
         leased = await node.store.leased_to(tenant_id, worker_id)
-        lost = [(task_id, attempt) for task_id, attempt in leased if task_id not in held]
+        lost = [lease for lease in leased if lease[0] not in held]
         if lost and await node.store.release_tasks(tenant_id, worker_id, lost, now):
             node.dispatcher.notify(tenant_id)
 
     async def _on_release(self, conn: WorkerConn, items: list[RunningTask]) -> None:
         node = self._node
+        # Fenced on the dispatch delivered on this connection (the frame names only id and
+        # attempt). A task held since before a reconnect came on the old one: its claim is
+        # the one leased to the worker now, as nothing can claim it while it is held here.
+        before = {i.id for i in items if i.id in conn.inflight and conn.inflight[i.id] is None}
+        held = []
         for item in items:
-            conn.take(item.id, item.attempt)
-        held = [(item.id, item.attempt) for item in items]
+            if (task := conn.take(item.id, item.attempt)) is not None:
+                held.append((item.id, item.attempt, task.dispatched_at))
+        if before:
+            named = {(i.id, i.attempt) for i in items if i.id in before}
+            leased = await node.store.leased_to(conn.tenant_id, conn.worker_id)
+            held += [lease for lease in leased if lease[:2] in named]
         released = await node.store.release_tasks(
             conn.tenant_id, conn.worker_id, held, node.clock.now()
         )
@@ -242,6 +275,15 @@ class Gateway:
         self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
     ) -> Finish:
         """The attempt's fenced finish, with the task's next state decided by policy."""
+        result = bytes(item.result) or b"null"
+        if item.outcome == "ok":
+            refused = _refuse_result(result, self._node.settings.max_result_bytes)
+            if refused is not None:
+                # Stored, it could not be served back (too big, or too deep to decode):
+                # the attempt fails, and retrying would only make the same result again.
+                item = msgspec.structs.replace(
+                    item, outcome="reject", error_type=refused[0], error_message=refused[1]
+                )
         tenant_id = task.tenant_id if task is not None else conn.tenant_id
         finish = Finish(
             tenant_id=tenant_id,
@@ -255,7 +297,7 @@ class Gateway:
             finished_at=item.finished_at,
         )
         if item.outcome == "ok":
-            return msgspec.structs.replace(finish, result=bytes(item.result) or b"null")
+            return msgspec.structs.replace(finish, result=result)
         if item.outcome == "cancelled":
             return msgspec.structs.replace(finish, next_state=CANCELLED)
         failed = msgspec.structs.replace(
@@ -293,27 +335,43 @@ class Gateway:
         )
 
 
-def _function_configs(hello: Hello) -> list[FunctionConfig]:
+def _function_configs(hello: Hello, settings: Settings) -> list[FunctionConfig]:
+    """The configs a hello registers, held to the rules `PUT /v1/functions/{name}` is."""
     if not hello.functions:
         raise InvalidRequest("a worker must serve at least one function")
+    if len(hello.functions) > settings.max_functions_per_worker:
+        raise InvalidRequest(
+            f"a worker serves at most {settings.max_functions_per_worker} functions "
+            f"(this one named {len(hello.functions)})"
+        )
     configs = []
     for spec in hello.functions:
         if not FUNCTION_NAME.match(spec.name):
-            raise InvalidRequest(f"function {spec.name!r}: names match {FUNCTION_NAME.pattern}")
+            raise InvalidRequest(f"function names match {FUNCTION_NAME.pattern}")
         try:
             fields = _config_decoder.decode(spec.config)
             fields["name"] = spec.name
             config = msgspec.convert(fields, FunctionConfig)
-        except msgspec.ValidationError as exc:
-            raise InvalidRequest(f"function {spec.name!r}: {exc}") from exc
-        if not MIN_PRIORITY <= config.priority <= MAX_PRIORITY:
-            raise InvalidRequest(f"function {spec.name!r}: priority must be between 0 and 9")
+        except (msgspec.ValidationError, RecursionError) as exc:
+            raise InvalidRequest(f"function {spec.name}: {_cut(str(exc))}") from exc
         if config.target is not None:
             raise InvalidRequest(
-                f"function {spec.name!r}: a worker serves it; HTTP targets are set with "
+                f"function {spec.name}: a worker serves it; HTTP targets are set with "
                 "PUT /v1/functions/{name}"
             )
-        check_retry_policy(config.retry, f"functions.{spec.name}.retry")
-        check_limits(config, f"functions.{spec.name}.")
+        check_function(config, settings, f"functions.{spec.name}.")
         configs.append(config)
     return configs
+
+
+def _refuse_result(result: bytes, limit: int) -> tuple[str, str] | None:
+    """Why a handler's result cannot be kept, if it cannot: (error type, message)."""
+    if len(result) > limit:
+        return "ResultTooLarge", f"the result takes {len(result)} bytes; the limit is {limit}"
+    if not within_depth(result):
+        return "ResultTooDeep", f"the result nests deeper than {MAX_DEPTH} levels"
+    return None
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -103,18 +103,20 @@ class Partitions:
 
     async def balance(self) -> None:
         node = self._node
-        store, me, now = node.store, node.node_id, node.clock.now()
+        store, me = node.store, node.node_id
         ttl = node.settings.partition_ttl_s
-        await store.acquire_lease(NODE + me, me, now, ttl)
-        live = {holder for _name, holder, _until in await store.list_leases(NODE, now)} | {me}
+        # The leases run on the database's clock, not this node's (store/base.py): a node
+        # whose clock is off must not see the others' leases run out, nor keep its own.
+        await store.acquire_lease(NODE + me, me, ttl)
+        live = {holder for _name, holder, _until in await store.list_leases(NODE)} | {me}
         mine = {p for p, n in owners(live, self.total).items() if n == me}
         for p in sorted(self.owned - mine):  # its node is back or new: hand it over
             await store.release_lease(f"{PART}{p}", me)
-        granted = await store.acquire_leases([f"{PART}{p}" for p in mine], me, now, ttl)
+        granted = await store.acquire_leases([f"{PART}{p}" for p in mine], me, ttl)
         owned = frozenset(int(name.removeprefix(PART)) for name in granted)
         held = {
             int(name.removeprefix(PART)): holder
-            for name, holder, _until in await store.list_leases(PART, now)
+            for name, holder, _until in await store.list_leases(PART)
         }
         held.update({p: me for p in owned})
         for p in self.owned - owned:
@@ -134,7 +136,7 @@ class Partitions:
         node = self._node
         me = node.node_id
         self.owned, self._filter = frozenset(), ()
-        for name, holder, _until in await node.store.list_leases(PART, node.clock.now()):
+        for name, holder, _until in await node.store.list_leases(PART):
             if holder == me:
                 await node.store.release_lease(name, me)
         await node.store.release_lease(NODE + me, me)

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..errors import InvalidRequest, PayloadTooLarge, QuotaExceeded
-from ..model import FunctionConfig, NewTask, TenantQuota
-from .admission import check_limits
+from ..errors import PayloadTooLarge, QuotaExceeded
+from ..model import NewTask, TenantQuota
 
 if TYPE_CHECKING:
     from .node import Node
@@ -56,16 +55,7 @@ class Quotas:
         return {t: q for t, q in self._quotas.items() if q.limited or q.min_slots}
 
     async def set(self, tenant_id: str, quota: TenantQuota) -> TenantQuota:
-        for name in ("max_queued", "max_payload_bytes", "min_slots"):
-            value = getattr(quota, name)
-            if value is not None and not 1 <= value <= 1_000_000_000:
-                raise InvalidRequest(f"{name} is between 1 and 1,000,000,000", field=name)
-        if not 0.001 <= quota.weight <= 1000:
-            raise InvalidRequest("weight is between 0.001 and 1,000", field="weight")
-        check_limits(
-            FunctionConfig(name="", rate=quota.rate, burst=quota.burst,
-                           max_concurrency=quota.max_concurrency)
-        )  # fmt: skip
+        """Store a tenant's quotas (their type holds them to their ranges)."""
         await self._node.store.put_quota(tenant_id, _encoder.encode(quota))
         self._quotas[tenant_id] = quota
         self._queued.pop(tenant_id, None)

@@ -15,12 +15,12 @@ The request: `POST url` with a JSON body `{"id", "function", "attempt", "deadlin
 flow control (with an optional Retry-After), 3xx and other 4xx not retryable, 5xx,
 time-outs and connection errors retryable.
 
-Egress: targets on loopback, private, link-local or otherwise internal addresses are
-refused unless the operator allows them (`targets_allow_loopback`, which `sluice dev`
-sets, and `targets_allow_private`). The check runs when the function is set (a literal
-address) and in the connector's resolver on every new connection, so a name that
-resolves to an internal address later is refused too. Connections are pooled and kept
-alive per node.
+Egress (engine/egress.py): targets on loopback, private, link-local or otherwise internal
+addresses are refused unless the operator allows them (`targets_allow_loopback`, which
+`sluice dev` sets, and `targets_allow_private`): when the function is set, before each
+call, and on every new connection (the resolver and the socket factory), always under
+the node's current settings, so a target stored while they allowed it is refused once
+they no longer do. Such a refusal is not retried: the task goes to dead.
 """
 
 from __future__ import annotations
@@ -30,23 +30,21 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
-import socket
 import time
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+import unicodedata
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
 import msgspec
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from ..errors import InvalidRequest
 from ..model import ClaimedTask, HttpTarget
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
 from ..protocol import ResultItem
+from . import egress
+from .egress import EgressPolicy, EgressRefused
 from .registry import WorkerConn
 
 if TYPE_CHECKING:
@@ -61,62 +59,17 @@ MAX_TIMEOUT_S = 900.0
 _json = msgspec.json.Encoder()
 
 
-# -- egress ------------------------------------------------------------------------
-class EgressRefused(aiohttp.ClientError):
-    """The target's address is internal and the operator did not allow it."""
-
-
-def address_allowed(address: str, allow_loopback: bool, allow_private: bool) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return allow_loopback or allow_private
-    internal = (
-        ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
-        or ip.is_unspecified or not ip.is_global
-    )  # fmt: skip
-    return allow_private or not internal
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves as usual, then refuses internal addresses (no rebinding around the check:
-    the connection is made to exactly the addresses checked here)."""
-
-    def __init__(self, allow_loopback: bool, allow_private: bool) -> None:
-        self._inner = DefaultResolver()
-        self._loopback, self._private = allow_loopback, allow_private
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        allowed = [r for r in found if address_allowed(r["host"], self._loopback, self._private)]
-        if not allowed:
-            raise EgressRefused(f"{host} resolves to an internal address; targets may not")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
+# -- config ----------------------------------------------------------------------
 def check_target(target: HttpTarget, allow_loopback: bool, allow_private: bool) -> HttpTarget:
     """A target that makes sense, with a signing secret: the config to store."""
-    parts = urlsplit(target.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(target.url) > 2048:
-        raise InvalidRequest(
-            "target.url is an http:// or https:// URL of at most 2,048 characters",
-            field="target.url",
-        )
-    if parts.username or parts.password:
-        raise InvalidRequest("target.url carries no credentials", field="target.url")
-    with contextlib.suppress(ValueError):  # a name is checked when it is resolved
-        if not address_allowed(parts.hostname, allow_loopback, allow_private):
-            raise InvalidRequest(
-                f"{parts.hostname} is an internal address; the server does not allow "
-                "targets there (targets_allow_loopback, targets_allow_private)",
-                code="target_not_allowed", field="target.url",
-            )  # fmt: skip
+    if len(target.url) > 2048:
+        raise InvalidRequest("target.url is at most 2,048 characters", field="target.url")
+    try:  # a name is checked when it is resolved, at every new connection
+        egress.check_url(target.url, EgressPolicy(allow_loopback, allow_private))
+    except EgressRefused as exc:
+        raise InvalidRequest(str(exc), code="target_not_allowed", field="target.url") from None
+    except ValueError as exc:
+        raise InvalidRequest(f"target.url {exc}", field="target.url") from None
     if not 0 < target.timeout_s <= MAX_TIMEOUT_S:
         raise InvalidRequest(
             f"target.timeout_s is above 0 and at most {MAX_TIMEOUT_S:.0f}", field="target.timeout_s"
@@ -224,7 +177,31 @@ class TargetConn(WorkerConn):
 
     async def _call(self, task: ClaimedTask) -> None:
         node = self._node
-        session = node.targets.session()
+        started = time.time()
+        answer = await self._post(task)
+        finished = time.time()
+        epoch = self._epochs.pop(task.id, self.aimd.epoch)
+        throttled = answer.kind == THROTTLED
+        self.aimd.answered(answer.kind, epoch, node.clock.now(), latency_s=finished - started,
+                           retry_after_s=answer.wait if throttled else None)  # fmt: skip
+        self._pending.append(
+            ResultItem(
+                id=task.id, attempt=task.attempt, outcome=answer.outcome, started_at=started,
+                finished_at=finished, result=msgspec.Raw(answer.result),
+                error_type=answer.error_type if answer.error else None,
+                error_message=answer.error, retry_after_s=answer.wait if throttled else None,
+            )
+        )  # fmt: skip
+        if not self._flushing:
+            self._flushing = True
+            await asyncio.sleep(0)  # answers that land in the same turn share one write
+            items, self._pending, self._flushing = self._pending, [], False
+            await node.gateway.results(self, items)
+        if self.free > 0:
+            node.dispatcher.wake()
+
+    async def _post(self, task: ClaimedTask) -> Answer:
+        """One POST of the task; the endpoint's answer (or its absence) as an outcome."""
         body = request_body(task, time.time() + self.target.timeout_s)
         timestamp = int(time.time())
         headers = {
@@ -236,10 +213,12 @@ class TargetConn(WorkerConn):
             "webhook-signature": sign(self.target.secret or "", task.id, timestamp, body),
             "sluice-attempt": str(task.attempt),
         }
-        started = time.time()
-        outcome, result, error, wait = "error", b"null", None, None
-        kind = ERROR
+        targets = self._node.targets
         try:
+            # The stored URL under the node's settings of now: a refused literal or
+            # localhost name fails here, by name, before aiohttp reads it its own way.
+            egress.check_url(self.target.url, targets.policy)
+            session = await targets.session()
             timeout = aiohttp.ClientTimeout(total=self.target.timeout_s)
             async with session.post(
                 self.target.url, data=body, headers=headers, timeout=timeout,
@@ -248,41 +227,31 @@ class TargetConn(WorkerConn):
                 data = await answer.content.read(MAX_RESULT_BYTES + 1)
                 status = answer.status
                 wait = retry_after(answer.headers.get("retry-after"))
-            if 200 <= status < 300:
-                outcome, kind, result = "ok", OK, _as_json(data)
-            elif status == 429 or status == 503:
-                outcome, kind = "throttled", THROTTLED
-                error = f"HTTP {status}: the target asks to slow down"
-            elif 500 <= status < 600:
-                error = f"HTTP {status}: {_snippet(data)}"
-            else:
-                outcome = "reject"
-                error = f"HTTP {status}: {_snippet(data)} (not retried)"
         except TimeoutError:
-            outcome, error = "timeout", f"no answer within {self.target.timeout_s:g} s"
+            return Answer("timeout", error=f"no answer within {self.target.timeout_s:g} s")
         except asyncio.CancelledError:
             raise
         except (aiohttp.ClientError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        finished = time.time()
-        epoch = self._epochs.pop(task.id, self.aimd.epoch)
-        self.aimd.answered(kind, epoch, node.clock.now(), latency_s=finished - started,
-                           retry_after_s=wait if kind == THROTTLED else None)  # fmt: skip
-        self._pending.append(
-            ResultItem(
-                id=task.id, attempt=task.attempt, outcome=outcome, started_at=started,
-                finished_at=finished, result=msgspec.Raw(result),
-                error_type="HttpTargetError" if error else None, error_message=error,
-                retry_after_s=wait if outcome == "throttled" else None,
-            )
-        )  # fmt: skip
-        if not self._flushing:
-            self._flushing = True
-            await asyncio.sleep(0)  # answers that land in the same turn share one write
-            items, self._pending, self._flushing = self._pending, [], False
-            await node.gateway.results(self, items)
-        if self.free > 0:
-            node.dispatcher.wake()
+            refusal = egress.refusal_in(exc)
+            if refusal is not None:
+                return self._refused(refusal)
+            return Answer("error", error=f"{type(exc).__name__}: {exc}")
+        except ValueError as exc:  # a stored URL that is none (never set through the API)
+            return Answer("reject", error=f"target.url {exc} (not retried)")
+        if 200 <= status < 300:
+            return Answer("ok", OK, _as_json(data))
+        if status == 429 or status == 503:
+            error = f"HTTP {status}: the target asks to slow down"
+            return Answer("throttled", THROTTLED, error=error, wait=wait)
+        if 500 <= status < 600:
+            return Answer("error", error=f"HTTP {status}: {_snippet(data)}")
+        return Answer("reject", error=f"HTTP {status}: {_snippet(data)} (not retried)")
+
+    def _refused(self, refusal: EgressRefused) -> Answer:
+        """Egress refused: not retried, as the settings hold until the node restarts."""
+        host = egress.host_of(self.target.url)
+        said = str(refusal) if refusal.host == host else f"{host}: {refusal}"
+        return Answer("reject", error=f"{said} (not retried)", error_type="EgressRefused")
 
     async def abandon(self) -> None:
         """Stop: cancel the requests in flight and hand their tasks back (no attempt)."""
@@ -291,7 +260,7 @@ class TargetConn(WorkerConn):
         for call in list(self._calls):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await call
-        held = [(t.id, t.attempt) for t in self.inflight.values() if t is not None]
+        held = [(t.id, t.attempt, t.dispatched_at) for t in self.inflight.values() if t is not None]
         self.inflight.clear()
         if held:
             node = self._node
@@ -299,6 +268,17 @@ class TargetConn(WorkerConn):
 
     async def close(self) -> None:
         self.closed = True
+
+
+class Answer(NamedTuple):
+    """What became of one POST."""
+
+    outcome: str  # a ResultItem outcome: ok, error, timeout, throttled, reject
+    kind: str = ERROR  # what AIMD makes of it
+    result: bytes = b"null"
+    error: str | None = None
+    error_type: str = "HttpTargetError"
+    wait: float | None = None  # Retry-After, in seconds
 
 
 def _as_json(data: bytes) -> bytes:
@@ -313,6 +293,15 @@ def _as_json(data: bytes) -> bytes:
     return data
 
 
+def _printable(text: str) -> str:
+    """One log line whatever `text` holds: control, format and line-breaking characters
+    (a newline, NUL, a right-to-left override) are escaped."""
+    return "".join(
+        ascii(c)[1:-1] if unicodedata.category(c)[0] == "C" or c in "\u2028\u2029" else c
+        for c in text
+    )
+
+
 def _snippet(data: bytes) -> str:
     text = data[:200].decode(errors="replace").strip()
     return text or "(empty body)"
@@ -324,17 +313,29 @@ class Targets:
         self._node = node
         self._conns: dict[tuple[str, str], TargetConn] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._session_policy: EgressPolicy | None = None
         self._ticker: asyncio.Task[None] | None = None
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            s = self._node.settings
-            connector = aiohttp.TCPConnector(
-                limit=0, keepalive_timeout=30,
-                resolver=GuardedResolver(s.targets_allow_loopback, s.targets_allow_private),
-            )  # fmt: skip
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+    @property
+    def policy(self) -> EgressPolicy:
+        """Egress under the node's current settings."""
+        s = self._node.settings
+        return EgressPolicy(s.targets_allow_loopback, s.targets_allow_private)
+
+    async def session(self) -> aiohttp.ClientSession:
+        """The node's client session: pooled, kept-alive connections, each checked when
+        it was opened. Settings change only with a restart and the session lives and
+        dies with the node process, so no pooled connection outlives the settings it
+        was checked under; a node handed other settings in process gets a new pool."""
+        policy = self.policy
+        current = self._session
+        if current is not None and not current.closed and self._session_policy == policy:
+            return current
+        fresh = egress.session(policy, limit=0, keepalive_timeout=30)
+        self._session, self._session_policy = fresh, policy
+        if current is not None:
+            await current.close()
+        return fresh
 
     def get(self, tenant_id: str, function: str) -> TargetConn | None:
         return self._conns.get((tenant_id, function))
@@ -346,7 +347,21 @@ class Targets:
     async def start(self) -> None:
         for tenant in await self._node.store.list_tenants():
             self.sync(tenant.id, await self._node.functions(tenant.id))
+        self._warn_refused()
         self._ticker = asyncio.create_task(self._tick_loop(), name="targets")
+
+    def _warn_refused(self) -> None:
+        """Targets stored under laxer settings: every call to them will be refused."""
+        policy = self.policy
+        for (tenant_id, function), conn in self._conns.items():
+            try:
+                egress.check_url(conn.target.url, policy)
+            except (EgressRefused, ValueError) as exc:
+                log.warning(
+                    "function %s of %s targets %s, which the current settings refuse; its "
+                    "tasks will go to dead: %s",
+                    *map(_printable, (function, tenant_id, conn.target.url, str(exc))),
+                )
 
     def sync(self, tenant_id: str, functions: dict[str, Any]) -> None:
         """Make the tenant's target connections match its function configs."""
@@ -366,7 +381,8 @@ class Targets:
             conn = TargetConn(node, tenant_id, name, config.target, config.max_concurrency)
             self._conns[key] = conn
             node.registry.add(conn)
-            log.info("function %s of %s is served by %s", name, tenant_id, config.target.url)
+            log.info("function %s of %s is served by %s",
+                     name, _printable(tenant_id), _printable(config.target.url))  # fmt: skip
         node.dispatcher.wake()
 
     def _drop(self, key: tuple[str, str]) -> None:
@@ -402,3 +418,4 @@ class Targets:
                 log.exception("handing back the tasks of %s failed", conn.worker_id)
         if self._session is not None:
             await self._session.close()
+            self._session = None

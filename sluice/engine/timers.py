@@ -107,9 +107,9 @@ class Timers:
         node = self._node
         held = False  # on an error, step down: the lease runs out for everyone alike
         try:
-            held = await node.store.acquire_lease(
-                LEADER_LEASE, node.node_id, node.clock.now(), LEADER_TTL_S
-            )
+            # On the database's clock: a node whose own clock is off neither takes the
+            # lease from a live leader nor keeps it past its end (store/base.py).
+            held = await node.store.acquire_lease(LEADER_LEASE, node.node_id, LEADER_TTL_S)
         finally:
             if held != self.leader:
                 log.info("node %s %s the timers", node.node_id, "runs" if held else "stops")
@@ -121,8 +121,7 @@ class Timers:
         if self.leader:
             node = self._node
             self.leader = False
-            # Renewing to an end in the past expires the lease at once.
-            await node.store.acquire_lease(LEADER_LEASE, node.node_id, node.clock.now(), -1.0)
+            await node.store.release_lease(LEADER_LEASE, node.node_id)
 
     async def promote_once(self) -> int:
         node = self._node

@@ -18,6 +18,7 @@ skipped and counted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from typing import Final, Literal
 
@@ -37,16 +38,34 @@ class Plan(msgspec.Struct, frozen=True):
     next_at: float | None  # the first fire time after now, None if there is none
 
 
+NEVER_S: Final = 10 * 366 * 86400.0  # an expression with no fire time this far ahead never fires
+
+
 def valid_expression(expr: str) -> bool:
-    return bool(croniter.is_valid(expr, second_at_beginning=True))
+    """Five fields, or six with seconds first, that croniter reads."""
+    if len(expr.split()) not in (5, 6):
+        return False  # croniter would also take a seventh field (years)
+    try:
+        return bool(croniter.is_valid(expr, second_at_beginning=_has_seconds(expr)))
+    except (ValueError, KeyError, IndexError, OverflowError):
+        return False
+
+
+def ever_fires(expr: str, tz: str, after: float) -> bool:
+    """Whether a valid expression has a fire time in the next ten years (February 30th
+    has none; a leap day does)."""
+    return bool(fire_times(expr, tz, after, after + NEVER_S, 1))
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def valid_timezone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+    """An IANA zone the zone database holds. Looked up in its list, never opened as a
+    path first: "Europe" is a directory and a 10,000-character name is an OSError."""
+    return name == "UTC" or name in _zones()
 
 
 def fire_times(

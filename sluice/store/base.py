@@ -1,7 +1,8 @@
 """The `Store` protocol: everything the engine asks of a database.
 
 `tenant_id` leads every method's arguments (or every request's fields, for batched
-methods); every method that compares with "now" takes it as an argument.
+methods); every method that compares with "now" takes it as an argument, except the
+named leases, which the database judges on its own clock (see `acquire_lease`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import msgspec
 from ..model import (
     ApiKey,
     AttemptRecord,
+    AuditEntry,
     ClaimedTask,
     EventRecord,
     Finish,
@@ -31,6 +33,11 @@ from .limits import Limit
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"  # the same attempt's result arrived twice (a resend); already stored
 STALE = "stale"  # the attempt no longer holds the lease: refused (fencing)
+
+# A running task as it was delivered: (task id, attempt, dispatched_at). The dispatch
+# time tells two claims of one task apart when they carry the same attempt number (a
+# hand-back gives its number back).
+Held = tuple[str, int, float]
 
 
 class ClaimRequest(msgspec.Struct, frozen=True):
@@ -170,10 +177,10 @@ class Store(Protocol):
         """Dead tasks back to ready with a new attempt series (max_attempts by function)."""
         ...
 
-    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
-        """(task id, attempt) of the running tasks leased to a worker. A tenant of
-        SHARED ("*") means any tenant: a shared pool's worker; so in release_tasks and
-        extend_leases."""
+    async def leased_to(self, tenant_id: str, worker: str) -> list[Held]:
+        """(task id, attempt, dispatched_at) of the running tasks leased to a worker. A
+        tenant of SHARED ("*") means any tenant: a shared pool's worker; so in
+        release_tasks and extend_leases."""
         ...
 
     async def ready_backlog(self) -> dict[int, int]:
@@ -199,9 +206,13 @@ class Store(Protocol):
         ...
 
     async def release_tasks(
-        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
+        self, tenant_id: str, worker: str, held: list[Held], now: float
     ) -> list[str]:
-        """Hand tasks back to ready without using up their attempt (a draining worker)."""
+        """Hand tasks back to ready without using up their attempt (a draining worker);
+        returns the ids handed back. Fenced on the claim as delivered: a task goes back
+        only if it is still running for this worker with that attempt and that dispatch
+        time, so a late hand-back never matches a newer claim of the same task by the
+        same worker (same attempt number, later dispatch)."""
         ...
 
     async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None: ...
@@ -320,13 +331,19 @@ class Store(Protocol):
         node that holds their partition), in fair order; tenant SHARED: any tenant's."""
         ...
 
-    async def list_leases(self, prefix: str, now: float) -> list[tuple[str, str, float]]:
-        """Unexpired leases (name, holder, until) whose names start with `prefix`."""
+    # Named leases decide which node owns what (partitions, the timers), and that must
+    # not trust any node's clock: the store sets and judges their expiry on the
+    # database's own clock, the one every node shares. This is the deliberate exception
+    # to taking `now` as an argument: with each node's `now`, a node running 10 s fast
+    # would judge the others' leases run out and take them, and ownership would flap.
+    # (No fake clock reaches these; tests make a lease run out with a negative ttl_s.)
+
+    async def list_leases(self, prefix: str) -> list[tuple[str, str, float]]:
+        """Unexpired leases (name, holder, until) whose names start with `prefix`;
+        `until` is on the database's clock (epoch seconds)."""
         ...
 
-    async def acquire_leases(
-        self, names: list[str], holder: str, now: float, ttl_s: float
-    ) -> list[str]:
+    async def acquire_leases(self, names: list[str], holder: str, ttl_s: float) -> list[str]:
         """acquire_lease for many names in one go; returns the names granted."""
         ...
 
@@ -334,7 +351,27 @@ class Store(Protocol):
         """Give a lease up, if this holder has it."""
         ...
 
-    async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
-        """Take or renew the named lease until `now + ttl_s`; False while another holder's
-        lease runs (the cluster's timer leader, for one)."""
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the named lease for `ttl_s` seconds of the database's clock
+        (a negative ttl_s: it has run out); False while another holder's lease runs
+        (the cluster's timer leader, for one)."""
+        ...
+
+    # -- the audit log -----------------------------------------------------------------
+
+    async def record_audit(self, entries: list[AuditEntry]) -> None:
+        """Append administrative and bulk actions to the audit log, in one commit."""
+        ...
+
+    async def list_audit(
+        self, tenant_id: str | None, before: str, limit: int, action: str | None = None
+    ) -> list[AuditEntry]:
+        """A page of a tenant's audit entries, newest first, with ids below `before`
+        ("" for the first page), of one action if given. None: every tenant's and the
+        cluster-wide ones (the admin's view)."""
+        ...
+
+    async def purge_audit(self, before: float, limit: int) -> int:
+        """Delete up to `limit` entries recorded before `before`, oldest first; returns
+        how many."""
         ...

@@ -26,8 +26,9 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from ..client.http import discover
-from ..errors import Reject, Retry, Throttled
+from ..client.http import discover, tls_context
+from ..errors import Reject, Retry, SluiceError, Throttled
+from ..logs import redacted_url
 from ..protocol import (
     WORKER_PATH,
     Ack,
@@ -78,10 +79,15 @@ class Worker:
         concurrency: int = 10,
         worker_id: str | None = None,
         grace_s: float = DEFAULT_GRACE_S,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         base, key = discover(url, api_key)
         if key is None:
             raise FatalWorkerError("no API key: pass --api-key or set SLUICE_API_KEY")
+        try:
+            self._tls = tls_context(ca_file)  # wss:// servers are verified against it
+        except SluiceError as exc:
+            raise FatalWorkerError(str(exc)) from exc
         self.app = app
         # Several server nodes may be named, comma-separated: the worker connects to one and
         # moves to the next whenever a connection fails or drops.
@@ -131,6 +137,7 @@ class Worker:
                 async with websockets.connect(
                     self.ws_url,
                     additional_headers={"Authorization": f"Bearer {self.api_key}"},
+                    ssl=self._tls if self.ws_url.startswith("wss://") else None,
                     max_size=MAX_FRAME_BYTES,
                     ping_interval=None,
                     compression=None,
@@ -142,9 +149,11 @@ class Worker:
             except websockets.ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code in REFUSED:
                     raise FatalWorkerError(f"the server refused this worker: {exc.rcvd}") from exc
-                log.warning("connection to %s lost: %s", self.ws_url, exc)
+                log.warning("connection to %s lost: %s", redacted_url(self.ws_url), exc)
             except (TimeoutError, OSError, websockets.WebSocketException) as exc:
-                log.warning("connection to %s lost: %s", self.ws_url, exc)
+                # A certificate that does not verify lands here too (ssl.SSLError is an
+                # OSError), and is retried: the server may be mid-way through a renewal.
+                log.warning("connection to %s lost: %s", redacted_url(self.ws_url), exc)
             finally:
                 self._ws = None
                 self.connected.clear()
@@ -209,7 +218,7 @@ class Worker:
             raise FatalWorkerError("the server did not answer hello with welcome")
         self._ws = ws
         self.connected.set()
-        log.info("worker %s connected to %s", self.worker_id, self.ws_url)
+        log.info("worker %s connected to %s", self.worker_id, redacted_url(self.ws_url))
         # Results that were sent but never acknowledged go again; the server deduplicates.
         self._pending = list(self._unacked.values())
         self._flush.set()

@@ -5,7 +5,6 @@ across every worker of a pool and frees its room when tasks are handed back."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -55,7 +54,7 @@ async def test_a_timed_out_ask_never_hands_back_another_nodes_target_calls() -> 
             store = open_store(Settings.from_env({}, **common))
             await store.open()
             # A hung node holds a partition: asks to it time out.
-            assert await store.acquire_lease(f"{PART}0", "ghost", time.time(), 3600)
+            assert await store.acquire_lease(f"{PART}0", "ghost", 3600)
             await store.close()
             a = Node(Settings.from_env({}, node_id="node-a", **common))
             b = Node(Settings.from_env({}, node_id="node-b", **common))

@@ -75,8 +75,18 @@ async def test_an_every_second_schedule_fires_runs_pauses_resumes_and_goes(serve
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
-        ({"function": "beat", "cron": "61 * * * *"}, 400, "invalid_request", "cron"),
-        ({"function": "beat", "cron": "* * * * *", "timezone": "Mars/Olympus"}, 400,
+        # The shape is the schema's (400); what croniter and the zone database say, 422.
+        ({"function": "beat", "cron": "61 * * * *"}, 422, "invalid_cron", "cron"),
+        ({"function": "beat", "cron": "0 0 31 2 *"}, 422, "never_fires", "cron"),
+        ({"function": "beat", "cron": "0 0 1 1 * 2030 5"}, 400, "invalid_request", "cron"),
+        ({"function": "beat", "cron": "* * * *"}, 400, "invalid_request", "cron"),
+        ({"function": "beat", "cron": "* * * * *", "timezone": "Mars/Olympus"}, 422,
+         "unknown_timezone", "timezone"),
+        ({"function": "beat", "cron": "* * * * *", "timezone": "Europe"}, 422,
+         "unknown_timezone", "timezone"),
+        ({"function": "beat", "cron": "* * * * *", "timezone": "../../etc/passwd"}, 400,
+         "invalid_request", "timezone"),
+        ({"function": "beat", "cron": "* * * * *", "timezone": "E" * 10_000}, 400,
          "invalid_request", "timezone"),
         ({"function": "beat", "cron": "* * * * *", "catchup": "some"}, 400,
          "invalid_request", "catchup"),
@@ -84,7 +94,7 @@ async def test_an_every_second_schedule_fires_runs_pauses_resumes_and_goes(serve
          "invalid_request", "priority"),
         ({"function": "nope", "cron": "* * * * *"}, 404, "unknown_function", "function"),
         ({"function": "beat"}, 400, "invalid_request", None),
-        ({"function": "beat", "cron": "* * * * *", "every": 5}, 400, "invalid_request", None),
+        ({"function": "beat", "cron": "* * * * *", "every": 5}, 400, "invalid_request", "every"),
     ],
 )  # fmt: skip
 async def test_a_malformed_schedule_is_refused_and_nothing_is_stored(

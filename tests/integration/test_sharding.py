@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import math
 import sqlite3
-import time
 from pathlib import Path
 
 import psycopg
@@ -41,7 +40,7 @@ async def hold_partition(database: str, partition: int, ttl_s: float) -> None:
     store = open_store(Settings.from_env({}, database=database))
     await store.open()  # migrates a new database
     try:
-        assert await store.acquire_lease(f"{PART}{partition}", "ghost", time.time(), ttl_s)
+        assert await store.acquire_lease(f"{PART}{partition}", "ghost", ttl_s)
     finally:
         await store.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -926,21 +927,43 @@ async def test_sqlite_writer_commits_the_rest_of_a_batch_when_one_operation_fail
     }
 
 
+# Leases run on the database's clock, which no fake clock reaches (store/base.py): these
+# tests expire a lease by renewing it into the past (a negative ttl), or wait for a short one.
+
+
 async def test_a_lease_is_held_by_one_holder_until_it_expires(store: Store) -> None:
-    assert await store.acquire_lease("timers", "node-a", NOW, 10.0)
-    assert not await store.acquire_lease("timers", "node-b", NOW + 5, 10.0)
-    assert await store.acquire_lease("timers", "node-a", NOW + 5, 10.0)  # renewed to NOW+15
-    assert not await store.acquire_lease("timers", "node-b", NOW + 14, 10.0)
-    assert await store.acquire_lease("timers", "node-b", NOW + 16, 10.0)  # expired: taken over
-    assert not await store.acquire_lease("timers", "node-a", NOW + 17, 10.0)
-    assert await store.acquire_lease("other", "node-a", NOW + 17, 10.0)  # leases are by name
+    assert await store.acquire_lease("timers", "node-a", 60.0)
+    assert not await store.acquire_lease("timers", "node-b", 60.0)
+    assert await store.acquire_lease("timers", "node-a", 60.0)  # renewed
+    assert await store.acquire_lease("timers", "node-a", -1.0)  # renewed into the past
+    assert await store.acquire_lease("timers", "node-b", 60.0)  # expired: taken over
+    assert not await store.acquire_lease("timers", "node-a", 60.0)
+    assert await store.acquire_lease("other", "node-a", 60.0)  # leases are by name
+
+
+async def test_a_lease_runs_out_by_itself_on_the_databases_clock(store: Store) -> None:
+    ttl_s = 0.3
+    start = time.time()
+    assert await store.acquire_lease("timers", "node-a", ttl_s)
+    ((_name, holder, until),) = await store.list_leases("timers")
+    assert holder == "node-a"
+    # The database's clock is this machine's: the end is ttl_s from now (give or take).
+    assert start + ttl_s - 1 <= until <= time.time() + ttl_s + 1
+
+    while not await store.acquire_lease("timers", "node-b", 60.0):
+        assert time.time() < start + 10, "the lease never ran out"
+        await asyncio.sleep(0.05)
+
+    assert time.time() >= until - 1  # not before its end
+    assert [h for _n, h, _u in await store.list_leases("timers")] == ["node-b"]
 
 
 async def test_a_holder_hands_its_lease_back_by_renewing_it_into_the_past(store: Store) -> None:
-    assert await store.acquire_lease("timers", "node-a", NOW, 10.0)
-    assert await store.acquire_lease("timers", "node-a", NOW + 1, -1.0)  # the step-down
+    assert await store.acquire_lease("timers", "node-a", 10.0)
+    assert await store.acquire_lease("timers", "node-a", -1.0)  # run out
 
-    assert await store.acquire_lease("timers", "node-b", NOW + 1, 10.0)
+    assert await store.list_leases("timers") == []
+    assert await store.acquire_lease("timers", "node-b", 10.0)
 
 
 async def test_a_level_claim_takes_only_that_priority_in_start_tag_order(

@@ -259,7 +259,7 @@ async def test_cancel_tasks_leaves_other_tenants_tasks_alone(
         running: RUNNING,
         ready: READY,
     }
-    assert await store.leased_to(tenant, "w1") == [(running, 1)]
+    assert await store.leased_to(tenant, "w1") == [(running, 1, NOW)]
     assert await store.list_attempts(tenant, running) == []
     assert await store.list_events(tenant, ready) == []
 
@@ -396,7 +396,7 @@ async def test_delete_tasks_deletes_tasks_that_are_not_running_with_their_histor
         assert await store.list_attempts(tenant, task_id) == []
         assert await store.list_events(tenant, task_id) == []
     assert await store.get_task_states(tenant, ids) == {running: RUNNING}
-    assert await store.leased_to(tenant, "w2") == [(running, 1)]
+    assert await store.leased_to(tenant, "w2") == [(running, 1, NOW)]
     assert await store.list_dead(tenant, DeadSelector(), "", 10) == []
     # The deleted task's key is free again.
     (again,) = await store.submit_tasks(tenant, [new_task(key="k")], NOW + 1)
@@ -521,7 +521,7 @@ async def test_retry_dead_ignores_tasks_that_are_not_dead(store: Store, tenant: 
         ready: READY,
         cancelled: CANCELLED,
     }
-    assert await store.leased_to(tenant, "w1") == [(running, 1)]
+    assert await store.leased_to(tenant, "w1") == [(running, 1, NOW)]
 
 
 async def test_retry_dead_leaves_other_tenants_dead_tasks_alone(
@@ -550,8 +550,10 @@ async def test_leased_to_lists_the_running_tasks_of_one_worker(
     await submit(store, tenant, new_task())  # ready: leased to nobody
 
     assert again.id == retried.id
-    assert sorted(await store.leased_to(tenant, "w1")) == sorted([(retried.id, 2), (held.id, 1)])
-    assert await store.leased_to(tenant, "w2") == [(theirs.id, 1)]
+    assert sorted(await store.leased_to(tenant, "w1")) == sorted(
+        [(retried.id, 2, NOW + 4), (held.id, 1, NOW)]
+    )
+    assert await store.leased_to(tenant, "w2") == [(theirs.id, 1, NOW)]
     assert await store.leased_to(tenant, "w3") == []
     assert await store.leased_to(other, "w1") == []
 
@@ -565,7 +567,7 @@ async def test_release_tasks_hands_back_without_using_up_an_attempt(
     assert await store.finish_attempts([retry], NOW + 3) == [ACCEPTED]
     (second,) = await claim(store, tenant, worker="w1", now=NOW + 4)
 
-    released = await store.release_tasks(tenant, "w1", [(task_id, 2)], NOW + 5)
+    released = await store.release_tasks(tenant, "w1", [(task_id, 2, NOW + 4)], NOW + 5)
     record = await store.get_task(tenant, task_id)
 
     assert second.attempt == 2
@@ -581,24 +583,48 @@ async def test_release_tasks_hands_back_without_using_up_an_attempt(
     assert [a.attempt for a in await store.list_attempts(tenant, task_id)] == [1]
 
 
-async def test_release_tasks_ignores_a_wrong_worker_attempt_or_tenant(
+async def test_release_tasks_ignores_a_wrong_worker_attempt_dispatch_or_tenant(
     store: Store, tenant: str, other: str
 ) -> None:
     (task_id,) = await submit(store, tenant, new_task())
     await claim(store, tenant, worker="w1")
     done = await succeed(store, tenant)
 
-    wrong_worker = await store.release_tasks(tenant, "w2", [(task_id, 1)], NOW + 5)
-    wrong_attempt = await store.release_tasks(tenant, "w1", [(task_id, 2)], NOW + 5)
-    wrong_tenant = await store.release_tasks(other, "w1", [(task_id, 1)], NOW + 5)
-    ended = await store.release_tasks(tenant, "w1", [(done, 1), (new_task_id(), 1)], NOW + 5)
+    wrong_worker = await store.release_tasks(tenant, "w2", [(task_id, 1, NOW)], NOW + 5)
+    wrong_attempt = await store.release_tasks(tenant, "w1", [(task_id, 2, NOW)], NOW + 5)
+    wrong_dispatch = await store.release_tasks(tenant, "w1", [(task_id, 1, NOW - 1)], NOW + 5)
+    wrong_tenant = await store.release_tasks(other, "w1", [(task_id, 1, NOW)], NOW + 5)
+    ended = await store.release_tasks(
+        tenant, "w1", [(done, 1, NOW), (new_task_id(), 1, NOW)], NOW + 5
+    )
     record = await store.get_task(tenant, task_id)
 
-    assert (wrong_worker, wrong_attempt, wrong_tenant, ended) == ([], [], [], [])
+    assert (wrong_worker, wrong_attempt, wrong_dispatch, wrong_tenant, ended) == ([],) * 5
     assert record is not None
     assert (record.state, record.attempt, record.lease_owner) == (RUNNING, 1, "w1")
     assert await state_of(store, tenant, done) == SUCCEEDED
     assert await store.list_events(tenant, task_id) == []
+
+
+async def test_a_late_hand_back_never_releases_a_newer_claim_of_the_same_attempt(
+    store: Store, tenant: str
+) -> None:
+    (task_id,) = await submit(store, tenant, new_task())
+    (first,) = await claim(store, tenant, worker="w1", now=NOW + 1)
+    held = (first.id, first.attempt, first.dispatched_at)
+    assert await store.release_tasks(tenant, "w1", [held], NOW + 2) == [task_id]
+    (second,) = await claim(store, tenant, worker="w1", now=NOW + 3)
+    assert (second.attempt, second.dispatched_at) == (first.attempt, NOW + 3)  # the same number
+
+    late = await store.release_tasks(tenant, "w1", [held], NOW + 4)  # the first one, again
+    record = await store.get_task(tenant, task_id)
+
+    assert late == []
+    assert record is not None
+    assert (record.state, record.attempt, record.lease_owner) == (RUNNING, 1, "w1")
+    assert record.dispatched_at == NOW + 3
+    assert [e.kind for e in await store.list_events(tenant, task_id)] == ["handed_back"]
+    assert await store.leased_to(tenant, "w1") == [(task_id, 1, NOW + 3)]
 
 
 # -- states -----------------------------------------------------------------------

@@ -45,15 +45,16 @@ async def test_pool_leases_renew_release_and_reconcile_across_tenants(store: Sto
     await submit(store, b, new_task())
     (claimed,) = await store.claim_tasks([ClaimRequest(SHARED, POOL, (FN,), 10)], NOW, LEASE_S)
     ids = sorted(t.id for t in claimed)
-    assert sorted(i for i, _ in await store.leased_to(SHARED, POOL)) == ids
-    mine = [(t.id, t.attempt) for t in claimed if t.tenant_id == a]
+    assert sorted(i for i, _, _ in await store.leased_to(SHARED, POOL)) == ids
+    mine = [(t.id, t.attempt, t.dispatched_at) for t in claimed if t.tenant_id == a]
     assert await store.leased_to(a, POOL) == mine  # and by tenant, as before
     await store.extend_leases([LeaseRenewal(SHARED, POOL, tuple(ids))], NOW + 999)
     records = [await store.get_task(t.tenant_id, t.id) for t in claimed]
     assert all(r is not None and r.lease_until == NOW + 999 for r in records)
     assert await store.task_tenant(claimed[0].id) == claimed[0].tenant_id
     assert await store.task_tenant("nope") is None
-    released = await store.release_tasks(SHARED, POOL, [(t.id, t.attempt) for t in claimed], NOW)
+    held = [(t.id, t.attempt, t.dispatched_at) for t in claimed]
+    released = await store.release_tasks(SHARED, POOL, held, NOW)
     assert sorted(released) == ids
     for t in claimed:  # the hand-back is in each task's own tenant's timeline
         events = await store.list_events(t.tenant_id, t.id)

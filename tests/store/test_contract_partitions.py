@@ -6,11 +6,15 @@ up by their holders only."""
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 
 from sluice.model import SHARED, NewTask
 from sluice.store import ClaimRequest, Limit, Store
 from tests.store.test_contract import FN, LEASE_S, NOW, new_task, submit
+
+TTL_S = 60.0  # a lease's lifetime: long enough that none runs out during a test
 
 
 def placed(partition: int, **fields: object) -> NewTask:
@@ -132,7 +136,7 @@ async def test_get_claimed_reads_back_a_workers_running_tasks_in_fair_order(
     await claim_ids(store, ClaimRequest(a, "w2", (FN,), 1))  # theirs: the highest priority
     (b1,) = await submit(store, b, placed(2, priority=6, stag=3.0))
     (b_claimed,) = await store.claim_tasks([ClaimRequest(b, "w1", (FN,), 1)], NOW, LEASE_S)
-    released = await store.release_tasks(a, "w1", [(handed.id, 1)], NOW)
+    released = await store.release_tasks(a, "w1", [(handed.id, 1, NOW)], NOW)
     assert released == [handed.id]  # back to ready: no longer w1's
 
     asked = [waiting.id, theirs.id, handed.id, b1, low.id, mid.id, top_late.id, top_early.id]
@@ -148,40 +152,47 @@ async def test_get_claimed_reads_back_a_workers_running_tasks_in_fair_order(
     assert await store.get_claimed(a, "w1", []) == []
 
 
+async def holders(store: Store, prefix: str) -> list[tuple[str, str]]:
+    """(name, holder) of the unexpired leases, by name."""
+    return sorted((name, holder) for name, holder, _until in await store.list_leases(prefix))
+
+
 async def test_leases_are_granted_to_one_holder_and_expire(store: Store) -> None:
-    got = await store.acquire_leases(["part:2", "part:1"], "node-a", NOW, 10.0)
+    # Leases run on the database's clock (store/base.py): a lease is made to run out by
+    # renewing it into the past (a negative ttl).
+    start = time.time()
+    got = await store.acquire_leases(["part:2", "part:1"], "node-a", TTL_S)
     assert sorted(got) == ["part:1", "part:2"]
-    got = await store.acquire_leases(["part:2", "part:3"], "node-b", NOW + 1, 10.0)
+    got = await store.acquire_leases(["part:2", "part:3"], "node-b", TTL_S)
     assert got == ["part:3"]  # part:2 is node-a's
-    got = await store.acquire_leases(["part:1", "part:2"], "node-a", NOW + 5, 10.0)
-    assert sorted(got) == ["part:1", "part:2"]  # renewed: until NOW + 15
-    assert await store.acquire_lease("node:a", "node-a", NOW + 5, 10.0)
-    assert not await store.acquire_lease("part:3", "node-a", NOW + 5, 10.0)  # one table
-    assert sorted(await store.list_leases("part:", NOW + 5)) == [
-        ("part:1", "node-a", NOW + 15),
-        ("part:2", "node-a", NOW + 15),
-        ("part:3", "node-b", NOW + 11),
-    ]
-    assert await store.list_leases("node:", NOW + 5) == [("node:a", "node-a", NOW + 15)]
-    assert len(await store.list_leases("", NOW + 5)) == 4
-    # At its `until` a lease still holds; past it, it is neither listed nor held.
-    assert ("part:3", "node-b", NOW + 11) in await store.list_leases("part:", NOW + 11)
-    assert await store.acquire_leases(["part:3"], "node-a", NOW + 11, 10.0) == []
-    names = sorted(n for n, _, _ in await store.list_leases("part:", NOW + 12))
-    assert names == ["part:1", "part:2"]
-    got = await store.acquire_leases(["part:3", "part:1"], "node-a", NOW + 12, 10.0)
+    got = await store.acquire_leases(["part:1", "part:2"], "node-a", TTL_S)
+    assert sorted(got) == ["part:1", "part:2"]  # renewed
+    assert await store.acquire_lease("node:a", "node-a", TTL_S)
+    assert not await store.acquire_lease("part:3", "node-a", TTL_S)  # one table
+    assert await holders(store, "part:") == [
+        ("part:1", "node-a"), ("part:2", "node-a"), ("part:3", "node-b"),
+    ]  # fmt: skip
+    # Each runs ttl_s from when it was taken, on the database's clock (this machine's).
+    for _name, _holder, until in await store.list_leases(""):
+        assert start + TTL_S - 1 <= until <= time.time() + TTL_S + 1
+    assert await holders(store, "node:") == [("node:a", "node-a")]
+    assert len(await store.list_leases("")) == 4
+    # Run out, a lease is neither listed nor held, and is anyone's to take.
+    assert await store.acquire_leases(["part:3"], "node-b", -1.0) == ["part:3"]
+    assert await holders(store, "part:") == [("part:1", "node-a"), ("part:2", "node-a")]
+    got = await store.acquire_leases(["part:3", "part:1"], "node-a", TTL_S)
     assert sorted(got) == ["part:1", "part:3"]  # part:3 expired: taken over
-    assert await store.list_leases("part:3", NOW + 12) == [("part:3", "node-a", NOW + 22)]
-    assert not await store.acquire_lease("part:3", "node-b", NOW + 13, 10.0)
+    assert await holders(store, "part:3") == [("part:3", "node-a")]
+    assert not await store.acquire_lease("part:3", "node-b", TTL_S)
 
 
 async def test_only_the_holder_releases_a_lease(store: Store) -> None:
-    assert await store.acquire_leases(["part:1"], "node-a", NOW, 10.0) == ["part:1"]
+    assert await store.acquire_leases(["part:1"], "node-a", TTL_S) == ["part:1"]
     await store.release_lease("part:1", "node-b")  # not node-b's: nothing happens
-    assert await store.list_leases("part:", NOW + 1) == [("part:1", "node-a", NOW + 10)]
-    assert await store.acquire_leases(["part:1"], "node-b", NOW + 1, 10.0) == []
+    assert await holders(store, "part:") == [("part:1", "node-a")]
+    assert await store.acquire_leases(["part:1"], "node-b", TTL_S) == []
     await store.release_lease("part:1", "node-a")
-    assert await store.list_leases("part:", NOW + 1) == []
-    assert await store.acquire_leases(["part:1"], "node-b", NOW + 1, 10.0) == ["part:1"]
+    assert await store.list_leases("part:") == []
+    assert await store.acquire_leases(["part:1"], "node-b", TTL_S) == ["part:1"]
     await store.release_lease("part:9", "node-b")  # no such lease: nothing happens
-    assert await store.list_leases("part:", NOW + 2) == [("part:1", "node-b", NOW + 11)]
+    assert await holders(store, "part:") == [("part:1", "node-b")]

@@ -55,7 +55,7 @@ async def test_statements_by_id_look_their_rows_up_by_key(
     plans = {
         "finish_task": await plan(conn, "finish_task", *finish),
         "extend_leases": await plan(conn, "extend_leases", ["t"] * N, ["w"] * N, IDS, 50.0),
-        "release_task": await plan(conn, "release_task", "t", IDS, [1] * N, "w", 50.0),
+        "release_task": await plan(conn, "release_task", "t", IDS, [1] * N, [10.0] * N, "w", 50.0),
         "get_claimed": await plan(conn, "get_claimed", "t", IDS, "w"),
     }
     for name, text in plans.items():

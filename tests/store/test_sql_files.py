@@ -18,6 +18,7 @@ STORE = Path(__file__).parents[2] / "sluice" / "store"
 DIALECTS = sorted(p.parent.name for p in STORE.glob("*/queries.sql"))
 REFERENCE = re.compile(r"""\bQ\[["']([a-z_][a-z0-9_]*)["']\]""")
 TABLES = {
+    "audit",
     "tasks",
     "attempts",
     "events",

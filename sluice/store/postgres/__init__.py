@@ -45,10 +45,12 @@ from ..base import (
     ClaimRequest,
     DeadSelector,
     DeadTask,
+    Held,
     LeaseRenewal,
     Promoted,
     Reaped,
 )
+from .audit import PostgresAudit
 from .limits import PostgresLimits
 from .pauses import PostgresPauses
 from .queries import Q
@@ -81,7 +83,7 @@ _fn_encoder = msgspec.json.Encoder()
 _tags_decoder = msgspec.json.Decoder(list[str])
 
 
-class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
+class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits, PostgresAudit):
     def __init__(self, dsn: str, *, pool_size: int = POOL_SIZE) -> None:
         self.dsn = dsn
         self.pool_size = pool_size
@@ -363,19 +365,21 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
             await _events(conn, now, [(tenant_id, i, "retried", "by hand") for i in retried])
         return retried
 
-    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
+    async def leased_to(self, tenant_id: str, worker: str) -> list[Held]:
         rows = await self._fetch(Q["leased_to"], tenant_id, worker)
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def release_tasks(
-        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
+        self, tenant_id: str, worker: str, held: list[Held], now: float
     ) -> list[str]:
         if not held:
             return []
-        ordered = sorted(held)  # id order, as every batch update here
-        ids, attempts = [h[0] for h in ordered], [h[1] for h in ordered]
+        # In id order, as every batch update here.
+        ids, attempts, dispatched = _columns_of(sorted(held), 3)
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(Q["release_task"], tenant_id, ids, attempts, worker, now)
+            rows = await conn.fetch(
+                Q["release_task"], tenant_id, ids, attempts, dispatched, worker, now
+            )
             released = {r[0]: r[1] for r in rows}  # id: its tenant (a shared pool's: anyone's)
             await _events(
                 conn, now, [(released[i], i, "handed_back", worker) for i in ids if i in released]
@@ -462,21 +466,19 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits):
             await _events(conn, now, [(t, i, "expired", None) for t, i in rows])
         return rows
 
-    async def list_leases(self, prefix: str, now: float) -> list[tuple[str, str, float]]:
-        return [tuple(r) for r in await self._fetch(Q["list_leases"], prefix, now)]  # type: ignore[misc]
+    async def list_leases(self, prefix: str) -> list[tuple[str, str, float]]:
+        return [(r[0], r[1], r[2]) for r in await self._fetch(Q["list_leases"], prefix)]
 
-    async def acquire_leases(
-        self, names: list[str], holder: str, now: float, ttl_s: float
-    ) -> list[str]:
+    async def acquire_leases(self, names: list[str], holder: str, ttl_s: float) -> list[str]:
         unique = sorted(set(names))
-        rows = await self.pool.fetch(Q["acquire_leases"], unique, holder, now, now + ttl_s)
+        rows = await self.pool.fetch(Q["acquire_leases"], unique, holder, ttl_s)
         return [r[0] for r in rows]
 
     async def release_lease(self, name: str, holder: str) -> None:
         await self.pool.execute(Q["release_lease"], name, holder)
 
-    async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
-        got = await self.pool.fetchval(Q["acquire_lease"], name, holder, now, now + ttl_s)
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        got = await self.pool.fetchval(Q["acquire_lease"], name, holder, ttl_s)
         return bool(got == holder)
 
 

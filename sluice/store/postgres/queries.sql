@@ -1,7 +1,8 @@
 -- Named queries of the PostgreSQL backend: the same names as the SQLite dialect (a test
 -- checks), written for asyncpg's positional parameters. Batches travel as arrays and are
 -- opened with unnest(), so a frame of a thousand rows is one statement and one round trip.
--- Every query that compares with "now" takes it as a parameter so a fake clock reaches SQL.
+-- Every query that compares with "now" takes it as a parameter so a fake clock reaches SQL;
+-- named leases are the exception, judged on the database's own clock (store/base.py).
 
 -- name: create_tenant
 INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3);
@@ -273,17 +274,20 @@ WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready'
 
 -- name: release_task
 -- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
--- $1 tenant_id, $2 ids, $3 attempts, $4 worker, $5 now; returns the ids handed back.
+-- Fenced on the claim as delivered, its dispatch time included: a hand-back gives its
+-- attempt number back, so a newer claim by the same worker has the same number.
+-- $1 tenant_id, $2 ids, $3 attempts, $4 dispatched_at, $5 worker, $6 now; returns the
+-- ids handed back.
 UPDATE tasks t
-SET state = 'ready', attempt = t.attempt - 1, ready_at = $5, lease_owner = NULL,
+SET state = 'ready', attempt = t.attempt - 1, ready_at = $6, lease_owner = NULL,
     lease_until = NULL
-FROM unnest($2::text[], $3::int[]) AS h(id, attempt)
+FROM unnest($2::text[], $3::int[], $4::float8[]) AS h(id, attempt, dispatched_at)
 WHERE (t.tenant_id = $1 OR $1 = '*') AND t.id = h.id AND t.attempt = h.attempt
-  AND t.state = 'running' AND t.lease_owner = $4
+  AND t.dispatched_at = h.dispatched_at AND t.state = 'running' AND t.lease_owner = $5
 RETURNING t.id, t.tenant_id;
 
 -- name: leased_to
-SELECT id, attempt FROM tasks
+SELECT id, attempt, dispatched_at FROM tasks
 WHERE (tenant_id = $1 OR $1 = '*') AND lease_owner = $2 AND state = 'running'
   AND lease_until IS NOT NULL;  -- through the index of running rows (0010_leased_index)
 
@@ -379,11 +383,15 @@ WHERE tenant_id = $1 AND substr(key_hash, 1, 16) = $2 AND revoked_at IS NULL
 RETURNING key_hash;
 
 -- name: acquire_lease
--- Take or keep a named lease: granted when free, expired, or already ours.
--- $1 name, $2 holder, $3 now, $4 until; returns the holder after the statement.
-INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4)
+-- Take or keep a named lease: granted when free, expired, or already ours. Set and judged
+-- on the database's clock; clock_timestamp(), not now(): the time of the judgement itself,
+-- not of a transaction's start or of a wait for the row's lock.
+-- $1 name, $2 holder, $3 ttl_s; returns the holder after the statement.
+INSERT INTO leases (name, holder, until)
+VALUES ($1, $2, extract(epoch FROM clock_timestamp())::float8 + $3)
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-WHERE leases.holder = excluded.holder OR leases.until < $3
+WHERE leases.holder = excluded.holder
+   OR leases.until < extract(epoch FROM clock_timestamp())::float8
 RETURNING holder;
 
 -- name: put_schedule
@@ -516,16 +524,48 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
           stag;
 
 -- name: list_leases
--- Unexpired leases whose names start with $1 (node heartbeats, partition owners).
-SELECT name, holder, until FROM leases WHERE left(name, length($1)) = $1 AND until >= $2;
+-- Unexpired leases whose names start with $1 (node heartbeats, partition owners), on the
+-- database's clock as in acquire_lease.
+SELECT name, holder, until FROM leases
+WHERE left(name, length($1)) = $1 AND until >= extract(epoch FROM clock_timestamp())::float8;
 
 -- name: acquire_leases
 -- acquire_lease for many names at once ($1, sorted, so two nodes lock rows in one order);
--- returns the names granted.
-INSERT INTO leases (name, holder, until) SELECT n, $2, $4 FROM unnest($1::text[]) AS n
+-- $2 holder, $3 ttl_s; returns the names granted.
+INSERT INTO leases (name, holder, until)
+SELECT n, $2, extract(epoch FROM clock_timestamp())::float8 + $3 FROM unnest($1::text[]) AS n
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-WHERE leases.holder = excluded.holder OR leases.until < $3
+WHERE leases.holder = excluded.holder
+   OR leases.until < extract(epoch FROM clock_timestamp())::float8
 RETURNING name;
 
 -- name: release_lease
 DELETE FROM leases WHERE name = $1 AND holder = $2;
+
+-- name: record_audit
+-- One array per column.
+INSERT INTO audit (id, tenant_id, actor, action, selector, count, at, detail)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::bigint[], $7::float8[], $8::text[]);
+
+-- name: list_audit
+-- A tenant's entries, newest first (keyset on the time-ordered id), of one action if given.
+-- $1 tenant_id, $2 before, $3 action (NULL: all), $4 limit
+SELECT id, tenant_id, actor, action, selector, count, at, detail FROM audit
+WHERE tenant_id = $1 AND id < $2 AND ($3::text IS NULL OR action = $3)
+ORDER BY id DESC LIMIT $4;
+
+-- name: list_all_audit
+-- Every tenant's entries and the cluster-wide ones (the admin's view), newest first.
+-- $1 before, $2 action (NULL: all), $3 limit
+SELECT id, tenant_id, actor, action, selector, count, at, detail FROM audit
+WHERE id < $1 AND ($2::text IS NULL OR action = $2)
+ORDER BY id DESC LIMIT $3;
+
+-- name: purge_audit
+-- Retention: the oldest entries first, through the index on `at`; returns how many.
+WITH gone AS (
+    DELETE FROM audit
+    WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY at LIMIT $2)
+    RETURNING 1)
+SELECT count(*) FROM gone;

@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import threading
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,7 +44,9 @@ from ..base import (
     Reaped,
 )
 from ..writer import Writer
+from .audit import SQLiteAudit
 from .fairness import SQLiteFairness
+from .files import create_private
 from .limits import SQLiteLimits
 from .pauses import SQLitePauses
 from .queries import Q
@@ -70,7 +73,7 @@ _fn_encoder = msgspec.json.Encoder()
 _tags_decoder = msgspec.json.Decoder(list[str])
 
 
-class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness):
+class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness, SQLiteAudit):
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
@@ -96,7 +99,7 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness):
         return conn
 
     def _connect_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         conn = self._connect()
         conn.execute("PRAGMA journal_mode = WAL")
         # Checkpoints run on their own thread (below), never inside a commit on the hot path.
@@ -347,7 +350,7 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness):
     async def list_tasks(
         self, tenant_id: str, selector: Selector, before: str, limit: int
     ) -> list[TaskSummary]:
-        def encoded(values: list[str] | None) -> str | None:
+        def encoded(values: Sequence[str] | None) -> str | None:
             return None if values is None else msgspec.json.encode(values).decode()
 
         params = {

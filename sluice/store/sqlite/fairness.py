@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ...model import ClaimedTask
+from ..base import Held
 from .queries import Q
 from .writes import _event, _fair_order
 
@@ -28,8 +29,8 @@ class SQLiteFairness:
             params = [{"id": task_id, "stag": stag} for task_id, stag in tags]
             await self._writer.submit(lambda c: c.executemany(Q["retag"], params))
 
-    async def list_leases(self, prefix: str, now: float) -> list[tuple[str, str, float]]:
-        rows = await self._read(Q["list_leases"], {"prefix": prefix, "now": now})
+    async def list_leases(self, prefix: str) -> list[tuple[str, str, float]]:
+        rows = await self._read(Q["list_leases"], {"prefix": prefix})
         return [(r[0], r[1], float(r[2])) for r in rows]
 
     async def ready_backlog(self) -> dict[int, int]:
@@ -61,13 +62,13 @@ class SQLiteFairness:
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def release_tasks(
-        self, tenant_id: str, worker: str, held: list[tuple[str, int]], now: float
+        self, tenant_id: str, worker: str, held: list[Held], now: float
     ) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
             released = []
-            for task_id, attempt in held:
+            for task_id, attempt, dispatched_at in held:
                 params = {"tenant_id": tenant_id, "id": task_id, "attempt": attempt,
-                          "worker": worker, "now": now}  # fmt: skip
+                          "dispatched_at": dispatched_at, "worker": worker, "now": now}  # fmt: skip
                 row = conn.execute(Q["release_task"], params).fetchone()
                 if row is not None:
                     _event(conn, row[0], task_id, now, "handed_back", worker)
@@ -76,6 +77,6 @@ class SQLiteFairness:
 
         return await self._writer.submit(op)
 
-    async def leased_to(self, tenant_id: str, worker: str) -> list[tuple[str, int]]:
+    async def leased_to(self, tenant_id: str, worker: str) -> list[Held]:
         rows = await self._read(Q["leased_to"], {"tenant_id": tenant_id, "worker": worker})
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]

@@ -62,13 +62,11 @@ class SQLiteLimits:
 
         return await self._writer.submit(op, small=request.limit <= 64)
 
-    async def acquire_leases(
-        self, names: list[str], holder: str, now: float, ttl_s: float
-    ) -> list[str]:
+    async def acquire_leases(self, names: list[str], holder: str, ttl_s: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
             granted = []
             for name in sorted(names):
-                params = {"name": name, "holder": holder, "now": now, "until": now + ttl_s}
+                params = {"name": name, "holder": holder, "ttl_s": ttl_s}
                 row = conn.execute(Q["acquire_leases"], params).fetchone()
                 if row is not None and row[0] == holder:
                     granted.append(name)
@@ -82,8 +80,8 @@ class SQLiteLimits:
 
         await self._writer.submit(op, small=True)
 
-    async def acquire_lease(self, name: str, holder: str, now: float, ttl_s: float) -> bool:
-        params = {"name": name, "holder": holder, "now": now, "until": now + ttl_s}
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        params = {"name": name, "holder": holder, "ttl_s": ttl_s}
 
         def op(conn: sqlite3.Connection) -> bool:
             row = conn.execute(Q["acquire_lease"], params).fetchone()

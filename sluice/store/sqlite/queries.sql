@@ -1,7 +1,8 @@
 -- Named queries of the SQLite backend. Every query that compares with "now" takes it
--- as :now so a fake clock reaches the database. Writes run inside the writer thread's
--- BEGIN IMMEDIATE transactions (see sqlite.py); SQLite serialises writers, so the claim
--- needs no SKIP LOCKED.
+-- as :now so a fake clock reaches the database; named leases are the exception, judged
+-- on the database's own clock (store/base.py says why). Writes run inside the writer
+-- thread's BEGIN IMMEDIATE transactions (see sqlite.py); SQLite serialises writers, so
+-- the claim needs no SKIP LOCKED.
 
 -- name: create_tenant
 INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, :now);
@@ -223,15 +224,17 @@ WHERE tenant_id = :tenant_id AND id = :id AND state IN ('scheduled', 'ready', 'p
 
 -- name: release_task
 -- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
+-- Fenced on the claim as delivered, its dispatch time included: a hand-back gives its
+-- attempt number back, so a newer claim by the same worker has the same number.
 UPDATE tasks
 SET state = 'ready', attempt = attempt - 1, ready_at = :now, lease_owner = NULL,
     lease_until = NULL
 WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND id = :id AND attempt = :attempt
-  AND state = 'running' AND lease_owner = :worker
+  AND dispatched_at = :dispatched_at AND state = 'running' AND lease_owner = :worker
 RETURNING tenant_id;
 
 -- name: leased_to
-SELECT id, attempt FROM tasks
+SELECT id, attempt, dispatched_at FROM tasks
 WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
   AND state = 'running';
 
@@ -322,10 +325,14 @@ WHERE tenant_id = :tenant_id AND substr(key_hash, 1, 16) = :key_id AND revoked_a
 RETURNING key_hash;
 
 -- name: acquire_lease
--- Take or keep a named lease: granted when free, expired, or already ours.
-INSERT INTO leases (name, holder, until) VALUES (:name, :holder, :until)
+-- Take or keep a named lease: granted when free, expired, or already ours. Set and judged
+-- on the database's clock: julianday('now') as epoch seconds (3.40 has no
+-- unixepoch('subsec')); 'now' keeps one value within a statement's step.
+INSERT INTO leases (name, holder, until)
+VALUES (:name, :holder, (julianday('now') - 2440587.5) * 86400.0 + :ttl_s)
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-WHERE leases.holder = excluded.holder OR leases.until < :now
+WHERE leases.holder = excluded.holder
+   OR leases.until < (julianday('now') - 2440587.5) * 86400.0
 RETURNING holder;
 
 -- name: put_schedule
@@ -456,16 +463,41 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
   AND lease_owner = :worker AND (:tenant_id = '*' OR tenant_id = :tenant_id);
 
 -- name: list_leases
--- Unexpired leases whose names start with :prefix (node heartbeats, partition owners).
+-- Unexpired leases whose names start with :prefix (node heartbeats, partition owners),
+-- on the database's clock as in acquire_lease.
 SELECT name, holder, until FROM leases
-WHERE substr(name, 1, length(:prefix)) = :prefix AND until >= :now;
+WHERE substr(name, 1, length(:prefix)) = :prefix
+  AND until >= (julianday('now') - 2440587.5) * 86400.0;
 
 -- name: acquire_leases
 -- acquire_lease, run once per name within one write (SQLite has no unnest).
-INSERT INTO leases (name, holder, until) VALUES (:name, :holder, :until)
+INSERT INTO leases (name, holder, until)
+VALUES (:name, :holder, (julianday('now') - 2440587.5) * 86400.0 + :ttl_s)
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-WHERE leases.holder = excluded.holder OR leases.until < :now
+WHERE leases.holder = excluded.holder
+   OR leases.until < (julianday('now') - 2440587.5) * 86400.0
 RETURNING holder;
 
 -- name: release_lease
 DELETE FROM leases WHERE name = :name AND holder = :holder;
+
+-- name: record_audit
+INSERT INTO audit (id, tenant_id, actor, action, selector, count, at, detail)
+VALUES (:id, :tenant_id, :actor, :action, :selector, :count, :at, :detail);
+
+-- name: list_audit
+-- A tenant's entries, newest first (keyset on the time-ordered id), of one action if given.
+SELECT id, tenant_id, actor, action, selector, count, at, detail FROM audit
+WHERE tenant_id = :tenant_id AND id < :before AND (:action IS NULL OR action = :action)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: list_all_audit
+-- Every tenant's entries and the cluster-wide ones (the admin's view), newest first.
+SELECT id, tenant_id, actor, action, selector, count, at, detail FROM audit
+WHERE id < :before AND (:action IS NULL OR action = :action)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: purge_audit
+-- Retention: the oldest entries first, through the index on `at`.
+DELETE FROM audit
+WHERE id IN (SELECT id FROM audit WHERE at < :before ORDER BY at LIMIT :limit);
