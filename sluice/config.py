@@ -90,6 +90,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_s: float = 7 * 86400.0
     """How long ended tasks (and their keys, attempts, logs) are kept."""
     purge_interval_s: float = 60.0
+    audit_retention_s: float = 90 * 86400.0
+    """How long audit log entries (administrative and bulk actions) are kept."""
     shutdown_delay_s: float = 1.0
     """On SIGTERM, how long submits are answered 503 + Retry-After before the listener closes."""
     synchronous: str = "NORMAL"

@@ -7,7 +7,7 @@ order than it was written. `SafeFormatter` escapes all of them, and masks the se
 is given wherever they turn up, third-party tracebacks included.
 
 The layout of a record: its first line (time, level, logger, message) holds no line
-break: one in the message is shown as `\\n`. A traceback or stack that follows keeps its
+break: one in the message is shown as `\\x0a`. A traceback or stack that follows keeps its
 line breaks, to stay readable, and every line of it is indented, so that a line break
 inside an exception's message cannot start a line that looks like a record. Backslashes
 are not escaped (paths stay readable): a literal `\\x1b` in a message is only text.

@@ -78,6 +78,10 @@ class Welcome(msgspec.Struct, frozen=True, tag="welcome", tag_field="t"):
     heartbeat_s: float
     lease_s: float
     protocol: int = PROTOCOL_VERSION
+    max_frame_bytes: int = 16 * 1024 * 1024
+    """Largest frame the server takes: a worker splits its results to stay under it."""
+    max_result_bytes: int = 1024 * 1024
+    """Largest result the server keeps: a larger one fails its attempt, not retried."""
 
 
 class TaskFrame(msgspec.Struct, frozen=True):

@@ -17,6 +17,8 @@ import psycopg
 import uvicorn
 
 from sluice.api import create_app
+from sluice.api.limits import Limits
+from sluice.api.serving import server_config
 from sluice.config import Settings
 from sluice.engine.node import Node
 from sluice.worker.app import App
@@ -75,6 +77,7 @@ class Running:
     api_key: str
     tenant_id: str
     database: str
+    limits: Limits | None = None  # the API's abuse limits (api/limits.py)
 
     def count(self, where: str = "1=1") -> int:
         """Read the database directly, as an auditor would."""
@@ -120,20 +123,15 @@ async def _running_server(database: str, app: App, **overrides: Any) -> AsyncIte
     key = await node.create_api_key(tenant.id)
     await node.register_functions(tenant.id, [t.config for t in app.tasks.values()])
     port = free_port()
-    config = uvicorn.Config(
-        create_app(node, manage_node=False),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ws="websockets-sansio",
-        lifespan="off",
-    )
+    # The same uvicorn settings and connection guard as `sluice server`.
+    asgi = create_app(node, manage_node=False)
+    config = server_config(asgi, settings, host="127.0.0.1", port=port, lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
     await wait_for(lambda: server.started or serving.done())
     try:
-        yield Running(node, f"http://127.0.0.1:{port}", key, tenant.id, database)
+        yield Running(node, f"http://127.0.0.1:{port}", key, tenant.id, database, asgi.limits)
     finally:
         server.should_exit = True
         await serving

@@ -11,8 +11,10 @@ from typing import Any
 from litestar import Litestar, Response, get
 
 from ..engine.node import Node
+from .audit import AUDIT_ROUTES
 from .errors import EXCEPTION_HANDLERS
 from .events import EVENT_ROUTES
+from .limits import Limits
 from .metrics import metrics
 from .openapi import build_openapi
 from .pauses import PAUSE_ROUTES
@@ -57,6 +59,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
             *PAUSE_ROUTES,
             *EVENT_ROUTES,
             *QUOTA_ROUTES,
+            *AUDIT_ROUTES,
             worker_socket,
             openapi,
             metrics,
@@ -66,6 +69,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
         openapi_config=None,
         debug=False,
         logging_config=None,
+        request_max_body_size=node.settings.max_body_bytes,
     )
     app.state.node = node
-    return SubmitRoutes(app, node)
+    app.state.limits = limits = Limits(node.settings)
+    return SubmitRoutes(app, node, limits)

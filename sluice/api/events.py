@@ -9,7 +9,7 @@ from litestar import Request, Response, delete, get, post, put
 from ..errors import InvalidRequest, Unprocessable
 from ..model import SubscriptionRow, SubscriptionSpec
 from ..rawjson import MAX_DEPTH, within_depth
-from .routes import _body, _decode, _json, decoder, node_of, tenant_of
+from .routes import _body, _decode, _json, caller_of, decoder, node_of, tenant_of
 from .schemas import EventTask, EventView, SubscriptionList, SubscriptionView
 
 _spec_decoder = decoder(SubscriptionSpec)
@@ -26,11 +26,11 @@ def subscription_view(row: SubscriptionRow) -> SubscriptionView:
 @put("/v1/subscriptions/{name:str}", summary="Subscribe a function to a topic",
      tags=["events"])  # fmt: skip
 async def put_subscription(request: Request[Any, Any, Any]) -> Response[SubscriptionView]:
-    tenant_id = await tenant_of(request)
+    tenant_id, actor = await caller_of(request)
     spec = _decode(_spec_decoder, await _body(request, 64 * 1024))
-    row = await node_of(request.app.state).events.subscribe(
-        tenant_id, request.path_params["name"], spec
-    )
+    node, name = node_of(request.app.state), request.path_params["name"]
+    row = await node.events.subscribe(tenant_id, name, spec)
+    await node.audit.record(actor, tenant_id, "subscription.put", detail=name)
     return _json(subscription_view(row))  # type: ignore[return-value]
 
 
@@ -44,8 +44,10 @@ async def list_subscriptions(request: Request[Any, Any, Any]) -> Response[Subscr
 @delete("/v1/subscriptions/{name:str}", status_code=204, summary="Delete a subscription",
         tags=["events"])  # fmt: skip
 async def delete_subscription(request: Request[Any, Any, Any]) -> None:
-    tenant_id = await tenant_of(request)
-    await node_of(request.app.state).events.unsubscribe(tenant_id, request.path_params["name"])
+    tenant_id, actor = await caller_of(request)
+    node, name = node_of(request.app.state), request.path_params["name"]
+    await node.events.unsubscribe(tenant_id, name)
+    await node.audit.record(actor, tenant_id, "subscription.delete", detail=name)
 
 
 @post("/v1/events/{topic:str}", status_code=200,

@@ -78,7 +78,7 @@ class NodeCollector(Collector):
 
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    node = admin_only(request)
+    node = await admin_only(request)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)

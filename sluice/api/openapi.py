@@ -26,6 +26,7 @@ from ..selector import PauseBody, SelectorBody
 from ..store import DeadSelector
 from .errors import ErrorResponse
 from .schemas import (
+    AuditPage,
     BatchRequest,
     BatchView,
     BulkCount,
@@ -168,6 +169,14 @@ OPERATIONS: list[Operation] = [
      {200: TenantQuota}, []),
     ("get", "/v1/tenants/{tenant_id}/quota", "getQuota", "A tenant's quotas (admin key)", None,
      {200: TenantQuota}, []),
+    ("get", "/v1/audit", "listAudit",
+     "Administrative and bulk actions, newest first (a tenant's own; the admin key: all)",
+     None, {200: AuditPage},
+     [{"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
+         ("tenant_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+         ("action", {"type": "string", "pattern": "^[a-z]+\\.[a-z]+$"}),
+         ("before", {"type": "string"}),
+         ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))]),
     ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
 ]  # fmt: skip
 

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from ..engine.admission import TaskSpec, check_function
+from ..engine.audit import ADMIN, key_actor
 from ..engine.node import Node, hash_key
 from ..engine.targets import check_target
 from ..errors import (
@@ -27,6 +28,7 @@ from ..model import FUNCTION_NAME, TERMINAL, FunctionConfig
 from ..rawjson import MAX_DEPTH
 from ..selector import Selector, SelectorBody
 from ..store import DeadSelector
+from .limits import Limits
 from .schemas import (
     BatchRequest,
     BulkCount,
@@ -75,10 +77,26 @@ def bearer(headers: Any) -> str:
 
 
 async def tenant_of(request: Request[Any, Any, Any]) -> str:
-    tenant_id = await node_of(request.app.state).authenticate(bearer(request.headers))
+    return (await caller_of(request))[0]
+
+
+async def caller_of(request: Request[Any, Any, Any]) -> tuple[str, str]:
+    """The caller's tenant, and the caller as the audit log names it (the key's id).
+    An address that sent too many unknown keys is refused first (api/limits.py)."""
+    key = bearer(request.headers)
+    failures = limits_of(request.app.state).auth_failures
+    address = request.client.host if request.client else ""
+    failures.check(address)
+    tenant_id = await node_of(request.app.state).authenticate(key)
     if tenant_id is None:
+        failures.failed(address)
         raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
-    return tenant_id
+    return tenant_id, key_actor(hash_key(key)[:16])
+
+
+def limits_of(state: State) -> Limits:
+    limits: Limits = state.limits
+    return limits
 
 
 def decoder(type_: Any) -> msgspec.json.Decoder[Any]:
@@ -159,7 +177,7 @@ async def get_task(request: Request[Any, Any, Any]) -> Response[TaskView]:
     tags=["tasks"],
 )
 async def wait_result(request: Request[Any, Any, Any]) -> Response[TaskView]:
-    tenant_id = await tenant_of(request)
+    tenant_id, actor = await caller_of(request)
     node = node_of(request.app.state)
     task_id = request.path_params["task_id"]
     try:
@@ -170,17 +188,28 @@ async def wait_result(request: Request[Any, Any, Any]) -> Response[TaskView]:
         raise InvalidRequest(
             f"timeout must be between 0 and {node.settings.max_wait_s:g} seconds", field="timeout"
         )
-    return _json(await _view(node, tenant_id, task_id, timeout))  # type: ignore[return-value]
+    if timeout == 0:
+        return _json(await _view(node, tenant_id, task_id))  # type: ignore[return-value]
+    with limits_of(request.app.state).streams.hold(actor):
+        return _json(await _view(node, tenant_id, task_id, timeout))  # type: ignore[return-value]
 
 
-def admin_only(request: Request[Any, Any, Any]) -> Node:
+async def admin_only(request: Request[Any, Any, Any]) -> Node:
     """The node, for the admin key; any other caller (no key, a tenant's key, a wrong
-    key) gets the 404 of a route that does not exist, as docs/api.md says."""
+    key) gets the 404 of a route that does not exist, as docs/api.md says. A key that is
+    no key at all counts as a failure of its address, so the admin key is not guessed."""
     node = node_of(request.app.state)
     scheme, _, key = str(request.headers.get("authorization", "")).partition(" ")
-    if scheme.lower() != "bearer" or not node.is_admin(key.strip()):
-        raise NotFound(ADMIN_404, code="not_found")
-    return node
+    key = key.strip()
+    if scheme.lower() == "bearer" and key:
+        failures = limits_of(request.app.state).auth_failures
+        address = request.client.host if request.client else ""
+        failures.check(address)
+        if node.is_admin(key):
+            return node
+        if await node.authenticate(key) is None:
+            failures.failed(address)
+    raise NotFound(ADMIN_404, code="not_found")
 
 
 async def _tenant_exists(node: Node, tenant_id: str) -> None:
@@ -190,7 +219,7 @@ async def _tenant_exists(node: Node, tenant_id: str) -> None:
 
 @get("/v1/tenants", summary="Every tenant (admin)", tags=["tenants"])
 async def list_tenants(request: Request[Any, Any, Any]) -> Response[TenantList]:
-    node = admin_only(request)
+    node = await admin_only(request)
     return _json(TenantList(await node.store.list_tenants()))  # type: ignore[return-value]
 
 
@@ -201,10 +230,11 @@ async def list_tenants(request: Request[Any, Any, Any]) -> Response[TenantList]:
     tags=["tenants"],
 )
 async def create_key(request: Request[Any, Any, Any]) -> Response[NewKey]:
-    node = admin_only(request)
+    node = await admin_only(request)
     tenant_id = request.path_params["tenant_id"]
     await _tenant_exists(node, tenant_id)
     key = await node.create_api_key(tenant_id)
+    await node.audit.record(ADMIN, tenant_id, "key.create", detail=hash_key(key)[:16])
     return _json(NewKey(hash_key(key)[:16], key), 201)  # type: ignore[return-value]
 
 
@@ -214,7 +244,7 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[NewKey]:
     tags=["tenants"],
 )
 async def list_keys(request: Request[Any, Any, Any]) -> Response[KeyList]:
-    node = admin_only(request)
+    node = await admin_only(request)
     tenant_id = request.path_params["tenant_id"]
     await _tenant_exists(node, tenant_id)
     return _json(KeyList(await node.store.list_api_keys(tenant_id)))  # type: ignore[return-value]
@@ -227,8 +257,10 @@ async def list_keys(request: Request[Any, Any, Any]) -> Response[KeyList]:
     tags=["tenants"],
 )
 async def revoke_key(request: Request[Any, Any, Any]) -> None:
-    node = admin_only(request)
-    await node.revoke_api_key(request.path_params["tenant_id"], request.path_params["key_id"])
+    node = await admin_only(request)
+    tenant_id, key_id = request.path_params["tenant_id"], request.path_params["key_id"]
+    await node.revoke_api_key(tenant_id, key_id)
+    await node.audit.record(ADMIN, tenant_id, "key.revoke", detail=key_id)
 
 
 @post(
@@ -238,10 +270,11 @@ async def revoke_key(request: Request[Any, Any, Any]) -> None:
     tags=["tenants"],
 )
 async def create_tenant(request: Request[Any, Any, Any]) -> Response[TenantView]:
-    node = admin_only(request)
+    node = await admin_only(request)
     body = _decode(_tenant_decoder, await _body(request, 4096))
     tenant = await node.create_tenant(body.name)
     key = await node.create_api_key(tenant.id)
+    await node.audit.record(ADMIN, tenant.id, "tenant.create", detail=body.name)
     return _json(TenantView(tenant.id, tenant.name, key), 201)  # type: ignore[return-value]
 
 
@@ -279,12 +312,19 @@ async def retry_task(request: Request[Any, Any, Any]) -> Response[TaskView]:
     tags=["tasks"],
 )
 async def task_events(request: Request[Any, Any, Any]) -> ServerSentEvent:
-    tenant_id = await tenant_of(request)
+    tenant_id, actor = await caller_of(request)
     node = node_of(request.app.state)
     task_id = request.path_params["task_id"]
     await node.get_task(tenant_id, task_id)  # a 404 before the stream starts
+    streams = limits_of(request.app.state).streams
+    streams.check(actor)  # a 429 before it starts; the stream holds its slot below
 
     async def changes() -> AsyncIterator[ServerSentEventMessage]:
+        with streams.hold(actor):
+            async for message in _changes():
+                yield message
+
+    async def _changes() -> AsyncIterator[ServerSentEventMessage]:
         last: tuple[str, int] | None = None
         wait = 0.0  # the first event is the state as it is now
         while True:
@@ -345,10 +385,12 @@ async def list_dead(request: Request[Any, Any, Any]) -> Response[DeadPage]:
 @post("/v1/dead/retry", status_code=200, summary="Retry every dead task a selector matches",
       tags=["dead letters"])  # fmt: skip
 async def retry_dead(request: Request[Any, Any, Any]) -> Response[RetryCount]:
-    tenant_id = await tenant_of(request)
+    tenant_id, actor = await caller_of(request)
     node = node_of(request.app.state)
     selector = _decode(_selector_decoder, await _body(request, 4096))
-    return _json(RetryCount(await node.retry_dead(tenant_id, selector)))  # type: ignore[return-value]
+    count = await node.retry_dead(tenant_id, selector)
+    await node.audit.record(actor, tenant_id, "dead.retry", selector=selector, count=count)
+    return _json(RetryCount(count))  # type: ignore[return-value]
 
 
 def _selector_from_query(request: Request[Any, Any, Any]) -> Selector:
@@ -397,9 +439,11 @@ async def delete_task(request: Request[Any, Any, Any]) -> None:
 
 
 async def _bulk(request: Request[Any, Any, Any], verb: str) -> Response[BulkCount]:
-    tenant_id = await tenant_of(request)
+    tenant_id, actor = await caller_of(request)
     body = _decode(_selector_body_decoder, await _body(request, 64 * 1024))
-    count = await node_of(request.app.state).bulk(tenant_id, verb, body.selector)
+    node = node_of(request.app.state)
+    count = await node.bulk(tenant_id, verb, body.selector)
+    await node.audit.record(actor, tenant_id, f"tasks.{verb}", selector=body.selector, count=count)
     return _json(BulkCount(count))  # type: ignore[return-value]
 
 
@@ -424,7 +468,7 @@ async def retry_tasks(request: Request[Any, Any, Any]) -> Response[BulkCount]:
 
 @put("/v1/functions/{name:str}", summary="Create or update a function's config", tags=["functions"])
 async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConfig]:
-    tenant_id = await tenant_of(request)
+    tenant_id, actor = await caller_of(request)
     node = node_of(request.app.state)
     name = request.path_params["name"]
     if not FUNCTION_NAME.match(name):
@@ -432,21 +476,39 @@ async def put_function(request: Request[Any, Any, Any]) -> Response[FunctionConf
     body = _decode(_function_decoder, await _body(request, 16 * 1024))
     config = FunctionConfig(name=name, **msgspec.structs.asdict(body))
     check_function(config, node.settings)
-    if name not in await node.functions(tenant_id):
-        known = len(await node.functions(tenant_id))
-        if known >= node.settings.max_functions:
-            raise Conflict(
-                f"the tenant has {known} functions, its limit", code="too_many_functions",
-                field="name",
-            )  # fmt: skip
+    functions = await node.functions(tenant_id)
+    if name not in functions and len(functions) >= node.settings.max_functions:
+        raise Conflict(
+            f"the tenant has {len(functions)} functions, its limit", code="too_many_functions",
+            field="name",
+        )  # fmt: skip
+    shown = config
     if config.target is not None:
         settings = node.settings
+        target = config.target
+        old = functions[name].target if name in functions else None
+        if target.secret is None and old is not None and old.secret is not None:
+            # A config read back (reads never show the secret) and put again keeps it.
+            target = msgspec.structs.replace(target, secret=old.secret)
+        made = target.secret is None  # check_target makes one
         target = check_target(
-            config.target, settings.targets_allow_loopback, settings.targets_allow_private
+            target, settings.targets_allow_loopback, settings.targets_allow_private
         )
         config = msgspec.structs.replace(config, target=target)
+        # The signing secret is shown once: in the answer to the PUT that made it.
+        shown = config if made else _without_secret(config)
     await node.register_functions(tenant_id, [config])
-    return _json(config)  # type: ignore[return-value]
+    await node.audit.record(actor, tenant_id, "function.put", detail=name)
+    return _json(shown)  # type: ignore[return-value]
+
+
+def _without_secret(config: FunctionConfig) -> FunctionConfig:
+    """A config as reads show it: a target's signing secret is never sent back."""
+    if config.target is None or config.target.secret is None:
+        return config
+    return msgspec.structs.replace(
+        config, target=msgspec.structs.replace(config.target, secret=None)
+    )
 
 
 @get("/v1/functions", summary="The tenant's functions and their config", tags=["functions"])
@@ -456,7 +518,7 @@ async def list_functions(request: Request[Any, Any, Any]) -> Response[FunctionLi
     after = request.query_params.get("after", "")
     functions = await node_of(request.app.state).functions(tenant_id)
     names = sorted(n for n in functions if n > after)
-    page = [functions[n] for n in names[:limit]]
+    page = [_without_secret(functions[n]) for n in names[:limit]]
     following = page[-1].name if len(names) > limit else None
     return _json(FunctionList(page, following))  # type: ignore[return-value]
 
@@ -482,6 +544,7 @@ async def get_function(request: Request[Any, Any, Any]) -> Response[FunctionView
     if aimd is not None:
         paused = aimd.paused_until
         pool = TargetState(aimd.limit, aimd.inflight, paused if paused > node.clock.now() else None)
+    config = _without_secret(config)
     view = FunctionView(**msgspec.structs.asdict(config), target_state=state, pool_state=pool)
     return _json(view)  # type: ignore[return-value]
 

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post, put
 
 from ..model import ScheduleRow, ScheduleSpec
-from .routes import _body, _decode, _json, decoder, node_of, tenant_of
+from .routes import _body, _decode, _json, caller_of, decoder, node_of, tenant_of
 from .schemas import ScheduleList, ScheduleView
 
 _spec_decoder = decoder(ScheduleSpec)
@@ -45,11 +45,11 @@ def schedule_view(row: ScheduleRow) -> ScheduleView:
 
 @put("/v1/schedules/{name:str}", summary="Create or replace a cron schedule", tags=["schedules"])
 async def put_schedule(request: Request[Any, Any, Any]) -> Response[ScheduleView]:
-    tenant_id = await tenant_of(request)
+    tenant_id, actor = await caller_of(request)
     spec = _decode(_spec_decoder, await _body(request, 512 * 1024))
-    row = await node_of(request.app.state).schedules.put(
-        tenant_id, request.path_params["name"], spec
-    )
+    node, name = node_of(request.app.state), request.path_params["name"]
+    row = await node.schedules.put(tenant_id, name, spec)
+    await node.audit.record(actor, tenant_id, "schedule.put", detail=name)
     return _json(schedule_view(row))  # type: ignore[return-value]
 
 
@@ -70,15 +70,18 @@ async def get_schedule(request: Request[Any, Any, Any]) -> Response[ScheduleView
 @delete("/v1/schedules/{name:str}", status_code=204, summary="Delete a cron schedule",
         tags=["schedules"])  # fmt: skip
 async def delete_schedule(request: Request[Any, Any, Any]) -> None:
-    tenant_id = await tenant_of(request)
-    await node_of(request.app.state).schedules.delete(tenant_id, request.path_params["name"])
+    tenant_id, actor = await caller_of(request)
+    node, name = node_of(request.app.state), request.path_params["name"]
+    await node.schedules.delete(tenant_id, name)
+    await node.audit.record(actor, tenant_id, "schedule.delete", detail=name)
 
 
 async def _pause(request: Request[Any, Any, Any], paused: bool) -> Response[ScheduleView]:
-    tenant_id = await tenant_of(request)
-    row = await node_of(request.app.state).schedules.pause(
-        tenant_id, request.path_params["name"], paused
-    )
+    tenant_id, actor = await caller_of(request)
+    node, name = node_of(request.app.state), request.path_params["name"]
+    row = await node.schedules.pause(tenant_id, name, paused)
+    action = "schedule.pause" if paused else "schedule.resume"
+    await node.audit.record(actor, tenant_id, action, detail=name)
     return _json(schedule_view(row))  # type: ignore[return-value]
 
 

@@ -15,6 +15,7 @@ from ..model import (
     DEFAULT_PRIORITY,
     ApiKey,
     AttemptRecord,
+    AuditEntry,
     Count,
     EventRecord,
     FunctionConfig,
@@ -327,3 +328,8 @@ class EventBody(msgspec.Struct):
 class EventView(msgspec.Struct, frozen=True):
     id: str  # the event's id (given, or made up when the event had none)
     tasks: list[EventTask]
+
+
+class AuditPage(msgspec.Struct, frozen=True):
+    entries: list[AuditEntry]
+    next: str | None  # pass as `before` for the next page; null on the last one

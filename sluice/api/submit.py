@@ -17,6 +17,7 @@ import msgspec
 from ..engine.node import Node
 from ..errors import ClientError, InvalidRequest, PayloadTooLarge, Unauthorized, Unavailable
 from .errors import ErrorBody, ErrorResponse
+from .limits import Limits
 from .routes import BODY_OVERHEAD, _batch_decoder, _decode, _spec_decoder
 from .schemas import BatchView, submit_view
 
@@ -27,13 +28,16 @@ _encoder = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
 
 
-async def _authenticate(node: Node, scope: Scope) -> str:
+async def _authenticate(node: Node, limits: Limits, scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, key = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and key.strip():
+                address = (scope.get("client") or ("",))[0]
+                limits.auth_failures.check(address)
                 tenant_id = await node.authenticate(key.strip())
                 if tenant_id is None:
+                    limits.auth_failures.failed(address)
                     raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
                 return tenant_id
     raise Unauthorized("send an API key as 'Authorization: Bearer <key>'", code="missing_key")
@@ -55,15 +59,17 @@ async def _read_body(receive: Any, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _submit_one(node: Node, scope: Scope, receive: Any) -> tuple[int, bytes]:
-    tenant_id = await _authenticate(node, scope)
+async def _submit_one(node: Node, limits: Limits, scope: Scope, receive: Any) -> tuple[int, bytes]:
+    tenant_id = await _authenticate(node, limits, scope)
     body = await _read_body(receive, node.settings.max_payload_bytes + BODY_OVERHEAD)
     (result,) = await node.submit(tenant_id, [_decode(_spec_decoder, body)])
     return (201 if result.created else 200), _encoder.encode(submit_view(result))
 
 
-async def _submit_batch(node: Node, scope: Scope, receive: Any) -> tuple[int, bytes]:
-    tenant_id = await _authenticate(node, scope)
+async def _submit_batch(
+    node: Node, limits: Limits, scope: Scope, receive: Any
+) -> tuple[int, bytes]:
+    tenant_id = await _authenticate(node, limits, scope)
     settings = node.settings
     limit = settings.max_batch_bytes
     batch = _decode(_batch_decoder, await _read_body(receive, limit))
@@ -84,9 +90,10 @@ ROUTES = {"/v1/tasks": _submit_one, "/v1/tasks/batch": _submit_batch}
 class SubmitRoutes:
     """ASGI middleware: answers the submit routes, passes everything else on."""
 
-    def __init__(self, app: Any, node: Node) -> None:
+    def __init__(self, app: Any, node: Node, limits: Limits) -> None:
         self.app = app
         self.node = node
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         handler = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -95,7 +102,7 @@ class SubmitRoutes:
             return
         headers = [_JSON]
         try:
-            status, body = await handler(self.node, scope, receive)
+            status, body = await handler(self.node, self.limits, scope, receive)
         except ClientError as exc:
             status = exc.status
             body = _encoder.encode(

@@ -14,9 +14,9 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from ..engine.gateway import ProtocolError
-from ..errors import Unauthorized
+from ..errors import TooManyRequests, Unauthorized
 from ..protocol import WORKER_PATH
-from .routes import bearer, node_of
+from .routes import bearer, limits_of, node_of
 
 log = logging.getLogger("sluice.api")
 
@@ -33,12 +33,21 @@ class BadFrame(Exception):
 @websocket(WORKER_PATH)
 async def worker_socket(socket: WebSocket) -> None:  # type: ignore[type-arg]
     node = node_of(socket.app.state)
+    failures = limits_of(socket.app.state).auth_failures
+    address = socket.client.host if socket.client else ""
+    try:
+        failures.check(address)
+    except TooManyRequests:
+        await socket.accept()
+        await socket.close(code=CLOSE_TOO_MANY, reason="too many unknown keys from here")
+        return
     try:
         tenant_id = await node.authenticate_worker(bearer(socket.headers))
     except Unauthorized:
         tenant_id = None
     await socket.accept()
     if tenant_id is None:
+        failures.failed(address)
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="unknown or missing worker key")
         return
     limit = node.settings.max_workers_per_tenant

@@ -131,21 +131,12 @@ async def _serve_http(node: Any, host: str, port: int, manage_node: bool) -> Any
                 self._captured_signals.remove(sig)
 
     from ..api import create_app
+    from ..api.serving import server_config
 
-    config = uvicorn.Config(
-        create_app(node, manage_node=manage_node),
-        host=host,
-        port=port,
-        ssl_certfile=node.settings.tls_cert,
-        ssl_keyfile=node.settings.tls_key,
-        log_level="warning",
-        log_config=None,  # uvicorn's records go through our handler, escaped and masked
-        ws="websockets-sansio",
-        ws_max_size=64 * 1024 * 1024,
-        ws_ping_interval=None,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
+    config = server_config(
+        create_app(node, manage_node=manage_node), node.settings, host=host, port=port,
+        lifespan="on", timeout_graceful_shutdown=5,
+    )  # fmt: skip
     return Server(config)
 
 

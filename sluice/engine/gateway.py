@@ -32,7 +32,6 @@ from ..model import (
     RetryPolicy,
 )
 from ..policy.backoff import next_after_failure
-from ..rawjson import MAX_DEPTH, within_depth
 from ..protocol import (
     Ack,
     AckItem,
@@ -47,6 +46,7 @@ from ..protocol import (
     Welcome,
     WorkerFrame,
 )
+from ..rawjson import MAX_DEPTH, within_depth
 from ..store import ACCEPTED, DUPLICATE, LeaseRenewal
 from .admission import check_function
 from .registry import POOL_PREFIX, WorkerConn
@@ -133,7 +133,13 @@ class Gateway:
         await self._reconcile(tenant_id, worker_id, first)
         conn.send(
             _encoder.encode(
-                Welcome(first.worker_id, node.settings.heartbeat_s, node.settings.lease_s)
+                Welcome(
+                    first.worker_id,
+                    node.settings.heartbeat_s,
+                    node.settings.lease_s,
+                    max_frame_bytes=node.settings.max_frame_bytes,
+                    max_result_bytes=node.settings.max_result_bytes,
+                )
             )
         )
         node.registry.add(conn)

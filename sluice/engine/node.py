@@ -45,6 +45,7 @@ from ..store import ACCEPTED, DeadSelector, Reaped, Store, open_bus, open_store
 from .adaptive import AdaptivePools
 from .admission import TaskSpec, build_task
 from .asks import Asks
+from .audit import AuditLog
 from .backpressure import Backpressure
 from .cron import Schedules
 from .dispatcher import Dispatcher
@@ -109,6 +110,7 @@ class Node(FunctionConfigs):
         self.quotas = Quotas(self)
         self.targets = Targets(self)
         self.backpressure = Backpressure(self)
+        self.audit = AuditLog(self.store, self.clock, settings.audit_retention_s)
         self.accepting = False
         self._functions: dict[str, dict[str, FunctionConfig]] = {}
         self._reloads: set[asyncio.Task[None]] = set()

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import aiohttp
 import msgspec
 
-from ..errors import InvalidRequest
+from ..errors import Forbidden, InvalidRequest
 from ..model import ClaimedTask, HttpTarget
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
 from ..protocol import ResultItem
@@ -67,7 +67,8 @@ def check_target(target: HttpTarget, allow_loopback: bool, allow_private: bool) 
     try:  # a name is checked when it is resolved, at every new connection
         egress.check_url(target.url, EgressPolicy(allow_loopback, allow_private))
     except EgressRefused as exc:
-        raise InvalidRequest(str(exc), code="target_not_allowed", field="target.url") from None
+        # The server's policy, not the request's form: 403 (the schema cannot state it).
+        raise Forbidden(str(exc), code="target_not_allowed", field="target.url") from None
     except ValueError as exc:
         raise InvalidRequest(f"target.url {exc}", field="target.url") from None
     if not 0 < target.timeout_s <= MAX_TIMEOUT_S:

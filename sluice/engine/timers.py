@@ -86,6 +86,9 @@ class Timers:
                 lead=True,
             ),
             self._every(self._node.settings.purge_interval_s, self.purge_once, lead=True),
+            self._every(
+                self._node.settings.purge_interval_s, self._node.audit.purge_once, lead=True
+            ),
             self._fire_heap(),
         )
 

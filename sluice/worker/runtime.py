@@ -48,6 +48,7 @@ from ..protocol import (
     TaskFrame,
     Welcome,
 )
+from ..rawjson import MAX_DEPTH, within_depth
 from .app import App
 from .context import TaskContext, _current
 
@@ -63,6 +64,31 @@ DEFAULT_GRACE_S = 30.0
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TRACEBACK = 16 * 1024
 REFUSED = (4401, 4400)  # close codes after which reconnecting cannot help
+
+
+class ResultRefused(Exception):
+    """A handler's return value the server would not keep (too large, too deep)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def _frames(items: list[ResultItem], budget: int) -> list[bytes]:
+    """Results frames of at most about `budget` bytes each (one result may fill one)."""
+    frames: list[bytes] = []
+    chunk: list[ResultItem] = []
+    size = 0
+    for item in items:
+        cost = len(item.result) + len(item.traceback or "") + 512
+        if chunk and size + cost > budget:
+            frames.append(_encoder.encode(Results(chunk)))
+            chunk, size = [], 0
+        chunk.append(item)
+        size += cost
+    if chunk:
+        frames.append(_encoder.encode(Results(chunk)))
+    return frames
 
 
 class FatalWorkerError(Exception):
@@ -113,6 +139,8 @@ class Worker:
         self._abandoned = 0  # threads still running handlers that timed out or were cancelled
         self._credit_dirty = False
         self._ws: ClientConnection | None = None
+        # The server's limits, from its welcome (these defaults until the first one).
+        self._limits = Welcome("", 0.0, 0.0)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sluice-task")
         self._rng = random.Random()
         self._functions = [
@@ -217,6 +245,7 @@ class Worker:
         if not isinstance(welcome, Welcome):
             raise FatalWorkerError("the server did not answer hello with welcome")
         self._ws = ws
+        self._limits = welcome
         self.connected.set()
         log.info("worker %s connected to %s", self.worker_id, redacted_url(self.ws_url))
         # Results that were sent but never acknowledged go again; the server deduplicates.
@@ -257,8 +286,8 @@ class Worker:
                 self._credit_dirty = False
                 await ws.send(_encoder.encode(Credit(max(0, self.slots - self._abandoned))))
             items, self._pending = self._pending, []
-            if items:
-                await ws.send(_encoder.encode(Results(items)))
+            for frame in _frames(items, self._limits.max_frame_bytes // 2):
+                await ws.send(frame)
 
     async def _heartbeat_loop(self, ws: ClientConnection, every: float) -> None:
         while True:
@@ -366,7 +395,22 @@ class Worker:
                 value = await (asyncio.wait_for(coro, frame.timeout_s) if frame.timeout_s else coro)
             else:
                 value = await self._call_in_thread(fn.fn, args, payload.kwargs, ctx, frame)
-            result = msgspec.Raw(_encoder.encode(value))
+            encoded = _encoder.encode(value)
+            if len(encoded) > self._limits.max_result_bytes:
+                raise ResultRefused(
+                    "ResultTooLarge", f"the result takes {len(encoded)} bytes; the server "
+                    f"keeps at most {self._limits.max_result_bytes}",
+                )  # fmt: skip
+            if not within_depth(encoded):
+                raise ResultRefused(
+                    "ResultTooDeep", f"the result nests deeper than {MAX_DEPTH} levels"
+                )
+            result = msgspec.Raw(encoded)
+        except ResultRefused as exc:  # not the handler's error: kept, it could not be read
+            return ResultItem(
+                frame.id, frame.attempt, "reject", started, time.time(),
+                error_type=exc.kind, error_message=exc.message,
+            )  # fmt: skip
         except Reject as exc:
             return fail("reject", exc)
         except Retry as exc:

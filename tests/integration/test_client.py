@@ -160,7 +160,7 @@ def _sync_schedule_calls(url: str, api_key: str) -> None:
         assert (replaced.cron, replaced.priority, replaced.timezone) == ("30 * * * *", 8, "UTC")
         with pytest.raises(sluice.RemoteError) as bad:
             sync.schedules.set("hourly", function="job", cron="61 * * * *")
-        assert (bad.value.status, bad.value.code, bad.value.field) == (400, "invalid_request",
+        assert (bad.value.status, bad.value.code, bad.value.field) == (422, "invalid_cron",
                                                                       "cron")  # fmt: skip
         with pytest.raises(sluice.RemoteError) as unknown:
             sync.schedules.set("other", function="nope", cron="* * * * *")

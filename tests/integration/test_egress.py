@@ -247,7 +247,7 @@ async def test_loopback_targets_are_refused_when_set(
                 json={"target": {"url": f"http://{host}:{listener.port}/run"}},
                 headers={"authorization": f"Bearer {srv.api_key}"},
             )
-            assert put.status_code == 400, (host, put.text)
+            assert put.status_code == 403, (host, put.text)
             error = put.json()["error"]
             assert error["code"] == "target_not_allowed", (host, error)
             assert canonical in error["message"], (host, error)

@@ -207,7 +207,7 @@ async def test_openapi_document_lists_every_route(server) -> None:
         "/v1/health",
     }
     body = doc["paths"]["/v1/tasks"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["$ref"].endswith("/TaskSpecDoc")
+    assert body["schema"]["$ref"].endswith("/TaskSpec")
 
 
 async def test_heartbeats_keep_a_task_longer_than_its_lease_from_being_reaped(server) -> None:

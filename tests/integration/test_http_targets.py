@@ -130,6 +130,21 @@ async def test_a_task_is_posted_signed_and_its_answer_is_the_result(server: Runn
         version, trace, span, flags = headers["traceparent"].split("-")
         assert (version, len(trace), len(span), flags) == ("00", 32, 16, "01")
 
+        # Reads never show the secret; a config read back and put again keeps it.
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            headers_ = {"authorization": f"Bearer {server.api_key}"}
+            read = (await http.get("/v1/functions/echo", headers=headers_)).json()
+            listed = (await http.get("/v1/functions", headers=headers_)).text
+            assert read["target"]["secret"] is None and secret not in listed
+            read["priority"] = 8
+            for field in ("name", "target_state", "pool_state"):
+                read.pop(field)
+            again = await http.put("/v1/functions/echo", json=read, headers=headers_)
+            assert again.status_code == 200 and again.json()["target"]["secret"] is None
+        stored = (await server.node.functions(server.tenant_id))["echo"]
+        assert stored.target is not None and stored.target.secret == secret
+        assert stored.priority == 8
+
         await put_target(server, "text", f"{base}/text")
         text = await c.submit({"function": "text", "args": []})
         assert (await c.wait(text.id, timeout=10)).result == "plain words"
@@ -161,7 +176,7 @@ async def test_answers_map_to_success_retry_and_dead(server: Running) -> None:
 async def test_internal_addresses_are_refused_unless_allowed(tmp_path: Path) -> None:
     async with running_server(tmp_path, app) as srv, downstream() as (_service, base):
         refused = await put_target(srv, "echo", f"{base}/echo")
-        assert refused.status_code == 400
+        assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "target_not_allowed"
         for url in ("ftp://example.com/x", "http://user:pw@example.com/", "not a url"):
             assert (await put_target(srv, "echo", url)).status_code == 400
@@ -169,7 +184,7 @@ async def test_internal_addresses_are_refused_unless_allowed(tmp_path: Path) -> 
         # connection (tests/integration/test_egress.py).
         port = base.rsplit(":", 1)[1]
         named = await put_target(srv, "named", f"http://localhost:{port}/echo")
-        assert named.status_code == 400
+        assert named.status_code == 403
         assert named.json()["error"]["code"] == "target_not_allowed"
 
 
