@@ -21,7 +21,7 @@ from .pauses import PAUSE_ROUTES
 from .quotas import QUOTA_ROUTES
 from .routes import ROUTES
 from .schedules import SCHEDULE_ROUTES
-from .submit import SubmitRoutes
+from .submit import SUBMIT_ROUTES, SubmitRoutes
 from .workers import worker_socket
 
 log = logging.getLogger("sluice.api")
@@ -55,6 +55,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
     app = Litestar(
         route_handlers=[
             *ROUTES,
+            *SUBMIT_ROUTES,
             *SCHEDULE_ROUTES,
             *PAUSE_ROUTES,
             *EVENT_ROUTES,

@@ -18,12 +18,16 @@ from .schemas import AuditPage
 AUDIT_PAGE = 100
 MAX_AUDIT_PAGE = 1000
 ACTION = re.compile(r"^[a-z]+\.[a-z]+$")
+TENANT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @get("/v1/audit", summary="Administrative and bulk actions, newest first", tags=["ops"])
 async def list_audit(request: Request[Any, Any, Any]) -> Response[AuditPage]:
     node = node_of(request.app.state)
     query = request.query_params
+    asked = query.get("tenant_id")
+    if asked is not None and not TENANT_ID.match(asked):
+        raise InvalidRequest(f"tenant ids match {TENANT_ID.pattern}", field="tenant_id")
     if node.is_admin(bearer(request.headers)):
         tenant_id = query.get("tenant_id") or None
     else:

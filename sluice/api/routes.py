@@ -372,9 +372,10 @@ def _limit(request: Request[Any, Any, Any], default: int, most: int) -> int:
 async def list_dead(request: Request[Any, Any, Any]) -> Response[DeadPage]:
     tenant_id = await tenant_of(request)
     node = node_of(request.app.state)
-    selector = DeadSelector(
-        request.query_params.get("function"), _number(request, "since"), _number(request, "until")
-    )
+    function = request.query_params.get("function")
+    if function is not None and not FUNCTION_NAME.match(function):
+        raise InvalidRequest(f"function names match {FUNCTION_NAME.pattern}", field="function")
+    selector = DeadSelector(function, _number(request, "since"), _number(request, "until"))
     limit = _limit(request, DEAD_PAGE, MAX_DEAD_PAGE)
     after = request.query_params.get("after", "")
     page = await node.store.list_dead(tenant_id, selector, after, limit)
@@ -515,9 +516,11 @@ def _without_secret(config: FunctionConfig) -> FunctionConfig:
 async def list_functions(request: Request[Any, Any, Any]) -> Response[FunctionList]:
     tenant_id = await tenant_of(request)
     limit = _limit(request, MAX_FUNCTION_PAGE, MAX_FUNCTION_PAGE)
-    after = request.query_params.get("after", "")
+    after = request.query_params.get("after")
+    if after is not None and not FUNCTION_NAME.match(after):
+        raise InvalidRequest(f"after is a function name: {FUNCTION_NAME.pattern}", field="after")
     functions = await node_of(request.app.state).functions(tenant_id)
-    names = sorted(n for n in functions if n > after)
+    names = sorted(n for n in functions if n > (after or ""))
     page = [_without_secret(functions[n]) for n in names[:limit]]
     following = page[-1].name if len(names) > limit else None
     return _json(FunctionList(page, following))  # type: ignore[return-value]

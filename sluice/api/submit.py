@@ -10,9 +10,11 @@ directly; everything else passes through to Litestar. They use the same error fo
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
+from litestar import Request, Response, post
 
 from ..engine.node import Node
 from ..errors import ClientError, InvalidRequest, PayloadTooLarge, Unauthorized, Unavailable
@@ -87,6 +89,27 @@ async def _submit_batch(
 ROUTES = {"/v1/tasks": _submit_one, "/v1/tasks/batch": _submit_batch}
 
 
+async def _routed(request: Request[Any, Any, Any], handler: Any) -> Response[bytes]:
+    state = request.app.state
+    status, body = await handler(state.node, state.limits, request.scope, request.receive)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+# The same routes, declared to the framework: SubmitRoutes answers them first, and these
+# make the router's 405s and OPTIONS name POST (and `/v1/tasks/batch` a route of its own).
+@post("/v1/tasks", include_in_schema=False)
+async def submit_task(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return await _routed(request, _submit_one)
+
+
+@post("/v1/tasks/batch", include_in_schema=False)
+async def submit_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return await _routed(request, _submit_batch)
+
+
+SUBMIT_ROUTES = [submit_task, submit_batch]
+
+
 class SubmitRoutes:
     """ASGI middleware: answers the submit routes, passes everything else on."""
 
@@ -94,9 +117,13 @@ class SubmitRoutes:
         self.app = app
         self.node = node
         self.limits = limits
+        self._methods = _methods_by_path(app)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         handler = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            await self._options(scope, send)
+            return
         if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -127,3 +154,33 @@ class SubmitRoutes:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _options(self, scope: Scope, send: Any) -> None:
+        """OPTIONS names every method of the route: the framework's own answer names
+        only the methods of the first handler registered on a path (litestar 2.25)."""
+        path = scope.get("path", "")
+        methods = next((m for pattern, m in self._methods if pattern.fullmatch(path)), None)
+        if methods is None:
+            body = _encoder.encode(ErrorResponse(ErrorBody(404, "not_found", "no such endpoint")))
+            head = [_JSON, (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 404, "headers": head})
+            await send({"type": "http.response.body", "body": body})
+            return
+        allow = ", ".join(sorted({*methods, "OPTIONS"})).encode()
+        await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow)]})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _methods_by_path(app: Any) -> list[tuple[re.Pattern[str], set[str]]]:
+    """Each route's path as a pattern, with its methods; paths without parameters first,
+    as the router matches them (`/v1/tasks/batch` before `/v1/tasks/{task_id}`)."""
+    by_path: dict[str, set[str]] = {}
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        if methods:
+            by_path.setdefault(route.path, set()).update(methods)
+    ordered = sorted(by_path.items(), key=lambda item: ("{" in item[0], item[0]))
+    return [(re.compile(_PARAM.sub("[^/]+", re.escape(path))), m) for path, m in ordered]
+
+
+_PARAM = re.compile(r"\\\{[^}]*\\\}")  # a path parameter, as re.escape leaves it

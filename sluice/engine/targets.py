@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import aiohttp
 import msgspec
 
-from ..errors import Forbidden, InvalidRequest
+from ..errors import Forbidden, InvalidRequest, Unprocessable
 from ..model import ClaimedTask, HttpTarget
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
 from ..protocol import ResultItem
@@ -69,8 +69,8 @@ def check_target(target: HttpTarget, allow_loopback: bool, allow_private: bool) 
     except EgressRefused as exc:
         # The server's policy, not the request's form: 403 (the schema cannot state it).
         raise Forbidden(str(exc), code="target_not_allowed", field="target.url") from None
-    except ValueError as exc:
-        raise InvalidRequest(f"target.url {exc}", field="target.url") from None
+    except ValueError as exc:  # the shape is the schema's; whether a host parses is not
+        raise Unprocessable(f"target.url {exc}", code="invalid_url", field="target.url") from None
     if not 0 < target.timeout_s <= MAX_TIMEOUT_S:
         raise InvalidRequest(
             f"target.timeout_s is above 0 and at most {MAX_TIMEOUT_S:.0f}", field="target.timeout_s"

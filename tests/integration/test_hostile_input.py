@@ -282,3 +282,19 @@ async def test_a_second_hello_is_a_protocol_error(tmp_path: Path) -> None:
         code, _ = await exchange(server, hello("twice"), hello("twice", functions=3))
         assert code == 4400
         assert await functions_of(server) == ["echo", "f0"]
+
+
+async def test_options_names_exactly_the_documented_methods(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, app) as server,
+        httpx.AsyncClient(base_url=server.url, headers=auth(server.api_key)) as http,
+    ):
+        document = (await http.get("/openapi.json")).json()
+        for path, item in document["paths"].items():
+            concrete = path
+            for name in ("task_id", "tenant_id", "key_id", "pause_id", "name", "topic"):
+                concrete = concrete.replace("{" + name + "}", "x1")
+            answer = await http.options(concrete)
+            assert answer.status_code == 204, (path, answer.text)
+            allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+            assert allowed == {m.upper() for m in item} | {"OPTIONS"}, path
