@@ -7,6 +7,7 @@ named leases, which the database judges on its own clock (see `acquire_lease`).
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import msgspec
@@ -29,6 +30,8 @@ from ..model import (
 )
 from ..selector import Selector, TaskSummary
 from .limits import Limit
+
+log = logging.getLogger("sluice.store")
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"  # the same attempt's result arrived twice (a resend); already stored
@@ -375,3 +378,20 @@ class Store(Protocol):
         """Delete up to `limit` entries recorded before `before`, oldest first; returns
         how many."""
         ...
+
+
+_function_decoder = msgspec.json.Decoder(FunctionConfig)
+
+
+def function_configs(rows: list[tuple[str, bytes]]) -> list[FunctionConfig]:
+    """Stored function configs, read under today's rules: one stored before a rule it
+    breaks (a negative timeout was accepted once) is left out with an error in the log,
+    so it cannot break the tenant's other functions; a worker's hello or a PUT brings
+    it back."""
+    configs = []
+    for name, raw in rows:
+        try:
+            configs.append(_function_decoder.decode(raw))
+        except msgspec.ValidationError as exc:
+            log.error("function %s is left out: its stored config breaks a rule (%s)", name, exc)
+    return configs

@@ -49,6 +49,7 @@ from ..base import (
     LeaseRenewal,
     Promoted,
     Reaped,
+    function_configs,
 )
 from .audit import PostgresAudit
 from .limits import PostgresLimits
@@ -179,7 +180,7 @@ class PostgresStore(PostgresSchedules, PostgresPauses, PostgresLimits, PostgresA
 
     async def list_functions(self, tenant_id: str) -> list[FunctionConfig]:
         rows = await self._fetch(Q["list_functions"], tenant_id)
-        return [msgspec.json.decode(config, type=FunctionConfig) for _name, config in rows]
+        return function_configs([(name, bytes(config)) for name, config in rows])
 
     # -- submit and read tasks ---------------------------------------------------
 

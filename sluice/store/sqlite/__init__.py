@@ -42,6 +42,7 @@ from ..base import (
     LeaseRenewal,
     Promoted,
     Reaped,
+    function_configs,
 )
 from ..writer import Writer
 from .audit import SQLiteAudit
@@ -206,7 +207,7 @@ class SQLiteStore(SQLiteSchedules, SQLitePauses, SQLiteLimits, SQLiteFairness, S
 
     async def list_functions(self, tenant_id: str) -> list[FunctionConfig]:
         rows = await self._read(Q["list_functions"], {"tenant_id": tenant_id})
-        return [msgspec.json.decode(config, type=FunctionConfig) for _name, config in rows]
+        return function_configs([(name, bytes(config)) for name, config in rows])
 
     # -- submit and read tasks ---------------------------------------------------
 
