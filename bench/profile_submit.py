@@ -24,8 +24,8 @@ import uvicorn
 
 from sluice.api import create_app
 from sluice.config import Settings
+from sluice.contract import FunctionConfig
 from sluice.engine.node import Node
-from sluice.model import FunctionConfig
 
 CLIENT = """
 import sys, time, sluice
@@ -44,9 +44,9 @@ async def main(n: int) -> None:
         settings = Settings.from_env({}, database=f"sqlite:///{Path(tmp) / 'p.db'}")
         node = Node(settings)
         await node.start()
-        tenant = await node.ensure_tenant("profile")
-        key = await node.create_api_key(tenant.id)
-        await node.register_functions(tenant.id, [FunctionConfig(name="noop")])
+        tenant = await node.tenants.ensure("profile")
+        key = await node.tenants.create_key(tenant.id)
+        await node.functions.register(tenant.id, [FunctionConfig(name="noop")])
         config = uvicorn.Config(create_app(node, manage_node=False), host="127.0.0.1",
                                 port=8449, log_level="warning", lifespan="off")  # fmt: skip
         server = uvicorn.Server(config)

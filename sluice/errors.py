@@ -1,4 +1,5 @@
-"""The error taxonomy. Every error Sluice raises derives from `SluiceError`.
+"""The error taxonomy. Every error Sluice raises derives from `SluiceError`; those of one
+layer only live in that layer's module (named on the right).
 
     SluiceError
     ├── ClientError                 the caller asked for something wrong (HTTP 4xx)
@@ -14,12 +15,23 @@
     │   ├── TenantThrottled         429  overload: this tenant is over its share (Retry-After)
     │   └── TooManyRequests         429  an abuse limit: streams, connections, failed keys
     ├── Unavailable                 503  the server is starting or stopping (Retry-After)
-    └── TaskError                   raised by handlers to steer retries
-        ├── Reject                  not retryable: the task goes straight to dead
-        ├── Retry                   retry at a time of the handler's choosing
-        └── Throttled               the downstream is overloaded: retry later
+    │   └── Overloaded              503  the whole server is overloaded (Retry-After)
+    ├── TaskError                   raised by handlers to steer retries
+    │   ├── Reject                  not retryable: the task goes straight to dead
+    │   ├── Retry                   retry at a time of the handler's choosing
+    │   └── Throttled               the downstream is overloaded: retry later
+    ├── RemoteError                 an error answer from a server, as the client sees it
+    ├── TaskFailed                  `handle.result()` of a task that ended without success
+    ├── ResultTimeout               `handle.result(timeout=)` ran out of time
+    ├── EgressRefused               (engine/egress.py; also an OSError) an address the
+    │                               server may not call
+    ├── ProtocolError               (engine/gateway.py) a frame where it may not come
+    ├── BadFrame                    (api/workers.py) an empty or oversized frame
+    ├── FatalWorkerError            (worker/runtime.py) the server refused this worker
+    ├── ResultRefused               (worker/runtime.py) a result the server would not keep
+    └── ProfileError                (cli/profiles.py) a CLI profile that cannot be used
 
-The API maps each ClientError subclass to one status code in `sluice.api.errors`.
+The API maps each to one answer in `sluice.api.errors`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Plain data shared by every layer: task states, function config, store records.
+"""Plain data shared by every layer: task states, names and limits, store records.
 
-No I/O here. Records are frozen msgspec Structs so they are cheap to build and copy.
+No I/O here. Records are frozen msgspec Structs so they are cheap to build and copy. The
+bodies of the HTTP API, function configs among them, are in contract.py.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import os
 import re
 import threading
 import time
-from typing import Annotated, Any, Final, Literal
+from typing import Final
 
 import msgspec
 
@@ -46,80 +47,6 @@ MAX_TIMEOUT_S: Final = 7 * DAY_S  # a running attempt's longest timeout
 MAX_TTL_S: Final = 365 * DAY_S
 MAX_BACKOFF_S: Final = 30 * DAY_S
 MAX_LIMIT: Final = 1_000_000  # rates (a second), bursts and concurrency caps
-
-# Constrained types: decoding enforces them and the OpenAPI document states them. A
-# limit an operator may change (tags, delays) is marked "x-limit" and filled in from the
-# node's settings when the document is built (api/openapi.py), and checked in code.
-FunctionName = Annotated[str, msgspec.Meta(pattern=FUNCTION_NAME.pattern)]
-Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern)]
-Priority = Annotated[int, msgspec.Meta(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
-Attempts = Annotated[int, msgspec.Meta(ge=1, le=MAX_ATTEMPTS)]
-Tag = Annotated[str, msgspec.Meta(min_length=1, extra_json_schema={"x-limit": "max_tag_length"})]
-Tags = Annotated[list[Tag], msgspec.Meta(extra_json_schema={"x-limit": "max_tags"})]
-Timeout = Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT_S)]
-Ttl = Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL_S)]
-Backoff = Annotated[float, msgspec.Meta(ge=0, le=MAX_BACKOFF_S)]
-Rate = Annotated[float, msgspec.Meta(gt=0, le=MAX_LIMIT)]
-Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
-
-
-class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How failed attempts are retried (DESIGN §4): full-jitter exponential backoff."""
-
-    max_attempts: Attempts = DEFAULT_MAX_ATTEMPTS
-    base_s: Backoff = 1.0
-    min_backoff_s: Backoff = 1.0
-    cap_s: Backoff = 3600.0
-    max_retry_duration_s: Ttl = DAY_S
-    max_throttles: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] = 100
-    """Flow-control retries (`Throttled`, HTTP 429) allowed on top of max_attempts."""
-
-
-MAX_TARGET_TIMEOUT_S: Final = 900.0
-# http(s), a host, no credentials; at most 2,048 characters. Whether the host is an
-# address the server may call is the egress policy's to say (engine/egress.py), not a
-# pattern's.
-TargetUrl = Annotated[
-    str, msgspec.Meta(pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+([/?#]\S*)?$", max_length=2048)
-]
-# Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes.
-WebhookSecret = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^whsec_(?:[A-Za-z0-9+/]{4}){8,20}"
-        r"(?:[A-Za-z0-9+/]{4}(?:[A-Za-z0-9+/]{2}==)?|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
-    ),
-]
-
-
-class HttpTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A function served by an HTTP endpoint in any language: Sluice POSTs each task to
-    `url` (docs/http-targets.md) instead of pushing it to a worker."""
-
-    url: TargetUrl
-    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_TARGET_TIMEOUT_S)] = 30.0
-    """Longest wait for the endpoint's answer; past it the attempt failed (retryable)."""
-    secret: WebhookSecret | None = None
-    """`whsec_…` key of the request signatures; made when the function is set without one."""
-
-
-class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A function's defaults; a task may override priority, ttl and retry."""
-
-    name: FunctionName
-    retry: RetryPolicy = RetryPolicy()
-    timeout_s: Timeout | None = None
-    priority: Priority = DEFAULT_PRIORITY
-    ttl_s: Ttl | None = None
-    tags: Tags = []
-    rate: Rate | None = None
-    """Most starts per second, cluster-wide (GCRA); retries count too. None: no limit."""
-    burst: Count = 1
-    """Starts allowed at once on top of `rate` (the limit's bucket)."""
-    max_concurrency: Count | None = None
-    """Most tasks of this function running at once, cluster-wide. None: no limit."""
-    target: HttpTarget | None = None
-    """An HTTP endpoint that runs the function; None: workers run it."""
 
 
 class NewTask(msgspec.Struct, frozen=True):
@@ -189,7 +116,10 @@ class AttemptRecord(msgspec.Struct, frozen=True):
     traceback: str | None = None
 
 
-class EventRecord(msgspec.Struct, frozen=True):
+class HistoryEntry(msgspec.Struct, frozen=True):
+    """A row of a task's history: one of its rarer transitions (cancelled, retried by
+    hand, expired, lease lost, handed back, a stale result), with its time."""
+
     task_id: str
     at: float
     kind: str
@@ -236,50 +166,55 @@ class Finish(msgspec.Struct, frozen=True):
     throttled: bool = False  # flow control: counted in `throttles`, not against max_attempts
 
 
-class Tenant(msgspec.Struct, frozen=True):
-    id: str
-    name: str
-    created_at: float
-
-
-class ApiKey(msgspec.Struct, frozen=True):
-    """A key as it can be shown again: never the key itself, which is stored hashed."""
-
-    id: str  # the first 16 hex digits of its SHA-256
-    prefix: str
-    created_at: float
-    revoked_at: float | None
-
-
 # Task ids are UUIDv7-shaped: time-ordered, so inserts append to the primary-key b-tree.
 # 48 bits of milliseconds, a 12-bit sequence that orders ids made in one millisecond,
 # and 62 random bits.
-_id_lock = threading.Lock()
-_last_ms = 0
-_seq = 0
 _SEQ_MAX = 0xFFF
+BEHIND_MS = 1000  # a clock this far behind the system's is a test's fake clock
+_VARIANT = "89ab"
 
 
-def new_task_ids(n: int) -> list[str]:
-    """`n` new ids, in increasing order."""
+class _Sequence:
+    """The last millisecond given and the sequence within it. On the system clock, ids
+    made one after the other never go back, even when the clock does; a fake clock's
+    ids follow its time, back too (each test sets its own)."""
+
+    def __init__(self, forward_only: bool) -> None:
+        self.lock = threading.Lock()
+        self.forward_only = forward_only
+        self.last_ms = 0
+        self.seq = 0
+
+    def take(self, ms: int, n: int) -> tuple[int, int]:
+        with self.lock:
+            if ms > self.last_ms or (ms < self.last_ms and not self.forward_only):
+                self.last_ms, self.seq = ms, 0
+            if self.seq + n > _SEQ_MAX + 1:  # this millisecond's sequence is used up
+                self.last_ms, self.seq = self.last_ms + 1, 0
+            first = self.seq
+            self.seq += n
+            return self.last_ms, first
+
+
+# The system clock's ids, and a fake clock's (far behind), each in their own order.
+_system, _fake = _Sequence(forward_only=True), _Sequence(forward_only=False)
+
+
+def new_task_ids(n: int, at: float | None = None) -> list[str]:
+    """`n` new ids, in increasing order, made at `at` (the caller's clock; the system's
+    when None), so an id's time is the time the engine's clock gave the task."""
+    wall = time.time_ns() // 1_000_000
+    ms = wall if at is None else int(at * 1000)
+    sequence = _fake if ms < wall - BEHIND_MS else _system
     out: list[str] = []
     while n > 0:
         k = min(n, _SEQ_MAX + 1)
-        out += _id_run(k)
+        out += _id_run(*sequence.take(ms, k), k)
         n -= k
     return out
 
 
-def _id_run(n: int) -> list[str]:
-    global _last_ms, _seq
-    with _id_lock:
-        ms = time.time_ns() // 1_000_000
-        if ms > _last_ms:
-            _last_ms, _seq = ms, 0
-        if _seq + n > _SEQ_MAX + 1:  # this millisecond's sequence is used up: take the next
-            _last_ms, _seq = _last_ms + 1, 0
-        ms, first = _last_ms, _seq
-        _seq += n
+def _id_run(ms: int, first: int, n: int) -> list[str]:
     # Every id of a run shares its millisecond: format it once; each id then adds its
     # sequence number and 62 random bits (the first hex digit carries the variant).
     stamp = f"{ms:012x}"
@@ -292,17 +227,14 @@ def _id_run(n: int) -> list[str]:
     ]
 
 
-_VARIANT = "89ab"
-
-
 def time_ordered_id_floor(at: float) -> str:
     """The smallest id made at `at` (epoch seconds): every older id sorts before it."""
     h = f"{int(at * 1000):012x}"
     return f"{h[:8]}-{h[8:12]}-0000-0000-000000000000"
 
 
-def new_task_id() -> str:
-    return new_task_ids(1)[0]
+def new_task_id(at: float | None = None) -> str:
+    return new_task_ids(1, at)[0]
 
 
 class ScheduleRow(msgspec.Struct, frozen=True):
@@ -319,37 +251,6 @@ class ScheduleRow(msgspec.Struct, frozen=True):
     skipped: int = 0
 
 
-MAX_CATCHUP_S: Final = 7 * DAY_S
-# Five fields, or six with seconds first, of croniter's characters; whether the fields
-# make sense (and ever fire) is checked by croniter (a 422 when not).
-Cron = Annotated[
-    str, msgspec.Meta(pattern=r"^[0-9A-Za-z*/,?#-]+( +[0-9A-Za-z*/,?#-]+){4,5}$", max_length=256)
-]
-# An IANA zone name; whether the zone exists is for the zone database to say (a 422).
-TimeZone = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$",
-                                       max_length=64)]  # fmt: skip
-# Task arguments travel as raw JSON (never decoded by the server), documented by shape.
-JsonArray = Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "array", "items": {},
-                                                                   "default": []})]  # fmt: skip
-JsonObject = Annotated[
-    msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "object", "default": {}})
-]
-
-
-class ScheduleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A cron schedule as a user writes it (the body of `PUT /v1/schedules/{name}`)."""
-
-    function: FunctionName
-    cron: Cron
-    timezone: TimeZone = "UTC"
-    args: JsonArray = msgspec.field(default_factory=lambda: msgspec.Raw(b"[]"))
-    kwargs: JsonObject = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
-    priority: Priority | None = None
-    tags: Tags | None = None
-    catchup: Literal["all", "latest", "none"] = "all"  # policy/cron.py
-    max_catchup_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_CATCHUP_S)] = 600.0
-
-
 class PauseRow(msgspec.Struct, frozen=True):
     """A pause rule as stored: its id, its selector (JSON) and when it began."""
 
@@ -359,75 +260,8 @@ class PauseRow(msgspec.Struct, frozen=True):
     created_at: float
 
 
-MAX_FILTER_FIELDS: Final = 16
-
-
-class SubscriptionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A function's subscription to a topic (the body of `PUT /v1/subscriptions/{name}`).
-
-    `filter` keeps the events whose top-level fields equal the given values (a list
-    value: any of them)."""
-
-    topic: Name
-    function: FunctionName
-    filter: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_FILTER_FIELDS)] = {}
-    priority: Priority | None = None
-    tags: Tags | None = None
-
-
 class SubscriptionRow(msgspec.Struct, frozen=True):
     name: str
     topic: str
     config: bytes
     created_at: float
-
-
-QuotaCount = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
-
-
-class TenantQuota(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A tenant's quotas (admin: `PUT /v1/tenants/{id}/quota`); None: no limit."""
-
-    max_queued: QuotaCount | None = None
-    """Most waiting tasks (ready, scheduled, paused); past it a submit gets 429."""
-    max_payload_bytes: QuotaCount | None = None
-    """Largest payload, below the server's own limit."""
-    weight: Annotated[float, msgspec.Meta(ge=0.001, le=1000)] = 1.0
-    """The tenant's share of shared capacity against others' (fair queueing): at 3 it
-    gets three tasks started to a weight-1 tenant's one, when both have work waiting."""
-    rate: Rate | None = None
-    """Most starts a second of all the tenant's tasks, cluster-wide (GCRA)."""
-    burst: Count = 1
-    """Starts allowed at once on top of `rate`."""
-    max_concurrency: Count | None = None
-    """Most of the tenant's tasks running at once, cluster-wide: its maximum share of
-    worker slots."""
-    min_slots: QuotaCount | None = None
-    """Shared pool slots reserved for the tenant: while it has work waiting and fewer
-    running, its tasks are claimed before anyone's fair turn (its minimum share)."""
-
-    @property
-    def limited(self) -> bool:
-        return self.rate is not None or self.max_concurrency is not None
-
-
-class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One administrative or bulk action in the audit log: who did what, to which
-    tenant, on which selector, to how many, when."""
-
-    id: str = msgspec.field(default_factory=new_task_id)
-    """Time-ordered, like a task id: the listing's order and its page cursor."""
-    tenant_id: str | None
-    """The tenant acted on; None for a cluster-wide action (creating a tenant), which
-    only the admin's listing shows."""
-    actor: str
-    """Who: "admin", or "key:<key id>" for the tenant key used."""
-    action: str
-    """What, as noun.verb: "tasks.cancel", "dead.retry", "pause.create", "key.revoke"..."""
-    at: float
-    """When (epoch seconds)."""
-    selector: str | None = None
-    """The selector or the ids acted on (JSON), if any."""
-    count: int | None = None
-    """How many tasks (or items) the action touched, if it counts any."""
-    detail: str | None = None

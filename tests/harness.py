@@ -17,6 +17,7 @@ import psycopg
 import uvicorn
 
 from sluice.api import create_app
+from sluice.api.door import FrontDoor
 from sluice.api.limits import Limits
 from sluice.api.serving import server_config
 from sluice.config import Settings
@@ -78,6 +79,7 @@ class Running:
     tenant_id: str
     database: str
     limits: Limits | None = None  # the API's abuse limits (api/limits.py)
+    asgi: FrontDoor | None = None  # the application (the framework's is `asgi.app`)
 
     def count(self, where: str = "1=1") -> int:
         """Read the database directly, as an auditor would."""
@@ -119,9 +121,18 @@ async def _running_server(database: str, app: App, **overrides: Any) -> AsyncIte
     settings = Settings.from_env({}, database=database, **{**FAST, **overrides})
     node = Node(settings)
     await node.start()
-    tenant = await node.ensure_tenant(app.name)
-    key = await node.create_api_key(tenant.id)
-    await node.register_functions(tenant.id, [t.config for t in app.tasks.values()])
+    try:
+        async with _serving(node, settings, app) as running:
+            yield running
+    finally:  # whatever failed on the way up: a started node always stops
+        await node.stop()
+
+
+@contextlib.asynccontextmanager
+async def _serving(node: Node, settings: Settings, app: App) -> AsyncIterator[Running]:
+    tenant = await node.tenants.ensure(app.name)
+    key = await node.tenants.create_key(tenant.id)
+    await node.functions.register(tenant.id, [t.config for t in app.tasks.values()])
     port = free_port()
     # The same uvicorn settings and connection guard as `sluice server`.
     asgi = create_app(node, manage_node=False)
@@ -131,11 +142,11 @@ async def _running_server(database: str, app: App, **overrides: Any) -> AsyncIte
     serving = asyncio.create_task(server.serve())
     await wait_for(lambda: server.started or serving.done())
     try:
-        yield Running(node, f"http://127.0.0.1:{port}", key, tenant.id, database, asgi.limits)
+        url = f"http://127.0.0.1:{port}"
+        yield Running(node, url, key, tenant.id, settings.database, asgi.limits, asgi)
     finally:
         server.should_exit = True
         await serving
-        await node.stop()
 
 
 @contextlib.asynccontextmanager

@@ -1,9 +1,9 @@
-"""The Litestar application of one server node."""
+"""The ASGI application of one server node: the route table on the framework, behind
+the front door."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -11,20 +11,14 @@ from typing import Any
 from litestar import Litestar, Response, get
 
 from ..engine.node import Node
-from .audit import AUDIT_ROUTES
+from ..protocol import WORKER_PATH
+from .door import FrontDoor
 from .errors import EXCEPTION_HANDLERS
-from .events import EVENT_ROUTES
 from .limits import Limits
-from .metrics import metrics
 from .openapi import build_openapi
-from .pauses import PAUSE_ROUTES
-from .quotas import QUOTA_ROUTES
-from .routes import ROUTES
-from .schedules import SCHEDULE_ROUTES
-from .submit import SUBMIT_ROUTES, SubmitRoutes
+from .submit import BODY_OVERHEAD
+from .table import ROUTES, handlers
 from .workers import worker_socket
-
-log = logging.getLogger("sluice.api")
 
 
 def _version() -> str:
@@ -34,9 +28,9 @@ def _version() -> str:
         return "0.0.0"
 
 
-def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
+def create_app(node: Node, *, manage_node: bool = True) -> FrontDoor:
     """The ASGI app. With `manage_node`, the app starts and stops the node in its lifespan."""
-    document = build_openapi(_version(), node.settings)
+    document = build_openapi(_version(), node.settings, ROUTES)
 
     @get("/openapi.json", include_in_schema=False)
     async def openapi() -> Response[dict[str, Any]]:
@@ -52,26 +46,21 @@ def create_app(node: Node, *, manage_node: bool = True) -> SubmitRoutes:
             if manage_node:
                 await node.stop()
 
+    s = node.settings
     app = Litestar(
-        route_handlers=[
-            *ROUTES,
-            *SUBMIT_ROUTES,
-            *SCHEDULE_ROUTES,
-            *PAUSE_ROUTES,
-            *EVENT_ROUTES,
-            *QUOTA_ROUTES,
-            *AUDIT_ROUTES,
-            worker_socket,
-            openapi,
-            metrics,
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        route_handlers=[*handlers(ROUTES), worker_socket, openapi],
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=None,
         debug=False,
         logging_config=None,
-        request_max_body_size=node.settings.max_body_bytes,
+        # Each route holds its body to its own limit (api/route.py); this is the largest.
+        request_max_body_size=max(
+            s.max_body_bytes, s.max_batch_bytes, s.max_payload_bytes + BODY_OVERHEAD
+        ),
     )
     app.state.node = node
     app.state.limits = limits = Limits(node.settings)
-    return SubmitRoutes(app, node, limits)
+    door = FrontDoor(app, node, limits, ROUTES)
+    door.worker_path(WORKER_PATH)
+    return door

@@ -1,96 +1,64 @@
 """One error format everywhere: {"error": {"status", "code", "message", "field"}}.
 
-Each exception type maps to one status code here and nowhere else.
+Every exception becomes an answer here and nowhere else (`answer`), whether the
+framework caught it or the front door did (api/door.py). 429s and 503s always say when
+to come back (Retry-After); a 405 names the methods the route takes (Allow).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException
 
+from ..contract import ErrorBody, ErrorResponse
 from ..errors import ClientError, Unavailable
 
 log = logging.getLogger("sluice.api")
 
-
-class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
-    status: int
-    code: str
-    message: str
-    field: str | None = None
-    scope: str | None = None  # backpressure: "tenant" or "global", who is being slowed
-
-
-class ErrorResponse(msgspec.Struct, frozen=True):
-    error: ErrorBody
-
-
 _encoder = msgspec.json.Encoder()
+_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+Headers = dict[str, str]
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    field: str | None = None,
-    headers: dict[str, str] | None = None,
-    scope: str | None = None,
-) -> Response[bytes]:
-    body = _encoder.encode(ErrorResponse(ErrorBody(status, code, message, field, scope)))
+def answer(exc: BaseException) -> tuple[int, Headers, bytes]:
+    """The status, headers and body an exception is answered with."""
+    headers: Headers = {}
+    if isinstance(exc, ClientError | Unavailable):
+        status = 503 if isinstance(exc, Unavailable) else exc.status
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            headers["retry-after"] = str(retry_after)
+        field = getattr(exc, "field", None)
+        body = ErrorBody(status, exc.code, exc.message, field, getattr(exc, "scope", None))
+    elif isinstance(exc, NotFoundException):
+        status, body = 404, ErrorBody(404, "not_found", "no such endpoint")
+    elif isinstance(exc, HTTPException):  # the framework's own: 405, 413, 400
+        status = exc.status_code
+        headers.update({k.lower(): v for k, v in (exc.headers or {}).items()})
+        body = ErrorBody(status, _CODES.get(status, "http_error"), str(exc.detail))
+    else:
+        log.error("internal error", exc_info=exc)
+        status = 500
+        body = ErrorBody(500, "internal", "the server failed; the error is logged")
+    return status, headers, _encoder.encode(ErrorResponse(body))
+
+
+def _framework(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    status, headers, body = answer(exc)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def _client_error(_: Request[Any, Any, Any], exc: ClientError) -> Response[bytes]:
-    retry_after = getattr(exc, "retry_after_s", None)  # 429s always say when to come back
-    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
-    scope = getattr(exc, "scope", None)
-    return error_response(
-        exc.status, exc.code, exc.message, exc.field, headers=headers, scope=scope
-    )
-
-
-def _unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[bytes]:
-    return error_response(
-        503, exc.code, exc.message, headers={"Retry-After": str(exc.retry_after_s)},
-        scope=exc.scope,
-    )  # fmt: skip
-
-
-def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
-    field = None
-    message = str(exc.detail)
-    if isinstance(exc.extra, list) and exc.extra:
-        first = exc.extra[0]
-        if isinstance(first, dict):
-            field = first.get("key")
-            message = f"{first.get('message', message)}"
-    return error_response(400, "invalid_request", message, field)
-
-
-def _not_found(_: Request[Any, Any, Any], exc: NotFoundException) -> Response[bytes]:
-    return error_response(404, "not_found", "no such endpoint")
-
-
-def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    code = {405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
-    # A 405 names the methods the route takes (RFC 9110: Allow is required on a 405).
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers or None)
-
-
-def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("internal error", exc_info=exc)
-    return error_response(500, "internal", "the server failed; the error is logged")
-
-
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
-    ClientError: _client_error,
-    Unavailable: _unavailable,
-    ValidationException: _validation,
-    NotFoundException: _not_found,
-    HTTPException: _http,
-    Exception: _internal,
-}
+EXCEPTION_HANDLERS: MutableMapping[
+    int | type[Exception], Callable[[Request[Any, Any, Any], Any], Response[Any]]
+] = {Exception: _framework}

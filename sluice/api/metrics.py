@@ -13,16 +13,15 @@ from __future__ import annotations
 import platform
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .. import __version__
 from ..engine.node import Node
-from .routes import admin_only
+from .route import Access, Call, Route
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -36,7 +35,7 @@ class NodeCollector(Collector):
         info = GaugeMetricFamily(
             "sluice_build_info", "Build metadata", labels=["version", "store", "python"]
         )
-        store = "postgres" if node.settings.is_postgres else "sqlite"
+        store = node.store.backend
         info.add_metric([__version__, store, platform.python_version()], 1)
         yield info
         limit: defaultdict[tuple[str, str], float] = defaultdict(float)
@@ -76,9 +75,14 @@ class NodeCollector(Collector):
             yield family
 
 
-@get("/metrics", include_in_schema=False)
-async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    node = await admin_only(request)
+async def metrics(call: Call) -> Response[bytes]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(node))
+    registry.register(NodeCollector(call.node))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)
+
+
+METRICS_ROUTES = [
+    Route("GET", "/metrics", "metrics",
+          "Prometheus text exposition: build info, AIMD limits of targets and pools "
+          "(admin key)", metrics, {200: "text/plain"}, access=Access.ADMIN, tags=("ops",)),
+]  # fmt: skip

@@ -1,184 +1,25 @@
-"""The OpenAPI 3.1 document, built from the request and response Structs.
+"""The OpenAPI 3.1 document, generated from the route table (api/table.py): each route's
+operation, parameters, body and answers come from its declaration, and every schema
+from the contract's structs (sluice/contract.py), whose constraints are the decoder's.
 
-Request bodies are decoded by hand (raw JSON arguments pass through undecoded), so the
-document is assembled here from the same Structs rather than inferred by the framework.
+Rules between fields that a struct cannot carry but a schema can are added here (at
+most one of delay and run_at); limits an operator may change are filled in from the
+node's settings ("x-limit" markers); links say where an answer's id feeds another
+operation (schemathesis follows them in its stateful run).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import msgspec
 
 from ..config import Settings
-from ..engine.admission import TaskSpec
-from ..model import (
-    FUNCTION_NAME,
-    NAME,
-    STATES,
-    FunctionConfig,
-    ScheduleSpec,
-    SubscriptionSpec,
-    TenantQuota,
-)
-from ..selector import PauseBody, SelectorBody
-from ..store import DeadSelector
-from .errors import ErrorResponse
-from .schemas import (
-    AuditPage,
-    BatchRequest,
-    BatchView,
-    BulkCount,
-    DeadPage,
-    EventBody,
-    EventView,
-    FunctionList,
-    FunctionSettings,
-    FunctionView,
-    Health,
-    KeyList,
-    NewKey,
-    PauseList,
-    PauseView,
-    ReleasedCount,
-    RetryCount,
-    ScheduleList,
-    ScheduleView,
-    StateChange,
-    SubmitView,
-    SubscriptionList,
-    SubscriptionView,
-    TaskPage,
-    TaskView,
-    TenantCreate,
-    TenantList,
-    TenantView,
-)
+from ..contract import ErrorResponse, StateChange
+from ..model import FUNCTION_NAME, NAME
+from .route import Access, Route
 
 REF = "#/components/schemas/{name}"
-
-# (method, path, operation id, summary, request body, {status: response body}, query params)
-Operation = tuple[
-    str, str, str, str, type | None, dict[int, type | str | None], list[dict[str, Any]]
-]
-OPERATIONS: list[Operation] = [
-    ("post", "/v1/tasks", "submitTask", "Submit a task", TaskSpec,
-     {201: SubmitView, 200: SubmitView}, []),
-    ("post", "/v1/tasks/batch", "submitBatch", "Submit up to 1,000 tasks in one commit",
-     BatchRequest, {201: BatchView}, []),
-    ("get", "/v1/tasks", "listTasks", "List and search tasks by selector, newest first", None,
-     {200: TaskPage},
-     [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
-         ("function", {"type": "array", "maxItems": 100,
-                       "items": {"type": "string", "pattern": FUNCTION_NAME.pattern}}),
-         ("state", {"type": "array", "maxItems": 100,
-                    "items": {"type": "string", "enum": list(STATES)}}),
-         ("tag", {"type": "array", "maxItems": 100,
-                  "items": {"type": "string", "minLength": 1, "maxLength": 256}}),
-         ("priority_min", {"type": "integer", "minimum": 0, "maximum": 9}),
-         ("priority_max", {"type": "integer", "minimum": 0, "maximum": 9}),
-         ("created_after", {"type": "number"}), ("created_before", {"type": "number"}),
-         ("key", {"type": "string", "minLength": 1, "maxLength": 256}),
-         ("cursor", {"type": "string"}),
-         ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))]),
-    ("get", "/v1/tasks/{task_id}/events", "taskEvents",
-     "Server-sent events (event: state, data: StateChange) until the task ends", None,
-     {200: "text/event-stream"}, []),
-    ("delete", "/v1/tasks/{task_id}", "deleteTask", "Delete a task that is not running", None,
-     {204: None}, []),
-    ("post", "/v1/tasks/cancel", "cancelTasks", "Cancel every task a selector matches",
-     SelectorBody, {200: BulkCount}, []),
-    ("post", "/v1/tasks/delete", "deleteTasks",
-     "Delete every task a selector matches (running ones are skipped)", SelectorBody,
-     {200: BulkCount}, []),
-    ("post", "/v1/tasks/retry", "retryTasks", "Retry every dead task a selector matches",
-     SelectorBody, {200: BulkCount}, []),
-    ("get", "/v1/tasks/{task_id}", "getTask", "A task with its timeline and attempts", None,
-     {200: TaskView}, []),
-    ("get", "/v1/tasks/{task_id}/result", "waitResult",
-     "Wait until the task ends (long-poll), or until timeout", None, {200: TaskView},
-     [{"name": "timeout", "in": "query", "required": False,
-       "schema": {"type": "number", "minimum": 0, "x-limit": "max_wait_s", "default": 30}}]),
-    ("post", "/v1/tasks/{task_id}/cancel", "cancelTask",
-     "Cancel a task that has not ended (a running one is stopped)", None, {200: TaskView}, []),
-    ("post", "/v1/tasks/{task_id}/retry", "retryTask",
-     "Run a dead task again (a new attempt series; history kept)", None, {200: TaskView}, []),
-    ("get", "/v1/dead", "listDead", "Dead tasks, oldest first, a page at a time", None,
-     {200: DeadPage},
-     [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
-         ("function", {"type": "string", "pattern": FUNCTION_NAME.pattern}),
-         ("since", {"type": "number"}),
-         ("until", {"type": "number"}), ("after", {"type": "string"}),
-         ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))]),
-    ("post", "/v1/dead/retry", "retryDead", "Retry every dead task a selector matches",
-     DeadSelector, {200: RetryCount}, []),
-    ("put", "/v1/functions/{name}", "putFunction", "Create or update a function's config",
-     FunctionSettings, {200: FunctionConfig}, []),
-    ("get", "/v1/functions/{name}", "getFunction",
-     "One function's config, and an HTTP target's concurrency limit", None,
-     {200: FunctionView}, []),
-    ("get", "/v1/functions", "listFunctions", "The tenant's functions, by name", None,
-     {200: FunctionList},
-     [{"name": "after", "in": "query", "required": False,
-       "schema": {"type": "string", "pattern": FUNCTION_NAME.pattern}},
-      {"name": "limit", "in": "query", "required": False,
-       "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}}]),
-    ("post", "/v1/tenants", "createTenant", "Create a tenant and its first API key (admin key)",
-     TenantCreate, {201: TenantView}, []),
-    ("get", "/v1/tenants", "listTenants", "Every tenant (admin key)", None, {200: TenantList}, []),
-    ("post", "/v1/tenants/{tenant_id}/keys", "createKey",
-     "A new API key for a tenant, shown once (admin key)", None, {201: NewKey}, []),
-    ("get", "/v1/tenants/{tenant_id}/keys", "listKeys",
-     "A tenant's API keys, without the keys (admin key)", None, {200: KeyList}, []),
-    ("delete", "/v1/tenants/{tenant_id}/keys/{key_id}", "revokeKey",
-     "Revoke an API key; it stops working at once (admin key)", None, {204: None}, []),
-    ("put", "/v1/schedules/{name}", "putSchedule",
-     "Create or replace a cron schedule (a replaced one keeps its firing state)",
-     ScheduleSpec, {200: ScheduleView}, []),
-    ("get", "/v1/schedules", "listSchedules", "The tenant's cron schedules", None,
-     {200: ScheduleList}, []),
-    ("get", "/v1/schedules/{name}", "getSchedule", "One cron schedule", None,
-     {200: ScheduleView}, []),
-    ("delete", "/v1/schedules/{name}", "deleteSchedule", "Delete a cron schedule", None,
-     {204: None}, []),
-    ("post", "/v1/schedules/{name}/pause", "pauseSchedule", "Pause a cron schedule", None,
-     {200: ScheduleView}, []),
-    ("post", "/v1/schedules/{name}/resume", "resumeSchedule",
-     "Resume a cron schedule from now (missed fires are not run)", None,
-     {200: ScheduleView}, []),
-    ("post", "/v1/pauses", "createPause",
-     "Pause the waiting tasks a selector (function, tags, priority) matches, and new ones",
-     PauseBody, {201: PauseView}, []),
-    ("get", "/v1/pauses", "listPauses", "The tenant's pauses", None, {200: PauseList}, []),
-    ("delete", "/v1/pauses/{pause_id}", "deletePause",
-     "Lift a pause (resume): its held tasks go back in their fair order", None,
-     {200: ReleasedCount}, []),
-    ("put", "/v1/subscriptions/{name}", "putSubscription",
-     "Subscribe a function to a topic (with an optional filter on the event's fields)",
-     SubscriptionSpec, {200: SubscriptionView}, []),
-    ("get", "/v1/subscriptions", "listSubscriptions", "The tenant's event subscriptions",
-     None, {200: SubscriptionList}, []),
-    ("delete", "/v1/subscriptions/{name}", "deleteSubscription", "Delete a subscription",
-     None, {204: None}, []),
-    ("post", "/v1/events/{topic}", "postEvent",
-     "Post an event (a JSON object; its `id` deduplicates): one task per matching subscription",
-     EventBody, {200: EventView}, []),
-    ("put", "/v1/tenants/{tenant_id}/quota", "putQuota",
-     "Set a tenant's quotas: most waiting tasks, largest payload (admin key)", TenantQuota,
-     {200: TenantQuota}, []),
-    ("get", "/v1/tenants/{tenant_id}/quota", "getQuota", "A tenant's quotas (admin key)", None,
-     {200: TenantQuota}, []),
-    ("get", "/v1/audit", "listAudit",
-     "Administrative and bulk actions, newest first (a tenant's own; the admin key: all)",
-     None, {200: AuditPage},
-     [{"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
-         ("tenant_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}),
-         ("action", {"type": "string", "pattern": "^[a-z]+\\.[a-z]+$"}),
-         ("before", {"type": "string"}),
-         ("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))]),
-    ("get", "/v1/health", "health", "Liveness and connected workers", None, {200: Health}, []),
-]  # fmt: skip
 
 ERRORS = {
     400: "The request breaks this document (the error's field says where)",
@@ -189,13 +30,9 @@ ERRORS = {
     422: "Well-formed, but a rule this document cannot state refuses it (the code says "
     "which: a cron expression that never fires, priority_min above priority_max, ...)",
     429: "A tenant quota or limit refuses it for now (see Retry-After)",
+    431: "The request's head (its line with the query string, and its headers) is too large",
     503: "Not accepting work right now (see Retry-After)",
 }
-# Responses only some operations give.
-EXTRA_ERRORS = {
-    "putFunction": {403: "The target's address is one the server does not call"},
-}
-
 UUID = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 HEX = "^[0-9a-f]{16}$"
 # Path parameters: what each may be, so a generated client refuses nonsense up front.
@@ -266,12 +103,11 @@ def _fill_limits(node: Any, settings: Settings) -> Any:
     return out
 
 
-def build_openapi(version: str, settings: Settings) -> dict[str, Any]:
+def build_openapi(version: str, settings: Settings, routes: list[Route]) -> dict[str, Any]:
     types: set[type] = {ErrorResponse, StateChange}
-    for _m, _p, _o, _s, body, responses, _q in OPERATIONS:
-        if body is not None:
-            types.add(body)
-        types.update(t for t in responses.values() if isinstance(t, type))
+    for route in routes:
+        types.update(t for t in (route.body, route.query) if t is not None)
+        types.update(t for t in route.answers.values() if isinstance(t, type))
     ordered = sorted(types, key=lambda t: t.__name__)
     _, components = msgspec.json.schema_components(ordered, schema_hook=_hook, ref_template=REF)
     # Rules between fields that a type cannot carry but a schema can.
@@ -280,72 +116,12 @@ def build_openapi(version: str, settings: Settings) -> dict[str, Any]:
         {"not": {"required": ["ttl", "expires_at"]}},
     ]
     components["PauseBody"]["properties"]["selector"]["minProperties"] = 1
-
-    def ref(t: type) -> dict[str, str]:
-        return {"$ref": REF.format(name=t.__name__)}
-
-    def _response(t: type | str | None) -> dict[str, Any]:
-        if t is None:
-            return {"description": "No content"}
-        if isinstance(t, str):  # server-sent events: each event's fields, data as JSON
-            event = {
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "event": {"type": "string", "const": "state"},
-                    "id": {"type": "string"},
-                    "data": {
-                        "type": "string",
-                        "contentMediaType": "application/json",
-                        "contentSchema": ref(StateChange),
-                    },
-                },
-            }
-            return {"description": "OK", "content": {t: {"schema": event}}}
-        return {"description": "OK", "content": {"application/json": {"schema": ref(t)}}}
-
-    def _path_parameter(path: str, name: str) -> dict[str, Any]:
-        pattern = PATH_PARAMETERS.get(name)
-        if name == "name":
-            pattern = next(
-                (p for prefix, p in NAME_PARAMETER.items() if path.startswith(prefix)),
-                NAME.pattern,
-            )
-        schema = {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
-        return {"name": name, "in": "path", "required": True, "schema": schema}
-
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, op_id, summary, body, responses, query in OPERATIONS:
-        params = copy.deepcopy(query)
-        for name in ("key_id", "tenant_id", "task_id", "name", "pause_id", "topic"):
-            if "{" + name + "}" in path:
-                params.insert(0, _path_parameter(path, name))
-        op: dict[str, Any] = {
-            "operationId": op_id,
-            "summary": summary,
-            "parameters": params,
-            "responses": {str(status): _response(t) for status, t in responses.items()},
-        }
-        for status in responses:
-            links = LINKS.get((op_id, status))
-            if links:
-                op["responses"][str(status)]["links"] = {
-                    name: {"operationId": target, "parameters": parameters}
-                    for name, (target, parameters) in links.items()
-                }
-        for status, description in {**ERRORS, **EXTRA_ERRORS.get(op_id, {})}.items():
-            op["responses"][str(status)] = {
-                "description": description,
-                "content": {"application/json": {"schema": ref(ErrorResponse)}},
-            }
-        if path == "/v1/health":
-            op["security"] = []  # liveness probes carry no key
-        if body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref(body)}},
-            }
-        paths.setdefault(path, {})[method] = op
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, components)
+    for route in routes:  # query structs are parameters, not bodies: no component
+        if route.query is not None:
+            components.pop(route.query.__name__, None)
     document = {
         "openapi": "3.1.0",
         "info": {"title": "Sluice", "version": version},
@@ -358,3 +134,80 @@ def build_openapi(version: str, settings: Settings) -> dict[str, Any]:
     }
     filled: dict[str, Any] = _fill_limits(document, settings)
     return filled
+
+
+def _ref(t: type) -> dict[str, str]:
+    return {"$ref": REF.format(name=t.__name__)}
+
+
+def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
+    params = [_path_parameter(route.path, name) for name in route.params]
+    if route.query is not None:
+        schema = components[route.query.__name__]
+        params += [
+            {"name": name, "in": "query", "required": False, "schema": prop}
+            for name, prop in schema["properties"].items()
+        ]
+    op: dict[str, Any] = {
+        "operationId": route.operation,
+        "summary": route.summary,
+        "tags": list(route.tags),
+        "parameters": params,
+        "responses": {str(status): _response(t) for status, t in route.answers.items()},
+    }
+    for status in route.answers:
+        links = LINKS.get((route.operation, status))
+        if links:
+            op["responses"][str(status)]["links"] = {
+                name: {"operationId": target, "parameters": parameters}
+                for name, (target, parameters) in links.items()
+            }
+    errors = dict(ERRORS) if route.access is not Access.ANYONE else {}
+    if route.access is Access.ADMIN:
+        errors.pop(401)  # admin routes answer 404 to any other key
+    for status, description in {**errors, **route.errors}.items():
+        op["responses"][str(status)] = {
+            "description": description,
+            "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+        }
+    if route.access is Access.ANYONE:
+        op["security"] = []  # liveness probes carry no key
+    if route.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(route.body)}},
+        }
+    return op
+
+
+def _response(t: type | str | None) -> dict[str, Any]:
+    if t is None:
+        return {"description": "No content"}
+    if t == "text/event-stream":  # each event's fields, its data as JSON
+        event = {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "event": {"type": "string", "const": "state"},
+                "id": {"type": "string"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": _ref(StateChange),
+                },
+            },
+        }
+        return {"description": "OK", "content": {t: {"schema": event}}}
+    if isinstance(t, str):
+        return {"description": "OK", "content": {t: {"schema": {"type": "string"}}}}
+    return {"description": "OK", "content": {"application/json": {"schema": _ref(t)}}}
+
+
+def _path_parameter(path: str, name: str) -> dict[str, Any]:
+    pattern = PATH_PARAMETERS.get(name)
+    if name == "name":
+        pattern = next(
+            (p for prefix, p in NAME_PARAMETER.items() if path.startswith(prefix)), NAME.pattern
+        )
+    schema = {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
+    return {"name": name, "in": "path", "required": True, "schema": schema}

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Request, Response, delete, get, post, put
 
-from ..model import ScheduleRow, ScheduleSpec
-from .routes import _body, _decode, _json, caller_of, decoder, node_of, tenant_of
-from .schemas import ScheduleList, ScheduleView
-
-_spec_decoder = decoder(ScheduleSpec)
+from ..contract import Schedule, ScheduleList, ScheduleSpec
+from ..model import ScheduleRow
+from .route import Call, Handler, Route
 
 
 class _Stored(msgspec.Struct):
@@ -32,9 +27,9 @@ class _Stored(msgspec.Struct):
 _stored_decoder = msgspec.json.Decoder(_Stored)
 
 
-def schedule_view(row: ScheduleRow) -> ScheduleView:
+def schedule_view(row: ScheduleRow) -> Schedule:
     spec = _stored_decoder.decode(row.config)
-    return ScheduleView(
+    return Schedule(
         name=row.name, function=spec.function, cron=spec.cron, timezone=spec.timezone,
         args=spec.args, kwargs=spec.kwargs, priority=spec.priority, tags=spec.tags,
         catchup=spec.catchup, max_catchup_s=spec.max_catchup_s, paused=row.paused,
@@ -43,61 +38,52 @@ def schedule_view(row: ScheduleRow) -> ScheduleView:
     )  # fmt: skip
 
 
-@put("/v1/schedules/{name:str}", summary="Create or replace a cron schedule", tags=["schedules"])
-async def put_schedule(request: Request[Any, Any, Any]) -> Response[ScheduleView]:
-    tenant_id, actor = await caller_of(request)
-    spec = _decode(_spec_decoder, await _body(request, 512 * 1024))
-    node, name = node_of(request.app.state), request.path_params["name"]
-    row = await node.schedules.put(tenant_id, name, spec)
-    await node.audit.record(actor, tenant_id, "schedule.put", detail=name)
-    return _json(schedule_view(row))  # type: ignore[return-value]
+async def put_schedule(call: Call) -> Schedule:
+    name = call.path["name"]
+    row = await call.node.schedules.put(call.tenant, name, call.body)
+    await call.node.audit.record(call.caller.actor, call.tenant, "schedule.put", detail=name)
+    return schedule_view(row)
 
 
-@get("/v1/schedules", summary="The tenant's cron schedules", tags=["schedules"])
-async def list_schedules(request: Request[Any, Any, Any]) -> Response[ScheduleList]:
-    tenant_id = await tenant_of(request)
-    rows = await node_of(request.app.state).schedules.list_all(tenant_id)
-    return _json(ScheduleList([schedule_view(r) for r in rows]))  # type: ignore[return-value]
+async def list_schedules(call: Call) -> ScheduleList:
+    rows = await call.node.schedules.list_all(call.tenant)
+    return ScheduleList([schedule_view(r) for r in rows])
 
 
-@get("/v1/schedules/{name:str}", summary="One cron schedule", tags=["schedules"])
-async def get_schedule(request: Request[Any, Any, Any]) -> Response[ScheduleView]:
-    tenant_id = await tenant_of(request)
-    row = await node_of(request.app.state).schedules.get(tenant_id, request.path_params["name"])
-    return _json(schedule_view(row))  # type: ignore[return-value]
+async def get_schedule(call: Call) -> Schedule:
+    return schedule_view(await call.node.schedules.get(call.tenant, call.path["name"]))
 
 
-@delete("/v1/schedules/{name:str}", status_code=204, summary="Delete a cron schedule",
-        tags=["schedules"])  # fmt: skip
-async def delete_schedule(request: Request[Any, Any, Any]) -> None:
-    tenant_id, actor = await caller_of(request)
-    node, name = node_of(request.app.state), request.path_params["name"]
-    await node.schedules.delete(tenant_id, name)
-    await node.audit.record(actor, tenant_id, "schedule.delete", detail=name)
+async def delete_schedule(call: Call) -> None:
+    name = call.path["name"]
+    await call.node.schedules.delete(call.tenant, name)
+    await call.node.audit.record(call.caller.actor, call.tenant, "schedule.delete", detail=name)
 
 
-async def _pause(request: Request[Any, Any, Any], paused: bool) -> Response[ScheduleView]:
-    tenant_id, actor = await caller_of(request)
-    node, name = node_of(request.app.state), request.path_params["name"]
-    row = await node.schedules.pause(tenant_id, name, paused)
-    action = "schedule.pause" if paused else "schedule.resume"
-    await node.audit.record(actor, tenant_id, action, detail=name)
-    return _json(schedule_view(row))  # type: ignore[return-value]
+def pause(paused: bool) -> Handler:
+    async def handler(call: Call) -> Schedule:
+        name = call.path["name"]
+        row = await call.node.schedules.pause(call.tenant, name, paused)
+        action = "schedule.pause" if paused else "schedule.resume"
+        await call.node.audit.record(call.caller.actor, call.tenant, action, detail=name)
+        return schedule_view(row)
 
-
-@post("/v1/schedules/{name:str}/pause", status_code=200, summary="Pause a cron schedule",
-      tags=["schedules"])  # fmt: skip
-async def pause_schedule(request: Request[Any, Any, Any]) -> Response[ScheduleView]:
-    return await _pause(request, True)
-
-
-@post("/v1/schedules/{name:str}/resume", status_code=200,
-      summary="Resume a cron schedule from now (missed fires are not run)",
-      tags=["schedules"])  # fmt: skip
-async def resume_schedule(request: Request[Any, Any, Any]) -> Response[ScheduleView]:
-    return await _pause(request, False)
+    return handler
 
 
 SCHEDULE_ROUTES = [
-    put_schedule, list_schedules, get_schedule, delete_schedule, pause_schedule, resume_schedule,
+    Route("PUT", "/v1/schedules/{name}", "putSchedule",
+          "Create or replace a cron schedule (a replaced one keeps its firing state)",
+          put_schedule, {200: Schedule}, body=ScheduleSpec, tags=("schedules",)),
+    Route("GET", "/v1/schedules", "listSchedules", "The tenant's cron schedules",
+          list_schedules, {200: ScheduleList}, tags=("schedules",)),
+    Route("GET", "/v1/schedules/{name}", "getSchedule", "One cron schedule", get_schedule,
+          {200: Schedule}, tags=("schedules",)),
+    Route("DELETE", "/v1/schedules/{name}", "deleteSchedule", "Delete a cron schedule",
+          delete_schedule, {204: None}, tags=("schedules",)),
+    Route("POST", "/v1/schedules/{name}/pause", "pauseSchedule", "Pause a cron schedule",
+          pause(True), {200: Schedule}, tags=("schedules",)),
+    Route("POST", "/v1/schedules/{name}/resume", "resumeSchedule",
+          "Resume a cron schedule from now (missed fires are not run)", pause(False),
+          {200: Schedule}, tags=("schedules",)),
 ]  # fmt: skip

@@ -12,7 +12,7 @@ take (long-polls and event streams are responses).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -27,8 +27,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     max_header_bytes = 16 * 1024
     request_timeout_s = 30.0
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(cast(asyncio.Transport, transport))  # a stream's, always
         self._head = 0
         self._too_big = False
         self._deadline: asyncio.TimerHandle | None = None
@@ -84,8 +84,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._deadline = self.loop.call_later(self.request_timeout_s, self._too_slow)
 
     def _disarm(self) -> None:
-        if getattr(self, "_deadline", None) is not None:
-            self._deadline.cancel()  # type: ignore[union-attr]
+        deadline: asyncio.TimerHandle | None = getattr(self, "_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
             self._deadline = None
 
     def _too_slow(self) -> None:

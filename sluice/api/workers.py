@@ -1,4 +1,5 @@
-"""The worker websocket: authenticate, then hand the connection to the gateway.
+"""The worker websocket: the front door identified the worker (a tenant's key, or the
+pool key); the connection goes to the gateway.
 
 Frames are bounded twice: by the server's websocket limit (`max_frame_bytes`, set on
 uvicorn) and here, where a hello is held to HELLO_BYTES. A frame that does not decode,
@@ -8,15 +9,17 @@ or does not belong where it came, closes the connection with 4400 and a log line
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from ..engine.gateway import ProtocolError
-from ..errors import TooManyRequests, Unauthorized
+from ..engine.node import Node
+from ..errors import SluiceError
 from ..protocol import WORKER_PATH
-from .routes import bearer, limits_of, node_of
+from .route import caller_of
 
 log = logging.getLogger("sluice.api")
 
@@ -26,30 +29,22 @@ CLOSE_TOO_MANY = 4429
 HELLO_BYTES = 1024 * 1024
 
 
-class BadFrame(Exception):
-    pass
+class BadFrame(SluiceError):
+    """A frame that is empty or over its limit."""
 
 
 @websocket(WORKER_PATH)
-async def worker_socket(socket: WebSocket) -> None:  # type: ignore[type-arg]
-    node = node_of(socket.app.state)
-    failures = limits_of(socket.app.state).auth_failures
-    address = socket.client.host if socket.client else ""
-    try:
-        failures.check(address)
-    except TooManyRequests:
-        await socket.accept()
+async def worker_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    node: Node = socket.app.state.node
+    caller = caller_of(socket.state)
+    await socket.accept()
+    if caller.kind == "blocked":
         await socket.close(code=CLOSE_TOO_MANY, reason="too many unknown keys from here")
         return
-    try:
-        tenant_id = await node.authenticate_worker(bearer(socket.headers))
-    except Unauthorized:
-        tenant_id = None
-    await socket.accept()
-    if tenant_id is None:
-        failures.failed(address)
+    if caller.kind not in ("tenant", "pool"):
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="unknown or missing worker key")
         return
+    tenant_id = caller.tenant_id
     limit = node.settings.max_workers_per_tenant
     if sum(1 for c in node.registry if c.tenant_id == tenant_id) >= limit:
         log.warning("refused a worker of %s: it already has %d connections", tenant_id, limit)

@@ -8,7 +8,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from ..client import Function
+from ..contract import FunctionConfig, FunctionSettings
 from ..errors import RemoteError
 from .output import (
     AsJson,
@@ -30,7 +30,7 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:g}s"
 
 
-def _table(functions: list[Function]) -> Table:
+def _table(functions: list[FunctionConfig]) -> Table:
     table = Table("name", "max attempts", "timeout", "priority", "ttl", "backoff", "limits", "tags")
     for f in functions:
         backoff = f"{f.retry.base_s:g}s..{f.retry.cap_s:g}s"
@@ -45,7 +45,7 @@ def _table(functions: list[Function]) -> Table:
     return table
 
 
-def _show(functions: list[Function], machine: bool) -> None:
+def _show(functions: list[FunctionConfig], machine: bool) -> None:
     if machine:
         print_json(functions)
     else:
@@ -73,10 +73,12 @@ def get(
     machine = wants_json(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         function = client.functions.get(name)
+    # The config as `set` prints it: the adaptive state a read adds is not config.
+    config = FunctionConfig(**{f: getattr(function, f) for f in FunctionConfig.__struct_fields__})
     if machine:
-        print_json(function)
+        print_json(config)
     else:
-        _show([function], machine)
+        _show([config], machine)
 
 
 @functions_cli.command("set")
@@ -107,15 +109,17 @@ def set_(
     fields = {"timeout_s": timeout, "priority": priority, "ttl_s": ttl, "tags": tag,
               "rate": rate, "burst": burst, "max_concurrency": max_concurrency}  # fmt: skip
     with connect(url, api_key, profile, as_json=machine) as client:
+        current: FunctionConfig
         try:
             current = client.functions.get(name)
         except RemoteError as exc:
             if exc.status != 404:
                 raise
-            current = Function(name)
-        # PUT replaces the whole config: read it, change what was asked, write it back.
-        settings: dict[str, Any] = msgspec.to_builtins(current)
-        del settings["name"]
+            current = FunctionConfig(name)
+        # PUT replaces the whole config: read it, change what was asked, write it back
+        # (without the name and the state a read adds, which are no settings).
+        read: dict[str, Any] = msgspec.to_builtins(current)
+        settings = {field: read[field] for field in FunctionSettings.__struct_fields__}
         settings["retry"].update({k: v for k, v in retry.items() if v is not None})
         settings.update({k: v for k, v in fields.items() if v is not None})
         function = client.functions.set(name, settings)

@@ -232,9 +232,9 @@ def dev(
         await node.start()
         workers: list[subprocess.Popen[bytes]] = []
         try:
-            tenant = await node.ensure_tenant(loaded.name)
+            tenant = await node.tenants.ensure(loaded.name)
             key = await _dev_key(node, tenant.id, url)
-            await node.register_functions(tenant.id, [t.config for t in loaded.tasks.values()])
+            await node.functions.register(tenant.id, [t.config for t in loaded.tasks.values()])
             server = await _serve_http(node, host, port, manage_node=False)
             serving = asyncio.create_task(server.serve())
             while not server.started and not serving.done():
@@ -273,11 +273,11 @@ async def _dev_key(node: Any, tenant_id: str, url: str) -> str:
     if DEV_FILE.exists():
         saved = json.loads(DEV_FILE.read_text())
         key = saved.get("api_key", "")
-        if await node.authenticate(key) == tenant_id:
+        if await node.tenants.authenticate(key) == tenant_id:
             if saved.get("url") != url:
                 DEV_FILE.write_text(json.dumps({**saved, "url": url}, indent=2))
             return str(key)
-    key = await node.create_api_key(tenant_id)
+    key = await node.tenants.create_key(tenant_id)
     DEV_FILE.parent.mkdir(parents=True, exist_ok=True)
     DEV_FILE.write_text(json.dumps({"url": url, "api_key": key, "tenant": tenant_id}, indent=2))
     DEV_FILE.chmod(0o600)
@@ -293,19 +293,9 @@ def migrate(
     """Bring the database's schema up to date (a server also does this when it starts)."""
     settings = _settings(database=database)
 
-    async def main() -> int:
-        if settings.is_postgres:
-            from ..store.postgres import migrate as migrate_postgres
+    from ..store import migrate as migrate_store
 
-            return await migrate_postgres(settings.database)
-        from ..store.sqlite import SQLiteStore
-
-        store = SQLiteStore(settings.sqlite_path, synchronous=settings.synchronous)
-        await store.open()  # opening migrates
-        await store.close()
-        return store.schema_version()
-
-    version = asyncio.run(main())
+    version = asyncio.run(migrate_store(settings))
     typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
 
 
@@ -325,8 +315,8 @@ def tenant_create(
         node = Node(settings)
         await node.store.open()
         try:
-            tenant = await node.create_tenant(name)
-            key = await node.create_api_key(tenant.id)
+            tenant = await node.tenants.create(name)
+            key = await node.tenants.create_key(tenant.id)
         finally:
             await node.store.close()
         typer.echo(json.dumps({"tenant": tenant.id, "name": tenant.name, "api_key": key}))

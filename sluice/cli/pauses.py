@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..client import Pause, PauseSelector
+from ..contract import Pause, Selector
 from .output import (
     USAGE,
     AsJson,
@@ -40,7 +40,7 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(pauses_cli, name="pauses")
 
 
-def describe(selector: PauseSelector) -> str:
+def describe(selector: Selector) -> str:
     parts = []
     if selector.function:
         parts.append(f"function {','.join(selector.function)}")

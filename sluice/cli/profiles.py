@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from ..client.http import DEFAULT_URL, DEV_FILE
+from ..errors import SluiceError
 
 PROFILE_FIELDS = ("url", "api_key", "admin_key")
 ENV_NAMES = {"url": "SLUICE_URL", "api_key": "SLUICE_API_KEY", "admin_key": "SLUICE_ADMIN_KEY"}
 
 
-class ProfileError(Exception):
+class ProfileError(SluiceError):
     """The profile file is unreadable, or names no such profile: a usage error."""
 
 

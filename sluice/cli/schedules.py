@@ -10,7 +10,8 @@ import msgspec
 import typer
 from rich.table import Table
 
-from ..client import Client, Schedule
+from ..client import Client
+from ..contract import Schedule
 from ..errors import RemoteError
 from .output import (
     USAGE,

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..client import Client, TaskSummary
+from ..client import Client
+from ..contract import TaskSummary
 from ..errors import RemoteError
 from .output import (
     NOT_FOUND,

@@ -1,40 +1,49 @@
 """The HTTP client of the Sluice API: sync `Client` and async `AsyncClient`.
 
-Imports no server code, so producers need only `pip install sluice`.
+Imports no server code, so producers need only `pip install sluice`. What it returns
+are the API's own bodies (sluice/contract.py), re-exported here.
 """
 
-from .http import AsyncClient, Client, discover
-from .models import (
+from ..contract import (
     ApiKey,
+    Attempt,
     DeadTask,
     Function,
+    FunctionConfig,
     NewKey,
     NewTenant,
     Pause,
     PauseSelector,
     Schedule,
-    ScheduleSpec,
+    Selector,
     SubmitOutcome,
     Task,
     TaskSummary,
     Tenant,
+    TimelineEntry,
 )
+from .http import AsyncClient, Client, discover
+from .models import ScheduleSpec
 
 __all__ = [
     "ApiKey",
     "AsyncClient",
+    "Attempt",
     "Client",
     "DeadTask",
     "Function",
+    "FunctionConfig",
     "NewKey",
     "NewTenant",
     "Pause",
     "PauseSelector",
     "Schedule",
     "ScheduleSpec",
+    "Selector",
     "SubmitOutcome",
     "Task",
     "TaskSummary",
     "Tenant",
+    "TimelineEntry",
     "discover",
 ]

@@ -15,32 +15,33 @@ from urllib.parse import quote
 
 import msgspec
 
-from ..errors import RemoteError
-from .models import (
+from ..contract import (
     ApiKey,
+    BatchOutcome,
     BulkCount,
     DeadPage,
     DeadTask,
+    ErrorResponse,
     Function,
+    FunctionConfig,
+    FunctionList,
+    KeyList,
     NewKey,
     NewTenant,
     Pause,
+    PauseList,
+    ReleasedCount,
     RetryCount,
     Schedule,
+    ScheduleList,
     SubmitOutcome,
     Task,
     TaskPage,
     TaskSummary,
     Tenant,
-    _Batch,
-    _Error,
-    _FunctionList,
-    _KeyList,
-    _PauseList,
-    _Released,
-    _ScheduleList,
-    _TenantList,
+    TenantList,
 )
+from ..errors import RemoteError
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 (an item of a page)
@@ -189,7 +190,7 @@ def _reader(type: type[T]) -> Callable[[_Response], T]:
 
 def _remote_error(response: _Response) -> RemoteError:
     try:
-        body = msgspec.json.decode(response.content, type=_Error).error
+        body = msgspec.json.decode(response.content, type=ErrorResponse).error
         return RemoteError(response.status_code, body.code, body.message, body.field)
     except (msgspec.DecodeError, msgspec.ValidationError):
         text = response.content[:200].decode(errors="replace")
@@ -231,7 +232,7 @@ class _Calls:
 
     @staticmethod
     def submit_batch(body: bytes) -> _Call[list[SubmitOutcome]]:
-        read = _reader(_Batch)
+        read = _reader(BatchOutcome)
         return _Call(_Request("POST", "/v1/tasks/batch", body), lambda r: read(r).tasks)
 
     @staticmethod
@@ -297,13 +298,13 @@ class _Calls:
         return _Call(call.request, lambda r: call.read(r).retried)
 
     @staticmethod
-    def list_functions() -> _Pager[Function]:
+    def list_functions() -> _Pager[FunctionConfig]:
         def request(cursor: str) -> _Request:
             params = (("limit", str(MAX_PAGE_SIZE)),) + ((("after", cursor),) if cursor else ())
             return _Request("GET", "/v1/functions", params=params)
 
-        def read(response: _Response) -> tuple[list[Function], str | None]:
-            page = parse(response, _FunctionList)
+        def read(response: _Response) -> tuple[list[FunctionConfig], str | None]:
+            page = parse(response, FunctionList)
             return page.functions, page.next
 
         return _Pager(request, read)
@@ -313,13 +314,13 @@ class _Calls:
         return _get(f"/v1/functions/{name}", Function)
 
     @staticmethod
-    def put_function(name: str, settings: Mapping[str, Any]) -> _Call[Function]:
+    def put_function(name: str, settings: Mapping[str, Any]) -> _Call[FunctionConfig]:
         body = _encoder.encode(dict(settings))
-        return _Call(_Request("PUT", f"/v1/functions/{name}", body), _reader(Function))
+        return _Call(_Request("PUT", f"/v1/functions/{name}", body), _reader(FunctionConfig))
 
     @staticmethod
     def list_schedules() -> _Call[list[Schedule]]:
-        call = _get("/v1/schedules", _ScheduleList)
+        call = _get("/v1/schedules", ScheduleList)
         return _Call(call.request, lambda r: call.read(r).schedules)
 
     @staticmethod
@@ -349,18 +350,18 @@ class _Calls:
 
     @staticmethod
     def list_pauses() -> _Call[list[Pause]]:
-        call = _get("/v1/pauses", _PauseList)
+        call = _get("/v1/pauses", PauseList)
         return _Call(call.request, lambda r: call.read(r).pauses)
 
     @staticmethod
     def delete_pause(pause_id: str) -> _Call[int]:
-        read = _reader(_Released)
+        read = _reader(ReleasedCount)
         request = _Request("DELETE", f"/v1/pauses/{quote(pause_id, safe='')}")
         return _Call(request, lambda r: read(r).released)
 
     @staticmethod
     def list_tenants() -> _Call[list[Tenant]]:
-        call = _get("/v1/tenants", _TenantList)
+        call = _get("/v1/tenants", TenantList)
         return _Call(call.request, lambda r: call.read(r).tenants)
 
     @staticmethod
@@ -369,7 +370,7 @@ class _Calls:
 
     @staticmethod
     def list_keys(tenant_id: str) -> _Call[list[ApiKey]]:
-        call = _get(f"/v1/tenants/{tenant_id}/keys", _KeyList)
+        call = _get(f"/v1/tenants/{tenant_id}/keys", KeyList)
         return _Call(call.request, lambda r: call.read(r).keys)
 
     @staticmethod

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from ..contract import FunctionConfig, SubmitOutcome, Task
 from ..errors import SluiceError
 from .calls import (
     BATCH_BYTES,
@@ -29,7 +30,6 @@ from .calls import (
     retry_delay,
     task_spec,
 )
-from .models import Function, SubmitOutcome, Task
 from .namespaces import (
     AsyncDead,
     AsyncFunctions,
@@ -191,7 +191,7 @@ class Client:
     ) -> int:  # fmt: skip
         return self.dead.retry(function=function, since=since, until=until)
 
-    def put_function(self, name: str, settings: Mapping[str, Any]) -> Function:
+    def put_function(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
         return self.functions.set(name, settings)
 
     def close(self) -> None:
@@ -308,7 +308,7 @@ class AsyncClient:
     ) -> int:  # fmt: skip
         return await self.dead.retry(function=function, since=since, until=until)
 
-    async def put_function(self, name: str, settings: Mapping[str, Any]) -> Function:
+    async def put_function(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
         return await self.functions.set(name, settings)
 
     async def aclose(self) -> None:

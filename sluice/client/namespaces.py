@@ -10,20 +10,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, Unpack
 
-from .calls import PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
-from .models import (
+from ..contract import (
     ApiKey,
     DeadTask,
     Function,
+    FunctionConfig,
     NewKey,
     NewTenant,
     Pause,
     Schedule,
-    ScheduleSpec,
     Task,
     TaskSummary,
     Tenant,
 )
+from .calls import PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
+from .models import ScheduleSpec
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
@@ -184,14 +185,14 @@ class Functions:
     def __init__(self, client: _Runs) -> None:
         self._client = client
 
-    def list(self) -> list[Function]:
+    def list(self) -> list[FunctionConfig]:
         return list(self._client._pages(_Calls.list_functions()))
 
     def get(self, name: str) -> Function:
         """One function's config; `RemoteError` 404 `unknown_function` if there is none."""
         return self._client._run(_Calls.get_function(name))
 
-    def set(self, name: str, settings: Mapping[str, Any]) -> Function:
+    def set(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
         """Create or replace a function's config: `retry` (a mapping of RetryPolicy
         fields), `timeout_s`, `priority`, `ttl_s`, `tags`; fields left out take their
         defaults, so read, change and set to update one field."""
@@ -202,13 +203,13 @@ class AsyncFunctions:
     def __init__(self, client: _AsyncRuns) -> None:
         self._client = client
 
-    async def list(self) -> list[Function]:
+    async def list(self) -> list[FunctionConfig]:
         return [f async for f in self._client._pages(_Calls.list_functions())]
 
     async def get(self, name: str) -> Function:
         return await self._client._run(_Calls.get_function(name))
 
-    async def set(self, name: str, settings: Mapping[str, Any]) -> Function:
+    async def set(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
         return await self._client._run(_Calls.put_function(name, settings))
 
 

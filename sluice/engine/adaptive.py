@@ -19,18 +19,15 @@ a dictionary lookup per result. The limit is each node's own, like an HTTP targe
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from typing import TYPE_CHECKING
 
 from ..model import ClaimedTask
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
 from ..protocol import ResultItem
-from .targets import TARGET_PREFIX
-
-if TYPE_CHECKING:
-    from .node import Node
-    from .registry import WorkerConn
+from .functions import Functions
+from .queues import Queues
+from .registry import TARGET_PREFIX, Registry, WorkerConn
+from .runtime import Runtime
 
 RECOUNT_TICKS = 10  # in flight is recounted from the workers' holdings once a second
 IDLE_S = 60.0  # no throttle this long, and the limit not binding: the pool is let go
@@ -38,20 +35,26 @@ Key = tuple[str, str]  # (the workers' tenant, or SHARED for a shared pool; func
 
 
 class AdaptivePools:
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(
+        self, rt: Runtime, registry: Registry, functions: Functions, queues: Queues
+    ) -> None:
+        self._rt = rt
+        self._registry = registry
+        self._functions = functions
+        self._queues = queues
         self.limits: dict[Key, Aimd] = {}
         self._epochs: dict[str, int] = {}  # task id: the epoch it was sent in
         self._throttled_at: dict[Key, float] = {}
         self._backlog: set[Key] = set()  # the limit held the dispatcher back this window
         self.retired_cuts: Counter[str] = Counter()  # cuts of pools let go, by function
         self._ticks = 0
+        self._rooms: dict[Key, int] = {}  # each limit's room at the last tick
 
     def rooms(self, tenant_id: str, functions: tuple[str, ...]) -> dict[str, int]:
         """How many more tasks each limited function of these may have in flight."""
         if not self.limits:
             return {}
-        now = self._node.clock.now()
+        now = self._rt.clock.now()
         out = {}
         for f in functions:
             aimd = self.limits.get((tenant_id, f))
@@ -77,7 +80,7 @@ class AdaptivePools:
         """Results from a worker: throttles start or cut a pool's limit, the rest count."""
         if conn.worker_id.startswith(TARGET_PREFIX):
             return  # an HTTP target runs its own AIMD (engine/targets.py)
-        now = self._node.clock.now()
+        now = self._rt.clock.now()
         reopened: set[Key] = set()
         for i, (item, task) in enumerate(zip(items, held, strict=True)):
             if task is None:
@@ -93,7 +96,7 @@ class AdaptivePools:
                         1 for t in held[i:] if t is not None and t.function == task.function
                     )
                     aimd = self._start(key, answering)
-                self._throttled_at[key] = time.monotonic()
+                self._throttled_at[key] = self._rt.clock.monotonic()
             if aimd is None:
                 continue
             kind = OK if item.outcome == "ok" else THROTTLED if throttled else ERROR
@@ -109,15 +112,14 @@ class AdaptivePools:
                 reopened.add(key)
         for tenant_id, function in reopened:
             # Its queue may have been marked idle while the room was 0: look again.
-            self._node.dispatcher.hint(tenant_id, None, [function])
+            self._queues.hint(tenant_id, None, [function])
 
     def _start(self, key: Key, answering: int) -> Aimd:
         """The pool's first throttle: a limit starting at what is in flight now."""
-        node = self._node
         tenant_id, function = key
         inflight = answering + sum(
             1
-            for conn in node.registry
+            for conn in self._registry
             if conn.tenant_id == tenant_id
             for t in conn.inflight.values()
             if t is not None and t.function == function
@@ -128,44 +130,47 @@ class AdaptivePools:
 
     def start(self, key: Key, initial: int) -> Aimd:
         """Put a pool under a limit, as its first throttle does."""
-        node = self._node
-        config = node.cached_config(*key)
+        config = self._functions.cached(*key)
         maximum = config.max_concurrency if config is not None else None
-        aimd = Aimd(node.clock.now(), initial=initial, maximum=maximum)
+        aimd = Aimd(self._rt.clock.now(), initial=initial, maximum=maximum)
         self.limits[key] = aimd
-        self._throttled_at[key] = time.monotonic()
+        self._throttled_at[key] = self._rt.clock.monotonic()
         return aimd
 
     def tick(self) -> None:
         """Close windows (every 0.1 s); let go of pools that no longer need a limit."""
         if not self.limits:
             return
-        now, mono = self._node.clock.now(), time.monotonic()
+        now, mono = self._rt.clock.now(), self._rt.clock.monotonic()
         self._ticks += 1
         if self._ticks % RECOUNT_TICKS == 0:
             self._recount()
         wake = False
         for key, aimd in list(self.limits.items()):
-            room = aimd.room(now)
             if aimd.tick(now, key in self._backlog):
                 self._backlog.discard(key)
-            if aimd.room(now) > room:
-                wake = True  # a pause ended or the limit grew
+            room = aimd.room(now)
+            # A pause ended or the limit grew since the last tick: room the dispatcher
+            # was not told of.
+            if room > self._rooms.get(key, room):
+                wake = True
+            self._rooms[key] = room
             idle = mono - self._throttled_at.get(key, 0.0) >= IDLE_S
             if idle and aimd.inflight < aimd.limit / 2:
                 self.retired_cuts[key[1]] += aimd.cuts  # the metric counts on
                 del self.limits[key]
                 self._throttled_at.pop(key, None)
+                self._rooms.pop(key, None)
                 wake = True
         if wake:
-            self._node.dispatcher.wake()
+            self._queues.wake()
 
     def _recount(self) -> None:
         """In flight from what the workers hold: tasks handed back, reaped, lost with a
         worker or answered after a reconnect never come back through `answered`."""
         counts: Counter[Key] = Counter()
         held: set[str] = set()
-        for conn in self._node.registry:
+        for conn in self._registry:
             if conn.worker_id.startswith(TARGET_PREFIX):
                 continue
             for task in conn.inflight.values():

@@ -8,52 +8,13 @@ settings or on "now" is checked here, with the same error whichever way a value 
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 
 from ..config import Settings
+from ..contract import FunctionConfig, TaskSpec
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
-from ..model import (
-    READY,
-    SCHEDULED,
-    Attempts,
-    FunctionConfig,
-    FunctionName,
-    JsonArray,
-    JsonObject,
-    NewTask,
-    Priority,
-    RetryPolicy,
-    Tags,
-    Timeout,
-    Ttl,
-    new_task_id,
-)
+from ..model import READY, SCHEDULED, NewTask, new_task_id
 from ..rawjson import MAX_DEPTH, within_depth
-
-Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-Delay = Annotated[float, msgspec.Meta(ge=0, extra_json_schema={"x-limit": "max_delay_s"})]
-
-
-class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One task as a producer describes it (the body of `POST /v1/tasks`). At most one of
-    `delay` and `run_at`, and of `ttl` and `expires_at` (api/openapi.py states it)."""
-
-    function: FunctionName
-    args: JsonArray = msgspec.field(default_factory=lambda: msgspec.Raw(b"[]"))
-    kwargs: JsonObject = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
-    delay: Delay | None = None
-    run_at: float | None = None
-    priority: Priority | None = None
-    key: Key | None = None
-    ttl: Ttl | None = None
-    expires_at: float | None = None
-    tags: Tags | None = None
-    max_attempts: Attempts | None = None
-    retry: RetryPolicy | None = None
-    timeout: Timeout | None = None
-
 
 _tags_encoder = msgspec.json.Encoder()
 _retry_encoder = msgspec.json.Encoder()
@@ -153,7 +114,7 @@ def build_task(
     timeout = fn.timeout_s if spec.timeout is None else spec.timeout
     payload = b"".join((b'{"args":', args, b',"kwargs":', kwargs, b"}"))
     return NewTask(
-        id=task_id or new_task_id(),
+        id=task_id or new_task_id(now),
         function=spec.function,
         payload=payload,
         state=READY if run_at <= now else SCHEDULED,

@@ -23,19 +23,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from ..model import ClaimedTask
-from .targets import TARGET_PREFIX
-
-if TYPE_CHECKING:
-    from .node import Node
-    from .registry import WorkerConn
+from .adaptive import AdaptivePools
+from .partitions import Partitions
+from .queues import Queues
+from .registry import TARGET_PREFIX, Registry, Settling, WorkerConn
+from .runtime import Runtime
 
 log = logging.getLogger("sluice.asks")
 ASK_TIMEOUT_S = 2.0
@@ -72,9 +69,9 @@ _assigned = msgspec.json.Decoder(Assigned)
 class RemoteConn:
     """Another node's worker, as this node serves its ask: one dispatch round."""
 
-    def __init__(self, ask: Ask) -> None:
+    def __init__(self, ask: Ask, at: float) -> None:
         self.ask = ask
-        self.at = time.monotonic()
+        self.at = at  # monotonic, when it arrived
         self.tenant_id = ask.tenant_id
         self.worker_id = ask.worker
         self.functions = ask.functions
@@ -102,9 +99,21 @@ class _Pending(msgspec.Struct):
 
 
 class Asks:
-    def __init__(self, node: Node, wake: Callable[[], None]) -> None:
-        self._node = node
-        self._wake = wake
+    def __init__(
+        self,
+        rt: Runtime,
+        queues: Queues,
+        registry: Registry,
+        partitions: Partitions,
+        adaptive: AdaptivePools,
+        settling: Settling,
+    ) -> None:
+        self._rt = rt
+        self._queues = queues
+        self._registry = registry
+        self._partitions = partitions
+        self._adaptive = adaptive
+        self._settling = settling
         self._pending: dict[str, _Pending] = {}
         self._late: dict[str, _Pending] = {}  # timed out, kept a while for a late answer
         # (node asked, tenant, functions): not before then (that node's limits held back)
@@ -127,19 +136,19 @@ class Asks:
         others for their shares; returns this node's own share."""
         if conn.worker_id.startswith(TARGET_PREFIX):
             return free  # every node calls its targets for its own partitions
-        others = self._node.partitions.others_for(conn.tenant_id)
+        others = self._partitions.others_for(conn.tenant_id)
         if not others:
             return free
         key = (conn.tenant_id, conn.functions)
         busy = {p.owner for p in self._pending.values() if p.conn is conn}
-        now = time.monotonic()
+        now = self._rt.clock.monotonic()
         askable = [
             o for o in others
             if o not in busy and self._empty.get((o, *key)) != generation
             and self._later.get((o, *key), 0.0) <= now
         ]  # fmt: skip
-        mine = not local_empty and bool(self._node.partitions.owned)
-        members = ([self._node.node_id] if mine else []) + askable
+        mine = not local_empty and bool(self._partitions.owned)
+        members = ([self._rt.node_id] if mine else []) + askable
         if not members:
             return 0
         start = next(self._turn)
@@ -147,7 +156,7 @@ class Asks:
         shares = dict.fromkeys(members, free // len(members))
         for m in members[: free % len(members)]:
             shares[m] += 1
-        local = shares.pop(self._node.node_id, 0)
+        local = shares.pop(self._rt.node_id, 0)
         # A function's AIMD room is split like the slots (rounded down), and what an ask
         # carries stays reserved until it is answered.
         rooms = self.rooms(conn.tenant_id, conn.functions)
@@ -158,7 +167,7 @@ class Asks:
                 local += share - n  # what a suspect node is not asked for stays here
             if n <= 0:
                 continue
-            ask = Ask(uuid.uuid4().hex, owner, self._node.node_id, conn.tenant_id,
+            ask = Ask(uuid.uuid4().hex, owner, self._rt.node_id, conn.tenant_id,
                       conn.worker_id, conn.functions, n, caps)  # fmt: skip
             payload = _encode(ask).decode()
             if len(payload) > MAX_ASK_BYTES:  # one NOTIFY: too many functions to name
@@ -166,14 +175,15 @@ class Asks:
                     local += n
                 continue
             conn.reserved += n
-            self._pending[ask.id] = _Pending(conn, owner, n, generation, time.monotonic(), caps)
-            self._node.bus.publish("ask", payload)
+            at = self._rt.clock.monotonic()
+            self._pending[ask.id] = _Pending(conn, owner, n, generation, at, caps)
+            self._rt.bus.publish("ask", payload)
             self.asked += 1
         return local
 
     def rooms(self, tenant_id: str, functions: tuple[str, ...]) -> dict[str, int]:
         """AIMD rooms of these functions, less what asks in flight carry."""
-        rooms = self._node.adaptive.rooms(tenant_id, functions)
+        rooms = self._adaptive.rooms(tenant_id, functions)
         if rooms and self._pending:
             for p in self._pending.values():
                 if p.conn.tenant_id == tenant_id:
@@ -189,7 +199,7 @@ class Asks:
 
     def on_assigned(self, data: str) -> None:
         answer = _assigned.decode(data)
-        if answer.to != self._node.node_id:
+        if answer.to != self._rt.node_id:
             return
         pending = self._pending.pop(answer.id, None)
         reserved = pending is not None
@@ -203,7 +213,7 @@ class Asks:
             key = (pending.owner, pending.conn.tenant_id, pending.conn.functions)
             if len(answer.ids) < pending.n:
                 if answer.more:  # held back by limits: ask again a little later
-                    self._later[key] = time.monotonic() + AGAIN_S
+                    self._later[key] = self._rt.clock.monotonic() + AGAIN_S
                 else:
                     self._empty[key] = pending.generation
         self._suspect.discard(pending.owner)
@@ -212,36 +222,36 @@ class Asks:
             load = asyncio.create_task(self._deliver(answer.ids, pending, reserved))
             self._loads.add(load)
             load.add_done_callback(self._loads.discard)
-        self._wake()
+        self._queues.wake()
 
     async def _deliver(self, ids: list[str], pending: _Pending, reserved: bool) -> None:
-        node, conn = self._node, pending.conn
+        rt, conn = self._rt, pending.conn
         tenant_id, worker = conn.tenant_id, conn.worker_id
         try:
-            tasks = await node.store.get_claimed(tenant_id, worker, ids)
+            tasks = await rt.store.get_claimed(tenant_id, worker, ids)
         finally:
             self._loading.difference_update(ids)
             if reserved:
                 conn.reserved -= len(ids)
         # Delivered already (a reconcile), or its result is being written: not again.
-        tasks = [t for t in tasks if t.id not in conn.inflight and t.id not in node.settling]
-        live = node.registry.get(tenant_id, worker) is conn and not conn.closed
+        tasks = [t for t in tasks if t.id not in conn.inflight and t.id not in self._settling]
+        live = self._registry.get(tenant_id, worker) is conn and not conn.closed
         room = max(0, conn.free) if live else 0
         keep, back = tasks[:room], tasks[room:]
         if keep:
-            node.adaptive.sent(tenant_id, keep)
+            self._adaptive.sent(tenant_id, keep)
             conn.deliver(keep)
         if back:  # the worker left, or its slots were taken after the ask timed out
             with contextlib.suppress(Exception):
                 held = [(t.id, t.attempt, t.dispatched_at) for t in back]
-                await node.store.release_tasks(tenant_id, worker, held, node.clock.now())
+                await rt.store.release_tasks(tenant_id, worker, held, rt.clock.now())
             for t in {t.tenant_id for t in back}:
-                node.dispatcher.notify(t)
-        self._wake()
+                self._queues.notify(t)
+        self._queues.wake()
 
     def expire(self) -> float | None:
         """Free the slots of asks not answered in time; returns when to look again."""
-        now = time.monotonic()
+        now = self._rt.clock.monotonic()
         soonest = None
         for key, at in list(self._later.items()):
             if at <= now:
@@ -284,30 +294,30 @@ class Asks:
                 await self._reconcile(conn)
 
     async def _reconcile(self, conn: WorkerConn) -> None:
-        node = self._node
-        leased = await node.store.leased_to(conn.tenant_id, conn.worker_id)
+        rt = self._rt
+        leased = await rt.store.leased_to(conn.tenant_id, conn.worker_id)
         if any(p.conn is conn for p in self._pending.values()) or self._loading:
             self._stale.add(conn)  # asked again meanwhile: next time
             return
         lost = [
             (task_id, attempt, dispatched_at) for task_id, attempt, dispatched_at in leased
             if task_id not in conn.inflight and task_id not in self._loading
-            and task_id not in node.settling
+            and task_id not in self._settling
         ]  # fmt: skip
-        if lost and await node.store.release_tasks(
-            conn.tenant_id, conn.worker_id, lost, node.clock.now()
+        if lost and await rt.store.release_tasks(
+            conn.tenant_id, conn.worker_id, lost, rt.clock.now()
         ):
             log.info("handed back %d tasks claimed for %s and never answered", len(lost),
                      conn.worker_id)  # fmt: skip
-            node.dispatcher.notify(conn.tenant_id)
+            self._queues.notify(conn.tenant_id)
 
     # -- the node holding the partitions ------------------------------------------------
 
     def on_ask(self, data: str) -> None:
         ask = _ask.decode(data)
-        if ask.to == self._node.node_id:
-            self._inbox.append(RemoteConn(ask))
-            self._wake()
+        if ask.to == self._rt.node_id:
+            self._inbox.append(RemoteConn(ask, self._rt.clock.monotonic()))
+            self._queues.wake()
 
     def take(self) -> list[RemoteConn]:
         inbox, self._inbox = self._inbox, []
@@ -317,7 +327,7 @@ class Asks:
         """After a round: answer the asks that are filled, or have nothing more coming
         here, or have waited HOLD_S; the others (held short by limits) stay for the next
         rounds, so they share a rate with this node's own workers."""
-        now = time.monotonic()
+        now = self._rt.clock.monotonic()
         for r in remote:
             if r.free > 0 and r.more and now - r.at < HOLD_S:
                 self._inbox.append(r)
@@ -328,4 +338,4 @@ class Asks:
         self.served += len(remote.tasks)
         ids = [t.id for t in remote.tasks]
         answer = Assigned(remote.ask.id, remote.ask.by, ids, remote.more)
-        self._node.bus.publish("assigned", _encode(answer).decode())
+        self._rt.bus.publish("assigned", _encode(answer).decode())

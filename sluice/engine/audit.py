@@ -13,9 +13,9 @@ import logging
 
 import msgspec
 
-from ..clock import Clock
-from ..model import AuditEntry
-from ..store import Store
+from ..contract import AuditEntry
+from ..model import new_task_id
+from .runtime import Runtime
 
 log = logging.getLogger("sluice.audit")
 
@@ -31,10 +31,10 @@ def key_actor(key_id: str) -> str:
 
 
 class AuditLog:
-    def __init__(self, store: Store, clock: Clock, retention_s: float) -> None:
-        self._store = store
-        self._clock = clock
-        self._retention_s = retention_s
+    def __init__(self, rt: Runtime) -> None:
+        self._store = rt.store
+        self._clock = rt.clock
+        self._retention_s = rt.settings.audit_retention_s
 
     async def record(
         self,
@@ -46,8 +46,9 @@ class AuditLog:
         count: int | None = None,
         detail: str | None = None,
     ) -> None:
+        at = self._clock.now()
         entry = AuditEntry(
-            tenant_id=tenant_id, actor=actor, action=action, at=self._clock.now(),
+            id=new_task_id(at), tenant_id=tenant_id, actor=actor, action=action, at=at,
             selector=None if selector is None else _encoder.encode(selector).decode(),
             count=count, detail=detail,
         )  # fmt: skip

@@ -17,34 +17,31 @@ producers against it, which assumes a load balancer spreads producers evenly
 
 from __future__ import annotations
 
-import random
-import time
-from typing import TYPE_CHECKING
-
 from ..errors import Overloaded, TenantThrottled
 from ..policy.backpressure import Backpressure as Policy
-
-if TYPE_CHECKING:
-    from .node import Node
+from .partitions import Partitions
+from .quotas import Quotas
+from .runtime import Runtime
 
 DRAIN_EWMA = 0.3  # weight of the last second in the drain rate
 SATURATED_TICKS = 3  # seconds of backlog before its drain rate is trusted as capacity
 
 
 class Backpressure:
-    def __init__(self, node: Node, rng: random.Random | None = None) -> None:
-        self._node = node
-        settings = node.settings
-        self.policy = Policy(
-            node.clock.now(), rng or random.Random(), settings.backpressure_interval_s
-        )
+    def __init__(self, rt: Runtime, quotas: Quotas, partitions: Partitions, policy: Policy) -> None:
+        """`policy`: the refusal odds and the heavy hitters (partitions read those too)."""
+        self._rt = rt
+        self._quotas = quotas
+        self._partitions = partitions
+        settings = rt.settings
+        self.policy = policy
         self.overload_s = settings.overload_s
         self.min_backlog = settings.overload_min_backlog
         self.finished = 0  # tasks this node finished since the last tick
         self.drain_rate = 0.0
         self.backlog = 0
         self.saturated = 0  # ticks in a row with a backlog
-        self._last = time.monotonic()
+        self._last = rt.clock.monotonic()
 
     def admit(self, tenant_id: str, n: int) -> None:
         """Count a submit of n tasks; refuse it if the node is overloaded and the tenant
@@ -64,15 +61,19 @@ class Backpressure:
                 retry_after_s=policy.retry_after_s(tenant_id),
             )
 
+    def drained(self, n: int) -> None:
+        """n tasks ended or went back to wait: what the workers got through."""
+        self.finished += n
+
     async def tick(self) -> None:
         """Once a second: the drain rate, the backlog, overload, the probabilities."""
-        node = self._node
-        mono = time.monotonic()
+        rt = self._rt
+        mono = rt.clock.monotonic()
         elapsed, self._last = max(1e-3, mono - self._last), mono
         rate = self.finished / elapsed
         self.finished = 0
-        by_partition = await node.store.ready_backlog()
-        node.partitions.observe(by_partition)
+        by_partition = await rt.store.ready_backlog()
+        self._partitions.observe(by_partition)
         self.backlog = sum(by_partition.values())
         if self.backlog < self.min_backlog:
             self.saturated = 0
@@ -90,7 +91,7 @@ class Backpressure:
             overloaded = seconds > self.overload_s / 2
         else:
             overloaded = seconds > self.overload_s
-        weights = {t: q.weight for t, q in node.quotas.all().items() if q.weight != 1.0}
-        self.policy.tick(node.clock.now(), self.drain_rate, overloaded, weights)
+        weights = {t: q.weight for t, q in self._quotas.all().items() if q.weight != 1.0}
+        self.policy.tick(rt.clock.now(), self.drain_rate, overloaded, weights)
         if self.saturated < SATURATED_TICKS:
             self.policy.forget_shares()  # so none is carried into the next overload

@@ -21,165 +21,92 @@ safety net.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from ..clock import Clock
-from ..config import Settings
-from ..model import SHARED, ClaimedTask, FunctionConfig, TenantQuota
+from ..contract import FunctionConfig, TenantQuota
+from ..model import SHARED, ClaimedTask
 from ..policy.priority import PriorityFloors
-from ..store import ClaimRequest, Limit, Store
-from ..store.bus import Bus, LocalBus
+from ..store import ClaimRequest, Limit
+from .adaptive import AdaptivePools
 from .asks import Asks, RemoteConn
-from .registry import Registry, WorkerConn
+from .fairness import Fairness
+from .functions import Functions
+from .partitions import Partitions
+from .queues import RESERVE, WHOLE, Queues
+from .quotas import Quotas
+from .registry import Registry, Settling, WorkerConn
+from .runtime import Runtime
 
 log = logging.getLogger("sluice.dispatcher")
+FAILED_ROUND_PAUSE_S = 0.1
 
 
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        rt: Runtime,
+        queues: Queues,
         registry: Registry,
-        clock: Clock,
-        settings: Settings,
-        bus: Bus | None = None,
-        configs: Callable[[str], Mapping[str, FunctionConfig]] | None = None,
-        dispatched: Callable[[list[ClaimedTask]], None] | None = None,
-        quotas: Callable[[], Mapping[str, TenantQuota]] | None = None,
-        settling: Callable[[str, str | None], tuple[str, ...]] | None = None,
-        partitions: Callable[[], tuple[int, ...] | None] | None = None,
-        rooms: Callable[[str, tuple[str, ...]], dict[str, int]] | None = None,
-        sent: Callable[[str, list[ClaimedTask]], None] | None = None,
-        held_back: Callable[[str, str], None] | None = None,
+        *,
+        functions: Functions,
+        quotas: Quotas,
+        fairness: Fairness,
+        partitions: Partitions,
+        adaptive: AdaptivePools,
+        asks: Asks,
+        settling: Settling,
     ) -> None:
-        # AIMD for worker pools (engine/adaptive.py): each limited function's room.
-        self._rooms = rooms or (lambda _tenant, _functions: {})
-        self._sent = sent or (lambda _tenant, _tasks: None)
-        self._held_back = held_back or (lambda _tenant, _function: None)
-        self._partitions = partitions or (lambda: None)
-        self.asks: Asks | None = None  # set by the node: dispatch across nodes
-        self._settling = settling or (lambda _tenant, _function: ())
-        self._quotas = quotas or dict
-        self._store = store
-        self._dispatched = dispatched or (lambda _tasks: None)
-        self._configs = configs or (lambda _tenant: {})
-        self._bus: Bus = bus or LocalBus()
+        self._rt = rt
+        self._queues = queues
         self._registry = registry
-        self._clock = clock
-        self._settings = settings
-        self._wake = asyncio.Event()
-        self._generation: defaultdict[str, int] = defaultdict(int)
-        self._empty: dict[tuple[str, tuple[str, ...]], int] = {}
-        # The same for the plain claim alone (the functions with no limits): its queue
-        # may be empty while a limited function's is not. Rounds woken by a rate must not
-        # scan a big backlog of the limited function for the others (65 ms a claim with
-        # 200,000 queued, which held a 500/s limit to 370/s).
-        self._plain_empty: dict[tuple[str, tuple[str, ...]], int] = {}
-        # Per queue: its floors, and the tenant generation they last saw.
-        self._floors: dict[tuple[str, tuple[str, ...]], tuple[PriorityFloors, int]] = {}
-        # Limited functions found without ready work, until work for them arrives.
-        self._drained: dict[tuple[str, str], bool] = {}
+        self._functions = functions
+        self._quotas = quotas
+        self._fairness = fairness
+        self._partitions = partitions
+        self._adaptive = adaptive
+        self._asks = asks
+        self._settling = settling
         self.rounds = 0
         self.dispatched = 0
 
-    def notify(
-        self,
-        tenant_id: str,
-        levels: Iterable[int] | None = None,
-        functions: Iterable[str] | None = None,
-    ) -> None:
-        """New ready work for a tenant (at these priority levels and of these functions,
-        when known): this node's workers, and other nodes' by the bus."""
-        self.hint(tenant_id, levels, functions)
-        self._bus.publish("ready", tenant_id)
-
-    def hint(
-        self,
-        tenant_id: str,
-        levels: Iterable[int] | None = None,
-        functions: Iterable[str] | None = None,
-    ) -> None:
-        """New ready work for a tenant, as heard from another node (levels unknown)."""
-        self._generation[tenant_id] += 1
-        if tenant_id == SHARED:
-            # Handed back by a shared pool: the tenants' own workers may take it too.
-            for tenant in list(self._generation):
-                self._generation[tenant] += 1
-        else:
-            self._generation[SHARED] += 1  # shared pools serve every tenant
-        # A limited function found drained is claimed again only when work for it came.
-        if functions is None or tenant_id == SHARED:
-            for key in [k for k in self._drained if k[0] == tenant_id or tenant_id == SHARED]:
-                del self._drained[key]
-        else:
-            for function in functions:
-                self._drained.pop((tenant_id, function), None)
-            # Claims under the tenant's limits, or of its reserve, cover many functions.
-            for key in [k for k in self._drained if k[0] == tenant_id and k[1][:1] == WHOLE]:
-                del self._drained[key]
-        # Only the levels that got work are worth a look; a submit knows them, so a
-        # stream of submits does not make every empty level be probed again.
-        known = None if levels is None else set(levels)
-        for (tenant, _functions), (floors, _seen) in self._floors.items():
-            if tenant in (tenant_id, SHARED) or tenant_id == SHARED:
-                floors.refresh(known)
-        self._wake.set()
-
-    def resync(self) -> None:
-        """Hints may have been missed: look at every worker's queue again."""
-        self._empty.clear()
-        self._plain_empty.clear()
-        if self.asks is not None:
-            self.asks.forget()
-        self._wake.set()
-
-    def wake(self) -> None:
-        """Slots were freed or a worker connected."""
-        self._wake.set()
-
     async def run(self) -> None:
-        poll = self._settings.poll_interval_s
-        polled = time.monotonic()
+        clock, queues, asks = self._rt.clock, self._queues, self._asks
+        poll = self._rt.settings.poll_interval_s
+        polled = clock.monotonic()
         while True:
             wait = poll
-            if self.asks is not None:
-                due = self.asks.expire()  # unanswered asks give their slots back
-                wait = wait if due is None else max(0.01, min(wait, due))
+            due = asks.expire()  # unanswered asks give their slots back
+            wait = wait if due is None else max(0.01, min(wait, due))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
-            if time.monotonic() - polled >= poll:
+                await clock.wait_for(queues.woken.wait(), wait)
+            if clock.monotonic() - polled >= poll:
                 # The safety net: look again even without a wake-up.
-                polled = time.monotonic()
-                self._empty.clear()
-                self._plain_empty.clear()
-                self._drained.clear()
-                if self.asks is not None:
-                    self.asks.forget()
-            self._wake.clear()
+                polled = clock.monotonic()
+                queues.forget()
+                asks.forget()
+            if queues.resynced():
+                asks.forget()
+            queues.woken.clear()
             try:
-                if self.asks is not None:
-                    await self.asks.reconcile()  # between rounds: none of ours in flight
+                await asks.reconcile()  # between rounds: none of ours in flight
                 await self.dispatch_round()
             except Exception:
                 log.exception("dispatch round failed")
-                await asyncio.sleep(0.1)
+                await clock.sleep(FAILED_ROUND_PAUSE_S)
 
     async def dispatch_round(self) -> int:
         """Claim and deliver once; returns how many tasks were dispatched."""
-        now = self._clock.now()
-        silent_since = now - 2 * self._settings.heartbeat_s
-        quotas = self._quotas()
-        parts = self._partitions()
-        asks = self.asks
-        remote = asks.take() if asks is not None else []  # other nodes' workers' asks
+        now = self._rt.clock.now()
+        silent_since = now - 2 * self._rt.settings.heartbeat_s
+        quotas = self._quotas.limited()
+        parts = self._partitions.claim_filter
+        asks, queues = self._asks, self._queues
+        remote = asks.take()  # other nodes' workers' asks
         plans = []
         conns: list[WorkerConn | RemoteConn] = [*self._registry.dispatchable(silent_since)]
         # Under a rate limit the first claim of a round takes what the rate allows: asks
@@ -187,10 +114,10 @@ class Dispatcher:
         try:
             for conn in [*remote, *conns] if self.rounds % 2 else [*conns, *remote]:
                 key = (conn.tenant_id, conn.functions)
-                generation = self._generation[conn.tenant_id]
-                local_empty = self._empty.get(key) == generation or parts == ()
-                limit = min(conn.free, self._settings.claim_batch)
-                if asks is not None and not isinstance(conn, RemoteConn):
+                generation = queues.generation[conn.tenant_id]
+                local_empty = queues.empty.get(key) == generation or parts == ()
+                limit = min(conn.free, self._rt.settings.claim_batch)
+                if not isinstance(conn, RemoteConn):
                     # Other nodes' partitions get their share of this worker's slots.
                     limit = asks.plan(conn, limit, generation, local_empty)
                 if local_empty or limit <= 0:
@@ -202,13 +129,13 @@ class Dispatcher:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
             if remote:
-                asks.settle(remote)  # type: ignore[union-attr]
+                asks.settle(remote)
             raise
         try:
             return await self._claim_and_deliver(plans, now, parts)
         finally:
             if remote:
-                asks.settle(remote)  # type: ignore[union-attr]
+                asks.settle(remote)
 
     async def _claim_and_deliver(
         self, plans: list[Any], now: float, parts: tuple[int, ...] | None
@@ -233,7 +160,7 @@ class Dispatcher:
                 if isinstance(conn, RemoteConn):
                     rooms = {(conn.tenant_id, f): room for f, room in conn.caps.items()}
                 else:
-                    for f, room in self._rooms(conn.tenant_id, conn.functions).items():
+                    for f, room in self._adaptive.rooms(conn.tenant_id, conn.functions).items():
                         shared_rooms.setdefault((conn.tenant_id, f), room)
                     rooms = shared_rooms
                 limited = _alone(limited, {f for (t, f) in rooms if t == conn.tenant_id})
@@ -248,7 +175,7 @@ class Dispatcher:
                     tasks = await self._claim_limited(conn, step, n, now, parts)
                     if n < left and len(tasks) == n > 0:  # the room, not the queue, ran out
                         capped.add(id(conn))
-                        self._held_back(*room_key)
+                        self._adaptive.held_back(*room_key)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
                 aimd = [f for f in rest if (conn.tenant_id, f) in rooms]
@@ -272,16 +199,16 @@ class Dispatcher:
                     rest = tuple(f for f in rest if f not in aimd)
                 if left <= 0 or not rest:
                     continue
-                if self._plain_empty.get(key) == generation:
+                if self._queues.plain_empty.get(key) == generation:
                     continue  # nothing ready for them since the last look
-                floors = self._floors_of(key, generation)
+                floors = self._queues.floors_of(key, generation)
                 for level, n in floors.plan(left):
                     requests.append(
                         ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude, parts)
                     )
                     owners.append((conn, floors))
             claimed = (
-                await self._store.claim_tasks(requests, now, self._settings.lease_s)
+                await self._rt.store.claim_tasks(requests, now, self._rt.settings.lease_s)
                 if requests
                 else []
             )
@@ -292,8 +219,10 @@ class Dispatcher:
                 held = [(t.id, t.attempt, t.dispatched_at) for t in got[id(conn)]]
                 if held:
                     with contextlib.suppress(Exception):
-                        await self._store.release_tasks(conn.tenant_id, conn.worker_id, held, now)
-                        self.notify(conn.tenant_id)
+                        await self._rt.store.release_tasks(
+                            conn.tenant_id, conn.worker_id, held, now
+                        )
+                        self._queues.notify(conn.tenant_id)
             raise
         finally:
             for conn, _key, _generation, limit, *_ in plans:
@@ -302,11 +231,11 @@ class Dispatcher:
             zip(owners, requests, claimed, strict=True)
         ):
             if conn.tenant_id == SHARED:
-                self._dispatched(tasks)  # the one claim in fair order across tenants
+                self._fairness.dispatched(tasks)  # the one claim in fair order across tenants
             if of_level is None:  # a function under an AIMD limit
                 if i in capped_claims and len(tasks) == request.limit:
                     capped.add(id(conn))  # the room, not the queue, ran out
-                    self._held_back(conn.tenant_id, capped_claims[i][1])
+                    self._adaptive.held_back(conn.tenant_id, capped_claims[i][1])
                 got[id(conn)].extend(tasks)
                 continue
             top = max((t.priority for t in tasks), default=None)
@@ -314,19 +243,19 @@ class Dispatcher:
             short = request.priority is None and len(tasks) < request.limit
             # Idle until new work, unless limited functions wait for their limits.
             key = (conn.tenant_id, conn.functions)
-            generation = self._floors[key][1]
-            drained = all(s.drained_key in self._drained for s in limited_of[id(conn)])
+            generation = self._queues.floors[key][1]
+            drained = all(s.drained_key in self._queues.drained for s in limited_of[id(conn)])
             if short:
-                self._plain_empty[key] = generation
+                self._queues.plain_empty[key] = generation
             if short and drained and id(conn) not in capped:
-                self._empty[key] = generation
+                self._queues.empty[key] = generation
             got[id(conn)].extend(tasks)
         total = 0
         for target, key, generation, _limit, limited, rest, _exclude in plans:
             if isinstance(target, RemoteConn):  # first, before anything awaits
                 # Its node asks again soon if limits, not a lack of work, held it short.
-                plain_more = bool(rest) and self._plain_empty.get(key) != generation
-                drained = all(s.drained_key in self._drained for s in limited)
+                plain_more = bool(rest) and self._queues.plain_empty.get(key) != generation
+                drained = all(s.drained_key in self._queues.drained for s in limited)
                 target.more = plain_more or not drained or id(target) in capped
                 total += len(got[id(target)])
                 target.deliver(got[id(target)])  # its node delivers them (the answer says)
@@ -338,15 +267,15 @@ class Dispatcher:
             if target.closed or not live:
                 # The worker left while the claim committed: give the tasks straight back.
                 held = [(t.id, t.attempt, t.dispatched_at) for t in tasks]
-                await self._store.release_tasks(target.tenant_id, target.worker_id, held, now)
-                self.notify(target.tenant_id)
+                await self._rt.store.release_tasks(target.tenant_id, target.worker_id, held, now)
+                self._queues.notify(target.tenant_id)
                 continue
             total += len(tasks)
-            self._sent(target.tenant_id, tasks)
+            self._adaptive.sent(target.tenant_id, tasks)
             target.deliver(tasks)
         self.dispatched += total
         if total:
-            self._wake.set()  # workers may still have free slots and the queue more work
+            self._queues.wake()  # workers may still have free slots and the queue more work
         return total
 
     def _split(
@@ -362,19 +291,19 @@ class Dispatcher:
             limited: list[_Step] = []
             for tenant, quota in quotas.items():
                 # A tenant's own function of a pool function's name stays its own.
-                theirs = self._configs(tenant)
+                theirs = self._functions.cached_of(tenant)
                 functions = tuple(f for f in conn.functions if f not in theirs)
                 if not functions:
                     continue
-                settling = self._settling(tenant, None)
+                settling = self._settling.of(tenant, None)
                 mine = [_tenant_limit(tenant, quota, settling)] if quota.limited else []
-                if quota.min_slots and (tenant, RESERVE + served) not in self._drained:
+                if quota.min_slots and (tenant, RESERVE + served) not in self._queues.drained:
                     # Every reserve is topped up before anyone's turn, limited or fair.
                     reserve = Limit(
                         f"reserve:{tenant}", max_concurrency=quota.min_slots, settling=settling
                     )
                     steps.append(_Step(tenant, functions, [reserve, *mine], RESERVE + served))
-                if mine and (tenant, WHOLE + served) not in self._drained:
+                if mine and (tenant, WHOLE + served) not in self._queues.drained:
                     limited.append(_Step(tenant, functions, mine, WHOLE + served))
             steps += limited
             exclude = tuple(sorted(t for t, q in quotas.items() if q.limited))
@@ -383,20 +312,20 @@ class Dispatcher:
         found = quotas.get(tenant)
         whole = []
         if found is not None and found.limited:
-            whole = [_tenant_limit(tenant, found, self._settling(tenant, None))]
-        configs = self._configs(tenant)
+            whole = [_tenant_limit(tenant, found, self._settling.of(tenant, None))]
+        configs = self._functions.cached_of(tenant)
         together: list[str] = []
         for f in conn.functions:
             config = configs.get(f)
             if config is None or not _is_limited(config):
                 together.append(f)
-            elif (tenant, f) not in self._drained:
+            elif (tenant, f) not in self._queues.drained:
                 limit = Limit(f"{tenant}:{f}", f, config.rate, config.burst,
-                              config.max_concurrency, self._settling(tenant, f))  # fmt: skip
+                              config.max_concurrency, self._settling.of(tenant, f))  # fmt: skip
                 steps.append(_Step(tenant, (f,), [limit, *whole], f))
         if whole and together:  # the tenant's own limits hold all its functions
             mark = WHOLE + ",".join(together)
-            if (tenant, mark) not in self._drained:
+            if (tenant, mark) not in self._queues.drained:
                 steps.append(_Step(tenant, tuple(together), whole, mark))
             together = []
         return steps, tuple(together), ()
@@ -411,21 +340,14 @@ class Dispatcher:
     ) -> list[ClaimedTask]:
         request = ClaimRequest(step.tenant_id, conn.worker_id, step.functions, limit,
                                partitions=parts)  # fmt: skip
-        claim = await self._store.claim_limited(request, step.limits, now, self._settings.lease_s)
+        rt = self._rt
+        claim = await rt.store.claim_limited(request, step.limits, now, rt.settings.lease_s)
         if claim.drained:  # nothing more ready: no limited claim until new work arrives
-            self._drained[step.drained_key] = True
+            self._queues.drained[step.drained_key] = True
         if claim.retry_at is not None:
             # The rate held tasks back: look again when the next start is allowed.
-            delay = max(0.0, claim.retry_at - self._clock.now())
-            asyncio.get_running_loop().call_later(delay, self.wake)
+            rt.clock.call_later(max(0.0, claim.retry_at - rt.clock.now()), self._queues.wake)
         return claim.tasks
-
-    def _floors_of(self, key: tuple[str, tuple[str, ...]], generation: int) -> PriorityFloors:
-        found = self._floors.get(key)
-        # hint() refreshes a queue's floors for the work that arrives.
-        floors = PriorityFloors() if found is None else found[0]
-        self._floors[key] = (floors, generation)
-        return floors
 
 
 def _alone(steps: list[_Step], aimd: set[str]) -> list[_Step]:
@@ -455,11 +377,6 @@ def _tenant_limit(tenant_id: str, quota: TenantQuota, settling: tuple[str, ...])
     return Limit(
         f"tenant:{tenant_id}", None, quota.rate, quota.burst, quota.max_concurrency, settling
     )
-
-
-# Drained marks of claims over several functions (function names never start with "*"):
-WHOLE = "*"  # a tenant's claims under its own limits, + the functions
-RESERVE = "*reserve:"  # a shared pool's claims of a tenant's reserve, + the functions
 
 
 class _Step(msgspec.Struct, frozen=True):

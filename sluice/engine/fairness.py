@@ -19,21 +19,25 @@ shares even.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 
 from ..model import READY, SHARED, ClaimedTask, NewTask
 from ..policy.fairness import StartTags
 from ..store import Promoted
-
-if TYPE_CHECKING:
-    from .node import Node
+from .functions import Functions
+from .partitions import Partitions
+from .quotas import Quotas
+from .runtime import Runtime
 
 
 class Fairness:
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(
+        self, rt: Runtime, functions: Functions, quotas: Quotas, partitions: Partitions
+    ) -> None:
+        self._rt = rt
+        self._functions = functions
+        self._quotas = quotas
+        self._partitions = partitions
         self.tags = StartTags()
         self._known: set[str] = set()  # chains read from the store
 
@@ -42,7 +46,7 @@ class Fairness:
 
     async def sync(self) -> None:
         """Catch the clock up with every node's pool claims, and forget chains it passed."""
-        vclock = await self._node.store.fair_clock()
+        vclock = await self._rt.store.fair_clock()
         if vclock is not None:
             self.tags.dispatched(vclock)
         self.tags.prune()
@@ -54,7 +58,7 @@ class Fairness:
             self.tags.dispatched(max(t.stag for t in tasks))
 
     async def weight(self, tenant_id: str) -> float:
-        quota = await self._node.quotas.get(tenant_id)
+        quota = self._quotas.cached(tenant_id)
         return 1.0 if quota is None else quota.weight
 
     async def _chain(self, tenant_id: str, function: str) -> tuple[str, list[str]]:
@@ -65,9 +69,8 @@ class Fairness:
         function its own workers serve has a chain of its own, so a tenant's backlog of
         one kind does not push back its tasks of another.
         """
-        node = self._node
-        own = await node.functions(tenant_id)
-        shared = await node.functions(SHARED) if tenant_id != SHARED else {}
+        own = await self._functions.of(tenant_id)
+        shared = await self._functions.of(SHARED) if tenant_id != SHARED else {}
         if function not in own and function in shared:
             return tenant_id, sorted(f for f in shared if f not in own)
         return f"{tenant_id}/{function}", [function]
@@ -81,7 +84,7 @@ class Fairness:
             chains[function] = chain
             if chain not in self._known:  # continue the chain the store already has
                 self._known.add(chain)
-                last = await self._node.store.last_tag(tenant_id, covered)
+                last = await self._rt.store.last_tag(tenant_id, covered)
                 if last is not None:
                     self.tags.seed(chain, last)
         if len(chains) == 1:  # the usual batch: one function, one call
@@ -104,7 +107,7 @@ class Fairness:
         engine/partitions.py), in the same copy."""
         ready = [t.function for t in tasks if t.state == READY]
         tags = iter(await self._tags(tenant_id, ready))
-        parts = iter(self._node.partitions.place(tenant_id, len(tasks)))
+        parts = iter(self._partitions.place(tenant_id, len(tasks)))
         replace, vclock = msgspec.structs.replace, self.tags.vclock
         return [
             replace(t, stag=next(tags) if t.state == READY else vclock, partition=next(parts))
@@ -124,4 +127,4 @@ class Fairness:
         for tenant_id, tasks in by_tenant.items():
             tags = await self._tags(tenant_id, [p.function for p in tasks])
             retags += [(p.id, t) for p, t in zip(tasks, tags, strict=True)]
-        await self._node.store.retag(retags)
+        await self._rt.store.retag(retags)

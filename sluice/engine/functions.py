@@ -1,46 +1,54 @@
-"""Function configs as a node holds them (a part of `Node`): registered by workers'
-hello or `PUT /v1/functions/{name}`, cached per tenant, reloaded when another node
-announces a change; a tenant may also use the functions shared pools serve."""
+"""Function configs as a node holds them: registered by workers' hello or `PUT
+/v1/functions/{name}`, cached per tenant, reloaded when another node announces a change
+(the bus's "functions" hint); a tenant may also use the functions shared pools serve."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from ..model import SHARED, FunctionConfig, RetryPolicy
+from ..contract import FunctionConfig, RetryPolicy
+from ..model import SHARED
+from .runtime import Runtime
 
-if TYPE_CHECKING:
-    from ..clock import Clock
-    from ..store import Store
-    from ..store.bus import Bus
-    from .targets import Targets
+log = logging.getLogger("sluice.functions")
 
-log = logging.getLogger("sluice.node")
+Changed = Callable[[str, dict[str, FunctionConfig]], None]
 
 
-class FunctionConfigs:
-    store: Store
-    bus: Bus
-    clock: Clock
-    targets: Targets
-    _functions: dict[str, dict[str, FunctionConfig]]
-    _reloads: set[asyncio.Task[None]]
+class Functions:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._watchers: list[Changed] = []
+        self._cache: dict[str, dict[str, FunctionConfig]] = {}
+        self._reloads: set[asyncio.Task[None]] = set()
 
-    async def register_functions(self, tenant_id: str, configs: list[FunctionConfig]) -> None:
-        await self.store.upsert_functions(tenant_id, configs, self.clock.now())
-        cache = await self.functions(tenant_id)  # the tenant's other functions stay known
+    def on_change(self, watcher: Changed) -> None:
+        """Call `watcher(tenant, configs)` whenever a tenant's configs change here (HTTP
+        targets follow their functions' configs)."""
+        self._watchers.append(watcher)
+
+    def _changed(self, tenant_id: str, configs: dict[str, FunctionConfig]) -> None:
+        for watcher in self._watchers:
+            watcher(tenant_id, configs)
+
+    async def register(self, tenant_id: str, configs: list[FunctionConfig]) -> None:
+        rt = self._rt
+        await rt.store.upsert_functions(tenant_id, configs, rt.clock.now())
+        cache = await self.of(tenant_id)  # the tenant's other functions stay known
         for config in configs:
             cache[config.name] = config
-        self.targets.sync(tenant_id, cache)
-        self.bus.publish("functions", tenant_id)
+        self._changed(tenant_id, cache)
+        rt.bus.publish("functions", tenant_id)
 
-    async def functions(self, tenant_id: str) -> dict[str, FunctionConfig]:
-        cache = self._functions.get(tenant_id)
+    async def of(self, tenant_id: str) -> dict[str, FunctionConfig]:
+        """A tenant's own functions, by name."""
+        cache = self._cache.get(tenant_id)
         if cache is None:
-            stored = {f.name: f for f in await self.store.list_functions(tenant_id)}
+            stored = {f.name: f for f in await self._rt.store.list_functions(tenant_id)}
             # A registration may have landed while the list was read: keep it.
-            cache = self._functions.setdefault(tenant_id, {})
+            cache = self._cache.setdefault(tenant_id, {})
             for name, config in stored.items():
                 cache.setdefault(name, config)
         return cache
@@ -48,34 +56,41 @@ class FunctionConfigs:
     async def usable(self, tenant_id: str) -> dict[str, FunctionConfig]:
         """The functions a tenant may submit to: its own, and those shared worker pools
         serve (its own config wins where both have a name)."""
-        own = await self.functions(tenant_id)
-        shared = await self.functions(SHARED) if tenant_id != SHARED else {}
+        own = await self.of(tenant_id)
+        shared = await self.of(SHARED) if tenant_id != SHARED else {}
         return {**shared, **own} if shared else own
 
-    def cached_config(self, tenant_id: str, function: str) -> FunctionConfig | None:
+    def cached(self, tenant_id: str, function: str) -> FunctionConfig | None:
         """A function's config as this node last read it, without a query."""
-        return self._functions.get(tenant_id, {}).get(function)
+        return self._cache.get(tenant_id, {}).get(function)
+
+    def cached_of(self, tenant_id: str) -> dict[str, FunctionConfig]:
+        """A tenant's configs as this node last read them (the dispatcher's limits)."""
+        return self._cache.get(tenant_id, {})
 
     def retry_policy(self, tenant_id: str, function: str) -> RetryPolicy:
-        config = self._functions.get(tenant_id, {}).get(function)
-        if config is None:
-            config = self._functions.get(SHARED, {}).get(function)
+        config = self.cached(tenant_id, function) or self.cached(SHARED, function)
         return config.retry if config is not None else RetryPolicy()
 
-    def _reload_functions(self, tenant_id: str) -> None:
-        """Replace a tenant's cached function configs with the store's, in the background;
-        the old ones serve (the dispatcher reads them for limits) until the new arrive."""
+    def reload(self, tenant_id: str) -> None:
+        """Replace a tenant's cached configs with the store's, in the background; the old
+        ones serve (the dispatcher reads them for limits) until the new arrive."""
 
         async def reload() -> None:
             try:
-                stored = await self.store.list_functions(tenant_id)
+                stored = await self._rt.store.list_functions(tenant_id)
             except Exception:
                 log.exception("reloading the functions of %s failed", tenant_id)
-                self._functions.pop(tenant_id, None)  # the next submit reads them again
+                self._cache.pop(tenant_id, None)  # the next submit reads them again
                 return
-            self._functions[tenant_id] = {f.name: f for f in stored}
-            self.targets.sync(tenant_id, self._functions[tenant_id])
+            self._cache[tenant_id] = {f.name: f for f in stored}
+            self._changed(tenant_id, self._cache[tenant_id])
 
         task = asyncio.create_task(reload())
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
+
+    def reload_all(self) -> None:
+        """Hints may have been missed: reload every tenant this node knows."""
+        for tenant_id in list(self._cache):
+            self.reload(tenant_id)

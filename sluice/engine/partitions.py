@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..model import SHARED
 from ..policy.sharding import HotTenants, choose, dedicated, owners, shards, spread
-
-if TYPE_CHECKING:
-    from .node import Node
+from .runtime import Runtime
 
 log = logging.getLogger("sluice.partitions")
 NODE = "node:"
@@ -36,11 +34,20 @@ HOT_EVERY_S = 5.0  # at most; against hysteresis of a minute, each look counts a
 SHARDS_CACHED = 100_000  # tenants whose partitions are remembered (cleared when full)
 
 
+class HeavyHitters(Protocol):
+    """The heaviest submitters, as backpressure's sample and hold finds them."""
+
+    held: dict[str, float]
+
+
 class Partitions:
-    def __init__(self, node: Node, changed: Callable[[], None]) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime, changed: Callable[[], None], heavy: HeavyHitters) -> None:
+        """`changed()`: which partitions are this node's moved (the dispatcher looks
+        again); `heavy`: who submits most, the candidates for hot tenants."""
+        self._rt = rt
         self._changed = changed
-        settings = node.settings
+        self._heavy = heavy
+        settings = rt.settings
         self.shared = settings.partitions
         self.total = settings.partitions + settings.dedicated_partitions
         self.k = settings.partition_k
@@ -70,7 +77,7 @@ class Partitions:
         parts = list(mine)
         if self.total > self.shared:
             parts.append(dedicated(tenant_id, self.shared, self.total - self.shared))
-        me = self._node.node_id
+        me = self._rt.node_id
         return tuple(sorted({n for p in parts if (n := self.owners.get(p)) and n != me}))
 
     def place(self, tenant_id: str, n: int) -> list[int]:
@@ -102,9 +109,9 @@ class Partitions:
         await self._find_hot()
 
     async def balance(self) -> None:
-        node = self._node
-        store, me = node.store, node.node_id
-        ttl = node.settings.partition_ttl_s
+        rt = self._rt
+        store, me = rt.store, rt.node_id
+        ttl = rt.settings.partition_ttl_s
         # The leases run on the database's clock, not this node's (store/base.py): a node
         # whose clock is off must not see the others' leases run out, nor keep its own.
         await store.acquire_lease(NODE + me, me, ttl)
@@ -133,28 +140,28 @@ class Partitions:
 
     async def release(self) -> None:
         """On a clean stop: hand every partition over at once."""
-        node = self._node
-        me = node.node_id
+        rt = self._rt
+        me = rt.node_id
         self.owned, self._filter = frozenset(), ()
-        for name, holder, _until in await node.store.list_leases(PART):
+        for name, holder, _until in await rt.store.list_leases(PART):
             if holder == me:
-                await node.store.release_lease(name, me)
-        await node.store.release_lease(NODE + me, me)
+                await rt.store.release_lease(name, me)
+        await rt.store.release_lease(NODE + me, me)
 
     async def _find_hot(self) -> None:
         """Hot tenants (ALGORITHMS.md §3.4): the heaviest submitters (sample and hold
         names them, so the cost does not grow with the tenants) and the hot ones, looked
         up by their backlog per partition."""
-        node = self._node
-        now = node.clock.now()
+        rt = self._rt
+        now = rt.clock.now()
         if self.total == self.shared or now - self._looked_at < self._look_every:
             return
         self._looked_at = now
-        held = node.backpressure.policy.detector.held
+        held = self._heavy.held
         heavy = sorted(held, key=lambda t: -held[t])[:HOT_CANDIDATES]
         looked = {}
         for tenant_id in {*heavy, *self.hot.hot}:
-            looked[tenant_id] = await node.store.tenant_backlog(tenant_id)
+            looked[tenant_id] = await rt.store.tenant_backlog(tenant_id)
         before = set(self.hot.hot)
         after = self.hot.observe(now, looked, self.backlog)
         for tenant_id in after - before:

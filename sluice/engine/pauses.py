@@ -16,17 +16,16 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
 import msgspec
 
+from ..contract import Selector
 from ..errors import InvalidRequest, NotFound
 from ..model import PAUSED, READY, SCHEDULED, PauseRow
-from ..selector import Selector
-from ..store import Promoted
-
-if TYPE_CHECKING:
-    from .node import Node
+from ..store import Promoted, Reaped
+from .fairness import Fairness
+from .queues import Queues
+from .runtime import Runtime
 
 log = logging.getLogger("sluice.pauses")
 
@@ -49,15 +48,17 @@ def matches(selector: Selector, function: str, tags: list[str], priority: int) -
 
 
 class Pauses:
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime, fairness: Fairness, queues: Queues) -> None:
+        self._rt = rt
+        self._fairness = fairness
+        self._queues = queues
         self._rules: dict[str, list[tuple[str, Selector]]] = {}
         self._sweeps: set[asyncio.Task[None]] = set()
 
     async def rules(self, tenant_id: str) -> list[tuple[str, Selector]]:
         cached = self._rules.get(tenant_id)
         if cached is None:
-            rows = await self._node.store.list_pauses(tenant_id)
+            rows = await self._rt.store.list_pauses(tenant_id)
             cached = self._rules[tenant_id] = [
                 (r.id, _selector_decoder.decode(r.selector)) for r in rows
             ]
@@ -84,7 +85,7 @@ class Pauses:
 
     async def pause(self, tenant_id: str, selector: Selector) -> tuple[PauseRow, int]:
         """Make a rule and hold what it matches now; returns the rule and how many."""
-        node = self._node
+        rt = self._rt
         selector.validate()
         given = [
             f for f in msgspec.structs.fields(Selector) if getattr(selector, f.name) is not None
@@ -97,24 +98,24 @@ class Pauses:
         if not given:
             raise InvalidRequest("a pause needs a selector (function, tags or priority)",
                                  field="selector")  # fmt: skip
-        now = node.clock.now()
+        now = rt.clock.now()
         pause_id = uuid.uuid4().hex[:16]
-        await node.store.create_pause(tenant_id, pause_id, _encoder.encode(selector), now)
+        await rt.store.create_pause(tenant_id, pause_id, _encoder.encode(selector), now)
         self.forget(tenant_id)
         await self.rules(tenant_id)  # new submissions are held from here on
-        node.bus.publish("pauses", tenant_id)
+        rt.bus.publish("pauses", tenant_id)
         held = await self._sweep(tenant_id, selector)
         # A submit another node admitted before it heard of this rule may land after the
         # sweep passed; a second sweep a moment later holds it.
         task = asyncio.create_task(self._sweep_later(tenant_id, selector))
         self._sweeps.add(task)
         task.add_done_callback(self._sweeps.discard)
-        rows = await node.store.list_pauses(tenant_id)
+        rows = await rt.store.list_pauses(tenant_id)
         return next(r for r in rows if r.id == pause_id), held
 
     async def _sweep(self, tenant_id: str, selector: Selector) -> int:
         """Hold every waiting task the selector matches, a chunk per commit."""
-        store = self._node.store
+        store = self._rt.store
         waiting = msgspec.structs.replace(selector, state=[READY, SCHEDULED])
         held, before = 0, ""
         while True:
@@ -126,7 +127,7 @@ class Pauses:
                 return held
 
     async def _sweep_later(self, tenant_id: str, selector: Selector) -> None:
-        await asyncio.sleep(SECOND_SWEEP_S)
+        await self._rt.clock.sleep(SECOND_SWEEP_S)
         try:
             if any(s == selector for _, s in await self.rules(tenant_id)):
                 await self._sweep(tenant_id, selector)
@@ -135,17 +136,17 @@ class Pauses:
 
     async def resume(self, tenant_id: str, pause_id: str) -> int:
         """Lift a rule; release what it held that no other rule holds. Returns how many."""
-        node = self._node
-        raw = await node.store.delete_pause(tenant_id, pause_id)
+        rt = self._rt
+        raw = await rt.store.delete_pause(tenant_id, pause_id)
         if raw is None:
             raise NotFound(f"no pause {pause_id}", code="pause_not_found", field="pause_id")
         self.forget(tenant_id)
         others = await self.rules(tenant_id)
-        node.bus.publish("pauses", tenant_id)
+        rt.bus.publish("pauses", tenant_id)
         lifted = msgspec.structs.replace(_selector_decoder.decode(raw), state=[PAUSED])
         released, before = 0, ""
         while True:
-            page = await node.store.list_tasks(tenant_id, lifted, before, CHUNK)
+            page = await rt.store.list_tasks(tenant_id, lifted, before, CHUNK)
             if not page:
                 break
             free = [
@@ -153,7 +154,7 @@ class Pauses:
                 if not any(matches(s, t.function, t.tags, t.priority) for _, s in others)
             ]  # fmt: skip
             if free:
-                states = await node.store.unhold_tasks(tenant_id, free, node.clock.now())
+                states = await rt.store.unhold_tasks(tenant_id, free, rt.clock.now())
                 released += len(states)
                 functions = {t.id: (t.function, t.priority) for t in page}
                 ready = [
@@ -162,8 +163,8 @@ class Pauses:
                     if state == READY
                 ]
                 if ready:
-                    await node.fairness.promoted(ready)  # their fair place from now on
-                    node.dispatcher.notify(tenant_id)
+                    await self._fairness.promoted(ready)  # their fair place from now on
+                    self._queues.notify(tenant_id)
             before = page[-1].id
             if len(page) < CHUNK:
                 break
@@ -177,4 +178,21 @@ class Pauses:
                 await task
 
     async def list_all(self, tenant_id: str) -> list[PauseRow]:
-        return await self._node.store.list_pauses(tenant_id)
+        return await self._rt.store.list_pauses(tenant_id)
+
+    async def hold_requeued(self, reaped: list[Reaped]) -> None:
+        """Tasks whose leases were lost went back to ready: hold those a pause matches."""
+        by_tenant: dict[str, list[str]] = {}
+        for r in reaped:
+            if r.state == READY:
+                by_tenant.setdefault(r.tenant_id, []).append(r.task_id)
+        for tenant_id, ids in by_tenant.items():
+            if not await self.rules(tenant_id):
+                continue
+            held = []
+            for task_id in ids:
+                task = await self._rt.store.get_task(tenant_id, task_id)
+                if task and self.holds(tenant_id, task.function, task.tags, task.priority):
+                    held.append(task_id)
+            if held:
+                await self._rt.store.hold_tasks(tenant_id, held)

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import msgspec
 
+from ..contract import TenantQuota
 from ..errors import PayloadTooLarge, QuotaExceeded
-from ..model import NewTask, TenantQuota
-
-if TYPE_CHECKING:
-    from .node import Node
+from ..model import NewTask
+from .runtime import Runtime
 
 log = logging.getLogger("sluice.quotas")
 REFRESH_S = 1.0
@@ -32,14 +30,16 @@ _encoder = msgspec.json.Encoder()
 
 
 class Quotas:
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime, changed: Callable[[], None]) -> None:
+        """`changed()`: quotas moved, the dispatcher looks again."""
+        self._rt = rt
+        self._changed = changed
         self._quotas: dict[str, TenantQuota] = {}
         self._queued: dict[str, tuple[int, float]] = {}  # (count, monotonic time read)
         self._reloads: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._quotas = {t: _decoder.decode(raw) for t, raw in await self._node.store.list_quotas()}
+        self._quotas = {t: _decoder.decode(raw) for t, raw in await self._rt.store.list_quotas()}
 
     async def get(self, tenant_id: str) -> TenantQuota | None:
         return self._quotas.get(tenant_id)
@@ -56,11 +56,11 @@ class Quotas:
 
     async def set(self, tenant_id: str, quota: TenantQuota) -> TenantQuota:
         """Store a tenant's quotas (their type holds them to their ranges)."""
-        await self._node.store.put_quota(tenant_id, _encoder.encode(quota))
+        await self._rt.store.put_quota(tenant_id, _encoder.encode(quota))
         self._quotas[tenant_id] = quota
         self._queued.pop(tenant_id, None)
-        self._node.bus.publish("quotas", tenant_id)
-        self._node.dispatcher.wake()
+        self._rt.bus.publish("quotas", tenant_id)
+        self._changed()
         return quota
 
     def forget(self, tenant_id: str) -> None:
@@ -69,7 +69,7 @@ class Quotas:
 
         async def reload() -> None:
             try:
-                raw = await self._node.store.get_quota(tenant_id)
+                raw = await self._rt.store.get_quota(tenant_id)
             except Exception:
                 log.exception("reading the quotas of %s failed", tenant_id)
                 return
@@ -77,7 +77,7 @@ class Quotas:
                 self._quotas.pop(tenant_id, None)
             else:
                 self._quotas[tenant_id] = _decoder.decode(raw)
-            self._node.dispatcher.wake()
+            self._changed()
 
         task = asyncio.create_task(reload())
         self._reloads.add(task)
@@ -113,8 +113,9 @@ class Quotas:
         if quota.max_queued is None:
             return
         count, read_at = self._queued.get(tenant_id, (0, float("-inf")))
-        if time.monotonic() - read_at > REFRESH_S:
-            count, read_at = await self._node.store.count_queued(tenant_id), time.monotonic()
+        clock = self._rt.clock
+        if clock.monotonic() - read_at > REFRESH_S:
+            count, read_at = await self._rt.store.count_queued(tenant_id), clock.monotonic()
         if count + len(tasks) > quota.max_queued:
             self._queued[tenant_id] = (count, read_at)
             raise QuotaExceeded(

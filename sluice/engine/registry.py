@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import msgspec
 
@@ -16,6 +16,7 @@ log = logging.getLogger("sluice.gateway")
 # A shared pool's worker leases under this prefix, so its id can never be taken for a
 # tenant worker's (lease owners are compared across tenants for shared pools).
 POOL_PREFIX = "pool:"
+TARGET_PREFIX = "http:"  # the lease owner of an HTTP target's tasks: http:<function>
 _encoder = msgspec.json.Encoder()
 
 
@@ -41,7 +42,7 @@ class WorkerConn:
         self.closed = False
         self._send = send
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
-        self._sender = asyncio.create_task(self._send_loop())
+        self._sender: asyncio.Task[None] | None = None  # started by the first frame
 
     @property
     def free(self) -> int:
@@ -74,6 +75,8 @@ class WorkerConn:
     def send(self, frame: bytes) -> None:
         if not self.closed:
             self._outbox.put_nowait(frame)
+            if self._sender is None:
+                self._sender = asyncio.create_task(self._send_loop())
 
     async def _send_loop(self) -> None:
         try:
@@ -88,9 +91,10 @@ class WorkerConn:
 
     async def close(self) -> None:
         self.closed = True
-        self._sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._sender
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
 
 
 class Registry:
@@ -126,3 +130,31 @@ class Registry:
             for c in self._conns.values()
             if not c.closed and c.free > 0 and c.last_seen >= silent_since
         ]
+
+
+class Settling:
+    """Tasks whose results arrived and whose finishes are being written: still running
+    in the store, no longer holding a slot. Claims under a concurrency cap or a reserve
+    subtract them from the store's running count (the gateway adds, the dispatcher and
+    the asks read)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, tuple[str, str]] = {}  # task id: (tenant, function)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def add(self, tasks: dict[str, tuple[str, str]]) -> None:
+        self._tasks.update(tasks)
+
+    def remove(self, task_ids: Iterable[str]) -> None:
+        for task_id in task_ids:
+            self._tasks.pop(task_id, None)
+
+    def of(self, tenant_id: str, function: str | None) -> tuple[str, ...]:
+        """A tenant's settling tasks (of one function, or all)."""
+        return tuple(
+            task_id
+            for task_id, (tenant, fn) in self._tasks.items()
+            if tenant == tenant_id and (function is None or fn == function)
+        )

@@ -32,27 +32,26 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 import unicodedata
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 
 import aiohttp
 import msgspec
 
+from ..contract import FunctionConfig, HttpTarget
 from ..errors import Forbidden, InvalidRequest, Unprocessable
-from ..model import ClaimedTask, HttpTarget
+from ..model import ClaimedTask
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
 from ..protocol import ResultItem
 from . import egress
+from .attempts import Finisher
 from .egress import EgressPolicy, EgressRefused
-from .registry import WorkerConn
-
-if TYPE_CHECKING:
-    from .node import Node
+from .queues import Queues
+from .registry import TARGET_PREFIX, Registry, WorkerConn
+from .runtime import Runtime
 
 log = logging.getLogger("sluice.targets")
 
-TARGET_PREFIX = "http:"  # the lease owner of a target's tasks: http:<function>
 MAX_RESULT_BYTES = 1024 * 1024
 TICK_S = 0.1  # how often AIMD windows are closed and paused targets looked at again
 MAX_TIMEOUT_S = 900.0
@@ -133,27 +132,29 @@ def retry_after(value: str | None) -> float | None:
 class TargetConn(WorkerConn):
     """One HTTP target of one tenant's function, as the dispatcher sees a worker."""
 
-    def __init__(self, node: Node, tenant_id: str, function: str, target: HttpTarget,
+    def __init__(self, targets: Targets, tenant_id: str, function: str, target: HttpTarget,
                  max_concurrency: int | None) -> None:  # fmt: skip
-        self._node = node
+        self._targets = targets
+        self._clock = targets.rt.clock
         self.target = target
-        self.aimd = Aimd(node.clock.now(), maximum=max_concurrency)
+        self.aimd = Aimd(self._clock.now(), maximum=max_concurrency)
         self._epochs: dict[str, int] = {}
         self._calls: set[asyncio.Task[None]] = set()
         self._pending: list[ResultItem] = []
         self._flushing = False
         self.backlog = False  # the dispatcher filled every slot this window
+        self.room_seen = 0  # free slots at the last tick
 
         async def nowhere(_frame: bytes) -> None:
             return None
 
         super().__init__(tenant_id, TARGET_PREFIX + function, 0, (function,), nowhere,
-                         node.clock.now())  # fmt: skip
+                         self._clock.now())  # fmt: skip
 
     # A target never goes silent, and its slots are its AIMD room.
     @property  # type: ignore[override]
     def last_seen(self) -> float:
-        return self._node.clock.now()
+        return self._clock.now()
 
     @last_seen.setter
     def last_seen(self, _value: float) -> None:
@@ -161,7 +162,7 @@ class TargetConn(WorkerConn):
 
     @property
     def free(self) -> int:
-        return self.aimd.room(self._node.clock.now()) - self.reserved
+        return self.aimd.room(self._clock.now()) - self.reserved
 
     def deliver(self, tasks: list[ClaimedTask]) -> None:
         for task in tasks:
@@ -177,13 +178,13 @@ class TargetConn(WorkerConn):
         """A cancel for a running task: the request is abandoned (its attempt counts)."""
 
     async def _call(self, task: ClaimedTask) -> None:
-        node = self._node
-        started = time.time()
+        clock = self._clock
+        started = clock.now()
         answer = await self._post(task)
-        finished = time.time()
+        finished = clock.now()
         epoch = self._epochs.pop(task.id, self.aimd.epoch)
         throttled = answer.kind == THROTTLED
-        self.aimd.answered(answer.kind, epoch, node.clock.now(), latency_s=finished - started,
+        self.aimd.answered(answer.kind, epoch, finished, latency_s=finished - started,
                            retry_after_s=answer.wait if throttled else None)  # fmt: skip
         self._pending.append(
             ResultItem(
@@ -197,14 +198,15 @@ class TargetConn(WorkerConn):
             self._flushing = True
             await asyncio.sleep(0)  # answers that land in the same turn share one write
             items, self._pending, self._flushing = self._pending, [], False
-            await node.gateway.results(self, items)
+            await self._targets.attempts.finish(self, items)
         if self.free > 0:
-            node.dispatcher.wake()
+            self._targets.queues.wake()
 
     async def _post(self, task: ClaimedTask) -> Answer:
         """One POST of the task; the endpoint's answer (or its absence) as an outcome."""
-        body = request_body(task, time.time() + self.target.timeout_s)
-        timestamp = int(time.time())
+        now = self._clock.now()
+        body = request_body(task, now + self.target.timeout_s)
+        timestamp = int(now)
         headers = {
             "content-type": "application/json",
             "user-agent": "sluice",
@@ -214,7 +216,7 @@ class TargetConn(WorkerConn):
             "webhook-signature": sign(self.target.secret or "", task.id, timestamp, body),
             "sluice-attempt": str(task.attempt),
         }
-        targets = self._node.targets
+        targets = self._targets
         try:
             # The stored URL under the node's settings of now: a refused literal or
             # localhost name fails here, by name, before aiohttp reads it its own way.
@@ -264,8 +266,8 @@ class TargetConn(WorkerConn):
         held = [(t.id, t.attempt, t.dispatched_at) for t in self.inflight.values() if t is not None]
         self.inflight.clear()
         if held:
-            node = self._node
-            await node.store.release_tasks(self.tenant_id, self.worker_id, held, node.clock.now())
+            store = self._targets.rt.store
+            await store.release_tasks(self.tenant_id, self.worker_id, held, self._clock.now())
 
     async def close(self) -> None:
         self.closed = True
@@ -310,17 +312,19 @@ def _snippet(data: bytes) -> str:
 
 # -- every target of this node -----------------------------------------------------
 class Targets:
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, rt: Runtime, registry: Registry, queues: Queues, attempts: Finisher) -> None:
+        self.rt = rt
+        self.queues = queues  # told when a target has room again
+        self.attempts = attempts  # writes the answers, as for a worker's results
+        self._registry = registry
         self._conns: dict[tuple[str, str], TargetConn] = {}
         self._session: aiohttp.ClientSession | None = None
         self._session_policy: EgressPolicy | None = None
-        self._ticker: asyncio.Task[None] | None = None
 
     @property
     def policy(self) -> EgressPolicy:
         """Egress under the node's current settings."""
-        s = self._node.settings
+        s = self.rt.settings
         return EgressPolicy(s.targets_allow_loopback, s.targets_allow_private)
 
     async def session(self) -> aiohttp.ClientSession:
@@ -346,10 +350,10 @@ class Targets:
         return list(self._conns.items())
 
     async def start(self) -> None:
-        for tenant in await self._node.store.list_tenants():
-            self.sync(tenant.id, await self._node.functions(tenant.id))
+        store = self.rt.store
+        for tenant in await store.list_tenants():
+            self.sync(tenant.id, {f.name: f for f in await store.list_functions(tenant.id)})
         self._warn_refused()
-        self._ticker = asyncio.create_task(self._tick_loop(), name="targets")
 
     def _warn_refused(self) -> None:
         """Targets stored under laxer settings: every call to them will be refused."""
@@ -364,9 +368,8 @@ class Targets:
                     *map(_printable, (function, tenant_id, conn.target.url, str(exc))),
                 )
 
-    def sync(self, tenant_id: str, functions: dict[str, Any]) -> None:
+    def sync(self, tenant_id: str, functions: dict[str, FunctionConfig]) -> None:
         """Make the tenant's target connections match its function configs."""
-        node = self._node
         for name, config in functions.items():
             key = (tenant_id, name)
             conn = self._conns.get(key)
@@ -379,37 +382,32 @@ class Targets:
                 continue
             if conn is not None:
                 self._drop(key)
-            conn = TargetConn(node, tenant_id, name, config.target, config.max_concurrency)
+            conn = TargetConn(self, tenant_id, name, config.target, config.max_concurrency)
             self._conns[key] = conn
-            node.registry.add(conn)
+            self._registry.add(conn)
             log.info("function %s of %s is served by %s",
                      name, _printable(tenant_id), _printable(config.target.url))  # fmt: skip
-        node.dispatcher.wake()
+        self.queues.wake()
 
     def _drop(self, key: tuple[str, str]) -> None:
         conn = self._conns.pop(key)
-        self._node.registry.remove(conn)
+        self._registry.remove(conn)
         conn.closed = True  # requests in flight still finish and are written
 
-    async def _tick_loop(self) -> None:
-        node = self._node
-        while True:
-            await asyncio.sleep(TICK_S)
-            now = node.clock.now()
-            node.adaptive.tick()  # worker pools' AIMD windows, on the same beat
-            for conn in list(self._conns.values()):
-                room, limit = conn.free, conn.aimd.limit
-                if conn.aimd.tick(now, conn.backlog):
-                    conn.backlog = False
-                # A pause ended or the limit grew: there is room the dispatcher missed.
-                if conn.free > 0 and (room <= 0 or conn.aimd.limit > limit):
-                    node.dispatcher.wake()
+    def tick(self) -> None:
+        """Close AIMD windows and look at paused targets again (a timer's job, TICK_S)."""
+        now = self.rt.clock.now()
+        for conn in list(self._conns.values()):
+            if conn.aimd.tick(now, conn.backlog):
+                conn.backlog = False
+            # A pause ended or the limit grew since the last tick: room the dispatcher
+            # was not told of.
+            room = conn.free
+            if room > 0 and room > conn.room_seen:
+                self.queues.wake()
+            conn.room_seen = room
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
         for key in list(self._conns):
             conn = self._conns[key]
             self._drop(key)

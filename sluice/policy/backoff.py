@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from typing import Final
 
-from ..model import DEAD, READY, SCHEDULED, RetryPolicy
+from ..contract import RetryPolicy
+from ..model import DEAD, READY, SCHEDULED
 
 MAX_EXPONENT: Final = 62  # 2**62 s is far past any cap; keeps the float finite
 

@@ -1,4 +1,7 @@
-"""Storage: one protocol, one module per backend. No SQL above this package."""
+"""Storage: one protocol (base.py), two backends with the same modules, one per noun
+(sqlite/, postgres/). No SQL above this package, and nothing above it names a backend:
+what differs between them is asked of the store (`Store.backend`, `Bus.local`,
+`migrate`)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ from .base import (
     STALE,
     Cancelled,
     ClaimRequest,
-    DeadSelector,
-    DeadTask,
     LeaseRenewal,
     LimitedClaim,
     Promoted,
@@ -26,14 +27,13 @@ __all__ = [
     "STALE",
     "Cancelled",
     "ClaimRequest",
-    "DeadSelector",
-    "DeadTask",
     "LeaseRenewal",
     "Limit",
     "LimitedClaim",
     "Promoted",
     "Reaped",
     "Store",
+    "migrate",
     "open_bus",
     "open_store",
 ]
@@ -55,3 +55,17 @@ def open_bus(settings: Settings, node_id: str) -> Bus:
 
         return PgBus(settings.database, node_id)
     return LocalBus()
+
+
+async def migrate(settings: Settings) -> int:
+    """Bring the database's schema up to date, and nothing else; returns its version."""
+    if settings.is_postgres:
+        from .postgres.schema import migrate as migrate_postgres
+
+        return await migrate_postgres(settings.database)
+    from .sqlite import SQLiteStore
+
+    store = SQLiteStore(settings.sqlite_path, synchronous=settings.synchronous)
+    await store.open()  # opening migrates
+    await store.close()
+    return store.schema_version()

@@ -1,37 +1,154 @@
-"""The `Store` protocol: everything the engine asks of a database.
+"""The `Store` protocol: everything the engine asks of a database, one part per noun.
+
+Each part below holds the record types of its noun and a Protocol of its methods; `Store`
+combines them, and each backend implements each part in the module of the same name
+(`tasks` in `sqlite/tasks.py` and `postgres/tasks.py`). The engine calls the flat
+methods (`store.claim_tasks(...)`) and never needs to know which part a method is in.
 
 `tenant_id` leads every method's arguments (or every request's fields, for batched
 methods); every method that compares with "now" takes it as an argument, except the
-named leases, which the database judges on its own clock (see `acquire_lease`).
+named leases, which the database judges on its own clock (see `LeaseStore`).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 import msgspec
 
-from ..model import (
+from ..contract import (
     ApiKey,
-    AttemptRecord,
     AuditEntry,
-    ClaimedTask,
-    EventRecord,
-    Finish,
+    DeadSelector,
+    DeadTask,
     FunctionConfig,
+    Selector,
+    TaskSummary,
+    Tenant,
+)
+from ..model import (
+    AttemptRecord,
+    ClaimedTask,
+    Finish,
+    HistoryEntry,
     NewTask,
     PauseRow,
     ScheduleRow,
     SubmitResult,
     SubscriptionRow,
     TaskRecord,
-    Tenant,
 )
-from ..selector import Selector, TaskSummary
 from .limits import Limit
 
-log = logging.getLogger("sluice.store")
+# -- tenants and their API keys ------------------------------------------------------
+
+
+class TenantStore(Protocol):
+    async def create_tenant(self, name: str, now: float) -> Tenant: ...
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    async def get_tenant_by_name(self, name: str) -> Tenant | None: ...
+    async def list_tenants(self) -> list[Tenant]: ...
+    async def create_api_key(
+        self, tenant_id: str, key_hash: str, prefix: str, now: float
+    ) -> None: ...
+    async def find_api_key(self, key_hash: str) -> str | None:
+        """The tenant of a live key, or None."""
+        ...
+
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]: ...
+    async def revoke_api_key(self, tenant_id: str, key_id: str, now: float) -> str | None:
+        """Revoke a key by its id; returns its hash, or None if no live key has that id."""
+        ...
+
+
+# -- functions -----------------------------------------------------------------------
+
+
+class FunctionStore(Protocol):
+    async def upsert_functions(
+        self, tenant_id: str, configs: list[FunctionConfig], now: float
+    ) -> None: ...
+    async def list_functions(self, tenant_id: str) -> list[FunctionConfig]: ...
+
+
+# -- tasks ---------------------------------------------------------------------------
+
+
+class Cancelled(msgspec.Struct, frozen=True):
+    task_id: str
+    was: str  # the state it was cancelled from
+    worker: str | None  # who was running it, to be told to stop
+
+
+class Promoted(msgspec.Struct, frozen=True):
+    """A task that became ready by its time: whose, of what function, at what level."""
+
+    tenant_id: str
+    function: str
+    priority: int
+    id: str = ""
+    run_at: float = 0.0
+
+
+class TaskStore(Protocol):
+    async def submit_tasks(
+        self, tenant_id: str, tasks: list[NewTask], now: float
+    ) -> list[SubmitResult]:
+        """Insert tasks in one commit; a keyed task whose key is held returns the holder."""
+        ...
+
+    async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None: ...
+    async def get_task_states(self, tenant_id: str, task_ids: list[str]) -> dict[str, str]: ...
+    async def task_tenant(self, task_id: str) -> str | None:
+        """The tenant of a task, for a shared pool's result this node did not deliver."""
+        ...
+
+    async def list_tasks(
+        self, tenant_id: str, selector: Selector, before: str, limit: int
+    ) -> list[TaskSummary]:
+        """A page of the tenant's tasks matching the selector, newest first, with ids
+        below `before` ("" for the first page)."""
+        ...
+
+    async def cancel_tasks(
+        self, tenant_id: str, task_ids: list[str], now: float
+    ) -> list[Cancelled]:
+        """Cancel the tasks that are not terminal yet; a running one's attempt ends too."""
+        ...
+
+    async def delete_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
+        """Delete the tasks that are not running (with their attempts and history)."""
+        ...
+
+    async def list_dead(
+        self, tenant_id: str, selector: DeadSelector, after: str, limit: int
+    ) -> list[DeadTask]:
+        """Dead tasks matching the selector, in id order, after the id `after`."""
+        ...
+
+    async def retry_dead(
+        self, tenant_id: str, task_ids: list[str], max_attempts: dict[str, int], now: float
+    ) -> list[str]:
+        """Dead tasks back to ready with a new attempt series (max_attempts by function)."""
+        ...
+
+    async def due_soon(self, until: float, limit: int) -> list[tuple[float, str, str]]:
+        """(run_at, tenant_id, task_id) of scheduled tasks due by `until`, soonest first."""
+        ...
+
+    async def promote_due(self, now: float, limit: int) -> list[Promoted]:
+        """Scheduled tasks due by `now` become ready; one entry per task. Their start
+        tags are the caller's to give (retag), in due order."""
+        ...
+
+    async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]: ...
+    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]: ...
+    async def purge_tasks(self, before: float, limit: int) -> int:
+        """Delete up to `limit` tasks that ended before `before`; returns how many."""
+        ...
+
+
+# -- attempts: the hot path ----------------------------------------------------------
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"  # the same attempt's result arrived twice (a resend); already stored
@@ -53,24 +170,6 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     partitions: tuple[int, ...] | None = None  # only from these; None: from all
 
 
-class LimitedClaim(msgspec.Struct, frozen=True):
-    """What a limited claim took, and why it took no more."""
-
-    tasks: list[ClaimedTask]
-    retry_at: float | None  # the rate held tasks back: the next start is allowed then
-    drained: bool  # the function had fewer ready tasks than its limits allowed
-
-
-class Promoted(msgspec.Struct, frozen=True):
-    """A task that became ready by its time: whose, of what function, at what level."""
-
-    tenant_id: str
-    function: str
-    priority: int
-    id: str = ""
-    run_at: float = 0.0
-
-
 class LeaseRenewal(msgspec.Struct, frozen=True):
     tenant_id: str
     worker: str
@@ -83,64 +182,7 @@ class Reaped(msgspec.Struct, frozen=True):
     state: str  # ready, or dead when that was the last attempt
 
 
-class Cancelled(msgspec.Struct, frozen=True):
-    task_id: str
-    was: str  # the state it was cancelled from
-    worker: str | None  # who was running it, to be told to stop
-
-
-class DeadSelector(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Which dead tasks: of a function, ended within [since, until) (epoch seconds)."""
-
-    function: str | None = None
-    since: float | None = None
-    until: float | None = None
-
-
-class DeadTask(msgspec.Struct, frozen=True):
-    id: str
-    function: str
-    attempt: int
-    error: str | None
-    finished_at: float | None
-
-
-class Store(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def create_tenant(self, name: str, now: float) -> Tenant: ...
-    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
-    async def get_tenant_by_name(self, name: str) -> Tenant | None: ...
-    async def create_api_key(
-        self, tenant_id: str, key_hash: str, prefix: str, now: float
-    ) -> None: ...
-    async def find_api_key(self, key_hash: str) -> str | None:
-        """The tenant of a live key, or None."""
-        ...
-
-    async def list_tenants(self) -> list[Tenant]: ...
-    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]: ...
-    async def revoke_api_key(self, tenant_id: str, key_id: str, now: float) -> str | None:
-        """Revoke a key by its id; returns its hash, or None if no live key has that id."""
-        ...
-
-    async def upsert_functions(
-        self, tenant_id: str, configs: list[FunctionConfig], now: float
-    ) -> None: ...
-    async def list_functions(self, tenant_id: str) -> list[FunctionConfig]: ...
-
-    async def submit_tasks(
-        self, tenant_id: str, tasks: list[NewTask], now: float
-    ) -> list[SubmitResult]:
-        """Insert tasks in one commit; a keyed task whose key is held returns the holder."""
-        ...
-
-    async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None: ...
-    async def get_task_states(self, tenant_id: str, task_ids: list[str]) -> dict[str, str]: ...
-    async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]: ...
-    async def list_events(self, tenant_id: str, task_id: str) -> list[EventRecord]: ...
-
+class AttemptStore(Protocol):
     async def claim_tasks(
         self, requests: list[ClaimRequest], now: float, lease_s: float
     ) -> list[list[ClaimedTask]]:
@@ -151,33 +193,16 @@ class Store(Protocol):
         """Fenced finishes: ACCEPTED, DUPLICATE or STALE for each."""
         ...
 
-    async def cancel_tasks(
-        self, tenant_id: str, task_ids: list[str], now: float
-    ) -> list[Cancelled]:
-        """Cancel the tasks that are not terminal yet; a running one's attempt ends too."""
-        ...
-
-    async def list_tasks(
-        self, tenant_id: str, selector: Selector, before: str, limit: int
-    ) -> list[TaskSummary]:
-        """A page of the tenant's tasks matching the selector, newest first, with ids
-        below `before` ("" for the first page)."""
-        ...
-
-    async def delete_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
-        """Delete the tasks that are not running (with attempts and events)."""
-        ...
-
-    async def list_dead(
-        self, tenant_id: str, selector: DeadSelector, after: str, limit: int
-    ) -> list[DeadTask]:
-        """Dead tasks matching the selector, in id order, after the id `after`."""
-        ...
-
-    async def retry_dead(
-        self, tenant_id: str, task_ids: list[str], max_attempts: dict[str, int], now: float
+    async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None: ...
+    async def reap_leases(self, now: float, limit: int) -> list[Reaped]: ...
+    async def release_tasks(
+        self, tenant_id: str, worker: str, held: list[Held], now: float
     ) -> list[str]:
-        """Dead tasks back to ready with a new attempt series (max_attempts by function)."""
+        """Hand tasks back to ready without using up their attempt (a draining worker);
+        returns the ids handed back. Fenced on the claim as delivered: a task goes back
+        only if it is still running for this worker with that attempt and that dispatch
+        time, so a late hand-back never matches a newer claim of the same task by the
+        same worker (same attempt number, later dispatch)."""
         ...
 
     async def leased_to(self, tenant_id: str, worker: str) -> list[Held]:
@@ -186,15 +211,20 @@ class Store(Protocol):
         release_tasks and extend_leases."""
         ...
 
-    async def ready_backlog(self) -> dict[int, int]:
-        """Ready tasks per partition, across tenants: placement picks the less backlogged
-        partition; their sum is backpressure's overload signal."""
+    async def get_claimed(
+        self, tenant_id: str, worker: str, task_ids: list[str]
+    ) -> list[ClaimedTask]:
+        """Of these tasks, those running and leased to the worker (claimed for it by the
+        node that holds their partition), in fair order; tenant SHARED: any tenant's."""
         ...
 
-    async def task_tenant(self, task_id: str) -> str | None:
-        """The tenant of a task, for a shared pool's result this node did not deliver."""
-        ...
+    async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]: ...
 
+
+# -- fair order ----------------------------------------------------------------------
+
+
+class FairnessStore(Protocol):
     async def retag(self, tags: list[tuple[str, float]]) -> None:
         """Give (task id, start tag) to tasks that just became ready (fair order)."""
         ...
@@ -208,33 +238,72 @@ class Store(Protocol):
         """The largest start tag among a tenant's ready tasks of these functions."""
         ...
 
-    async def release_tasks(
-        self, tenant_id: str, worker: str, held: list[Held], now: float
-    ) -> list[str]:
-        """Hand tasks back to ready without using up their attempt (a draining worker);
-        returns the ids handed back. Fenced on the claim as delivered: a task goes back
-        only if it is still running for this worker with that attempt and that dispatch
-        time, so a late hand-back never matches a newer claim of the same task by the
-        same worker (same attempt number, later dispatch)."""
+    async def ready_backlog(self) -> dict[int, int]:
+        """Ready tasks per partition, across tenants: placement picks the less backlogged
+        partition; their sum is backpressure's overload signal."""
         ...
 
-    async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None: ...
-    async def due_soon(self, until: float, limit: int) -> list[tuple[float, str, str]]:
-        """(run_at, tenant_id, task_id) of scheduled tasks due by `until`, soonest first."""
+    async def tenant_backlog(self, tenant_id: str) -> dict[int, int]:
+        """A tenant's ready tasks per partition."""
         ...
 
-    async def promote_due(self, now: float, limit: int) -> list[Promoted]:
-        """Scheduled tasks due by `now` become ready; one entry per task. Their start
-        tags are the caller's to give (retag), in due order."""
+
+# -- limited claims (the decision itself is store/limits.py) -------------------------
+
+
+class LimitedClaim(msgspec.Struct, frozen=True):
+    """What a limited claim took, and why it took no more."""
+
+    tasks: list[ClaimedTask]
+    retry_at: float | None  # the rate held tasks back: the next start is allowed then
+    drained: bool  # the function had fewer ready tasks than its limits allowed
+
+
+class LimitStore(Protocol):
+    async def claim_limited(
+        self, request: ClaimRequest, limits: list[Limit], now: float, lease_s: float
+    ) -> LimitedClaim:
+        """A claim of one tenant's tasks under limits, cluster-wide: under every limit,
+        no more than `max_concurrency` running and no more than `rate` starts a second
+        after a `burst` (a function's limits, the tenant's, a shared pool's reserve)."""
         ...
 
-    async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]: ...
-    async def reap_leases(self, now: float, limit: int) -> list[Reaped]: ...
-    async def purge_tasks(self, before: float, limit: int) -> int:
-        """Delete up to `limit` tasks that ended before `before`; returns how many."""
+
+# -- named leases --------------------------------------------------------------------
+
+
+class LeaseStore(Protocol):
+    """Named leases decide which node owns what (partitions, the timers), and that must
+    not trust any node's clock: the store sets and judges their expiry on the database's
+    own clock, the one every node shares. This is the deliberate exception to taking
+    `now` as an argument: with each node's `now`, a node running 10 s fast would judge
+    the others' leases run out and take them, and ownership would flap. (No fake clock
+    reaches these; tests make a lease run out with a negative ttl_s.)"""
+
+    async def list_leases(self, prefix: str) -> list[tuple[str, str, float]]:
+        """Unexpired leases (name, holder, until) whose names start with `prefix`;
+        `until` is on the database's clock (epoch seconds)."""
         ...
 
-    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]: ...
+    async def acquire_leases(self, names: list[str], holder: str, ttl_s: float) -> list[str]:
+        """acquire_lease for many names in one go; returns the names granted."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give a lease up, if this holder has it."""
+        ...
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the named lease for `ttl_s` seconds of the database's clock
+        (a negative ttl_s: it has run out); False while another holder's lease runs
+        (the cluster's timer leader, for one)."""
+        ...
+
+
+# -- cron schedules ------------------------------------------------------------------
+
+
+class ScheduleStore(Protocol):
     async def put_schedule(
         self,
         tenant_id: str,
@@ -276,6 +345,11 @@ class Store(Protocol):
         in one commit; False (and nothing inserted) if another node already moved it."""
         ...
 
+
+# -- pause rules and the tasks they hold ---------------------------------------------
+
+
+class PauseStore(Protocol):
     async def create_pause(
         self, tenant_id: str, pause_id: str, selector: bytes, now: float
     ) -> None: ...
@@ -297,6 +371,11 @@ class Store(Protocol):
         """Paused tasks become ready (or scheduled, if not due); (id, new state) each."""
         ...
 
+
+# -- subscriptions: the functions a topic's events fan out to ------------------------
+
+
+class SubscriptionStore(Protocol):
     async def put_subscription(
         self, tenant_id: str, name: str, topic: str, config: bytes, now: float
     ) -> None: ...
@@ -305,14 +384,11 @@ class Store(Protocol):
     ) -> list[SubscriptionRow]: ...
     async def delete_subscription(self, tenant_id: str, name: str) -> bool: ...
 
-    async def claim_limited(
-        self, request: ClaimRequest, limits: list[Limit], now: float, lease_s: float
-    ) -> LimitedClaim:
-        """A claim of one tenant's tasks under limits, cluster-wide: under every limit,
-        no more than `max_concurrency` running and no more than `rate` starts a second
-        after a `burst` (a function's limits, the tenant's, a shared pool's reserve)."""
-        ...
 
+# -- tenant quotas -------------------------------------------------------------------
+
+
+class QuotaStore(Protocol):
     async def put_quota(self, tenant_id: str, config: bytes) -> None: ...
     async def get_quota(self, tenant_id: str) -> bytes | None: ...
     async def list_quotas(self) -> list[tuple[str, bytes]]:
@@ -320,48 +396,25 @@ class Store(Protocol):
         ...
 
     async def count_queued(self, tenant_id: str) -> int:
-        """The tenant's waiting tasks: ready, scheduled and paused."""
+        """The tenant's waiting tasks: ready, scheduled and paused (the hard quota)."""
         ...
 
-    async def tenant_backlog(self, tenant_id: str) -> dict[int, int]:
-        """A tenant's ready tasks per partition."""
+
+# -- a task's history ----------------------------------------------------------------
+
+
+class HistoryStore(Protocol):
+    async def list_history(self, tenant_id: str, task_id: str) -> list[HistoryEntry]:
+        """A task's rarer transitions (cancelled, retried by hand, expired, lease lost,
+        handed back, a stale result), oldest first. The common ones are timestamps on
+        the task and its attempts, so the hot path writes no history."""
         ...
 
-    async def get_claimed(
-        self, tenant_id: str, worker: str, task_ids: list[str]
-    ) -> list[ClaimedTask]:
-        """Of these tasks, those running and leased to the worker (claimed for it by the
-        node that holds their partition), in fair order; tenant SHARED: any tenant's."""
-        ...
 
-    # Named leases decide which node owns what (partitions, the timers), and that must
-    # not trust any node's clock: the store sets and judges their expiry on the
-    # database's own clock, the one every node shares. This is the deliberate exception
-    # to taking `now` as an argument: with each node's `now`, a node running 10 s fast
-    # would judge the others' leases run out and take them, and ownership would flap.
-    # (No fake clock reaches these; tests make a lease run out with a negative ttl_s.)
+# -- the audit log -------------------------------------------------------------------
 
-    async def list_leases(self, prefix: str) -> list[tuple[str, str, float]]:
-        """Unexpired leases (name, holder, until) whose names start with `prefix`;
-        `until` is on the database's clock (epoch seconds)."""
-        ...
 
-    async def acquire_leases(self, names: list[str], holder: str, ttl_s: float) -> list[str]:
-        """acquire_lease for many names in one go; returns the names granted."""
-        ...
-
-    async def release_lease(self, name: str, holder: str) -> None:
-        """Give a lease up, if this holder has it."""
-        ...
-
-    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
-        """Take or renew the named lease for `ttl_s` seconds of the database's clock
-        (a negative ttl_s: it has run out); False while another holder's lease runs
-        (the cluster's timer leader, for one)."""
-        ...
-
-    # -- the audit log -----------------------------------------------------------------
-
+class AuditStore(Protocol):
     async def record_audit(self, entries: list[AuditEntry]) -> None:
         """Append administrative and bulk actions to the audit log, in one commit."""
         ...
@@ -380,18 +433,31 @@ class Store(Protocol):
         ...
 
 
-_function_decoder = msgspec.json.Decoder(FunctionConfig)
+# -- the whole store -----------------------------------------------------------------
 
 
-def function_configs(rows: list[tuple[str, bytes]]) -> list[FunctionConfig]:
-    """Stored function configs, read under today's rules: one stored before a rule it
-    breaks (a negative timeout was accepted once) is left out with an error in the log,
-    so it cannot break the tenant's other functions; a worker's hello or a PUT brings
-    it back."""
-    configs = []
-    for name, raw in rows:
-        try:
-            configs.append(_function_decoder.decode(raw))
-        except msgspec.ValidationError as exc:
-            log.error("function %s is left out: its stored config breaks a rule (%s)", name, exc)
-    return configs
+class Store(
+    TenantStore,
+    FunctionStore,
+    TaskStore,
+    AttemptStore,
+    FairnessStore,
+    LimitStore,
+    LeaseStore,
+    ScheduleStore,
+    PauseStore,
+    SubscriptionStore,
+    QuotaStore,
+    HistoryStore,
+    AuditStore,
+    Protocol,
+):
+    backend: str
+    """Which database this is ("sqlite" or "postgres"): a label for metrics and logs.
+    Nothing above the store branches on it; what differs is asked of the store."""
+
+    async def open(self) -> None:
+        """Connect, and bring the schema up to date."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,6 +1,6 @@
 """The cluster bus: short hints from one server node to the others.
 
-A node acts on its own events directly (wakes its dispatcher, tells its workers); the
+A node acts on its own changes directly (wakes its dispatcher, tells its workers); the
 bus carries the same hints to the other nodes of a PostgreSQL cluster (LISTEN/NOTIFY,
 postgres/bus.py). Hints may be lost or late, never wrong: every receiver falls back to
 the store (the dispatcher's poll, the long-poll's re-read). With SQLite there is one node
@@ -21,6 +21,10 @@ Handler = Callable[[str, str], None]
 
 
 class Bus(Protocol):
+    local: bool
+    """True when this node is the only one: it sees every end itself, so a waiter need
+    not poll the store in case a hint from another node was lost."""
+
     async def start(self, handler: Handler) -> None:
         """Deliver other nodes' hints to `handler(kind, data)` until `stop()`."""
         ...
@@ -34,6 +38,8 @@ class Bus(Protocol):
 
 class LocalBus:
     """One node: nobody else to tell."""
+
+    local = True
 
     async def start(self, handler: Handler) -> None:
         return None

@@ -1,4 +1,6 @@
-"""Load named SQL blocks: a file of `-- name: NAME` headers, each followed by its SQL."""
+"""Load named SQL blocks: a file of `-- name: NAME` headers, each followed by its SQL.
+A backend keeps one such file per noun (tasks.sql beside tasks.py) and loads them all as
+one mapping, so a statement of one noun may run inside another's transaction."""
 
 from __future__ import annotations
 
@@ -20,6 +22,17 @@ def load_queries(path: Path) -> dict[str, str]:
             line for line in body.strip().splitlines() if not line.lstrip().startswith("--")
         ).strip()
         queries[name] = sql
+    return queries
+
+
+def load_query_files(folder: Path) -> dict[str, str]:
+    """Every `*.sql` file of a folder as one mapping; a name may be defined only once."""
+    queries: dict[str, str] = {}
+    for file in sorted(folder.glob("*.sql")):
+        for name, sql in load_queries(file).items():
+            if name in queries:
+                raise ValueError(f"{file.name}: query {name!r} is defined in another file too")
+            queries[name] = sql
     return queries
 
 

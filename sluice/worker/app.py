@@ -20,9 +20,9 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import msgspec
 
 from ..client.http import AsyncClient, Client, task_spec
-from ..client.models import SubmitOutcome, Task
+from ..contract import FunctionConfig, RetryPolicy, SubmitOutcome, Task
 from ..errors import ResultTimeout, TaskFailed
-from ..model import TERMINAL, FunctionConfig, RetryPolicy
+from ..model import TERMINAL
 
 P = ParamSpec("P")
 R = TypeVar("R")

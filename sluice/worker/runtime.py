@@ -66,7 +66,7 @@ MAX_TRACEBACK = 16 * 1024
 REFUSED = (4401, 4400)  # close codes after which reconnecting cannot help
 
 
-class ResultRefused(Exception):
+class ResultRefused(SluiceError):
     """A handler's return value the server would not keep (too large, too deep)."""
 
     def __init__(self, kind: str, message: str) -> None:
@@ -91,7 +91,7 @@ def _frames(items: list[ResultItem], budget: int) -> list[bytes]:
     return frames
 
 
-class FatalWorkerError(Exception):
+class FatalWorkerError(SluiceError):
     """The server refused this worker (bad key, bad registration): retrying will not help."""
 
 

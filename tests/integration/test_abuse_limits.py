@@ -33,9 +33,9 @@ def auth(key: str) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def neighbour(server: Running) -> AsyncIterator[httpx.AsyncClient]:
     """Another tenant, from another address, to show it is unaffected."""
-    tenant = await server.node.ensure_tenant("neighbour")
-    key = await server.node.create_api_key(tenant.id)
-    await server.node.register_functions(tenant.id, [app.tasks["echo"].config])
+    tenant = await server.node.tenants.ensure("neighbour")
+    key = await server.node.tenants.create_key(tenant.id)
+    await server.node.functions.register(tenant.id, [app.tasks["echo"].config])
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.3")
     async with httpx.AsyncClient(
         base_url=server.url, headers=auth(key), transport=transport
@@ -81,11 +81,7 @@ async def test_a_request_head_over_the_limit_is_431(tmp_path: Path) -> None:
         running_server(tmp_path, app, max_header_bytes=8 * 1024) as server,
         neighbour(server) as other,
     ):
-        head = (
-            b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Padding: "
-            + b"a" * 32 * 1024
-            + b"\r\n\r\n"
-        )
+        head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 32 * 1024 + b"\r\n\r\n"
         answer = await raw_request(server, head)
         assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
         assert b'"code":"header_too_large"' in answer
@@ -104,7 +100,7 @@ async def test_a_client_too_slow_to_send_its_request_is_cut_off(tmp_path: Path) 
             raw_request(
                 server,
                 b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
-                b"Authorization: Bearer " + server.api_key.encode() + b"\r\n\r\n{\"fun",
+                b"Authorization: Bearer " + server.api_key.encode() + b'\r\n\r\n{"fun',
             ),
             assert_unaffected(other),
         )
@@ -175,8 +171,8 @@ async def test_workers_per_tenant_are_bounded_and_frames_too(tmp_path: Path) -> 
     async with running_server(
         tmp_path, app, max_workers_per_tenant=1, max_frame_bytes=256 * 1024
     ) as server:
-        other = await server.node.ensure_tenant("neighbour")
-        other_key = await server.node.create_api_key(other.id)
+        other = await server.node.tenants.ensure("neighbour")
+        other_key = await server.node.tenants.create_key(other.id)
         try:
             assert await worker_connection(server, server.api_key, "w1") is None
             assert await worker_connection(server, server.api_key, "w2") == 4429
@@ -188,7 +184,7 @@ async def test_workers_per_tenant_are_bounded_and_frames_too(tmp_path: Path) -> 
             assert mine.close_code == 1009
             # ... and the neighbour's worker still gets its tasks.
             theirs = _OPEN[1]
-            await server.node.submit(other.id, [_spec()])
+            await server.node.intake.submit(other.id, [_spec()])
             frame = msgspec.json.decode(await asyncio.wait_for(theirs.recv(), 10))
             assert frame["t"] == "tasks" and len(frame["tasks"]) == 1
         finally:
@@ -198,7 +194,7 @@ async def test_workers_per_tenant_are_bounded_and_frames_too(tmp_path: Path) -> 
 
 
 def _spec() -> object:
-    from sluice.engine.admission import TaskSpec
+    from sluice.contract import TaskSpec
 
     return TaskSpec(function="echo")
 

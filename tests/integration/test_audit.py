@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 import sluice
-from sluice.api.routes import hash_key
+from sluice.engine.tenants import hash_key
 from tests.harness import running_server
 
 app = sluice.App("audited")

@@ -85,8 +85,8 @@ async def test_bad_submit_is_refused_clearly_and_stores_nothing(
 
 async def test_reading_another_tenants_task_is_not_found(tmp_path: Path) -> None:
     async with running_server(tmp_path, app) as server:
-        other = await server.node.ensure_tenant("other")
-        other_key = await server.node.create_api_key(other.id)
+        other = await server.node.tenants.ensure("other")
+        other_key = await server.node.tenants.create_key(other.id)
         async with httpx.AsyncClient(base_url=server.url) as http:
             mine = await http.post(
                 "/v1/tasks",

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 import sluice
-from sluice.model import AttemptRecord, TenantQuota
+from sluice.contract import TenantQuota
+from sluice.model import AttemptRecord
 from tests.harness import Running, _running_server, database_for, running_worker, wait_for
 
 RATE, BURST, TOTAL = 100.0, 10, 400

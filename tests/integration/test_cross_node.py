@@ -12,11 +12,10 @@ import pytest
 from aiohttp import web
 
 from sluice.config import Settings
-from sluice.engine.admission import TaskSpec
+from sluice.contract import FunctionConfig, HttpTarget, TaskSpec
 from sluice.engine.node import Node
 from sluice.engine.partitions import PART
 from sluice.engine.registry import WorkerConn
-from sluice.model import FunctionConfig, HttpTarget
 from sluice.protocol import RunningTask
 from sluice.store import open_store
 from tests import pg
@@ -63,11 +62,11 @@ async def test_a_timed_out_ask_never_hands_back_another_nodes_target_calls() -> 
             try:
                 for node in (a, b, a):
                     await node.partitions.balance()
-                tenant = await a.ensure_tenant("t")
+                tenant = await a.tenants.ensure("t")
                 target = HttpTarget(url=f"http://127.0.0.1:{port}/")
                 for node in (a, b):
-                    await node.register_functions(tenant.id, [FunctionConfig("f", target=target)])
-                await a.submit(tenant.id, [TaskSpec("f") for _ in range(20)])
+                    await node.functions.register(tenant.id, [FunctionConfig("f", target=target)])
+                await a.intake.submit(tenant.id, [TaskSpec("f") for _ in range(20)])
                 # The ghost's partition keeps the rest; each call takes 3 s, past the
                 # 2 s within which an ask must be answered.
                 await wait_for(lambda: len(calls) >= 15, timeout=20)
@@ -88,8 +87,8 @@ async def test_a_pool_limit_holds_across_workers_and_frees_handed_back_room(
     node = Node(settings)
     await node.start()
     try:
-        tenant = await node.ensure_tenant("t")
-        await node.register_functions(tenant.id, [FunctionConfig(name="f")])
+        tenant = await node.tenants.ensure("t")
+        await node.functions.register(tenant.id, [FunctionConfig(name="f")])
         node.adaptive.start((tenant.id, "f"), initial=3)  # as its first throttle would
 
         async def send(_frame: bytes) -> None:
@@ -97,14 +96,14 @@ async def test_a_pool_limit_holds_across_workers_and_frees_handed_back_room(
 
         conns = [WorkerConn(tenant.id, f"w{i}", 10, ("f",), send, node.clock.now())
                  for i in range(5)]  # fmt: skip
-        await node.submit(tenant.id, [TaskSpec("f") for _ in range(50)])
+        await node.intake.submit(tenant.id, [TaskSpec("f") for _ in range(50)])
         for conn in conns:
             node.registry.add(conn)
-        node.dispatcher.wake()
+        node.queues.wake()
         await wait_for(lambda: sum(len(c.inflight) for c in conns) >= 3)
         for _ in range(3):  # more rounds, every worker with free slots: none goes past L
             done = node.dispatcher.rounds
-            node.dispatcher.wake()
+            node.queues.wake()
             await wait_for(lambda done=done: node.dispatcher.rounds > done)  # type: ignore[misc]
         assert sum(len(c.inflight) for c in conns) == 3
         # Handed back (a drain): the room comes back without an answer for those tasks.

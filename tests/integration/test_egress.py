@@ -23,10 +23,10 @@ from aiohappyeyeballs import AddrInfoType
 
 import sluice
 from sluice.client import AsyncClient
+from sluice.contract import FunctionConfig, HttpTarget, RetryPolicy
 from sluice.engine import egress
 from sluice.engine.egress import EgressPolicy, EgressRefused, GuardedResolver
 from sluice.engine.targets import new_secret
-from sluice.model import FunctionConfig, HttpTarget, RetryPolicy
 from tests.harness import _running_server, database_for, running_server, wait_for
 
 app = sluice.App("egress")  # no worker functions: every function is an HTTP target
@@ -251,7 +251,7 @@ async def test_loopback_targets_are_refused_when_set(
             error = put.json()["error"]
             assert error["code"] == "target_not_allowed", (host, error)
             assert canonical in error["message"], (host, error)
-        assert await srv.node.functions(srv.tenant_id) == {}
+        assert await srv.node.functions.of(srv.tenant_id) == {}
     assert listener.accepted == 0
 
 
@@ -275,7 +275,7 @@ async def test_stored_loopback_targets_go_dead_unreached_once_loopback_is_withdr
         # Stored while loopback was allowed (straight into the store: 0.0.0.0 and [::]
         # would not pass even then); the control shows the listener was reachable.
         async with _running_server(database, app, targets_allow_loopback=True) as srv:
-            await srv.node.register_functions(srv.tenant_id, [*configs, control])
+            await srv.node.functions.register(srv.tenant_id, [*configs, control])
             async with AsyncClient(srv.url, srv.api_key) as c:
                 task = await c.submit({"function": "control", "args": []})
                 assert (await c.wait(task.id, timeout=10)).state == "dead"

@@ -123,8 +123,8 @@ async def test_malformed_subscriptions_and_events_are_refused(
 
 async def test_another_tenants_events_and_subscriptions_stay_apart(tmp_path: Path) -> None:
     async with running_server(tmp_path, app) as server:
-        other = await server.node.ensure_tenant("outsider")
-        theirs = auth(await server.node.create_api_key(other.id))
+        other = await server.node.tenants.ensure("outsider")
+        theirs = auth(await server.node.tenants.create_key(other.id))
         async with httpx.AsyncClient(base_url=server.url) as http:
             made = await http.put(
                 "/v1/subscriptions/mine", json={"topic": "t", "function": "audit"},

@@ -11,7 +11,8 @@ import pytest
 
 import sluice
 from sluice.client import AsyncClient
-from sluice.model import SHARED, TenantQuota
+from sluice.contract import TenantQuota
+from sluice.model import SHARED
 from tests.harness import Running, running_server, running_worker, wait_for
 
 POOL_KEY = "pool-secret-for-tests"
@@ -29,16 +30,16 @@ async def server(tmp_path: Path, backend: str):
     starts.clear()
     async with running_server(tmp_path, app, backend, pool_key=POOL_KEY) as running:
         # The pool's functions, as a shared worker's hello registers them.
-        await running.node.register_functions(SHARED, [t.config for t in app.tasks.values()])
+        await running.node.functions.register(SHARED, [t.config for t in app.tasks.values()])
         yield running
 
 
 async def tenant_client(server: Running, name: str, weight: float = 1.0) -> AsyncClient:
     node = server.node
-    tenant = await node.ensure_tenant(name)
+    tenant = await node.tenants.ensure(name)
     if weight != 1.0:
         await node.quotas.set(tenant.id, TenantQuota(weight=weight))
-    return AsyncClient(server.url, await node.create_api_key(tenant.id))
+    return AsyncClient(server.url, await node.tenants.create_key(tenant.id))
 
 
 def calls(tenant: str, n: int) -> list[dict[str, object]]:

@@ -141,7 +141,7 @@ async def test_a_task_is_posted_signed_and_its_answer_is_the_result(server: Runn
                 read.pop(field)
             again = await http.put("/v1/functions/echo", json=read, headers=headers_)
             assert again.status_code == 200 and again.json()["target"]["secret"] is None
-        stored = (await server.node.functions(server.tenant_id))["echo"]
+        stored = (await server.node.functions.of(server.tenant_id))["echo"]
         assert stored.target is not None and stored.target.secret == secret
         assert stored.priority == 8
 

@@ -24,10 +24,10 @@ async def test_every_timer_runs_on_an_idle_node(tmp_path: Path, backend: str) ->
             node.backpressure.policy.started -= node.settings.backpressure_interval_s
             await node.backpressure.tick()
             await node.fairness.sync()
-            await node.timers.promote_once()
-            await node.timers.reap_once()
-            await node.timers.renew_once()
-            await node.timers.purge_once()
+            await node.delays.promote_once()
+            await node.reaper.reap_once()
+            await node.reaper.renew_once()
+            await node.retention.purge_once()
             await node.schedules.tick()
         assert node.backpressure.backlog == 0 and not node.backpressure.policy.overloaded
         assert node.backpressure.policy.refuse_all == 0.0

@@ -10,6 +10,7 @@ import time
 import asyncpg
 import pytest
 
+from sluice.clock import SystemClock
 from sluice.config import Settings
 from sluice.engine import timers
 from sluice.engine.node import Node
@@ -23,7 +24,7 @@ SKEW_S = 10.0
 TTL_S = 1.0  # partition and timers leases: a few lifetimes pass in a few seconds
 
 
-class FastClock:
+class FastClock(SystemClock):
     """A node's clock running SKEW_S ahead of everyone else's."""
 
     def now(self) -> float:

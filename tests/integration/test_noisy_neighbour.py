@@ -49,7 +49,7 @@ async def server(tmp_path: Path, backend: str):
         tmp_path, app, backend, pool_key=POOL_KEY, overload_s=2.0, overload_min_backlog=200,
         backpressure_interval_s=1.0,
     ) as srv:  # fmt: skip
-        await srv.node.register_functions(SHARED, [t.config for t in app.tasks.values()])
+        await srv.node.functions.register(SHARED, [t.config for t in app.tasks.values()])
         yield srv
 
 
@@ -105,9 +105,9 @@ async def test_a_flooding_tenant_is_throttled_and_the_others_are_not(
     node = server.node
     keys = {}
     for name in ("a", "b", "c"):
-        tenant = await node.ensure_tenant(name)
-        keys[name] = await node.create_api_key(tenant.id)
-    a_id = (await node.ensure_tenant("a")).id
+        tenant = await node.tenants.ensure(name)
+        keys[name] = await node.tenants.create_key(tenant.id)
+    a_id = (await node.tenants.ensure("a")).id
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SLUICE_URL": server.url,
            "SLUICE_API_KEY": POOL_KEY}  # fmt: skip
     worker = [sys.executable, "-m", "sluice", "worker", "tests.integration.noisy_app:app",

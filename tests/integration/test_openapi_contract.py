@@ -52,7 +52,7 @@ def boom() -> None:
 
 
 ADMIN_KEY = "sk_admin_contract-test-only"
-ADMIN_PATHS = "/v1/tenants"  # the admin surface: it answers the admin key, 404 to others
+ADMIN_PATHS = ("/v1/tenants", "/metrics")  # the admin surface: the admin key, 404 to others
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -130,9 +130,9 @@ async def _seed(server: Running, http: httpx.AsyncClient, round_: int) -> Seeds:
     response = await http.post(f"/v1/tasks/{cancelled}/cancel")
     assert response.status_code == 200, response.text
     # A spare tenant, so that revoking its key never locks this test out.
-    spare = await server.node.create_tenant(f"spare-{round_}")
-    await server.node.create_api_key(spare.id)
-    (key,) = await server.node.store.list_api_keys(spare.id)
+    spare = await server.node.tenants.create(f"spare-{round_}")
+    await server.node.tenants.create_key(spare.id)
+    (key,) = await server.node.tenants.keys(spare.id)
     return Seeds([succeeded, dead, cancelled], scheduled, spare.id, key.id)
 
 

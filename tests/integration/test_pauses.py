@@ -13,10 +13,8 @@ import pytest
 import sluice
 from sluice.clock import FakeClock
 from sluice.config import Settings
-from sluice.engine.admission import TaskSpec
+from sluice.contract import FunctionConfig, Selector, TaskSpec
 from sluice.engine.node import Node
-from sluice.model import FunctionConfig
-from sluice.selector import Selector
 from sluice.store import ClaimRequest
 from tests.harness import database_for, running_server, running_worker, wait_for
 
@@ -147,8 +145,8 @@ async def test_pauses_survive_a_restart_and_stay_with_their_tenant(tmp_path: Pat
         async with httpx.AsyncClient(base_url=second.url, headers=headers) as http:
             held = await http.post("/v1/tasks", json={"function": "email", "args": [1]})
             assert held.json()["state"] == "paused"
-            other = await second.node.ensure_tenant("outsider")
-            theirs = auth(await second.node.create_api_key(other.id))
+            other = await second.node.tenants.ensure("outsider")
+            theirs = auth(await second.node.tenants.create_key(other.id))
             assert (await http.get("/v1/pauses", headers=theirs)).json()["pauses"] == []
             pause_id = made.json()["id"]
             gone = await http.delete(f"/v1/pauses/{pause_id}", headers=theirs)
@@ -165,18 +163,18 @@ async def test_a_task_whose_lease_is_lost_under_a_pause_is_held_not_requeued(
         await node.store.open()
         try:
             node.accepting = True  # the store is open; the loops are not needed here
-            tenant = (await node.ensure_tenant("pauses")).id
-            await node.register_functions(tenant, [FunctionConfig(name="report")])
-            (made,) = await node.submit(tenant, [TaskSpec(function="report")])
+            tenant = (await node.tenants.ensure("pauses")).id
+            await node.functions.register(tenant, [FunctionConfig(name="report")])
+            (made,) = await node.intake.submit(tenant, [TaskSpec(function="report")])
             request = ClaimRequest(tenant_id=tenant, worker="gone", functions=("report",), limit=1)
             (claimed,) = await node.store.claim_tasks([request], clock.now(), 30.0)
             assert [t.id for t in claimed] == [made.id]
             await node.pauses.pause(tenant, Selector(function=["report"]))
 
             clock.advance(31)  # the worker vanished: its lease runs out
-            assert await node.timers.reap_once() == 1
+            assert await node.reaper.reap_once() == 1
 
-            assert (await node.get_task(tenant, made.id)).state == "paused"
+            assert (await node.tasks.get(tenant, made.id)).state == "paused"
         finally:
             await node.pauses.stop()
             await node.store.close()

@@ -51,9 +51,9 @@ async def test_a_tenant_past_its_queue_quota_gets_429_until_its_tasks_run(server
         assert refused.json()["error"]["field"] == "tasks"
         assert server.count() == 50  # nothing of the refused submit was stored
 
-        other = await server.node.ensure_tenant("neighbour")
-        await server.node.register_functions(other.id, [app.tasks["job"].config])
-        theirs = auth(await server.node.create_api_key(other.id))
+        other = await server.node.tenants.ensure("neighbour")
+        await server.node.functions.register(other.id, [app.tasks["job"].config])
+        theirs = auth(await server.node.tenants.create_key(other.id))
         fine = await http.post("/v1/tasks", json={"function": "job", "args": [1]}, headers=theirs)
         assert fine.status_code == 201  # another tenant's quota is not this one's
 

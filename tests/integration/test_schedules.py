@@ -14,9 +14,8 @@ import pytest
 import sluice
 from sluice.clock import FakeClock
 from sluice.config import Settings
+from sluice.contract import FunctionConfig, ScheduleSpec, Selector
 from sluice.engine.node import Node
-from sluice.model import FunctionConfig, ScheduleSpec
-from sluice.selector import Selector
 from tests.harness import database_for, running_server, running_worker, wait_for
 
 app = sluice.App("cron")
@@ -50,7 +49,7 @@ async def test_an_every_second_schedule_fires_runs_pauses_resumes_and_goes(serve
         assert made.json()["next_fire_at"] > made.json()["created_at"]
 
         await wait_for(lambda: server.count("state = 'succeeded'") >= 2, timeout=10)
-        tasks = await server.node.list_tasks(server.tenant_id, Selector(), "", 100)
+        tasks = await server.node.tasks.find(server.tenant_id, Selector(), "", 100)
         assert {t.function for t in tasks} == {"beat"}
         assert all(t.key and t.key.startswith("sluice:cron:heartbeat:") for t in tasks)
         assert len({t.key for t in tasks}) == len(tasks)  # one task per fire time
@@ -116,8 +115,8 @@ async def test_a_malformed_schedule_is_refused_and_nothing_is_stored(
 
 async def test_another_tenant_cannot_see_or_touch_a_schedule(tmp_path: Path) -> None:
     async with running_server(tmp_path, app) as server:
-        other = await server.node.ensure_tenant("outsider")
-        key = await server.node.create_api_key(other.id)
+        other = await server.node.tenants.ensure("outsider")
+        key = await server.node.tenants.create_key(other.id)
         async with httpx.AsyncClient(base_url=server.url) as http:
             made = await http.put(
                 "/v1/schedules/mine", json={"function": "beat", "cron": "0 3 * * *"},
@@ -149,8 +148,8 @@ async def test_three_nodes_firing_at_once_make_one_task_per_fire_time(
         for node in nodes:
             await node.store.open()
         try:
-            tenant = await nodes[0].ensure_tenant("cron")
-            await nodes[0].register_functions(tenant.id, [FunctionConfig(name="beat")])
+            tenant = await nodes[0].tenants.ensure("cron")
+            await nodes[0].functions.register(tenant.id, [FunctionConfig(name="beat")])
             spec = ScheduleSpec(function="beat", cron="* * * * *")
             await nodes[0].schedules.put(tenant.id, "minutely", spec)
 
@@ -158,7 +157,7 @@ async def test_three_nodes_firing_at_once_make_one_task_per_fire_time(
                 clock.advance(60)
                 await asyncio.gather(*(n.schedules.tick() for n in nodes))
 
-            tasks = await nodes[1].list_tasks(tenant.id, Selector(), "", 100)
+            tasks = await nodes[1].tasks.find(tenant.id, Selector(), "", 100)
             keys = sorted(t.key or "" for t in tasks)
             assert keys == [f"sluice:cron:minutely:{1_800_000_000 + 60 * i}" for i in range(1, 6)]
             (row,) = await nodes[2].store.list_schedules(tenant.id)
@@ -176,8 +175,8 @@ async def test_a_new_expression_starts_from_now_and_a_paused_schedule_stays_quie
         node = Node(Settings.from_env({}, database=database), clock=clock)
         await node.store.open()
         try:
-            tenant = (await node.ensure_tenant("cron")).id
-            await node.register_functions(tenant, [FunctionConfig(name="beat")])
+            tenant = (await node.tenants.ensure("cron")).id
+            await node.functions.register(tenant, [FunctionConfig(name="beat")])
             daily = ScheduleSpec(function="beat", cron="0 3 * * *", max_catchup_s=86_400)
             await node.schedules.put(tenant, "job", daily)
             clock.advance(12 * 3600)

@@ -114,8 +114,8 @@ async def test_a_bad_selector_is_refused_with_the_field_at_fault(server) -> None
 
 async def test_another_tenant_sees_and_touches_none_of_it(server) -> None:
     mine = await call(server.client.submit, {"function": "job", "args": [1], "tags": ["t"]})
-    other_tenant = await server.node.ensure_tenant("intruder")
-    key = await server.node.create_api_key(other_tenant.id)
+    other_tenant = await server.node.tenants.ensure("intruder")
+    key = await server.node.tenants.create_key(other_tenant.id)
     with sluice.Client(server.url, key) as intruder:
         assert await call(lambda: list(intruder.tasks())) == []
         assert await call(intruder.cancel_where, tags=["t"]) == 0
@@ -162,8 +162,8 @@ async def test_a_bulk_verb_over_100k_tasks_counts_them_all_and_never_blocks_the_
 
 async def test_another_tenant_cannot_stream_list_or_configure_this_one(server) -> None:
     mine = await call(server.client.submit, {"function": "job", "args": [1]})
-    other_tenant = await server.node.ensure_tenant("outsider")
-    key = await server.node.create_api_key(other_tenant.id)
+    other_tenant = await server.node.tenants.ensure("outsider")
+    key = await server.node.tenants.create_key(other_tenant.id)
     headers = {"authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
         events = await http.get(f"/v1/tasks/{mine.id}/events")

@@ -47,8 +47,8 @@ async def hold_partition(database: str, partition: int, ttl_s: float) -> None:
 
 async def submit(server: Running, name: str, n: int, first: int = 0) -> AsyncClient:
     node = server.node
-    tenant = await node.ensure_tenant(name)
-    client = AsyncClient(server.url, await node.create_api_key(tenant.id))
+    tenant = await node.tenants.ensure(name)
+    client = AsyncClient(server.url, await node.tenants.create_key(tenant.id))
     await client.submit_many([{"function": "work", "args": [name, first + i]} for i in range(n)])
     return client
 
@@ -74,7 +74,7 @@ async def test_a_stalled_partition_hurts_only_the_tenants_mapped_to_it(
         await hold_partition(database, STALLED, ttl_s=3600)
         async with _running_server(database, app, pool_key=POOL_KEY) as server:
             node = server.node
-            await node.register_functions(SHARED, [t.config for t in app.tasks.values()])
+            await node.functions.register(SHARED, [t.config for t in app.tasks.values()])
             assert STALLED not in node.partitions.owned
             assert node.partitions.owners[STALLED] == "ghost"
             names = [f"tenant-{i:03}" for i in range(TENANTS)]

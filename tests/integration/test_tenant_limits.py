@@ -15,7 +15,8 @@ import pytest
 
 import sluice
 from sluice.client import AsyncClient
-from sluice.model import SHARED, TenantQuota
+from sluice.contract import TenantQuota
+from sluice.model import SHARED
 from tests.harness import Running, running_server, running_worker, wait_for
 
 POOL_KEY = "pool-secret-for-tests"
@@ -46,15 +47,15 @@ async def server(tmp_path: Path, backend: str):
     for state in (starts, running, most):
         state.clear()
     async with running_server(tmp_path, app, backend, pool_key=POOL_KEY) as srv:
-        await srv.node.register_functions(SHARED, [t.config for t in app.tasks.values()])
+        await srv.node.functions.register(SHARED, [t.config for t in app.tasks.values()])
         yield srv
 
 
 async def client_for(server: Running, name: str, quota: TenantQuota | None) -> AsyncClient:
-    tenant = await server.node.ensure_tenant(name)
+    tenant = await server.node.tenants.ensure(name)
     if quota is not None:
         await server.node.quotas.set(tenant.id, quota)
-    return AsyncClient(server.url, await server.node.create_api_key(tenant.id))
+    return AsyncClient(server.url, await server.node.tenants.create_key(tenant.id))
 
 
 def calls(tenant: str, n: int, hold_s: float = 0.0, function: str = "one") -> list[dict]:

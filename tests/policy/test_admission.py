@@ -7,12 +7,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from sluice.api.routes import _decode as decode
-from sluice.api.routes import decoder
+from sluice.api.route import decode, decoder
 from sluice.config import Settings
-from sluice.engine.admission import TaskSpec, build_task
+from sluice.contract import FunctionConfig, RetryPolicy, TaskSpec
+from sluice.engine.admission import build_task
 from sluice.errors import ClientError, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
-from sluice.model import READY, SCHEDULED, FunctionConfig, RetryPolicy
+from sluice.model import READY, SCHEDULED
 
 NOW = 1_700_000_000.0
 SETTINGS = Settings()
@@ -35,8 +35,7 @@ BAD = [
     ("delay and run_at both", {"delay": 5, "run_at": NOW + 5}, InvalidRequest, "delay"),
     ("negative delay", {"delay": -1}, InvalidRequest, "delay"),
     ("delay past the limit", {"delay": SETTINGS.max_delay_s + 1}, InvalidRequest, "delay"),
-    ("run_at past the limit", {"run_at": NOW + SETTINGS.max_delay_s + 1}, Unprocessable,
-     "run_at"),
+    ("run_at past the limit", {"run_at": NOW + SETTINGS.max_delay_s + 1}, Unprocessable, "run_at"),
     ("priority 10", {"priority": 10}, InvalidRequest, "priority"),
     ("priority -1", {"priority": -1}, InvalidRequest, "priority"),
     ("too many tags", {"tags": ["t"] * (SETTINGS.max_tags + 1)}, InvalidRequest, "tags"),

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sluice.model import DEAD, READY, SCHEDULED, RetryPolicy
+from sluice.contract import RetryPolicy
+from sluice.model import DEAD, READY, SCHEDULED
 from sluice.policy.backoff import backoff_delay, next_after_failure
 
 NOW = 1_700_000_000.0

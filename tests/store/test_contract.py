@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from sluice.contract import FunctionConfig, RetryPolicy
 from sluice.model import (
     DEAD,
     EXPIRED,
@@ -25,9 +26,7 @@ from sluice.model import (
     SUCCEEDED,
     ClaimedTask,
     Finish,
-    FunctionConfig,
     NewTask,
-    RetryPolicy,
     new_task_id,
 )
 from sluice.store import (
@@ -453,13 +452,13 @@ async def test_finish_from_a_wrong_worker_is_stale_and_recorded(store: Store, te
 
     outcomes = await store.finish_attempts([finish(task, worker="w2")], NOW + 3)
     record = await store.get_task(tenant, task.id)
-    events = await store.list_events(tenant, task.id)
+    history = await store.list_history(tenant, task.id)
 
     assert outcomes == [STALE]
     assert record is not None
     assert (record.state, record.lease_owner) == (RUNNING, "w1")
     assert await store.list_attempts(tenant, task.id) == []
-    assert [(e.kind, e.at, e.detail) for e in events] == [
+    assert [(e.kind, e.at, e.detail) for e in history] == [
         ("stale_result", NOW + 3, "attempt 1 by w2")
     ]
 
@@ -473,13 +472,13 @@ async def test_finish_for_an_old_attempt_is_stale_and_recorded(store: Store, ten
 
     outcomes = await store.finish_attempts([finish(second, attempt=1, worker="w2")], NOW + 5)
     record = await store.get_task(tenant, second.id)
-    events = await store.list_events(tenant, second.id)
+    history = await store.list_history(tenant, second.id)
 
     assert second.attempt == 2
     assert outcomes == [STALE]
     assert record is not None
     assert (record.state, record.attempt, record.lease_owner) == (RUNNING, 2, "w2")
-    assert [(e.kind, e.detail) for e in events] == [("stale_result", "attempt 1 by w2")]
+    assert [(e.kind, e.detail) for e in history] == [("stale_result", "attempt 1 by w2")]
 
 
 async def test_late_result_of_a_lost_attempt_is_stale_not_duplicate(
@@ -491,11 +490,11 @@ async def test_late_result_of_a_lost_attempt_is_stale_not_duplicate(
     (second,) = await claim(store, tenant, worker="w2", now=NOW + LEASE_S + 2)
 
     late = await store.finish_attempts([finish(first, worker="w1")], NOW + LEASE_S + 3)
-    events = await store.list_events(tenant, first.id)
+    history = await store.list_history(tenant, first.id)
 
     assert second.attempt == 2
     assert late == [STALE]
-    assert [e.kind for e in events] == ["lease_lost", "stale_result"]
+    assert [e.kind for e in history] == ["lease_lost", "stale_result"]
     assert await state_of(store, tenant, first.id) == RUNNING
 
 
@@ -516,7 +515,7 @@ async def test_a_batch_of_finishes_commits_together_and_sorts_out_a_stale_one(
         assert record is not None
         assert (record.state, record.result) == (SUCCEEDED, result)
         assert [x.outcome for x in await store.list_attempts(tenant, task.id)] == ["succeeded"]
-    assert [e.kind for e in await store.list_events(tenant, a.id)] == ["stale_result"]
+    assert [e.kind for e in await store.list_history(tenant, a.id)] == ["stale_result"]
 
 
 async def test_same_result_sent_twice_is_duplicate(store: Store, tenant: str) -> None:
@@ -529,7 +528,7 @@ async def test_same_result_sent_twice_is_duplicate(store: Store, tenant: str) ->
 
     assert (first, again) == ([ACCEPTED], [DUPLICATE])
     assert len(await store.list_attempts(tenant, task.id)) == 1
-    assert await store.list_events(tenant, task.id) == []
+    assert await store.list_history(tenant, task.id) == []
     assert await state_of(store, tenant, task.id) == SUCCEEDED
 
 
@@ -649,7 +648,7 @@ async def test_reap_leases_puts_an_expired_lease_back_to_ready(store: Store, ten
     reaped = await store.reap_leases(NOW + LEASE_S + 1, 100)
     record = await store.get_task(tenant, task.id)
     (attempt,) = await store.list_attempts(tenant, task.id)
-    events = await store.list_events(tenant, task.id)
+    history = await store.list_history(tenant, task.id)
 
     assert early == []
     assert reaped == [Reaped(tenant_id=tenant, task_id=task.id, state=READY)]
@@ -662,7 +661,7 @@ async def test_reap_leases_puts_an_expired_lease_back_to_ready(store: Store, ten
     )
     assert (attempt.attempt, attempt.worker, attempt.outcome) == (1, "w1", "lost")
     assert attempt.finished_at == NOW + LEASE_S + 1
-    assert [(e.kind, e.detail) for e in events] == [("lease_lost", "w1")]
+    assert [(e.kind, e.detail) for e in history] == [("lease_lost", "w1")]
     assert await store.reap_leases(NOW + LEASE_S + 1, 100) == []
     (again,) = await claim(store, tenant, worker="w2", now=NOW + LEASE_S + 2)
     assert again.attempt == 2
@@ -736,7 +735,7 @@ async def test_expire_tasks_expires_waiting_tasks_past_their_deadline(
     }
     assert record is not None
     assert record.finished_at == NOW + 10
-    assert [e.kind for e in await store.list_events(tenant, ready.id)] == ["expired"]
+    assert [e.kind for e in await store.list_history(tenant, ready.id)] == ["expired"]
     assert await store.expire_tasks(NOW + 10, 100) == []
 
 
@@ -757,7 +756,7 @@ async def test_a_task_that_started_is_not_expired_and_its_retry_still_runs(
 
 
 async def lose_a_lease(store: Store, tenant: str) -> str:
-    """A task with history: one lost attempt and a lease_lost event."""
+    """A task with history: one lost attempt and its lease_lost entry."""
     (task_id,) = await submit(store, tenant, new_task())
     await claim(store, tenant)
     assert len(await store.reap_leases(NOW + LEASE_S + 1, 100)) == 1
@@ -790,13 +789,13 @@ async def test_list_attempts_hides_other_tenants_attempts(
     assert len(await store.list_attempts(tenant, task_id)) == 1
 
 
-async def test_list_events_hides_other_tenants_events(
+async def test_list_history_hides_other_tenants_history(
     store: Store, tenant: str, other: str
 ) -> None:
     task_id = await lose_a_lease(store, tenant)
 
-    assert await store.list_events(other, task_id) == []
-    assert len(await store.list_events(tenant, task_id)) == 1
+    assert await store.list_history(other, task_id) == []
+    assert len(await store.list_history(tenant, task_id)) == 1
 
 
 async def test_claim_tasks_takes_only_the_requesting_tenants_tasks(
@@ -840,7 +839,7 @@ async def test_finish_from_another_tenant_leaves_the_task_alone(
     assert outcomes == [STALE]
     assert await state_of(store, tenant, task.id) == RUNNING
     assert await store.list_attempts(tenant, task.id) == []
-    assert await store.list_events(tenant, task.id) == []
+    assert await store.list_history(tenant, task.id) == []
 
 
 # -- SQLite: the writer group-commits ----------------------------------------------

@@ -11,6 +11,15 @@ import hashlib
 import msgspec
 import pytest
 
+from sluice.contract import (
+    ApiKey,
+    DeadSelector,
+    DeadTask,
+    RetryPolicy,
+    Selector,
+    TaskSummary,
+    Tenant,
+)
 from sluice.model import (
     CANCELLED,
     DEAD,
@@ -20,14 +29,10 @@ from sluice.model import (
     RUNNING,
     SCHEDULED,
     SUCCEEDED,
-    ApiKey,
     NewTask,
-    RetryPolicy,
-    Tenant,
     new_task_id,
 )
-from sluice.selector import Selector, TaskSummary
-from sluice.store import ACCEPTED, DUPLICATE, STALE, Cancelled, DeadSelector, DeadTask, Store
+from sluice.store import ACCEPTED, DUPLICATE, STALE, Cancelled, Store
 from tests.store.test_contract import (
     FN,
     LEASE_S,
@@ -188,7 +193,7 @@ async def test_cancel_tasks_cancels_scheduled_ready_and_running_tasks(
     assert (attempt.attempt, attempt.worker, attempt.outcome) == (1, "w1", "cancelled")
     assert attempt.finished_at == NOW + 5
     for task_id in ids:
-        assert [e.kind for e in await store.list_events(tenant, task_id)] == ["cancelled"]
+        assert [e.kind for e in await store.list_history(tenant, task_id)] == ["cancelled"]
     # Nothing of them runs again: not claimed, not reaped, not promoted, not leased.
     assert await claim(store, tenant, now=NOW + 61) == []
     assert await store.reap_leases(NOW + LEASE_S + 1, 100) == []
@@ -218,8 +223,8 @@ async def test_cancel_tasks_leaves_ended_tasks_alone(store: Store, tenant: str) 
     done_record = await store.get_task(tenant, done)
     assert done_record is not None
     assert done_record.finished_at == NOW + 2  # the attempt's end, not the cancel's
-    assert [e.kind for e in await store.list_events(tenant, cancelled)] == ["cancelled"]
-    assert await store.list_events(tenant, done) == []
+    assert [e.kind for e in await store.list_history(tenant, cancelled)] == ["cancelled"]
+    assert await store.list_history(tenant, done) == []
 
 
 @pytest.mark.parametrize(
@@ -261,7 +266,7 @@ async def test_cancel_tasks_leaves_other_tenants_tasks_alone(
     }
     assert await store.leased_to(tenant, "w1") == [(running, 1, NOW)]
     assert await store.list_attempts(tenant, running) == []
-    assert await store.list_events(tenant, ready) == []
+    assert await store.list_history(tenant, ready) == []
 
 
 # -- list -------------------------------------------------------------------------
@@ -377,7 +382,7 @@ async def test_list_tasks_hides_other_tenants_tasks(store: Store, tenant: str, o
 async def test_delete_tasks_deletes_tasks_that_are_not_running_with_their_history(
     store: Store, tenant: str
 ) -> None:
-    # A ready task with history: one lost attempt and a lease_lost event.
+    # A ready task with history: one lost attempt and its lease_lost entry.
     (history,) = await submit(store, tenant, new_task())
     await claim(store, tenant)
     assert len(await store.reap_leases(NOW + LEASE_S + 1, 100)) == 1
@@ -394,7 +399,7 @@ async def test_delete_tasks_deletes_tasks_that_are_not_running_with_their_histor
     for task_id in deleted:
         assert await store.get_task(tenant, task_id) is None
         assert await store.list_attempts(tenant, task_id) == []
-        assert await store.list_events(tenant, task_id) == []
+        assert await store.list_history(tenant, task_id) == []
     assert await store.get_task_states(tenant, ids) == {running: RUNNING}
     assert await store.leased_to(tenant, "w2") == [(running, 1, NOW)]
     assert await store.list_dead(tenant, DeadSelector(), "", 10) == []
@@ -488,7 +493,7 @@ async def test_retry_dead_makes_a_dead_task_ready_with_a_new_allowance(
         None,
     )
     assert await store.list_dead(tenant, DeadSelector(), "", 10) == []
-    assert [e.kind for e in await store.list_events(tenant, task_id)] == ["retried"]
+    assert [e.kind for e in await store.list_history(tenant, task_id)] == ["retried"]
     # Two more attempts, counted from the retry: the series starts at the retry's time.
     (second,) = await claim(store, tenant, now=NOW + 11)
     assert (second.attempt, second.created_at) == (2, NOW + 10)
@@ -532,7 +537,7 @@ async def test_retry_dead_leaves_other_tenants_dead_tasks_alone(
     assert await store.retry_dead(other, [task_id], {FN: 3}, NOW + 10) == []
 
     assert await state_of(store, tenant, task_id) == DEAD
-    assert await store.list_events(tenant, task_id) == []
+    assert await store.list_history(tenant, task_id) == []
 
 
 # -- leases held by a worker ------------------------------------------------------
@@ -576,7 +581,7 @@ async def test_release_tasks_hands_back_without_using_up_an_attempt(
     assert (record.state, record.lease_owner, record.lease_until) == (READY, None, None)
     assert await store.leased_to(tenant, "w1") == []
     assert await store.reap_leases(NOW + 4 + LEASE_S + 1, 100) == []
-    assert [e.kind for e in await store.list_events(tenant, task_id)] == ["handed_back"]
+    assert [e.kind for e in await store.list_history(tenant, task_id)] == ["handed_back"]
     # The next claim runs the same attempt number again, and that one may still fail.
     (again,) = await claim(store, tenant, worker="w2", now=NOW + 6)
     assert (again.id, again.attempt) == (task_id, 2)
@@ -603,7 +608,7 @@ async def test_release_tasks_ignores_a_wrong_worker_attempt_dispatch_or_tenant(
     assert record is not None
     assert (record.state, record.attempt, record.lease_owner) == (RUNNING, 1, "w1")
     assert await state_of(store, tenant, done) == SUCCEEDED
-    assert await store.list_events(tenant, task_id) == []
+    assert await store.list_history(tenant, task_id) == []
 
 
 async def test_a_late_hand_back_never_releases_a_newer_claim_of_the_same_attempt(
@@ -623,7 +628,7 @@ async def test_a_late_hand_back_never_releases_a_newer_claim_of_the_same_attempt
     assert record is not None
     assert (record.state, record.attempt, record.lease_owner) == (RUNNING, 1, "w1")
     assert record.dispatched_at == NOW + 3
-    assert [e.kind for e in await store.list_events(tenant, task_id)] == ["handed_back"]
+    assert [e.kind for e in await store.list_history(tenant, task_id)] == ["handed_back"]
     assert await store.leased_to(tenant, "w1") == [(task_id, 1, NOW + 3)]
 
 

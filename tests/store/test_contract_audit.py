@@ -4,7 +4,7 @@ admin sees every tenant's and the cluster-wide ones), and purged by age."""
 
 from __future__ import annotations
 
-from sluice.model import AuditEntry
+from sluice.contract import AuditEntry
 from sluice.store import Store
 from tests.store.test_contract import NOW
 

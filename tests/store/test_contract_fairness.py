@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import msgspec
 
-from sluice.model import SHARED, FunctionConfig
+from sluice.contract import FunctionConfig
+from sluice.model import SHARED
 from sluice.store import ClaimRequest, LeaseRenewal, Limit, Store
 from tests.store.test_contract import FN, LEASE_S, NOW, new_task, scheduled_task, submit
 
@@ -57,8 +58,8 @@ async def test_pool_leases_renew_release_and_reconcile_across_tenants(store: Sto
     released = await store.release_tasks(SHARED, POOL, held, NOW)
     assert sorted(released) == ids
     for t in claimed:  # the hand-back is in each task's own tenant's timeline
-        events = await store.list_events(t.tenant_id, t.id)
-        assert [e.kind for e in events][-1] == "handed_back"
+        history = await store.list_history(t.tenant_id, t.id)
+        assert [e.kind for e in history][-1] == "handed_back"
 
 
 async def test_promotion_returns_what_retag_needs_and_retag_orders_the_claim(store: Store) -> None:

@@ -3,7 +3,7 @@ existed is left out of the tenant's functions, never breaking the others."""
 
 from __future__ import annotations
 
-from sluice.model import FunctionConfig
+from sluice.contract import FunctionConfig
 from sluice.store import Store
 
 NOW = 1_700_000_000.0

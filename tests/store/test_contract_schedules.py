@@ -8,8 +8,8 @@ import asyncio
 import msgspec
 import pytest
 
+from sluice.contract import Selector
 from sluice.model import NewTask, new_task_id
-from sluice.selector import Selector
 from sluice.store import Store
 from tests.store.test_contract import NOW, PAYLOAD
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.model import FunctionConfig
+from sluice.contract import FunctionConfig
 from sluice.store.sqlite import SQLiteStore
 from tests.store.test_contract import NOW
 

@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from sluice.store.postgres import migrate
-from sluice.store.postgres.queries import MIGRATIONS, Q
+from sluice.store.postgres.queries import Q
+from sluice.store.postgres.schema import MIGRATIONS
 from sluice.store.sqlite import SQLiteStore
 from tests import pg
 

@@ -1,4 +1,4 @@
-"""Retention: ended tasks are purged after their time, with their attempts and events,
+"""Retention: ended tasks are purged after their time, with their attempts and history,
 and their keys are free again."""
 
 from __future__ import annotations

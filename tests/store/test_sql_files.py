@@ -1,5 +1,6 @@
-"""The SQL files: named queries match their callers, migrations build the schema, and
-the hot claim query is served by its partial index."""
+"""The SQL files: one file of named blocks per noun and dialect, beside the module that
+runs them; both dialects have the same files and the same names in each; every name is
+used; migrations build the schema, and the hot claim query is served by its partial index."""
 
 from __future__ import annotations
 
@@ -10,18 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from sluice.store.sqlfile import load_migrations, load_queries
+from sluice.store.sqlfile import load_migrations, load_queries, load_query_files
 from sluice.store.sqlite import SQLiteStore
+from sluice.store.sqlite.queries import Q as SQLITE_QUERIES
 
 STORE = Path(__file__).parents[2] / "sluice" / "store"
-# One folder per dialect, each holding queries.sql and the module that runs them.
-DIALECTS = sorted(p.parent.name for p in STORE.glob("*/queries.sql"))
+# One folder per dialect: its modules, a .sql file per noun module, its migrations.
+DIALECTS = sorted(p.parent.name for p in STORE.glob("*/queries.py"))
 REFERENCE = re.compile(r"""\bQ\[["']([a-z_][a-z0-9_]*)["']\]""")
+# A backend's modules that are not a noun of the protocol, so have no .sql file: the
+# composed store, its database (connections, writer, schema) and the query loader.
+NOT_NOUNS = {"__init__", "database", "writer", "schema", "queries", "bus"}
+# Blocks that one dialect needs and the other does not, as (dialect, file, name); the
+# block's comment in its file says why. Nothing else may differ.
+ONLY_IN_ONE_DIALECT = {("postgres", "limits", "lock_limit")}
 TABLES = {
     "audit",
     "tasks",
     "attempts",
-    "events",
+    "events",  # a task's history (history.sql says why the table keeps this name)
     "tenants",
     "api_keys",
     "functions",
@@ -34,14 +42,51 @@ TABLES = {
 }
 
 
+def query_files(dialect: str) -> dict[str, set[str]]:
+    """Each .sql file's stem, with the names of its blocks."""
+    return {f.stem: set(load_queries(f)) for f in sorted((STORE / dialect).glob("*.sql"))}
+
+
 def test_there_are_sqlite_and_postgres_dialects() -> None:
     assert DIALECTS == ["postgres", "sqlite"]
 
 
-def test_both_dialects_define_the_same_query_names() -> None:
-    names = {d: set(load_queries(STORE / d / "queries.sql")) for d in DIALECTS}
+def test_both_dialects_have_the_same_query_files() -> None:
+    files = {d: sorted(query_files(d)) for d in DIALECTS}
 
-    assert names["postgres"] == names["sqlite"]
+    assert files["postgres"] == files["sqlite"]
+    assert "tasks" in files["sqlite"]
+
+
+def test_both_dialects_define_the_same_query_names_in_each_file() -> None:
+    names = {d: query_files(d) for d in DIALECTS}
+    only = {
+        (dialect, stem, name)
+        for dialect in DIALECTS
+        for other in DIALECTS
+        if other != dialect
+        for stem, defined in names[dialect].items()
+        for name in defined - names[other].get(stem, set())
+    }
+
+    assert only == ONLY_IN_ONE_DIALECT
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_each_noun_module_has_its_query_file_and_each_query_file_its_module(
+    dialect: str,
+) -> None:
+    modules = {p.stem for p in (STORE / dialect).glob("*.py")} - NOT_NOUNS
+
+    assert modules == set(query_files(dialect))
+
+
+def test_the_dialect_only_blocks_are_explained_in_their_files() -> None:
+    for dialect, stem, name in ONLY_IN_ONE_DIALECT:
+        text = (STORE / dialect / f"{stem}.sql").read_text()
+        comment = text.split(f"-- name: {name}\n", 1)[1].splitlines()[0]
+
+        assert comment.startswith("-- ") and "only" in comment, (dialect, name, comment)
 
 
 def test_both_dialects_number_their_migrations_without_gaps() -> None:
@@ -52,7 +97,7 @@ def test_both_dialects_number_their_migrations_without_gaps() -> None:
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_every_named_query_is_used_and_every_used_query_exists(dialect: str) -> None:
-    defined = set(load_queries(STORE / dialect / "queries.sql"))
+    defined = set(load_query_files(STORE / dialect))
     used = {
         name
         for module in sorted((STORE / dialect).glob("*.py"))
@@ -79,6 +124,23 @@ def test_load_queries_refuses_a_name_defined_twice(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="'one' defined twice"):
         load_queries(path)
+
+
+def test_load_query_files_merges_the_files_of_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "tasks.sql").write_text("-- name: get_task\nSELECT 1;\n")
+    (tmp_path / "attempts.sql").write_text("-- name: claim_tasks\nSELECT 2;\n")
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001_init.sql").write_text("CREATE TABLE t (id int);")
+
+    assert load_query_files(tmp_path) == {"claim_tasks": "SELECT 2;", "get_task": "SELECT 1;"}
+
+
+def test_load_query_files_refuses_a_name_defined_in_two_files(tmp_path: Path) -> None:
+    (tmp_path / "tasks.sql").write_text("-- name: get_task\nSELECT 1;\n")
+    (tmp_path / "attempts.sql").write_text("-- name: get_task\nSELECT 2;\n")
+
+    with pytest.raises(ValueError, match="'get_task' is defined in another file too"):
+        load_query_files(tmp_path)
 
 
 def test_load_migrations_returns_numbered_files_in_order(tmp_path: Path) -> None:
@@ -148,7 +210,7 @@ async def test_migrating_an_already_migrated_file_changes_nothing(
 
 
 def test_claim_query_plan_uses_the_ready_index(conn: sqlite3.Connection) -> None:
-    claim = load_queries(STORE / "sqlite" / "queries.sql")["claim_tasks"]
+    claim = SQLITE_QUERIES["claim_tasks"]
     params = {
         "tenant_id": "t",
         "worker": "w",

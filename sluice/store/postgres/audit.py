@@ -1,12 +1,12 @@
-"""The PostgreSQL backend's audit log (a part of `PostgresStore`)."""
+"""The audit log in PostgreSQL: administrative and bulk actions, with actor and selector."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...model import AuditEntry
+from ...contract import AuditEntry
+from .database import PostgresDatabase, columns_of
 from .queries import Q
-from .writes import _columns_of
 
 
 def _entry(row: Any) -> AuditEntry:
@@ -17,18 +17,14 @@ def _entry(row: Any) -> AuditEntry:
     )  # fmt: skip
 
 
-class PostgresAudit:
-    @property
-    def pool(self) -> Any:
-        raise NotImplementedError
-
+class PostgresAudit(PostgresDatabase):
     async def record_audit(self, entries: list[AuditEntry]) -> None:
         rows = [
             (e.id, e.tenant_id, e.actor, e.action, e.selector, e.count, e.at, e.detail)
             for e in entries
         ]
         if rows:
-            await self.pool.execute(Q["record_audit"], *_columns_of(rows, 8))
+            await self.pool.execute(Q["record_audit"], *columns_of(rows, 8))
 
     async def list_audit(
         self, tenant_id: str | None, before: str, limit: int, action: str | None = None

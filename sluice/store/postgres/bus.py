@@ -32,6 +32,8 @@ URGENT = frozenset({"ask", "assigned"})
 
 
 class PgBus:
+    local = False  # other nodes end tasks too, and a hint from them may be lost
+
     def __init__(self, dsn: str, node_id: str) -> None:
         self.dsn = dsn
         self.node_id = node_id

@@ -1,8 +1,9 @@
-"""The PostgreSQL backend's limited claims (a part of `PostgresStore`).
+"""Limited claims in PostgreSQL: a claim of one tenant's tasks under concurrency caps and
+rates (store/limits.py decides how many), held cluster-wide.
 
 One transaction per claim: an advisory lock per limit key (taken in key order), so
 nodes claiming under the same limits take turns, count the running tasks, claim, and
-move the rates on: the limits hold cluster-wide.
+move the rates on.
 """
 
 from __future__ import annotations
@@ -12,21 +13,19 @@ from typing import Any
 from ...model import ClaimedTask
 from ..base import ClaimRequest, LimitedClaim
 from ..limits import Limit, after_all, room_all
+from .attempts import fair_order
+from .database import PostgresDatabase
 from .queries import Q
 
 
-class PostgresLimits:
-    @property
-    def fast(self) -> Any:
-        raise NotImplementedError
-
+class PostgresLimits(PostgresDatabase):
     async def claim_limited(
         self, request: ClaimRequest, limits: list[Limit], now: float, lease_s: float
     ) -> LimitedClaim:
         async with self.fast.acquire() as conn, conn.transaction():
             # Every key in one order, so two claims sharing keys cannot deadlock.
             for key in sorted({lim.key for lim in limits}):
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7364))", key)
+                await conn.execute(Q["lock_limit"], key)
             running: list[int | None] = []
             tats: list[float | None] = []
             for lim in limits:
@@ -47,7 +46,7 @@ class PostgresLimits:
                 args = [request.tenant_id, list(request.functions), now, want, request.worker,
                         now + lease_s, parts]  # fmt: skip
                 rows = list(await conn.fetch(Q["claim_tasks"], *args))
-                rows.sort(key=lambda r: (-r[7], r[-1], r[1]))
+                rows.sort(key=fair_order)
             states, next_start = after_all(limits, tats, now, len(rows))
             if rows:
                 for key, tat in states:

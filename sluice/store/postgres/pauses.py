@@ -1,18 +1,14 @@
-"""The PostgreSQL backend's pause rules and held tasks (a part of `PostgresStore`)."""
+"""Pause rules in PostgreSQL, and the tasks they hold (DESIGN §3: a pause is a rule, not
+a state; held tasks wait as `paused`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from ...model import PauseRow, SubscriptionRow
+from ...model import PauseRow
+from .database import PostgresDatabase
 from .queries import Q
 
 
-class PostgresPauses:
-    @property
-    def pool(self) -> Any:
-        raise NotImplementedError
-
+class PostgresPauses(PostgresDatabase):
     async def create_pause(
         self, tenant_id: str, pause_id: str, selector: bytes, now: float
     ) -> None:
@@ -34,34 +30,3 @@ class PostgresPauses:
     ) -> list[tuple[str, str]]:
         rows = await self.pool.fetch(Q["unhold_tasks"], tenant_id, task_ids, now)
         return [(r[0], r[1]) for r in rows]
-
-    # -- event subscriptions (small, so they live beside the pause rules) ----------
-
-    async def put_subscription(
-        self, tenant_id: str, name: str, topic: str, config: bytes, now: float
-    ) -> None:
-        await self.pool.execute(Q["put_subscription"], tenant_id, name, topic, config, now)
-
-    async def list_subscriptions(
-        self, tenant_id: str, topic: str | None = None
-    ) -> list[SubscriptionRow]:
-        rows = await self.pool.fetch(Q["list_subscriptions"], tenant_id, topic)
-        return [SubscriptionRow(n, t, bytes(c), at) for n, t, c, at in rows]
-
-    async def delete_subscription(self, tenant_id: str, name: str) -> bool:
-        return await self.pool.fetchval(Q["delete_subscription"], tenant_id, name) is not None
-
-    # -- quotas ----------------------------------------------------------------------
-
-    async def put_quota(self, tenant_id: str, config: bytes) -> None:
-        await self.pool.execute(Q["put_quota"], tenant_id, config)
-
-    async def list_quotas(self) -> list[tuple[str, bytes]]:
-        return [(r[0], bytes(r[1])) for r in await self.pool.fetch(Q["list_quotas"])]
-
-    async def get_quota(self, tenant_id: str) -> bytes | None:
-        found = await self.pool.fetchval(Q["get_quota"], tenant_id)
-        return None if found is None else bytes(found)
-
-    async def count_queued(self, tenant_id: str) -> int:
-        return int(await self.pool.fetchval(Q["count_queued"], tenant_id))

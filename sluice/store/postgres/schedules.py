@@ -1,19 +1,17 @@
-"""The PostgreSQL backend's cron schedules (a part of `PostgresStore`)."""
+"""Cron schedules in PostgreSQL: their configs and firing state; a fire inserts its tasks
+in the same commit as it moves the state on."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...model import NewTask, ScheduleRow
+from .database import PostgresDatabase
 from .queries import Q
-from .writes import _columns
+from .writer import task_columns
 
 
-class PostgresSchedules:
-    @property
-    def pool(self) -> Any:
-        raise NotImplementedError
-
+class PostgresSchedules(PostgresDatabase):
     async def put_schedule(
         self,
         tenant_id: str,
@@ -62,7 +60,7 @@ class PostgresSchedules:
             if moved is None:
                 return False
             if tasks:  # keyed by fire time: a second guard against a double fire
-                await conn.execute(Q["insert_keyed_task"], row.tenant_id, *_columns(tasks, now))
+                await conn.execute(Q["insert_keyed_task"], row.tenant_id, *task_columns(tasks, now))
             return True
 
 

@@ -1,15 +1,13 @@
-"""The SQLite backend's audit log (a part of `SQLiteStore`)."""
+"""The audit log in SQLite: administrative and bulk actions, with actor and selector."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...model import AuditEntry
+from ...contract import AuditEntry
+from .database import SQLiteDatabase
 from .queries import Q
-
-if TYPE_CHECKING:
-    from ..writer import Writer
 
 
 def _entry(row: Any) -> AuditEntry:
@@ -20,12 +18,7 @@ def _entry(row: Any) -> AuditEntry:
     )  # fmt: skip
 
 
-class SQLiteAudit:
-    _writer: Writer
-
-    async def _read(self, query: str, params: Any = ()) -> list[Any]:
-        raise NotImplementedError
-
+class SQLiteAudit(SQLiteDatabase):
     async def record_audit(self, entries: list[AuditEntry]) -> None:
         params = [
             {"id": e.id, "tenant_id": e.tenant_id, "actor": e.actor, "action": e.action,

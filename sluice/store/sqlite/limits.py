@@ -1,25 +1,22 @@
-"""The SQLite backend's limited claims (a part of `SQLiteStore`)."""
+"""Limited claims in SQLite: a claim of one tenant's tasks under concurrency caps and
+rates (store/limits.py decides how many). The one writer serialises them."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from ...model import ClaimedTask
 from ..base import ClaimRequest, LimitedClaim
 from ..limits import Limit, after_all, room_all
+from .attempts import SMALL_CLAIM, fair_order, parts
+from .database import SQLiteDatabase
 from .queries import Q
-from .writes import _fair_order, _parts
-
-if TYPE_CHECKING:
-    from ..writer import Writer
 
 
-class SQLiteLimits:
-    _writer: Writer
-
+class SQLiteLimits(SQLiteDatabase):
     async def claim_limited(
         self, request: ClaimRequest, limits: list[Limit], now: float, lease_s: float
     ) -> LimitedClaim:
@@ -48,10 +45,10 @@ class SQLiteLimits:
                     "tenant_id": request.tenant_id, "worker": request.worker,
                     "functions": msgspec.json.encode(request.functions).decode(),
                     "limit": want, "now": now, "lease_until": now + lease_s,
-                    "parts": _parts(request.partitions),
+                    "parts": parts(request.partitions),
                 }  # fmt: skip
                 rows = conn.execute(Q["claim_tasks"], params).fetchall()
-                rows.sort(key=_fair_order)
+                rows.sort(key=fair_order)
             states, next_start = after_all(limits, tats, now, len(rows))
             if rows:
                 for key, tat in states:
@@ -60,31 +57,4 @@ class SQLiteLimits:
             retry_at = next_start if by_rate else None
             return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
 
-        return await self._writer.submit(op, small=request.limit <= 64)
-
-    async def acquire_leases(self, names: list[str], holder: str, ttl_s: float) -> list[str]:
-        def op(conn: sqlite3.Connection) -> list[str]:
-            granted = []
-            for name in sorted(names):
-                params = {"name": name, "holder": holder, "ttl_s": ttl_s}
-                row = conn.execute(Q["acquire_leases"], params).fetchone()
-                if row is not None and row[0] == holder:
-                    granted.append(name)
-            return granted
-
-        return await self._writer.submit(op, small=True)
-
-    async def release_lease(self, name: str, holder: str) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(Q["release_lease"], {"name": name, "holder": holder})
-
-        await self._writer.submit(op, small=True)
-
-    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
-        params = {"name": name, "holder": holder, "ttl_s": ttl_s}
-
-        def op(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(Q["acquire_lease"], params).fetchone()
-            return row is not None and row[0] == holder
-
-        return await self._writer.submit(op, small=True)
+        return await self._writer.submit(op, small=request.limit <= SMALL_CLAIM)

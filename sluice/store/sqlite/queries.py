@@ -1,11 +1,15 @@
-"""The SQLite backend's named queries and numbered migrations, loaded once."""
+"""The SQLite backend's named queries, loaded once from its one file per noun (tasks.sql
+beside tasks.py, and so on): the same files and names as PostgreSQL's, a test checks.
+
+Parameters are named (`:tenant_id`). Every query that compares with "now" takes it as
+`:now`, so a fake clock reaches the database; named leases are the exception, judged on
+the database's own clock (store/base.py says why).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..sqlfile import load_migrations, load_queries
+from ..sqlfile import load_query_files
 
-HERE = Path(__file__).parent
-Q = load_queries(HERE / "queries.sql")
-MIGRATIONS = load_migrations(HERE / "migrations")
+Q = load_query_files(Path(__file__).parent)

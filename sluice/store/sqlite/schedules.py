@@ -1,23 +1,18 @@
-"""The SQLite backend's cron schedules (a part of `SQLiteStore`)."""
+"""Cron schedules in SQLite: their configs and firing state; a fire inserts its tasks in
+the same commit as it moves the state on."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...model import NewTask, ScheduleRow
+from .database import SQLiteDatabase
 from .queries import Q
-
-if TYPE_CHECKING:
-    from ..writer import Writer
+from .tasks import task_row
 
 
-class SQLiteSchedules:
-    _writer: Writer
-
-    async def _read(self, query: str, params: Any = ()) -> list[Any]:
-        raise NotImplementedError
-
+class SQLiteSchedules(SQLiteDatabase):
     async def put_schedule(
         self,
         tenant_id: str,
@@ -76,7 +71,7 @@ class SQLiteSchedules:
             if conn.execute(Q["advance_schedule"], params).fetchone() is None:
                 return False
             for t in tasks:  # keyed by fire time: a second guard against a double fire
-                conn.execute(Q["insert_keyed_task"], _task_row(row.tenant_id, t, now)).fetchall()
+                conn.execute(Q["insert_keyed_task"], task_row(row.tenant_id, t, now)).fetchall()
             return True
 
         return await self._writer.submit(op, small=True)
@@ -87,13 +82,3 @@ def _schedule(row: tuple[Any, ...]) -> ScheduleRow:
     return ScheduleRow(
         tenant_id, name, config.encode(), bool(paused), created, last, next_at, fired, skipped
     )
-
-
-def _task_row(tenant_id: str, t: NewTask, now: float) -> tuple[Any, ...]:
-    """insert_task's positional parameters."""
-    ready_at = now if t.state == "ready" else None
-    return (
-        t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key, t.tags,
-        t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at, t.retry,
-        t.partition,
-    )  # fmt: skip

@@ -1,0 +1,170 @@
+"""The front door: every request comes in here first (DESIGN §9).
+
+It finds the request's route in the route table, and for a route that needs a caller
+identifies them once: the admin key, a tenant's key, or (on the worker socket) the pool
+key. An address that sent too many unknown keys this minute is refused before any key
+is looked at (api/limits.py). The caller goes into the connection's state for the
+handler; a route's access rule is enforced here, so no handler authenticates:
+
+- a tenant's route without a tenant's key: 401 `missing_key` / `invalid_key`;
+- an admin route to any key but the admin key: 404, as if it did not exist.
+
+The two submit routes are answered here as well, straight from the ASGI scope (the hot
+path: api/submit.py); OPTIONS is answered from the table. Everything else goes on to
+the framework.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from ..engine.node import Node
+from ..engine.tenants import key_id
+from ..errors import NotFound, TooManyRequests, Unauthorized
+from ..model import SHARED
+from . import submit
+from .errors import answer
+from .limits import Limits
+from .route import ANONYMOUS, BLOCKED, Access, Caller, Route
+
+log = logging.getLogger("sluice.api")
+
+Scope = dict[str, Any]
+ADMIN_404 = "no such endpoint for this key (admin endpoints answer only the admin key)"
+_MISSING = "send an API key as 'Authorization: Bearer <key>'"
+_SUBMITS = {"/v1/tasks", "/v1/tasks/batch"}
+
+
+class FrontDoor:
+    def __init__(self, app: Any, node: Node, limits: Limits, routes: list[Route]) -> None:
+        self.app = app
+        self.node = node
+        self.limits = limits
+        self._paths = _paths(routes)
+        self._submits = {r.path: r for r in routes if r.method == "POST" and r.path in _SUBMITS}
+        self._worker_paths: set[str] = set()
+
+    def worker_path(self, path: str) -> None:
+        """A websocket path whose caller is a worker (a tenant's key, or the pool key)."""
+        self._worker_paths.add(path)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "websocket" and scope.get("path") in self._worker_paths:
+            try:
+                caller = await self._identify(scope, pool=True)
+            except TooManyRequests:
+                caller = BLOCKED  # the socket is closed with 4429 (api/workers.py)
+            scope.setdefault("state", {})["caller"] = caller
+            await self.app(scope, receive, send)
+            return
+        if kind != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope.get("path", ""), scope["method"]
+        if method == "POST" and path in self._submits:  # the hot path: no search
+            route: Route | None = self._submits[path]
+        else:
+            found = self._match(path)
+            if method == "OPTIONS":
+                await self._options(found, send)
+                return
+            route = found[1].get(method) if found is not None else None
+        if route is None or route.access is Access.ANYONE:
+            await self.app(scope, receive, send)  # the framework answers 404, 405 or it
+            return
+        try:
+            caller = await self._admit(route, scope)
+            if path in _SUBMITS and method == "POST":
+                status, body = await submit.answer(self.node, caller.tenant_id, path, receive)
+                await _send(send, status, {}, body)
+                return
+        except Exception as exc:
+            status, headers, body = answer(exc)
+            await _send(send, status, headers, body)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+    async def _admit(self, route: Route, scope: Scope) -> Caller:
+        """The caller, if the route's access rule lets them in."""
+        admin_only = route.access is Access.ADMIN
+        # Only a key that is no key counts as a failure of its address (a tenant's key on
+        # an admin route is none).
+        caller = await self._identify(scope, pool=False)
+        if admin_only:
+            if caller.kind != "admin":
+                raise NotFound(ADMIN_404, code="not_found")
+        elif caller.kind == "anonymous":
+            raise Unauthorized(_MISSING, code="missing_key")
+        elif caller.kind == "unknown" or (caller.kind == "admin" and route.access is Access.TENANT):
+            raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
+        return caller
+
+    async def _identify(self, scope: Scope, *, pool: bool) -> Caller:
+        key = _bearer(scope)
+        if key is None:
+            return ANONYMOUS
+        failures = self.limits.auth_failures
+        address = (scope.get("client") or ("",))[0]
+        failures.check(address)
+        tenants = self.node.tenants
+        if tenants.is_admin(key):
+            return Caller("admin", actor="admin")
+        tenant_id = await (tenants.authenticate_worker(key) if pool else tenants.authenticate(key))
+        if tenant_id == SHARED:
+            return Caller("pool", SHARED, actor="pool")
+        if tenant_id is not None:
+            return Caller("tenant", tenant_id, actor=f"key:{key_id(key)}")
+        failures.failed(address)
+        return Caller("unknown")
+
+    def _match(self, path: str) -> tuple[re.Pattern[str], dict[str, Route]] | None:
+        return next(((p, m) for p, m in self._paths if p.fullmatch(path)), None)
+
+    async def _options(
+        self, found: tuple[re.Pattern[str], dict[str, Route]] | None, send: Any
+    ) -> None:
+        """OPTIONS names every method of the route (the framework's own answer names only
+        the methods of the first handler registered on a path)."""
+        if found is None:
+            status, headers, body = answer(NotFound("no such endpoint", code="not_found"))
+            await _send(send, status, headers, body)
+            return
+        allow = ", ".join(sorted({*found[1], "OPTIONS"}))
+        await _send(send, 204, {"allow": allow}, b"", json=False)
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            key = key.strip()
+            return key if scheme.lower() == "bearer" and key else None
+    return None
+
+
+async def _send(
+    send: Any, status: int, headers: dict[str, str], body: bytes, json: bool = True
+) -> None:
+    head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if json:
+        head.append((b"content-type", b"application/json"))
+    head.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+_PARAM = re.compile(r"\\\{[^}]*\\\}")  # a path parameter, as re.escape leaves it
+
+
+def _paths(routes: list[Route]) -> list[tuple[re.Pattern[str], dict[str, Route]]]:
+    """Each path as a pattern, with its routes by method; paths without parameters first,
+    as the router matches them (`/v1/tasks/batch` before `/v1/tasks/{task_id}`)."""
+    by_path: dict[str, dict[str, Route]] = {}
+    for route in routes:
+        by_path.setdefault(route.path, {})[route.method] = route
+    ordered = sorted(by_path.items(), key=lambda item: ("{" in item[0], item[0]))
+    return [(re.compile(_PARAM.sub("[^/]+", re.escape(path))), m) for path, m in ordered]

@@ -1,0 +1,225 @@
+"""The ends of attempts, as the results of workers and HTTP targets alike report them:
+each attempt's next state decided by policy (success, a retry with backoff, dead),
+written in one fenced batch per frame, acknowledged so the worker can forget them, and
+reported to what follows an end (`Finishes`: engine/outcomes.py).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Protocol
+
+import msgspec
+
+from ..contract import RetryPolicy
+from ..model import (
+    CANCELLED,
+    DEAD,
+    PAUSED,
+    READY,
+    SCHEDULED,
+    SHARED,
+    SUCCEEDED,
+    ClaimedTask,
+    Finish,
+)
+from ..policy.backoff import next_after_failure
+from ..protocol import Ack, AckItem, ResultItem
+from ..rawjson import MAX_DEPTH, within_depth
+from ..store import ACCEPTED, DUPLICATE
+from .adaptive import AdaptivePools
+from .functions import Functions
+from .pauses import Pauses
+from .queues import Queues
+from .registry import Settling, WorkerConn
+from .runtime import Runtime
+
+_encoder = msgspec.json.Encoder()
+_policy_decoder = msgspec.json.Decoder(RetryPolicy)
+_OUTCOMES = {
+    "ok": "succeeded",
+    "error": "failed",
+    "reject": "rejected",
+    "retry": "retry",
+    "throttled": "throttled",
+    "timeout": "timed_out",
+    "cancelled": "cancelled",
+}
+
+
+class Finishes(Protocol):
+    """Told of every batch of finishes written, with the store's answer for each."""
+
+    def finished(self, finishes: list[Finish], outcomes: list[str]) -> None: ...
+
+
+class Finisher(Protocol):
+    """What writes the results of attempts (Attempts; a test's stand-in)."""
+
+    async def finish(self, conn: WorkerConn, items: list[ResultItem]) -> None: ...
+
+
+class Attempts:
+    def __init__(
+        self,
+        rt: Runtime,
+        functions: Functions,
+        pauses: Pauses,
+        adaptive: AdaptivePools,
+        queues: Queues,
+        settling: Settling,
+        finishes: Finishes,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._rt = rt
+        self._functions = functions
+        self._pauses = pauses
+        self._adaptive = adaptive
+        self._queues = queues
+        self._settling = settling
+        self._finishes = finishes
+        self._rng = rng or random.Random()
+
+    async def finish(self, conn: WorkerConn, items: list[ResultItem]) -> None:
+        """Results that arrived on a connection: free their slots, write their finishes."""
+        now = self._rt.clock.now()
+        held = [conn.take(item.id, item.attempt) for item in items]
+        # The slots are free now, whatever the store says; until the finishes are
+        # written, the store still counts these tasks as running, so claims under a
+        # concurrency cap or a reserve are told how many of those are settling.
+        settling = {t.id: (t.tenant_id, t.function) for t in held if t is not None}
+        self._settling.add(settling)
+        self._adaptive.answered(conn, items, held)  # throttles start or cut a pool's limit
+        self._queues.wake()
+        try:
+            await self._write(conn, items, held, now)
+        finally:  # written (or failed): the store's running count is right again
+            self._settling.remove(settling)
+
+    async def _write(
+        self, conn: WorkerConn, items: list[ResultItem], held: list[ClaimedTask | None], now: float
+    ) -> None:
+        tasks = [
+            task if task is not None else await self._claimed(conn.tenant_id, item.id)
+            for item, task in zip(items, held, strict=True)
+        ]
+        # A retry that a pause matches is held: know each tenant's pauses (a shared
+        # pool's results are of many tenants).
+        for tenant_id in {t.tenant_id for t in tasks if t is not None} or {conn.tenant_id}:
+            await self._pauses.rules(tenant_id)
+        finishes = [
+            self._decide(conn, item, task, now) for item, task in zip(items, tasks, strict=True)
+        ]
+        outcomes = await self._rt.store.finish_attempts(finishes, now)
+        self._finishes.finished(finishes, outcomes)
+        conn.send(
+            _encoder.encode(
+                Ack(
+                    [
+                        AckItem(f.task_id, f.attempt, o in (ACCEPTED, DUPLICATE))
+                        for f, o in zip(finishes, outcomes, strict=True)
+                    ]
+                )
+            )
+        )
+
+    async def _claimed(self, tenant_id: str, task_id: str) -> ClaimedTask | None:
+        """Rebuild what was delivered, for a result whose delivery this node did not make
+        (the worker reconnected here)."""
+        store = self._rt.store
+        if tenant_id == SHARED:  # a shared pool's task: anyone's
+            found = await store.task_tenant(task_id)
+            if found is None:
+                return None
+            tenant_id = found
+        task = await store.get_task(tenant_id, task_id)
+        if task is None:
+            return None
+        return ClaimedTask(
+            tenant_id=tenant_id,
+            id=task.id,
+            function=task.function,
+            payload=task.payload,
+            attempt=task.attempt,
+            max_attempts=task.max_attempts,
+            timeout_s=task.timeout_s,
+            priority=task.priority,
+            created_at=task.series_at or task.created_at,
+            dispatched_at=task.dispatched_at or task.created_at,
+            lease_until=task.lease_until or 0.0,
+            throttles=task.throttles,
+            retry=task.retry,
+            tags=task.tags,
+        )
+
+    def _decide(
+        self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
+    ) -> Finish:
+        """The attempt's fenced finish, with the task's next state decided by policy."""
+        result = bytes(item.result) or b"null"
+        if item.outcome == "ok":
+            refused = _refuse_result(result, self._rt.settings.max_result_bytes)
+            if refused is not None:
+                # Stored, it could not be served back (too big, or too deep to decode):
+                # the attempt fails, and retrying would only make the same result again.
+                item = msgspec.structs.replace(
+                    item, outcome="reject", error_type=refused[0], error_message=refused[1]
+                )
+        tenant_id = task.tenant_id if task is not None else conn.tenant_id
+        finish = Finish(
+            tenant_id=tenant_id,
+            task_id=item.id,
+            attempt=item.attempt,
+            worker=conn.worker_id,
+            next_state=SUCCEEDED,
+            outcome=_OUTCOMES.get(item.outcome, "failed"),
+            dispatched_at=task.dispatched_at if task else None,
+            started_at=item.started_at,
+            finished_at=item.finished_at,
+        )
+        if item.outcome == "ok":
+            return msgspec.structs.replace(finish, result=result)
+        if item.outcome == "cancelled":
+            return msgspec.structs.replace(finish, next_state=CANCELLED)
+        failed = msgspec.structs.replace(
+            finish,
+            next_state=DEAD,
+            error_type=item.error_type,
+            error_message=item.error_message,
+            traceback=item.traceback,
+        )
+        if task is None:  # unknown task: the fenced write refuses it anyway
+            return failed
+        policy = (
+            _policy_decoder.decode(task.retry)
+            if task.retry
+            else self._functions.retry_policy(tenant_id, task.function)
+        )
+        state, run_at = next_after_failure(
+            policy,
+            attempt=task.attempt,
+            max_attempts=task.max_attempts,
+            created_at=task.created_at,
+            now=now,
+            rng=self._rng,
+            retryable=item.outcome != "reject",
+            delay=item.retry_after_s if item.outcome in ("retry", "throttled") else None,
+            throttles=task.throttles,
+            throttled=item.outcome == "throttled",
+        )
+        if state in (READY, SCHEDULED) and self._pauses.holds(
+            tenant_id, task.function, task.tags, task.priority
+        ):
+            state = PAUSED  # held like a new submission; released, it runs at run_at
+        return msgspec.structs.replace(
+            failed, next_state=state, run_at=run_at, throttled=item.outcome == "throttled"
+        )
+
+
+def _refuse_result(result: bytes, limit: int) -> tuple[str, str] | None:
+    """Why a handler's result cannot be kept, if it cannot: (error type, message)."""
+    if len(result) > limit:
+        return "ResultTooLarge", f"the result takes {len(result)} bytes; the limit is {limit}"
+    if not within_depth(result):
+        return "ResultTooDeep", f"the result nests deeper than {MAX_DEPTH} levels"
+    return None

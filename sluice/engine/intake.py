@@ -1,0 +1,84 @@
+"""Submit: a tenant's task specs become committed tasks (DESIGN §4 "Durability").
+
+In order: backpressure may refuse a heavy tenant while the node is overloaded; each spec
+is checked against its function and the node's limits (engine/admission.py); the
+tenant's quotas; pause rules hold what they match; fair start tags and partitions are
+given; one commit; then the dispatcher hears of the ready ones and delayed ones due soon
+are held in memory. A submit is acknowledged only after its commit.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..contract import TaskSpec
+from ..errors import Unavailable
+from ..model import PAUSED, READY, SCHEDULED, SubmitResult, new_task_ids
+from .admission import build_task
+from .backpressure import Backpressure
+from .delays import Delays
+from .fairness import Fairness
+from .functions import Functions
+from .pauses import Pauses
+from .queues import Queues
+from .quotas import Quotas
+from .runtime import Runtime
+
+
+class Intake:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        functions: Functions,
+        quotas: Quotas,
+        pauses: Pauses,
+        fairness: Fairness,
+        backpressure: Backpressure,
+        queues: Queues,
+        delays: Delays,
+    ) -> None:
+        self._rt = rt
+        self._functions = functions
+        self._quotas = quotas
+        self._pauses = pauses
+        self._fairness = fairness
+        self._backpressure = backpressure
+        self._queues = queues
+        self._delays = delays
+        self.accepting = False  # the node is started and not stopping
+
+    async def submit(self, tenant_id: str, specs: list[TaskSpec]) -> list[SubmitResult]:
+        if not self.accepting:
+            raise Unavailable("the server is not accepting tasks right now", retry_after_s=1)
+        self._backpressure.admit(tenant_id, len(specs))  # 429/503 for heavy tenants
+        functions = await self._functions.usable(tenant_id)
+        rt = self._rt
+        now = rt.clock.now()
+        many = len(specs) > 1
+        ids = new_task_ids(len(specs), now)
+        tasks = [
+            build_task(
+                s, functions.get(s.function), rt.settings, now,
+                f"tasks[{i}]." if many else "", ids[i],
+            )
+            for i, s in enumerate(specs)
+        ]  # fmt: skip
+        await self._quotas.admit(tenant_id, tasks, "tasks[]" if many else "")
+        pauses = self._pauses
+        if await pauses.rules(tenant_id):
+            tasks = [
+                msgspec.structs.replace(t, state=PAUSED)
+                if pauses.holds(tenant_id, t.function, t.tags, t.priority)
+                else t
+                for t in tasks
+            ]
+        tasks = await self._fairness.tag(tenant_id, tasks)
+        results = await rt.store.submit_tasks(tenant_id, tasks, now)
+        ready = [t for t, r in zip(tasks, results, strict=True) if r.created and r.state == READY]
+        if ready:
+            self._queues.notify(tenant_id, {t.priority for t in ready}, {t.function for t in ready})
+        for r in results:
+            if r.created and r.state == SCHEDULED:
+                self._delays.schedule(r.run_at, tenant_id, r.id)
+        return results

@@ -1,0 +1,61 @@
+"""Task leases (DESIGN §3): renewed for the workers connected here, reaped when they run
+out. A reaped task goes back to ready as a lost attempt (or dead, if that was its last),
+held if a pause matches it; the renewal is one batched update per heartbeat."""
+
+from __future__ import annotations
+
+import logging
+
+from ..store import LeaseRenewal
+from .outcomes import Outcomes
+from .pauses import Pauses
+from .queues import Queues
+from .registry import Registry
+from .runtime import Runtime
+
+log = logging.getLogger("sluice.reaper")
+
+REAP_BATCH = 1000
+
+
+class Reaper:
+    def __init__(
+        self,
+        rt: Runtime,
+        registry: Registry,
+        pauses: Pauses,
+        queues: Queues,
+        outcomes: Outcomes,
+    ) -> None:
+        self._rt = rt
+        self._registry = registry
+        self._pauses = pauses
+        self._queues = queues
+        self._outcomes = outcomes
+
+    async def renew_once(self) -> None:
+        """Extend the leases of the tasks this node's workers hold (every node's job)."""
+        rt = self._rt
+        now = rt.clock.now()
+        stale_after = 2 * rt.settings.heartbeat_s
+        renewals = [
+            LeaseRenewal(c.tenant_id, c.worker_id, tuple(c.inflight))
+            for c in self._registry
+            if c.inflight and now - c.last_seen <= stale_after
+        ]
+        await rt.store.extend_leases(renewals, now + rt.settings.lease_s)
+
+    async def reap_once(self) -> int:
+        """Put tasks whose leases ran out back to wait (the timers leader's job)."""
+        rt = self._rt
+        total = 0
+        while True:
+            reaped = await rt.store.reap_leases(rt.clock.now(), REAP_BATCH)
+            await self._pauses.hold_requeued(reaped)  # before any dispatcher hears of them
+            for r in reaped:
+                log.warning("lease lost: task %s is %s again", r.task_id, r.state)
+                self._queues.notify(r.tenant_id)
+            self._outcomes.reaped(reaped)
+            total += len(reaped)
+            if len(reaped) < REAP_BATCH:
+                return total

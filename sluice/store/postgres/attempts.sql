@@ -1,0 +1,183 @@
+-- PostgreSQL. Attempts, the hot path: claims lease ready tasks to workers in fair order,
+-- finishes are fenced on the lease, leases are renewed, reaped and handed back.
+
+-- name: claim_tasks
+-- The hot path: up to $4 ready tasks of the worker's functions in fair order (priority
+-- first, then start tag), leased to the worker in one statement. MATERIALIZED keeps the
+-- LIMIT a fence (the planner may otherwise update more rows than it picked); SKIP LOCKED
+-- lets several nodes claim from one tenant without waiting on each other.
+-- $1 tenant_id, $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until,
+-- $7 partitions[] (NULL: all; a node claims only from the partitions it holds)
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE tenant_id = $1 AND state = 'ready' AND function = ANY($2::text[])
+      AND ($7::smallint[] IS NULL OR part = ANY($7::smallint[]))  -- this node's partitions
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag;
+
+-- name: claim_level
+-- The same claim from one priority level only ($7): a level's floor share; $8 partitions.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE tenant_id = $1 AND state = 'ready' AND priority = $7 AND function = ANY($2::text[])
+      AND ($8::smallint[] IS NULL OR part = ANY($8::smallint[]))  -- this node's partitions
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag;
+
+-- name: claim_shared
+-- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
+-- $1 '*', $2 functions[], $3 now, $4 limit, $5 worker, $6 lease_until, $7 tenants left out,
+-- $8 partitions[]
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE $1::text = '*' AND state = 'ready' AND function = ANY($2::text[])
+      AND tenant_id <> ALL($7::text[])  -- tenants claimed under their limits
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+      AND ($8::smallint[] IS NULL OR part = ANY($8::smallint[]))  -- this node's partitions
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag;
+
+-- name: claim_shared_level
+-- A shared pool's claim from one priority level ($7); $8 tenants left out, $9 partitions.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE $1::text = '*' AND state = 'ready' AND priority = $7 AND function = ANY($2::text[])
+      AND tenant_id <> ALL($8::text[])
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+      AND ($9::smallint[] IS NULL OR part = ANY($9::smallint[]))  -- this node's partitions
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
+    dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag;
+
+-- name: finish_task
+-- Fenced: only the current attempt, still running and leased to this worker, may finish.
+-- A frame of finishes is one statement; it returns the ids it finished.
+-- $1 ids, $2 tenants, $3 attempts, $4 workers, $5 next states, $6 finished_at, $7 results,
+-- $8 errors, $9 run_at, $10 ready_at, $11 throttled (0/1)
+UPDATE tasks t
+SET state = f.next_state, finished_at = f.finished_at, result = f.result, error = f.error,
+    run_at = COALESCE(f.run_at, t.run_at), ready_at = COALESCE(f.ready_at, t.ready_at),
+    throttles = t.throttles + f.throttled,
+    lease_owner = NULL, lease_until = NULL
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::float8[],
+            $7::bytea[], $8::text[], $9::float8[], $10::float8[], $11::int[])
+     AS f(id, tenant_id, attempt, worker, next_state, finished_at, result, error, run_at,
+          ready_at, throttled)
+WHERE t.id = f.id AND t.tenant_id = f.tenant_id AND t.attempt = f.attempt
+  AND t.state = 'running' AND t.lease_owner = f.worker
+RETURNING t.id;
+
+-- name: insert_attempt
+-- One array per column.
+INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
+                      finished_at, outcome, error_type, error_message, traceback)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[],
+                     $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[],
+                     $11::text[])
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: get_attempt_worker
+-- Who finished this attempt; a "lost" row means the reaper ended it, not the worker.
+SELECT worker FROM attempts
+WHERE tenant_id = $1 AND task_id = $2 AND attempt = $3 AND outcome <> 'lost';
+
+-- name: list_attempts
+SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
+       error_type, error_message, traceback
+FROM attempts WHERE tenant_id = $1 AND task_id = $2 ORDER BY attempt;
+
+-- name: extend_leases
+-- Every renewal of a heartbeat round in one statement. The caller sorts the rows by id,
+-- so concurrent batches lock rows in the same order and cannot deadlock.
+-- $1 tenants, $2 workers, $3 ids, $4 lease_until
+UPDATE tasks t SET lease_until = $4
+FROM unnest($1::text[], $2::text[], $3::text[]) AS r(tenant_id, worker, id)
+WHERE t.id = r.id AND (t.tenant_id = r.tenant_id OR r.tenant_id = '*')
+  AND t.lease_owner = r.worker AND t.state = 'running';
+
+-- name: expired_leases
+SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
+WHERE state = 'running' AND lease_until < $1 ORDER BY lease_until LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: requeue_lost
+-- A lost attempt: back to ready (or dead when it was the last one allowed).
+-- $1 id, $2 tenant_id, $3 attempt, $4 now
+UPDATE tasks
+SET state = CASE WHEN attempt - throttles >= max_attempts THEN 'dead' ELSE 'ready' END,
+    finished_at = CASE WHEN attempt - throttles >= max_attempts THEN $4::float8 END,
+    error = CASE WHEN attempt - throttles >= max_attempts THEN 'lease lost' ELSE error END,
+    ready_at = $4, lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND tenant_id = $2 AND state = 'running' AND attempt = $3
+RETURNING state;
+
+-- name: release_task
+-- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
+-- Fenced on the claim as delivered, its dispatch time included: a hand-back gives its
+-- attempt number back, so a newer claim by the same worker has the same number.
+-- $1 tenant_id, $2 ids, $3 attempts, $4 dispatched_at, $5 worker, $6 now; returns the
+-- ids handed back.
+UPDATE tasks t
+SET state = 'ready', attempt = t.attempt - 1, ready_at = $6, lease_owner = NULL,
+    lease_until = NULL
+FROM unnest($2::text[], $3::int[], $4::float8[]) AS h(id, attempt, dispatched_at)
+WHERE (t.tenant_id = $1 OR $1 = '*') AND t.id = h.id AND t.attempt = h.attempt
+  AND t.dispatched_at = h.dispatched_at AND t.state = 'running' AND t.lease_owner = $5
+RETURNING t.id, t.tenant_id;
+
+-- name: leased_to
+SELECT id, attempt, dispatched_at FROM tasks
+WHERE (tenant_id = $1 OR $1 = '*') AND lease_owner = $2 AND state = 'running'
+  AND lease_until IS NOT NULL;  -- through the index of running rows (0010_leased_index)
+
+-- name: get_claimed
+-- Tasks another node claimed for a worker connected here ($1 its tenant, or '*' for a
+-- shared pool; $3 the worker): still running and leased to that worker. An UPDATE that
+-- changes nothing, for its row locks: a hand-back of the same rows being committed is
+-- waited for, and the rows are judged as it left them (never delivered once released).
+UPDATE tasks SET lease_until = lease_until
+WHERE id = ANY($2::text[]) AND state = 'running' AND lease_owner = $3
+  AND ($1::text = '*' OR tenant_id = $1)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
+          stag;
+
+-- name: delete_attempts
+DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);

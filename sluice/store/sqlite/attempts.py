@@ -1,0 +1,197 @@
+"""Attempts in SQLite, the hot path: claims, fenced finishes, lease renewals, the reaper,
+hand-backs, and the reads of what a worker holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from ...model import SHARED, AttemptRecord, ClaimedTask, Finish
+from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
+from .database import SMALL_OP, SQLiteDatabase
+from .history import record_history
+from .queries import Q
+
+SMALL_CLAIM = 64  # tasks a claim may take and still run inline when the writer is idle
+
+
+class SQLiteAttempts(SQLiteDatabase):
+    async def claim_tasks(
+        self, requests: list[ClaimRequest], now: float, lease_s: float
+    ) -> list[list[ClaimedTask]]:
+        lease_until = now + lease_s
+
+        def op(conn: sqlite3.Connection) -> list[list[ClaimedTask]]:
+            out = []
+            for r in requests:
+                params = {
+                    "tenant_id": r.tenant_id,
+                    "worker": r.worker,
+                    "functions": msgspec.json.encode(r.functions).decode(),
+                    "limit": r.limit,
+                    "now": now,
+                    "lease_until": lease_until,
+                    "exclude": msgspec.json.encode(r.exclude).decode(),
+                    "parts": parts(r.partitions),
+                }
+                shared = r.tenant_id == SHARED  # a shared pool claims across tenants
+                if r.priority is None:
+                    query = Q["claim_shared"] if shared else Q["claim_tasks"]
+                    rows = conn.execute(query, params).fetchall()
+                else:
+                    level = {**params, "priority": r.priority}
+                    query = Q["claim_shared_level"] if shared else Q["claim_level"]
+                    rows = conn.execute(query, level).fetchall()
+                rows.sort(key=fair_order)  # UPDATE ... RETURNING yields rows in no set order
+                out.append([ClaimedTask(*row) for row in rows])
+            return out
+
+        return await self._writer.submit(op, small=sum(r.limit for r in requests) <= SMALL_CLAIM)
+
+    async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return _finish_many(conn, finishes, now)
+
+        return await self._writer.submit(op, small=len(finishes) <= SMALL_OP)
+
+    async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None:
+        params = [
+            {
+                "tenant_id": r.tenant_id,
+                "worker": r.worker,
+                "ids": msgspec.json.encode(r.task_ids).decode(),
+                "lease_until": lease_until,
+            }
+            for r in renewals
+            if r.task_ids
+        ]
+        if params:
+            await self._writer.submit(lambda c: c.executemany(Q["extend_leases"], params))
+
+    async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
+        def op(conn: sqlite3.Connection) -> list[Reaped]:
+            out = []
+            expired = conn.execute(Q["expired_leases"], {"now": now, "limit": limit}).fetchall()
+            for tenant_id, task_id, attempt, _max, owner, dispatched_at in expired:
+                row = conn.execute(
+                    Q["requeue_lost"],
+                    {"id": task_id, "tenant_id": tenant_id, "attempt": attempt, "now": now},
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    Q["insert_attempt"],
+                    {
+                        "tenant_id": tenant_id, "task_id": task_id, "attempt": attempt,
+                        "worker": owner, "dispatched_at": dispatched_at, "started_at": None,
+                        "finished_at": now, "outcome": "lost", "error_type": "LeaseExpired",
+                        "error_message": "the worker stopped renewing its lease",
+                        "traceback": None,
+                    },
+                )  # fmt: skip
+                record_history(conn, now, [(tenant_id, task_id, "lease_lost", owner)])
+                out.append(Reaped(tenant_id, task_id, row[0]))
+            return out
+
+        return await self._writer.submit(op)
+
+    async def release_tasks(
+        self, tenant_id: str, worker: str, held: list[Held], now: float
+    ) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            released = []
+            for task_id, attempt, dispatched_at in held:
+                params = {"tenant_id": tenant_id, "id": task_id, "attempt": attempt,
+                          "dispatched_at": dispatched_at, "worker": worker, "now": now}  # fmt: skip
+                row = conn.execute(Q["release_task"], params).fetchone()
+                if row is not None:
+                    record_history(conn, now, [(row[0], task_id, "handed_back", worker)])
+                    released.append(task_id)
+            return released
+
+        return await self._writer.submit(op)
+
+    async def leased_to(self, tenant_id: str, worker: str) -> list[Held]:
+        rows = await self._read(Q["leased_to"], {"tenant_id": tenant_id, "worker": worker})
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def get_claimed(
+        self, tenant_id: str, worker: str, task_ids: list[str]
+    ) -> list[ClaimedTask]:
+        ids = msgspec.json.encode(task_ids).decode()
+        params = {"tenant_id": tenant_id, "worker": worker, "ids": ids}
+        rows = sorted(await self._read(Q["get_claimed"], params), key=fair_order)
+        return [ClaimedTask(*r) for r in rows]
+
+    async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]:
+        rows = await self._read(Q["list_attempts"], {"tenant_id": tenant_id, "task_id": task_id})
+        return [AttemptRecord(*r) for r in rows]
+
+
+def parts(partitions: tuple[int, ...] | None) -> str | None:
+    """A claim's partitions as a JSON array for json_each; None: every partition."""
+    return None if partitions is None else msgspec.json.encode(partitions).decode()
+
+
+def fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
+    """A claimed row's place: priority first, then start tag, then id."""
+    return (-row[7], row[-1], row[1])
+
+
+def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -> list[str]:
+    """All fenced finishes of a frame in two `executemany` calls, when they all hold
+    their lease (the usual case); otherwise one by one, to tell each outcome apart."""
+    if len(finishes) > 1:
+        conn.execute("SAVEPOINT finish_many")
+        before = conn.total_changes
+        conn.executemany(Q["finish_task"], [_finish_params(f, now) for f in finishes])
+        if conn.total_changes - before == len(finishes):
+            conn.executemany(Q["insert_attempt"], [_attempt_params(f) for f in finishes])
+            conn.execute("RELEASE finish_many")
+            return [ACCEPTED] * len(finishes)
+        conn.execute("ROLLBACK TO finish_many")
+        conn.execute("RELEASE finish_many")
+    return [_finish_one(conn, f, now) for f in finishes]
+
+
+def _finish_params(f: Finish, now: float) -> dict[str, Any]:
+    terminal = f.next_state in ("succeeded", "dead", "cancelled")
+    return {
+        "task_id": f.task_id,
+        "tenant_id": f.tenant_id,
+        "attempt": f.attempt,
+        "worker": f.worker,
+        "next_state": f.next_state,
+        "finished_at": f.finished_at if terminal else None,
+        "result": f.result,
+        "error": f.error_message if f.next_state != "succeeded" else None,
+        "run_at": f.run_at,  # set only by a retry
+        "ready_at": now if f.next_state == "ready" else None,
+        "throttled": int(f.throttled),
+    }
+
+
+def _attempt_params(f: Finish) -> dict[str, Any]:
+    return {
+        "tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt,
+        "worker": f.worker, "dispatched_at": f.dispatched_at, "started_at": f.started_at,
+        "finished_at": f.finished_at, "outcome": f.outcome, "error_type": f.error_type,
+        "error_message": f.error_message, "traceback": f.traceback,
+    }  # fmt: skip
+
+
+def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
+    if conn.execute(Q["finish_task"], _finish_params(f, now)).rowcount != 1:
+        held = conn.execute(
+            Q["get_attempt_worker"],
+            {"tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt},
+        ).fetchone()
+        if held is not None and held[0] == f.worker:
+            return DUPLICATE
+        stale = f"attempt {f.attempt} by {f.worker}"
+        record_history(conn, now, [(f.tenant_id, f.task_id, "stale_result", stale)])
+        return STALE
+    conn.execute(Q["insert_attempt"], _attempt_params(f))
+    return ACCEPTED

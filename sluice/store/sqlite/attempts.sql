@@ -1,0 +1,150 @@
+-- SQLite. Attempts, the hot path: claims lease ready tasks to workers in fair order,
+-- finishes are fenced on the lease, leases are renewed, reaped and handed back.
+-- Every write runs in the writer thread's BEGIN IMMEDIATE transaction and SQLite
+-- serialises writers, so the claims need no SKIP LOCKED (PostgreSQL's do).
+
+-- name: claim_tasks
+-- The hot path: take up to :limit ready tasks of the worker's functions in fair order
+-- (priority first, then start tag) and lease them to the worker, in one statement.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE tenant_id = :tenant_id AND state = 'ready'
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+
+-- name: claim_level
+-- The same claim from one priority level only: a level's floor share (policy/priority.py).
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE tenant_id = :tenant_id AND state = 'ready' AND priority = :priority
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+
+-- name: claim_shared
+-- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state = 'ready'
+      AND tenant_id NOT IN (SELECT value FROM json_each(:exclude))  -- claimed under limits
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+
+-- name: claim_shared_level
+-- A shared pool's claim from one priority level.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE state = 'ready' AND priority = :priority
+      AND tenant_id NOT IN (SELECT value FROM json_each(:exclude))  -- claimed under limits
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+
+-- name: finish_task
+-- Fenced: only the current attempt, still running and leased to this worker, may finish.
+UPDATE tasks
+SET state = :next_state, finished_at = :finished_at, result = :result, error = :error,
+    run_at = COALESCE(:run_at, run_at), ready_at = COALESCE(:ready_at, ready_at),
+    throttles = throttles + :throttled,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
+  AND state = 'running' AND lease_owner = :worker;
+
+-- name: insert_attempt
+INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
+                      finished_at, outcome, error_type, error_message, traceback)
+VALUES (:tenant_id, :task_id, :attempt, :worker, :dispatched_at, :started_at,
+        :finished_at, :outcome, :error_type, :error_message, :traceback)
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: get_attempt_worker
+-- Who finished this attempt; a "lost" row means the reaper ended it, not the worker.
+SELECT worker FROM attempts
+WHERE tenant_id = :tenant_id AND task_id = :task_id AND attempt = :attempt AND outcome <> 'lost';
+
+-- name: list_attempts
+SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
+       error_type, error_message, traceback
+FROM attempts WHERE tenant_id = :tenant_id AND task_id = :task_id ORDER BY attempt;
+
+-- name: extend_leases
+-- A shared pool's renewal names no tenant ('*'): its tasks are anyone's.
+UPDATE tasks SET lease_until = :lease_until
+WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
+  AND state = 'running' AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: expired_leases
+SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
+WHERE state = 'running' AND lease_until < :now ORDER BY lease_until LIMIT :limit;
+
+-- name: requeue_lost
+-- A lost attempt: back to ready (or dead when it was the last one allowed).
+UPDATE tasks
+SET state = CASE WHEN attempt - throttles >= max_attempts THEN 'dead' ELSE 'ready' END,
+    finished_at = CASE WHEN attempt - throttles >= max_attempts THEN :now ELSE NULL END,
+    error = CASE WHEN attempt - throttles >= max_attempts THEN 'lease lost' ELSE error END,
+    ready_at = :now, lease_owner = NULL, lease_until = NULL
+WHERE id = :id AND tenant_id = :tenant_id AND state = 'running' AND attempt = :attempt
+RETURNING state;
+
+-- name: release_task
+-- A hand-back: the worker gives the task up unstarted or cut by a drain; costs no attempt.
+-- Fenced on the claim as delivered, its dispatch time included: a hand-back gives its
+-- attempt number back, so a newer claim by the same worker has the same number.
+UPDATE tasks
+SET state = 'ready', attempt = attempt - 1, ready_at = :now, lease_owner = NULL,
+    lease_until = NULL
+WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND id = :id AND attempt = :attempt
+  AND dispatched_at = :dispatched_at AND state = 'running' AND lease_owner = :worker
+RETURNING tenant_id;
+
+-- name: leased_to
+SELECT id, attempt, dispatched_at FROM tasks
+WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
+  AND state = 'running';
+
+-- name: get_claimed
+-- Tasks claimed for a worker by the node that holds their partition, to deliver here.
+SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+       COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
+       stag
+FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
+  AND lease_owner = :worker AND (:tenant_id = '*' OR tenant_id = :tenant_id);
+
+-- name: delete_attempts
+DELETE FROM attempts WHERE task_id = :id AND tenant_id = :tenant_id;

@@ -1,0 +1,176 @@
+"""Dispatch across nodes alone: a worker's slots asked of the nodes holding partitions,
+asks timed out on the fake clock, answers delivered, asks served (engine/asks.py).
+
+Another node is only what it leaves in the shared store (its partition leases, the tasks
+it claimed in the worker's name) and what it says on the bus (played by the test)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import msgspec
+
+from sluice.clock import FakeClock
+from sluice.engine.adaptive import AdaptivePools
+from sluice.engine.asks import ASK_TIMEOUT_S, Ask, Asks, Assigned
+from sluice.engine.partitions import Partitions
+from sluice.engine.queues import Queues
+from sluice.engine.registry import Registry, Settling, WorkerConn
+from sluice.engine.runtime import Runtime
+from sluice.model import READY
+from sluice.protocol import Deliver
+from tests.engine.conftest import (
+    FN,
+    NODE,
+    NoHeavyHitters,
+    Wire,
+    claim,
+    heard,
+    lower,
+    make_function,
+    make_task,
+    make_tenant,
+    state_of,
+    until,
+    worker,
+)
+
+
+class Built:
+    def __init__(self, rt: Runtime) -> None:
+        below = lower(rt)
+        self.rt = rt
+        self.queues: Queues = below.queues
+        self.partitions: Partitions = below.partitions
+        self.registry = Registry()
+        adaptive = AdaptivePools(rt, self.registry, below.functions, self.queues)
+        self.asks = Asks(rt, self.queues, self.registry, self.partitions, adaptive, Settling())
+        self.wire = Wire()
+
+    async def elsewhere(self) -> None:
+        """node-b holds every partition; this node knows it (its balance found so)."""
+        await Partitions(replace(self.rt, node_id="node-b"), lambda: None,
+                         NoHeavyHitters()).balance()  # fmt: skip
+        await self.partitions.balance()
+
+    def worker(self, tenant: str) -> WorkerConn:
+        conn = worker(self.rt, tenant, self.wire)
+        self.registry.add(conn)
+        return conn
+
+    def asked(self) -> list[Ask]:
+        return [msgspec.json.decode(a, type=Ask) for a in heard(self.rt, "ask")]
+
+
+async def test_with_no_other_node_holding_partitions_a_workers_slots_are_all_here(
+    rt: Runtime,
+) -> None:
+    built = Built(rt)
+    await built.partitions.balance()
+    conn = built.worker("acme")
+
+    assert built.asks.plan(conn, 4, generation=0, local_empty=False) == 4
+    assert heard(rt, "ask") == [] and conn.reserved == 0
+    await conn.close()
+
+
+async def test_a_workers_slots_are_asked_of_the_node_holding_its_partitions(
+    rt: Runtime,
+) -> None:
+    built = Built(rt)
+    await built.elsewhere()
+    conn = built.worker("acme")
+
+    assert built.asks.plan(conn, 4, generation=0, local_empty=False) == 0
+
+    (ask,) = built.asked()
+    assert (ask.to, ask.by, ask.tenant_id, ask.worker, ask.functions, ask.n) == (
+        "node-b", NODE, "acme", "w1", (FN,), 4,
+    )  # fmt: skip
+    assert conn.reserved == 4  # promised to the ask until it is answered
+    await conn.close()
+
+
+async def test_an_ask_unanswered_in_time_frees_its_slots_and_its_node_is_asked_for_one(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    built = Built(rt)
+    await built.elsewhere()
+    conn = built.worker("acme")
+    built.asks.plan(conn, 4, generation=0, local_empty=False)
+
+    clock.advance(ASK_TIMEOUT_S - 0.1)
+    assert built.asks.expire() is not None and conn.reserved == 4
+    clock.advance(0.1)
+    built.asks.expire()
+    assert conn.reserved == 0
+
+    built.asks.plan(conn, 4, generation=0, local_empty=False)
+    assert [a.n for a in built.asked()] == [4, 1]  # suspect: one slot at a time
+    await conn.close()
+
+
+async def test_an_answer_is_read_back_from_the_store_and_delivered_to_the_worker(
+    rt: Runtime,
+) -> None:
+    built = Built(rt)
+    await built.elsewhere()
+    tenant = await make_tenant(rt)
+    send = await make_function(rt, tenant)
+    for _ in range(3):
+        await make_task(rt, tenant, send)
+    conn = built.worker(tenant)
+    built.asks.plan(conn, 4, generation=0, local_empty=False)
+    (ask,) = built.asked()
+    ids = [t.id for t in await claim(rt, tenant, "w1", n=3)]  # node-b claims, in w1's name
+
+    built.asks.on_assigned(msgspec.json.encode(Assigned(ask.id, NODE, ids, False)).decode())
+
+    await until(lambda: set(conn.inflight) == set(ids))
+    (frame,) = await until(lambda: built.wire.of(Deliver))
+    assert sorted(t.id for t in frame.tasks) == sorted(ids)
+    assert conn.reserved == 0
+    # Short, and not for limits: node-b has nothing more for this queue at generation 0.
+    assert built.asks.plan(conn, 1, generation=0, local_empty=False) == 0
+    assert len(built.asked()) == 1
+    built.asks.plan(conn, 1, generation=1, local_empty=False)
+    assert len(built.asked()) == 2
+    await conn.close()
+
+
+async def test_after_an_ask_timed_out_what_was_claimed_for_the_worker_is_handed_back(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    built = Built(rt)
+    await built.elsewhere()
+    tenant = await make_tenant(rt)
+    task = await make_task(rt, tenant, await make_function(rt, tenant))
+    conn = built.worker(tenant)
+    built.asks.plan(conn, 1, generation=0, local_empty=False)
+    await claim(rt, tenant, "w1")  # node-b claimed it, then died before answering
+    clock.advance(ASK_TIMEOUT_S)
+    built.asks.expire()
+    generation = built.queues.generation[tenant]
+
+    await built.asks.reconcile()
+
+    assert await state_of(rt, tenant, task) == READY
+    assert built.queues.generation[tenant] == generation + 1
+    await conn.close()
+
+
+async def test_an_ask_for_this_node_is_served_by_a_round_and_answered(rt: Runtime) -> None:
+    built = Built(rt)
+    for to in ("node-b", NODE):
+        ask = Ask(f"ask-{to}", to, "node-c", "acme", "w9", (FN,), 2, {})
+        built.asks.on_ask(msgspec.json.encode(ask).decode())
+
+    (remote,) = built.asks.take()  # the ask to node-b is not this node's
+    assert built.queues.woken.is_set()
+    assert (remote.tenant_id, remote.worker_id, remote.free) == ("acme", "w9", 2)
+    remote.tasks = []  # the round found nothing: answered at once, not held
+    built.asks.settle([remote])
+
+    (answer,) = [msgspec.json.decode(a, type=Assigned) for a in heard(rt, "assigned")]
+    assert (answer.id, answer.to, answer.ids, answer.more) == ("ask-node-a", "node-c", [], False)
+    assert built.asks.take() == []

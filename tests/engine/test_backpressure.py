@@ -1,0 +1,86 @@
+"""Backpressure alone: the drain rate measured on the fake clock, overload judged from
+the backlog, heavy tenants refused while it lasts (engine/backpressure.py)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sluice.clock import FakeClock
+from sluice.engine.backpressure import DRAIN_EWMA, SATURATED_TICKS, Backpressure
+from sluice.engine.partitions import Partitions
+from sluice.engine.runtime import Runtime
+from sluice.errors import TenantThrottled
+from sluice.policy.backpressure import Backpressure as Policy
+from tests.engine.conftest import lower, make_function, make_task, make_tenant, with_settings
+
+
+def backpressure(rt: Runtime, partitions: Partitions | None = None) -> Backpressure:
+    below = lower(rt)
+    policy = Policy(rt.clock.now(), random.Random(7), interval_s=1.0)
+    return Backpressure(rt, below.quotas, partitions or below.partitions, policy)
+
+
+async def backlog(rt: Runtime, n: int) -> str:
+    tenant = await make_tenant(rt)
+    send = await make_function(rt, tenant)
+    for _ in range(n):
+        await make_task(rt, tenant, send)
+    return tenant
+
+
+async def test_a_tick_measures_the_drain_rate_on_the_fake_clock_and_counts_the_backlog(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    await backlog(rt, 3)
+    partitions = lower(rt).partitions
+    bp = backpressure(rt, partitions)
+
+    bp.drained(10)
+    clock.advance(2.0)
+    await bp.tick()
+
+    assert bp.drain_rate == pytest.approx(DRAIN_EWMA * 10 / 2.0)
+    assert bp.backlog == 3
+    assert partitions.backlog == {0: 3}  # placement counts from here
+    assert bp.finished == 0
+
+
+async def test_with_no_workers_draining_a_backlog_is_no_overload(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    rt = with_settings(rt, overload_min_backlog=1, overload_s=2.0)
+    await backlog(rt, 20)
+    bp = backpressure(rt)
+
+    for _ in range(SATURATED_TICKS + 2):
+        clock.advance(1.0)
+        await bp.tick()
+
+    assert not bp.policy.overloaded
+    bp.admit("acme", 1000)  # nothing refused
+
+
+async def test_once_overloaded_a_heavy_tenant_is_refused_and_a_quiet_one_is_not(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    rt = with_settings(rt, overload_min_backlog=1, overload_s=2.0)
+    await backlog(rt, 20)  # 20 s of draining at 1 task a second
+    bp = backpressure(rt)
+
+    for tick in range(1, SATURATED_TICKS + 1):
+        bp.admit("heavy", 100)  # accepted: not overloaded yet
+        bp.drained(1)
+        clock.advance(1.0)
+        await bp.tick()
+        assert bp.policy.overloaded == (tick == SATURATED_TICKS)
+
+    refused = []
+    for _ in range(20):
+        try:
+            bp.admit("heavy", 1)
+        except TenantThrottled as exc:
+            refused.append(exc.retry_after_s)
+        bp.admit("quiet", 1)  # never refused
+    assert refused and all(s >= 1 for s in refused)
