@@ -43,7 +43,13 @@ FunctionName = Annotated[str, msgspec.Meta(pattern=FUNCTION_NAME.pattern)]
 Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern)]
 Priority = Annotated[int, msgspec.Meta(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
 Attempts = Annotated[int, msgspec.Meta(ge=1, le=MAX_ATTEMPTS)]
-Tag = Annotated[str, msgspec.Meta(min_length=1, extra_json_schema={"x-limit": "max_tag_length"})]
+# Text a user names things with: no NUL (PostgreSQL's text cannot hold one), no other
+# control character.
+TEXT: Final = r"^[^\x00-\x1f\x7f]*$"
+Tag = Annotated[
+    str,
+    msgspec.Meta(min_length=1, pattern=TEXT, extra_json_schema={"x-limit": "max_tag_length"}),
+]
 Tags = Annotated[list[Tag], msgspec.Meta(extra_json_schema={"x-limit": "max_tags"})]
 Timeout = Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT_S)]
 Ttl = Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL_S)]
@@ -51,7 +57,7 @@ Backoff = Annotated[float, msgspec.Meta(ge=0, le=MAX_BACKOFF_S)]
 Rate = Annotated[float, msgspec.Meta(gt=0, le=MAX_LIMIT)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
 KEY_MAX_LENGTH: Final = 256
-Key = Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_MAX_LENGTH)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_MAX_LENGTH, pattern=TEXT)]
 Delay = Annotated[float, msgspec.Meta(ge=0, extra_json_schema={"x-limit": "max_delay_s"})]
 # Task arguments travel as raw JSON (never decoded by the server), documented by shape.
 JsonArray = Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "array", "items": {},
@@ -70,7 +76,7 @@ State = Literal["scheduled", "ready", "paused", "running", "succeeded", "dead", 
                 "expired"]  # fmt: skip
 Functions = Annotated[list[FunctionName], msgspec.Meta(min_length=1, max_length=MAX_VALUES)]
 States = Annotated[list[State], msgspec.Meta(min_length=1, max_length=MAX_VALUES)]
-SelectorTag = Annotated[str, msgspec.Meta(min_length=1, max_length=TAG_MAX_LENGTH)]
+SelectorTag = Annotated[str, msgspec.Meta(min_length=1, max_length=TAG_MAX_LENGTH, pattern=TEXT)]
 SelectorTags = Annotated[list[SelectorTag], msgspec.Meta(min_length=1, max_length=MAX_VALUES)]
 
 
@@ -275,8 +281,13 @@ MAX_TARGET_TIMEOUT_S: Final = 900.0
 # http(s), a host, no credentials; at most 2,048 characters. Whether the host is an
 # address the server may call is the egress policy's to say (engine/egress.py), not a
 # pattern's.
+# (ASCII classes only: `\s` means more to Python's re than to JSON Schema's, U+0085.)
 TargetUrl = Annotated[
-    str, msgspec.Meta(pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+([/?#]\S*)?$", max_length=2048)
+    str,
+    msgspec.Meta(
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@ \t\r\n]+([/?#][^ \t\r\n]*)?$",
+        max_length=2048,
+    ),
 ]
 # Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes.
 WebhookSecret = Annotated[
@@ -493,7 +504,7 @@ class SubscriptionList(msgspec.Struct, frozen=True):
 class EventBody(msgspec.Struct):
     """An event as documented: any JSON object; `id`, when given, deduplicates it."""
 
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=TEXT)] | None = None
 
 
 class EventTask(msgspec.Struct, frozen=True):
@@ -646,6 +657,7 @@ MAX_EPOCH: Final = 1e11  # epoch seconds (year 5138): a bound that also refuses 
 Epoch = Annotated[float, msgspec.Meta(ge=0, le=MAX_EPOCH)]
 PageSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 TenantId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
+Cursor = Annotated[str, msgspec.Meta(max_length=256, pattern=TEXT)]  # the `next` of a page
 Action = Annotated[str, msgspec.Meta(pattern=r"^[a-z]+\.[a-z]+$")]
 
 
@@ -661,7 +673,7 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
     created_after: Epoch | None = None
     created_before: Epoch | None = None
     key: Key | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: PageSize = 100
 
     def selector(self) -> Selector:
@@ -678,7 +690,7 @@ class DeadQuery(msgspec.Struct, frozen=True, kw_only=True):
     function: FunctionName | None = None
     since: Epoch | None = None
     until: Epoch | None = None
-    after: str | None = None
+    after: Cursor | None = None
     limit: PageSize = 100
 
 
@@ -704,5 +716,5 @@ class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
 
     tenant_id: TenantId | None = None
     action: Action | None = None
-    before: str | None = None
+    before: Cursor | None = None
     limit: PageSize = 100

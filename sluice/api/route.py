@@ -22,6 +22,7 @@ import msgspec
 from litestar import Request, Response
 
 from ..config import Settings
+from ..contract import TEXT
 from ..engine.node import Node
 from ..errors import InvalidRequest, PayloadTooLarge, Unprocessable
 from ..rawjson import MAX_DEPTH
@@ -135,6 +136,7 @@ def convert(fields: dict[str, Any], type_: type[T]) -> T:
         raise InvalidRequest(message, field=at and at.split("[")[0]) from exc
 
 
+_PRINTABLE = re.compile(TEXT)
 _UNKNOWN = re.compile(r"^Object contains unknown field `([^`]*)`")
 
 
@@ -182,6 +184,9 @@ async def run(route: Route, request: Request[Any, Any, Any]) -> Response[Any]:
     if route.query is not None:
         query = convert(query_fields(route.query, request.query_params), route.query)
     path = {name: str(request.path_params[name]) for name in route.params}
+    for name, value in path.items():
+        if not _PRINTABLE.match(value):  # no id or name holds one; the store cannot either
+            raise InvalidRequest(f"{name} holds a control character", field=name)
     answer = await route.handler(Call(node, limits, caller, path, body, query, request))
     if isinstance(answer, Response):
         return answer

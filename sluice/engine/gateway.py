@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import msgspec
 
@@ -46,6 +46,7 @@ _config_decoder = msgspec.json.Decoder(dict[str, object])
 MAX_SLOTS = 10_000
 # Worker ids are written into leases and logs: printable, no spaces, bounded.
 WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,200}$")
+TASK_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 class ProtocolError(SluiceError):
@@ -86,6 +87,8 @@ class Gateway:
                 raise InvalidRequest(
                     f"worker ids may not start with {POOL_PREFIX!r} or {TARGET_PREFIX!r}"
                 )
+            if not all(TASK_ID.match(h.id) for h in first.running):
+                raise InvalidRequest(f"a task id must match {TASK_ID.pattern}")
             configs = _function_configs(first, rt.settings)
             await self._check_room(tenant_id, configs)
         except InvalidRequest as exc:
@@ -132,11 +135,13 @@ class Gateway:
                 frame = _decoder.decode(await receive())
                 conn.last_seen = rt.clock.now()
                 if isinstance(frame, Results):
+                    _check_ids(item.id for item in frame.items)
                     await self._attempts.finish(conn, frame.items)
                 elif isinstance(frame, Credit):
                     conn.slots = max(0, min(frame.slots, MAX_SLOTS))
                     self._queues.wake()
                 elif isinstance(frame, Release):
+                    _check_ids(item.id for item in frame.items)
                     await self._on_release(conn, frame.items)
                 elif isinstance(frame, Heartbeat):
                     pass
@@ -205,6 +210,9 @@ def _function_configs(hello: Hello, settings: Settings) -> list[FunctionConfig]:
             f"a worker serves at most {settings.max_functions_per_worker} functions "
             f"(this one named {len(hello.functions)})"
         )
+    names = [spec.name for spec in hello.functions]
+    if len(set(names)) < len(names):
+        raise InvalidRequest("a worker names each function once")
     configs = []
     for spec in hello.functions:
         if not FUNCTION_NAME.match(spec.name):
@@ -223,6 +231,13 @@ def _function_configs(hello: Hello, settings: Settings) -> list[FunctionConfig]:
         check_function(config, settings, f"functions.{spec.name}.")
         configs.append(config)
     return configs
+
+
+def _check_ids(ids: Iterable[str]) -> None:
+    """Task ids are printable (the store could not hold some characters: NUL)."""
+    for task_id in ids:
+        if not TASK_ID.match(task_id):
+            raise ProtocolError(f"a task id must match {TASK_ID.pattern}")
 
 
 def _cut(text: str, limit: int = 200) -> str:

@@ -125,17 +125,19 @@ class Schedules:
         for row in await rt.store.due_schedules(now, DUE_BATCH):
             try:
                 spec = decode(row)
-            except msgspec.ValidationError as exc:
-                # Stored before a rule it breaks existed: stop it rather than fail every
-                # tick; a PUT with a valid config brings it back.
-                log.error("schedule %s of %s is paused: its config is no longer valid (%s)",
+                plan = cron.plan(
+                    spec.cron, spec.timezone, row.last_fire_at, now,
+                    spec.catchup, spec.max_catchup_s,
+                )  # fmt: skip
+            except Exception as exc:
+                # Stored before a rule it breaks existed, or made unplannable by a zone
+                # database or croniter upgrade: stop it, rather than fail every tick and
+                # hold up every schedule due after it; a PUT with a valid config brings
+                # it back.
+                log.error("schedule %s of %s is paused: it can no longer be planned (%s)",
                           row.name, row.tenant_id, exc)  # fmt: skip
                 await rt.store.pause_schedule(row.tenant_id, row.name, True, None, now)
                 continue
-            plan = cron.plan(
-                spec.cron, spec.timezone, row.last_fire_at, now,
-                spec.catchup, spec.max_catchup_s,
-            )  # fmt: skip
             tasks, skipped = await self._tasks(row, spec, plan.fire, now), plan.skipped
             skipped += len(plan.fire) - len(tasks)
             if await rt.store.fire_schedule(row, plan.last, plan.next_at, skipped, tasks, now):

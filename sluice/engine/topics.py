@@ -11,12 +11,13 @@ an `id` field gets a fresh one and is not deduplicated.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import msgspec
 
-from ..contract import SubscriptionSpec, TaskSpec
+from ..contract import TEXT, SubscriptionSpec, TaskSpec
 from ..errors import InvalidRequest, NotFound
 from ..model import NAME, SubmitResult, SubscriptionRow, new_task_id
 from .admission import build_task
@@ -24,7 +25,8 @@ from .functions import Functions
 from .intake import Intake
 from .runtime import Runtime
 
-MAX_EVENT_ID = 100  # the task key "sluice:event:{name}:{id}" stays within 256 characters
+MAX_EVENT_ID = 100
+_TEXT = re.compile(TEXT)  # the task key "sluice:event:{name}:{id}" stays within 256 characters
 _spec_decoder = msgspec.json.Decoder(SubscriptionSpec)
 _encoder = msgspec.json.Encoder()
 
@@ -88,7 +90,11 @@ class Topics:
         if event_id is None:
             event_id = uuid.uuid4().hex
             event = {**event, "id": event_id}
-        elif not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID:
+        elif (
+            not isinstance(event_id, str)
+            or not 0 < len(event_id) <= MAX_EVENT_ID
+            or not _TEXT.match(event_id)
+        ):
             raise InvalidRequest(
                 f"an event's id is a string of 1 to {MAX_EVENT_ID} characters", field="id"
             )

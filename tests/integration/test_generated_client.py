@@ -87,7 +87,8 @@ async def test_a_generated_client_submits_gets_and_lists_tasks(
         assert not dropped, f"the generator left out {dropped}"
 
         models = _module("models")
-        calls = {op: _module(f"api.default.{_snake(op)}") for op in (
+        where = {p.stem: p.parent.name for p in (generated_path / PACKAGE / "api").rglob("*.py")}
+        calls = {op: _module(f"api.{where[_snake(op)]}.{_snake(op)}") for op in (
             "submitTask", "submitBatch", "getTask", "listTasks", "putSchedule")}  # fmt: skip
         client = _module("client").AuthenticatedClient(base_url=server.url, token=server.api_key)
         async with client:
