@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BACKEND ?= sqlite
 SCENARIO ?= core
+REFS ?= HEAD~1,HEAD
+ROUNDS ?= 3
 
-.PHONY: help run test test-fast lint format bench bench-peers chaos clean
+.PHONY: help run test test-fast lint format bench bench-ab bench-peers chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +41,9 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 
 bench: $(STAMP)  ## benchmarks (BACKEND=sqlite|postgres); figures go to bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)
+
+bench-ab: $(STAMP)  ## the hot path of commits back to back (REFS=a,b ROUNDS=3 BACKEND=sqlite|postgres)
+	$(BIN)/python -m bench.ab --refs $(REFS) --rounds $(ROUNDS) --backend $(BACKEND)
 
 bench-peers: $(STAMP)  ## Sluice next to Celery, RQ, Dramatiq, arq, Huey, Taskiq, Procrastinate (SCENARIO=core|fairness): bench/PEERS.md
 	$(BIN)/python -m bench.peers.run --scenario $(SCENARIO)

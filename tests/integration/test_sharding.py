@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import sqlite3
+import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 
 import sluice
 from sluice.client import AsyncClient
@@ -21,6 +24,8 @@ from sluice.engine.partitions import PART
 from sluice.model import SHARED
 from sluice.policy.sharding import PARTITIONS, K, shards
 from sluice.store import open_store
+from sluice.store.postgres import tenants as pg_tenants
+from sluice.store.sqlite import tenants as lite_tenants
 from tests.harness import Running, _running_server, database_for, running_worker, wait_for
 
 POOL_KEY = "pool-secret-for-tests"
@@ -28,6 +33,27 @@ TENANTS = 160
 EACH = 12
 STALLED = 7
 app = sluice.App("sharded-pool")
+# Tenant ids from a fixed seed: with random ids, how many tenants land on the stalled
+# partition is binomial and strays beyond 3 sd about once in 400 runs. With this seed it
+# is 10 of 160, the expected k/P (also when a harness makes up to five tenants first).
+TENANT_ID_SEED = 35
+
+
+class SeededIds:
+    """Stands in for the `uuid` module in the stores' tenants modules."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
+
+
+@pytest.fixture(autouse=True)
+def seeded_tenant_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = SeededIds(TENANT_ID_SEED)
+    for module in (lite_tenants, pg_tenants):
+        monkeypatch.setattr(module, "uuid", ids)
 
 
 @app.task

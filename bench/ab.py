@@ -1,0 +1,122 @@
+"""`make bench-ab`: the hot path of two or more commits measured back to back.
+
+A change that touches the hot path must say what it did to it. Runs on this machine
+drift from hour to hour, so figures taken at different times cannot be compared; this
+script checks each commit out into its own git worktree and alternates between them
+(A B C, then B C A, ...) so every commit sees the same machine. Each commit is measured
+with its own server, worker and SDK code (PYTHONPATH points at its worktree) and with
+the default settings a user gets:
+
+- batch submit: 50,000 tasks in batches of 1,000 (async SDK);
+- single submits: 10,240 tasks from 32 concurrent clients;
+- drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots;
+- submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers.
+
+The median of the rounds is reported per commit, with each commit's change against the
+first one. Nothing else should run on the machine meanwhile.
+
+    python -m bench.ab --refs 31cdb6f,HEAD --rounds 3 [--backend postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Run inside a worktree: only names every measured commit's bench/run.py has.
+DRIVER = """
+import asyncio, json, sys
+from bench.run import rig, bench_batch_submit, _single_submits, bench_drain, bench_latency, pct
+port, backend = int(sys.argv[1]), sys.argv[2]
+out = {}
+with rig(port, backend) as r:
+    out["batch_submit"] = bench_batch_submit(r, 50_000)[0]
+    out["single_submit"] = asyncio.run(_single_submits(r, 10_240, 32))
+with rig(port, backend) as r:
+    out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=256)[0]
+with rig(port, backend) as r:
+    lat = bench_latency(r, 2_000, 0.005)
+    out["latency_p50"], out["latency_p99"] = pct(lat, 50), pct(lat, 99)
+print("AB " + json.dumps(out), flush=True)
+"""
+
+FIGURES = {
+    "batch_submit": ("batch submit (tasks/s)", True),
+    "single_submit": ("32 concurrent single submits (tasks/s)", True),
+    "drain": ("drain (tasks/s)", True),
+    "latency_p50": ("submit→start p50 (ms)", False),
+    "latency_p99": ("submit→start p99 (ms)", False),
+}
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def measure(tree: Path, port: int, backend: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env.pop("SLUICE_DATABASE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(port), backend],
+        cwd=tree, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    for line in done.stdout.splitlines():
+        if line.startswith("AB "):
+            return dict(json.loads(line[3:]))
+    raise SystemExit(f"bench-ab: {tree.name} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--refs", default="HEAD~1,HEAD", help="commits, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
+    parser.add_argument("--port", type=int, default=8432)
+    options = parser.parse_args()
+    refs = [(ref, git("rev-parse", "--short", ref)) for ref in options.refs.split(",")]
+    runs: dict[str, list[dict[str, float]]] = {sha: [] for _, sha in refs}
+    with tempfile.TemporaryDirectory(prefix="sluice-ab-") as tmp:
+        trees = {}
+        for _, sha in refs:
+            trees[sha] = Path(tmp) / sha
+            git("worktree", "add", "--detach", str(trees[sha]), sha)
+        try:
+            for round_ in range(options.rounds):
+                order = refs[round_ % len(refs) :] + refs[: round_ % len(refs)]
+                for ref, sha in order:
+                    figures = measure(trees[sha], options.port, options.backend)
+                    runs[sha].append(figures)
+                    shown = ", ".join(f"{k} {v:,.1f}" for k, v in figures.items())
+                    print(f"round {round_ + 1} {ref} ({sha}): {shown}", flush=True)
+        finally:
+            for tree in trees.values():
+                git("worktree", "remove", "--force", str(tree))
+    first = refs[0][1]
+    medians = {
+        sha: {k: statistics.median(r[k] for r in rows) for k in FIGURES}
+        for sha, rows in runs.items()
+    }
+    head = "| figure | " + " | ".join(f"{ref} ({sha})" for ref, sha in refs) + " |"
+    print(f"\n{options.backend}, median of {options.rounds} rounds\n\n{head}")
+    print("| --- |" + " ---: |" * len(refs))
+    for key, (label, _) in FIGURES.items():
+        cells = []
+        for _, sha in refs:
+            value = medians[sha][key]
+            change = (value / medians[first][key] - 1) * 100 if sha != first else None
+            cells.append(f"{value:,.1f}" + (f" ({change:+.1f} %)" if change is not None else ""))
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
