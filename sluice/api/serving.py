@@ -22,43 +22,60 @@ from ..config import Settings
 
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline on receiving each request and a
-    bound on its head."""
+    bound on its head.
+
+    It costs a request a few attribute writes: no timer per request (one sweep a server
+    closes the late ones), no call per header (a complete head is measured once, a head
+    still arriving by the bytes that brought it)."""
 
     max_header_bytes = 16 * 1024
     request_timeout_s = 30.0
+    # Per server (each `server_config` makes a subclass; __init_subclass__ gives it its
+    # own): the connections receiving a request, with when each began.
+    _receiving: dict[GuardedHttpProtocol, float] = {}
+    _sweep: asyncio.TimerHandle | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._receiving, cls._sweep = {}, None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(cast(asyncio.Transport, transport))  # a stream's, always
-        self._head = 0
+        self._head = 0  # bytes of a head still arriving
+        self._in_head = True
+        self._messages = self._completed = 0  # requests begun, received on this connection
         self._too_big = False
-        self._deadline: asyncio.TimerHandle | None = None
-        self._arm()  # a connection that never sends a request is closed too
+        self._begin()  # a connection that never sends a request is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._receiving.pop(self, None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        messages, idle = self._messages, self._completed == self._messages
         super().data_received(data)
+        # Bytes of a head that has not ended yet: all of them, unless they also ended an
+        # earlier request (pipelined: not counted, it is one read).
+        begun = self._messages - messages
+        if self._in_head and not self._too_big and (begun == 0 or (begun == 1 and idle)):
+            self._head += len(data)
+            self._too_big = self._head > self.max_header_bytes
         if self._too_big and not self.transport.is_closing():
-            self._disarm()
+            self._receiving.pop(self, None)
             self._refuse(431, b"the request head is too large")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head = 0
-        self._arm()
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        self._head, self._in_head = 0, True
+        self._messages += 1
+        self._begin()
 
     def on_headers_complete(self) -> None:
-        if not self._too_big:  # never start the app for a head it would not be sent
+        self._in_head = False
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if size > self.max_header_bytes:
+            self._too_big = True  # never start the app for a head it would not be sent
+        else:
             super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -66,31 +83,34 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._disarm()  # the whole request is in: what follows is the response's time
+        self._completed += 1
+        self._receiving.pop(self, None)  # the request is in: the rest is the response's time
         if not self._too_big:
             super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()
+        self._receiving.pop(self, None)
         super().handle_websocket_upgrade()
 
-    def _count(self, n: int) -> None:
-        self._head += n
-        if self._head > self.max_header_bytes:
-            self._too_big = True
+    def _begin(self) -> None:
+        cls = type(self)
+        cls._receiving[self] = self.loop.time()
+        if cls._sweep is None:
+            cls._sweep = self.loop.call_later(cls._tick(), cls._close_late, self.loop)
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.request_timeout_s, self._too_slow)
+    @classmethod
+    def _tick(cls) -> float:
+        return min(1.0, cls.request_timeout_s / 4)  # closed at most a tick past the deadline
 
-    def _disarm(self) -> None:
-        deadline: asyncio.TimerHandle | None = getattr(self, "_deadline", None)
-        if deadline is not None:
-            deadline.cancel()
-            self._deadline = None
+    @classmethod
+    def _close_late(cls, loop: asyncio.AbstractEventLoop) -> None:
+        cutoff = loop.time() - cls.request_timeout_s
+        for late in [c for c, began in cls._receiving.items() if began <= cutoff]:
+            del cls._receiving[late]
+            late._too_slow()
+        cls._sweep = loop.call_later(cls._tick(), cls._close_late, loop) if cls._receiving else None
 
     def _too_slow(self) -> None:
-        self._deadline = None
         if self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:

@@ -5,6 +5,7 @@ retry 429/503; what is sent and how answers are read is in calls.py, once for bo
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import random
@@ -78,9 +79,18 @@ def tls_context(ca_file: str | os.PathLike[str] | None = None) -> ssl.SSLContext
     There is no way to turn verification off: give the CA that signed the server."""
     ca_file = ca_file or os.environ.get("SLUICE_CA_FILE") or None
     try:
-        return ssl.create_default_context(cafile=ca_file)
+        # Loading a trust store takes ~20 ms of CPU: a client per request (or 32 clients
+        # at once) would spend more on it than on its requests. One context per file
+        # version is shared (so it is read-only); a CA file rewritten in place is loaded again.
+        version = os.stat(ca_file).st_mtime_ns if ca_file else 0
+        return _context(os.fspath(ca_file) if ca_file else None, version)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         raise SluiceError(f"the CA file {ca_file} cannot be loaded: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _context(ca_file: str | None, version: int) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def _headers(api_key: str | None) -> dict[str, str]:

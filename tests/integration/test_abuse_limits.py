@@ -85,6 +85,10 @@ async def test_a_request_head_over_the_limit_is_431(tmp_path: Path) -> None:
         answer = await raw_request(server, head)
         assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
         assert b'"code":"header_too_large"' in answer
+        # A head that never ends is refused once it is too large, not at the deadline.
+        endless = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 32 * 1024
+        answer = await raw_request(server, endless, read_timeout=5)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
         await assert_unaffected(other)
 
 
