@@ -35,16 +35,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DRIVER = """
 import asyncio, json, sys
 from bench.run import rig, bench_batch_submit, _single_submits, bench_drain, bench_latency, pct
-port, backend = int(sys.argv[1]), sys.argv[2]
+port, backend, parts = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
 out = {}
-with rig(port, backend) as r:
-    out["batch_submit"] = bench_batch_submit(r, 50_000)[0]
-    out["single_submit"] = asyncio.run(_single_submits(r, 10_240, 32))
-with rig(port, backend) as r:
-    out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=256)[0]
-with rig(port, backend) as r:
-    lat = bench_latency(r, 2_000, 0.005)
-    out["latency_p50"], out["latency_p99"] = pct(lat, 50), pct(lat, 99)
+if "submit" in parts:
+    with rig(port, backend) as r:
+        out["batch_submit"] = bench_batch_submit(r, 50_000)[0]
+        out["single_submit"] = asyncio.run(_single_submits(r, 10_240, 32))
+if "drain" in parts:
+    with rig(port, backend) as r:
+        out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=256)[0]
+if "latency" in parts:
+    with rig(port, backend) as r:
+        lat = bench_latency(r, 2_000, 0.005)
+        out["latency_p50"], out["latency_p99"] = pct(lat, 50), pct(lat, 99)
 print("AB " + json.dumps(out), flush=True)
 """
 
@@ -63,11 +66,11 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-def measure(tree: Path, port: int, backend: str) -> dict[str, float]:
+def measure(tree: Path, port: int, backend: str, parts: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("SLUICE_DATABASE", None)
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(port), backend],
+        [sys.executable, "-c", DRIVER, str(port), backend, parts],
         cwd=tree, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     for line in done.stdout.splitlines():
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--port", type=int, default=8432)
+    parser.add_argument("--parts", default="submit,drain,latency", help="of submit, drain, latency")
     options = parser.parse_args()
     refs = [(ref, git("rev-parse", "--short", ref)) for ref in options.refs.split(",")]
     runs: dict[str, list[dict[str, float]]] = {sha: [] for _, sha in refs}
@@ -94,7 +98,7 @@ def main() -> None:
             for round_ in range(options.rounds):
                 order = refs[round_ % len(refs) :] + refs[: round_ % len(refs)]
                 for ref, sha in order:
-                    figures = measure(trees[sha], options.port, options.backend)
+                    figures = measure(trees[sha], options.port, options.backend, options.parts)
                     runs[sha].append(figures)
                     shown = ", ".join(f"{k} {v:,.1f}" for k, v in figures.items())
                     print(f"round {round_ + 1} {ref} ({sha}): {shown}", flush=True)
@@ -103,13 +107,15 @@ def main() -> None:
                 git("worktree", "remove", "--force", str(tree))
     first = refs[0][1]
     medians = {
-        sha: {k: statistics.median(r[k] for r in rows) for k in FIGURES}
+        sha: {k: statistics.median(r[k] for r in rows) for k in FIGURES if k in rows[0]}
         for sha, rows in runs.items()
     }
     head = "| figure | " + " | ".join(f"{ref} ({sha})" for ref, sha in refs) + " |"
     print(f"\n{options.backend}, median of {options.rounds} rounds\n\n{head}")
     print("| --- |" + " ---: |" * len(refs))
     for key, (label, _) in FIGURES.items():
+        if key not in medians[first]:
+            continue
         cells = []
         for _, sha in refs:
             value = medians[sha][key]

@@ -115,7 +115,7 @@ class Node:
         self, reaper: Reaper, schedules: Schedules, retention: Retention, audit: AuditLog
     ) -> Timers:
         s = self.settings
-        timers = Timers(self.rt)
+        timers = Timers(self.rt, spread=True)
         timers.every("promote", s.promote_interval_s, self.delays.promote_once, lead=True)
         timers.every("expire", s.promote_interval_s, self.outcomes.expire_once, lead=True)
         timers.every("cron", min(CRON_INTERVAL_S, s.promote_interval_s), schedules.tick,

@@ -7,8 +7,11 @@ another takes over once the lease runs out. The others (lease renewal for this n
 workers, the fair clock, backpressure, partition leases) run on every node.
 
 Each job runs in its own loop, so a slow one (a big purge) never delays another (a
-partition lease's renewal). `step()` runs every job that is due once, in order, for
-tests that move a fake clock.
+partition lease's renewal). With `spread`, jobs are kept off each other's beat: after
+its first run each job moves by its own fraction of its interval, so a node's dozen
+one-second jobs do not all hit the store in the same millisecond every second (they did,
+and that burst set the p99 of submit→start). `step()` runs every job that is due once,
+in order, for tests that move a fake clock.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ log = logging.getLogger("sluice.timers")
 LEADER_LEASE = "timers"
 LEADER_TTL_S = 10.0
 LEADER_RENEW_S = 2.0
+GOLDEN = 0.6180339887  # successive multiples, mod 1, fall evenly apart for any count
 
 Tick = Callable[[], Awaitable[object] | object]
 
@@ -36,11 +40,13 @@ class Job:
     tick: Tick
     lead: bool  # runs on the timers leader only
     next_at: float  # monotonic
+    phase: float = 0.0  # added once, after the first run (spread)
 
 
 class Timers:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, spread: bool = False) -> None:
         self._rt = rt
+        self._spread = spread
         self.leader = False
         self._jobs: list[Job] = []
         self.every("lead", LEADER_RENEW_S, self.lead_once, first_after=LEADER_RENEW_S)
@@ -51,7 +57,9 @@ class Timers:
     ) -> None:  # fmt: skip
         """Run `tick` every `interval` seconds (the first after `first_after`); with
         `lead`, only while this node holds the timers lease."""
-        self._jobs.append(Job(name, interval, tick, lead, self._rt.clock.monotonic() + first_after))
+        phase = (len(self._jobs) * GOLDEN % 1.0) * interval if self._spread else 0.0
+        next_at = self._rt.clock.monotonic() + first_after
+        self._jobs.append(Job(name, interval, tick, lead, next_at, phase))
 
     async def run(self) -> None:
         """Every job on its own beat, until cancelled."""
@@ -77,7 +85,8 @@ class Timers:
             await self._run(job)
 
     async def _run(self, job: Job) -> int:
-        job.next_at = self._rt.clock.monotonic() + job.interval
+        job.next_at = self._rt.clock.monotonic() + job.interval + job.phase
+        job.phase = 0.0
         if job.lead and not self.leader:
             return 0
         try:

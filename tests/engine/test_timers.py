@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 
 import pytest
@@ -149,3 +150,26 @@ async def test_a_step_counts_only_the_jobs_that_ran(rt: Runtime, clock: FakeCloc
 
     assert beats.ran == []
     assert ran == 0
+
+
+async def test_spread_jobs_of_one_interval_leave_each_others_beat_after_their_first_run(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    timers, beats = Timers(rt, spread=True), Beats(clock)
+    names = [f"job-{i}" for i in range(8)]
+    for name in names:
+        timers.every(name, 1.0, beats.job(name))
+    await timers.step()  # all at once, the first time
+    assert all(beats.of(name) == [0.0] for name in names)
+
+    for _ in range(400):  # 4 s, 10 ms at a time: each job's next beats
+        clock.advance(0.01)
+        await timers.step()
+    for name in names:  # still once a second (late by at most a 10 ms step)
+        ran = beats.of(name)
+        assert len(ran) >= 4, ran
+        assert all(0.99 < b - a < 1.02 for a, b in itertools.pairwise(ran[1:4])), ran
+    # Apart: no two jobs' second runs within 50 ms of each other.
+    seconds = sorted(beats.of(name)[1] for name in names)
+    assert all(b - a >= 0.05 for a, b in itertools.pairwise(seconds)), seconds
+    assert seconds[-1] - seconds[0] > 0.5  # over the whole second, not bunched
