@@ -58,6 +58,8 @@ def main() -> None:
 
     print("thumbnails of the first image:", thumbs[0].result(timeout=60))
     print("last welcome e-mail written to:", welcomes[-1].result(timeout=60))
+    for handle in [*thumbs, *welcomes]:  # tasks run in any order: wait for every one
+        handle.result(timeout=60)
     print(f"all done in {time.perf_counter() - start:.2f}s; see examples/outbox and thumbnails/")
 
 
