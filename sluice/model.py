@@ -1,7 +1,7 @@
 """Plain data shared by every layer: task states, names and limits, store records.
 
 No I/O here. Records are frozen msgspec Structs so they are cheap to build and copy. The
-bodies of the HTTP API, function configs among them, are in contract.py.
+bodies of the HTTP API, function configs among them, are in contract/.
 """
 
 from __future__ import annotations

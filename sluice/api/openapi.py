@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document, generated from the route table (api/table.py): each route's
 operation, parameters, body and answers come from its declaration, and every schema
-from the contract's structs (sluice/contract.py), whose constraints are the decoder's.
+from the contract's structs (sluice/contract/), whose constraints are the decoder's.
 
 Rules between fields that a struct cannot carry but a schema can are added here (at
 most one of delay and run_at); limits an operator may change are filled in from the

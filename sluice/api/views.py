@@ -1,6 +1,6 @@
 """Response bodies built from store records: a task with its timeline, a submit's outcome.
 
-The bodies themselves are the contract's (sluice/contract.py). Task arguments and
+The bodies themselves are the contract's (sluice/contract/). Task arguments and
 results stay raw JSON (`msgspec.Raw`) on their way out: the server never decodes them.
 """
 

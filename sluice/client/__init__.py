@@ -1,7 +1,7 @@
 """The HTTP client of the Sluice API: sync `Client` and async `AsyncClient`.
 
 Imports no server code, so producers need only `pip install sluice`. What it returns
-are the API's own bodies (sluice/contract.py), re-exported here.
+are the API's own bodies (sluice/contract/), re-exported here.
 """
 
 from ..contract import (

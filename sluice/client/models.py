@@ -1,7 +1,7 @@
 """What the client takes that the API's bodies do not spell out for Python callers.
 
 The bodies themselves, answers and requests alike, are the server's own
-(sluice/contract.py): the client decodes every answer with the struct the server
+(sluice/contract/): the client decodes every answer with the struct the server
 encoded it with, and imports no server code for it.
 """
 

@@ -1,0 +1,109 @@
+"""Functions: their configs (HTTP targets among them) and their list's query."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+
+from ..model import (
+    DEFAULT_PRIORITY,
+)
+from .fields import Count, FunctionName, PageSize, Priority, Rate, Tags, Timeout, Ttl
+from .tasks import RetryPolicy
+
+MAX_TARGET_TIMEOUT_S: Final = 900.0
+# http(s), a host, no credentials; at most 2,048 characters. Whether the host is an
+# address the server may call is the egress policy's to say (engine/egress.py), not a
+# pattern's.
+# (ASCII classes only: `\s` means more to Python's re than to JSON Schema's, U+0085.)
+TargetUrl = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@ \t\r\n]+([/?#][^ \t\r\n]*)?$",
+        max_length=2048,
+    ),
+]
+# Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes.
+WebhookSecret = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^whsec_(?:[A-Za-z0-9+/]{4}){8,20}"
+        r"(?:[A-Za-z0-9+/]{4}(?:[A-Za-z0-9+/]{2}==)?|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    ),
+]
+
+
+class HttpTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function served by an HTTP endpoint in any language: Sluice POSTs each task to
+    `url` (docs/http-targets.md) instead of pushing it to a worker."""
+
+    url: TargetUrl
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_TARGET_TIMEOUT_S)] = 30.0
+    """Longest wait for the endpoint's answer; past it the attempt failed (retryable)."""
+    secret: WebhookSecret | None = None
+    """`whsec_…` key of the request signatures; made when the function is set without one."""
+
+
+class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function's defaults; a task may override priority, ttl and retry."""
+
+    name: FunctionName
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: Timeout | None = None
+    priority: Priority = DEFAULT_PRIORITY
+    ttl_s: Ttl | None = None
+    tags: Tags = []
+    rate: Rate | None = None
+    """Most starts per second, cluster-wide (GCRA); retries count too. None: no limit."""
+    burst: Count = 1
+    """Starts allowed at once on top of `rate` (the limit's bucket)."""
+    max_concurrency: Count | None = None
+    """Most tasks of this function running at once, cluster-wide. None: no limit."""
+    target: HttpTarget | None = None
+    """An HTTP endpoint that runs the function; None: workers run it."""
+
+
+class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function's config, as `PUT /v1/functions/{name}` takes it (the name is the path's)."""
+
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: Timeout | None = None
+    priority: Priority = DEFAULT_PRIORITY
+    ttl_s: Ttl | None = None
+    tags: Tags = []
+    rate: Rate | None = None
+    burst: Count = 1
+    max_concurrency: Count | None = None
+    target: HttpTarget | None = None
+
+
+class TargetState(msgspec.Struct, frozen=True):
+    """Adaptive concurrency (AIMD, policy/aimd.py) of an HTTP target or of a worker pool,
+    on the node that answered."""
+
+    limit: float
+    in_flight: int
+    paused_until: float | None
+
+
+class Function(FunctionConfig, frozen=True):
+    """A function as `GET /v1/functions/{name}` shows it: its config; for an HTTP target
+    its state, and for a function whose workers were throttled the limit their pool is
+    under (engine/adaptive.py)."""
+
+    target_state: TargetState | None = None
+    pool_state: TargetState | None = None
+
+
+class FunctionList(msgspec.Struct, frozen=True):
+    functions: list[FunctionConfig]
+    next: str | None = None  # pass as `after` for the next page; null on the last one
+
+
+class FunctionQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET /v1/functions`: by name, after `after` (a tenant has at most 1,000, so one
+    page of the default size is all of them)."""
+
+    after: FunctionName | None = None
+    limit: PageSize = 1000
