@@ -64,7 +64,8 @@ class FrontDoor:
             await self.app(scope, receive, send)
             return
         path, method = scope.get("path", ""), scope["method"]
-        if method == "POST" and path in self._submits:  # the hot path: no search
+        submitting = method == "POST" and path in self._submits
+        if submitting:  # the hot path: no search
             route: Route | None = self._submits[path]
         else:
             found = self._match(path)
@@ -77,7 +78,7 @@ class FrontDoor:
             return
         try:
             caller = await self._admit(route, scope)
-            if path in _SUBMITS and method == "POST":
+            if submitting:
                 status, body = await submit.answer(self.node, caller.tenant_id, path, receive)
                 await _send(send, status, {}, body)
                 return
