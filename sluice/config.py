@@ -87,6 +87,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Longest long-poll for a task's result."""
     claim_batch: int = 256
     """Most tasks delivered to one worker in one frame."""
+    log_retention_s: float = 3 * 86400.0
+    """How long the captured log lines of a task that succeeded are kept; a task that
+    failed, died or was cancelled keeps its lines as long as it is kept (`retention_s`)."""
+    max_log_bytes: int = 256 * 1024
+    """Log bytes kept of one attempt: the worker keeps the first quarter and the last
+    three quarters, and leaves a marker where it dropped lines."""
     retention_s: float = 7 * 86400.0
     """How long ended tasks (and their keys, attempts, logs) are kept."""
     purge_interval_s: float = 60.0

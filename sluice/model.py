@@ -101,6 +101,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     series_at: float | None = None  # when a retry by hand started the current series
     retry: bytes | None = None
     partition: int = 0
+    started_at: float | None = None  # the running attempt's start, once its worker said
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):
@@ -114,6 +115,8 @@ class AttemptRecord(msgspec.Struct, frozen=True):
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    ready_at: float | None = None  # when the attempt became ready
+    recorded_at: float | None = None  # when its end was written
 
 
 class HistoryEntry(msgspec.Struct, frozen=True):
@@ -144,6 +147,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     retry: bytes | None = None  # the task's own RetryPolicy (JSON), if it has one
     tags: str | None = None  # JSON array, for the pause rules a retry must respect
     stag: float = 0.0  # fair start tag: the virtual clock moves to the largest dispatched
+    ready_at: float | None = None  # when this attempt became ready (its queued time)
 
 
 class Finish(msgspec.Struct, frozen=True):
@@ -164,6 +168,48 @@ class Finish(msgspec.Struct, frozen=True):
     error_message: str | None = None
     traceback: str | None = None
     throttled: bool = False  # flow control: counted in `throttles`, not against max_attempts
+    ready_at: float | None = None  # when the attempt became ready (ClaimedTask.ready_at)
+    logs: list[LogRecord] = []  # the attempt's last captured lines, written with it
+    log_drop: tuple[int, int] | None = None  # lines [from, to) of it to delete (see LogBatch)
+
+
+TASK_LOG_BYTES: Final = 1024 * 1024
+"""Log bytes a task keeps across its attempts: the oldest attempts' lines go first."""
+MARKER = "marker"  # the stream of a line the store wrote in place of dropped ones
+
+
+def dropped_attempt(size: int) -> str:
+    """The marker line left for an attempt whose lines the task's budget dropped."""
+    return (
+        f"… this attempt's {size:,} bytes of lines were dropped: a task keeps "
+        f"{TASK_LOG_BYTES // 1024:,} KiB of lines, the latest attempts' first …"
+    )
+
+
+class LogRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One captured line of an attempt (DESIGN §8 "Logs")."""
+
+    attempt: int
+    seq: int
+    at: float
+    level: int
+    stream: str  # log | stdout | stderr
+    logger: str
+    message: str
+    extra: str | None = None  # a JSON object
+
+
+class LogBatch(msgspec.Struct, frozen=True):
+    """Lines a running attempt shipped. Kept only while the attempt is the task's current
+    one on that worker, or was finished by it (a dead worker's lines stay); `drop` names
+    lines [from, to) shipped before that fell out of the attempt's tail window."""
+
+    tenant_id: str
+    task_id: str
+    attempt: int
+    worker: str
+    lines: list[LogRecord]
+    drop: tuple[int, int] | None = None
 
 
 # Task ids are UUIDv7-shaped: time-ordered, so inserts append to the primary-key b-tree.

@@ -36,6 +36,34 @@ class Hello(msgspec.Struct, frozen=True, tag="hello", tag_field="t"):
     protocol: int = PROTOCOL_VERSION
 
 
+class LogLine(msgspec.Struct, frozen=True, array_like=True):
+    """One captured line of an attempt: a `logging` record or a line of stdout/stderr.
+
+    `seq` numbers an attempt's lines from 0 without gaps as the handler writes them; a gap
+    in what the server holds is where lines were dropped (docs/observability.md).
+    """
+
+    seq: int
+    at: float
+    level: int  # logging's numbers: 10 DEBUG .. 50 CRITICAL; stdout 20, stderr 40
+    stream: str  # log | stdout | stderr
+    logger: str
+    message: str
+    extra: msgspec.Raw = msgspec.Raw(b"null")  # a JSON object: the record's structured extras
+
+
+class ProgressItem(msgspec.Struct, frozen=True):
+    """A running attempt's news: when it started, and log lines written since the last."""
+
+    id: str
+    attempt: int
+    started_at: float | None = None
+    logs: list[LogLine] = []
+    drop: tuple[int, int] | None = None
+    """Lines [from, to) of this attempt shipped before and since pushed out of its tail
+    window: the server deletes them (the worker keeps an attempt's head and tail)."""
+
+
 class ResultItem(msgspec.Struct, frozen=True):
     id: str
     attempt: int
@@ -47,10 +75,18 @@ class ResultItem(msgspec.Struct, frozen=True):
     error_message: str | None = None
     traceback: str | None = None
     retry_after_s: float | None = None
+    logs: list[LogLine] = []  # the lines not sent in progress frames
+    drop: tuple[int, int] | None = None  # as in ProgressItem
 
 
 class Results(msgspec.Struct, frozen=True, tag="results", tag_field="t"):
     items: list[ResultItem]
+
+
+class Progress(msgspec.Struct, frozen=True, tag="progress", tag_field="t"):
+    """Running attempts' starts and log lines, in batches while they run."""
+
+    items: list[ProgressItem]
 
 
 class Heartbeat(msgspec.Struct, frozen=True, tag="hb", tag_field="t"):
@@ -67,7 +103,7 @@ class Release(msgspec.Struct, frozen=True, tag="release", tag_field="t"):
     items: list[RunningTask]
 
 
-WorkerFrame = Hello | Results | Heartbeat | Credit | Release
+WorkerFrame = Hello | Results | Progress | Heartbeat | Credit | Release
 
 
 # server -> worker
@@ -82,6 +118,8 @@ class Welcome(msgspec.Struct, frozen=True, tag="welcome", tag_field="t"):
     """Largest frame the server takes: a worker splits its results to stay under it."""
     max_result_bytes: int = 1024 * 1024
     """Largest result the server keeps: a larger one fails its attempt, not retried."""
+    max_log_bytes: int = 256 * 1024
+    """Log bytes the server keeps of one attempt: the worker keeps a head and a tail."""
 
 
 class TaskFrame(msgspec.Struct, frozen=True):

@@ -15,6 +15,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from ..contract import Health
 from .functions import FUNCTION_ROUTES
+from .logs import LOG_ROUTES
 from .metrics import METRICS_ROUTES
 from .pauses import PAUSE_ROUTES
 from .route import Access, Call, Route, run
@@ -34,7 +35,7 @@ HEALTH_ROUTES = [
 ]  # fmt: skip
 
 ROUTES: list[Route] = [
-    *TASK_ROUTES, *FUNCTION_ROUTES, *TENANT_ROUTES, *SCHEDULE_ROUTES, *PAUSE_ROUTES,
+    *TASK_ROUTES, *LOG_ROUTES, *FUNCTION_ROUTES, *TENANT_ROUTES, *SCHEDULE_ROUTES, *PAUSE_ROUTES,
     *TOPIC_ROUTES, *HEALTH_ROUTES, *METRICS_ROUTES,
 ]  # fmt: skip
 

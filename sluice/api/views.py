@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import msgspec
 
-from ..contract import Attempt, SubmitOutcome, Task, TimelineEntry
-from ..model import AttemptRecord, HistoryEntry, SubmitResult, TaskRecord
+from ..contract import Attempt, Stages, SubmitOutcome, Task, TimelineEntry
+from ..model import (
+    READY,
+    RUNNING,
+    TERMINAL,
+    AttemptRecord,
+    HistoryEntry,
+    SubmitResult,
+    TaskRecord,
+)
 
 
 class _PayloadParts(msgspec.Struct):
@@ -46,34 +54,106 @@ def task_view(task: TaskRecord, attempts: list[AttemptRecord], events: list[Hist
         created_at=task.created_at,
         finished_at=task.finished_at,
         timeline=timeline(task, attempts, events),
-        attempts=[Attempt(*msgspec.structs.astuple(a)[1:]) for a in attempts],
+        attempts=[attempt_view(a) for a in attempts] + _running(task, attempts),
+    )
+
+
+def attempt_view(a: AttemptRecord) -> Attempt:
+    return Attempt(
+        a.attempt, a.worker, a.dispatched_at, a.started_at, a.finished_at, a.outcome,
+        a.error_type, a.error_message, a.traceback, a.ready_at, a.recorded_at,
+        stages(a.ready_at, a.dispatched_at, a.started_at, a.finished_at, a.recorded_at),
+    )  # fmt: skip
+
+
+def _running(task: TaskRecord, attempts: list[AttemptRecord]) -> list[Attempt]:
+    """The attempt running now, which has no row of its own until it ends."""
+    if task.state != RUNNING or any(a.attempt == task.attempt for a in attempts):
+        return []
+    started = _started(task)
+    return [
+        Attempt(
+            task.attempt,
+            task.lease_owner,
+            task.dispatched_at,
+            started,
+            None,
+            "running",
+            None,
+            None,
+            None,
+            task.ready_at,
+            None,
+            stages(task.ready_at, task.dispatched_at, started, None, None),
+        )
+    ]
+
+
+def _started(task: TaskRecord) -> float | None:
+    """The running attempt's start, if its worker said (an older one is an earlier
+    attempt's: the column is not cleared when the task is dispatched again)."""
+    if task.started_at is None or task.dispatched_at is None:
+        return None
+    return task.started_at if task.started_at >= task.dispatched_at else None
+
+
+def stages(
+    ready: float | None,
+    dispatched: float | None,
+    started: float | None,
+    finished: float | None,
+    recorded: float | None,
+) -> Stages:
+    """An attempt's waterfall: each stage's length, once both its ends are known. The
+    worker's clock stamps started and finished, so a stage is never shown below zero."""
+
+    def span(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(max(0.0, b - a), 6)
+
+    return Stages(
+        queued=span(ready, dispatched),
+        dispatched=span(dispatched, started),
+        running=span(started, finished),
+        reporting=span(finished, recorded),
     )
 
 
 def timeline(
     task: TaskRecord, attempts: list[AttemptRecord], events: list[HistoryEntry]
 ) -> list[TimelineEntry]:
-    """Every stage the task went through, read from the timestamps the hot path writes."""
+    """Every stage the task went through, read from the timestamps the hot path writes;
+    an ended task's last entry is its final state."""
     out = [TimelineEntry(task.created_at, "submitted")]
-    if task.run_at > task.created_at:
+    if task.run_at > task.created_at and not attempts:
         out.append(TimelineEntry(task.created_at, "scheduled", detail=f"run_at {task.run_at}"))
-    if task.state != "scheduled" or task.attempt > 0:
-        # ready_at is rewritten by each retry; the first readiness is the original run_at.
-        first = task.ready_at if task.attempt == 0 and task.ready_at else task.run_at
-        out.append(TimelineEntry(first, "ready"))
     for a in attempts:
+        if a.ready_at is not None:
+            out.append(TimelineEntry(a.ready_at, "ready", a.attempt))
         if a.dispatched_at is not None:
             out.append(TimelineEntry(a.dispatched_at, "dispatched", a.attempt, a.worker))
         if a.started_at is not None:
             out.append(TimelineEntry(a.started_at, "started", a.attempt))
         if a.finished_at is not None:
             out.append(TimelineEntry(a.finished_at, "finished", a.attempt, a.outcome))
-    finished = {a.attempt for a in attempts}
-    if task.attempt > 0 and task.attempt not in finished and task.dispatched_at is not None:
-        out.append(TimelineEntry(task.dispatched_at, "dispatched", task.attempt, task.lease_owner))
+    if attempts and attempts[0].ready_at is None:  # rows written before ready_at was kept
+        first = attempts[0].dispatched_at or task.created_at
+        out.append(TimelineEntry(min(first, max(task.created_at, task.run_at)), "ready", 1))
+    current = task.attempt + (0 if task.state == RUNNING else 1)
+    waiting = task.state in (READY, RUNNING) and task.ready_at is not None
+    if waiting and not any(a.attempt == current for a in attempts):
+        assert task.ready_at is not None
+        out.append(TimelineEntry(task.ready_at, "ready", current if task.attempt else None))
+    if task.state == RUNNING and not any(a.attempt == task.attempt for a in attempts):
+        if task.dispatched_at is not None:
+            entry = TimelineEntry(task.dispatched_at, "dispatched", task.attempt, task.lease_owner)
+            out.append(entry)
+        started = _started(task)
+        if started is not None:
+            out.append(TimelineEntry(started, "started", task.attempt))
     for e in events:
         out.append(TimelineEntry(e.at, e.kind, detail=e.detail))
-    if task.finished_at is not None:
-        out.append(TimelineEntry(task.finished_at, task.state))
     out.sort(key=lambda entry: entry.at)
+    if task.state in TERMINAL:
+        at = max(task.finished_at or 0.0, out[-1].at)
+        out.append(TimelineEntry(at, task.state))
     return out

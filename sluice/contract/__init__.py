@@ -53,6 +53,7 @@ from .functions import (
     TargetUrl,
     WebhookSecret,
 )
+from .logs import LEVELS, LogCursor, LogEntry, LogLevel, LogPage, LogsQuery
 from .operations import AuditEntry, AuditPage, AuditQuery, Health
 from .pauses import Pause, PauseBody, PauseList, PauseSelector, ReleasedCount
 from .schedules import MAX_CATCHUP_S, Cron, Schedule, ScheduleList, ScheduleSpec, TimeZone
@@ -78,6 +79,7 @@ from .tasks import (
     DeadTask,
     RetryCount,
     RetryPolicy,
+    Stages,
     StateChange,
     SubmitOutcome,
     Task,
@@ -112,6 +114,7 @@ from .topics import (
 
 __all__ = [
     "KEY_MAX_LENGTH",
+    "LEVELS",
     "MAX_CATCHUP_S",
     "MAX_EPOCH",
     "MAX_FILTER_FIELDS",
@@ -158,6 +161,11 @@ __all__ = [
     "JsonObject",
     "Key",
     "KeyList",
+    "LogCursor",
+    "LogEntry",
+    "LogLevel",
+    "LogPage",
+    "LogsQuery",
     "Name",
     "NewKey",
     "NewTenant",
@@ -179,6 +187,7 @@ __all__ = [
     "SelectorBody",
     "SelectorTag",
     "SelectorTags",
+    "Stages",
     "State",
     "StateChange",
     "States",

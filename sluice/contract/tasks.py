@@ -90,6 +90,18 @@ class TimelineEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     detail: str | None = None
 
 
+class Stages(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where an attempt's time went, in seconds (the waterfall; a stage not reached yet
+    is absent): `queued` from ready to dispatched (waiting for a slot, in fair order and
+    under limits), `dispatched` from dispatched to started (delivery to the worker),
+    `running` from started to finished, `reporting` from finished to the result written."""
+
+    queued: float | None = None
+    dispatched: float | None = None
+    running: float | None = None
+    reporting: float | None = None
+
+
 class Attempt(msgspec.Struct, frozen=True):
     attempt: int
     worker: str | None
@@ -100,6 +112,9 @@ class Attempt(msgspec.Struct, frozen=True):
     error_type: str | None
     error_message: str | None
     traceback: str | None
+    ready_at: float | None = None
+    recorded_at: float | None = None
+    stages: Stages = Stages()
 
 
 class Task(msgspec.Struct, frozen=True):

@@ -29,6 +29,7 @@ from ..rawjson import MAX_DEPTH, within_depth
 from ..store import ACCEPTED, DUPLICATE
 from .adaptive import AdaptivePools
 from .functions import Functions
+from .logs import TaskLogs
 from .pauses import Pauses
 from .queues import Queues
 from .registry import Settling, WorkerConn
@@ -69,6 +70,7 @@ class Attempts:
         queues: Queues,
         settling: Settling,
         finishes: Finishes,
+        logs: TaskLogs,
         rng: random.Random | None = None,
     ) -> None:
         self._rt = rt
@@ -78,6 +80,7 @@ class Attempts:
         self._queues = queues
         self._settling = settling
         self._finishes = finishes
+        self._logs = logs
         self._rng = rng or random.Random()
 
     async def finish(self, conn: WorkerConn, items: list[ResultItem]) -> None:
@@ -112,6 +115,7 @@ class Attempts:
         ]
         outcomes = await self._rt.store.finish_attempts(finishes, now)
         self._finishes.finished(finishes, outcomes)
+        self._logs.wake(f.task_id for f in finishes if f.logs)
         conn.send(
             _encoder.encode(
                 Ack(
@@ -150,6 +154,7 @@ class Attempts:
             throttles=task.throttles,
             retry=task.retry,
             tags=task.tags,
+            ready_at=task.ready_at,
         )
 
     def _decide(
@@ -174,8 +179,11 @@ class Attempts:
             next_state=SUCCEEDED,
             outcome=_OUTCOMES.get(item.outcome, "failed"),
             dispatched_at=task.dispatched_at if task else None,
+            ready_at=task.ready_at if task else None,
             started_at=item.started_at,
             finished_at=item.finished_at,
+            logs=self._logs.final(conn, item.id, item.attempt, item.logs),
+            log_drop=item.drop,
         )
         if item.outcome == "ok":
             return msgspec.structs.replace(finish, result=result)

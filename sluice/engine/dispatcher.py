@@ -79,7 +79,8 @@ class Dispatcher:
         poll = self._rt.settings.poll_interval_s
         polled = clock.monotonic()
         while True:
-            wait = poll
+            # The safety net looks every `poll` seconds, however often wake-ups come.
+            wait = max(0.0, polled + poll - clock.monotonic())
             due = asks.expire()  # unanswered asks give their slots back
             wait = wait if due is None else max(0.01, min(wait, due))
             with contextlib.suppress(TimeoutError):

@@ -23,6 +23,7 @@ from ..protocol import (
     ErrorFrame,
     Heartbeat,
     Hello,
+    Progress,
     Release,
     Results,
     RunningTask,
@@ -33,6 +34,7 @@ from ..store import LeaseRenewal
 from .admission import check_function
 from .attempts import Finisher
 from .functions import Functions
+from .logs import TaskLogs
 from .queues import Queues
 from .registry import POOL_PREFIX, TARGET_PREFIX, Registry, WorkerConn
 from .runtime import Runtime
@@ -61,12 +63,14 @@ class Gateway:
         functions: Functions,
         attempts: Finisher,
         queues: Queues,
+        logs: TaskLogs,
     ) -> None:
         self._rt = rt
         self._registry = registry
         self._functions = functions
         self._attempts = attempts
         self._queues = queues
+        self._logs = logs
 
     async def serve(
         self,
@@ -124,6 +128,7 @@ class Gateway:
                     settings.lease_s,
                     max_frame_bytes=settings.max_frame_bytes,
                     max_result_bytes=settings.max_result_bytes,
+                    max_log_bytes=settings.max_log_bytes,
                 )
             )
         )
@@ -137,6 +142,10 @@ class Gateway:
                 if isinstance(frame, Results):
                     _check_ids(item.id for item in frame.items)
                     await self._attempts.finish(conn, frame.items)
+                elif isinstance(frame, Progress):
+                    _check_ids(item.id for item in frame.items)
+                    # Awaited: the lines are written before the result that may follow.
+                    await self._logs.progress(conn, frame.items)
                 elif isinstance(frame, Credit):
                     conn.slots = max(0, min(frame.slots, MAX_SLOTS))
                     self._queues.wake()

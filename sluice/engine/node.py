@@ -30,6 +30,7 @@ from .fairness import Fairness
 from .functions import Functions
 from .gateway import Gateway
 from .intake import Intake
+from .logs import TaskLogs
 from .outcomes import Outcomes
 from .partitions import Partitions
 from .pauses import Pauses
@@ -82,7 +83,8 @@ class Node:
         self.delays = delays = Delays(rt, fairness, queues)
         self.outcomes = outcomes = Outcomes(rt, queues, delays, backpressure)
         self.adaptive = adaptive = AdaptivePools(rt, registry, functions, queues)
-        attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes)
+        self.logs = logs = TaskLogs(rt)
+        attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes, logs)
         self.targets = targets = Targets(rt, registry, queues, attempts)
         functions.on_change(targets.sync)
         self.asks = asks = Asks(rt, queues, registry, partitions, adaptive, settling)
@@ -90,7 +92,7 @@ class Node:
             rt, queues, registry, functions=functions, quotas=quotas, fairness=fairness,
             partitions=partitions, adaptive=adaptive, asks=asks, settling=settling,
         )  # fmt: skip
-        self.gateway = Gateway(rt, registry, functions, attempts, queues)
+        self.gateway = Gateway(rt, registry, functions, attempts, queues, logs)
         self.intake = intake = Intake(
             rt, functions=functions, quotas=quotas, pauses=pauses, fairness=fairness,
             backpressure=backpressure, queues=queues, delays=delays,
@@ -127,6 +129,7 @@ class Node:
                      first_after=s.lease_s)  # fmt: skip
         timers.every("purge", s.purge_interval_s, retention.purge_once, lead=True)
         timers.every("audit", s.purge_interval_s, audit.purge_once, lead=True)
+        timers.every("logs", s.purge_interval_s, self.logs.purge_once, lead=True)
         timers.every("fair clock", FAIR_SYNC_S, self.fairness.sync)  # every node: its own
         timers.every("backpressure", BACKPRESSURE_TICK_S, self.backpressure.tick)
         # Partition leases renew at a third of their lifetime; hot tenants on their own.

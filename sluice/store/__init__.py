@@ -14,8 +14,10 @@ from .base import (
     ClaimRequest,
     LeaseRenewal,
     LimitedClaim,
+    LogQuery,
     Promoted,
     Reaped,
+    Started,
     Store,
 )
 from .bus import Bus, LocalBus
@@ -30,8 +32,10 @@ __all__ = [
     "LeaseRenewal",
     "Limit",
     "LimitedClaim",
+    "LogQuery",
     "Promoted",
     "Reaped",
+    "Started",
     "Store",
     "migrate",
     "open_bus",

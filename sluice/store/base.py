@@ -31,6 +31,8 @@ from ..model import (
     ClaimedTask,
     Finish,
     HistoryEntry,
+    LogBatch,
+    LogRecord,
     NewTask,
     PauseRow,
     ScheduleRow,
@@ -411,6 +413,52 @@ class HistoryStore(Protocol):
         ...
 
 
+# -- captured log lines ---------------------------------------------------------------
+
+
+class Started(msgspec.Struct, frozen=True):
+    """A running attempt's start, as its worker reported it."""
+
+    tenant_id: str
+    task_id: str
+    attempt: int
+    worker: str
+    started_at: float
+
+
+class LogQuery(msgspec.Struct, frozen=True):
+    """Which of a task's lines: after the cursor (attempt, seq), of one attempt, at a level
+    or above, holding a text (case-insensitive)."""
+
+    after: tuple[int, int] = (0, -1)
+    attempt: int | None = None
+    level: int = 0
+    text: str | None = None
+    limit: int = 1000
+
+
+class LogStore(Protocol):
+    async def append_logs(self, batches: list[LogBatch]) -> int:
+        """Keep the lines of running attempts that their workers shipped, fenced on who
+        holds (or held) each attempt; apply their drops. Returns how many lines were kept.
+        A finished attempt's last lines come with its finish (`Finish.logs`)."""
+        ...
+
+    async def mark_started(self, starts: list[Started]) -> None:
+        """Record running attempts' starts, each only while its worker holds it."""
+        ...
+
+    async def list_logs(self, tenant_id: str, task_id: str, query: LogQuery) -> list[LogRecord]:
+        """A page of a task's lines, in (attempt, seq) order."""
+        ...
+
+    async def purge_logs(self, after: float, before: float, limit: int) -> tuple[int, float]:
+        """Retention: of up to `limit` lines written in (after, before], oldest first,
+        delete those of tasks that succeeded or are gone. Returns (deleted, the time of
+        the last line looked at, or `before` when there were fewer than `limit`)."""
+        ...
+
+
 # -- the audit log -------------------------------------------------------------------
 
 
@@ -449,6 +497,7 @@ class Store(
     SubscriptionStore,
     QuotaStore,
     HistoryStore,
+    LogStore,
     AuditStore,
     Protocol,
 ):

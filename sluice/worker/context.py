@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextvars
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .capture import AttemptLog
 
 
 @dataclass
@@ -15,6 +19,7 @@ class TaskContext:
     timeout_s: float | None = None
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     stop_reason: str | None = None  # "cancelled", "timeout" or "released" (drain)
+    _log: AttemptLog | None = field(default=None, repr=False)  # the attempt's captured lines
 
     @property
     def cancelled(self) -> bool:

@@ -40,6 +40,8 @@ from ..protocol import (
     Heartbeat,
     Hello,
     Payload,
+    Progress,
+    ProgressItem,
     Release,
     ResultItem,
     Results,
@@ -49,6 +51,7 @@ from ..protocol import (
     Welcome,
 )
 from ..rawjson import MAX_DEPTH, within_depth
+from . import capture
 from .app import App
 from .context import TaskContext, _current
 
@@ -64,6 +67,8 @@ DEFAULT_GRACE_S = 30.0
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TRACEBACK = 16 * 1024
 REFUSED = (4401, 4400)  # close codes after which reconnecting cannot help
+PROGRESS_S = 0.2  # how often running attempts' starts and log lines are sent
+STARTED_AFTER_S = 0.05  # an attempt that ends sooner reports its start with its result
 
 
 class ResultRefused(SluiceError):
@@ -81,6 +86,7 @@ def _frames(items: list[ResultItem], budget: int) -> list[bytes]:
     size = 0
     for item in items:
         cost = len(item.result) + len(item.traceback or "") + 512
+        cost += sum(len(line.message) + 64 for line in item.logs)
         if chunk and size + cost > budget:
             frames.append(_encoder.encode(Results(chunk)))
             chunk, size = [], 0
@@ -106,6 +112,7 @@ class Worker:
         worker_id: str | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         ca_file: str | os.PathLike[str] | None = None,
+        capture_logs: bool = True,
     ) -> None:
         base, key = discover(url, api_key)
         if key is None:
@@ -128,9 +135,12 @@ class Worker:
         self.slots = concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.grace_s = grace_s
+        self.capture_logs = capture_logs
         self.completed = 0
         self.connected = asyncio.Event()
         self._running: dict[str, tuple[TaskFrame, asyncio.Task[None], TaskContext]] = {}
+        # Attempts whose start the server has not been told of yet: id -> (frame, started).
+        self._unannounced: dict[str, tuple[TaskFrame, float]] = {}
         self._pending: list[ResultItem] = []
         self._unacked: dict[tuple[str, int], ResultItem] = {}
         self._flush = asyncio.Event()
@@ -159,6 +169,8 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until `stop()`; reconnects with backoff whenever the connection drops."""
+        if self.capture_logs:
+            capture.install()
         delay = RECONNECT_MIN_S
         while not self._stop.is_set():
             try:
@@ -253,6 +265,7 @@ class Worker:
         self._flush.set()
         sender = asyncio.create_task(self._send_loop(ws))
         beat = asyncio.create_task(self._heartbeat_loop(ws, welcome.heartbeat_s))
+        progress = asyncio.create_task(self._progress_loop(ws))
         try:
             async for message in ws:
                 try:
@@ -277,6 +290,7 @@ class Worker:
         finally:
             sender.cancel()
             beat.cancel()
+            progress.cancel()
 
     async def _send_loop(self, ws: ClientConnection) -> None:
         while True:
@@ -289,6 +303,30 @@ class Worker:
             for frame in _frames(items, self._limits.max_frame_bytes // 2):
                 await ws.send(frame)
 
+    async def _progress_loop(self, ws: ClientConnection) -> None:
+        """Every PROGRESS_S: the starts of attempts still running after STARTED_AFTER_S
+        and the log lines written since the last frame, one frame for all of them."""
+        while True:
+            await asyncio.sleep(PROGRESS_S)
+            items = self._progress(time.time())
+            if items:
+                await ws.send(_encoder.encode(Progress(items)))
+
+    def _progress(self, now: float) -> list[ProgressItem]:
+        items = []
+        for frame, _, ctx in list(self._running.values()):
+            started = None
+            held = self._unannounced.get(frame.id)
+            if held is not None and held[0] is frame and now - held[1] >= STARTED_AFTER_S:
+                started = held[1]
+                del self._unannounced[frame.id]
+            lines, drop = (
+                ctx._log.take() if ctx._log is not None and ctx._log.pending else ([], None)
+            )
+            if started is not None or lines or drop is not None:
+                items.append(ProgressItem(frame.id, frame.attempt, started, lines, drop))
+        return items
+
     async def _heartbeat_loop(self, ws: ClientConnection, every: float) -> None:
         while True:
             await asyncio.sleep(every)
@@ -298,11 +336,15 @@ class Worker:
 
     def _start(self, frame: TaskFrame) -> None:
         ctx = TaskContext(frame.id, frame.attempt, frame.function, frame.timeout_s)
+        if self.capture_logs:
+            ctx._log = capture.AttemptLog(self._limits.max_log_bytes)
         task = asyncio.create_task(self._execute(frame, ctx))
         self._running[frame.id] = (frame, task, ctx)
 
     async def _execute(self, frame: TaskFrame, ctx: TaskContext) -> None:
         started = time.time()
+        self._unannounced[frame.id] = (frame, started)
+        capture.attach(ctx._log)  # this asyncio task's own context: its lines only
         try:
             item = await self._call(frame, ctx, started)
         except asyncio.CancelledError:
@@ -313,6 +355,10 @@ class Worker:
                 raise
             item = ResultItem(frame.id, frame.attempt, "cancelled", started, time.time())
         self._forget(frame)
+        if ctx._log is not None:
+            lines, drop = ctx._log.take(final=True)
+            if lines or drop is not None:
+                item = msgspec.structs.replace(item, logs=lines, drop=drop)
         self.completed += 1
         self._unacked[(item.id, item.attempt)] = item
         self._pending.append(item)
@@ -322,6 +368,9 @@ class Worker:
         held = self._running.get(frame.id)
         if held is not None and held[0] is frame:  # a newer attempt of the same task stays
             del self._running[frame.id]
+        announced = self._unannounced.get(frame.id)
+        if announced is not None and announced[0] is frame:
+            del self._unannounced[frame.id]
 
     async def _call_in_thread(
         self,

@@ -11,6 +11,7 @@ import msgspec
 from sluice.contract import FunctionConfig, RetryPolicy, Selector
 from sluice.engine.adaptive import AdaptivePools
 from sluice.engine.attempts import Attempts
+from sluice.engine.logs import TaskLogs
 from sluice.engine.pauses import Pauses
 from sluice.engine.registry import Registry, Settling, WorkerConn
 from sluice.engine.runtime import Runtime
@@ -54,7 +55,7 @@ class Setup:
         adaptive = AdaptivePools(rt, Registry(), self.below.functions, self.below.queues)
         self.told = Told()
         self.attempts = Attempts(rt, self.below.functions, self.pauses, adaptive,
-                                 self.below.queues, Settling(), self.told,
+                                 self.below.queues, Settling(), self.told, TaskLogs(rt),
                                  rng=random.Random(SEED))  # fmt: skip
         self.wire = Wire()
         self.tenant = ""

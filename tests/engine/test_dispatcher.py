@@ -151,7 +151,14 @@ async def test_run_is_woken_by_a_hint_and_polls_on_the_fake_clock_for_a_lost_one
 
         queue, generation = (built.tenant, (FN,)), built.queues.generation[built.tenant]
         # Idle until the poll: the queue came back short, the loop waits on the clock.
-        await until(lambda: built.queues.empty.get(queue) == generation and clock.waiting == 1)
+        # (and not about to run again: a round that delivered wakes the loop once more)
+        await until(
+            lambda: (
+                built.queues.empty.get(queue) == generation
+                and clock.waiting == 1
+                and not built.queues.woken.is_set()
+            )
+        )
         second = await built.task()  # another node's submit, its hint lost
         clock.advance(rt.settings.poll_interval_s - 0.1)
         await settle()

@@ -11,6 +11,7 @@ import pytest
 
 from sluice.clock import FakeClock
 from sluice.engine.gateway import Gateway, ProtocolError
+from sluice.engine.logs import TaskLogs
 from sluice.engine.registry import Registry, WorkerConn
 from sluice.engine.runtime import Runtime
 from sluice.model import READY, RUNNING, SHARED
@@ -79,7 +80,10 @@ class Built:
         self.functions, self.queues = below.functions, below.queues
         self.registry = Registry()
         self.attempts = Handed()
-        self.gateway = Gateway(rt, self.registry, self.functions, self.attempts, self.queues)
+        self.logs = TaskLogs(rt)
+        self.gateway = Gateway(
+            rt, self.registry, self.functions, self.attempts, self.queues, self.logs
+        )
         self.socket = Socket()
 
     def serve(self, tenant: str) -> asyncio.Task[bool]:

@@ -70,7 +70,7 @@ REQUEST_TIMEOUT_S = 10.0
 # The server holds these open until the task ends (a long-poll of up to 60 s; an event
 # stream). No worker runs while requests are generated, so a seeded task that has not
 # ended would hold the request for its whole timeout: they get ended tasks as seeds only.
-WAITS_FOR_END = ("/result", "/events")
+WAITS_FOR_END = ("/result", "/events", "/logs", "/logs/stream")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 HYPOTHESIS = settings(
     max_examples=MAX_EXAMPLES,

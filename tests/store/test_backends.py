@@ -37,6 +37,7 @@ NOUNS = {
     base.SubscriptionStore: "subscriptions",
     base.QuotaStore: "quotas",
     base.HistoryStore: "history",
+    base.LogStore: "logs",
     base.AuditStore: "audit",
 }
 # A module only one backend has: PostgreSQL's cluster bus (LISTEN/NOTIFY). SQLite is one

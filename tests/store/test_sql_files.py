@@ -26,6 +26,7 @@ NOT_NOUNS = {"__init__", "database", "writer", "schema", "queries", "bus"}
 # block's comment in its file says why. Nothing else may differ.
 ONLY_IN_ONE_DIALECT = {("postgres", "limits", "lock_limit")}
 TABLES = {
+    "task_logs",
     "audit",
     "tasks",
     "attempts",

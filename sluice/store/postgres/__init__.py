@@ -13,6 +13,7 @@ from .functions import PostgresFunctions
 from .history import PostgresHistory
 from .leases import PostgresLeases
 from .limits import PostgresLimits
+from .logs import PostgresLogs
 from .pauses import PostgresPauses
 from .quotas import PostgresQuotas
 from .schedules import PostgresSchedules
@@ -35,6 +36,7 @@ class PostgresStore(
     PostgresSubscriptions,
     PostgresQuotas,
     PostgresHistory,
+    PostgresLogs,
     PostgresAudit,
 ):
     """The `Store` protocol on one PostgreSQL database, shared by every server node."""

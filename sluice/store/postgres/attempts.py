@@ -15,6 +15,7 @@ from ...model import SHARED, AttemptRecord, ClaimedTask, Finish
 from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
 from .database import Conn, PostgresDatabase, columns_of
 from .history import record_history
+from .logs import write_final
 from .queries import Q
 
 
@@ -58,7 +59,8 @@ class PostgresAttempts(PostgresDatabase):
             done = {r[0] for r in rows}
             accepted = [f for f in batch if f.task_id in done]
             if accepted:
-                await conn.execute(Q["insert_attempt"], *_attempt_columns(accepted))
+                await conn.execute(Q["insert_attempt"], *_attempt_columns(accepted, now))
+                await write_final(conn, accepted)
             out = []
             for f in finishes:
                 if first[f.task_id] is f and f.task_id in done:
@@ -86,11 +88,11 @@ class PostgresAttempts(PostgresDatabase):
                     continue
                 lost.append(
                     (tenant_id, task_id, attempt, owner, dispatched_at, None, now, "lost",
-                     "LeaseExpired", "the worker stopped renewing its lease", None)
+                     "LeaseExpired", "the worker stopped renewing its lease", None, None, now)
                 )  # fmt: skip
                 out.append(Reaped(tenant_id, task_id, state))
             if lost:
-                await conn.execute(Q["insert_attempt"], *columns_of(lost, 11))
+                await conn.execute(Q["insert_attempt"], *columns_of(lost, 13))
                 await record_history(conn, now, [(t[0], t[1], "lease_lost", t[3]) for t in lost])
         return out
 
@@ -128,7 +130,7 @@ class PostgresAttempts(PostgresDatabase):
 
 def fair_order(row: Any) -> tuple[int, float, str]:
     """A claimed row's place: priority first, then start tag, then id."""
-    return (-row[7], row[-1], row[1])
+    return (-row[7], row[14], row[1])
 
 
 def _finish_columns(finishes: Sequence[Finish], now: float) -> list[list[Any]]:
@@ -144,13 +146,13 @@ def _finish_columns(finishes: Sequence[Finish], now: float) -> list[list[Any]]:
     return columns_of(rows, 11)
 
 
-def _attempt_columns(finishes: Sequence[Finish]) -> list[list[Any]]:
+def _attempt_columns(finishes: Sequence[Finish], now: float) -> list[list[Any]]:
     rows = [
         (f.tenant_id, f.task_id, f.attempt, f.worker, f.dispatched_at, f.started_at,
-         f.finished_at, f.outcome, f.error_type, f.error_message, f.traceback)
+         f.finished_at, f.outcome, f.error_type, f.error_message, f.traceback, f.ready_at, now)
         for f in finishes
     ]  # fmt: skip
-    return columns_of(rows, 11)
+    return columns_of(rows, 13)
 
 
 async def _judge_refused(conn: Conn, f: Finish, now: float) -> str:

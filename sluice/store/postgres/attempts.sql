@@ -22,7 +22,7 @@ SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = 
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag;
+          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
 
 -- name: claim_level
 -- The same claim from one priority level only ($7): a level's floor share; $8 partitions.
@@ -40,7 +40,7 @@ SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = 
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag;
+          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
@@ -63,7 +63,7 @@ SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = 
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag;
+          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
 
 -- name: claim_shared_level
 -- A shared pool's claim from one priority level ($7); $8 tenants left out, $9 partitions.
@@ -84,7 +84,7 @@ SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = 
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag;
+          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -107,10 +107,11 @@ RETURNING t.id;
 -- name: insert_attempt
 -- One array per column.
 INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
-                      finished_at, outcome, error_type, error_message, traceback)
+                      finished_at, outcome, error_type, error_message, traceback, ready_at,
+                      recorded_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[],
                      $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[],
-                     $11::text[])
+                     $11::text[], $12::float8[], $13::float8[])
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
 -- name: get_attempt_worker
@@ -120,7 +121,7 @@ WHERE tenant_id = $1 AND task_id = $2 AND attempt = $3 AND outcome <> 'lost';
 
 -- name: list_attempts
 SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
-       error_type, error_message, traceback
+       error_type, error_message, traceback, ready_at, recorded_at
 FROM attempts WHERE tenant_id = $1 AND task_id = $2 ORDER BY attempt;
 
 -- name: extend_leases
@@ -177,7 +178,7 @@ WHERE id = ANY($2::text[]) AND state = 'running' AND lease_owner = $3
   AND ($1::text = '*' OR tenant_id = $1)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-          stag;
+          stag, ready_at;
 
 -- name: delete_attempts
 DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);

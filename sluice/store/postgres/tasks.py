@@ -18,6 +18,7 @@ from ...model import (
 from ..base import Cancelled, Promoted
 from .database import Conn, PostgresDatabase, columns_of
 from .history import record_history
+from .logs import started_of
 from .queries import Q
 from .writer import task_columns
 
@@ -105,10 +106,12 @@ class PostgresTasks(PostgresDatabase):
                 await conn.execute(
                     Q["insert_attempt"],
                     *columns_of([
-                        (tenant_id, task_id, attempt, owner, dispatched_at, None, now,
-                         "cancelled", None, "cancelled while running", None)
-                        for task_id, _state, attempt, owner, dispatched_at in running
-                    ], 11),
+                        (tenant_id, task_id, attempt, owner, dispatched_at,
+                         started_of(dispatched_at, started_at), now, "cancelled", None,
+                         "cancelled while running", None, ready_at, now)
+                        for task_id, _state, attempt, owner, dispatched_at, started_at, ready_at
+                        in running
+                    ], 13),
                 )  # fmt: skip
             await record_history(
                 conn, now, [(tenant_id, r[0], "cancelled", f"was {r[1]}") for r in found]
@@ -183,4 +186,5 @@ async def _delete(conn: Conn, tenant_id: str, ids: list[str]) -> None:
     """Delete a tenant's tasks with their attempts and history."""
     await conn.execute(Q["delete_attempts"], tenant_id, ids)
     await conn.execute(Q["delete_history"], tenant_id, ids)
+    await conn.execute(Q["delete_task_logs"], tenant_id, ids)
     await conn.execute(Q["delete_task"], tenant_id, ids)

@@ -36,7 +36,8 @@ SELECT key, id, state, run_at FROM tasks WHERE tenant_id = $1 AND key = ANY($2::
 -- name: get_task
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
-       lease_until, finished_at, result, error, throttles, series_at, retry, part
+       lease_until, finished_at, result, error, throttles, series_at, retry, part,
+       started_at
 FROM tasks WHERE tenant_id = $1 AND id = $2;
 
 -- name: get_task_states
@@ -63,7 +64,7 @@ ORDER BY id DESC
 LIMIT $11;
 
 -- name: cancellable_tasks
-SELECT id, state, attempt, lease_owner, dispatched_at FROM tasks
+SELECT id, state, attempt, lease_owner, dispatched_at, started_at, ready_at FROM tasks
 WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state IN ('scheduled', 'ready', 'paused', 'running')
 ORDER BY id
 FOR UPDATE;

@@ -12,6 +12,7 @@ from .functions import SQLiteFunctions
 from .history import SQLiteHistory
 from .leases import SQLiteLeases
 from .limits import SQLiteLimits
+from .logs import SQLiteLogs
 from .pauses import SQLitePauses
 from .quotas import SQLiteQuotas
 from .schedules import SQLiteSchedules
@@ -33,6 +34,7 @@ class SQLiteStore(
     SQLiteSubscriptions,
     SQLiteQuotas,
     SQLiteHistory,
+    SQLiteLogs,
     SQLiteAudit,
 ):
     """The `Store` protocol on one SQLite file."""

@@ -12,6 +12,7 @@ from ...model import SHARED, AttemptRecord, ClaimedTask, Finish
 from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
 from .database import SMALL_OP, SQLiteDatabase
 from .history import record_history
+from .logs import write_final
 from .queries import Q
 
 SMALL_CLAIM = 64  # tasks a claim may take and still run inline when the writer is idle
@@ -88,7 +89,7 @@ class SQLiteAttempts(SQLiteDatabase):
                         "worker": owner, "dispatched_at": dispatched_at, "started_at": None,
                         "finished_at": now, "outcome": "lost", "error_type": "LeaseExpired",
                         "error_message": "the worker stopped renewing its lease",
-                        "traceback": None,
+                        "traceback": None, "ready_at": None, "recorded_at": now,
                     },
                 )  # fmt: skip
                 record_history(conn, now, [(tenant_id, task_id, "lease_lost", owner)])
@@ -137,7 +138,7 @@ def parts(partitions: tuple[int, ...] | None) -> str | None:
 
 def fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
     """A claimed row's place: priority first, then start tag, then id."""
-    return (-row[7], row[-1], row[1])
+    return (-row[7], row[14], row[1])
 
 
 def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -> list[str]:
@@ -148,7 +149,9 @@ def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -
         before = conn.total_changes
         conn.executemany(Q["finish_task"], [_finish_params(f, now) for f in finishes])
         if conn.total_changes - before == len(finishes):
-            conn.executemany(Q["insert_attempt"], [_attempt_params(f) for f in finishes])
+            conn.executemany(Q["insert_attempt"], [_attempt_params(f, now) for f in finishes])
+            for f in finishes:
+                write_final(conn, f)
             conn.execute("RELEASE finish_many")
             return [ACCEPTED] * len(finishes)
         conn.execute("ROLLBACK TO finish_many")
@@ -173,12 +176,13 @@ def _finish_params(f: Finish, now: float) -> dict[str, Any]:
     }
 
 
-def _attempt_params(f: Finish) -> dict[str, Any]:
+def _attempt_params(f: Finish, now: float) -> dict[str, Any]:
     return {
         "tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt,
         "worker": f.worker, "dispatched_at": f.dispatched_at, "started_at": f.started_at,
         "finished_at": f.finished_at, "outcome": f.outcome, "error_type": f.error_type,
-        "error_message": f.error_message, "traceback": f.traceback,
+        "error_message": f.error_message, "traceback": f.traceback, "ready_at": f.ready_at,
+        "recorded_at": now,
     }  # fmt: skip
 
 
@@ -193,5 +197,6 @@ def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
         stale = f"attempt {f.attempt} by {f.worker}"
         record_history(conn, now, [(f.tenant_id, f.task_id, "stale_result", stale)])
         return STALE
-    conn.execute(Q["insert_attempt"], _attempt_params(f))
+    conn.execute(Q["insert_attempt"], _attempt_params(f, now))
+    write_final(conn, f)
     return ACCEPTED

@@ -18,7 +18,8 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          ready_at;
 
 -- name: claim_level
 -- The same claim from one priority level only: a level's floor share (policy/priority.py).
@@ -34,7 +35,8 @@ WHERE id IN (
     ORDER BY stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          ready_at;
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
@@ -53,7 +55,8 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          ready_at;
 
 -- name: claim_shared_level
 -- A shared pool's claim from one priority level.
@@ -72,7 +75,8 @@ WHERE id IN (
     ORDER BY stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          ready_at;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -86,9 +90,11 @@ WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
 
 -- name: insert_attempt
 INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
-                      finished_at, outcome, error_type, error_message, traceback)
+                      finished_at, outcome, error_type, error_message, traceback, ready_at,
+                      recorded_at)
 VALUES (:tenant_id, :task_id, :attempt, :worker, :dispatched_at, :started_at,
-        :finished_at, :outcome, :error_type, :error_message, :traceback)
+        :finished_at, :outcome, :error_type, :error_message, :traceback, :ready_at,
+        :recorded_at)
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
 -- name: get_attempt_worker
@@ -98,7 +104,7 @@ WHERE tenant_id = :tenant_id AND task_id = :task_id AND attempt = :attempt AND o
 
 -- name: list_attempts
 SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
-       error_type, error_message, traceback
+       error_type, error_message, traceback, ready_at, recorded_at
 FROM attempts WHERE tenant_id = :tenant_id AND task_id = :task_id ORDER BY attempt;
 
 -- name: extend_leases
@@ -141,7 +147,7 @@ WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
 -- Tasks claimed for a worker by the node that holds their partition, to deliver here.
 SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
        COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-       stag
+       stag, ready_at
 FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
   AND lease_owner = :worker AND (:tenant_id = '*' OR tenant_id = :tenant_id);

@@ -20,6 +20,7 @@ from ...model import (
 from ..base import Cancelled, Promoted
 from .database import SMALL_OP, SQLiteDatabase
 from .history import record_history
+from .logs import started_of
 from .queries import Q
 
 _tags_decoder = msgspec.json.Decoder(list[str])
@@ -113,11 +114,14 @@ class SQLiteTasks(SQLiteDatabase):
                 [
                     {
                         "tenant_id": tenant_id, "task_id": task_id, "attempt": attempt,
-                        "worker": owner, "dispatched_at": dispatched_at, "started_at": None,
-                        "finished_at": now, "outcome": "cancelled", "error_type": None,
+                        "worker": owner, "dispatched_at": dispatched_at,
+                        "started_at": started_of(dispatched_at, started_at), "finished_at": now,
+                        "outcome": "cancelled", "error_type": None,
                         "error_message": "cancelled while running", "traceback": None,
+                        "ready_at": ready_at, "recorded_at": now,
                     }
-                    for task_id, state, attempt, owner, dispatched_at in found
+                    for task_id, state, attempt, owner, dispatched_at, started_at, ready_at
+                    in found
                     if state == "running"
                 ],
             )  # fmt: skip
@@ -228,6 +232,7 @@ def _delete(conn: sqlite3.Connection, tasks: Sequence[tuple[str, str]]) -> None:
     params = [{"tenant_id": tenant_id, "id": task_id} for tenant_id, task_id in tasks]
     conn.executemany(Q["delete_attempts"], params)
     conn.executemany(Q["delete_history"], params)
+    conn.executemany(Q["delete_task_logs"], params)
     conn.executemany(Q["delete_task"], params)
 
 

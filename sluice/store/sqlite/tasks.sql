@@ -25,7 +25,8 @@ SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
 -- name: get_task
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
-       lease_until, finished_at, result, error, throttles, series_at, retry, part
+       lease_until, finished_at, result, error, throttles, series_at, retry, part,
+       started_at
 FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: get_task_states
@@ -55,7 +56,7 @@ ORDER BY id DESC
 LIMIT :limit;
 
 -- name: cancellable_tasks
-SELECT id, state, attempt, lease_owner, dispatched_at FROM tasks
+SELECT id, state, attempt, lease_owner, dispatched_at, started_at, ready_at FROM tasks
 WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids))
   AND state IN ('scheduled', 'ready', 'paused', 'running');
 
