@@ -18,7 +18,8 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          trace_parent, trace_state, ready_at;
 
 -- name: claim_level
 -- The same claim from one priority level only: a level's floor share (policy/priority.py).
@@ -34,7 +35,8 @@ WHERE id IN (
     ORDER BY stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          trace_parent, trace_state, ready_at;
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
@@ -53,7 +55,8 @@ WHERE id IN (
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          trace_parent, trace_state, ready_at;
 
 -- name: claim_shared_level
 -- A shared pool's claim from one priority level.
@@ -72,7 +75,8 @@ WHERE id IN (
     ORDER BY stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag;
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          trace_parent, trace_state, ready_at;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -141,7 +145,7 @@ WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
 -- Tasks claimed for a worker by the node that holds their partition, to deliver here.
 SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
        COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-       stag
+       stag, trace_parent, trace_state, ready_at
 FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
   AND lease_owner = :worker AND (:tenant_id = '*' OR tenant_id = :tenant_id);
