@@ -51,3 +51,23 @@ def split_carrier(trace: str | None) -> tuple[str, str | None] | None:
 def otel_loaded() -> bool:
     """Whether this process imported OpenTelemetry (and so may want spans). One dict look-up."""
     return "opentelemetry.trace" in sys.modules
+
+
+LINK_AFTER_S: Final = 3600.0
+"""A task that waited longer than this since its submit starts a trace of its own, linked
+to its creation context (traces that span hours break trace views; OBSERVABILITY §3.3)."""
+
+
+def submitted_at(task_id: str) -> float | None:
+    """When a task was made, read from its time-ordered id (48 bits of Unix milliseconds)."""
+    try:
+        return int(task_id[:8] + task_id[9:13], 16) / 1000
+    except ValueError:
+        return None
+
+
+def as_child(task_id: str, now: float) -> bool:
+    """The mode rule: an attempt's span is a child of the creation context while the task
+    is younger than LINK_AFTER_S, else the root of a new trace (always with a link)."""
+    made = submitted_at(task_id)
+    return made is not None and now - made < LINK_AFTER_S
