@@ -17,11 +17,9 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ..contract import SubmitOutcome
-
-_propagator = TraceContextTextMapPropagator()
+from ..otel import SYSTEM, inject
 
 
 class Send:
@@ -46,7 +44,7 @@ def sending(provider: TracerProvider | None, specs: list[dict[str, Any]]) -> Ite
     functions = {str(s.get("function")) for s in untraced}
     destination = functions.pop() if len(functions) == 1 else "batch"
     attributes: dict[str, Any] = {
-        "messaging.system": "sluice",
+        "messaging.system": SYSTEM,
         "messaging.operation.name": "send",
         "messaging.operation.type": "send",
         "messaging.destination.name": destination,
@@ -58,9 +56,7 @@ def sending(provider: TracerProvider | None, specs: list[dict[str, Any]]) -> Ite
         f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes,
         record_exception=True, set_status_on_exception=False,
     ) as span:  # fmt: skip
-        headers: dict[str, str] = {}
-        _propagator.inject(headers)
-        context = {k: v for k, v in headers.items() if k in ("traceparent", "tracestate")}
+        context = inject()
         traced = [s if "traceparent" in s else {**s, **context} for s in specs]
         try:
             yield Send(traced, span)

@@ -17,28 +17,11 @@ import time
 from collections.abc import Awaitable
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TracerProvider
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
+from ..otel import SYSTEM, extract, parent_and_links
 from ..protocol import ResultItem, TaskFrame
-from ..tracing import as_child, split_carrier
-
-SYSTEM = "sluice"
-_propagator = TraceContextTextMapPropagator()
-
-
-def creation_context(carried: str | None) -> Context | None:
-    """The creation context a frame carries, as an OpenTelemetry context; None if none."""
-    parts = split_carrier(carried)
-    if parts is None:
-        return None
-    headers = {"traceparent": parts[0]}
-    if parts[1]:
-        headers["tracestate"] = parts[1]
-    context = _propagator.extract(headers)
-    valid = trace.get_current_span(context).get_span_context().is_valid
-    return context if valid else None
+from ..tracing import split_carrier
 
 
 class AttemptSpans:
@@ -50,13 +33,9 @@ class AttemptSpans:
 
     async def run(self, frame: TaskFrame, call: Awaitable[ResultItem]) -> ResultItem:
         """Await `call` (the attempt) inside its span; the span's status is the outcome's."""
-        created = creation_context(frame.trace)
-        links = []
-        parent = None
-        if created is not None:
-            links = [Link(trace.get_current_span(created).get_span_context())]
-            if as_child(frame.id, time.time()):
-                parent = created
+        carried = split_carrier(frame.trace)
+        created = None if carried is None else extract(*carried)
+        parent, links = parent_and_links(created, frame.id, time.time())
         attributes: dict[str, str | int] = {
             "messaging.system": SYSTEM,
             "messaging.operation.name": "process",
@@ -68,7 +47,7 @@ class AttemptSpans:
             "sluice.task.attempt": frame.attempt,
         }
         with self._tracer.start_as_current_span(
-            f"process {frame.function}", context=parent if parent is not None else Context(),
+            f"process {frame.function}", context=parent,
             kind=SpanKind.CONSUMER, links=links, attributes=attributes,
             record_exception=False, set_status_on_exception=False,
         ) as span:  # fmt: skip
