@@ -233,6 +233,50 @@ async def test_without_server_spans_a_target_receives_the_stored_creation_contex
     assert service.headers[0]["tracestate"] == "vendor=abc"
 
 
+async def test_a_single_submit_takes_the_request_s_trace_headers_and_drops_bad_ones(
+    tmp_path: Path, backend: str
+) -> None:
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with (
+        traced_server(tmp_path, backend, None) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        auth = {"authorization": f"Bearer {server.api_key}"}
+
+        async def submit(**headers: str) -> str:
+            body = {"function": "flaky_async", "args": ["x"]}
+            answer = await http.post("/v1/tasks", json=body, headers={**auth, **headers})
+            assert answer.status_code == 201, answer.text
+            return str(answer.json()["id"])
+
+        good = await submit(traceparent=parent, tracestate="vendor=abc")
+        bad = await submit(traceparent=f"00-{'0' * 32}-00f067aa0ba902b7-01")
+        assert server.count(f"id = '{good}' AND trace_parent = '{parent}'") == 1
+        assert server.count(f"id = '{good}' AND trace_state = 'vendor=abc'") == 1
+        assert server.count(f"id = '{bad}' AND trace_parent IS NULL") == 1
+
+
+async def test_the_sync_client_s_batch_carries_one_send_span_s_context(
+    tmp_path: Path, backend: str, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    async with traced_server(tmp_path, backend, None) as server:
+
+        def submit_batch() -> list[str]:
+            with (
+                sluice.Client(server.url, server.api_key, tracer_provider=provider) as client,
+                tracers["test"].start_as_current_span("submit-root"),
+            ):
+                specs = [{"function": "flaky_async", "args": [f"b{i}"]} for i in range(3)]
+                return [o.id for o in client.submit_many(specs)]
+
+        ids = await asyncio.to_thread(submit_batch)
+        (send,) = [s for s in exporter.get_finished_spans() if s.name == "send flaky_async"]
+        assert send.attributes["messaging.batch.message_count"] == 3
+        stored = f"00-{send.context.trace_id:032x}-{send.context.span_id:016x}-%"
+        assert server.count(f"trace_parent LIKE '{stored}'") == len(ids) == 3
+
+
 async def test_a_malformed_traceparent_is_refused_with_the_field_named(
     tmp_path: Path, backend: str
 ) -> None:
