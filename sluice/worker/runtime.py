@@ -314,11 +314,11 @@ class Worker:
     async def _execute(self, frame: TaskFrame, ctx: TaskContext) -> None:
         started = time.time()
         try:
-            call = self._call(frame, ctx, started)
             if self._spans is None and (self._tracer_provider is not None or otel_loaded()):
                 from .tracing import AttemptSpans  # imports OpenTelemetry: only when it is on
 
                 self._spans = AttemptSpans(self._tracer_provider, self.worker_id)
+            call = self._call(frame, ctx, started)
             item = await (self._spans.run(frame, call) if self._spans is not None else call)
         except asyncio.CancelledError:
             self._forget(frame)
