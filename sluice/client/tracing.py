@@ -12,11 +12,12 @@ so the caller's trace holds the whole life of the task. A spec that already carr
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from ..contract import SubmitOutcome
 from ..otel import SYSTEM, inject
@@ -32,6 +33,13 @@ class Send:
     def sent(self, outcomes: list[SubmitOutcome]) -> None:
         if self._span is not None and len(outcomes) == 1:
             self._span.set_attribute("messaging.message.id", outcomes[0].id)
+
+
+@functools.lru_cache(maxsize=8)
+def _tracer(provider: TracerProvider | None) -> Tracer:
+    """A tracer per provider (None: the global one), made once: making one costs about
+    as much as a span."""
+    return trace.get_tracer("sluice.client", tracer_provider=provider)
 
 
 @contextlib.contextmanager
@@ -51,8 +59,7 @@ def sending(provider: TracerProvider | None, specs: list[dict[str, Any]]) -> Ite
     }
     if len(specs) > 1:
         attributes["messaging.batch.message_count"] = len(specs)
-    tracer = trace.get_tracer("sluice.client", tracer_provider=provider)
-    with tracer.start_as_current_span(
+    with _tracer(provider).start_as_current_span(
         f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes,
         record_exception=True, set_status_on_exception=False,
     ) as span:  # fmt: skip
