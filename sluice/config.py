@@ -100,6 +100,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long audit log entries (administrative and bulk actions) are kept."""
     shutdown_delay_s: float = 1.0
     """On SIGTERM, how long submits are answered 503 + Retry-After before the listener closes."""
+    tracing: bool = False
+    """Record OpenTelemetry spans (`wait`, `dispatch`, HTTP target calls) for tasks that
+    carry a trace context; needs the `otel` extra and an SDK set up in the process (for
+    example by `opentelemetry-instrument`). Off: OpenTelemetry is never imported."""
     synchronous: str = "NORMAL"
     """SQLite `synchronous` pragma: NORMAL survives process crashes, FULL survives power loss."""
 

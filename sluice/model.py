@@ -66,6 +66,8 @@ class NewTask(msgspec.Struct, frozen=True):
     expires_at: float | None = None
     retry: bytes | None = None  # JSON RetryPolicy overriding the function's
     partition: int = 0  # shuffle-sharding partition, placed at submit (engine/partitions.py)
+    trace_parent: str | None = None  # W3C creation context (sluice/tracing.py), kept as is
+    trace_state: str | None = None
 
 
 class SubmitResult(msgspec.Struct, frozen=True):
@@ -147,7 +149,9 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     retry: bytes | None = None  # the task's own RetryPolicy (JSON), if it has one
     tags: str | None = None  # JSON array, for the pause rules a retry must respect
     stag: float = 0.0  # fair start tag: the virtual clock moves to the largest dispatched
-    ready_at: float | None = None  # when this attempt became ready (its queued time)
+    trace_parent: str | None = None  # the creation context, for spans and the worker
+    trace_state: str | None = None
+    ready_at: float | None = None  # when it became ready: the start of a `wait` span
 
 
 class Finish(msgspec.Struct, frozen=True):

@@ -129,6 +129,9 @@ class TaskFrame(msgspec.Struct, frozen=True):
     payload: msgspec.Raw
     timeout_s: float | None = None
     lease_until: float = 0.0
+    trace: str | None = None
+    """The task's W3C creation context: its traceparent, then a space and its tracestate
+    if it has one (sluice/tracing.py); absent when the task was submitted without one."""
 
 
 class Deliver(msgspec.Struct, frozen=True, tag="tasks", tag_field="t"):

@@ -64,7 +64,7 @@ def test_the_client_reads_answers_with_the_contract_structs() -> None:
 # The layers of DESIGN §5, bottom to top: each imports only from the layers below it.
 LAYERS = [
     ["sluice.model", "sluice.errors", "sluice.clock", "sluice.config", "sluice.protocol",
-     "sluice.contract", "sluice.rawjson", "sluice.logs"],
+     "sluice.contract", "sluice.rawjson", "sluice.logs", "sluice.tracing", "sluice.otel"],
     ["sluice.policy"],
     ["sluice.store"],
     ["sluice.engine"],

@@ -79,7 +79,9 @@ class FrontDoor:
         try:
             caller = await self._admit(route, scope)
             if submitting:
-                status, body = await submit.answer(self.node, caller.tenant_id, path, receive)
+                status, body = await submit.answer(
+                    self.node, caller.tenant_id, path, receive, scope["headers"]
+                )
                 await _send(send, status, {}, body)
                 return
         except Exception as exc:

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..contract import BatchOutcome, BatchRequest, SubmitOutcome, TaskSpec
 from ..engine.node import Node
 from ..errors import InvalidRequest, PayloadTooLarge
+from ..tracing import MAX_TRACESTATE_BYTES, valid_traceparent
 from .route import Call, decode, decoder
 from .views import submit_view
 
@@ -58,16 +59,39 @@ async def many(call: Call) -> tuple[int, BatchOutcome]:
     return await submit_batch(call.node, call.tenant, call.body)
 
 
-async def answer(node: Node, tenant_id: str, path: str, receive: Any) -> tuple[int, bytes]:
+async def answer(
+    node: Node, tenant_id: str, path: str, receive: Any, headers: Any = ()
+) -> tuple[int, bytes]:
     """The front door's fast path: read, decode and submit, encode the answer."""
     settings = node.settings
     if path == "/v1/tasks":
         spec = decode(_spec, await read_body(receive, one_bytes(settings)))
+        if spec.traceparent is None:
+            spec = with_trace_headers(spec, headers)
         status, outcome = await submit_one(node, tenant_id, spec)
         return status, _encoder.encode(outcome)
     batch = decode(_batch, await read_body(receive, batch_bytes(settings)))
     status, outcomes = await submit_batch(node, tenant_id, batch)
     return status, _encoder.encode(outcomes)
+
+
+def with_trace_headers(spec: TaskSpec, headers: Any) -> TaskSpec:
+    """A single submit with no `traceparent` in its body takes the request's W3C trace
+    headers as its creation context. A malformed header is dropped, as propagators do
+    (the body's fields, being the API's own, are refused instead)."""
+    parent = state = None
+    for name, value in headers:  # ASGI: lower-case names, as bytes
+        if name == b"traceparent":
+            parent = value.decode("latin-1")
+        elif name == b"tracestate":
+            state = value.decode("latin-1")
+    if parent is None or not valid_traceparent(parent):
+        return spec
+    if state is not None and not (
+        len(state) <= MAX_TRACESTATE_BYTES and state.isascii() and state.isprintable()
+    ):
+        state = None
+    return msgspec.structs.replace(spec, traceparent=parent, tracestate=state or None)
 
 
 async def read_body(receive: Any, limit: int) -> bytes:

@@ -124,8 +124,11 @@ def timeline(
     """Every stage the task went through, read from the timestamps the hot path writes;
     an ended task's last entry is its final state."""
     out = [TimelineEntry(task.created_at, "submitted")]
-    if task.run_at > task.created_at and not attempts:
-        out.append(TimelineEntry(task.created_at, "scheduled", detail=f"run_at {task.run_at}"))
+    # A delayed task was scheduled first: its first readiness came after its submit (a
+    # retry rewrites run_at, so once it has run, the first attempt's ready_at tells).
+    first_ready = attempts[0].ready_at if attempts else task.run_at
+    if first_ready is not None and first_ready > task.created_at:
+        out.append(TimelineEntry(task.created_at, "scheduled", detail=f"run_at {first_ready}"))
     for a in attempts:
         if a.ready_at is not None:
             out.append(TimelineEntry(a.ready_at, "ready", a.attempt))
@@ -152,7 +155,10 @@ def timeline(
             out.append(TimelineEntry(started, "started", task.attempt))
     for e in events:
         out.append(TimelineEntry(e.at, e.kind, detail=e.detail))
-    out.sort(key=lambda entry: entry.at)
+    # In time order, with the submit first: a dispatch round stamps its claims with the
+    # time it began, which may be a moment before the commit of a submit it claims.
+    head = 2 if len(out) > 1 and out[1].stage == "scheduled" else 1
+    out[head:] = sorted(out[head:], key=lambda entry: entry.at)
     if task.state in TERMINAL:
         at = max(task.finished_at or 0.0, out[-1].at)
         out.append(TimelineEntry(at, task.state))

@@ -19,6 +19,7 @@ import httpx
 
 from ..contract import FunctionConfig, SubmitOutcome, Task
 from ..errors import SluiceError
+from ..tracing import otel_loaded
 from .calls import (
     BATCH_BYTES,
     BATCH_COUNT,
@@ -50,6 +51,7 @@ from .namespaces import (
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.trace import TracerProvider
 
 DEFAULT_URL = "http://127.0.0.1:8420"
 DEV_FILE = Path(".sluice") / "dev.json"
@@ -114,8 +116,10 @@ class Client:
     def __init__(
         self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0,
         ca_file: str | os.PathLike[str] | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:  # fmt: skip
         self.url, self.api_key = discover(url, api_key)
+        self._tracer_provider = tracer_provider  # else OpenTelemetry's global, if imported
         # Above the longest long-poll (`wait`) the server allows, so it answers first.
         self._http = httpx.Client(
             base_url=self.url, headers=_headers(self.api_key), timeout=timeout + 35.0,
@@ -155,8 +159,16 @@ class Client:
             yield from items
 
     def submit(self, spec: dict[str, Any]) -> SubmitOutcome:
-        """Submit one task: `{"function": ..., "args": [...], "kwargs": {...}, ...}`."""
-        return self._run(_Calls.submit(spec))
+        """Submit one task: `{"function": ..., "args": [...], "kwargs": {...}, ...}`.
+        Inside an OpenTelemetry trace, the task carries it (client/tracing.py)."""
+        if self._tracer_provider is None and not otel_loaded():
+            return self._run(_Calls.submit(spec))
+        from .tracing import sending  # imports OpenTelemetry: only when it is on
+
+        with sending(self._tracer_provider, [spec]) as send:
+            outcome = self._run(_Calls.submit(send.specs[0]))
+            send.sent([outcome])
+            return outcome
 
     def submit_many(
         self, specs: list[dict[str, Any]], *, max_count: int = BATCH_COUNT,
@@ -165,6 +177,16 @@ class Client:
         """Submit many tasks, in order, in batches of at most `max_count` tasks and
         `max_bytes` bytes (the server's default limits). Each batch commits on its own:
         if one fails, the batches before it stand (give tasks a `key` to resubmit safely)."""
+        if self._tracer_provider is None and not otel_loaded():
+            return self._submit_many(specs, max_count, max_bytes)
+        from .tracing import sending
+
+        with sending(self._tracer_provider, specs) as send:
+            return self._submit_many(send.specs, max_count, max_bytes)
+
+    def _submit_many(
+        self, specs: list[dict[str, Any]], max_count: int, max_bytes: int
+    ) -> list[SubmitOutcome]:
         out: list[SubmitOutcome] = []
         for body in batches(specs, max_count, max_bytes):
             outcomes = self._run(_Calls.submit_batch(body))
@@ -224,8 +246,10 @@ class AsyncClient:
     def __init__(
         self, url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0,
         ca_file: str | os.PathLike[str] | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:  # fmt: skip
         self.url, self.api_key = discover(url, api_key)
+        self._tracer_provider = tracer_provider
         self._timeout = timeout + 35.0
         self._tls = tls_context(ca_file)
         self._session: aiohttp.ClientSession | None = None
@@ -276,12 +300,29 @@ class AsyncClient:
                 yield item
 
     async def submit(self, spec: dict[str, Any]) -> SubmitOutcome:
-        return await self._run(_Calls.submit(spec))
+        if self._tracer_provider is None and not otel_loaded():
+            return await self._run(_Calls.submit(spec))
+        from .tracing import sending
+
+        with sending(self._tracer_provider, [spec]) as send:
+            outcome = await self._run(_Calls.submit(send.specs[0]))
+            send.sent([outcome])
+            return outcome
 
     async def submit_many(
         self, specs: list[dict[str, Any]], *, max_count: int = BATCH_COUNT,
         max_bytes: int = BATCH_BYTES,
     ) -> list[SubmitOutcome]:  # fmt: skip
+        if self._tracer_provider is None and not otel_loaded():
+            return await self._submit_many(specs, max_count, max_bytes)
+        from .tracing import sending
+
+        with sending(self._tracer_provider, specs) as send:
+            return await self._submit_many(send.specs, max_count, max_bytes)
+
+    async def _submit_many(
+        self, specs: list[dict[str, Any]], max_count: int, max_bytes: int
+    ) -> list[SubmitOutcome]:
         out: list[SubmitOutcome] = []
         for body in batches(specs, max_count, max_bytes):
             outcomes = await self._run(_Calls.submit_batch(body))

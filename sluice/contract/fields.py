@@ -56,3 +56,9 @@ PageSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 TenantId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
 Cursor = Annotated[str, msgspec.Meta(max_length=256, pattern=TEXT)]  # the `next` of a page
 Action = Annotated[str, msgspec.Meta(pattern=r"^[a-z]+\.[a-z]+$")]
+
+# W3C trace context (sluice/tracing.py): the shape here; all-zero ids and version ff
+# are refused at admission (422), as no pattern a JSON schema tool reads can say so.
+TRACEPARENT_SHAPE: Final = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+TraceParent = Annotated[str, msgspec.Meta(pattern=TRACEPARENT_SHAPE)]
+TraceState = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[\x20-\x7e]*$")]

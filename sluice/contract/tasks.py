@@ -25,6 +25,8 @@ from .fields import (
     Priority,
     Tags,
     Timeout,
+    TraceParent,
+    TraceState,
     Ttl,
 )
 from .selectors import Functions, Selector, SelectorTags, States
@@ -59,6 +61,9 @@ class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_attempts: Attempts | None = None
     retry: RetryPolicy | None = None
     timeout: Timeout | None = None
+    traceparent: TraceParent | None = None
+    """The W3C creation context, stored with the task and never changed (the SDK sets it)."""
+    tracestate: TraceState | None = None
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

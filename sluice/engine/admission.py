@@ -15,6 +15,7 @@ from ..contract import FunctionConfig, TaskSpec
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 from ..model import READY, SCHEDULED, NewTask, new_task_id
 from ..rawjson import MAX_DEPTH, within_depth
+from ..tracing import valid_traceparent
 
 _tags_encoder = msgspec.json.Encoder()
 _retry_encoder = msgspec.json.Encoder()
@@ -127,4 +128,16 @@ def build_task(
         tags=_tags_encoder.encode(tags).decode() if tags else None,
         expires_at=expires_at,
         retry=retry,
+        trace_parent=None if spec.traceparent is None else _traceparent(spec.traceparent, field),
+        trace_state=None if spec.traceparent is None else spec.tracestate,
     )
+
+
+def _traceparent(value: str, field: str) -> str:
+    """The creation context as given: the contract checked its shape, this the rest."""
+    if not valid_traceparent(value):
+        raise Unprocessable(
+            "traceparent has version ff or an all-zero trace or span id",
+            code="invalid_traceparent", field=f"{field}traceparent",
+        )  # fmt: skip
+    return value

@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -33,6 +34,9 @@ from .partitions import Partitions
 from .queues import Queues
 from .registry import TARGET_PREFIX, Registry, Settling, WorkerConn
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .tracing import ServerSpans
 
 log = logging.getLogger("sluice.asks")
 ASK_TIMEOUT_S = 2.0
@@ -107,8 +111,10 @@ class Asks:
         partitions: Partitions,
         adaptive: AdaptivePools,
         settling: Settling,
+        spans: ServerSpans | None = None,
     ) -> None:
         self._rt = rt
+        self._spans = spans  # wait and dispatch spans, when tracing is on
         self._queues = queues
         self._registry = registry
         self._partitions = partitions
@@ -240,6 +246,8 @@ class Asks:
         keep, back = tasks[:room], tasks[room:]
         if keep:
             self._adaptive.sent(tenant_id, keep)
+            if self._spans is not None:
+                self._spans.dispatched(keep, rt.clock.now())
             conn.deliver(keep)
         if back:  # the worker left, or its slots were taken after the ask timed out
             with contextlib.suppress(Exception):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -41,6 +41,9 @@ from .queues import RESERVE, WHOLE, Queues
 from .quotas import Quotas
 from .registry import Registry, Settling, WorkerConn
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .tracing import ServerSpans
 
 log = logging.getLogger("sluice.dispatcher")
 FAILED_ROUND_PAUSE_S = 0.1
@@ -60,10 +63,12 @@ class Dispatcher:
         adaptive: AdaptivePools,
         asks: Asks,
         settling: Settling,
+        spans: ServerSpans | None = None,
     ) -> None:
         self._rt = rt
         self._queues = queues
         self._registry = registry
+        self._spans = spans  # wait and dispatch spans, when tracing is on
         self._functions = functions
         self._quotas = quotas
         self._fairness = fairness
@@ -208,8 +213,12 @@ class Dispatcher:
                         ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude, parts)
                     )
                     owners.append((conn, floors))
+            # Stamped now, not when the round began: a task submitted in between is never
+            # shown dispatched before it was submitted.
             claimed = (
-                await self._rt.store.claim_tasks(requests, now, self._rt.settings.lease_s)
+                await self._rt.store.claim_tasks(
+                    requests, self._rt.clock.now(), self._rt.settings.lease_s
+                )
                 if requests
                 else []
             )
@@ -273,6 +282,8 @@ class Dispatcher:
                 continue
             total += len(tasks)
             self._adaptive.sent(target.tenant_id, tasks)
+            if self._spans is not None:
+                self._spans.dispatched(tasks, self._rt.clock.now())
             target.deliver(tasks)
         self.dispatched += total
         if total:

@@ -14,6 +14,7 @@ import os
 import random
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..clock import Clock, SystemClock
 from ..config import Settings
@@ -47,6 +48,9 @@ from .tenants import Tenants
 from .timers import Timers
 from .topics import Topics
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
 log = logging.getLogger("sluice.node")
 
 CRON_INTERVAL_S = 1.0
@@ -57,8 +61,9 @@ HOT_LOOK_S = 1.0
 
 class Node:
     def __init__(
-        self, settings: Settings, store: Store | None = None, clock: Clock | None = None
-    ) -> None:
+        self, settings: Settings, store: Store | None = None, clock: Clock | None = None,
+        *, tracer_provider: TracerProvider | None = None,
+    ) -> None:  # fmt: skip
         node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.rt = rt = Runtime(
             store=store or open_store(settings),
@@ -85,12 +90,18 @@ class Node:
         self.adaptive = adaptive = AdaptivePools(rt, registry, functions, queues)
         self.logs = logs = TaskLogs(rt)
         attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes, logs)
-        self.targets = targets = Targets(rt, registry, queues, attempts)
+        spans = None
+        if settings.tracing or tracer_provider is not None:
+            from .tracing import ServerSpans  # imports OpenTelemetry: only when it is on
+
+            spans = ServerSpans(tracer_provider)
+        self.targets = targets = Targets(rt, registry, queues, attempts, spans)
         functions.on_change(targets.sync)
-        self.asks = asks = Asks(rt, queues, registry, partitions, adaptive, settling)
+        self.asks = asks = Asks(rt, queues, registry, partitions, adaptive, settling, spans)
         self.dispatcher = Dispatcher(
             rt, queues, registry, functions=functions, quotas=quotas, fairness=fairness,
             partitions=partitions, adaptive=adaptive, asks=asks, settling=settling,
+            spans=spans,
         )  # fmt: skip
         self.gateway = Gateway(rt, registry, functions, attempts, queues, logs)
         self.intake = intake = Intake(

@@ -11,6 +11,7 @@ import msgspec
 
 from ..model import ClaimedTask
 from ..protocol import Deliver, TaskFrame
+from ..tracing import carrier
 
 log = logging.getLogger("sluice.gateway")
 # A shared pool's worker leases under this prefix, so its id can never be taken for a
@@ -68,6 +69,7 @@ class WorkerConn:
                     payload=msgspec.Raw(t.payload),
                     timeout_s=t.timeout_s,
                     lease_until=t.lease_until,
+                    trace=carrier(t.trace_parent, t.trace_state),
                 )
             )
         self.send(_encoder.encode(Deliver(frames)))

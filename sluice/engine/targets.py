@@ -9,7 +9,8 @@ target (policy/aimd.py), so Sluice finds the endpoint's capacity by itself: 429 
 cut it, successes under backlog grow it, and a Retry-After pauses the target.
 
 The request: `POST url` with a JSON body `{"id", "function", "attempt", "deadline",
-"args", "kwargs"}`, a W3C `traceparent`, and Standard Webhooks signature headers
+"args", "kwargs"}`, a W3C `traceparent` (the task's, or with tracing on its attempt's
+span's), and Standard Webhooks signature headers
 (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
 "id.timestamp.body">`). The answer: 2xx success (the body is the result), 429 and 503
 flow control (with an optional Retry-After), 3xx and other 4xx not retryable, 5xx,
@@ -33,7 +34,7 @@ import hmac
 import logging
 import secrets
 import unicodedata
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import aiohttp
 import msgspec
@@ -49,6 +50,9 @@ from .egress import EgressPolicy, EgressRefused
 from .queues import Queues
 from .registry import TARGET_PREFIX, Registry, WorkerConn
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .tracing import ServerSpans
 
 log = logging.getLogger("sluice.targets")
 
@@ -120,6 +124,16 @@ def traceparent(task: ClaimedTask) -> str:
     return f"00-{trace}-{span}-01"
 
 
+def trace_headers(task: ClaimedTask) -> dict[str, str]:
+    """The task's creation context as it was submitted (the server records no span of the
+    call); a task submitted outside any trace gets one of its own, from its id."""
+    if task.trace_parent is None:
+        return {"traceparent": traceparent(task)}
+    if task.trace_state:
+        return {"traceparent": task.trace_parent, "tracestate": task.trace_state}
+    return {"traceparent": task.trace_parent}
+
+
 def retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -180,7 +194,13 @@ class TargetConn(WorkerConn):
     async def _call(self, task: ClaimedTask) -> None:
         clock = self._clock
         started = clock.now()
-        answer = await self._post(task)
+        spans = self._targets.spans
+        if spans is None or task.trace_parent is None:
+            answer = await self._post(task, trace_headers(task))
+        else:  # the endpoint's spans nest under this attempt's
+            with spans.call(task, started) as (span, headers):
+                answer = await self._post(task, headers)
+                spans.answered(span, answer.outcome, answer.error_type, answer.error)
         finished = clock.now()
         epoch = self._epochs.pop(task.id, self.aimd.epoch)
         throttled = answer.kind == THROTTLED
@@ -202,7 +222,7 @@ class TargetConn(WorkerConn):
         if self.free > 0:
             self._targets.queues.wake()
 
-    async def _post(self, task: ClaimedTask) -> Answer:
+    async def _post(self, task: ClaimedTask, trace: dict[str, str]) -> Answer:
         """One POST of the task; the endpoint's answer (or its absence) as an outcome."""
         now = self._clock.now()
         body = request_body(task, now + self.target.timeout_s)
@@ -210,7 +230,7 @@ class TargetConn(WorkerConn):
         headers = {
             "content-type": "application/json",
             "user-agent": "sluice",
-            "traceparent": traceparent(task),
+            **trace,  # traceparent, and tracestate if the task has one
             "webhook-id": task.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self.target.secret or "", task.id, timestamp, body),
@@ -312,8 +332,12 @@ def _snippet(data: bytes) -> str:
 
 # -- every target of this node -----------------------------------------------------
 class Targets:
-    def __init__(self, rt: Runtime, registry: Registry, queues: Queues, attempts: Finisher) -> None:
+    def __init__(
+        self, rt: Runtime, registry: Registry, queues: Queues, attempts: Finisher,
+        spans: ServerSpans | None = None,
+    ) -> None:  # fmt: skip
         self.rt = rt
+        self.spans = spans  # when tracing is on (engine/tracing.py)
         self.queues = queues  # told when a target has room again
         self.attempts = attempts  # writes the answers, as for a worker's results
         self._registry = registry

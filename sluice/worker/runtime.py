@@ -20,7 +20,7 @@ import socket
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import websockets
@@ -51,9 +51,15 @@ from ..protocol import (
     Welcome,
 )
 from ..rawjson import MAX_DEPTH, within_depth
+from ..tracing import otel_loaded
 from . import capture
 from .app import App
 from .context import TaskContext, _current
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from .tracing import AttemptSpans
 
 log = logging.getLogger("sluice.worker")
 
@@ -113,6 +119,7 @@ class Worker:
         grace_s: float = DEFAULT_GRACE_S,
         ca_file: str | os.PathLike[str] | None = None,
         capture_logs: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         base, key = discover(url, api_key)
         if key is None:
@@ -153,6 +160,9 @@ class Worker:
         self._limits = Welcome("", 0.0, 0.0)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sluice-task")
         self._rng = random.Random()
+        # Spans per attempt when this process uses OpenTelemetry (worker/tracing.py).
+        self._tracer_provider = tracer_provider
+        self._spans: AttemptSpans | None = None
         self._functions = [
             FunctionSpec(
                 name,
@@ -346,7 +356,12 @@ class Worker:
         self._unannounced[frame.id] = (frame, started)
         capture.attach(ctx._log)  # this asyncio task's own context: its lines only
         try:
-            item = await self._call(frame, ctx, started)
+            if self._spans is None and (self._tracer_provider is not None or otel_loaded()):
+                from .tracing import AttemptSpans  # imports OpenTelemetry: only when it is on
+
+                self._spans = AttemptSpans(self._tracer_provider, self.worker_id)
+            call = self._call(frame, ctx, started)
+            item = await (self._spans.run(frame, call) if self._spans is not None else call)
         except asyncio.CancelledError:
             self._forget(frame)
             if ctx.stop_reason == "released":

@@ -130,7 +130,7 @@ class PostgresAttempts(PostgresDatabase):
 
 def fair_order(row: Any) -> tuple[int, float, str]:
     """A claimed row's place: priority first, then start tag, then id."""
-    return (-row[7], row[14], row[1])
+    return (-row[7], row[14], row[1])  # 14: stag (the trace columns follow it)
 
 
 def _finish_columns(finishes: Sequence[Finish], now: float) -> list[list[Any]]:

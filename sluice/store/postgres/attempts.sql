@@ -18,11 +18,13 @@ WITH picked AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED)
 UPDATE tasks t
 SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
-    dispatched_at = $3
+    dispatched_at = GREATEST($3, t.ready_at)  -- never before it was ready (a stamp taken
+                                              -- before a concurrent submit committed)
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
+          t.throttles, t.retry, t.tags, t.stag,
+          t.trace_parent, t.trace_state, t.ready_at;
 
 -- name: claim_level
 -- The same claim from one priority level only ($7): a level's floor share; $8 partitions.
@@ -36,11 +38,13 @@ WITH picked AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED)
 UPDATE tasks t
 SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
-    dispatched_at = $3
+    dispatched_at = GREATEST($3, t.ready_at)  -- never before it was ready (a stamp taken
+                                              -- before a concurrent submit committed)
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
+          t.throttles, t.retry, t.tags, t.stag,
+          t.trace_parent, t.trace_state, t.ready_at;
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
@@ -59,11 +63,13 @@ WITH picked AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED)
 UPDATE tasks t
 SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
-    dispatched_at = $3
+    dispatched_at = GREATEST($3, t.ready_at)  -- never before it was ready (a stamp taken
+                                              -- before a concurrent submit committed)
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
+          t.throttles, t.retry, t.tags, t.stag,
+          t.trace_parent, t.trace_state, t.ready_at;
 
 -- name: claim_shared_level
 -- A shared pool's claim from one priority level ($7); $8 tenants left out, $9 partitions.
@@ -80,11 +86,13 @@ WITH picked AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED)
 UPDATE tasks t
 SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
-    dispatched_at = $3
+    dispatched_at = GREATEST($3, t.ready_at)  -- never before it was ready (a stamp taken
+                                              -- before a concurrent submit committed)
 FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag, t.ready_at;
+          t.throttles, t.retry, t.tags, t.stag,
+          t.trace_parent, t.trace_state, t.ready_at;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -178,7 +186,7 @@ WHERE id = ANY($2::text[]) AND state = 'running' AND lease_owner = $3
   AND ($1::text = '*' OR tenant_id = $1)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-          stag, ready_at;
+          stag, trace_parent, trace_state, ready_at;
 
 -- name: delete_attempts
 DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);

@@ -2,31 +2,33 @@
 -- promotion of scheduled tasks, expiry and retention.
 
 -- name: insert_task
--- One array per column ($2..$17), all for the tenant $1.
+-- One array per column ($2..$19), all for the tenant $1.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part)
+                   part, trace_parent, trace_state)
 SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-       run_at, expires_at, created_at, ready_at, retry, part
+       run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state
 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
             $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
-            $14::float8[], $15::float8[], $16::bytea[], $17::smallint[])
+            $14::float8[], $15::float8[], $16::bytea[], $17::smallint[], $18::text[],
+            $19::text[])
      AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-          run_at, expires_at, created_at, ready_at, retry, part);
+          run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state);
 
 -- name: insert_keyed_task
 -- Same arrays as insert_task; a key already held by the tenant inserts nothing. Returns
 -- the ids that were inserted.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part)
+                   part, trace_parent, trace_state)
 SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-       run_at, expires_at, created_at, ready_at, retry, part
+       run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state
 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
             $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
-            $14::float8[], $15::float8[], $16::bytea[], $17::smallint[])
+            $14::float8[], $15::float8[], $16::bytea[], $17::smallint[], $18::text[],
+            $19::text[])
      AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-          run_at, expires_at, created_at, ready_at, retry, part)
+          run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 

@@ -138,7 +138,7 @@ def parts(partitions: tuple[int, ...] | None) -> str | None:
 
 def fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
     """A claimed row's place: priority first, then start tag, then id."""
-    return (-row[7], row[14], row[1])
+    return (-row[7], row[14], row[1])  # 14: stag (the trace columns follow it)
 
 
 def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -> list[str]:

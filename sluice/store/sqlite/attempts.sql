@@ -8,7 +8,7 @@
 -- (priority first, then start tag) and lease them to the worker, in one statement.
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
-    lease_until = :lease_until, dispatched_at = :now
+    lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
 WHERE id IN (
     SELECT id FROM tasks
     WHERE tenant_id = :tenant_id AND state = 'ready'
@@ -19,13 +19,13 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          ready_at;
+          trace_parent, trace_state, ready_at;
 
 -- name: claim_level
 -- The same claim from one priority level only: a level's floor share (policy/priority.py).
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
-    lease_until = :lease_until, dispatched_at = :now
+    lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
 WHERE id IN (
     SELECT id FROM tasks
     WHERE tenant_id = :tenant_id AND state = 'ready' AND priority = :priority
@@ -36,13 +36,13 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          ready_at;
+          trace_parent, trace_state, ready_at;
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
-    lease_until = :lease_until, dispatched_at = :now
+    lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
 WHERE id IN (
     SELECT id FROM tasks
     WHERE state = 'ready'
@@ -56,13 +56,13 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          ready_at;
+          trace_parent, trace_state, ready_at;
 
 -- name: claim_shared_level
 -- A shared pool's claim from one priority level.
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
-    lease_until = :lease_until, dispatched_at = :now
+    lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
 WHERE id IN (
     SELECT id FROM tasks
     WHERE state = 'ready' AND priority = :priority
@@ -76,7 +76,7 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          ready_at;
+          trace_parent, trace_state, ready_at;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -147,7 +147,7 @@ WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
 -- Tasks claimed for a worker by the node that holds their partition, to deliver here.
 SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
        COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-       stag, ready_at
+       stag, trace_parent, trace_state, ready_at
 FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
   AND lease_owner = :worker AND (:tenant_id = '*' OR tenant_id = :tenant_id);

@@ -223,7 +223,7 @@ def task_row(tenant_id: str, t: NewTask, now: float) -> tuple[Any, ...]:
     return (
         t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key, t.tags,
         t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at, t.retry,
-        t.partition,
+        t.partition, t.trace_parent, t.trace_state,
     )  # fmt: skip
 
 

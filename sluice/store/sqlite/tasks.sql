@@ -4,18 +4,18 @@
 -- name: insert_task
 -- positional: id, tenant_id, function, payload, state, priority, stag, key, tags,
 --             max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
---             part
+--             part, trace_parent, trace_state
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                   part, trace_parent, trace_state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_keyed_task
 -- Same columns as insert_task; a key already held by the tenant inserts nothing.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   part, trace_parent, trace_state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 
