@@ -26,6 +26,7 @@ from ..logs import SafeFormatter, escape, redacted_url
 from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
+from .logs import register as register_log_commands
 from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .tasks import register as register_task_commands
@@ -44,6 +45,7 @@ tenant_cli = typer.Typer(
 )
 cli.add_typer(tenant_cli, name="tenant")
 register_task_commands(cli)
+register_log_commands(cli)
 cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(functions_cli, name="functions")
 cli.add_typer(schedules_cli, name="schedules")

@@ -26,6 +26,7 @@ from ..contract import (
     FunctionConfig,
     FunctionList,
     KeyList,
+    LogPage,
     NewKey,
     NewTenant,
     Pause,
@@ -60,6 +61,8 @@ SELECTOR_FIELDS = (
     "created_after", "created_before", "key",
 )  # fmt: skip
 PAUSE_FIELDS = ("function", "tags", "priority_min", "priority_max")
+LOG_FILTERS = ("attempt", "level", "q", "limit")
+FOLLOW_WAIT_S = 10.0  # each long-poll of a followed task's lines
 
 
 class _Response(msgspec.Struct, frozen=True):
@@ -242,6 +245,19 @@ class _Calls:
     @staticmethod
     def wait(task_id: str, timeout: float) -> _Call[Task]:
         return _get(f"/v1/tasks/{task_id}/result", Task, (("timeout", f"{timeout:g}"),))
+
+    @staticmethod
+    def logs(task_id: str, filters: Mapping[str, Any], cursor: str | None, wait: float
+             ) -> _Call[LogPage]:  # fmt: skip
+        params = [(k, str(v)) for k, v in filters.items() if v is not None]
+        unknown = sorted(set(filters) - set(LOG_FILTERS))
+        if unknown:
+            raise TypeError(f"unknown log filter(s) {unknown}; logs take {LOG_FILTERS}")
+        if cursor is not None:
+            params.append(("cursor", cursor))
+        if wait:
+            params.append(("wait", f"{wait:g}"))
+        return _get(f"/v1/tasks/{task_id}/logs", LogPage, tuple(params))
 
     @staticmethod
     def cancel(task_id: str) -> _Call[Task]:

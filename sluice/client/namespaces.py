@@ -15,6 +15,7 @@ from ..contract import (
     DeadTask,
     Function,
     FunctionConfig,
+    LogEntry,
     NewKey,
     NewTenant,
     Pause,
@@ -23,7 +24,8 @@ from ..contract import (
     TaskSummary,
     Tenant,
 )
-from .calls import PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
+from ..model import TERMINAL
+from .calls import FOLLOW_WAIT_S, PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
 from .models import ScheduleSpec
 
 T = TypeVar("T")
@@ -65,6 +67,31 @@ class Tasks:
     def wait(self, task_id: str, timeout: float) -> Task:
         """The task once it has ended, or as it is after `timeout` seconds (long-poll)."""
         return self._client._run(_Calls.wait(task_id, timeout))
+
+    def logs(self, task_id: str, **filters: Any) -> Iterator[LogEntry]:
+        """The task's captured log lines so far, every attempt's in order, fetched a page
+        at a time. Filters: `attempt`, `level` (debug, info, warning, error, critical: that
+        level and above), `q` (a text, case-insensitive), `limit` (lines per page)."""
+        cursor = None
+        while True:
+            page = self._client._run(_Calls.logs(task_id, filters, cursor, 0))
+            yield from page.lines
+            if not page.more:
+                return
+            cursor = page.next
+
+    def follow_logs(self, task_id: str, **filters: Any) -> Iterator[LogEntry]:
+        """The task's lines as they are written, until it ends (long-polls)."""
+        cursor = None
+        while True:
+            ended = self._client._run(_Calls.get(task_id)).state in TERMINAL
+            page = self._client._run(
+                _Calls.logs(task_id, filters, cursor, 0 if ended else FOLLOW_WAIT_S)
+            )
+            yield from page.lines
+            cursor = page.next
+            if ended and not page.more:
+                return
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a task that has not ended; a running one is stopped."""
@@ -111,6 +138,29 @@ class AsyncTasks:
 
     async def wait(self, task_id: str, timeout: float) -> Task:
         return await self._client._run(_Calls.wait(task_id, timeout))
+
+    async def logs(self, task_id: str, **filters: Any) -> AsyncIterator[LogEntry]:
+        cursor = None
+        while True:
+            page = await self._client._run(_Calls.logs(task_id, filters, cursor, 0))
+            for line in page.lines:
+                yield line
+            if not page.more:
+                return
+            cursor = page.next
+
+    async def follow_logs(self, task_id: str, **filters: Any) -> AsyncIterator[LogEntry]:
+        cursor = None
+        while True:
+            ended = (await self._client._run(_Calls.get(task_id))).state in TERMINAL
+            page = await self._client._run(
+                _Calls.logs(task_id, filters, cursor, 0 if ended else FOLLOW_WAIT_S)
+            )
+            for line in page.lines:
+                yield line
+            cursor = page.next
+            if ended and not page.more:
+                return
 
     async def cancel(self, task_id: str) -> Task:
         return await self._client._run(_Calls.cancel(task_id))

@@ -43,7 +43,7 @@ from ..contract import FunctionConfig, HttpTarget
 from ..errors import Forbidden, InvalidRequest, Unprocessable
 from ..model import ClaimedTask
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
-from ..protocol import ResultItem
+from ..protocol import LogLine, ResultItem
 from . import egress
 from .attempts import Finisher
 from .egress import EgressPolicy, EgressRefused
@@ -212,6 +212,7 @@ class TargetConn(WorkerConn):
                 finished_at=finished, result=msgspec.Raw(answer.result),
                 error_type=answer.error_type if answer.error else None,
                 error_message=answer.error, retry_after_s=answer.wait if throttled else None,
+                logs=answer.logs,
             )
         )  # fmt: skip
         if not self._flushing:
@@ -250,6 +251,7 @@ class TargetConn(WorkerConn):
                 data = await answer.content.read(MAX_RESULT_BYTES + 1)
                 status = answer.status
                 wait = retry_after(answer.headers.get("retry-after"))
+                kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
         except TimeoutError:
             return Answer("timeout", error=f"no answer within {self.target.timeout_s:g} s")
         except asyncio.CancelledError:
@@ -261,14 +263,20 @@ class TargetConn(WorkerConn):
             return Answer("error", error=f"{type(exc).__name__}: {exc}")
         except ValueError as exc:  # a stored URL that is none (never set through the API)
             return Answer("reject", error=f"target.url {exc} (not retried)")
+        logs: list[LogLine] = []
+        if kind == ENVELOPE:
+            data, said, logs = _opened(data, self._clock.now())
+            if said is not None and not 200 <= status < 300:
+                data = said.encode()
         if 200 <= status < 300:
-            return Answer("ok", OK, _as_json(data))
+            return Answer("ok", OK, _as_json(data), logs=logs)
         if status == 429 or status == 503:
             error = f"HTTP {status}: the target asks to slow down"
-            return Answer("throttled", THROTTLED, error=error, wait=wait)
+            return Answer("throttled", THROTTLED, error=error, wait=wait, logs=logs)
         if 500 <= status < 600:
-            return Answer("error", error=f"HTTP {status}: {_snippet(data)}")
-        return Answer("reject", error=f"HTTP {status}: {_snippet(data)} (not retried)")
+            return Answer("error", error=f"HTTP {status}: {_snippet(data)}", logs=logs)
+        error = f"HTTP {status}: {_snippet(data)} (not retried)"
+        return Answer("reject", error=error, logs=logs)
 
     def _refused(self, refusal: EgressRefused) -> Answer:
         """Egress refused: not retried, as the settings hold until the node restarts."""
@@ -302,6 +310,46 @@ class Answer(NamedTuple):
     error: str | None = None
     error_type: str = "HttpTargetError"
     wait: float | None = None  # Retry-After, in seconds
+    logs: list[LogLine] = []  # lines the endpoint sent back in an envelope
+
+
+ENVELOPE = "application/vnd.sluice.answer+json"
+"""An answer of this content type is an envelope: `{"result": ..., "error": "...",
+"logs": [...]}` (docs/http-targets.md), so an endpoint can send its log lines back."""
+
+
+class _Line(msgspec.Struct, frozen=True):
+    message: str
+    level: str | int = "INFO"
+    logger: str = "target"
+    at: float | None = None
+    extra: dict[str, object] | None = None
+
+
+class _Envelope(msgspec.Struct, frozen=True):
+    result: msgspec.Raw = msgspec.Raw(b"null")
+    error: str | None = None
+    logs: list[str | _Line] = []
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def _opened(data: bytes, now: float) -> tuple[bytes, str | None, list[LogLine]]:
+    """An envelope's result, error and lines; a body that is no envelope is the result."""
+    try:
+        envelope = _envelope.decode(data[:MAX_RESULT_BYTES])
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return data, None, []
+    lines = []
+    for seq, raw in enumerate(envelope.logs):
+        line = _Line(raw) if isinstance(raw, str) else raw
+        level = line.level if isinstance(line.level, int) else _LEVELS.get(line.level.upper(), 20)
+        extra = msgspec.Raw(_json.encode(line.extra)) if line.extra else msgspec.Raw(b"null")
+        at = line.at if line.at is not None else now
+        lines.append(LogLine(seq, at, level, "log", line.logger, line.message, extra))
+    return bytes(envelope.result), envelope.error, lines
 
 
 def _as_json(data: bytes) -> bytes:

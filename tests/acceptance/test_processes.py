@@ -138,13 +138,17 @@ def test_a_task_whose_worker_is_killed_runs_again_elsewhere(cluster: Cluster) ->
         wait_for_sync(marker.exists, timeout=20)
         victim = int(marker.read_text())
         assert victim in (first.pid, second.pid)
+        # What the handler printed is shipped while it runs: kept after the kill.
+        wait_for_sync(lambda: list(client.tasks.logs(submitted.id)), timeout=10)
         os.kill(victim, signal.SIGKILL)
         task = client.wait(submitted.id, 30)
+        lines = [(line.attempt, line.message) for line in client.tasks.logs(submitted.id)]
     survivor = second.pid if victim == first.pid else first.pid
     assert task.state == "succeeded"
     assert task.result == {"attempt": 2, "pid": survivor}
     assert [a.outcome for a in task.attempts] == ["lost", "succeeded"]
     assert "lease_lost" in [e.stage for e in task.timeline]
+    assert lines == [(1, f"attempt 1 of job in {victim}"), (2, f"attempt 2 of job in {survivor}")]
 
 
 def test_dev_runs_the_example_app_and_the_burst_script(tmp_path: Path) -> None:

@@ -20,7 +20,9 @@ def multiply(a: int, b: int) -> int:
 
 @app.task
 def stubborn(ctx: TaskContext, name: str) -> dict[str, int]:
-    """The first attempt announces itself and then hangs until its process is killed."""
+    """The first attempt announces itself (and logs) and then hangs until its process is
+    killed."""
+    print(f"attempt {ctx.attempt} of {name} in {os.getpid()}")
     (MARKERS / f"{name}.{ctx.attempt}").write_text(str(os.getpid()))
     if ctx.attempt == 1:
         threading.Event().wait()  # hang until the process is killed

@@ -254,3 +254,48 @@ async def test_lines_are_kept_on_postgres_too(tmp_path: Path, backend: str) -> N
         lines = await _lines(client, task_id)
         assert [line["attempt"] for line in lines] == [1, 1, 2]
         assert len(await _lines(client, task_id, q="failed")) == 1
+
+
+async def test_an_http_target_can_send_its_log_lines_back(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from tests.harness import free_port
+
+    async def handle(request: web.Request) -> web.Response:
+        task = await request.json()
+        body = {
+            "result": {"sum": sum(task["args"])},
+            "logs": [
+                "plain line",
+                {"message": "adding", "level": "debug", "logger": "svc.add", "extra": {"n": 2}},
+                {"message": "done", "level": "WARNING"},
+            ],
+        }
+        return web.json_response(body, content_type="application/vnd.sluice.answer+json")
+
+    web_app = web.Application()
+    web_app.router.add_post("/add", handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with (
+            running_server(tmp_path, app, targets_allow_loopback=True) as running,
+            _client(running) as client,
+        ):
+            target = {"target": {"url": f"http://127.0.0.1:{port}/add", "timeout_s": 5.0}}
+            put = await client.put("/v1/functions/remote_add", json=target)
+            assert put.status_code == 200, put.text
+            task_id = await _submit(client, "remote_add", 1, 1)
+            done = await _ended(client, task_id)
+            assert done["result"] == {"sum": 2}
+            lines = await _lines(client, task_id)
+            assert [(ln["level"], ln["logger"], ln["message"]) for ln in lines] == [
+                ("INFO", "target", "plain line"),
+                ("DEBUG", "svc.add", "adding"),
+                ("WARNING", "target", "done"),
+            ]
+            assert lines[1]["extra"] == {"n": 2}
+    finally:
+        await runner.cleanup()
