@@ -261,3 +261,20 @@ def test_pause_holds_by_selector_and_resume_releases_with_exit_codes(cluster: Cl
     bad = run(cluster, "pause", "--priority-max", "12", code=1)
     assert "400 invalid_request (selector.priority_max)" in bad.stderr
     assert as_json(cluster, "pauses", "ls") == []
+
+
+def test_logs_prints_a_tasks_lines_and_follows_a_running_one(cluster: Cluster) -> None:
+    submitted = sluice(cluster, "submit", "chatty", "--args", "[2]", "--wait", "20", "--json")
+    task_id = json.loads(submitted.stdout)["id"]
+    shown = run(cluster, "logs", task_id).stdout.splitlines()
+    assert len(shown) == 3
+    assert "WARNING  [attempt 1] workload: line 0" in shown[0]
+    assert shown[2].endswith("stdout: printed\\x1b[31m red")
+    as_lines = [
+        json.loads(line) for line in run(cluster, "logs", task_id, "-o", "json").stdout.splitlines()
+    ]
+    assert [line["seq"] for line in as_lines] == [0, 1, 2]
+    assert run(cluster, "logs", task_id, "--grep", "LINE 1").stdout.count("\n") == 1
+    followed = run(cluster, "logs", task_id, "--follow", "--level", "warning").stdout
+    assert followed.count("\n") == 2  # an ended task: its lines, then the command returns
+    run(cluster, "logs", "no-such-task", code=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -36,3 +37,12 @@ def sleepy(ctx: TaskContext, name: str, seconds: float) -> int:
         journal.write(f"{ctx.attempt}\n")
     threading.Event().wait(seconds)
     return ctx.attempt
+
+
+@app.task
+def chatty(lines: int) -> int:
+    """Logs and prints, for `sluice logs`."""
+    for i in range(lines):
+        logging.getLogger("workload").warning("line %d", i)
+    print("printed\x1b[31m red")  # a control character, escaped when shown
+    return lines
