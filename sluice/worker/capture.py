@@ -28,6 +28,7 @@ from typing import IO, Any
 import msgspec
 
 from ..protocol import LogLine
+from ..tracing import otel_loaded
 
 DEFAULT_BUDGET = 256 * 1024  # bytes per attempt (the server's `max_log_bytes`)
 LINE_BYTES = 8 * 1024  # a longer line is cut
@@ -163,6 +164,8 @@ class CaptureHandler(logging.Handler):
 
 def _extras(record: logging.LogRecord) -> bytes | None:
     fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
+    if otel_loaded():  # the line links to the span it was written in (the attempt's)
+        fields.update(_span_ids())
     if not fields:
         return None
     try:
@@ -170,6 +173,15 @@ def _extras(record: logging.LogRecord) -> bytes | None:
     except (TypeError, ValueError, OverflowError):
         encoded = _encoder.encode({k: repr(v) for k, v in fields.items()})
     return encoded if len(encoded) <= MAX_EXTRA_BYTES else None
+
+
+def _span_ids() -> dict[str, str]:
+    from opentelemetry import trace  # loaded already: otel_loaded() said so
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
 
 
 class Tee:

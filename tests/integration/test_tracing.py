@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -39,6 +40,7 @@ FAST_RETRY = sluice.RetryPolicy(max_attempts=3, base_s=0.01, min_backoff_s=0.0, 
 
 
 def _fail_first(name: str) -> str:
+    logging.getLogger("traced").warning("attempt of %s", name)  # in the attempt's span
     with tracers["test"].start_as_current_span("handler-work"):
         calls[name] = calls.get(name, 0) + 1
         if calls[name] == 1:
@@ -111,6 +113,7 @@ async def test_the_span_tree_of_a_task_that_failed_once_then_succeeded(
             task = await client.submit({"function": function, "args": [name]})
         done = await client.wait(task.id, timeout=10)
         assert done.state == "succeeded" and done.attempt == 2
+        logged = [line async for line in client.tasks.logs(task.id)]
 
         def named(prefix: str) -> list[ReadableSpan]:
             return [s for s in exporter.get_finished_spans() if s.name.startswith(prefix)]
@@ -145,6 +148,10 @@ async def test_the_span_tree_of_a_task_that_failed_once_then_succeeded(
     assert second.status.status_code != StatusCode.ERROR
     assert "error.type" not in second.attributes
 
+    # Each attempt's log line names the attempt's span.
+    assert [(line.extra["trace_id"], line.extra["span_id"]) for line in logged] == [
+        (f"{s.context.trace_id:032x}", f"{s.context.span_id:016x}") for s in process
+    ]
     # The handler's own span nests under its attempt's, for async and thread handlers.
     work = [s for s in finished if s.name == "handler-work"]
     assert sorted(s.parent.span_id for s in work) == sorted(s.context.span_id for s in process)
