@@ -8,7 +8,7 @@ SCENARIO ?= core
 REFS ?= HEAD~1,HEAD
 ROUNDS ?= 3
 
-.PHONY: help run test test-fast lint format bench bench-ab bench-peers bench-tracing chaos clean
+.PHONY: help run test test-fast lint format bench bench-ab bench-peers bench-overhead chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,8 +45,8 @@ bench: $(STAMP)  ## benchmarks (BACKEND=sqlite|postgres); figures go to bench/RE
 bench-ab: $(STAMP)  ## the hot path of commits back to back (REFS=a,b ROUNDS=3 BACKEND=sqlite|postgres)
 	$(BIN)/python -m bench.ab --refs $(REFS) --rounds $(ROUNDS) --backend $(BACKEND)
 
-bench-tracing: $(STAMP)  ## the cost of tracing, on against off, per submit and per task (BACKEND=sqlite|postgres)
-	$(BIN)/python -m bench.tracing --backend $(BACKEND)
+bench-overhead: $(STAMP)  ## the cost of log capture, a logged line and tracing, per submit and per task (BACKEND=sqlite|postgres)
+	$(BIN)/python -m bench.overhead --backend $(BACKEND)
 
 bench-peers: $(STAMP)  ## Sluice next to Celery, RQ, Dramatiq, arq, Huey, Taskiq, Procrastinate (SCENARIO=core|fairness): bench/PEERS.md
 	$(BIN)/python -m bench.peers.run --scenario $(SCENARIO)

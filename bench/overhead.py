@@ -1,12 +1,19 @@
-"""The cost of tracing: Sluice's per-task time with OpenTelemetry on and off.
+"""The cost of observability: Sluice's per-task time with log capture off and on, with
+tasks that log, and with OpenTelemetry tracing on.
 
-    python -m bench.tracing [--tasks 5000] [--submits 500] [--rounds 3] [--backend sqlite]
+    python -m bench.overhead [--modes plain,nocapture,lines,tracing] [--lines 10]
+                             [--tasks 5000] [--submits 500] [--rounds 3] [--backend sqlite]
 
-Each round runs both modes, each in a fresh process, off first then on:
+Each round runs every mode, each in a fresh process:
 
-- off: tracing off as users get it by default: nothing imports OpenTelemetry (the run
-  checks that `opentelemetry.trace` was never loaded);
-- on: an SDK `TracerProvider` with a `BatchSpanProcessor` whose exporter drops the spans,
+- plain: as users get it by default: log capture on, tasks that do not log, tracing off
+  (nothing imports OpenTelemetry: the run checks that `opentelemetry.trace` was never
+  loaded);
+- nocapture: the same with the worker's log capture off (`Worker(capture_logs=False)`):
+  plain - nocapture is what capture costs a task that does not log;
+- lines: every task logs `--lines` INFO lines (captured, shipped, stored): (lines -
+  plain) / lines is the cost of one logged line;
+- tracing: an SDK `TracerProvider` with a `BatchSpanProcessor` whose exporter drops the spans,
   handed to the server node (wait, dispatch spans), the worker (a process span per
   attempt) and the client (a send span per request); every submit is made inside a
   span, so every task carries a trace context. The figure is the cost of making and
@@ -22,8 +29,8 @@ would split them. Measured:
   from the worker's start to the last handler's return;
 - submit: `--submits` single submits one after the other: microseconds per submit.
 
-Medians over the rounds are printed, with the difference on - off. Nothing is written
-to bench/RESULTS.md: copy the lines printed under "## Tracing" there.
+Medians over the rounds are printed, with each mode's difference from plain. Nothing
+is written to bench/RESULTS.md: copy the table printed there.
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ async def _database(backend: str, work: Path) -> AsyncIterator[str]:
         return
     import asyncpg
 
-    name = f"sluice_bench_tracing_{os.getpid()}"
+    name = f"sluice_bench_overhead_{os.getpid()}"
     admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name}")
@@ -90,7 +97,14 @@ async def _database(backend: str, work: Path) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def _measure(mode: str, backend: str, tasks: int, submits: int) -> dict[str, float]:
+MODES = ("plain", "nocapture", "lines", "tracing")
+
+
+async def _measure(
+    mode: str, backend: str, tasks: int, submits: int, lines: int
+) -> dict[str, float]:
+    import logging
+
     import uvicorn
 
     import sluice
@@ -101,13 +115,17 @@ async def _measure(mode: str, backend: str, tasks: int, submits: int) -> dict[st
     from sluice.engine.node import Node
     from sluice.worker.runtime import Worker
 
-    provider = _provider() if mode == "on" else None
-    app = sluice.App("bench-tracing")
+    provider = _provider() if mode == "tracing" else None
+    app = sluice.App("bench-overhead")
     done = asyncio.Event()
     ran = [0]
+    logged = lines if mode == "lines" else 0
+    log = logging.getLogger("bench.task")
 
     @app.task
     async def noop(i: int = 0) -> None:
+        for k in range(logged):
+            log.info("line %d of task %d", k, i)
         ran[0] += 1
         if ran[0] == tasks + submits:  # the single submits' tasks are drained too
             done.set()
@@ -143,7 +161,8 @@ async def _measure(mode: str, backend: str, tasks: int, submits: int) -> dict[st
                         specs = [{"function": "noop", "args": [i]} for i in range(tasks)]
                         await client.submit_many(specs, max_count=BATCH)
                     worker = Worker(app, url=url, api_key=key, concurrency=32,
-                                    tracer_provider=provider)  # fmt: skip
+                                    tracer_provider=provider,
+                                    capture_logs=mode != "nocapture")  # fmt: skip
                     began = time.perf_counter()
                     running = asyncio.create_task(worker.run())
                     await asyncio.wait_for(done.wait(), timeout=600)
@@ -159,7 +178,7 @@ async def _measure(mode: str, backend: str, tasks: int, submits: int) -> dict[st
     if provider is not None:
         provider.shutdown()
     loaded = "opentelemetry.trace" in sys.modules
-    if mode == "off" and loaded:
+    if mode != "tracing" and loaded:
         raise SystemExit("tracing off, yet OpenTelemetry was imported: the figure is void")
     return {
         "drain_us_per_task": drain_s / (tasks + submits) * 1e6,
@@ -167,11 +186,11 @@ async def _measure(mode: str, backend: str, tasks: int, submits: int) -> dict[st
     }
 
 
-def _run_once(mode: str, backend: str, tasks: int, submits: int) -> dict[str, float]:
-    """One mode in a fresh process, so `off` never sees a module `on` loaded."""
+def _run_once(mode: str, backend: str, tasks: int, submits: int, lines: int) -> dict[str, float]:
+    """One mode in a fresh process, so no mode sees a module another one loaded."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.tracing", "--child", mode, "--backend", backend,
-         "--tasks", str(tasks), "--submits", str(submits)],
+        [sys.executable, "-m", "bench.overhead", "--child", mode, "--backend", backend,
+         "--tasks", str(tasks), "--submits", str(submits), "--lines", str(lines)],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -185,31 +204,52 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
-    parser.add_argument("--child", choices=["off", "on"], help=argparse.SUPPRESS)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--lines", type=int, default=10, help="lines each task logs (lines)")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         figures = asyncio.run(
-            _measure(options.child, options.backend, options.tasks, options.submits)
-        )
+            _measure(options.child, options.backend, options.tasks, options.submits,
+                     options.lines)
+        )  # fmt: skip
         print(json.dumps(figures))
         return
-    runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    modes = [m for m in options.modes.split(",") if m]
+    if "plain" not in modes or not set(modes) <= set(MODES):
+        raise SystemExit(f"--modes: some of {','.join(MODES)}, plain among them")
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for i in range(options.rounds):
-        for mode in ("off", "on"):
-            figures = _run_once(mode, options.backend, options.tasks, options.submits)
+        for mode in modes:
+            figures = _run_once(
+                mode, options.backend, options.tasks, options.submits, options.lines
+            )
             runs[mode].append(figures)
             shown = ", ".join(f"{k} {v:,.1f}" for k, v in figures.items())
             print(f"round {i + 1} {mode}: {shown}", flush=True)
     command = (
-        f"python -m bench.tracing --tasks {options.tasks} --submits {options.submits} "
-        f"--rounds {options.rounds} --backend {options.backend}"
+        f"python -m bench.overhead --modes {','.join(modes)} --lines {options.lines} "
+        f"--tasks {options.tasks} --submits {options.submits} --rounds {options.rounds} "
+        f"--backend {options.backend}"
     )
-    print(f"\n## Tracing\n\n- command: `{command}`\n")
-    print("| figure (median) | off | on | on - off |\n| --- | ---: | ---: | ---: |")
-    for key in runs["off"][0]:
-        off = statistics.median(r[key] for r in runs["off"])
-        on = statistics.median(r[key] for r in runs["on"])
-        print(f"| {key} | {off:,.1f} | {on:,.1f} | {on - off:+,.1f} ({(on / off - 1):+.0%}) |")
+    print(f"\n- command: `{command}`\n")
+    print("| mode | " + " | ".join(f"{k} (median)" for k in runs["plain"][0]) + " |")
+    print("| --- |" + " ---: |" * len(runs["plain"][0]))
+    plain = {k: statistics.median(r[k] for r in runs["plain"]) for k in runs["plain"][0]}
+    for mode in modes:
+        cells = []
+        for key, base in plain.items():
+            value = statistics.median(r[key] for r in runs[mode])
+            cells.append(
+                f"{value:,.1f}"
+                if mode == "plain"
+                else f"{value:,.1f} ({value - base:+,.1f}, {value / base - 1:+.1%})"
+            )
+        print(f"| {mode} | " + " | ".join(cells) + " |")
+    if "lines" in modes:
+        base = plain["drain_us_per_task"]
+        lined = statistics.median(r["drain_us_per_task"] for r in runs["lines"])
+        print(f"\none logged line: {(lined - base) / options.lines:,.1f} µs (drain, per line)")
 
 
 if __name__ == "__main__":
