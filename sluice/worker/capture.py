@@ -42,11 +42,18 @@ _encoder = msgspec.json.Encoder()
 _NULL = msgspec.Raw(b"null")
 # A LogRecord's own attributes; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_PLAIN = len(logging.makeLogRecord({}).__dict__)
 _formatter = logging.Formatter()
 
 
 class AttemptLog:
     """The captured lines of one attempt, bounded to a head and a tail."""
+
+    __slots__ = (
+        "_drop_sent", "_drop_upto", "_head_budget", "_head_bytes", "_head_end", "_lock",
+        "_partial", "_seq", "_tail", "_tail_budget", "_tail_bytes", "_tail_new",
+        "_taken_upto", "_unsent", "dropped",
+    )  # fmt: skip
 
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self._head_budget = budget // 4
@@ -130,6 +137,11 @@ class AttemptLog:
         return lines, drop
 
     @property
+    def written(self) -> bool:
+        """Whether anything was written (a partial printed line included)."""
+        return self._seq > 0 or any(self._partial.values())
+
+    @property
     def pending(self) -> bool:
         return bool(self._unsent or self._tail_new or self._drop_upto > self._drop_sent)
 
@@ -163,7 +175,9 @@ class CaptureHandler(logging.Handler):
 
 
 def _extras(record: logging.LogRecord) -> bytes | None:
-    fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
+    own = record.__dict__
+    # Every record has the standard attributes; only one with more can hold extras.
+    fields = {k: own[k] for k in own.keys() - _RECORD_FIELDS} if len(own) > _PLAIN else {}
     if otel_loaded():  # the line links to the span it was written in (the attempt's)
         fields.update(_span_ids())
     if not fields:

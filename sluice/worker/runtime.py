@@ -370,7 +370,7 @@ class Worker:
                 raise
             item = ResultItem(frame.id, frame.attempt, "cancelled", started, time.time())
         self._forget(frame)
-        if ctx._log is not None:
+        if ctx._log is not None and ctx._log.written:
             lines, drop = ctx._log.take(final=True)
             if lines or drop is not None:
                 item = msgspec.structs.replace(item, logs=lines, drop=drop)
