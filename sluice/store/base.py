@@ -433,6 +433,66 @@ class AuditStore(Protocol):
         ...
 
 
+
+# -- counts for metrics, stats and the console's charts ------------------------------
+
+
+class RollupRow(msgspec.Struct, frozen=True):
+    """One minute of a (tenant, function)'s counts; rows add up across nodes."""
+
+    tenant_id: str
+    function: str
+    minute: float  # the minute's start, epoch seconds
+    submitted: int = 0
+    started: int = 0  # dispatches, every attempt
+    succeeded: int = 0
+    failed: int = 0  # attempts that failed and go back to wait (a retry)
+    dead: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    waits: int = 0  # first attempts started; wait_s is the sum of their submit->start
+    wait_s: float = 0.0
+    runs: int = 0  # attempts a worker finished; run_s is the sum of their run times
+    run_s: float = 0.0
+
+
+class BacklogRow(msgspec.Struct, frozen=True):
+    """A (tenant, function)'s tasks in one state (or held for one reason: `held:rate`)."""
+
+    tenant_id: str
+    function: str
+    state: str
+    tasks: int
+    oldest: float | None = None  # ready: the oldest ready_at
+
+
+class RollupStore(Protocol):
+    async def add_rollup(self, rows: list[RollupRow]) -> None:
+        """Add each row's counts to its minute's (an additive upsert, one commit)."""
+        ...
+
+    async def list_rollup(self, tenant_id: str | None, since: float) -> list[RollupRow]:
+        """A tenant's minutes from `since` on (None: every tenant's), oldest first."""
+        ...
+
+    async def purge_rollup(self, before: float) -> int:
+        """Delete the minutes before `before`; returns how many rows."""
+        ...
+
+    async def count_backlog(self) -> list[BacklogRow]:
+        """Not-ended tasks (and dead ones) by tenant, function and state: one grouped
+        count through the states' partial indexes, for the timers leader's snapshot."""
+        ...
+
+    async def put_backlog(self, rows: list[BacklogRow], now: float) -> None:
+        """Replace the backlog snapshot with these rows, taken at `now`."""
+        ...
+
+    async def list_backlog(self, tenant_id: str | None) -> tuple[list[BacklogRow], float | None]:
+        """The snapshot's rows of a tenant (None: every tenant's) and when it was taken."""
+        ...
+
+
 # -- the whole store -----------------------------------------------------------------
 
 
@@ -450,6 +510,7 @@ class Store(
     QuotaStore,
     HistoryStore,
     AuditStore,
+    RollupStore,
     Protocol,
 ):
     backend: str

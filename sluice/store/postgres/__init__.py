@@ -15,6 +15,7 @@ from .leases import PostgresLeases
 from .limits import PostgresLimits
 from .pauses import PostgresPauses
 from .quotas import PostgresQuotas
+from .rollup import PostgresRollup
 from .schedules import PostgresSchedules
 from .schema import migrate
 from .subscriptions import PostgresSubscriptions
@@ -36,6 +37,7 @@ class PostgresStore(
     PostgresQuotas,
     PostgresHistory,
     PostgresAudit,
+    PostgresRollup,
 ):
     """The `Store` protocol on one PostgreSQL database, shared by every server node."""
 

@@ -14,6 +14,7 @@ from .leases import SQLiteLeases
 from .limits import SQLiteLimits
 from .pauses import SQLitePauses
 from .quotas import SQLiteQuotas
+from .rollup import SQLiteRollup
 from .schedules import SQLiteSchedules
 from .subscriptions import SQLiteSubscriptions
 from .tasks import SQLiteTasks
@@ -34,6 +35,7 @@ class SQLiteStore(
     SQLiteQuotas,
     SQLiteHistory,
     SQLiteAudit,
+    SQLiteRollup,
 ):
     """The `Store` protocol on one SQLite file."""
 
