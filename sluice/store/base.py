@@ -247,6 +247,11 @@ class FairnessStore(Protocol):
         """A tenant's ready tasks per partition."""
         ...
 
+    async def count_ahead(self, tenant_id: str, task_id: str, limit: int) -> int:
+        """Ready tasks of the task's tenant and function before it in fair order,
+        counted up to `limit` (never an unbounded count)."""
+        ...
+
 
 # -- limited claims (the decision itself is store/limits.py) -------------------------
 
@@ -266,6 +271,14 @@ class LimitStore(Protocol):
         """A claim of one tenant's tasks under limits, cluster-wide: under every limit,
         no more than `max_concurrency` running and no more than `rate` starts a second
         after a `burst` (a function's limits, the tenant's, a shared pool's reserve)."""
+        ...
+
+    async def count_running(self, tenant_id: str, function: str | None) -> int:
+        """A tenant's running tasks of one function (None: of all), cluster-wide."""
+        ...
+
+    async def rate_states(self, keys: list[str]) -> dict[str, float]:
+        """The GCRA state (theoretical arrival time) of the rate keys that have one."""
         ...
 
 

@@ -76,3 +76,31 @@ async def test_the_backlog_snapshot_is_replaced_whole_and_read_per_tenant(store:
 
     assert await store.list_backlog("t-a") == ([rows[0]], NOW + 5)
     assert await store.list_backlog(None) == (rows, NOW + 5)
+
+
+async def test_count_ahead_counts_ready_tasks_before_a_task_in_fair_order_up_to_a_cap(
+    store: Store, tenant: str, other: str
+) -> None:
+    first, second, third, me = await submit(
+        store, tenant, new_task(stag=NOW), new_task(stag=NOW + 1), new_task(priority=9,
+        stag=NOW + 5), new_task(stag=NOW + 2),
+    )  # fmt: skip
+    await submit(store, tenant, new_task("resize", stag=NOW), new_task(stag=NOW + 3))
+    await submit(store, other, new_task(stag=NOW))
+
+    assert await store.count_ahead(tenant, me, 100) == 3  # two older tags and a higher level
+    assert await store.count_ahead(tenant, me, 2) == 2  # the cap
+    assert await store.count_ahead(tenant, first, 100) == 1  # only the higher level
+    assert await store.count_ahead(other, me, 100) == 0  # not its task
+
+
+async def test_count_running_and_rate_states_read_what_limits_use(
+    store: Store, tenant: str
+) -> None:
+    await submit(store, tenant, new_task(), new_task(), new_task("resize"))
+    await claim(store, tenant, limit=1)
+    await claim(store, tenant, functions=("resize",))
+
+    assert await store.count_running(tenant, "send") == 1
+    assert await store.count_running(tenant, None) == 2
+    assert await store.rate_states(["nope"]) == {}
