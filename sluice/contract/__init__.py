@@ -67,6 +67,7 @@ from .selectors import (
     State,
     States,
 )
+from .stats import MAX_STATS_MINUTES, Counts, FunctionStats, Stats, StatsMinute, StatsQuery
 from .tasks import (
     Attempt,
     BatchOutcome,
@@ -109,12 +110,15 @@ from .topics import (
     SubscriptionList,
     SubscriptionSpec,
 )
+from .waiting import AHEAD_CAP, Waiting
 
 __all__ = [
+    "AHEAD_CAP",
     "KEY_MAX_LENGTH",
     "MAX_CATCHUP_S",
     "MAX_EPOCH",
     "MAX_FILTER_FIELDS",
+    "MAX_STATS_MINUTES",
     "MAX_TARGET_TIMEOUT_S",
     "MAX_VALUES",
     "TAG_MAX_LENGTH",
@@ -132,6 +136,7 @@ __all__ = [
     "BatchRequest",
     "BulkCount",
     "Count",
+    "Counts",
     "Cron",
     "Cursor",
     "DeadPage",
@@ -151,6 +156,7 @@ __all__ = [
     "FunctionName",
     "FunctionQuery",
     "FunctionSettings",
+    "FunctionStats",
     "Functions",
     "Health",
     "HttpTarget",
@@ -182,6 +188,9 @@ __all__ = [
     "State",
     "StateChange",
     "States",
+    "Stats",
+    "StatsMinute",
+    "StatsQuery",
     "SubmitOutcome",
     "Subscription",
     "SubscriptionList",
@@ -205,5 +214,6 @@ __all__ = [
     "Timeout",
     "Ttl",
     "WaitQuery",
+    "Waiting",
     "WebhookSecret",
 ]

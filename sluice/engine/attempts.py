@@ -29,6 +29,7 @@ from ..rawjson import MAX_DEPTH, within_depth
 from ..store import ACCEPTED, DUPLICATE
 from .adaptive import AdaptivePools
 from .functions import Functions
+from .meters import Meters
 from .pauses import Pauses
 from .queues import Queues
 from .registry import Settling, WorkerConn
@@ -70,6 +71,7 @@ class Attempts:
         settling: Settling,
         finishes: Finishes,
         rng: random.Random | None = None,
+        meters: Meters | None = None,
     ) -> None:
         self._rt = rt
         self._functions = functions
@@ -79,6 +81,7 @@ class Attempts:
         self._settling = settling
         self._finishes = finishes
         self._rng = rng or random.Random()
+        self._meters = meters or Meters(rt)
 
     async def finish(self, conn: WorkerConn, items: list[ResultItem]) -> None:
         """Results that arrived on a connection: free their slots, write their finishes."""
@@ -110,7 +113,10 @@ class Attempts:
         finishes = [
             self._decide(conn, item, task, now) for item, task in zip(items, tasks, strict=True)
         ]
+        began = self._rt.clock.monotonic()
         outcomes = await self._rt.store.finish_attempts(finishes, now)
+        self._meters.store_op("finish", self._rt.clock.monotonic() - began)
+        self._meters.attempts_ended(finishes, outcomes, tasks)
         self._finishes.finished(finishes, outcomes)
         conn.send(
             _encoder.encode(

@@ -36,6 +36,7 @@ from .adaptive import AdaptivePools
 from .asks import Asks, RemoteConn
 from .fairness import Fairness
 from .functions import Functions
+from .meters import Meters
 from .partitions import Partitions
 from .queues import RESERVE, WHOLE, Queues
 from .quotas import Quotas
@@ -60,6 +61,7 @@ class Dispatcher:
         adaptive: AdaptivePools,
         asks: Asks,
         settling: Settling,
+        meters: Meters | None = None,
     ) -> None:
         self._rt = rt
         self._queues = queues
@@ -71,6 +73,7 @@ class Dispatcher:
         self._adaptive = adaptive
         self._asks = asks
         self._settling = settling
+        self._meters = meters or Meters(rt)
         self.rounds = 0
         self.dispatched = 0
 
@@ -131,9 +134,12 @@ class Dispatcher:
             if remote:
                 asks.settle(remote)
             raise
+        began = self._rt.clock.monotonic()
         try:
             return await self._claim_and_deliver(plans, now, parts)
         finally:
+            if plans:
+                self._meters.round(self._rt.clock.monotonic() - began)
             if remote:
                 asks.settle(remote)
 
@@ -207,11 +213,13 @@ class Dispatcher:
                         ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude, parts)
                     )
                     owners.append((conn, floors))
+            began = self._rt.clock.monotonic()
             claimed = (
                 await self._rt.store.claim_tasks(requests, now, self._rt.settings.lease_s)
                 if requests
                 else []
             )
+            self._meters.store_op("claim", self._rt.clock.monotonic() - began)
         except BaseException:
             # Tasks already claimed this round would sit leased until the reaper: give
             # them back (no attempt used) before the error goes on.
@@ -250,6 +258,7 @@ class Dispatcher:
             if short and drained and id(conn) not in capped:
                 self._queues.empty[key] = generation
             got[id(conn)].extend(tasks)
+        self._meters.dispatched(got.values())
         total = 0
         for target, key, generation, _limit, limited, rest, _exclude in plans:
             if isinstance(target, RemoteConn):  # first, before anything awaits

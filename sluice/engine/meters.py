@@ -31,7 +31,7 @@ from ..errors import (
     Unavailable,
     Unprocessable,
 )
-from ..model import CANCELLED, DEAD, EXPIRED, SUCCEEDED, ClaimedTask, Finish, SubmitResult
+from ..model import CANCELLED, DEAD, EXPIRED, SUCCEEDED, ClaimedTask, Finish, NewTask, SubmitResult
 from ..store import ACCEPTED, RollupRow
 from .runtime import Runtime
 
@@ -115,14 +115,17 @@ class Meters:
             row = self._deltas[key] = [0.0] * 11
         return row
 
-    def submits(self, tenant_id: str, results: list[SubmitResult], functions: list[str]) -> None:
+    def submits(self, tenant_id: str, results: list[SubmitResult], tasks: list[NewTask]) -> None:
         """A committed submit: each task accepted, or deduplicated (its key was held)."""
         now = self._rt.clock.now()
         created = 0
-        for result, function in zip(results, functions, strict=True):
+        row, last = None, ""
+        for result, task in zip(results, tasks, strict=True):
             if result.created:
                 created += 1
-                self._delta(now, tenant_id, function)[SUBMITTED] += 1
+                if row is None or task.function != last:  # a batch is mostly one function
+                    row, last = self._delta(now, tenant_id, task.function), task.function
+                row[SUBMITTED] += 1
         if created:
             self.submitted[(tenant_id, "accepted")] += created
         if created < len(results):
@@ -194,11 +197,7 @@ class Meters:
     def take(self) -> list[RollupRow]:
         """The deltas as rows, and a fresh start."""
         deltas, self._deltas = self._deltas, {}
-        return [
-            RollupRow(tenant_id, function, minute, *(int(v) for v in d[:WAIT_S]), d[WAIT_S],
-                      int(d[RUNS]), d[RUN_S])
-            for (minute, tenant_id, function), d in deltas.items()
-        ]  # fmt: skip
+        return [_row(key, d) for key, d in deltas.items()]
 
     def give_back(self, rows: list[RollupRow]) -> None:
         """Rows a flush could not write: added to the deltas again."""
@@ -218,6 +217,16 @@ class Meters:
             self.give_back(rows)
             raise
         return len(rows)
+
+
+def _row(key: tuple[float, str, str], d: list[float]) -> RollupRow:
+    minute, tenant_id, function = key
+    n = [int(v) for v in d]
+    return RollupRow(
+        tenant_id, function, minute, submitted=n[SUBMITTED], started=n[STARTED],
+        succeeded=n[SUCCEEDED_], failed=n[FAILED], dead=n[DEAD_], cancelled=n[CANCELLED_],
+        expired=n[EXPIRED_], waits=n[WAITS], wait_s=d[WAIT_S], runs=n[RUNS], run_s=d[RUN_S],
+    )  # fmt: skip
 
 
 def _values(r: RollupRow) -> tuple[float, ...]:

@@ -446,7 +446,6 @@ class AuditStore(Protocol):
         ...
 
 
-
 # -- counts for metrics, stats and the console's charts ------------------------------
 
 
