@@ -24,6 +24,7 @@ import datetime
 import msgspec
 
 from ..contract import AHEAD_CAP, FunctionConfig, TenantQuota, Waiting
+from ..errors import NotFound
 from ..model import PAUSED, READY, SCHEDULED, SHARED, TaskRecord
 from ..policy import gcra
 from ..policy.aimd import Aimd
@@ -53,6 +54,13 @@ class Blockers:
         self._pauses = pauses
         self._adaptive = adaptive
         self._targets = targets
+
+    async def why_task(self, tenant_id: str, task_id: str) -> Waiting | None:
+        """Why the tenant's task waits (NotFound if it has no such task)."""
+        task = await self._rt.store.get_task(tenant_id, task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id}", code="task_not_found", field="task_id")
+        return await self.why(task)
 
     async def why(self, task: TaskRecord) -> Waiting | None:
         """Why this task waits; None if it is running or ended."""

@@ -38,6 +38,13 @@ from .runtime import Runtime
 log = logging.getLogger("sluice.meters")
 
 FLUSH_S = 5.0  # how often deltas go to the store's rollup
+# The `tenant` label (OBSERVABILITY.md §2.4): the first TOP_TENANTS tenants seen get their
+# own, then the top by volume; one keeps it until out of the top 2 x TOP_TENANTS for
+# LABEL_KEEP_S. Everyone else counts as OTHER. Decided when counted, so every series
+# only grows (a tenant that gains a label starts its own series at zero).
+TOP_TENANTS = 20
+LABEL_KEEP_S = 600.0
+OTHER = "_other"
 # Buckets (OBSERVABILITY.md §2.3): waits from 0.5 ms (the submit->start goal is 5 ms) to
 # an hour; run times from 5 ms to two hours; rounds and store writes from 0.5 ms to 5 s.
 WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -95,7 +102,7 @@ class Histogram:
 class Meters:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        self.submitted: Counter[tuple[str, str]] = Counter()  # (tenant, outcome)
+        self.submitted: Counter[tuple[str, str]] = Counter()  # (tenant label, outcome)
         self.started: Counter[str] = Counter()  # function
         self.finished: Counter[tuple[str, str]] = Counter()  # (function, outcome)
         self.refusals: Counter[str] = Counter()  # backpressure scope: tenant, global
@@ -105,6 +112,39 @@ class Meters:
         self.rounds = Histogram(FAST_BUCKETS)  # dispatch rounds that claimed
         self.store_ops: dict[str, Histogram] = {}  # by operation: submit, claim, finish
         self._deltas: dict[tuple[float, str, str], list[float]] = {}
+        self._labels: dict[str, float] = {}  # labelled tenant: when last in the top 2K
+        self._volume: Counter[str] = Counter()  # tenants' recent submits, decayed per flush
+
+    def label(self, tenant_id: str) -> str:
+        """The tenant's label on counters: itself, or OTHER."""
+        if tenant_id in self._labels:
+            return tenant_id
+        if len(self._labels) < TOP_TENANTS:
+            self._labels[tenant_id] = self._rt.clock.monotonic()
+            return tenant_id
+        return OTHER
+
+    def relabel(self, rows: list[RollupRow]) -> None:
+        """Move labels to the tenants with the most submits (a flush's rows), with
+        hysteresis; a tenant keeps a label while in the top 2 x TOP_TENANTS."""
+        volume = self._volume
+        for tenant in list(volume):
+            volume[tenant] //= 2
+            if not volume[tenant]:
+                del volume[tenant]
+        for r in rows:
+            volume[r.tenant_id] += r.submitted
+        mono = self._rt.clock.monotonic()
+        near = {t for t, _ in volume.most_common(2 * TOP_TENANTS)}
+        for tenant, seen in list(self._labels.items()):
+            if tenant in near:
+                self._labels[tenant] = mono
+            elif mono - seen > LABEL_KEEP_S:
+                del self._labels[tenant]
+        for tenant, _ in volume.most_common(TOP_TENANTS):
+            if len(self._labels) >= TOP_TENANTS:
+                break
+            self._labels.setdefault(tenant, mono)
 
     # -- events (the hot path) ---------------------------------------------------
 
@@ -126,14 +166,15 @@ class Meters:
                 if row is None or task.function != last:  # a batch is mostly one function
                     row, last = self._delta(now, tenant_id, task.function), task.function
                 row[SUBMITTED] += 1
+        label = self.label(tenant_id)
         if created:
-            self.submitted[(tenant_id, "accepted")] += created
+            self.submitted[(label, "accepted")] += created
         if created < len(results):
-            self.submitted[(tenant_id, "deduplicated")] += len(results) - created
+            self.submitted[(label, "deduplicated")] += len(results) - created
 
     def refused(self, tenant_id: str, n: int, error: SluiceError) -> None:
         outcome = refusal(error)
-        self.submitted[(tenant_id, outcome)] += n
+        self.submitted[(self.label(tenant_id), outcome)] += n
         if outcome == "rejected_backpressure":
             self.refusals["tenant"] += 1
         elif outcome == "rejected_overload":
@@ -209,6 +250,7 @@ class Meters:
     async def flush(self) -> int:
         """Add the deltas to the store's rollup (every node, on a timer)."""
         rows = self.take()
+        self.relabel(rows)
         if not rows:
             return 0
         try:

@@ -43,6 +43,7 @@ from .retention import Retention
 from .runtime import Runtime
 from .schedules import Schedules
 from .snapshot import SNAPSHOT_S, Snapshot
+from .stats import TenantStats
 from .targets import TICK_S, Targets
 from .tasks import Tasks
 from .tenants import Tenants
@@ -112,6 +113,7 @@ class Node:
             targets=targets,
         )  # fmt: skip
         self.snapshot = Snapshot(rt, blockers)
+        self.stats = TenantStats(rt)
         self.timers = self._timers(reaper, schedules, retention, audit)
         self._loops: list[asyncio.Task[None]] = []
         self._hints: dict[str, Callable[[str], object]] = {  # bus hints, by kind
