@@ -20,6 +20,8 @@ single node (the local bus).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -36,16 +38,26 @@ from .pauses import Pauses, matches
 from .quotas import Quotas
 from .registry import Registry
 from .runtime import Runtime
-from .targets import Targets
 
 _tags = msgspec.json.Decoder(list[str])
 HELD = "held:"  # a backlog row of ready tasks held by a limit: held:rate_limit, ...
 
 
+class Limited(Protocol):
+    @property
+    def aimd(self) -> Aimd: ...
+
+
+class TargetLimits(Protocol):
+    """The HTTP targets' AIMD limits (engine/targets.py's `Targets`)."""
+
+    def items(self) -> Sequence[tuple[tuple[str, str], Limited]]: ...
+
+
 class Blockers:
     def __init__(
         self, rt: Runtime, registry: Registry, *, functions: Functions, quotas: Quotas,
-        pauses: Pauses, adaptive: AdaptivePools, targets: Targets,
+        pauses: Pauses, adaptive: AdaptivePools, targets: TargetLimits,
     ) -> None:  # fmt: skip
         self._rt = rt
         self._registry = registry
