@@ -28,6 +28,7 @@ from .dead import dlq_cli
 from .functions import functions_cli
 from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
+from .stats import register as register_stats_commands
 from .tasks import register as register_task_commands
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ cli.add_typer(schedules_cli, name="schedules")
 register_pause_commands(cli)
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
+register_stats_commands(cli)
 
 Concurrency = Annotated[int, typer.Option(help="Slots per worker process.", min=1)]
 Processes = Annotated[int, typer.Option(help="Worker processes to run.", min=1)]

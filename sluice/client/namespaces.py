@@ -22,6 +22,7 @@ from ..contract import (
     Task,
     TaskSummary,
     Tenant,
+    Waiting,
 )
 from .calls import PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
 from .models import ScheduleSpec
@@ -65,6 +66,10 @@ class Tasks:
     def wait(self, task_id: str, timeout: float) -> Task:
         """The task once it has ended, or as it is after `timeout` seconds (long-poll)."""
         return self._client._run(_Calls.wait(task_id, timeout))
+
+    def why(self, task_id: str) -> Waiting:
+        """Why a waiting task has not started yet (a 409 RemoteError if it is not waiting)."""
+        return self._client._run(_Calls.why(task_id))
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a task that has not ended; a running one is stopped."""
@@ -111,6 +116,9 @@ class AsyncTasks:
 
     async def wait(self, task_id: str, timeout: float) -> Task:
         return await self._client._run(_Calls.wait(task_id, timeout))
+
+    async def why(self, task_id: str) -> Waiting:
+        return await self._client._run(_Calls.why(task_id))
 
     async def cancel(self, task_id: str) -> Task:
         return await self._client._run(_Calls.cancel(task_id))

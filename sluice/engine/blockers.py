@@ -12,9 +12,9 @@ and rate states of the limits that apply, the capped count); never a scan of tas
 `held` answers the same for groups, for the gauges of tasks held by each limit: the
 timers leader calls it with the backlog snapshot's counts (engine/snapshot.py).
 
-Limits as this node sees them: an AIMD limit is each node's own, and in a cluster the
-workers connected to other nodes are not known here, so `no_worker` is said only on a
-single node (the local bus).
+Limits as this node sees them: an AIMD limit is each node's own, and the workers
+connected to other nodes are not known here, so `no_worker` is said only while no other
+node holds partitions (a lone node, SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..policy.aimd import Aimd
 from ..store import BacklogRow
 from .adaptive import AdaptivePools
 from .functions import Functions
-from .partitions import PART
+from .partitions import PART, Partitions
 from .pauses import Pauses, matches
 from .quotas import Quotas
 from .registry import Registry
@@ -57,13 +57,14 @@ class TargetLimits(Protocol):
 class Blockers:
     def __init__(
         self, rt: Runtime, registry: Registry, *, functions: Functions, quotas: Quotas,
-        pauses: Pauses, adaptive: AdaptivePools, targets: TargetLimits,
+        pauses: Pauses, partitions: Partitions, adaptive: AdaptivePools, targets: TargetLimits,
     ) -> None:  # fmt: skip
         self._rt = rt
         self._registry = registry
         self._functions = functions
         self._quotas = quotas
         self._pauses = pauses
+        self._partitions = partitions
         self._adaptive = adaptive
         self._targets = targets
 
@@ -134,8 +135,8 @@ class Blockers:
         )
 
     def _no_worker(self, tenant_id: str, function: str) -> Waiting | None:
-        if not self._rt.bus.local:
-            return None  # workers on other nodes are not known here
+        if self._partitions.others:
+            return None  # other nodes run: the workers connected to them are not known here
         for conn in self._registry:
             if (
                 not conn.closed

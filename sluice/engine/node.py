@@ -109,8 +109,8 @@ class Node:
         self.reaper = reaper = Reaper(rt, registry, pauses, queues, outcomes)
         self.retention = retention = Retention(rt)
         self.blockers = blockers = Blockers(
-            rt, registry, functions=functions, quotas=quotas, pauses=pauses, adaptive=adaptive,
-            targets=targets,
+            rt, registry, functions=functions, quotas=quotas, pauses=pauses,
+            partitions=partitions, adaptive=adaptive, targets=targets,
         )  # fmt: skip
         self.snapshot = Snapshot(rt, blockers)
         self.stats = TenantStats(rt)

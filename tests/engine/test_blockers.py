@@ -67,7 +67,8 @@ async def world(rt: Runtime) -> World:
     adaptive = AdaptivePools(rt, registry, low.functions, low.queues)
     targets = Targets()
     blockers = Blockers(rt, registry, functions=low.functions, quotas=low.quotas,
-                        pauses=pauses, adaptive=adaptive, targets=targets)  # fmt: skip
+                        pauses=pauses, partitions=low.partitions, adaptive=adaptive,
+                        targets=targets)  # fmt: skip
     await low.partitions.balance()  # this node owns every partition, as a lone node does
     tenant = await make_tenant(rt)
     registry.add(worker(rt, tenant, Wire()))  # a worker serves FN

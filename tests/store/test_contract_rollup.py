@@ -5,19 +5,23 @@ its snapshot is replaced whole and read per tenant."""
 
 from __future__ import annotations
 
+import pytest
+
 from sluice.model import PAUSED
 from sluice.store import BacklogRow, RollupRow, Store
-from tests.store.test_contract import (  # noqa: F401 (fixtures)
-    NOW,
-    claim,
-    new_task,
-    other,
-    scheduled_task,
-    submit,
-    tenant,
-)
+from tests.store.test_contract import NOW, claim, new_task, scheduled_task, submit
 
 MINUTE = NOW - NOW % 60
+
+
+@pytest.fixture
+async def tenant(store: Store) -> str:
+    return (await store.create_tenant("acme", NOW)).id
+
+
+@pytest.fixture
+async def other(store: Store) -> str:
+    return (await store.create_tenant("globex", NOW)).id
 
 
 async def test_rollup_minutes_add_up_across_writes(store: Store) -> None:
@@ -81,7 +85,7 @@ async def test_the_backlog_snapshot_is_replaced_whole_and_read_per_tenant(store:
 async def test_count_ahead_counts_ready_tasks_before_a_task_in_fair_order_up_to_a_cap(
     store: Store, tenant: str, other: str
 ) -> None:
-    first, second, third, me = await submit(
+    first, _second, _third, me = await submit(
         store, tenant, new_task(stag=NOW), new_task(stag=NOW + 1), new_task(priority=9,
         stag=NOW + 5), new_task(stag=NOW + 2),
     )  # fmt: skip
