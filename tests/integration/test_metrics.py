@@ -85,8 +85,10 @@ async def run_workload(server: Running, http: httpx.AsyncClient, other: httpx.As
         for i in range(N_OTHER):
             assert (await submit(other, "ok", i)).status_code == 201
         await wait_for(
-            lambda: server.count("state = 'succeeded'") == N_OK + 1
-            and server.count("state = 'dead'") == N_DEAD
+            lambda: (
+                server.count("state = 'succeeded'") == N_OK + 1
+                and server.count("state = 'dead'") == N_DEAD
+            )
         )
         # Two tasks wait (later, held): a quota of two refuses the next submit.
         quota = await http.put(f"/v1/tenants/{server.tenant_id}/quota", json={"max_queued": 2},
