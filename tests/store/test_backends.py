@@ -38,6 +38,7 @@ NOUNS = {
     base.QuotaStore: "quotas",
     base.HistoryStore: "history",
     base.AuditStore: "audit",
+    base.RollupStore: "rollup",
 }
 # A module only one backend has: PostgreSQL's cluster bus (LISTEN/NOTIFY). SQLite is one
 # node, whose bus is store/bus.py's LocalBus, which carries nothing.
