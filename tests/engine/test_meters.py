@@ -6,6 +6,7 @@ clock through `Timers.step()`."""
 
 from __future__ import annotations
 
+import random
 import time
 
 import msgspec
@@ -13,8 +14,11 @@ import pytest
 
 from sluice.engine import meters as meters_module
 from sluice.engine.adaptive import AdaptivePools
+from sluice.engine.backpressure import Backpressure
 from sluice.engine.blockers import Blockers
+from sluice.engine.delays import Delays
 from sluice.engine.meters import OTHER, Histogram, Meters
+from sluice.engine.outcomes import Outcomes
 from sluice.engine.pauses import Pauses
 from sluice.engine.registry import Registry
 from sluice.engine.runtime import Runtime
@@ -22,7 +26,8 @@ from sluice.engine.snapshot import SNAPSHOT_S, Snapshot
 from sluice.engine.timers import Timers
 from sluice.errors import QuotaExceeded, TenantThrottled
 from sluice.model import DEAD, READY, SUCCEEDED, Finish, NewTask, SubmitResult
-from sluice.store import ACCEPTED, STALE, BacklogRow, RollupRow
+from sluice.policy.backpressure import Backpressure as BackpressurePolicy
+from sluice.store import ACCEPTED, STALE, BacklogRow, Reaped, RollupRow
 from tests.engine.conftest import FN, claimed, lower, make_function, make_task, make_tenant
 
 T0 = 1_700_000_000.0
@@ -159,3 +164,25 @@ class _NoTargets:
 
 def make_new() -> NewTask:
     return NewTask("x", FN, b"{}", READY, 5, 0.0, 0.0, 3)
+
+
+async def test_server_decided_ends_are_counted_through_outcomes(rt: Runtime) -> None:
+    below = lower(rt)
+    policy = BackpressurePolicy(rt.clock.now(), random.Random(1))
+    backpressure = Backpressure(rt, below.quotas, below.partitions, policy)
+    meters = Meters(rt)
+    outcomes = Outcomes(rt, below.queues, Delays(rt, below.fairness, below.queues),
+                        backpressure, meters)  # fmt: skip
+    tenant = await make_tenant(rt)
+    fn = await make_function(rt, tenant)
+    await make_task(rt, tenant, fn, ttl=5)
+
+    outcomes.reaped([Reaped(tenant, "a", READY), Reaped(tenant, "b", DEAD)])
+    outcomes.cancelled(tenant, 2)
+    rt.clock.advance(10)  # type: ignore[attr-defined]
+    assert await outcomes.expire_once() == 1
+
+    assert meters.leases_lost == 2
+    assert meters.finished == {("", "dead"): 1, ("", "cancelled"): 2, ("", "expired"): 1}
+    (row,) = meters.take()
+    assert (row.tenant_id, row.dead, row.cancelled, row.expired) == (tenant, 1, 2, 1)
