@@ -44,10 +44,11 @@ async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> 
 
 
 async def get_task(call: Call) -> Task:
-    task = await _view(call.node, call.tenant, call.path["task_id"])
+    detail = await call.node.tasks.detail(call.tenant, call.path["task_id"], 0.0)
+    task = task_view(detail.task, detail.attempts, detail.history)
     if task.state not in WAITING:
         return task
-    waiting = await call.node.blockers.why_task(call.tenant, task.id)
+    waiting = await call.node.blockers.why(detail.task)
     return msgspec.structs.replace(task, waiting=waiting)
 
 

@@ -64,6 +64,9 @@ _OUTCOME_COLUMNS = (("succeeded", SUCCEEDED_), ("retried", FAILED), ("dead", DEA
 UNKNOWN = ""  # the function of an end the store reported without it (expiry, cancel, reap)
 
 
+_CREATED = SubmitResult("", True, "", 0.0)
+
+
 def refusal(error: SluiceError) -> str:
     """A refused submit's outcome label."""
     if isinstance(error, TenantThrottled):
@@ -174,6 +177,10 @@ class Meters:
             self.submitted[(label, "accepted")] += created
         if created < len(results):
             self.submitted[(label, "deduplicated")] += len(results) - created
+
+    def fired(self, tenant_id: str, tasks: list[NewTask]) -> None:
+        """Tasks a cron schedule fired (submitted by the server, not through intake)."""
+        self.submits(tenant_id, [_CREATED] * len(tasks), tasks)
 
     def refused(self, tenant_id: str, n: int, error: SluiceError) -> None:
         outcome = refusal(error)

@@ -103,7 +103,7 @@ class Node:
         )  # fmt: skip
         self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry)
         self.tenants = tenants = Tenants(rt)
-        self.schedules = schedules = Schedules(rt, functions, fairness, queues)
+        self.schedules = schedules = Schedules(rt, functions, fairness, queues, meters)
         self.topics = Topics(rt, functions, intake)
         self.audit = audit = AuditLog(rt)
         self.reaper = reaper = Reaper(rt, registry, pauses, queues, outcomes)
