@@ -219,7 +219,8 @@ class Dispatcher:
                 if requests
                 else []
             )
-            self._meters.store_op("claim", self._rt.clock.monotonic() - began)
+            if requests:
+                self._meters.store_op("claim", self._rt.clock.monotonic() - began)
         except BaseException:
             # Tasks already claimed this round would sit leased until the reaper: give
             # them back (no attempt used) before the error goes on.

@@ -24,14 +24,13 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ..errors import (
-    InvalidRequest,
+    ClientError,
     Overloaded,
     PayloadTooLarge,
     QuotaExceeded,
     SluiceError,
     TenantThrottled,
     Unavailable,
-    Unprocessable,
 )
 from ..model import CANCELLED, DEAD, EXPIRED, SUCCEEDED, ClaimedTask, Finish, NewTask, SubmitResult
 from ..store import ACCEPTED, RollupRow
@@ -77,7 +76,7 @@ def refusal(error: SluiceError) -> str:
         return "rejected_quota"
     if isinstance(error, Unavailable):
         return "rejected_unavailable"
-    if isinstance(error, InvalidRequest | Unprocessable):
+    if isinstance(error, ClientError):  # a bad field, an unknown function, ...
         return "rejected_invalid"
     return "rejected_other"
 
