@@ -152,6 +152,11 @@ async def test_run_is_woken_by_a_hint_and_polls_on_the_fake_clock_for_a_lost_one
         queue, generation = (built.tenant, (FN,)), built.queues.generation[built.tenant]
         # Idle until the poll: the queue came back short, the loop waits on the clock.
         await until(lambda: built.queues.empty.get(queue) == generation and clock.waiting == 1)
+        # A wake-up the last round left may still be pending (the loop was just starting
+        # its wait when the condition was met): let it run its empty round now, before
+        # the clock moves, so the wait below is the one the poll ends.
+        await settle(50)
+        await until(lambda: clock.waiting == 1)
         second = await built.task()  # another node's submit, its hint lost
         clock.advance(rt.settings.poll_interval_s - 0.1)
         await settle()
