@@ -1,8 +1,9 @@
 """`GET /metrics`: Prometheus text exposition (DESIGN §8, OBSERVABILITY.md §2.3).
 
-Values are read from the node when scraped (a collector, not counters updated on the
-hot path). What is here so far: build info, and the adaptive concurrency of HTTP targets
-and worker pools (AIMD limit, in flight, cuts). The `target` label is the function name
+Values are read from the node when scraped (collectors; a registry per scrape, never the
+global one, since many nodes may live in one process). Here: build info, and the adaptive
+concurrency of HTTP targets and worker pools (AIMD limit, in flight, cuts); the engine's
+counters, histograms and backlog gauges are api/meters.py's. The `target` label is the function name
 and `kind` is `http` or `pool`; tenants never appear (function names are summed across
 tenants), since labels must stay few and tenants must not see each other. Reading it
 takes the admin key: function names are every tenant's.
@@ -21,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from ..engine.node import Node
+from .meters import MetersCollector
 from .route import Access, Call, Route
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -78,11 +80,13 @@ class NodeCollector(Collector):
 async def metrics(call: Call) -> Response[bytes]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(call.node))
+    registry.register(MetersCollector(call.node))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
 
 METRICS_ROUTES = [
     Route("GET", "/metrics", "metrics",
-          "Prometheus text exposition: build info, AIMD limits of targets and pools "
-          "(admin key)", metrics, {200: "text/plain"}, access=Access.ADMIN, tags=("ops",)),
+          "Prometheus text exposition: tasks by state, counters, latencies, workers, "
+          "limits (admin key; docs/observability.md lists them)", metrics, {200: "text/plain"},
+          access=Access.ADMIN, tags=("ops",)),
 ]  # fmt: skip

@@ -20,6 +20,7 @@ from .metrics import METRICS_ROUTES
 from .pauses import PAUSE_ROUTES
 from .route import Access, Call, Route, run
 from .schedules import SCHEDULE_ROUTES
+from .stats import STATS_ROUTES
 from .tasks import TASK_ROUTES
 from .tenants import TENANT_ROUTES
 from .topics import TOPIC_ROUTES
@@ -35,8 +36,8 @@ HEALTH_ROUTES = [
 ]  # fmt: skip
 
 ROUTES: list[Route] = [
-    *TASK_ROUTES, *LOG_ROUTES, *FUNCTION_ROUTES, *TENANT_ROUTES, *SCHEDULE_ROUTES, *PAUSE_ROUTES,
-    *TOPIC_ROUTES, *HEALTH_ROUTES, *METRICS_ROUTES,
+    *TASK_ROUTES, *LOG_ROUTES, *FUNCTION_ROUTES, *TENANT_ROUTES, *SCHEDULE_ROUTES,
+    *PAUSE_ROUTES, *TOPIC_ROUTES, *HEALTH_ROUTES, *METRICS_ROUTES, *STATS_ROUTES,
 ]  # fmt: skip
 
 

@@ -23,15 +23,17 @@ from ..contract import (
     TaskPage,
     TaskQuery,
     TaskSpec,
+    Waiting,
     WaitQuery,
 )
 from ..engine.node import Node
-from ..errors import InvalidRequest
-from ..model import TERMINAL
+from ..errors import Conflict, InvalidRequest
+from ..model import PAUSED, READY, SCHEDULED, TERMINAL
 from . import submit
 from .route import Call, Handler, Route
 from .views import task_view
 
+WAITING = (READY, SCHEDULED, PAUSED)
 EVENTS_POLL_S = 0.5  # an event stream looks for the steps between ends this often
 _encoder = msgspec.json.Encoder()
 
@@ -42,7 +44,20 @@ async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> 
 
 
 async def get_task(call: Call) -> Task:
-    return await _view(call.node, call.tenant, call.path["task_id"])
+    detail = await call.node.tasks.detail(call.tenant, call.path["task_id"], 0.0)
+    task = task_view(detail.task, detail.attempts, detail.history)
+    if task.state not in WAITING:
+        return task
+    waiting = await call.node.blockers.why(detail.task)
+    return msgspec.structs.replace(task, waiting=waiting)
+
+
+async def why_task(call: Call) -> Waiting:
+    waiting = await call.node.blockers.why_task(call.tenant, call.path["task_id"])
+    if waiting is None:
+        raise Conflict("the task is not waiting: it is running or has ended",
+                       code="task_not_waiting")  # fmt: skip
+    return waiting
 
 
 async def wait_result(call: Call) -> Task:
@@ -142,6 +157,9 @@ TASK_ROUTES = [
           list_tasks, {200: TaskPage}, query=TaskQuery, tags=("tasks",)),
     Route("GET", "/v1/tasks/{task_id}", "getTask", "A task with its timeline and attempts",
           get_task, {200: Task}, tags=("tasks",)),
+    Route("GET", "/v1/tasks/{task_id}/why", "whyTask",
+          "Why a waiting task has not started yet (409 if it is running or has ended)",
+          why_task, {200: Waiting}, tags=("tasks",)),
     Route("DELETE", "/v1/tasks/{task_id}", "deleteTask", "Delete a task that is not running",
           delete_task, {204: None}, tags=("tasks",)),
     Route("GET", "/v1/tasks/{task_id}/result", "waitResult",

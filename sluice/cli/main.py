@@ -29,6 +29,7 @@ from .functions import functions_cli
 from .logs import register as register_log_commands
 from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
+from .stats import register as register_stats_commands
 from .tasks import register as register_task_commands
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ cli.add_typer(schedules_cli, name="schedules")
 register_pause_commands(cli)
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
+register_stats_commands(cli)
 
 Concurrency = Annotated[int, typer.Option(help="Slots per worker process.", min=1)]
 Processes = Annotated[int, typer.Option(help="Worker processes to run.", min=1)]

@@ -35,12 +35,14 @@ from ..contract import (
     RetryCount,
     Schedule,
     ScheduleList,
+    Stats,
     SubmitOutcome,
     Task,
     TaskPage,
     TaskSummary,
     Tenant,
     TenantList,
+    Waiting,
 )
 from ..errors import RemoteError
 
@@ -241,6 +243,14 @@ class _Calls:
     @staticmethod
     def get(task_id: str) -> _Call[Task]:
         return _get(f"/v1/tasks/{task_id}", Task)
+
+    @staticmethod
+    def why(task_id: str) -> _Call[Waiting]:
+        return _get(f"/v1/tasks/{task_id}/why", Waiting)
+
+    @staticmethod
+    def stats(minutes: int) -> _Call[Stats]:
+        return _get("/v1/stats", Stats, (("minutes", str(minutes)),))
 
     @staticmethod
     def wait(task_id: str, timeout: float) -> _Call[Task]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ..contract import FunctionConfig, SubmitOutcome, Task
+from ..contract import FunctionConfig, Stats, SubmitOutcome, Task
 from ..errors import SluiceError
 from ..tracing import otel_loaded
 from .calls import (
@@ -193,6 +193,11 @@ class Client:
             out.extend(outcomes)
         return out
 
+    def stats(self, minutes: int = 60) -> Stats:
+        """The tenant's figures: tasks by state now, and counts per minute over the last
+        `minutes` (submitted, started, ended by outcome, mean wait and run time)."""
+        return self._run(_Calls.stats(minutes))
+
     def get(self, task_id: str) -> Task:
         return self.tasks.get(task_id)
 
@@ -328,6 +333,9 @@ class AsyncClient:
             outcomes = await self._run(_Calls.submit_batch(body))
             out.extend(outcomes)
         return out
+
+    async def stats(self, minutes: int = 60) -> Stats:
+        return await self._run(_Calls.stats(minutes))
 
     async def get(self, task_id: str) -> Task:
         return await self.tasks.get(task_id)

@@ -23,6 +23,7 @@ from ..contract import (
     Task,
     TaskSummary,
     Tenant,
+    Waiting,
 )
 from ..model import TERMINAL
 from .calls import FOLLOW_WAIT_S, PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
@@ -93,6 +94,10 @@ class Tasks:
             if ended and not page.more:
                 return
 
+    def why(self, task_id: str) -> Waiting:
+        """Why a waiting task has not started yet (a 409 RemoteError if it is not waiting)."""
+        return self._client._run(_Calls.why(task_id))
+
     def cancel(self, task_id: str) -> Task:
         """Cancel a task that has not ended; a running one is stopped."""
         return self._client._run(_Calls.cancel(task_id))
@@ -161,6 +166,9 @@ class AsyncTasks:
             cursor = page.next
             if ended and not page.more:
                 return
+
+    async def why(self, task_id: str) -> Waiting:
+        return await self._client._run(_Calls.why(task_id))
 
     async def cancel(self, task_id: str) -> Task:
         return await self._client._run(_Calls.cancel(task_id))

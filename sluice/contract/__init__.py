@@ -68,6 +68,7 @@ from .selectors import (
     State,
     States,
 )
+from .stats import MAX_STATS_MINUTES, Counts, FunctionStats, Stats, StatsMinute, StatsQuery
 from .tasks import (
     Attempt,
     BatchOutcome,
@@ -111,13 +112,16 @@ from .topics import (
     SubscriptionList,
     SubscriptionSpec,
 )
+from .waiting import AHEAD_CAP, Waiting
 
 __all__ = [
+    "AHEAD_CAP",
     "KEY_MAX_LENGTH",
     "LEVELS",
     "MAX_CATCHUP_S",
     "MAX_EPOCH",
     "MAX_FILTER_FIELDS",
+    "MAX_STATS_MINUTES",
     "MAX_TARGET_TIMEOUT_S",
     "MAX_VALUES",
     "TAG_MAX_LENGTH",
@@ -135,6 +139,7 @@ __all__ = [
     "BatchRequest",
     "BulkCount",
     "Count",
+    "Counts",
     "Cron",
     "Cursor",
     "DeadPage",
@@ -154,6 +159,7 @@ __all__ = [
     "FunctionName",
     "FunctionQuery",
     "FunctionSettings",
+    "FunctionStats",
     "Functions",
     "Health",
     "HttpTarget",
@@ -191,6 +197,9 @@ __all__ = [
     "State",
     "StateChange",
     "States",
+    "Stats",
+    "StatsMinute",
+    "StatsQuery",
     "SubmitOutcome",
     "Subscription",
     "SubscriptionList",
@@ -214,5 +223,6 @@ __all__ = [
     "Timeout",
     "Ttl",
     "WaitQuery",
+    "Waiting",
     "WebhookSecret",
 ]

@@ -30,6 +30,7 @@ from .fields import (
     Ttl,
 )
 from .selectors import Functions, Selector, SelectorTags, States
+from .waiting import Waiting
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -144,6 +145,7 @@ class Task(msgspec.Struct, frozen=True):
     finished_at: float | None
     timeline: list[TimelineEntry]
     attempts: list[Attempt]
+    waiting: Waiting | None = None  # why it has not started yet (ready, scheduled, paused)
 
 
 class TaskSummary(msgspec.Struct, frozen=True):

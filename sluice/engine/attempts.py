@@ -30,6 +30,7 @@ from ..store import ACCEPTED, DUPLICATE
 from .adaptive import AdaptivePools
 from .functions import Functions
 from .logs import TaskLogs
+from .meters import Meters
 from .pauses import Pauses
 from .queues import Queues
 from .registry import Settling, WorkerConn
@@ -72,6 +73,7 @@ class Attempts:
         finishes: Finishes,
         logs: TaskLogs,
         rng: random.Random | None = None,
+        meters: Meters | None = None,
     ) -> None:
         self._rt = rt
         self._functions = functions
@@ -82,6 +84,7 @@ class Attempts:
         self._finishes = finishes
         self._logs = logs
         self._rng = rng or random.Random()
+        self._meters = meters or Meters(rt)
 
     async def finish(self, conn: WorkerConn, items: list[ResultItem]) -> None:
         """Results that arrived on a connection: free their slots, write their finishes."""
@@ -113,7 +116,10 @@ class Attempts:
         finishes = [
             self._decide(conn, item, task, now) for item, task in zip(items, tasks, strict=True)
         ]
+        began = self._rt.clock.monotonic()
         outcomes = await self._rt.store.finish_attempts(finishes, now)
+        self._meters.store_op("finish", self._rt.clock.monotonic() - began)
+        self._meters.attempts_ended(finishes, outcomes, tasks)
         self._finishes.finished(finishes, outcomes)
         self._logs.wake(f.task_id for f in finishes if f.logs)
         conn.send(

@@ -36,6 +36,7 @@ from .adaptive import AdaptivePools
 from .asks import Asks, RemoteConn
 from .fairness import Fairness
 from .functions import Functions
+from .meters import Meters
 from .partitions import Partitions
 from .queues import RESERVE, WHOLE, Queues
 from .quotas import Quotas
@@ -64,6 +65,7 @@ class Dispatcher:
         asks: Asks,
         settling: Settling,
         spans: ServerSpans | None = None,
+        meters: Meters | None = None,
     ) -> None:
         self._rt = rt
         self._queues = queues
@@ -76,6 +78,7 @@ class Dispatcher:
         self._adaptive = adaptive
         self._asks = asks
         self._settling = settling
+        self._meters = meters or Meters(rt)
         self.rounds = 0
         self.dispatched = 0
 
@@ -137,9 +140,12 @@ class Dispatcher:
             if remote:
                 asks.settle(remote)
             raise
+        began = self._rt.clock.monotonic()
         try:
             return await self._claim_and_deliver(plans, now, parts)
         finally:
+            if plans:
+                self._meters.round(self._rt.clock.monotonic() - began)
             if remote:
                 asks.settle(remote)
 
@@ -215,6 +221,7 @@ class Dispatcher:
                     owners.append((conn, floors))
             # Stamped now, not when the round began: a task submitted in between is never
             # shown dispatched before it was submitted.
+            began = self._rt.clock.monotonic()
             claimed = (
                 await self._rt.store.claim_tasks(
                     requests, self._rt.clock.now(), self._rt.settings.lease_s
@@ -222,6 +229,8 @@ class Dispatcher:
                 if requests
                 else []
             )
+            if requests:
+                self._meters.store_op("claim", self._rt.clock.monotonic() - began)
         except BaseException:
             # Tasks already claimed this round would sit leased until the reaper: give
             # them back (no attempt used) before the error goes on.
@@ -260,6 +269,7 @@ class Dispatcher:
             if short and drained and id(conn) not in capped:
                 self._queues.empty[key] = generation
             got[id(conn)].extend(tasks)
+        self._meters.dispatched(got.values())
         total = 0
         for target, key, generation, _limit, limited, rest, _exclude in plans:
             if isinstance(target, RemoteConn):  # first, before anything awaits

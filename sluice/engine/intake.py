@@ -12,13 +12,14 @@ from __future__ import annotations
 import msgspec
 
 from ..contract import TaskSpec
-from ..errors import Unavailable
+from ..errors import SluiceError, Unavailable
 from ..model import PAUSED, READY, SCHEDULED, SubmitResult, new_task_ids
 from .admission import build_task
 from .backpressure import Backpressure
 from .delays import Delays
 from .fairness import Fairness
 from .functions import Functions
+from .meters import Meters
 from .pauses import Pauses
 from .queues import Queues
 from .quotas import Quotas
@@ -37,6 +38,7 @@ class Intake:
         backpressure: Backpressure,
         queues: Queues,
         delays: Delays,
+        meters: Meters | None = None,
     ) -> None:
         self._rt = rt
         self._functions = functions
@@ -46,9 +48,17 @@ class Intake:
         self._backpressure = backpressure
         self._queues = queues
         self._delays = delays
+        self._meters = meters or Meters(rt)
         self.accepting = False  # the node is started and not stopping
 
     async def submit(self, tenant_id: str, specs: list[TaskSpec]) -> list[SubmitResult]:
+        try:
+            return await self._submit(tenant_id, specs)
+        except SluiceError as error:
+            self._meters.refused(tenant_id, len(specs), error)
+            raise
+
+    async def _submit(self, tenant_id: str, specs: list[TaskSpec]) -> list[SubmitResult]:
         if not self.accepting:
             raise Unavailable("the server is not accepting tasks right now", retry_after_s=1)
         self._backpressure.admit(tenant_id, len(specs))  # 429/503 for heavy tenants
@@ -74,7 +84,10 @@ class Intake:
                 for t in tasks
             ]
         tasks = await self._fairness.tag(tenant_id, tasks)
+        began = rt.clock.monotonic()
         results = await rt.store.submit_tasks(tenant_id, tasks, now)
+        self._meters.store_op("submit", rt.clock.monotonic() - began)
+        self._meters.submits(tenant_id, results, tasks)
         ready = [t for t, r in zip(tasks, results, strict=True) if r.created and r.state == READY]
         if ready:
             self._queues.notify(tenant_id, {t.priority for t in ready}, {t.function for t in ready})

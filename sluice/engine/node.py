@@ -25,6 +25,7 @@ from .asks import Asks
 from .attempts import Attempts
 from .audit import AuditLog
 from .backpressure import Backpressure
+from .blockers import Blockers
 from .delays import Delays
 from .dispatcher import Dispatcher
 from .fairness import Fairness
@@ -32,6 +33,7 @@ from .functions import Functions
 from .gateway import Gateway
 from .intake import Intake
 from .logs import TaskLogs
+from .meters import FLUSH_S, Meters
 from .outcomes import Outcomes
 from .partitions import Partitions
 from .pauses import Pauses
@@ -42,6 +44,8 @@ from .registry import Registry, Settling
 from .retention import Retention
 from .runtime import Runtime
 from .schedules import Schedules
+from .snapshot import SNAPSHOT_S, Snapshot
+from .stats import TenantStats
 from .targets import TICK_S, Targets
 from .tasks import Tasks
 from .tenants import Tenants
@@ -86,10 +90,12 @@ class Node:
         self.fairness = fairness = Fairness(rt, functions, quotas, partitions)
         self.pauses = pauses = Pauses(rt, fairness, queues)
         self.delays = delays = Delays(rt, fairness, queues)
-        self.outcomes = outcomes = Outcomes(rt, queues, delays, backpressure)
+        self.meters = meters = Meters(rt)
+        self.outcomes = outcomes = Outcomes(rt, queues, delays, backpressure, meters)
         self.adaptive = adaptive = AdaptivePools(rt, registry, functions, queues)
         self.logs = logs = TaskLogs(rt)
-        attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes, logs)
+        attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes, logs,
+                            meters=meters)  # fmt: skip
         spans = None
         if settings.tracing or tracer_provider is not None:
             from .tracing import ServerSpans  # imports OpenTelemetry: only when it is on
@@ -101,20 +107,26 @@ class Node:
         self.dispatcher = Dispatcher(
             rt, queues, registry, functions=functions, quotas=quotas, fairness=fairness,
             partitions=partitions, adaptive=adaptive, asks=asks, settling=settling,
-            spans=spans,
+            spans=spans, meters=meters,
         )  # fmt: skip
         self.gateway = Gateway(rt, registry, functions, attempts, queues, logs)
         self.intake = intake = Intake(
             rt, functions=functions, quotas=quotas, pauses=pauses, fairness=fairness,
-            backpressure=backpressure, queues=queues, delays=delays,
+            backpressure=backpressure, queues=queues, delays=delays, meters=meters,
         )  # fmt: skip
         self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry)
         self.tenants = tenants = Tenants(rt)
-        self.schedules = schedules = Schedules(rt, functions, fairness, queues)
+        self.schedules = schedules = Schedules(rt, functions, fairness, queues, meters)
         self.topics = Topics(rt, functions, intake)
         self.audit = audit = AuditLog(rt)
         self.reaper = reaper = Reaper(rt, registry, pauses, queues, outcomes)
         self.retention = retention = Retention(rt)
+        self.blockers = blockers = Blockers(
+            rt, registry, functions=functions, quotas=quotas, pauses=pauses,
+            partitions=partitions, adaptive=adaptive, targets=targets,
+        )  # fmt: skip
+        self.snapshot = Snapshot(rt, blockers)
+        self.stats = TenantStats(rt)
         self.timers = self._timers(reaper, schedules, retention, audit)
         self._loops: list[asyncio.Task[None]] = []
         self._hints: dict[str, Callable[[str], object]] = {  # bus hints, by kind
@@ -150,6 +162,11 @@ class Node:
                      first_after=HOT_LOOK_S)  # fmt: skip
         timers.every("targets", TICK_S, self.targets.tick)  # AIMD windows
         timers.every("pools", TICK_S, self.adaptive.tick)
+        # Counts: the leader's backlog snapshot, every node's read of it and its rollup.
+        timers.every("snapshot", SNAPSHOT_S, self.snapshot.take_once, lead=True)
+        timers.every("snapshot read", SNAPSHOT_S, self.snapshot.read_once,
+                     first_after=SNAPSHOT_S)  # fmt: skip
+        timers.every("rollup", FLUSH_S, self.meters.flush, first_after=FLUSH_S)
         return timers
 
     @property
@@ -195,6 +212,10 @@ class Node:
             log.exception("could not hand back the timers lease; it runs out by itself")
         for conn in self.registry:
             await conn.close()
+        try:
+            await self.meters.flush()  # this node's last counts into the rollup
+        except Exception:
+            log.exception("could not write the last counts to the rollup")
         self.outcomes.close()
         await self.rt.bus.stop()
         await self.store.close()

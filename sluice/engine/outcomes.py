@@ -14,10 +14,11 @@ import contextlib
 from collections import defaultdict
 
 from ..errors import NotFound
-from ..model import READY, SCHEDULED, TERMINAL, Finish, TaskRecord
+from ..model import CANCELLED, DEAD, EXPIRED, READY, SCHEDULED, TERMINAL, Finish, TaskRecord
 from ..store import ACCEPTED, Reaped
 from .backpressure import Backpressure
 from .delays import Delays
+from .meters import Meters
 from .queues import Queues
 from .runtime import Runtime
 
@@ -27,9 +28,11 @@ EXPIRE_BATCH = 5000
 
 class Outcomes:
     def __init__(
-        self, rt: Runtime, queues: Queues, delays: Delays, backpressure: Backpressure
-    ) -> None:
+        self, rt: Runtime, queues: Queues, delays: Delays, backpressure: Backpressure,
+        meters: Meters | None = None,
+    ) -> None:  # fmt: skip
         self._rt = rt
+        self._meters = meters or Meters(rt)
         self._queues = queues
         self._delays = delays
         self._backpressure = backpressure
@@ -58,6 +61,8 @@ class Outcomes:
             self._queues.notify(tenant_id)
 
     def reaped(self, reaped: list[Reaped]) -> None:
+        self._meters.lost(len(reaped))
+        self._meters.ended((r.tenant_id for r in reaped if r.state == DEAD), DEAD)
         for r in reaped:
             if r.state in TERMINAL:
                 self.ended(r.task_id)
@@ -67,7 +72,12 @@ class Outcomes:
         expired = await self._rt.store.expire_tasks(self._rt.clock.now(), EXPIRE_BATCH)
         for _tenant_id, task_id in expired:
             self.ended(task_id)
+        self._meters.ended((tenant_id for tenant_id, _ in expired), EXPIRED)
         return len(expired)
+
+    def cancelled(self, tenant_id: str, n: int) -> None:
+        """Tasks cancelled by hand (each also ends: `ended`)."""
+        self._meters.ended([tenant_id] * n, CANCELLED)
 
     def ended(self, task_id: str) -> None:
         self.wake(task_id)

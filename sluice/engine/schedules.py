@@ -21,6 +21,7 @@ from ..policy import cron
 from .admission import build_task
 from .fairness import Fairness
 from .functions import Functions
+from .meters import Meters
 from .queues import Queues
 from .runtime import Runtime
 
@@ -37,9 +38,11 @@ def fire_key(name: str, at: float) -> str:
 
 class Schedules:
     def __init__(
-        self, rt: Runtime, functions: Functions, fairness: Fairness, queues: Queues
-    ) -> None:
+        self, rt: Runtime, functions: Functions, fairness: Fairness, queues: Queues,
+        meters: Meters | None = None,
+    ) -> None:  # fmt: skip
         self._rt = rt
+        self._meters = meters or Meters(rt)
         self._functions = functions
         self._fairness = fairness
         self._queues = queues
@@ -142,6 +145,7 @@ class Schedules:
             skipped += len(plan.fire) - len(tasks)
             if await rt.store.fire_schedule(row, plan.last, plan.next_at, skipped, tasks, now):
                 created += len(tasks)
+                self._meters.fired(row.tenant_id, tasks)
                 if skipped:
                     log.warning("schedule %s skipped %d fire times", row.name, skipped)
                 if any(t.state == "ready" for t in tasks):

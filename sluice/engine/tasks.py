@@ -150,6 +150,7 @@ class Tasks:
         rt = self._rt
         cancelled = await rt.store.cancel_tasks(tenant_id, task_ids, rt.clock.now())
         stop: dict[str, list[str]] = {}
+        self._outcomes.cancelled(tenant_id, len(cancelled))
         for c in cancelled:
             self._outcomes.ended(c.task_id)
             if c.worker:

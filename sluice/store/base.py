@@ -249,6 +249,11 @@ class FairnessStore(Protocol):
         """A tenant's ready tasks per partition."""
         ...
 
+    async def count_ahead(self, tenant_id: str, task_id: str, limit: int) -> int:
+        """Ready tasks of the task's tenant and function before it in fair order,
+        counted up to `limit` (never an unbounded count)."""
+        ...
+
 
 # -- limited claims (the decision itself is store/limits.py) -------------------------
 
@@ -268,6 +273,14 @@ class LimitStore(Protocol):
         """A claim of one tenant's tasks under limits, cluster-wide: under every limit,
         no more than `max_concurrency` running and no more than `rate` starts a second
         after a `burst` (a function's limits, the tenant's, a shared pool's reserve)."""
+        ...
+
+    async def count_running(self, tenant_id: str, function: str | None) -> int:
+        """A tenant's running tasks of one function (None: of all), cluster-wide."""
+        ...
+
+    async def rate_states(self, keys: list[str]) -> dict[str, float]:
+        """The GCRA state (theoretical arrival time) of the rate keys that have one."""
         ...
 
 
@@ -481,6 +494,65 @@ class AuditStore(Protocol):
         ...
 
 
+# -- counts for metrics, stats and the console's charts ------------------------------
+
+
+class RollupRow(msgspec.Struct, frozen=True):
+    """One minute of a (tenant, function)'s counts; rows add up across nodes."""
+
+    tenant_id: str
+    function: str
+    minute: float  # the minute's start, epoch seconds
+    submitted: int = 0
+    started: int = 0  # dispatches, every attempt
+    succeeded: int = 0
+    failed: int = 0  # attempts that failed and go back to wait (a retry)
+    dead: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    waits: int = 0  # first attempts started; wait_s is the sum of their submit->start
+    wait_s: float = 0.0
+    runs: int = 0  # attempts a worker finished; run_s is the sum of their run times
+    run_s: float = 0.0
+
+
+class BacklogRow(msgspec.Struct, frozen=True):
+    """A (tenant, function)'s tasks in one state (or held for one reason: `held:rate`)."""
+
+    tenant_id: str
+    function: str
+    state: str
+    tasks: int
+    oldest: float | None = None  # ready: the oldest ready_at
+
+
+class RollupStore(Protocol):
+    async def add_rollup(self, rows: list[RollupRow]) -> None:
+        """Add each row's counts to its minute's (an additive upsert, one commit)."""
+        ...
+
+    async def list_rollup(self, tenant_id: str | None, since: float) -> list[RollupRow]:
+        """A tenant's minutes from `since` on (None: every tenant's), oldest first."""
+        ...
+
+    async def purge_rollup(self, before: float) -> int:
+        """Delete the minutes before `before`; returns how many rows."""
+        ...
+
+    async def count_backlog(self) -> list[BacklogRow]:
+        """Not-ended tasks (and dead ones) by tenant, function and state: one grouped
+        count through the states' partial indexes, for the timers leader's snapshot."""
+        ...
+
+    async def put_backlog(self, rows: list[BacklogRow], now: float) -> None:
+        """Replace the backlog snapshot with these rows, taken at `now`."""
+        ...
+
+    async def list_backlog(self, tenant_id: str | None) -> tuple[list[BacklogRow], float | None]:
+        """The snapshot's rows of a tenant (None: every tenant's) and when it was taken."""
+        ...
+
+
 # -- the whole store -----------------------------------------------------------------
 
 
@@ -499,6 +571,7 @@ class Store(
     HistoryStore,
     LogStore,
     AuditStore,
+    RollupStore,
     Protocol,
 ):
     backend: str

@@ -29,5 +29,8 @@ async def test_every_timer_runs_on_an_idle_node(tmp_path: Path, backend: str) ->
             await node.reaper.renew_once()
             await node.retention.purge_once()
             await node.schedules.tick()
+            await node.snapshot.take_once()
+            await node.snapshot.read_once()
+            await node.meters.flush()
         assert node.backpressure.backlog == 0 and not node.backpressure.policy.overloaded
         assert node.backpressure.policy.refuse_all == 0.0

@@ -16,6 +16,7 @@ from .limits import PostgresLimits
 from .logs import PostgresLogs
 from .pauses import PostgresPauses
 from .quotas import PostgresQuotas
+from .rollup import PostgresRollup
 from .schedules import PostgresSchedules
 from .schema import migrate
 from .subscriptions import PostgresSubscriptions
@@ -38,6 +39,7 @@ class PostgresStore(
     PostgresHistory,
     PostgresLogs,
     PostgresAudit,
+    PostgresRollup,
 ):
     """The `Store` protocol on one PostgreSQL database, shared by every server node."""
 

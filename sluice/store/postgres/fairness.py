@@ -21,6 +21,9 @@ class PostgresFairness(PostgresDatabase):
         rows = await self._fetch(Q["last_tag"], tenant_id, functions)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
+    async def count_ahead(self, tenant_id: str, task_id: str, limit: int) -> int:
+        return int(await self.pool.fetchval(Q["count_ahead"], tenant_id, task_id, limit))
+
     async def ready_backlog(self) -> dict[int, int]:
         return {int(part): int(n) for part, n in await self._fetch(Q["ready_backlog"])}
 

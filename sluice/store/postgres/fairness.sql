@@ -30,3 +30,16 @@ SELECT part, count(*) FROM tasks WHERE state = 'ready' GROUP BY part;
 -- name: tenant_backlog
 -- A tenant's ready tasks per partition: is a heavy tenant hot (ALGORITHMS.md §3.4)?
 SELECT part, count(*) FROM tasks WHERE tenant_id = $1 AND state = 'ready' GROUP BY part;
+
+-- name: count_ahead
+-- Ready tasks of the same tenant and function before a task in fair order (priority,
+-- then start tag, then id), through the ready index, counted up to $3.
+-- $1 tenant_id, $2 task id, $3 limit
+SELECT count(*) FROM (
+    SELECT 1 FROM tasks t, tasks me
+    WHERE me.id = $2 AND me.tenant_id = $1
+      AND t.tenant_id = $1 AND t.state = 'ready' AND t.function = me.function
+      AND t.id <> me.id
+      AND (t.priority > me.priority
+           OR (t.priority = me.priority AND (t.stag, t.id) < (me.stag, me.id)))
+    LIMIT $3) AS ahead;

@@ -54,3 +54,10 @@ class PostgresLimits(PostgresDatabase):
         tasks = [ClaimedTask(*r) for r in rows]
         retry_at = next_start if by_rate else None
         return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
+
+    async def count_running(self, tenant_id: str, function: str | None) -> int:
+        return int(await self.pool.fetchval(Q["count_running"], tenant_id, function, []))
+
+    async def rate_states(self, keys: list[str]) -> dict[str, float]:
+        rows = await self.pool.fetch(Q["rate_states"], keys)
+        return {str(key): float(tat) for key, tat in rows}

@@ -19,3 +19,7 @@ SELECT tat FROM rate_limits WHERE key = $1 FOR UPDATE;
 -- name: set_rate_limit
 INSERT INTO rate_limits (key, tat) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE SET tat = excluded.tat;
+
+-- name: rate_states
+-- The GCRA state of some rate keys, to say whether a rate holds tasks now.
+SELECT key, tat FROM rate_limits WHERE key = ANY($1::text[]);

@@ -15,6 +15,7 @@ from .limits import SQLiteLimits
 from .logs import SQLiteLogs
 from .pauses import SQLitePauses
 from .quotas import SQLiteQuotas
+from .rollup import SQLiteRollup
 from .schedules import SQLiteSchedules
 from .subscriptions import SQLiteSubscriptions
 from .tasks import SQLiteTasks
@@ -36,6 +37,7 @@ class SQLiteStore(
     SQLiteHistory,
     SQLiteLogs,
     SQLiteAudit,
+    SQLiteRollup,
 ):
     """The `Store` protocol on one SQLite file."""
 

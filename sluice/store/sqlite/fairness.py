@@ -24,6 +24,10 @@ class SQLiteFairness(SQLiteDatabase):
         rows = await self._read(Q["last_tag"], params)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
+    async def count_ahead(self, tenant_id: str, task_id: str, limit: int) -> int:
+        params = {"tenant_id": tenant_id, "id": task_id, "limit": limit}
+        return int((await self._read(Q["count_ahead"], params))[0][0])
+
     async def ready_backlog(self) -> dict[int, int]:
         return {int(part): int(n) for part, n in await self._read(Q["ready_backlog"])}
 

@@ -28,3 +28,15 @@ GROUP BY part;
 -- A tenant's ready tasks per partition: is a heavy tenant hot (ALGORITHMS.md §3.4)?
 SELECT part, count(*) FROM tasks WHERE tenant_id = :tenant_id AND state = 'ready'
 GROUP BY part;
+
+-- name: count_ahead
+-- Ready tasks of the same tenant and function before a task in fair order (priority,
+-- then start tag, then id), through the ready index, counted up to :limit.
+SELECT count(*) FROM (
+    SELECT 1 FROM tasks t, tasks me
+    WHERE me.id = :id AND me.tenant_id = :tenant_id
+      AND t.tenant_id = :tenant_id AND t.state = 'ready' AND t.function = me.function
+      AND t.id <> me.id
+      AND (t.priority > me.priority
+           OR (t.priority = me.priority AND (t.stag < me.stag OR (t.stag = me.stag AND t.id < me.id))))
+    LIMIT :limit);

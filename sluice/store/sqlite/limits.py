@@ -58,3 +58,11 @@ class SQLiteLimits(SQLiteDatabase):
             return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
 
         return await self._writer.submit(op, small=request.limit <= SMALL_CLAIM)
+
+    async def count_running(self, tenant_id: str, function: str | None) -> int:
+        params = {"tenant_id": tenant_id, "function": function, "settling": "[]"}
+        return int((await self._read(Q["count_running"], params))[0][0])
+
+    async def rate_states(self, keys: list[str]) -> dict[str, float]:
+        rows = await self._read(Q["rate_states"], {"keys": msgspec.json.encode(keys).decode()})
+        return {str(key): float(tat) for key, tat in rows}

@@ -13,3 +13,7 @@ SELECT tat FROM rate_limits WHERE key = :key;
 -- name: set_rate_limit
 INSERT INTO rate_limits (key, tat) VALUES (:key, :tat)
 ON CONFLICT (key) DO UPDATE SET tat = excluded.tat;
+
+-- name: rate_states
+-- The GCRA state of some rate keys, to say whether a rate holds tasks now.
+SELECT key, tat FROM rate_limits WHERE key IN (SELECT value FROM json_each(:keys));

@@ -1,0 +1,185 @@
+"""Metrics and a tenant's stats (issue: observability, point A), end to end on SQLite and
+PostgreSQL: a known workload runs on a real server with a real worker (tasks that
+succeed, tasks that die, a delayed one, a paused one, a deduplicated one, a submit a
+quota refuses, and another tenant's tasks that no worker serves); `/metrics`, scraped
+over HTTP and parsed with prometheus-client's parser, carries the exact counts; each
+tenant's `GET /v1/stats` shows its own figures and nothing of the other's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import sluice
+from tests.harness import Running, running_server, running_worker, wait_for
+
+app = sluice.App("metrics-shop")
+ADMIN = "admin-key-for-metrics"
+N_OK, N_DEAD, N_OTHER = 5, 2, 3
+
+
+@app.task
+async def ok(i: int) -> int:
+    return i
+
+
+@app.task
+async def boom(i: int) -> None:
+    raise sluice.Reject(f"no {i}")  # not retryable: straight to dead
+
+
+@app.task
+async def later(i: int) -> int:
+    return i
+
+
+@app.task
+async def held(i: int) -> int:
+    return i
+
+
+@pytest.fixture
+async def server(tmp_path: Path, backend: str):
+    async with running_server(tmp_path, app, backend, admin_key=ADMIN) as running:
+        yield running
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of the exposition by (name, labels)."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: dict[Any, float], name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+async def submit(http: httpx.AsyncClient, function: str, i: int, **extra: Any) -> httpx.Response:
+    return await http.post("/v1/tasks", json={"function": function, "args": [i], **extra})
+
+
+async def run_workload(server: Running, http: httpx.AsyncClient, other: httpx.AsyncClient) -> None:
+    made = await http.post("/v1/pauses", json={"selector": {"function": ["held"]}})
+    assert made.status_code == 201, made.text
+    async with running_worker(server, app, concurrency=4):
+        for i in range(N_OK):
+            assert (await submit(http, "ok", i)).status_code == 201
+        for i in range(N_DEAD):
+            assert (await submit(http, "boom", i)).status_code == 201
+        assert (await submit(http, "later", 0, delay=3600)).status_code == 201
+        assert (await submit(http, "held", 0)).status_code == 201
+        first = await submit(http, "ok", 99, key="once")
+        again = await submit(http, "ok", 99, key="once")
+        assert (first.status_code, again.status_code) == (201, 200)
+        for i in range(N_OTHER):
+            assert (await submit(other, "ok", i)).status_code == 201
+        await wait_for(
+            lambda: (
+                server.count("state = 'succeeded'") == N_OK + 1
+                and server.count("state = 'dead'") == N_DEAD
+            )
+        )
+        # Two tasks wait (later, held): a quota of two refuses the next submit.
+        quota = await http.put(f"/v1/tenants/{server.tenant_id}/quota", json={"max_queued": 2},
+                               headers=auth(ADMIN))  # fmt: skip
+        assert quota.status_code == 200, quota.text
+        assert (await submit(http, "ok", 100)).status_code == 429
+        # The timers' jobs, now rather than on their beat: the leader's snapshot and
+        # this node's rollup.
+        await server.node.snapshot.take_once()
+        await server.node.meters.flush()
+        scraped = await http.get("/metrics", headers=auth(ADMIN))
+    assert scraped.status_code == 200, scraped.text
+    server.scraped = scrape(scraped.text)  # type: ignore[attr-defined]
+
+
+async def test_metrics_carry_the_exact_counts_of_a_known_workload(server: Running) -> None:
+    other_tenant = await server.node.tenants.ensure("metrics-other")
+    other_key = await server.node.tenants.create_key(other_tenant.id)
+    await server.node.functions.register(other_tenant.id, [ok.config])
+    async with (
+        httpx.AsyncClient(base_url=server.url, headers=auth(server.api_key)) as http,
+        httpx.AsyncClient(base_url=server.url, headers=auth(other_key)) as other,
+    ):
+        await run_workload(server, http, other)
+        s: dict[Any, float] = server.scraped  # type: ignore[attr-defined]
+        me, them = server.tenant_id, other_tenant.id
+
+        submitted = "sluice_tasks_submitted_total"
+        assert value(s, submitted, tenant=me, outcome="accepted") == N_OK + N_DEAD + 3
+        assert value(s, submitted, tenant=me, outcome="deduplicated") == 1
+        assert value(s, submitted, tenant=me, outcome="rejected_quota") == 1
+        assert value(s, submitted, tenant=them, outcome="accepted") == N_OTHER
+        assert value(s, "sluice_tasks_started_total", function="ok") == N_OK + 1
+        assert value(s, "sluice_tasks_started_total", function="boom") == N_DEAD
+        finished = "sluice_tasks_finished_total"
+        assert value(s, finished, function="ok", outcome="succeeded") == N_OK + 1
+        assert value(s, finished, function="boom", outcome="dead") == N_DEAD
+        assert value(s, "sluice_task_wait_seconds_count") == N_OK + 1 + N_DEAD
+        assert value(s, "sluice_task_run_seconds_count") == N_OK + 1 + N_DEAD
+        assert value(s, "sluice_task_wait_seconds_bucket", le="+Inf") == N_OK + 1 + N_DEAD
+        assert value(s, "sluice_dispatch_round_seconds_count") >= 1  # type: ignore[operator]
+        for op in ("submit", "claim", "finish"):
+            assert value(s, "sluice_store_operation_seconds_count", op=op) >= 1  # type: ignore[operator]
+        assert value(s, "sluice_backpressure_refusals_total", scope="tenant") == 0
+        assert value(s, "sluice_lease_expirations_total") == 0
+        # Scraped while the worker (4 slots, all done) was connected.
+        assert value(s, "sluice_workers") == 1
+        assert value(s, "sluice_worker_slots", state="free") == 4
+        assert value(s, "sluice_worker_slots", state="busy") == 0
+
+        waiting = "sluice_tasks_waiting"
+        assert value(s, waiting, function="later", state="scheduled") == 1
+        assert value(s, waiting, function="held", state="paused") == 1
+        assert value(s, waiting, function="ok", state="ready") == N_OTHER  # no worker for them
+        assert value(s, "sluice_dead_letter_tasks", function="boom") == N_DEAD
+        assert value(s, "sluice_tasks_held", function="held", reason="paused") == 1
+        tenant_waiting = "sluice_tenant_tasks_waiting"
+        assert value(s, tenant_waiting, tenant=me, state="scheduled") == 1
+        assert value(s, tenant_waiting, tenant=me, state="paused") == 1
+        assert value(s, tenant_waiting, tenant=them, state="ready") == N_OTHER
+        assert value(s, tenant_waiting, tenant=me, state="ready") is None
+        assert value(s, "sluice_oldest_ready_age_seconds", function="ok") is not None
+        assert value(s, "sluice_snapshot_age_seconds") is not None
+
+        mine = (await http.get("/v1/stats")).json()
+        theirs = (await other.get("/v1/stats", params={"minutes": 5})).json()
+
+    assert mine["tenant_id"] == me
+    assert mine["totals"]["submitted"] == N_OK + N_DEAD + 3
+    assert mine["totals"]["succeeded"] == N_OK + 1
+    assert mine["totals"]["dead"] == N_DEAD
+    assert mine["totals"]["started"] == N_OK + 1 + N_DEAD
+    assert mine["totals"]["wait_s"] >= 0
+    by_function = {f["function"]: f for f in mine["functions"]}
+    assert set(by_function) == {"ok", "boom", "later", "held"}
+    assert by_function["later"]["tasks"] == {"scheduled": 1}
+    assert by_function["held"]["tasks"] == {"paused": 1}
+    assert by_function["boom"]["tasks"] == {"dead": N_DEAD}
+    assert by_function["ok"]["tasks"] == {}  # the other tenant's ready ones are not here
+    assert theirs["tenant_id"] == them
+    assert theirs["totals"]["submitted"] == N_OTHER
+    assert theirs["totals"]["started"] == 0
+    assert [f["function"] for f in theirs["functions"]] == ["ok"]
+    assert theirs["functions"][0]["tasks"] == {"ready": N_OTHER}
+    assert {m["function"] for m in theirs["minutes"]} == {"ok"}
+
+
+async def test_stats_and_metrics_need_the_right_key(server: Running) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/v1/stats")).status_code == 401
+        tenant_metrics = await http.get("/metrics", headers=auth(server.api_key))
+        assert tenant_metrics.status_code == 404  # admin only: function names are everyone's
+        bad = await http.get("/v1/stats", params={"minutes": 0}, headers=auth(server.api_key))
+        assert bad.status_code == 400
