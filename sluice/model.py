@@ -119,6 +119,7 @@ class AttemptRecord(msgspec.Struct, frozen=True):
     traceback: str | None = None
     ready_at: float | None = None  # when the attempt became ready
     recorded_at: float | None = None  # when its end was written
+    held_s: float | None = None  # of its wait, the time a limit held its function
 
 
 class HistoryEntry(msgspec.Struct, frozen=True):
@@ -152,6 +153,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     trace_parent: str | None = None  # the creation context, for spans and the worker
     trace_state: str | None = None
     ready_at: float | None = None  # when it became ready: the start of a `wait` span
+    held_s: float = 0.0  # of its wait, the time a limit held its function (engine/holds.py)
 
 
 class Finish(msgspec.Struct, frozen=True):
@@ -173,6 +175,7 @@ class Finish(msgspec.Struct, frozen=True):
     traceback: str | None = None
     throttled: bool = False  # flow control: counted in `throttles`, not against max_attempts
     ready_at: float | None = None  # when the attempt became ready (ClaimedTask.ready_at)
+    held_s: float = 0.0  # of its wait, held by a limit (ClaimedTask.held_s)
     logs: list[LogRecord] = []  # the attempt's last captured lines, written with it
     log_drop: tuple[int, int] | None = None  # lines [from, to) of it to delete (see LogBatch)
 

@@ -62,7 +62,9 @@ def attempt_view(a: AttemptRecord) -> Attempt:
     return Attempt(
         a.attempt, a.worker, a.dispatched_at, a.started_at, a.finished_at, a.outcome,
         a.error_type, a.error_message, a.traceback, a.ready_at, a.recorded_at,
-        stages(a.ready_at, a.dispatched_at, a.started_at, a.finished_at, a.recorded_at),
+        stages(a.ready_at, a.dispatched_at, a.started_at, a.finished_at, a.recorded_at,
+               a.held_s),
+        a.held_s,
     )  # fmt: skip
 
 
@@ -103,6 +105,7 @@ def stages(
     started: float | None,
     finished: float | None,
     recorded: float | None,
+    held: float | None = None,
 ) -> Stages:
     """An attempt's waterfall: each stage's length, once both its ends are known. The
     worker's clock stamps started and finished, so a stage is never shown below zero."""
@@ -110,8 +113,13 @@ def stages(
     def span(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else round(max(0.0, b - a), 6)
 
+    queued = span(ready, dispatched)
+    if queued is not None and held:
+        held = round(min(held, queued), 6)
+        queued = round(queued - held, 6)
     return Stages(
-        queued=span(ready, dispatched),
+        queued=queued,
+        held=held or None,
         dispatched=span(dispatched, started),
         running=span(started, finished),
         reporting=span(finished, recorded),

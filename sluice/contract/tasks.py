@@ -98,11 +98,13 @@ class TimelineEntry(msgspec.Struct, frozen=True, omit_defaults=True):
 
 class Stages(msgspec.Struct, frozen=True, omit_defaults=True):
     """Where an attempt's time went, in seconds (the waterfall; a stage not reached yet
-    is absent): `queued` from ready to dispatched (waiting for a slot, in fair order and
-    under limits), `dispatched` from dispatched to started (delivery to the worker),
+    is absent): `queued` from ready to dispatched, less `held` (the part of that wait in
+    which a limit held its function: a rate, a concurrency cap, a tenant's limits, an
+    AIMD limit), `dispatched` from dispatched to started (delivery to the worker),
     `running` from started to finished, `reporting` from finished to the result written."""
 
     queued: float | None = None
+    held: float | None = None
     dispatched: float | None = None
     running: float | None = None
     reporting: float | None = None
@@ -121,6 +123,7 @@ class Attempt(msgspec.Struct, frozen=True):
     ready_at: float | None = None
     recorded_at: float | None = None
     stages: Stages = Stages()
+    held_s: float | None = None
 
 
 class Task(msgspec.Struct, frozen=True):

@@ -186,6 +186,7 @@ class Attempts:
             outcome=_OUTCOMES.get(item.outcome, "failed"),
             dispatched_at=task.dispatched_at if task else None,
             ready_at=task.ready_at if task else None,
+            held_s=task.held_s if task else 0.0,
             started_at=item.started_at,
             finished_at=item.finished_at,
             logs=self._logs.final(conn, item.id, item.attempt, item.logs),

@@ -36,6 +36,7 @@ from .adaptive import AdaptivePools
 from .asks import Asks, RemoteConn
 from .fairness import Fairness
 from .functions import Functions
+from .holds import Holds
 from .meters import Meters
 from .partitions import Partitions
 from .queues import RESERVE, WHOLE, Queues
@@ -66,11 +67,13 @@ class Dispatcher:
         settling: Settling,
         spans: ServerSpans | None = None,
         meters: Meters | None = None,
+        holds: Holds | None = None,
     ) -> None:
         self._rt = rt
         self._queues = queues
         self._registry = registry
         self._spans = spans  # wait and dispatch spans, when tracing is on
+        self._holds = holds or Holds()  # the waterfall's `held` stage
         self._functions = functions
         self._quotas = quotas
         self._fairness = fairness
@@ -197,6 +200,7 @@ class Dispatcher:
                     for f in aimd:
                         n = min(left, rooms[(conn.tenant_id, f)])
                         if n <= 0:
+                            self._holds.held(conn.tenant_id, (f,), self._rt.clock.now())
                             continue
                         rooms[(conn.tenant_id, f)] -= n
                         if n < left:
@@ -255,6 +259,9 @@ class Dispatcher:
                 if i in capped_claims and len(tasks) == request.limit:
                     capped.add(id(conn))  # the room, not the queue, ran out
                     self._adaptive.held_back(conn.tenant_id, capped_claims[i][1])
+                    self._holds.held(conn.tenant_id, request.functions, self._rt.clock.now())
+                else:
+                    self._holds.free(conn.tenant_id, request.functions, self._rt.clock.now())
                 got[id(conn)].extend(tasks)
                 continue
             top = max((t.priority for t in tasks), default=None)
@@ -269,6 +276,9 @@ class Dispatcher:
             if short and drained and id(conn) not in capped:
                 self._queues.empty[key] = generation
             got[id(conn)].extend(tasks)
+        stamped = self._rt.clock.now()
+        for key_ in got:
+            got[key_] = self._holds.stamp(got[key_], stamped)
         self._meters.dispatched(got.values())
         total = 0
         for target, key, generation, _limit, limited, rest, _exclude in plans:
@@ -366,6 +376,10 @@ class Dispatcher:
         claim = await rt.store.claim_limited(request, step.limits, now, rt.settings.lease_s)
         if claim.drained:  # nothing more ready: no limited claim until new work arrives
             self._queues.drained[step.drained_key] = True
+        if len(claim.tasks) < limit and not claim.drained:  # a limit, not the queue
+            self._holds.held(step.tenant_id, step.functions, rt.clock.now())
+        else:
+            self._holds.free(step.tenant_id, step.functions, rt.clock.now())
         if claim.retry_at is not None:
             # The rate held tasks back: look again when the next start is allowed.
             rt.clock.call_later(max(0.0, claim.retry_at - rt.clock.now()), self._queues.wake)

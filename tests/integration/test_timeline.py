@@ -40,6 +40,11 @@ def quick() -> int:
     return 1
 
 
+@app.task(rate=4.0, burst=1)
+def metered() -> int:
+    return 1
+
+
 def _client(running: Running) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {running.api_key}"}
     return httpx.AsyncClient(base_url=running.url, headers=headers, timeout=30)
@@ -158,3 +163,24 @@ async def test_a_dead_task_ends_dead_after_every_attempt(tmp_path: Path) -> None
         assert [e["attempt"] for e in task["timeline"] if e["stage"] == "ready"] == [1, 2]
         assert all("queued" in a["stages"] for a in task["attempts"])
         _in_order(task)
+
+
+async def test_a_task_held_by_its_functions_rate_shows_a_held_stage(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, app) as running,
+        _client(running) as client,
+    ):
+        ids = [await _submit(client, "metered") for _ in range(4)]  # 4/s, one at a time
+        async with running_worker(running, app):
+            done = [
+                (await client.get(f"/v1/tasks/{i}/result", params={"timeout": 10})).json()
+                for i in ids
+            ]
+        assert [t["state"] for t in done] == ["succeeded"] * 4
+        held = sorted(t["attempts"][0]["stages"].get("held", 0.0) for t in done)
+        # The first starts at once; each other waited for the rate, about 0.25 s apiece.
+        assert held[0] < 0.1 and held[-1] >= 0.4
+        for t in done:
+            stages = t["attempts"][0]["stages"]
+            wait = t["attempts"][0]["dispatched_at"] - t["attempts"][0]["ready_at"]
+            assert abs(stages.get("held", 0.0) + stages["queued"] - wait) < 1e-3

@@ -88,11 +88,11 @@ class PostgresAttempts(PostgresDatabase):
                     continue
                 lost.append(
                     (tenant_id, task_id, attempt, owner, dispatched_at, None, now, "lost",
-                     "LeaseExpired", "the worker stopped renewing its lease", None, None, now)
+                     "LeaseExpired", "the worker stopped renewing its lease", None, None, now, None)
                 )  # fmt: skip
                 out.append(Reaped(tenant_id, task_id, state))
             if lost:
-                await conn.execute(Q["insert_attempt"], *columns_of(lost, 13))
+                await conn.execute(Q["insert_attempt"], *columns_of(lost, 14))
                 await record_history(conn, now, [(t[0], t[1], "lease_lost", t[3]) for t in lost])
         return out
 
@@ -149,10 +149,11 @@ def _finish_columns(finishes: Sequence[Finish], now: float) -> list[list[Any]]:
 def _attempt_columns(finishes: Sequence[Finish], now: float) -> list[list[Any]]:
     rows = [
         (f.tenant_id, f.task_id, f.attempt, f.worker, f.dispatched_at, f.started_at,
-         f.finished_at, f.outcome, f.error_type, f.error_message, f.traceback, f.ready_at, now)
+         f.finished_at, f.outcome, f.error_type, f.error_message, f.traceback, f.ready_at, now,
+         f.held_s)
         for f in finishes
     ]  # fmt: skip
-    return columns_of(rows, 13)
+    return columns_of(rows, 14)
 
 
 async def _judge_refused(conn: Conn, f: Finish, now: float) -> str:

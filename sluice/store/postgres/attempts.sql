@@ -116,10 +116,10 @@ RETURNING t.id;
 -- One array per column.
 INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
                       finished_at, outcome, error_type, error_message, traceback, ready_at,
-                      recorded_at)
+                      recorded_at, held_s)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[],
                      $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[],
-                     $11::text[], $12::float8[], $13::float8[])
+                     $11::text[], $12::float8[], $13::float8[], $14::float8[])
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
 -- name: get_attempt_worker
@@ -129,7 +129,7 @@ WHERE tenant_id = $1 AND task_id = $2 AND attempt = $3 AND outcome <> 'lost';
 
 -- name: list_attempts
 SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
-       error_type, error_message, traceback, ready_at, recorded_at
+       error_type, error_message, traceback, ready_at, recorded_at, held_s
 FROM attempts WHERE tenant_id = $1 AND task_id = $2 ORDER BY attempt;
 
 -- name: extend_leases

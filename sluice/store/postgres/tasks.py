@@ -108,10 +108,10 @@ class PostgresTasks(PostgresDatabase):
                     *columns_of([
                         (tenant_id, task_id, attempt, owner, dispatched_at,
                          started_of(dispatched_at, started_at), now, "cancelled", None,
-                         "cancelled while running", None, ready_at, now)
+                         "cancelled while running", None, ready_at, now, None)
                         for task_id, _state, attempt, owner, dispatched_at, started_at, ready_at
                         in running
-                    ], 13),
+                    ], 14),
                 )  # fmt: skip
             await record_history(
                 conn, now, [(tenant_id, r[0], "cancelled", f"was {r[1]}") for r in found]

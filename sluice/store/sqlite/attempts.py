@@ -90,6 +90,7 @@ class SQLiteAttempts(SQLiteDatabase):
                         "finished_at": now, "outcome": "lost", "error_type": "LeaseExpired",
                         "error_message": "the worker stopped renewing its lease",
                         "traceback": None, "ready_at": None, "recorded_at": now,
+                        "held_s": None,
                     },
                 )  # fmt: skip
                 record_history(conn, now, [(tenant_id, task_id, "lease_lost", owner)])
@@ -182,7 +183,7 @@ def _attempt_params(f: Finish, now: float) -> dict[str, Any]:
         "worker": f.worker, "dispatched_at": f.dispatched_at, "started_at": f.started_at,
         "finished_at": f.finished_at, "outcome": f.outcome, "error_type": f.error_type,
         "error_message": f.error_message, "traceback": f.traceback, "ready_at": f.ready_at,
-        "recorded_at": now,
+        "recorded_at": now, "held_s": f.held_s,
     }  # fmt: skip
 
 

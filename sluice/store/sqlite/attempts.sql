@@ -91,10 +91,10 @@ WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
 -- name: insert_attempt
 INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, started_at,
                       finished_at, outcome, error_type, error_message, traceback, ready_at,
-                      recorded_at)
+                      recorded_at, held_s)
 VALUES (:tenant_id, :task_id, :attempt, :worker, :dispatched_at, :started_at,
         :finished_at, :outcome, :error_type, :error_message, :traceback, :ready_at,
-        :recorded_at)
+        :recorded_at, :held_s)
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
 -- name: get_attempt_worker
@@ -104,7 +104,7 @@ WHERE tenant_id = :tenant_id AND task_id = :task_id AND attempt = :attempt AND o
 
 -- name: list_attempts
 SELECT task_id, attempt, worker, dispatched_at, started_at, finished_at, outcome,
-       error_type, error_message, traceback, ready_at, recorded_at
+       error_type, error_message, traceback, ready_at, recorded_at, held_s
 FROM attempts WHERE tenant_id = :tenant_id AND task_id = :task_id ORDER BY attempt;
 
 -- name: extend_leases

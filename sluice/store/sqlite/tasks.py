@@ -118,7 +118,7 @@ class SQLiteTasks(SQLiteDatabase):
                         "started_at": started_of(dispatched_at, started_at), "finished_at": now,
                         "outcome": "cancelled", "error_type": None,
                         "error_message": "cancelled while running", "traceback": None,
-                        "ready_at": ready_at, "recorded_at": now,
+                        "ready_at": ready_at, "recorded_at": now, "held_s": None,
                     }
                     for task_id, state, attempt, owner, dispatched_at, started_at, ready_at
                     in found

@@ -22,3 +22,5 @@ ALTER TABLE tasks ADD COLUMN started_at double precision;
 -- is known after a retry rewrote the task's ready_at) and when its end was written.
 ALTER TABLE attempts ADD COLUMN ready_at double precision;
 ALTER TABLE attempts ADD COLUMN recorded_at double precision;
+-- Of its wait, the seconds a limit held its function (engine/holds.py).
+ALTER TABLE attempts ADD COLUMN held_s double precision;

@@ -22,3 +22,5 @@ ALTER TABLE tasks ADD COLUMN started_at REAL;
 -- is known after a retry rewrote the task's ready_at) and when its end was written.
 ALTER TABLE attempts ADD COLUMN ready_at REAL;
 ALTER TABLE attempts ADD COLUMN recorded_at REAL;
+-- Of its wait, the seconds a limit held its function (engine/holds.py).
+ALTER TABLE attempts ADD COLUMN held_s REAL;
