@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 import msgspec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from ..contract import LEVELS, LogEntry, LogPage, LogsQuery
+from ..contract import LEVELS, LogEnd, LogEntry, LogPage, LogsQuery
 from ..engine.node import Node
 from ..errors import InvalidRequest
 from ..model import TERMINAL
 from ..store import LogQuery
-from .route import Call, Route
+from .route import Call, Events, Route
 
 FOLLOW_POLL_S = 1.0  # lines that reach another node are found this often
+_END = msgspec.json.encode(LogEnd()).decode()
 _encoder = msgspec.json.Encoder()
 
 
@@ -79,7 +80,7 @@ async def follow_logs(call: Call) -> ServerSentEvent:
                 if len(page) >= q.limit:
                     continue
                 if ended:  # read after the end was seen: nothing more will come
-                    yield ServerSentEventMessage(data="{}", event="end")
+                    yield ServerSentEventMessage(data=_END, event="end")
                     return
                 await node.logs.news(task_id, FOLLOW_POLL_S)
 
@@ -94,5 +95,5 @@ LOG_ROUTES = [
     Route("GET", "/v1/tasks/{task_id}/logs/stream", "followTaskLogs",
           "Server-sent events of a task's log lines (event: log, data: LogEntry, id: the "
           "cursor) until the task ends (event: end)", follow_logs,
-          {200: "text/event-stream"}, query=LogsQuery, tags=("tasks",)),
+          {200: Events({"log": LogEntry, "end": LogEnd})}, query=LogsQuery, tags=("tasks",)),
 ]  # fmt: skip

@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 
 from ..config import Settings
-from ..contract import ErrorResponse, StateChange
+from ..contract import ErrorResponse
 from ..model import FUNCTION_NAME, NAME
-from .route import Access, Route
+from .route import Access, Events, Route
 
 REF = "#/components/schemas/{name}"
 
@@ -104,10 +104,13 @@ def _fill_limits(node: Any, settings: Settings) -> Any:
 
 
 def build_openapi(version: str, settings: Settings, routes: list[Route]) -> dict[str, Any]:
-    types: set[type] = {ErrorResponse, StateChange}
+    types: set[type] = {ErrorResponse}
     for route in routes:
         types.update(t for t in (route.body, route.query) if t is not None)
         types.update(t for t in route.answers.values() if isinstance(t, type))
+        for answer in route.answers.values():
+            if isinstance(answer, Events):
+                types.update(answer.kinds.values())
     ordered = sorted(types, key=lambda t: t.__name__)
     _, components = msgspec.json.schema_components(ordered, schema_hook=_hook, ref_template=REF)
     # Rules between fields that a type cannot carry but a schema can.
@@ -180,24 +183,30 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-def _response(t: type | str | None) -> dict[str, Any]:
+def _event(name: str, data: type) -> dict[str, Any]:
+    """One kind of server-sent event: its name, and its data as JSON of a type."""
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "const": name},
+            "id": {"type": "string"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _ref(data),
+            },
+        },
+    }
+
+
+def _response(t: type | str | Events | None) -> dict[str, Any]:
     if t is None:
         return {"description": "No content"}
-    if t == "text/event-stream":  # each event's fields, its data as JSON
-        event = {
-            "type": "object",
-            "required": ["data"],
-            "properties": {
-                "event": {"type": "string", "const": "state"},
-                "id": {"type": "string"},
-                "data": {
-                    "type": "string",
-                    "contentMediaType": "application/json",
-                    "contentSchema": _ref(StateChange),
-                },
-            },
-        }
-        return {"description": "OK", "content": {t: {"schema": event}}}
+    if isinstance(t, Events):  # each event's fields, its data as JSON
+        kinds = [_event(name, data) for name, data in t.kinds.items()]
+        schema = kinds[0] if len(kinds) == 1 else {"oneOf": kinds}
+        return {"description": "OK", "content": {"text/event-stream": {"schema": schema}}}
     if isinstance(t, str):
         return {"description": "OK", "content": {t: {"schema": {"type": "string"}}}}
     return {"description": "OK", "content": {"application/json": {"schema": _ref(t)}}}

@@ -78,6 +78,15 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Events:
+    """An answer of server-sent events: each event's name and the type of its data."""
+
+    kinds: dict[str, type]
+
+
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 
 
@@ -88,7 +97,7 @@ class Route:
     operation: str  # the operationId
     summary: str
     handler: Handler
-    answers: dict[int, type | str | None]  # the first is the usual status
+    answers: dict[int, type | str | Events | None]  # the first is the usual status
     access: Access = Access.TENANT
     body: type | None = None
     body_bytes: Callable[[Settings], int] | None = None  # None: the node's max_body_bytes

@@ -30,7 +30,7 @@ from ..engine.node import Node
 from ..errors import Conflict, InvalidRequest
 from ..model import PAUSED, READY, SCHEDULED, TERMINAL
 from . import submit
-from .route import Call, Handler, Route
+from .route import Call, Events, Handler, Route
 from .views import task_view
 
 WAITING = (READY, SCHEDULED, PAUSED)
@@ -167,7 +167,7 @@ TASK_ROUTES = [
           query=WaitQuery, tags=("tasks",)),
     Route("GET", "/v1/tasks/{task_id}/events", "taskEvents",
           "Server-sent events (event: state, data: StateChange) until the task ends",
-          task_events, {200: "text/event-stream"}, tags=("tasks",)),
+          task_events, {200: Events({"state": StateChange})}, tags=("tasks",)),
     Route("POST", "/v1/tasks/{task_id}/cancel", "cancelTask",
           "Cancel a task that has not ended (a running one is stopped)", cancel_task,
           {200: Task}, tags=("tasks",)),

@@ -53,7 +53,7 @@ from .functions import (
     TargetUrl,
     WebhookSecret,
 )
-from .logs import LEVELS, LogCursor, LogEntry, LogLevel, LogPage, LogsQuery
+from .logs import LEVELS, LogCursor, LogEnd, LogEntry, LogLevel, LogPage, LogsQuery
 from .operations import AuditEntry, AuditPage, AuditQuery, Health
 from .pauses import Pause, PauseBody, PauseList, PauseSelector, ReleasedCount
 from .schedules import MAX_CATCHUP_S, Cron, Schedule, ScheduleList, ScheduleSpec, TimeZone
@@ -168,6 +168,7 @@ __all__ = [
     "Key",
     "KeyList",
     "LogCursor",
+    "LogEnd",
     "LogEntry",
     "LogLevel",
     "LogPage",

@@ -28,6 +28,13 @@ class LogEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     extra: Any = None  # a record's structured extras (`extra=` of a logging call)
 
 
+class LogEnd(msgspec.Struct, frozen=True):
+    """The last event of `GET /v1/tasks/{id}/logs/stream`: the task has ended and every
+    line it wrote was sent."""
+
+    ended: bool = True
+
+
 class LogPage(msgspec.Struct, frozen=True):
     lines: list[LogEntry]
     next: str  # pass as `cursor` to read on from the last line given

@@ -74,7 +74,8 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TRACEBACK = 16 * 1024
 REFUSED = (4401, 4400)  # close codes after which reconnecting cannot help
 PROGRESS_S = 0.2  # how often running attempts' starts and log lines are sent
-STARTED_AFTER_S = 0.05  # an attempt that ends sooner reports its start with its result
+STARTED_AFTER_S = 0.2  # an attempt that ends sooner reports its start with its result (a
+# write saved for every short task)
 
 
 class ResultRefused(SluiceError):
@@ -325,14 +326,19 @@ class Worker:
     def _progress(self, now: float) -> list[ProgressItem]:
         items = []
         for frame, _, ctx in list(self._running.values()):
-            started = None
-            held = self._unannounced.get(frame.id)
-            if held is not None and held[0] is frame and now - held[1] >= STARTED_AFTER_S:
-                started = held[1]
-                del self._unannounced[frame.id]
             lines, drop = (
                 ctx._log.take() if ctx._log is not None and ctx._log.pending else ([], None)
             )
+            started = None
+            held = self._unannounced.get(frame.id)
+            # Said once: after STARTED_AFTER_S, or with the attempt's first lines.
+            if (
+                held is not None
+                and held[0] is frame
+                and (now - held[1] >= STARTED_AFTER_S or lines)
+            ):
+                started = held[1]
+                del self._unannounced[frame.id]
             if started is not None or lines or drop is not None:
                 items.append(ProgressItem(frame.id, frame.attempt, started, lines, drop))
         return items
