@@ -1,4 +1,4 @@
-"""The `sluice` command: `dev | server | worker | tenant` here (they run or touch the
+"""The `sluice` command: `dev | server | worker | migrate` here (they run or touch the
 server itself); the client commands (`submit`, `tasks`, `dlq`, `functions`, `schedules`,
 `pause`, `resume`, `pauses`, `tenants`, `keys`) speak the HTTP API and live in the
 modules beside this one."""
@@ -40,11 +40,6 @@ cli = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Sluice task processing.",
     pretty_exceptions_show_locals=False,
 )  # fmt: skip
-tenant_cli = typer.Typer(
-    no_args_is_help=True,
-    help="Operator commands that write the database directly (see also: tenants).",
-)
-cli.add_typer(tenant_cli, name="tenant")
 register_task_commands(cli)
 register_log_commands(cli)
 cli.add_typer(dlq_cli, name="dlq")
@@ -52,6 +47,7 @@ cli.add_typer(functions_cli, name="functions")
 cli.add_typer(schedules_cli, name="schedules")
 register_pause_commands(cli)
 cli.add_typer(tenants_cli, name="tenants")
+cli.add_typer(tenants_cli, name="tenant", help="The same as `sluice tenants`.")
 cli.add_typer(keys_cli, name="keys")
 register_stats_commands(cli)
 
@@ -301,31 +297,6 @@ def migrate(
 
     version = asyncio.run(migrate_store(settings))
     typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
-
-
-@tenant_cli.command("create")
-def tenant_create(
-    name: str,
-    database: Annotated[
-        str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
-    ] = None,
-) -> None:
-    """Create a tenant and print its first API key (shown once)."""
-    from ..engine.node import Node
-
-    settings = _settings(database=database)
-
-    async def main() -> None:
-        node = Node(settings)
-        await node.store.open()
-        try:
-            tenant = await node.tenants.create(name)
-            key = await node.tenants.create_key(tenant.id)
-        finally:
-            await node.store.close()
-        typer.echo(json.dumps({"tenant": tenant.id, "name": tenant.name, "api_key": key}))
-
-    _run(main())
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ class Cluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[object] = []
         created = subprocess.run(
-            [*SLUICE, "tenant", "create", "acceptance"],
+            [*SLUICE, "tenant", "create", "acceptance", "-o", "json"],
             env=self.env, capture_output=True, check=True, cwd=tmp,
         )  # fmt: skip
         self.api_key = json.loads(created.stdout)["api_key"]
