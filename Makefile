@@ -14,10 +14,12 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
+	@echo "Installing Sluice and its dev tools into $(VENV) (once; about half a minute)..."
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -e '.[dev]' | grep -E '^(Collecting|Successfully)' || true
 	@rm -f $(VENV)/.installed-*; touch $@
+	@echo "Installed. The sluice command is $(BIN)/sluice (or: source $(BIN)/activate)."
 
 install: $(STAMP)  ## create .venv and install Sluice with its dev tools
 
