@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .. import __version__
 from ..client.http import DEV_FILE
 from ..errors import InvalidRequest
 from ..logs import SafeFormatter, escape, redacted_url
@@ -42,6 +43,25 @@ cli = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Sluice task processing.",
     pretty_exceptions_show_locals=False,
 )  # fmt: skip
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"sluice {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:  # fmt: skip
+    """Sluice task processing."""
+
+
 register_task_commands(cli)
 register_log_commands(cli)
 cli.add_typer(dlq_cli, name="dlq")
