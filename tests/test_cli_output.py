@@ -17,7 +17,7 @@ from sluice.cli.yaml_emitter import dumps
 
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-    st.text(),
+    st.text(), st.from_regex(r"[A-Za-z_./][A-Za-z0-9 _./@+-]*\n?", fullmatch=True),  # near plain
 )  # fmt: skip
 VALUES = st.recursive(
     SCALARS,
@@ -30,7 +30,19 @@ VALUES = st.recursive(
     "value",
     [
         {"id": "0193ab", "state": "ready", "created": True},
-        [{"a": [1, 2, {"b": None}]}, [], {}, "no", "1.5", "a: b", " x", "#c", "ünï", "line\nnext"],
+        [
+            {"a": [1, 2, {"b": None}]},
+            [],
+            {},
+            "no",
+            "1.5",
+            "a: b",
+            " x",
+            "#c",
+            "ünï",
+            "line\nnext",
+            ".inf",
+        ],
         {"nested": {"empty": [], "cron": "*/15 * * * * *", "tz": "Europe/Berlin"}},
     ],
 )

@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-_PLAIN = re.compile(r"^[A-Za-z_/.][A-Za-z0-9 _./@+-]*$")
-_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9 _./@+-]*")
+_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~", ".inf", ".nan"}
 
 
 def dumps(value: Any) -> str:
@@ -31,10 +31,14 @@ def _scalar(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and not math.isfinite(value):
         return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
-    if isinstance(value, int | float):
-        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # YAML 1.1 readers (PyYAML) take 1e-05 for a string: they want 1.0e-05.
+        text = repr(value)
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text
     text = str(value)
-    if _PLAIN.match(text) and text.lower() not in _RESERVED and not text.endswith(" "):
+    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED and not text.endswith(" "):
         return text
     return _quoted(text)
 
