@@ -3,12 +3,14 @@ tables that keep ids whole and print one row a line when stdout is not a termina
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 from typer.testing import CliRunner
 
 from sluice.cli import output
@@ -83,3 +85,18 @@ def test_every_client_command_offers_json_yaml_and_table() -> None:
         shown = runner.invoke(cli, [*command, "--help"], env={"COLUMNS": "200"})
         assert shown.exit_code == 0, command
         assert "--output" in shown.stdout and "yaml" in shown.stdout, command
+
+
+def test_a_table_on_a_narrow_terminal_wraps_other_columns_but_never_an_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(output, "console", Console(file=screen, force_terminal=True, width=70,
+                                                   color_system=None))  # fmt: skip
+    table = output.new_table("id", "function", "cron", "error", whole=("id", "function", "cron"))
+    task_id = "0193f0c2-7a1b-7c3d-9e4f-0123456789ab"
+    table.add_row(task_id, "send_welcome", "*/15 * * * * *", "a long error message " * 4)
+    output.print_table(table)
+    shown = screen.getvalue()
+    assert task_id in shown and "send_welcome" in shown and "*/15 * * * * *" in shown
+    assert max(len(line) for line in shown.splitlines()) <= 70
