@@ -13,6 +13,7 @@ must exit 0 within its timeout; in a shell, `curl` fails on an HTTP error answer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -130,7 +131,16 @@ def test_the_example_runs_as_written(dev: Dev, example: Example) -> None:
         command = ["bash", "-euo", "pipefail", "-c", CURL + example.code]
     else:
         command = [sys.executable, "-c", example.code]
-    done = subprocess.run(command, cwd=dev.cwd, env=dev.env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
-    assert done.returncode == 0, f"{example.page}:{example.line}\n{done.stdout[-3000:]}\n" \
-        f"{done.stderr[-3000:]}"  # fmt: skip
+    # Its own process group: whatever the example starts is stopped with it, even a
+    # server an example was wrongly left unmarked with.
+    proc = subprocess.Popen(command, cwd=dev.cwd, env=dev.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, f"{example.page}:{example.line}\n{stdout[-3000:]}\n" \
+        f"{stderr[-3000:]}"  # fmt: skip
