@@ -8,16 +8,18 @@ SCENARIO ?= core
 REFS ?= HEAD~1,HEAD
 ROUNDS ?= 3
 
-.PHONY: help run test test-fast lint format bench bench-ab bench-peers bench-overhead chaos clean
+.PHONY: help run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
+	@echo "Installing Sluice and its dev tools into $(VENV) (once; about half a minute)..."
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -e '.[dev]' | grep -E '^(Collecting|Successfully)' || true
 	@rm -f $(VENV)/.installed-*; touch $@
+	@echo "Installed. The sluice command is $(BIN)/sluice (or: source $(BIN)/activate)."
 
 install: $(STAMP)  ## create .venv and install Sluice with its dev tools
 
@@ -39,6 +41,12 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 	$(BIN)/ruff format sluice tests examples bench chaos
 	$(BIN)/ruff check --fix sluice tests examples bench chaos
 
+dist: $(STAMP)  ## build the wheel and the sdist into dist/
+	rm -rf dist && $(BIN)/python -m build --outdir dist
+
+smoke-package: dist  ## install the wheel and the sdist into fresh venvs and try them (slow: downloads)
+	sh tests/smoke_package.sh dist $(PYTHON)
+
 bench: $(STAMP)  ## benchmarks (BACKEND=sqlite|postgres); figures go to bench/RESULTS.md
 	$(BIN)/python -m bench.run --backend $(BACKEND)
 
@@ -55,4 +63,4 @@ chaos: $(STAMP)  ## crash-safety run (BACKEND=sqlite|postgres): kills server and
 	$(BIN)/python -m chaos.run --backend $(BACKEND)
 
 clean:  ## remove the venv and local data
-	rm -rf $(VENV) .sluice examples/.sluice .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist .sluice examples/.sluice .pytest_cache .mypy_cache .ruff_cache

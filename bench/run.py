@@ -105,7 +105,10 @@ class Rig:
         }
         self.procs: list[subprocess.Popen[bytes]] = []
         out = subprocess.run(
-            [*SLUICE, "tenant", "create", "bench"], env=self.env, capture_output=True, check=True
+            [*SLUICE, "tenant", "create", "bench", "-o", "json"],
+            env=self.env,
+            capture_output=True,
+            check=True,
         )
         self.env["SLUICE_API_KEY"] = json.loads(out.stdout)["api_key"]
         self.api_key = self.env["SLUICE_API_KEY"]
@@ -131,10 +134,13 @@ class Rig:
     def tenant(self, name: str) -> tuple[str, str]:
         """(id, API key) of a new tenant."""
         out = subprocess.run(
-            [*SLUICE, "tenant", "create", name], env=self.env, capture_output=True, check=True
+            [*SLUICE, "tenant", "create", name, "-o", "json"],
+            env=self.env,
+            capture_output=True,
+            check=True,
         )
         created = json.loads(out.stdout)
-        return created["tenant"], created["api_key"]
+        return created["id"], created["api_key"]
 
     def workers(
         self, processes: int, concurrency: int, api_key: str | None = None

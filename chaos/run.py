@@ -110,7 +110,7 @@ class Cluster:
 
     def create_tenant(self) -> None:
         created = subprocess.run(
-            [*SLUICE, "tenant", "create", "chaos"],
+            [*SLUICE, "tenant", "create", "chaos", "-o", "json"],
             env=self.env, cwd=self.tmp, capture_output=True, check=True, timeout=60,
         )  # fmt: skip
         self.api_key = json.loads(created.stdout)["api_key"]

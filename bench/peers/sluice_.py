@@ -70,8 +70,8 @@ class Plugin(base.System):
         self.pool_key = f"pool-{os.getpid()}"
         self.env.update(SLUICE_DATABASE=database, SLUICE_URL=url, SLUICE_POOL_KEY=self.pool_key)
         out = subprocess.run(
-            [sys.executable, "-m", "sluice", "tenant", "create", "peers"], env=self.env,
-            capture_output=True, check=True,
+            [sys.executable, "-m", "sluice", "tenant", "create", "peers", "-o", "json"],
+            env=self.env, capture_output=True, check=True,
         )  # fmt: skip
         self.env["SLUICE_API_KEY"] = key = json.loads(out.stdout)["api_key"]
         self.spawn([sys.executable, "-m", "sluice", "server", "--port", url.rsplit(":", 1)[1]])
@@ -101,8 +101,8 @@ class Plugin(base.System):
     def setup_tenants(self, names: list[str]) -> None:
         for name in names:
             out = subprocess.run(
-                [sys.executable, "-m", "sluice", "tenant", "create", name], env=self.env,
-                capture_output=True, check=True,
+                [sys.executable, "-m", "sluice", "tenant", "create", name, "-o", "json"],
+                env=self.env, capture_output=True, check=True,
             )  # fmt: skip
             self.tenants[name] = sluice.Client(self.url, json.loads(out.stdout)["api_key"])
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from litestar import Litestar, Response, get
 
+from .. import __version__
 from ..engine.node import Node
 from ..protocol import WORKER_PATH
 from .door import FrontDoor
@@ -21,16 +21,9 @@ from .table import ROUTES, handlers
 from .workers import worker_socket
 
 
-def _version() -> str:
-    try:
-        return version("sluice")
-    except PackageNotFoundError:
-        return "0.0.0"
-
-
 def create_app(node: Node, *, manage_node: bool = True) -> FrontDoor:
     """The ASGI app. With `manage_node`, the app starts and stops the node in its lifespan."""
-    document = build_openapi(_version(), node.settings, ROUTES)
+    document = build_openapi(__version__, node.settings, ROUTES)
 
     @get("/openapi.json", include_in_schema=False)
     async def openapi() -> Response[dict[str, Any]]:

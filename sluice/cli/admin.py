@@ -1,16 +1,24 @@
-"""`sluice tenants ls|create` and `sluice keys ls|create|revoke`, through the HTTP admin API.
+"""`sluice tenants ls|create` and `sluice keys ls|create|revoke`, through the HTTP admin API
+(`sluice tenant` is the same command).
 
 They take the admin key (`--admin-key`, a profile's `admin_key`, or SLUICE_ADMIN_KEY).
-A tenant is named by its id or its name.
+A tenant is named by its id or its name. `tenants create` with `--database`, or with no
+admin key anywhere, writes the database directly instead: the first tenant, before any
+server runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+from typing import Annotated
+
 import typer
-from rich.table import Table
 
 from ..client import Client
+from ..contract.tenants import NewTenant
 from .output import (
+    USAGE,
     AdminKey,
     AsJson,
     Format,
@@ -18,13 +26,22 @@ from .output import (
     Profile,
     Url,
     connect,
-    console,
-    print_json,
-    wants_json,
+    fail,
+    machine_output,
+    new_table,
+    print_data,
+    print_table,
     when,
 )
+from .profiles import ProfileError, resolve
 
-tenants_cli = typer.Typer(no_args_is_help=True, help="Tenants (admin key).")
+tenants_cli = typer.Typer(
+    no_args_is_help=True, help="Tenants (admin key; `tenant` is the same command)."
+)
+Database = Annotated[
+    str | None,
+    typer.Option(help="Write this database directly (sqlite:///PATH or postgresql://...)."),
+]
 keys_cli = typer.Typer(no_args_is_help=True, help="A tenant's API keys (admin key).")
 
 
@@ -42,31 +59,71 @@ def tenants_ls(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Every tenant."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, admin_key, profile, admin=True, as_json=machine) as client:
         found = client.tenants.list()
     if machine:
-        print_json(found)
+        print_data(found, machine)
         return
-    table = Table("id", "name", "created")
+    table = new_table("id", "name", "created", whole=("id", "name"))
     for t in found:
         table.add_row(t.id, t.name, when(t.created_at))
-    console.print(table)
+    print_table(table)
 
 
 @tenants_cli.command("create")
 def tenants_create(
     name: str, url: Url = None, admin_key: AdminKey = None, profile: Profile = None,
-    output: Output = Format.table, as_json: AsJson = False,
+    database: Database = None, output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Create a tenant and print its first API key (shown this once)."""
-    machine = wants_json(output, as_json)
-    with connect(url, admin_key, profile, admin=True, as_json=machine) as client:
-        made = client.tenants.create(name)
+    """Create a tenant and print its first API key (shown this once).
+
+    Through the server's API with the admin key; with --database, or when no admin key
+    is set anywhere, straight into the database (SLUICE_DATABASE), for the first tenant
+    before any server runs."""
+    machine = machine_output(output, as_json)
+    if database is not None or not _admin_key_known(url, admin_key, profile):
+        made = _create_in_database(name, database)
+    else:
+        with connect(url, admin_key, profile, admin=True, as_json=machine) as client:
+            made = client.tenants.create(name)
     if machine:
-        print_json(made)
+        print_data(made, machine)
     else:
         typer.echo(f"tenant {made.name} ({made.id})\napi key {made.api_key}  (shown only now)")
+
+
+def _admin_key_known(url: str | None, admin_key: str | None, profile: str | None) -> bool:
+    try:
+        return (
+            resolve(os.environ, url=url, key=admin_key, profile=profile, admin=True).key is not None
+        )
+    except ProfileError as exc:
+        raise fail(str(exc), USAGE) from exc
+
+
+def _create_in_database(name: str, database: str | None) -> NewTenant:
+    """The operator's way in: the tenant and its first key written by this process."""
+    from ..config import Settings
+    from ..engine.node import Node
+    from ..errors import InvalidRequest
+
+    try:
+        settings = Settings.from_env(os.environ, database=database)
+    except InvalidRequest as exc:
+        raise fail(exc.message, USAGE) from exc
+
+    async def create() -> NewTenant:
+        node = Node(settings)
+        await node.store.open()
+        try:
+            tenant = await node.tenants.create(name)
+            key = await node.tenants.create_key(tenant.id)
+        finally:
+            await node.store.close()
+        return NewTenant(id=tenant.id, name=tenant.name, api_key=key)
+
+    return asyncio.run(create())
 
 
 @keys_cli.command("ls")
@@ -75,16 +132,16 @@ def keys_ls(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """A tenant's keys: ids and prefixes, never the keys."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, admin_key, profile, admin=True, as_json=machine) as client:
         found = client.keys.list(_tenant_id(client, tenant))
     if machine:
-        print_json(found)
+        print_data(found, machine)
         return
-    table = Table("id", "prefix", "created", "revoked")
+    table = new_table("id", "prefix", "created", "revoked", whole=("id", "prefix"))
     for k in found:
         table.add_row(k.id, k.prefix, when(k.created_at), when(k.revoked_at))
-    console.print(table)
+    print_table(table)
 
 
 @keys_cli.command("create")
@@ -93,11 +150,11 @@ def keys_create(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """A new key for a tenant (shown this once)."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, admin_key, profile, admin=True, as_json=machine) as client:
         made = client.keys.create(_tenant_id(client, tenant))
     if machine:
-        print_json(made)
+        print_data(made, machine)
     else:
         typer.echo(f"key {made.id}\napi key {made.api_key}  (shown only now)")
 
@@ -108,10 +165,10 @@ def keys_revoke(
     profile: Profile = None, output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Revoke a key: it stops working at once."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, admin_key, profile, admin=True, as_json=machine) as client:
         client.keys.revoke(_tenant_id(client, tenant), key_id)
     if machine:
-        print_json({"id": key_id, "revoked": True})
+        print_data({"id": key_id, "revoked": True}, machine)
     else:
         typer.echo(f"revoked {key_id}")

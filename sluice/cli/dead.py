@@ -6,7 +6,6 @@ import itertools
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .output import (
     USAGE,
@@ -19,12 +18,13 @@ from .output import (
     Yes,
     confirm,
     connect,
-    console,
     counting,
     fail,
+    machine_output,
+    new_table,
     parse_time,
-    print_json,
-    wants_json,
+    print_data,
+    print_table,
     when,
     working,
 )
@@ -45,20 +45,20 @@ def ls(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Dead tasks, oldest first."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     window = (parse_time(since, "--since"), parse_time(until, "--until"))
     with connect(url, api_key, profile, as_json=machine) as client:
         pages = client.dead.list(function=function, since=window[0], until=window[1],
                                  page_size=min(limit or 1000, 1000))  # fmt: skip
         found = list(itertools.islice(pages, limit or None))
     if machine:
-        print_json(found)
+        print_data(found, machine)
         return
-    table = Table("id", "function", "attempts", "ended", "error")
+    table = new_table("id", "function", "attempts", "ended", "error", whole=("id", "function"))
     table.columns[0].no_wrap = True
     for t in found:
         table.add_row(t.id, t.function, str(t.attempt), when(t.finished_at), t.error or "")
-    console.print(table)
+    print_table(table)
 
 
 @dlq_cli.command("retry")
@@ -70,7 +70,7 @@ def retry(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Run dead tasks again: by id, or every one of a function and time window (--where)."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     given = any(v is not None for v in (function, start, end))
     if ids and (where or given):
@@ -93,6 +93,6 @@ def retry(
                 lambda: client.dead.retry(function=function, since=start, until=end),
             )
     if machine:
-        print_json({"matched": matched, "count": count})
+        print_data({"matched": matched, "count": count}, machine)
     else:
         typer.echo(f"retried {count:,}")

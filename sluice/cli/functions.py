@@ -18,9 +18,10 @@ from .output import (
     Profile,
     Url,
     connect,
-    console,
-    print_json,
-    wants_json,
+    machine_output,
+    new_table,
+    print_data,
+    print_table,
 )
 
 functions_cli = typer.Typer(no_args_is_help=True, help="Functions and their config.")
@@ -31,7 +32,8 @@ def _seconds(value: float | None) -> str:
 
 
 def _table(functions: list[FunctionConfig]) -> Table:
-    table = Table("name", "max attempts", "timeout", "priority", "ttl", "backoff", "limits", "tags")
+    table = new_table("name", "max attempts", "timeout", "priority", "ttl", "backoff", "limits",
+                      "tags", whole=("name",))  # fmt: skip
     for f in functions:
         backoff = f"{f.retry.base_s:g}s..{f.retry.cap_s:g}s"
         limits = []
@@ -45,11 +47,11 @@ def _table(functions: list[FunctionConfig]) -> Table:
     return table
 
 
-def _show(functions: list[FunctionConfig], machine: bool) -> None:
+def _show(functions: list[FunctionConfig], machine: Format | None) -> None:
     if machine:
-        print_json(functions)
+        print_data(functions, machine)
     else:
-        console.print(_table(functions))
+        print_table(_table(functions))
 
 
 @functions_cli.command("ls")
@@ -58,7 +60,7 @@ def ls(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Every function of the tenant."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         found = client.functions.list()
     _show(found, machine)
@@ -70,13 +72,13 @@ def get(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """One function's config (exit 3 if there is none)."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         function = client.functions.get(name)
     # The config as `set` prints it: the adaptive state a read adds is not config.
     config = FunctionConfig(**{f: getattr(function, f) for f in FunctionConfig.__struct_fields__})
     if machine:
-        print_json(config)
+        print_data(config, machine)
     else:
         _show([config], machine)
 
@@ -103,7 +105,7 @@ def set_(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Create a function or change its config; options left out keep their value."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     retry = {"max_attempts": max_attempts, "base_s": backoff_base, "cap_s": backoff_cap,
              "max_retry_duration_s": max_retry_duration}  # fmt: skip
     fields = {"timeout_s": timeout, "priority": priority, "ttl_s": ttl, "tags": tag,
@@ -124,6 +126,6 @@ def set_(
         settings.update({k: v for k, v in fields.items() if v is not None})
         function = client.functions.set(name, settings)
     if machine:
-        print_json(function)
+        print_data(function, machine)
     else:
         _show([function], machine)

@@ -14,7 +14,7 @@ import typer
 
 from ..contract import LogEntry
 from ..logs import escape
-from .output import AsJson, Format, Key, Output, Profile, Url, connect, print_json, wants_json
+from .output import AsJson, Format, Key, Output, Profile, Url, connect, machine_output, print_data
 
 Follow = Annotated[
     bool, typer.Option("--follow", "-f", help="Print lines as they come, until the task ends.")
@@ -42,7 +42,7 @@ def logs(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """A task's log lines (its handler's logging records, stdout and stderr)."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     filters = {"attempt": attempt, "level": level, "q": grep}
     with connect(url, api_key, profile, as_json=machine) as client:
         lines: Iterator[LogEntry] = (
@@ -52,7 +52,7 @@ def logs(
         )
         for entry in lines:
             if machine:
-                print_json(entry)
+                print_data(entry, machine)
             else:
                 typer.echo(line(entry))
 

@@ -1,4 +1,4 @@
-"""The `sluice` command: `dev | server | worker | tenant` here (they run or touch the
+"""The `sluice` command: `dev | server | worker | migrate` here (they run or touch the
 server itself); the client commands (`submit`, `tasks`, `dlq`, `functions`, `schedules`,
 `pause`, `resume`, `pauses`, `tenants`, `keys`) speak the HTTP API and live in the
 modules beside this one."""
@@ -10,6 +10,8 @@ import gc
 import json
 import logging
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .. import __version__
 from ..client.http import DEV_FILE
 from ..errors import InvalidRequest
 from ..logs import SafeFormatter, escape, redacted_url
@@ -40,11 +43,25 @@ cli = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Sluice task processing.",
     pretty_exceptions_show_locals=False,
 )  # fmt: skip
-tenant_cli = typer.Typer(
-    no_args_is_help=True,
-    help="Operator commands that write the database directly (see also: tenants).",
-)
-cli.add_typer(tenant_cli, name="tenant")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"sluice {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:  # fmt: skip
+    """Sluice task processing."""
+
+
 register_task_commands(cli)
 register_log_commands(cli)
 cli.add_typer(dlq_cli, name="dlq")
@@ -52,6 +69,7 @@ cli.add_typer(functions_cli, name="functions")
 cli.add_typer(schedules_cli, name="schedules")
 register_pause_commands(cli)
 cli.add_typer(tenants_cli, name="tenants")
+cli.add_typer(tenants_cli, name="tenant", help="The same as `sluice tenants`.")
 cli.add_typer(keys_cli, name="keys")
 register_stats_commands(cli)
 
@@ -222,22 +240,30 @@ def dev(
 ) -> None:
     """Everything in one command, on SQLite: server, dispatcher, timers and workers."""
     from ..cli.loading import load_app
+    from ..engine.devlog import SUMMARY_S, DevLog
     from ..engine.node import Node
 
     database = os.environ.get("SLUICE_DATABASE") or f"sqlite:///{data / 'sluice.db'}"
-    # Development: HTTP targets on this machine are allowed (docs/http-targets.md).
-    settings = _settings(host=host, port=port, database=database, targets_allow_loopback=True)
+    # Development: HTTP targets on this machine are allowed (docs/http-targets.md), and
+    # the admin routes answer a key of its own, so the tenant and key commands can be tried.
+    settings = _settings(
+        host=host, port=port, database=database, targets_allow_loopback=True,
+        admin_key=None if os.environ.get("SLUICE_ADMIN_KEY") else _dev_admin_key(),
+    )  # fmt: skip
     _logging(settings.secret_values)
     loaded = load_app(app)
     node = Node(settings)
     url = _base_url(settings)
+    devlog = DevLog(node.rt)
+    node.meters.watch = devlog.attempts_ended
+    node.timers.every("dev summary", SUMMARY_S, devlog.summarize, first_after=SUMMARY_S)
 
     async def main() -> None:
         await node.start()
         workers: list[subprocess.Popen[bytes]] = []
         try:
             tenant = await node.tenants.ensure(loaded.name)
-            key = await _dev_key(node, tenant.id, url)
+            key = await _dev_key(node, tenant.id, url, settings.admin_key)
             await node.functions.register(tenant.id, [t.config for t in loaded.tasks.values()])
             server = await _serve_http(node, host, port, manage_node=False)
             serving = asyncio.create_task(server.serve())
@@ -250,13 +276,7 @@ def dev(
             command = [sys.executable, "-m", "sluice", "worker", app]
             command += ["--concurrency", str(concurrency), "--processes", str(processes)]
             workers.append(subprocess.Popen(command, env=env))  # noqa: ASYNC220 (fork is quick)
-            typer.echo(
-                f"\n  Sluice is running at {url}\n"
-                f"  tenant:  {tenant.name}\n"
-                f"  API key: {key}\n"
-                f"  (saved in {DEV_FILE}; the SDK and examples read it from there)\n"
-                f"  functions: {', '.join(sorted(loaded.tasks))}\n"
-            )
+            typer.echo(_next_steps(url, tenant.name, key, settings.admin_key, loaded.tasks))
             await serving
         finally:
             for proc in workers:
@@ -272,20 +292,64 @@ def dev(
     _run(main())
 
 
-async def _dev_key(node: Any, tenant_id: str, url: str) -> str:
-    """Reuse the dev key saved by an earlier `sluice dev`, or make and save one."""
-    if DEV_FILE.exists():
-        saved = json.loads(DEV_FILE.read_text())
-        key = saved.get("api_key", "")
-        if await node.tenants.authenticate(key) == tenant_id:
-            if saved.get("url") != url:
-                DEV_FILE.write_text(json.dumps({**saved, "url": url}, indent=2))
-            return str(key)
-    key = await node.tenants.create_key(tenant_id)
-    DEV_FILE.parent.mkdir(parents=True, exist_ok=True)
-    DEV_FILE.write_text(json.dumps({"url": url, "api_key": key, "tenant": tenant_id}, indent=2))
-    DEV_FILE.chmod(0o600)
+def _saved_dev() -> dict[str, Any]:
+    try:
+        return dict(json.loads(DEV_FILE.read_text())) if DEV_FILE.exists() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _dev_admin_key() -> str:
+    """The admin key of an earlier `sluice dev` here, or a new one (saved by _dev_key)."""
+    return str(_saved_dev().get("admin_key") or "sa_" + secrets.token_urlsafe(24))
+
+
+async def _dev_key(node: Any, tenant_id: str, url: str, admin_key: str | None) -> str:
+    """Reuse the dev key saved by an earlier `sluice dev`, or make one; save it with the
+    URL and the admin key (the CLI reads them from there, docs/cli.md)."""
+    saved = _saved_dev()
+    key = saved.get("api_key", "")
+    if not key or await node.tenants.authenticate(key) != tenant_id:
+        key = await node.tenants.create_key(tenant_id)
+    dev = {"url": url, "api_key": key, "tenant": tenant_id}
+    if admin_key:
+        dev["admin_key"] = admin_key
+    if dev != saved:
+        DEV_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DEV_FILE.write_text(json.dumps(dev, indent=2))
+        DEV_FILE.chmod(0o600)
     return str(key)
+
+
+def _next_steps(
+    url: str, tenant: str, key: str, admin_key: str | None, functions: Iterable[str]
+) -> str:
+    """What `sluice dev` prints once it serves: where it is, its keys, what to type next."""
+    exports = f"export SLUICE_URL={url} SLUICE_API_KEY={key}"
+    if admin_key:
+        exports += f" SLUICE_ADMIN_KEY={admin_key}"
+    admin = f"  admin key: {admin_key}\n" if admin_key else ""
+    return (
+        f"\n  Sluice is running at {url}  (API: {url}/openapi.json)\n"
+        f"  tenant:    {tenant}\n"
+        f"  API key:   {key}\n{admin}"
+        f"  functions: {', '.join(sorted(functions))}\n"
+        f"  Saved in {DEV_FILE.resolve()}: the CLI, the SDK and the examples run in this\n"
+        f"  directory read it from there. Elsewhere, in another terminal:\n\n"
+        f"    {exports}\n"
+        f"{_cli_hint()}"
+        f"    sluice submit ping --args '[1]' --wait 10\n"
+        f"    sluice tasks ls\n\n"
+        f"  Failed attempts and dead tasks are logged here, one line each.\n"
+    )
+
+
+def _cli_hint() -> str:
+    """How to reach the `sluice` command, when it is not on PATH (a venv not activated)."""
+    here = Path(sys.executable).parent
+    if shutil.which("sluice") == str(here / "sluice") or not (here / "sluice").exists():
+        return ""
+    return f"    source {here / 'activate'}     # puts sluice on PATH\n"
 
 
 @cli.command()
@@ -301,31 +365,6 @@ def migrate(
 
     version = asyncio.run(migrate_store(settings))
     typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
-
-
-@tenant_cli.command("create")
-def tenant_create(
-    name: str,
-    database: Annotated[
-        str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
-    ] = None,
-) -> None:
-    """Create a tenant and print its first API key (shown once)."""
-    from ..engine.node import Node
-
-    settings = _settings(database=database)
-
-    async def main() -> None:
-        node = Node(settings)
-        await node.store.open()
-        try:
-            tenant = await node.tenants.create(name)
-            key = await node.tenants.create_key(tenant.id)
-        finally:
-            await node.store.close()
-        typer.echo(json.dumps({"tenant": tenant.id, "name": tenant.name, "api_key": key}))
-
-    _run(main())
 
 
 def main() -> None:

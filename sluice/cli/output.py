@@ -28,9 +28,11 @@ import msgspec
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from ..client import Client
 from ..errors import RemoteError
+from . import yaml_emitter
 from .profiles import ProfileError, resolve
 
 OK, API_ERROR, USAGE, NOT_FOUND, UNREACHABLE, NOT_CONFIRMED = 0, 1, 2, 3, 4, 5
@@ -44,6 +46,15 @@ errors = Console(stderr=True)
 class Format(enum.StrEnum):
     table = "table"
     json = "json"
+    yaml = "yaml"
+
+
+# What the server answers to an admin route when the key is not the admin key: a 404 as
+# if the route did not exist (docs/security.md). The CLI knows it sent an admin key.
+ADMIN_REFUSED = (
+    "the admin key was not accepted (SLUICE_ADMIN_KEY, --admin-key or a profile's admin_key);"
+    " admin routes answer 404 to any other key"
+)
 
 
 Url = Annotated[str | None, typer.Option(help="Server URL (else profile or SLUICE_URL).")]
@@ -58,14 +69,17 @@ Profile = Annotated[
     str | None, typer.Option(help="Profile of the profile file (or SLUICE_PROFILE).")
 ]
 Output = Annotated[
-    Format, typer.Option("--output", "-o", help="table for people, json for scripts.")
+    Format, typer.Option("--output", "-o", help="table for people; json or yaml for scripts.")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="The same as --output json.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def wants_json(output: Format, as_json: bool) -> bool:
-    return as_json or output is Format.json
+def machine_output(output: Format, as_json: bool) -> Format | None:
+    """The format for scripts the command was asked for (json or yaml); None: a table."""
+    if as_json:
+        return Format.json
+    return None if output is Format.table else output
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -76,7 +90,7 @@ def fail(message: str, code: int) -> typer.Exit:
 @contextlib.contextmanager
 def connect(
     url: str | None, key: str | None, profile: str | None, *, admin: bool = False,
-    as_json: bool = False,
+    as_json: Format | bool | None = False,
 ) -> Iterator[Client]:  # fmt: skip
     """A client for the resolved server, turning every failure into its exit code."""
     try:
@@ -88,6 +102,9 @@ def connect(
             yield client
     except RemoteError as exc:
         code = NOT_FOUND if exc.status == 404 else API_ERROR
+        if admin and exc.status == 404 and exc.code == "not_found":
+            exc = RemoteError(exc.status, "admin_key_refused", ADMIN_REFUSED)
+            code = API_ERROR
         if as_json:
             body = {"status": exc.status, "code": exc.code, "message": exc.message,
                     "field": exc.field}  # fmt: skip
@@ -103,6 +120,45 @@ def connect(
 
 def print_json(value: Any) -> None:
     typer.echo(msgspec.json.encode(value).decode())
+
+
+def print_data(value: Any, fmt: Format) -> None:
+    """The value for scripts: one JSON document a line, or a YAML document."""
+    if fmt is Format.yaml:
+        typer.echo("---\n" + yaml_emitter.dumps(value), nl=False)
+    else:
+        print_json(value)
+
+
+def new_table(*headers: str, whole: Iterable[str] = ("id",), title: str | None = None) -> Table:
+    """A table whose `whole` columns (ids, names, cron expressions) are never cut or
+    wrapped; the other columns wrap on a narrow terminal."""
+    table = Table(*headers, title=title)
+    keep = set(whole)
+    for column in table.columns:
+        if column.header in keep:
+            column.no_wrap = True
+    return table
+
+
+def print_table(table: Table) -> None:
+    """On a terminal, the table fits its width (kept columns whole, the rest wrapped).
+    In a pipe or CI, one row a line at its full width with no frame, so nothing is cut
+    and `grep`, `awk` and `cut` see whole values."""
+    for column in table.columns:
+        if column.no_wrap:
+            column.min_width = max((len(str(c)) for c in column.cells), default=0) or None
+    if console.is_terminal:
+        console.print(table)
+        return
+    table.box = None
+    table.pad_edge = False
+    wide = Console(width=100_000, no_color=True, highlight=False, soft_wrap=False,
+                   color_system=None)  # fmt: skip
+    with wide.capture() as captured:
+        wide.print(table)
+    for line in captured.get().splitlines():
+        typer.echo(line.rstrip())
 
 
 def when(at: float | None) -> str:

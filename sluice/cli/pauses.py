@@ -18,10 +18,11 @@ from .output import (
     Profile,
     Url,
     connect,
-    console,
     fail,
-    print_json,
-    wants_json,
+    machine_output,
+    new_table,
+    print_data,
+    print_table,
     when,
 )
 
@@ -66,12 +67,12 @@ def pause(
         # "pause everything".
         raise fail("give a selector: --function, --tag, --priority-min or --priority-max",
                    USAGE)  # fmt: skip
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         made = client.pauses.create(function=function, tags=tag, priority_min=priority_min,
                                     priority_max=priority_max)  # fmt: skip
     if machine:
-        print_json(made)
+        print_data(made, machine)
     else:
         typer.echo(f"{made.id} held {made.held} waiting tasks ({describe(made.selector)})")
 
@@ -84,18 +85,17 @@ def resume(
     """Lift a pause; prints how many tasks it released (exit 3 if there is none).
 
     The tasks it held that no other pause holds go back in their fair order."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         released = client.pauses.delete(pause_id)
     if machine:
-        print_json({"id": pause_id, "released": released})
+        print_data({"id": pause_id, "released": released}, machine)
     else:
         typer.echo(f"{pause_id} lifted: released {released}")
 
 
 def _table(pauses: list[Pause]) -> Table:
-    table = Table("id", "selector", "created")
-    table.columns[0].no_wrap = table.columns[2].no_wrap = True
+    table = new_table("id", "selector", "created", whole=("id", "created"))
     for p in pauses:
         table.add_row(p.id, describe(p.selector), when(p.created_at))
     return table
@@ -107,10 +107,10 @@ def ls(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Every pause of the tenant; created in local time."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         found = client.pauses.list()
     if machine:
-        print_json(found)
+        print_data(found, machine)
     else:
-        console.print(_table(found))
+        print_table(_table(found))

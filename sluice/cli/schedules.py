@@ -22,10 +22,11 @@ from .output import (
     Profile,
     Url,
     connect,
-    console,
     fail,
-    print_json,
-    wants_json,
+    machine_output,
+    new_table,
+    print_data,
+    print_table,
     when,
 )
 
@@ -39,20 +40,20 @@ class Catchup(enum.StrEnum):
 
 
 def _table(schedules: list[Schedule]) -> Table:
-    table = Table("name", "function", "cron", "timezone", "paused", "next fire", "fired",
-                  "skipped")  # fmt: skip
-    table.columns[0].no_wrap = table.columns[5].no_wrap = True
+    whole = ("name", "function", "cron", "timezone", "next fire")
+    table = new_table("name", "function", "cron", "timezone", "paused", "next fire", "fired",
+                      "skipped", whole=whole)  # fmt: skip
     for s in schedules:
         table.add_row(s.name, s.function, s.cron, s.timezone, "yes" if s.paused else "no",
                       when(s.next_fire_at) or "-", str(s.fired), str(s.skipped))  # fmt: skip
     return table
 
 
-def _show(schedule: Schedule, machine: bool) -> None:
+def _show(schedule: Schedule, machine: Format | None) -> None:
     if machine:
-        print_json(schedule)
+        print_data(schedule, machine)
         return
-    console.print(_table([schedule]))
+    print_table(_table([schedule]))
     tags = ",".join(schedule.tags or []) or "-"
     priority = "-" if schedule.priority is None else str(schedule.priority)
     typer.echo(f"args {json.dumps(schedule.args)}  kwargs {json.dumps(schedule.kwargs)}  "
@@ -66,13 +67,13 @@ def ls(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Every schedule of the tenant, by name; next fire in local time."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         found = client.schedules.list()
     if machine:
-        print_json(found)
+        print_data(found, machine)
     else:
-        console.print(_table(found))
+        print_table(_table(found))
 
 
 @schedules_cli.command("get")
@@ -81,7 +82,7 @@ def get(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """One schedule (exit 3 if there is none)."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         schedule = client.schedules.get(name)
     _show(schedule, machine)
@@ -136,7 +137,7 @@ def set_(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Create a schedule (with --function and --cron) or change only the options given."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     given = {"function": function, "cron": cron, "timezone": timezone,
              "args": _json(args, "--args", list), "kwargs": _json(kwargs, "--kwargs", dict),
              "priority": priority, "tags": tag, "catchup": catchup and catchup.value,
@@ -159,7 +160,7 @@ def _verb(verb: str, doc: str) -> None:
         name: str, url: Url = None, api_key: Key = None, profile: Profile = None,
         output: Output = Format.table, as_json: AsJson = False,
     ) -> None:  # fmt: skip
-        machine = wants_json(output, as_json)
+        machine = machine_output(output, as_json)
         with connect(url, api_key, profile, as_json=machine) as client:
             schedule = getattr(client.schedules, verb)(name)
         _show(schedule, machine)
@@ -178,10 +179,10 @@ def delete(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Delete a schedule; the tasks it submitted stay (exit 3 if there is none)."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         client.schedules.delete(name)
     if machine:
-        print_json({"name": name, "state": "deleted"})
+        print_data({"name": name, "state": "deleted"}, machine)
     else:
         typer.echo(f"{name} deleted")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ..contract import Counts
 from .output import (
@@ -17,9 +16,10 @@ from .output import (
     Profile,
     Url,
     connect,
-    console,
-    print_json,
-    wants_json,
+    machine_output,
+    new_table,
+    print_data,
+    print_table,
 )
 
 
@@ -33,11 +33,11 @@ def why(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Why a waiting task has not started yet: a pause, a limit, no worker, or the tasks ahead."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         waiting = client.tasks.why(task_id)
     if machine:
-        print_json(waiting)
+        print_data(waiting, machine)
         return
     typer.echo(f"{waiting.reason}: {waiting.message}")
 
@@ -50,15 +50,15 @@ def stats(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """The tenant's tasks by state now, and what happened to them over the last minutes."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         figures = client.stats(minutes)
     if machine:
-        print_json(figures)
+        print_data(figures, machine)
         return
-    table = Table("function", "ready", "scheduled", "paused", "running", "dead", "submitted",
-                  "succeeded", "failed", "mean wait s", "mean run s",
-                  title=f"last {minutes} min")  # fmt: skip
+    table = new_table("function", "ready", "scheduled", "paused", "running", "dead", "submitted",
+                      "succeeded", "failed", "mean wait s", "mean run s",
+                      whole=("function",), title=f"last {minutes} min")  # fmt: skip
     for f in figures.functions:
         t = f.tasks
         table.add_row(
@@ -67,7 +67,7 @@ def stats(
             str(f.counts.submitted), str(f.counts.succeeded), str(f.counts.failed),
             *_means(f.counts),
         )  # fmt: skip
-    console.print(table)
+    print_table(table)
 
 
 def _means(c: Counts) -> tuple[str, str]:

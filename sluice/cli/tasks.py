@@ -31,12 +31,13 @@ from .output import (
     Yes,
     confirm,
     connect,
-    console,
     counting,
     fail,
+    machine_output,
+    new_table,
     parse_time,
-    print_json,
-    wants_json,
+    print_data,
+    print_table,
     when,
     working,
 )
@@ -71,8 +72,8 @@ def selector(
 
 
 def _task_table(found: list[TaskSummary]) -> Table:
-    table = Table("id", "function", "state", "prio", "attempt", "created", "tags")
-    table.columns[0].no_wrap = True
+    table = new_table("id", "function", "state", "prio", "attempt", "created", "tags",
+                      whole=("id", "function", "state"))  # fmt: skip
     for t in found:
         table.add_row(t.id, t.function, t.state, str(t.priority), str(t.attempt),
                       when(t.created_at), ",".join(t.tags))  # fmt: skip
@@ -108,12 +109,12 @@ def submit(
                 "ttl": ttl, "max_attempts": max_attempts}  # fmt: skip
     except json.JSONDecodeError as exc:
         raise fail(f"--args and --kwargs take JSON ({exc})", USAGE) from exc
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         outcome = client.submit({k: v for k, v in spec.items() if v is not None})
         task = client.wait(outcome.id, wait) if wait > 0 else None
     if machine:
-        print_json(task if task is not None else outcome)
+        print_data(task if task is not None else outcome, machine)
     else:
         typer.echo(f"{outcome.id} {outcome.state}{'' if outcome.created else ' (existing)'}")
         if task is not None:
@@ -135,15 +136,15 @@ def ls(
     """List tasks, newest first, filtered by a selector."""
     chosen = selector(function, state, tag, priority_min, priority_max, created_after,
                       created_before, key)  # fmt: skip
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     page_size = min(limit or 1000, 1000)
     with connect(url, api_key, profile, as_json=machine) as client:
         pages = client.tasks.list(page_size=page_size, **chosen)
         found = list(itertools.islice(pages, limit or None))
     if machine:
-        print_json(found)
+        print_data(found, machine)
     else:
-        console.print(_task_table(found))
+        print_table(_task_table(found))
 
 
 @tasks_cli.command("get")
@@ -152,11 +153,11 @@ def get(
     output: Output = Format.table, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """A task with its arguments, result, attempts and timeline."""
-    machine = wants_json(output, as_json)
+    machine = machine_output(output, as_json)
     with connect(url, api_key, profile, as_json=machine) as client:
         task = client.tasks.get(task_id)
     if machine:
-        print_json(task)
+        print_data(task, machine)
         return
     typer.echo(f"{task.id}  {task.function}  {task.state}  attempt {task.attempt}/"
                f"{task.max_attempts}  priority {task.priority}")  # fmt: skip
@@ -167,10 +168,10 @@ def get(
         typer.echo(f"result {json.dumps(task.result)}")
     if task.error:
         typer.echo(f"error {task.error}")
-    table = Table("at", "stage", "attempt", "detail")
+    table = new_table("at", "stage", "attempt", "detail", whole=("at", "stage"))
     for entry in task.timeline:
         table.add_row(when(entry.at), entry.stage, str(entry.attempt or ""), entry.detail or "")
-    console.print(table)
+    print_table(table)
     for a in task.attempts:
         if a.traceback:
             typer.echo(f"--- attempt {a.attempt} ({a.outcome}) on {a.worker}\n{a.traceback}")
@@ -186,7 +187,7 @@ _VERBS: dict[str, tuple[str, Callable[[TaskSummary], bool]]] = {
 
 def _act(
     verb: str, ids: list[str] | None, where: bool, chosen: dict[str, Any], yes: bool,
-    connection: tuple[str | None, str | None, str | None], machine: bool,
+    connection: tuple[str | None, str | None, str | None], machine: Format | None,
 ) -> None:  # fmt: skip
     if ids and (where or chosen):
         raise fail("give task ids or --where with a selector, not both", USAGE)
@@ -209,12 +210,14 @@ def _act(
         else:
             count = 0
     if machine:
-        print_json({"matched": matched, "count": count})
+        print_data({"matched": matched, "count": count}, machine)
     else:
         typer.echo(f"{done} {count:,}")
 
 
-def one_by_one(client: Client, verb: str, done: str, ids: list[str], machine: bool) -> None:
+def one_by_one(
+    client: Client, verb: str, done: str, ids: list[str], machine: Format | None
+) -> None:
     """Each id in turn; a missing one is reported and the others still go (exit 3)."""
     results: list[dict[str, Any]] = []
     missing = False
@@ -232,7 +235,7 @@ def one_by_one(client: Client, verb: str, done: str, ids: list[str], machine: bo
         if not machine:
             typer.echo(f"{task_id} {state}")
     if machine:
-        print_json(results)
+        print_data(results, machine)
     if missing:
         raise typer.Exit(NOT_FOUND)
 
@@ -247,7 +250,9 @@ def _bulk_command(verb: str, doc: str) -> None:
     ) -> None:  # fmt: skip
         chosen = selector(function, state, tag, priority_min, priority_max, created_after,
                           created_before, key)  # fmt: skip
-        _act(verb, ids, where, chosen, yes, (url, api_key, profile), wants_json(output, as_json))
+        _act(
+            verb, ids, where, chosen, yes, (url, api_key, profile), machine_output(output, as_json)
+        )
 
     command.__doc__ = doc
     tasks_cli.command(verb)(command)

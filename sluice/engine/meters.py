@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..errors import (
     ClientError,
@@ -119,6 +119,9 @@ class Meters:
         self._taken: dict[str, list[float]] = {}  # by function: every delta taken so far
         self._labels: dict[str, float] = {}  # labelled tenant: when last in the top 2K
         self._volume: Counter[str] = Counter()  # tenants' recent submits, decayed per flush
+        # Told of each batch of attempts' ends after counting (`sluice dev`'s DevLog).
+        self.watch: Callable[[list[Finish], list[str], list[ClaimedTask | None]], None] | None
+        self.watch = None
 
     def label(self, tenant_id: str) -> str:
         """The tenant's label on counters: itself, or OTHER."""
@@ -240,6 +243,8 @@ class Meters:
                 row[RUNS] += 1
                 row[RUN_S] += run
         self.run.sum += ran
+        if self.watch is not None:
+            self.watch(finishes, outcomes, tasks)
 
     def ended(self, tenant_ids: Iterable[str], state: str) -> None:
         """Tasks that ended by the server (expired, cancelled, dead by a lost lease),

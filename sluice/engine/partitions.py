@@ -130,7 +130,10 @@ class Partitions:
             if held.get(p) == me:
                 del held[p]  # released above
         if owned != self.owned:
-            log.info("node %s dispatches %d of %d partitions", me, len(owned), self.total)
+            log.info(
+                "node %s dispatches %d of %d partitions (%d shared, %d for hot tenants)",
+                me, len(owned), self.total, self.shared, self.total - self.shared,
+            )  # fmt: skip
         changed = owned != self.owned or held != self.owners
         self.owned, self.owners = owned, held
         self.others = tuple(sorted(set(held.values()) - {me}))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from sluice.cli.main import cli
@@ -170,7 +171,17 @@ def test_tenants_and_keys_through_the_admin_api_with_a_profile(cluster: Cluster)
     made = as_json(cluster, "tenants", "create", "cli-shop")
     assert made["api_key"].startswith("sk_")
     assert "cli-shop" in {t["name"] for t in as_json(cluster, "tenants", "ls")}
-    run(cluster, "tenants", "ls", code=3, env={"SLUICE_ADMIN_KEY": "wrong"})  # hidden: 404
+    # The server hides admin routes from other keys (a 404); the CLI knows it sent an
+    # admin key and says which one was refused.
+    refused = run(cluster, "tenants", "ls", code=1, env={"SLUICE_ADMIN_KEY": "wrong"})
+    assert "the admin key was not accepted (SLUICE_ADMIN_KEY" in refused.stderr
+    # `tenant` is the same command as `tenants`, with the same output.
+    alias = run(cluster, "tenant", "create", "cli-alias").stdout.splitlines()
+    plural = run(cluster, "tenants", "create", "cli-plural").stdout.splitlines()
+    assert [line.split()[0] for line in alias] == [line.split()[0] for line in plural]
+    assert alias[0].startswith("tenant cli-alias (") and alias[1].startswith("api key sk_")
+    listed = yaml.safe_load(run(cluster, "tenant", "ls", "-o", "yaml").stdout)
+    assert {"cli-shop", "cli-alias", "cli-plural"} <= {t["name"] for t in listed}
 
     key = as_json(cluster, "keys", "create", "cli-shop")  # by name or by id
     listed = as_json(cluster, "keys", "ls", made["id"])
@@ -205,6 +216,13 @@ def test_schedules_are_set_listed_paused_resumed_changed_and_deleted(cluster: Cl
     assert [s["name"] for s in as_json(cluster, "schedules", "ls")] == ["cli-nightly"]
     table = run(cluster, "schedules", "ls").stdout
     assert "cli-nightly" in table
+    as_json(cluster, "schedules", "set", "cli-seconds", "--function", "multiply",
+            "--cron", "*/15 * * * * *", "--args", "[1, 2]")  # fmt: skip
+    rows = run(cluster, "schedules", "ls", env={"COLUMNS": "40"}).stdout.splitlines()
+    assert len(rows) == 3 and "*/15 * * * * *" in rows[2]  # a pipe: one row a line, whole
+    assert yaml.safe_load(run(cluster, "schedules", "get", "cli-seconds", "-o", "yaml").stdout)[
+        "cron"] == "*/15 * * * * *"  # fmt: skip
+    as_json(cluster, "schedules", "delete", "cli-seconds")
 
     assert as_json(cluster, "schedules", "pause", "cli-nightly")["paused"] is True
     assert as_json(cluster, "schedules", "get", "cli-nightly")["paused"] is True

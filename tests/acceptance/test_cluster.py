@@ -107,7 +107,7 @@ class Cluster:
         self._lock = threading.Lock()
         self._closed = False
         created = subprocess.run(
-            [*SLUICE, "tenant", "create", "cluster"],
+            [*SLUICE, "tenant", "create", "cluster", "-o", "json"],
             env=self.env, cwd=tmp, capture_output=True, check=True, timeout=60,
         )  # fmt: skip
         tenant = json.loads(created.stdout)

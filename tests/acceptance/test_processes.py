@@ -46,7 +46,7 @@ class Cluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[object] = []
         created = subprocess.run(
-            [*SLUICE, "tenant", "create", "acceptance"],
+            [*SLUICE, "tenant", "create", "acceptance", "-o", "json"],
             env=self.env, capture_output=True, check=True, cwd=tmp,
         )  # fmt: skip
         self.api_key = json.loads(created.stdout)["api_key"]
@@ -178,7 +178,23 @@ def test_dev_runs_the_example_app_and_the_burst_script(tmp_path: Path) -> None:
         assert len(list((examples / "thumbnails").glob("*.jpg"))) == 6
         printed = (tmp_path / "dev.log").read_text()
         assert f"Sluice is running at {url}" in printed
-        assert json.loads(dev_file.read_text())["api_key"] in printed
+        saved = json.loads(dev_file.read_text())
+        assert f"export SLUICE_URL={url} SLUICE_API_KEY={saved['api_key']}" in printed
+        assert f"SLUICE_ADMIN_KEY={saved['admin_key']}" in printed
+
+        # The dev admin key, read from .sluice/dev.json, lets the tenant commands work.
+        tenants = subprocess.run([*SLUICE, "tenants", "ls", "-o", "json"], cwd=examples,
+                                 env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert "shop" in {t["name"] for t in json.loads(tenants.stdout)}, tenants.stderr
+        # A task that fails is told in the dev console, in one line.
+        submitted = subprocess.run(
+            [*SLUICE, "submit", "send_welcome", "--kwargs", '{"user_id": 42}',
+             "--max-attempts", "1", "-o", "json"],
+            cwd=examples, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        task_id = json.loads(submitted.stdout)["id"]
+        died = f"task dead: send_welcome {task_id} after attempt 1/1: TypeError: "
+        wait_for_sync(lambda: died in (tmp_path / "dev.log").read_text(), timeout=30)
     finally:
         dev.send_signal(signal.SIGINT)  # Ctrl-C: the conventional exit status is 130
         try:

@@ -1,0 +1,102 @@
+"""How the CLI prints for scripts and pipes: YAML that parses back to the same values,
+tables that keep ids whole and print one row a line when stdout is not a terminal."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+from typer.testing import CliRunner
+
+from sluice.cli import output
+from sluice.cli.main import cli
+from sluice.cli.yaml_emitter import dumps
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(), st.from_regex(r"[A-Za-z_./][A-Za-z0-9 _./@+-]*\n?", fullmatch=True),  # near plain
+)  # fmt: skip
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": "0193ab", "state": "ready", "created": True},
+        [
+            {"a": [1, 2, {"b": None}]},
+            [],
+            {},
+            "no",
+            "1.5",
+            "a: b",
+            " x",
+            "#c",
+            "ünï",
+            "line\nnext",
+            ".inf",
+        ],
+        {"nested": {"empty": [], "cron": "*/15 * * * * *", "tz": "Europe/Berlin"}},
+    ],
+)
+def test_yaml_parses_back_to_the_same_value(value: Any) -> None:
+    assert yaml.safe_load(dumps(value)) == value
+
+
+@given(VALUES)
+def test_yaml_of_any_json_value_parses_back_to_it(value: Any) -> None:
+    assert yaml.safe_load(dumps(value)) == value
+
+
+def test_a_table_in_a_pipe_keeps_every_id_whole_on_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ids = ["0193f0c2-7a1b-7c3d-9e4f-" + "a" * 40 + str(i) for i in range(3)]
+    table = output.new_table("id", "function", "error", whole=("id", "function"))
+    for task_id in ids:
+        table.add_row(task_id, "send_welcome_to_a_new_customer", "x" * 300)
+    output.print_table(table)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(ids)  # the header, then one row a line
+    assert "…" not in "".join(lines)
+    for task_id, row in zip(ids, lines[1:], strict=True):
+        assert row.split()[:3] == [task_id, "send_welcome_to_a_new_customer", "x" * 300]
+
+
+def test_every_client_command_offers_json_yaml_and_table() -> None:
+    runner = CliRunner()
+    commands = [
+        ["submit"], ["tasks", "ls"], ["tasks", "get"], ["tasks", "cancel"], ["logs"], ["why"],
+        ["stats"], ["dlq", "ls"], ["dlq", "retry"], ["functions", "ls"], ["functions", "set"],
+        ["schedules", "ls"], ["schedules", "set"], ["pause"], ["resume"], ["pauses", "ls"],
+        ["tenants", "ls"], ["tenants", "create"], ["tenant", "create"], ["keys", "ls"],
+        ["keys", "create"], ["keys", "revoke"],
+    ]  # fmt: skip
+    for command in commands:
+        shown = runner.invoke(cli, [*command, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, command
+        assert "--output" in shown.stdout and "yaml" in shown.stdout, command
+
+
+def test_a_table_on_a_narrow_terminal_wraps_other_columns_but_never_an_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(output, "console", Console(file=screen, force_terminal=True, width=70,
+                                                   color_system=None))  # fmt: skip
+    table = output.new_table("id", "function", "cron", "error", whole=("id", "function", "cron"))
+    task_id = "0193f0c2-7a1b-7c3d-9e4f-0123456789ab"
+    table.add_row(task_id, "send_welcome", "*/15 * * * * *", "a long error message " * 4)
+    output.print_table(table)
+    shown = screen.getvalue()
+    assert task_id in shown and "send_welcome" in shown and "*/15 * * * * *" in shown
+    assert max(len(line) for line in shown.splitlines()) <= 70
