@@ -31,7 +31,8 @@ import pytest
 from tests.acceptance.test_processes import ROOT, SLUICE
 from tests.harness import free_port, wait_for_sync
 
-pytestmark = pytest.mark.acceptance
+# One dev server runs the examples in page order: every example on one xdist worker.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("docs")]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LANGUAGES = {"sh": "sh", "bash": "sh", "python": "python"}
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
