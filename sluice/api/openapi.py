@@ -16,6 +16,7 @@ import msgspec
 
 from ..config import Settings
 from ..contract import ErrorResponse, StateChange
+from ..engine.functions import SETTINGS
 from ..model import FUNCTION_NAME, NAME
 from .route import Access, Route
 
@@ -42,6 +43,7 @@ PATH_PARAMETERS = {
     "key_id": HEX,
     "pause_id": HEX,
     "topic": NAME.pattern,
+    "field": f"^({'|'.join(SETTINGS)})$",  # a function's settings
 }
 NAME_PARAMETER = {"/v1/functions/": FUNCTION_NAME.pattern}  # else NAME
 

@@ -314,9 +314,18 @@ class _Calls:
         return _get(f"/v1/functions/{name}", Function)
 
     @staticmethod
-    def put_function(name: str, settings: Mapping[str, Any]) -> _Call[FunctionConfig]:
+    def put_function(
+        name: str, settings: Mapping[str, Any], code: bool = False
+    ) -> _Call[FunctionConfig]:
         body = _encoder.encode(dict(settings))
-        return _Call(_Request("PUT", f"/v1/functions/{name}", body), _reader(FunctionConfig))
+        params = (("source", "code"),) if code else None
+        request = _Request("PUT", f"/v1/functions/{name}", body, params=params)
+        return _Call(request, _reader(FunctionConfig))
+
+    @staticmethod
+    def reset_function(name: str, field: str) -> _Call[Function]:
+        request = _Request("DELETE", f"/v1/functions/{name}/settings/{quote(field, safe='')}")
+        return _Call(request, _reader(Function))
 
     @staticmethod
     def list_schedules() -> _Call[list[Schedule]]:

@@ -223,8 +223,10 @@ class Client:
     ) -> int:  # fmt: skip
         return self.dead.retry(function=function, since=since, until=until)
 
-    def put_function(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        return self.functions.set(name, settings)
+    def put_function(
+        self, name: str, settings: Mapping[str, Any], *, code: bool = False
+    ) -> FunctionConfig:
+        return self.functions.set(name, settings, code=code)
 
     def close(self) -> None:
         self._http.close()
@@ -359,8 +361,10 @@ class AsyncClient:
     ) -> int:  # fmt: skip
         return await self.dead.retry(function=function, since=since, until=until)
 
-    async def put_function(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        return await self.functions.set(name, settings)
+    async def put_function(
+        self, name: str, settings: Mapping[str, Any], *, code: bool = False
+    ) -> FunctionConfig:
+        return await self.functions.set(name, settings, code=code)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -192,11 +192,17 @@ class Functions:
         """One function's config; `RemoteError` 404 `unknown_function` if there is none."""
         return self._client._run(_Calls.get_function(name))
 
-    def set(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        """Create or replace a function's config: `retry` (a mapping of RetryPolicy
-        fields), `timeout_s`, `priority`, `ttl_s`, `tags`; fields left out take their
-        defaults, so read, change and set to update one field."""
-        return self._client._run(_Calls.put_function(name, settings))
+    def set(self, name: str, settings: Mapping[str, Any], *, code: bool = False) -> FunctionConfig:
+        """Set the operator's settings of a function: `retry` (a mapping of RetryPolicy
+        fields), `timeout_s`, `priority`, `ttl_s`, `tags`, `rate`, `burst`,
+        `max_concurrency`, `target`. The fields given win over the code's and survive
+        workers reconnecting; those left out follow the code (they replace the
+        operator's earlier settings). With `code=True` the settings are the code's."""
+        return self._client._run(_Calls.put_function(name, settings, code))
+
+    def reset(self, name: str, field: str) -> Function:
+        """Return one setting to the code's value; the function as it is now."""
+        return self._client._run(_Calls.reset_function(name, field))
 
 
 class AsyncFunctions:
@@ -209,8 +215,13 @@ class AsyncFunctions:
     async def get(self, name: str) -> Function:
         return await self._client._run(_Calls.get_function(name))
 
-    async def set(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        return await self._client._run(_Calls.put_function(name, settings))
+    async def set(
+        self, name: str, settings: Mapping[str, Any], *, code: bool = False
+    ) -> FunctionConfig:
+        return await self._client._run(_Calls.put_function(name, settings, code))
+
+    async def reset(self, name: str, field: str) -> Function:
+        return await self._client._run(_Calls.reset_function(name, field))
 
 
 class Schedules:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -87,13 +87,29 @@ class TargetState(msgspec.Struct, frozen=True):
     paused_until: float | None
 
 
+Source = Literal["default", "code", "operator"]
+
+
 class Function(FunctionConfig, frozen=True):
-    """A function as `GET /v1/functions/{name}` shows it: its config; for an HTTP target
-    its state, and for a function whose workers were throttled the limit their pool is
-    under (engine/adaptive.py)."""
+    """A function as `GET /v1/functions/{name}` shows it: its effective config and where
+    each setting comes from; for an HTTP target its state, and for a function whose
+    workers were throttled the limit their pool is under (engine/adaptive.py)."""
 
     target_state: TargetState | None = None
     pool_state: TargetState | None = None
+    sources: dict[str, Source] = {}
+    """Each setting's owner: `operator` (set through the API or CLI; wins, and no worker
+    reconnecting changes it), `code` (the decorator's, registered by a worker), or
+    `default` (no code registered the function: an HTTP target, say)."""
+
+
+class FunctionPut(msgspec.Struct, frozen=True, kw_only=True):
+    """`PUT /v1/functions/{name}`'s query: whose settings the body holds. `operator`
+    (the default): the fields given become the operator's settings, replacing the
+    operator's earlier ones; the fields left out follow the code. `code`: the body is the
+    code's config (what `App.register` sends; a worker's hello does the same)."""
+
+    source: Literal["operator", "code"] = "operator"
 
 
 class FunctionList(msgspec.Struct, frozen=True):

@@ -12,7 +12,7 @@ named leases, which the database judges on its own clock (see `LeaseStore`).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -40,6 +40,7 @@ from ..model import (
     SubscriptionRow,
     TaskRecord,
 )
+from .functions import FunctionRecord
 from .limits import Limit
 
 # -- tenants and their API keys ------------------------------------------------------
@@ -69,8 +70,20 @@ class TenantStore(Protocol):
 class FunctionStore(Protocol):
     async def upsert_functions(
         self, tenant_id: str, configs: list[FunctionConfig], now: float
-    ) -> None: ...
-    async def list_functions(self, tenant_id: str) -> list[FunctionConfig]: ...
+    ) -> None:
+        """The code's configs (a worker's hello); the operator's overrides stay."""
+        ...
+
+    async def set_function_overrides(
+        self, tenant_id: str, name: str, overrides: dict[str, Any], now: float
+    ) -> None:
+        """Replace the operator's settings of a function (its fields, as JSON values);
+        a function no code registered yet is made with the defaults."""
+        ...
+
+    async def list_functions(self, tenant_id: str) -> list[FunctionRecord]:
+        """A tenant's functions, by name, each with its effective config and owners."""
+        ...
 
 
 # -- tasks ---------------------------------------------------------------------------

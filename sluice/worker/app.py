@@ -253,7 +253,7 @@ class App:
         for tf in self.tasks.values():
             settings = msgspec.structs.asdict(tf.config)
             del settings["name"]
-            self.client.put_function(tf.name, msgspec.to_builtins(settings))
+            self.client.put_function(tf.name, msgspec.to_builtins(settings), code=True)
 
     @property
     def client(self) -> Client:
