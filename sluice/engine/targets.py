@@ -14,7 +14,9 @@ span's), and Standard Webhooks signature headers
 (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
 "id.timestamp.body">`). The answer: 2xx success (the body is the result), 429 and 503
 flow control (with an optional Retry-After), 3xx and other 4xx not retryable, 5xx,
-time-outs and connection errors retryable.
+time-outs and connection errors retryable. A request is aborted (its connection closed,
+so the endpoint can notice) when its task is cancelled, or past the target's
+`timeout_s` or the task's own timeout, whichever is shorter.
 
 Egress (engine/egress.py): targets on loopback, private, link-local or otherwise internal
 addresses are refused unless the operator allows them (`targets_allow_loopback`, which
@@ -43,7 +45,7 @@ from ..contract import FunctionConfig, HttpTarget
 from ..errors import Forbidden, InvalidRequest, Unprocessable
 from ..model import ClaimedTask
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
-from ..protocol import ResultItem
+from ..protocol import Cancel, ResultItem
 from . import egress
 from .attempts import Finisher
 from .egress import EgressPolicy, EgressRefused
@@ -60,6 +62,7 @@ MAX_RESULT_BYTES = 1024 * 1024
 TICK_S = 0.1  # how often AIMD windows are closed and paused targets looked at again
 MAX_TIMEOUT_S = 900.0
 _json = msgspec.json.Encoder()
+_cancel_decoder = msgspec.json.Decoder(Cancel)
 
 
 # -- config ----------------------------------------------------------------------
@@ -154,6 +157,8 @@ class TargetConn(WorkerConn):
         self.aimd = Aimd(self._clock.now(), maximum=max_concurrency)
         self._epochs: dict[str, int] = {}
         self._calls: set[asyncio.Task[None]] = set()
+        self._by_task: dict[str, asyncio.Task[None]] = {}  # the call of each task in flight
+        self._stopping: set[str] = set()  # tasks whose calls a cancel aborts
         self._pending: list[ResultItem] = []
         self._flushing = False
         self.backlog = False  # the dispatcher filled every slot this window
@@ -184,28 +189,53 @@ class TargetConn(WorkerConn):
             self._epochs[task.id] = self.aimd.sent()
             call = asyncio.create_task(self._call(task))
             self._calls.add(call)
+            self._by_task[task.id] = call
             call.add_done_callback(self._calls.discard)
         if self.free <= 0:
             self.backlog = True
 
     def send(self, frame: bytes) -> None:
-        """A cancel for a running task: the request is abandoned (its attempt counts)."""
+        """A cancel of running tasks (the only frame a server sends a target): abort
+        their requests in flight, so the endpoint sees the connection close."""
+        try:
+            cancel = _cancel_decoder.decode(frame)
+        except msgspec.DecodeError:
+            return
+        for task_id in cancel.ids:
+            call = self._by_task.get(task_id)
+            if call is not None and not call.done():
+                self._stopping.add(task_id)
+                call.cancel()
 
     async def _call(self, task: ClaimedTask) -> None:
         clock = self._clock
         started = clock.now()
         spans = self._targets.spans
-        if spans is None or task.trace_parent is None:
-            answer = await self._post(task, trace_headers(task))
-        else:  # the endpoint's spans nest under this attempt's
-            with spans.call(task, started) as (span, headers):
-                answer = await self._post(task, headers)
-                spans.answered(span, answer.outcome, answer.error_type, answer.error)
+        try:
+            if spans is None or task.trace_parent is None:
+                answer = await self._post(task, trace_headers(task))
+            else:  # the endpoint's spans nest under this attempt's
+                with spans.call(task, started) as (span, headers):
+                    answer = await self._post(task, headers)
+                    spans.answered(span, answer.outcome, answer.error_type, answer.error)
+        except asyncio.CancelledError:
+            if task.id not in self._stopping:
+                raise  # the node stops (abandon): the task is handed back
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            answer = Answer("cancelled", error="cancelled: the request was aborted")
+        finally:
+            self._by_task.pop(task.id, None)
+            self._stopping.discard(task.id)
         finished = clock.now()
         epoch = self._epochs.pop(task.id, self.aimd.epoch)
         throttled = answer.kind == THROTTLED
-        self.aimd.answered(answer.kind, epoch, finished, latency_s=finished - started,
-                           retry_after_s=answer.wait if throttled else None)  # fmt: skip
+        if answer.outcome == "cancelled":  # says nothing of the target's capacity
+            self.aimd.inflight = max(0, self.aimd.inflight - 1)
+        else:
+            self.aimd.answered(answer.kind, epoch, finished, latency_s=finished - started,
+                               retry_after_s=answer.wait if throttled else None)  # fmt: skip
         self._pending.append(
             ResultItem(
                 id=task.id, attempt=task.attempt, outcome=answer.outcome, started_at=started,
@@ -225,7 +255,12 @@ class TargetConn(WorkerConn):
     async def _post(self, task: ClaimedTask, trace: dict[str, str]) -> Answer:
         """One POST of the task; the endpoint's answer (or its absence) as an outcome."""
         now = self._clock.now()
-        body = request_body(task, now + self.target.timeout_s)
+        # The target's wait, or the task's own timeout if shorter: past it the request
+        # is aborted (the endpoint sees the connection close) and the attempt failed.
+        wait_s = self.target.timeout_s
+        if task.timeout_s is not None:
+            wait_s = min(wait_s, task.timeout_s)
+        body = request_body(task, now + wait_s)
         timestamp = int(now)
         headers = {
             "content-type": "application/json",
@@ -242,7 +277,7 @@ class TargetConn(WorkerConn):
             # localhost name fails here, by name, before aiohttp reads it its own way.
             egress.check_url(self.target.url, targets.policy)
             session = await targets.session()
-            timeout = aiohttp.ClientTimeout(total=self.target.timeout_s)
+            timeout = aiohttp.ClientTimeout(total=wait_s)
             async with session.post(
                 self.target.url, data=body, headers=headers, timeout=timeout,
                 allow_redirects=False,
@@ -251,7 +286,7 @@ class TargetConn(WorkerConn):
                 status = answer.status
                 wait = retry_after(answer.headers.get("retry-after"))
         except TimeoutError:
-            return Answer("timeout", error=f"no answer within {self.target.timeout_s:g} s")
+            return Answer("timeout", error=f"no answer within {wait_s:g} s")
         except asyncio.CancelledError:
             raise
         except (aiohttp.ClientError, OSError) as exc:
@@ -376,7 +411,8 @@ class Targets:
     async def start(self) -> None:
         store = self.rt.store
         for tenant in await store.list_tenants():
-            self.sync(tenant.id, {f.name: f for f in await store.list_functions(tenant.id)})
+            records = await store.list_functions(tenant.id)
+            self.sync(tenant.id, {r.config.name: r.config for r in records})
         self._warn_refused()
 
     def _warn_refused(self) -> None:
