@@ -16,6 +16,7 @@ from ..contract import (
 )
 from ..engine.admission import check_function
 from ..engine.functions import SETTINGS
+from ..engine.notifier import check_destination, check_webhook
 from ..engine.targets import check_target
 from ..errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from ..model import FUNCTION_NAME
@@ -66,6 +67,22 @@ async def put_function(call: Call) -> FunctionConfig:
             target, settings.targets_allow_loopback, settings.targets_allow_private
         )
         overrides["target"] = msgspec.to_builtins(target)
+    if "webhooks" in given:
+        olds = record.config.webhooks if record is not None else []
+        policy = node.notifier.policy
+        checked = [
+            check_webhook(w, next((o for o in olds if o.url == w.url), None), policy)
+            for w in body.webhooks
+        ]
+        # A secret made here is shown once, in this answer, like a target's.
+        made = made or any(
+            not w.secrets and all(o.url != w.url for o in olds) for w in body.webhooks
+        )
+        overrides["webhooks"] = msgspec.to_builtins(checked)
+    if "destinations" in given:
+        overrides["destinations"] = msgspec.to_builtins(
+            [check_destination(d) for d in body.destinations]
+        )
     config = merged(record.code if record is not None else FunctionConfig(name), overrides)
     check_function(config, node.settings)
     await _check_room(call, tenant_id, name)
@@ -109,12 +126,15 @@ async def reset_setting(call: Call) -> Function:
 
 
 def without_secret(config: FunctionConfig) -> FunctionConfig:
-    """A config as reads show it: a target's signing secret is never sent back."""
-    if config.target is None or config.target.secret is None:
-        return config
-    return msgspec.structs.replace(
-        config, target=msgspec.structs.replace(config.target, secret=None)
-    )
+    """A config as reads show it: signing secrets (a target's, webhooks') are never
+    sent back."""
+    if config.target is not None and config.target.secret is not None:
+        target = msgspec.structs.replace(config.target, secret=None)
+        config = msgspec.structs.replace(config, target=target)
+    if any(w.secrets for w in config.webhooks):
+        hidden = [msgspec.structs.replace(w, secrets=[]) for w in config.webhooks]
+        config = msgspec.structs.replace(config, webhooks=hidden)
+    return config
 
 
 async def list_functions(call: Call) -> FunctionList:

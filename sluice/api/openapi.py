@@ -42,6 +42,7 @@ PATH_PARAMETERS = {
     "tenant_id": "^[0-9a-f]{32}$",
     "key_id": HEX,
     "pause_id": HEX,
+    "webhook_id": HEX,
     "topic": NAME.pattern,
     "field": f"^({'|'.join(SETTINGS)})$",  # a function's settings
 }

@@ -8,6 +8,7 @@ from ..contract import (
     ApiKey,
     Attempt,
     DeadTask,
+    Delivery,
     Function,
     FunctionConfig,
     NewKey,
@@ -21,9 +22,11 @@ from ..contract import (
     TaskSummary,
     Tenant,
     TimelineEntry,
+    WebhookReceiver,
 )
 from .http import AsyncClient, Client, discover
 from .models import ScheduleSpec
+from .webhooks import verify_webhook
 
 __all__ = [
     "ApiKey",
@@ -31,6 +34,7 @@ __all__ = [
     "Attempt",
     "Client",
     "DeadTask",
+    "Delivery",
     "Function",
     "FunctionConfig",
     "NewKey",
@@ -45,5 +49,7 @@ __all__ = [
     "TaskSummary",
     "Tenant",
     "TimelineEntry",
+    "WebhookReceiver",
     "discover",
+    "verify_webhook",
 ]

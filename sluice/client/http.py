@@ -40,6 +40,7 @@ from .namespaces import (
     AsyncSchedules,
     AsyncTasks,
     AsyncTenants,
+    AsyncWebhooks,
     Dead,
     Functions,
     Keys,
@@ -47,6 +48,7 @@ from .namespaces import (
     Schedules,
     Tasks,
     Tenants,
+    Webhooks,
 )
 
 if TYPE_CHECKING:
@@ -133,6 +135,7 @@ class Client:
         self.pauses = Pauses(self)
         self.tenants = Tenants(self)
         self.keys = Keys(self)
+        self.webhooks = Webhooks(self)
 
     def _send(self, request: _Request) -> _Response:
         attempt = 0
@@ -263,6 +266,7 @@ class AsyncClient:
         self.pauses = AsyncPauses(self)
         self.tenants = AsyncTenants(self)
         self.keys = AsyncKeys(self)
+        self.webhooks = AsyncWebhooks(self)
 
     def _http(self) -> aiohttp.ClientSession:
         import aiohttp  # here, not at the top: it doubles the CLI's start-up time

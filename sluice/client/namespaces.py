@@ -7,12 +7,14 @@ namespace, so the sync and async variants differ only by `await`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, Unpack
 
 from ..contract import (
     ApiKey,
     DeadTask,
+    Delivery,
     Function,
     FunctionConfig,
     NewKey,
@@ -22,6 +24,7 @@ from ..contract import (
     Task,
     TaskSummary,
     Tenant,
+    WebhookReceiver,
 )
 from .calls import PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
 from .models import ScheduleSpec
@@ -78,6 +81,10 @@ class Tasks:
         """Delete a task that is not running (cancel it first)."""
         self._client._run(_Calls.delete(task_id))
 
+    def notifications(self, task_id: str) -> builtins.list[Delivery]:
+        """The task's webhooks and destinations, in order, with their last answers."""
+        return self._client._run(_Calls.notifications(task_id))
+
     def cancel_where(self, **selector: Any) -> int:
         """Cancel every task the selector matches that has not ended; returns how many."""
         return self._client._run(_Calls.bulk("cancel", selector))
@@ -120,6 +127,9 @@ class AsyncTasks:
 
     async def delete(self, task_id: str) -> None:
         await self._client._run(_Calls.delete(task_id))
+
+    async def notifications(self, task_id: str) -> builtins.list[Delivery]:
+        return await self._client._run(_Calls.notifications(task_id))
 
     async def cancel_where(self, **selector: Any) -> int:
         return await self._client._run(_Calls.bulk("cancel", selector))
@@ -409,3 +419,28 @@ class AsyncKeys:
 
     async def revoke(self, tenant_id: str, key_id: str) -> None:
         await self._client._run(_Calls.revoke_key(tenant_id, key_id))
+
+
+class Webhooks:
+    """`client.webhooks`: the tenant's webhook receivers; re-enabling a disabled one."""
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(self) -> list[WebhookReceiver]:
+        return self._client._run(_Calls.list_webhooks())
+
+    def enable(self, webhook_id: str) -> WebhookReceiver:
+        """Enable a receiver disabled for failing: what waited for it is delivered."""
+        return self._client._run(_Calls.enable_webhook(webhook_id))
+
+
+class AsyncWebhooks:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    async def list(self) -> list[WebhookReceiver]:
+        return await self._client._run(_Calls.list_webhooks())
+
+    async def enable(self, webhook_id: str) -> WebhookReceiver:
+        return await self._client._run(_Calls.enable_webhook(webhook_id))

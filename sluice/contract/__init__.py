@@ -43,6 +43,7 @@ from .fields import (
 )
 from .functions import (
     MAX_TARGET_TIMEOUT_S,
+    Destination,
     Function,
     FunctionConfig,
     FunctionList,
@@ -50,11 +51,14 @@ from .functions import (
     FunctionQuery,
     FunctionSettings,
     HttpTarget,
+    NotifyEvent,
     TargetState,
     TargetUrl,
+    Webhook,
     WebhookSecret,
 )
 from .logs import LEVELS, LogCursor, LogEntry, LogLevel, LogPage, LogsQuery
+from .notifications import Delivery, DeliveryList, WebhookReceiver, WebhookReceiverList
 from .operations import AuditEntry, AuditPage, AuditQuery, Health
 from .pauses import Pause, PauseBody, PauseList, PauseSelector, ReleasedCount
 from .schedules import MAX_CATCHUP_S, Cron, Schedule, ScheduleList, ScheduleSpec, TimeZone
@@ -143,6 +147,9 @@ __all__ = [
     "DeadSelector",
     "DeadTask",
     "Delay",
+    "Delivery",
+    "DeliveryList",
+    "Destination",
     "Epoch",
     "ErrorBody",
     "ErrorResponse",
@@ -171,6 +178,7 @@ __all__ = [
     "Name",
     "NewKey",
     "NewTenant",
+    "NotifyEvent",
     "PageSize",
     "Pause",
     "PauseBody",
@@ -216,5 +224,8 @@ __all__ = [
     "Timeout",
     "Ttl",
     "WaitQuery",
+    "Webhook",
+    "WebhookReceiver",
+    "WebhookReceiverList",
     "WebhookSecret",
 ]

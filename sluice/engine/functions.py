@@ -76,6 +76,7 @@ class Functions:
             for name, record in records.items():
                 if name not in cache:
                     cache[name], known[name] = record.config, record
+            self._changed(tenant_id, cache)  # read for the first time: watchers learn it
         return cache
 
     async def sources(self, tenant_id: str, name: str) -> dict[str, Source]:

@@ -32,12 +32,14 @@ from .functions import Functions
 from .gateway import Gateway
 from .intake import Intake
 from .logs import TaskLogs
+from .notifier import Notifier
 from .outcomes import Outcomes
 from .partitions import Partitions
 from .pauses import Pauses
 from .queues import Queues
 from .quotas import Quotas
 from .reaper import Reaper
+from .receivers import Receivers
 from .registry import Registry, Settling
 from .retention import Retention
 from .runtime import Runtime
@@ -77,6 +79,7 @@ class Node:
         settling = Settling()
         self.queues = queues = Queues(rt.bus)
         self.functions = functions = Functions(rt)
+        self.receivers = receivers = Receivers(rt, functions)
         self.quotas = quotas = Quotas(rt, changed=queues.wake)
         policy = BackpressurePolicy(
             rt.clock.now(), random.Random(), settings.backpressure_interval_s
@@ -86,10 +89,11 @@ class Node:
         self.fairness = fairness = Fairness(rt, functions, quotas, partitions)
         self.pauses = pauses = Pauses(rt, fairness, queues)
         self.delays = delays = Delays(rt, fairness, queues)
-        self.outcomes = outcomes = Outcomes(rt, queues, delays, backpressure)
+        self.outcomes = outcomes = Outcomes(rt, queues, delays, backpressure, receivers)
         self.adaptive = adaptive = AdaptivePools(rt, registry, functions, queues)
         self.logs = logs = TaskLogs(rt)
-        attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes, logs)
+        attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes, logs,
+                            receivers=receivers)  # fmt: skip
         spans = None
         if settings.tracing or tracer_provider is not None:
             from .tracing import ServerSpans  # imports OpenTelemetry: only when it is on
@@ -108,12 +112,13 @@ class Node:
             rt, functions=functions, quotas=quotas, pauses=pauses, fairness=fairness,
             backpressure=backpressure, queues=queues, delays=delays,
         )  # fmt: skip
-        self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry)
+        self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry, receivers)
         self.tenants = tenants = Tenants(rt)
         self.schedules = schedules = Schedules(rt, functions, fairness, queues)
-        self.topics = Topics(rt, functions, intake)
+        self.topics = topics = Topics(rt, functions, intake)
         self.audit = audit = AuditLog(rt)
-        self.reaper = reaper = Reaper(rt, registry, pauses, queues, outcomes)
+        self.notifier = Notifier(rt, functions, intake, topics, audit)
+        self.reaper = reaper = Reaper(rt, registry, pauses, queues, outcomes, receivers)
         self.retention = retention = Retention(rt)
         self.timers = self._timers(reaper, schedules, retention, audit)
         self._loops: list[asyncio.Task[None]] = []
@@ -150,6 +155,7 @@ class Node:
                      first_after=HOT_LOOK_S)  # fmt: skip
         timers.every("targets", TICK_S, self.targets.tick)  # AIMD windows
         timers.every("pools", TICK_S, self.adaptive.tick)
+        timers.every("notify", s.notify_interval_s, self.notifier.send_once, lead=True)
         return timers
 
     @property
@@ -166,6 +172,7 @@ class Node:
         await self.quotas.start()
         await self.fairness.start()
         await self.targets.start()
+        await self.receivers.start()  # before any end is written: who is told of it
         await self.rt.bus.start(self._on_hint)
         await self.partitions.balance()  # before the first claim: which partitions are ours
         self._loops = [
@@ -185,6 +192,7 @@ class Node:
                 await asyncio.wait({task}, timeout=1.0)
         await self.pauses.stop()
         await self.targets.stop()
+        await self.notifier.stop()
         try:
             await self.partitions.release()
         except Exception:

@@ -19,6 +19,7 @@ from ..store import ACCEPTED, Reaped
 from .backpressure import Backpressure
 from .delays import Delays
 from .queues import Queues
+from .receivers import Receivers
 from .runtime import Runtime
 
 REMOTE_WAIT_S = 0.5  # a long-poll re-reads this often, for ends it was not told about
@@ -27,9 +28,11 @@ EXPIRE_BATCH = 5000
 
 class Outcomes:
     def __init__(
-        self, rt: Runtime, queues: Queues, delays: Delays, backpressure: Backpressure
-    ) -> None:
+        self, rt: Runtime, queues: Queues, delays: Delays, backpressure: Backpressure,
+        receivers: Receivers | None = None,
+    ) -> None:  # fmt: skip
         self._rt = rt
+        self._hooks = receivers.hooks if receivers is not None else {}
         self._queues = queues
         self._delays = delays
         self._backpressure = backpressure
@@ -64,7 +67,8 @@ class Outcomes:
 
     async def expire_once(self) -> int:
         """Tasks not started by their expires_at become expired (a timer's job)."""
-        expired = await self._rt.store.expire_tasks(self._rt.clock.now(), EXPIRE_BATCH)
+        now = self._rt.clock.now()
+        expired = await self._rt.store.expire_tasks(now, EXPIRE_BATCH, self._hooks)
         for _tenant_id, task_id in expired:
             self.ended(task_id)
         return len(expired)

@@ -29,12 +29,9 @@ they no longer do. Such a refusal is not retried: the task goes to dead.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
-import hmac
 import logging
-import secrets
 import unicodedata
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -52,6 +49,7 @@ from .egress import EgressPolicy, EgressRefused
 from .queues import Queues
 from .registry import TARGET_PREFIX, Registry, WorkerConn
 from .runtime import Runtime
+from .signatures import is_valid, new_secret, sign
 
 if TYPE_CHECKING:
     from .tracing import ServerSpans
@@ -83,30 +81,14 @@ def check_target(target: HttpTarget, allow_loopback: bool, allow_private: bool) 
         )
     if target.secret is None:
         return msgspec.structs.replace(target, secret=new_secret())
-    if not target.secret.startswith("whsec_") or not 24 <= len(_key(target.secret)) <= 64:
+    if not is_valid(target.secret):
         raise InvalidRequest(
             "target.secret is whsec_ and 24 to 64 bytes in base64", field="target.secret"
         )
     return target
 
 
-# -- signing -----------------------------------------------------------------------
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def _key(secret: str) -> bytes:
-    try:
-        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except ValueError:
-        return b""
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The Standard Webhooks v1 signature: base64 HMAC-SHA256 of "id.timestamp.body"."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+# -- signing: engine/signatures.py, shared with webhooks -------------------------------
 
 
 def request_body(task: ClaimedTask, deadline: float) -> bytes:

@@ -39,6 +39,7 @@ NOUNS = {
     base.HistoryStore: "history",
     base.LogStore: "logs",
     base.AuditStore: "audit",
+    base.NotificationStore: "notifications",
 }
 # A module only one backend has: PostgreSQL's cluster bus (LISTEN/NOTIFY). SQLite is one
 # node, whose bus is store/bus.py's LocalBus, which carries nothing.

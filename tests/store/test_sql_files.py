@@ -40,6 +40,8 @@ TABLES = {
     "subscriptions",
     "rate_limits",
     "quotas",
+    "notifications",
+    "webhook_endpoints",
 }
 
 

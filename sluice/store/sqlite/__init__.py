@@ -13,6 +13,7 @@ from .history import SQLiteHistory
 from .leases import SQLiteLeases
 from .limits import SQLiteLimits
 from .logs import SQLiteLogs
+from .notifications import SQLiteNotifications
 from .pauses import SQLitePauses
 from .quotas import SQLiteQuotas
 from .schedules import SQLiteSchedules
@@ -36,6 +37,7 @@ class SQLiteStore(
     SQLiteHistory,
     SQLiteLogs,
     SQLiteAudit,
+    SQLiteNotifications,
 ):
     """The `Store` protocol on one SQLite file."""
 
