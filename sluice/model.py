@@ -183,6 +183,7 @@ class Finish(msgspec.Struct, frozen=True):
 NOTIFY_EVENTS: Final = ("succeeded", "failed", "dead", "cancelled", "expired")
 FUNCTION_DESTINATION: Final = "function:"
 TOPIC_DESTINATION: Final = "topic:"
+AFTER_KEY: Final = "sluice:after:"  # a destination's task key: this, the task it follows, ...
 
 
 class Hook(msgspec.Struct, frozen=True, array_like=True):

@@ -40,11 +40,13 @@ async def put_function(call: Call) -> FunctionConfig:
     body = decode(_settings, call.body)
     if query.source == "code":
         config = FunctionConfig(name=name, **msgspec.structs.asdict(body))
-        if config.target is not None:
+        if config.target is not None or config.webhooks:
             raise Unprocessable(
-                "code does not set HTTP targets; an operator's PUT does",
-                code="target_not_code", field="target",
+                "code does not set HTTP targets or webhooks; an operator's PUT does",
+                code="target_not_code", field="target" if config.target else "webhooks",
             )  # fmt: skip
+        for destination in config.destinations:
+            check_destination(destination)
         check_function(config, node.settings)
         await _check_room(call, tenant_id, name)
         await node.functions.register(tenant_id, [config])

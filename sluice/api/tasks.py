@@ -26,6 +26,7 @@ from ..contract import (
     WaitQuery,
 )
 from ..engine.node import Node
+from ..engine.notifier import next_task
 from ..errors import InvalidRequest
 from ..model import TERMINAL
 from . import submit
@@ -38,7 +39,13 @@ _encoder = msgspec.json.Encoder()
 
 async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> Task:
     detail = await node.tasks.detail(tenant_id, task_id, wait)
-    return task_view(detail.task, detail.attempts, detail.history)
+    view = task_view(detail.task, detail.attempts, detail.history)
+    # The steps of a chain: read only for functions with receivers (a dict lookup).
+    if (tenant_id, view.function) in node.receivers.hooks:
+        found = await node.notifier.deliveries(tenant_id, task_id)
+        steps = [t for t in (next_task(n) for n in found) if t is not None]
+        view = msgspec.structs.replace(view, next=steps)
+    return view
 
 
 async def get_task(call: Call) -> Task:

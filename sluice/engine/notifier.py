@@ -36,6 +36,7 @@ import msgspec
 from ..contract import Destination, TaskSpec, Webhook
 from ..errors import ClientError, Forbidden, InvalidRequest, NotFound, Unprocessable
 from ..model import (
+    AFTER_KEY,
     FUNCTION_DESTINATION,
     SUCCEEDED,
     TOPIC_DESTINATION,
@@ -329,7 +330,7 @@ def check_destination(destination: Destination) -> Destination:
 
 def after_key(n: Notification) -> str:
     """The key of a destination's task: it names the task it follows."""
-    return f"sluice:after:{n.task_id}:{n.id}"
+    return f"{AFTER_KEY}{n.task_id}:{n.id}"
 
 
 def next_task(n: Notification) -> str | None:
