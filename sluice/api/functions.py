@@ -16,7 +16,7 @@ from ..contract import (
 )
 from ..engine.admission import check_function
 from ..engine.functions import SETTINGS
-from ..engine.notifier import check_destination, check_webhook
+from ..engine.receivers import check_destination, check_webhook
 from ..engine.targets import check_target
 from ..errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from ..model import FUNCTION_NAME

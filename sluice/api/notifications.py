@@ -4,7 +4,8 @@ answers), the tenant's webhook receivers, and re-enabling a disabled one."""
 from __future__ import annotations
 
 from ..contract import Delivery, DeliveryList, WebhookReceiver, WebhookReceiverList
-from ..engine.notifier import next_task, receiver_id
+from ..engine.notifier import next_task
+from ..engine.receivers import receiver_id
 from ..model import Notification, WebhookEndpoint
 from .route import Call, Route
 

@@ -24,7 +24,6 @@ row is due only once every earlier row of its task for that receiver is settled.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 from datetime import UTC, datetime
@@ -33,8 +32,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from ..contract import Destination, TaskSpec, Webhook
-from ..errors import ClientError, Forbidden, InvalidRequest, NotFound, Unprocessable
+from ..contract import FunctionConfig, TaskSpec, Webhook
+from ..errors import ClientError, NotFound
 from ..model import (
     AFTER_KEY,
     FUNCTION_DESTINATION,
@@ -45,11 +44,12 @@ from ..model import (
 )
 from . import egress
 from .audit import AuditLog
-from .egress import EgressPolicy, EgressRefused
+from .egress import EgressPolicy
 from .functions import Functions
 from .intake import Intake
+from .receivers import receiver_id
 from .runtime import Runtime
-from .signatures import is_valid, new_secret, signature_header
+from .signatures import signature_header
 from .topics import Topics
 
 log = logging.getLogger("sluice.notifier")
@@ -63,11 +63,6 @@ JITTER = 0.2  # each wait is stretched by up to this fraction
 _json = msgspec.json.Encoder()
 
 PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
-
-
-def receiver_id(url: str) -> str:
-    """A webhook receiver's id in the API (its URL would not fit a path)."""
-    return hashlib.blake2b(url.encode(), digest_size=8).hexdigest()
 
 
 class Tried(msgspec.Struct, frozen=True):
@@ -204,10 +199,16 @@ class Notifier:
     # -- webhooks ------------------------------------------------------------------
 
     async def _webhook(self, n: Notification) -> Webhook | None:
+        """The row's webhook as its function has it now (its secrets may have been
+        rotated since the row was written)."""
         config = (await self._functions.of(n.tenant_id)).get(n.function)
-        if config is None:
-            return None
-        return next((w for w in config.webhooks if w.url == n.url), None)
+        found = _find(config, n.url)
+        if found is None:
+            # Set on another node a moment ago, perhaps, and its hint not here yet.
+            records = await self._rt.store.list_functions(n.tenant_id)
+            fresh = next((r.config for r in records if r.config.name == n.function), None)
+            found = _find(fresh, n.url)
+        return found
 
     async def body(self, n: Notification) -> bytes:
         """`{"type", "timestamp", "data"}`: thin, with the result inline when small."""
@@ -300,32 +301,10 @@ class Notifier:
             return Tried(False, exc.status, f"{exc.code}: {exc.message}"[:SHOWN_ANSWER])
 
 
-def check_webhook(webhook: Webhook, old: Webhook | None, policy: EgressPolicy) -> Webhook:
-    """A webhook to store: its URL one the server may call, with a secret (kept from the
-    stored webhook of the same URL when none is given: reads never show it)."""
-    try:
-        egress.check_url(webhook.url, policy)
-    except EgressRefused as exc:
-        raise Forbidden(str(exc), code="webhook_not_allowed", field="webhooks.url") from None
-    except ValueError as exc:
-        raise Unprocessable(f"url {exc}", code="invalid_url", field="webhooks.url") from None
-    if not all(is_valid(s) for s in webhook.secrets):
-        raise InvalidRequest(
-            "secrets are whsec_ and 24 to 64 bytes in base64", field="webhooks.secrets"
-        )
-    if webhook.secrets:
-        return webhook
-    kept = old.secrets if old is not None and old.url == webhook.url else []
-    return msgspec.structs.replace(webhook, secrets=kept or [new_secret()])
-
-
-def check_destination(destination: Destination) -> Destination:
-    if (destination.function is None) == (destination.topic is None):
-        raise Unprocessable(
-            "a destination names a function or a topic, not both",
-            code="invalid_destination", field="destinations",
-        )  # fmt: skip
-    return destination
+def _find(config: FunctionConfig | None, url: str) -> Webhook | None:
+    if config is None:
+        return None
+    return next((w for w in config.webhooks if w.url == url), None)
 
 
 def after_key(n: Notification) -> str:
