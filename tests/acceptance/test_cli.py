@@ -261,3 +261,17 @@ def test_pause_holds_by_selector_and_resume_releases_with_exit_codes(cluster: Cl
     bad = run(cluster, "pause", "--priority-max", "12", code=1)
     assert "400 invalid_request (selector.priority_max)" in bad.stderr
     assert as_json(cluster, "pauses", "ls") == []
+
+
+def test_an_operators_setting_is_named_by_get_and_reset_returns_the_codes_value(
+    cluster: Cluster,
+) -> None:
+    code = as_json(cluster, "functions", "get", "multiply")
+    changed = as_json(cluster, "functions", "set", "multiply", "--timeout", "60")
+    assert changed["timeout_s"] == 60
+    assert "set by the operator (reset undoes it): timeout_s" in run(
+        cluster, "functions", "get", "multiply"
+    ).stdout.replace("\n", " ")
+    reset = as_json(cluster, "functions", "reset", "multiply", "timeout_s")
+    assert reset["timeout_s"] == code["timeout_s"] and reset["sources"]["timeout_s"] == "code"
+    run(cluster, "functions", "reset", "multiply", "colour", code=1)
