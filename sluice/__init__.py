@@ -26,6 +26,7 @@ _EXPORTS = {
     "AsyncClient": "sluice.client",
     "Call": "sluice.worker.app",
     "Client": "sluice.client",
+    "InvalidSignature": "sluice.errors",
     "Reject": "sluice.errors",
     "RemoteError": "sluice.errors",
     "ResultTimeout": "sluice.errors",
@@ -38,12 +39,14 @@ _EXPORTS = {
     "TaskHandle": "sluice.worker",
     "Throttled": "sluice.errors",
     "current_task": "sluice.worker",
+    "verify_webhook": "sluice.client",
 }
 __all__ = [
     "App",
     "AsyncClient",
     "Call",
     "Client",
+    "InvalidSignature",
     "Reject",
     "RemoteError",
     "ResultTimeout",
@@ -56,12 +59,14 @@ __all__ = [
     "TaskHandle",
     "Throttled",
     "current_task",
+    "verify_webhook",
 ]
 
 if TYPE_CHECKING:
-    from .client import AsyncClient, Client
+    from .client import AsyncClient, Client, verify_webhook
     from .contract import RetryPolicy
     from .errors import (
+        InvalidSignature,
         Reject,
         RemoteError,
         ResultTimeout,

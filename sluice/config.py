@@ -51,6 +51,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """HTTP targets may be on this machine (127.0.0.0/8, ::1); `sluice dev` allows it."""
     targets_allow_private: bool = False
     """HTTP targets may be on private, link-local or other internal addresses."""
+    webhooks_allow_loopback: bool = False
+    """Webhooks may go to this machine (127.0.0.0/8, ::1): for tests and `sluice dev`."""
+    webhooks_allow_private: bool = False
+    """Webhooks may go to private, link-local or other internal addresses."""
+    webhook_retry_s: str = "5,300,1800,7200,18000,36000,50400,72000,86400"
+    """Waits between a webhook's tries after the first (which is at once), comma
+    separated: Standard Webhooks' schedule, about three days in all. After the last the
+    receiver is disabled until re-enabled (docs/notifications.md)."""
+    webhook_timeout_s: float = 15.0
+    """Longest wait for a webhook receiver's answer."""
+    notify_interval_s: float = 0.5
+    """How often the timers leader looks for notifications to deliver."""
     partitions: int = 32
     """Shuffle-sharding partitions (docs/flow-control.md): each tenant's tasks go to the
     less backlogged of its `partition_k`, and each partition is dispatched by one node."""
@@ -159,6 +171,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidRequest("dedicated_partitions must be 0..1024")
         if self.pg_pool_size < 2:
             raise InvalidRequest("pg_pool_size must be at least 2")
+        try:
+            retries = self.webhook_retries
+        except ValueError:
+            retries = ()
+        if not retries or min(retries) < 0:
+            raise InvalidRequest("webhook_retry_s is a comma-separated list of seconds >= 0")
         _check_tls(self.tls_cert, self.tls_key)
 
     def __repr__(self) -> str:
@@ -176,6 +194,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """What logs must never show: the keys and the database password."""
         keys = [getattr(self, name) for name in sorted(SECRET_FIELDS)]
         return [k for k in keys if k] + url_secrets(self.database)
+
+    @property
+    def webhook_retries(self) -> tuple[float, ...]:
+        """The waits between a webhook's tries, after the first."""
+        return tuple(float(part) for part in self.webhook_retry_s.split(","))
 
     @property
     def is_postgres(self) -> bool:

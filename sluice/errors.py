@@ -23,6 +23,7 @@ layer only live in that layer's module (named on the right).
     ├── RemoteError                 an error answer from a server, as the client sees it
     ├── TaskFailed                  `handle.result()` of a task that ended without success
     ├── ResultTimeout               `handle.result(timeout=)` ran out of time
+    ├── InvalidSignature            (client) a webhook whose signature or timestamp fails
     ├── EgressRefused               (engine/egress.py; also an OSError) an address the
     │                               server may not call
     ├── ProtocolError               (engine/gateway.py) a frame where it may not come
@@ -202,3 +203,8 @@ class ResultTimeout(SluiceError):
         super().__init__(f"task {task_id} is still {state}")
         self.task_id = task_id
         self.state = state
+
+
+class InvalidSignature(SluiceError):
+    """A webhook delivery that `sluice.verify_webhook` refuses: no signature matches the
+    secret, or its timestamp is too old or too far ahead."""

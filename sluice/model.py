@@ -178,6 +178,59 @@ class Finish(msgspec.Struct, frozen=True):
     held_s: float = 0.0  # of its wait, held by a limit (ClaimedTask.held_s)
     logs: list[LogRecord] = []  # the attempt's last captured lines, written with it
     log_drop: tuple[int, int] | None = None  # lines [from, to) of it to delete (see LogBatch)
+    notify: tuple[Notice, ...] = ()  # the outbox rows written with it (webhooks, destinations)
+
+
+# What a task's end is told to (DESIGN §4 "Result notification"): a webhook's URL, or a
+# destination ("function:NAME", "topic:NAME"), each on the events it asked for.
+NOTIFY_EVENTS: Final = ("succeeded", "failed", "dead", "cancelled", "expired")
+FUNCTION_DESTINATION: Final = "function:"
+TOPIC_DESTINATION: Final = "topic:"
+AFTER_KEY: Final = "sluice:after:"  # a destination's task key: this, the task it follows, ...
+
+
+class Hook(msgspec.Struct, frozen=True, array_like=True):
+    """One receiver of a function's ends: where, and on which events."""
+
+    url: str
+    events: tuple[str, ...]
+
+
+class Notice(msgspec.Struct, frozen=True, array_like=True):
+    """One notification to write into the outbox with a task's end."""
+
+    event: str
+    url: str
+    function: str
+
+
+class Notification(msgspec.Struct, frozen=True):
+    """An outbox row: one event of one task for one receiver, and its delivery so far."""
+
+    id: str  # the webhook-id: the same on every try, across restarts
+    tenant_id: str
+    task_id: str
+    function: str
+    event: str
+    attempt: int
+    url: str
+    created_at: float
+    state: str  # pending, delivered, failed, dropped
+    tries: int
+    next_at: float | None
+    answered_at: float | None = None
+    status: int | None = None  # the receiver's last HTTP status (None: no answer)
+    answer: str | None = None  # the last answer's start, or why there was none
+    seq: int = 0  # the order of writing: a task's notifications go out in it
+
+
+class WebhookEndpoint(msgspec.Struct, frozen=True):
+    """A receiver of a tenant's webhooks that was disabled (or re-enabled)."""
+
+    tenant_id: str
+    url: str
+    disabled_at: float | None
+    reason: str | None
 
 
 TASK_LOG_BYTES: Final = 1024 * 1024

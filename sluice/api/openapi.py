@@ -16,6 +16,7 @@ import msgspec
 
 from ..config import Settings
 from ..contract import ErrorResponse
+from ..engine.functions import SETTINGS
 from ..model import FUNCTION_NAME, NAME
 from .route import Access, Events, Route
 
@@ -41,7 +42,9 @@ PATH_PARAMETERS = {
     "tenant_id": "^[0-9a-f]{32}$",
     "key_id": HEX,
     "pause_id": HEX,
+    "webhook_id": HEX,
     "topic": NAME.pattern,
+    "field": f"^({'|'.join(SETTINGS)})$",  # a function's settings
 }
 NAME_PARAMETER = {"/v1/functions/": FUNCTION_NAME.pattern}  # else NAME
 

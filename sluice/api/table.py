@@ -17,6 +17,7 @@ from ..contract import Health
 from .functions import FUNCTION_ROUTES
 from .logs import LOG_ROUTES
 from .metrics import METRICS_ROUTES
+from .notifications import NOTIFICATION_ROUTES
 from .pauses import PAUSE_ROUTES
 from .route import Access, Call, Route, run
 from .schedules import SCHEDULE_ROUTES
@@ -38,6 +39,7 @@ HEALTH_ROUTES = [
 ROUTES: list[Route] = [
     *TASK_ROUTES, *LOG_ROUTES, *FUNCTION_ROUTES, *TENANT_ROUTES, *SCHEDULE_ROUTES,
     *PAUSE_ROUTES, *TOPIC_ROUTES, *HEALTH_ROUTES, *METRICS_ROUTES, *STATS_ROUTES,
+    *NOTIFICATION_ROUTES,
 ]  # fmt: skip
 
 

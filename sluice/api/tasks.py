@@ -27,6 +27,7 @@ from ..contract import (
     WaitQuery,
 )
 from ..engine.node import Node
+from ..engine.notifier import next_task
 from ..errors import Conflict, InvalidRequest
 from ..model import PAUSED, READY, SCHEDULED, TERMINAL
 from . import submit
@@ -40,12 +41,24 @@ _encoder = msgspec.json.Encoder()
 
 async def _view(node: Node, tenant_id: str, task_id: str, wait: float = 0.0) -> Task:
     detail = await node.tasks.detail(tenant_id, task_id, wait)
-    return task_view(detail.task, detail.attempts, detail.history)
+    return await _with_steps(node, tenant_id, task_view(detail.task, detail.attempts,
+                                                        detail.history))  # fmt: skip
+
+
+async def _with_steps(node: Node, tenant_id: str, view: Task) -> Task:
+    """The tasks its end started (a chain's next steps): read only for functions with
+    receivers (a dict lookup)."""
+    if (tenant_id, view.function) in node.receivers.hooks:
+        found = await node.notifier.deliveries(tenant_id, view.id)
+        steps = [t for t in (next_task(n) for n in found) if t is not None]
+        view = msgspec.structs.replace(view, next=steps)
+    return view
 
 
 async def get_task(call: Call) -> Task:
     detail = await call.node.tasks.detail(call.tenant, call.path["task_id"], 0.0)
-    task = task_view(detail.task, detail.attempts, detail.history)
+    view = task_view(detail.task, detail.attempts, detail.history)
+    task = await _with_steps(call.node, call.tenant, view)
     if task.state not in WAITING:
         return task
     waiting = await call.node.blockers.why(detail.task)

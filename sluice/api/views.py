@@ -10,6 +10,7 @@ import msgspec
 
 from ..contract import Attempt, Stages, SubmitOutcome, Task, TimelineEntry
 from ..model import (
+    AFTER_KEY,
     READY,
     RUNNING,
     TERMINAL,
@@ -55,7 +56,15 @@ def task_view(task: TaskRecord, attempts: list[AttemptRecord], events: list[Hist
         finished_at=task.finished_at,
         timeline=timeline(task, attempts, events),
         attempts=[attempt_view(a) for a in attempts] + _running(task, attempts),
+        follows=follows(task.key),
     )
+
+
+def follows(key: str | None) -> str | None:
+    """The task a destination's task follows, named by its key (engine/notifier.py)."""
+    if key is None or not key.startswith(AFTER_KEY):
+        return None
+    return key.removeprefix(AFTER_KEY).partition(":")[0] or None
 
 
 def attempt_view(a: AttemptRecord) -> Attempt:

@@ -1,4 +1,5 @@
-"""`sluice functions ls|get|set`: a tenant's functions and their config."""
+"""`sluice functions ls|get|set|reset`: a tenant's functions and their config; what
+`set` sets is the operator's and wins over the code's until `reset`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from ..contract import FunctionConfig, FunctionSettings
+from ..contract import Function, FunctionConfig, FunctionSettings
 from ..errors import RemoteError
 from .output import (
     AsJson,
@@ -18,6 +19,7 @@ from .output import (
     Profile,
     Url,
     connect,
+    console,
     machine_output,
     new_table,
     print_data,
@@ -81,6 +83,9 @@ def get(
         print_data(config, machine)
     else:
         _show([config], machine)
+        mine = sorted(f for f, source in function.sources.items() if source == "operator")
+        if mine:
+            console.print(f"set by the operator (reset undoes it): {', '.join(mine)}")
 
 
 @functions_cli.command("set")
@@ -111,20 +116,43 @@ def set_(
     fields = {"timeout_s": timeout, "priority": priority, "ttl_s": ttl, "tags": tag,
               "rate": rate, "burst": burst, "max_concurrency": max_concurrency}  # fmt: skip
     with connect(url, api_key, profile, as_json=machine) as client:
-        current: FunctionConfig
+        current: Function
         try:
             current = client.functions.get(name)
         except RemoteError as exc:
             if exc.status != 404:
                 raise
-            current = FunctionConfig(name)
-        # PUT replaces the whole config: read it, change what was asked, write it back
-        # (without the name and the state a read adds, which are no settings).
+            current = Function(name)
+        # PUT replaces the operator's settings: keep the ones already set, add what was
+        # asked; the other fields keep following the code.
         read: dict[str, Any] = msgspec.to_builtins(current)
-        settings = {field: read[field] for field in FunctionSettings.__struct_fields__}
-        settings["retry"].update({k: v for k, v in retry.items() if v is not None})
+        settings = {
+            field: read[field]
+            for field in FunctionSettings.__struct_fields__
+            if current.sources.get(field) == "operator"
+        }
+        asked_retry = {k: v for k, v in retry.items() if v is not None}
+        if asked_retry:
+            settings["retry"] = {**read["retry"], **asked_retry}
         settings.update({k: v for k, v in fields.items() if v is not None})
         function = client.functions.set(name, settings)
+    if machine:
+        print_data(function, machine)
+    else:
+        _show([function], machine)
+
+
+@functions_cli.command("reset")
+def reset(
+    name: str,
+    field: Annotated[str, typer.Argument(help="The setting: timeout_s, rate, retry, ...")],
+    url: Url = None, api_key: Key = None, profile: Profile = None,
+    output: Output = Format.table, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Return a setting to the code's value (the operator's setting is dropped)."""
+    machine = machine_output(output, as_json)
+    with connect(url, api_key, profile, as_json=machine) as client:
+        function = client.functions.reset(name, field)
     if machine:
         print_data(function, machine)
     else:

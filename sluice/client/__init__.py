@@ -8,6 +8,7 @@ from ..contract import (
     ApiKey,
     Attempt,
     DeadTask,
+    Delivery,
     Function,
     FunctionConfig,
     LogEntry,
@@ -24,9 +25,11 @@ from ..contract import (
     TaskSummary,
     Tenant,
     TimelineEntry,
+    WebhookReceiver,
 )
 from .http import AsyncClient, Client, discover
 from .models import ScheduleSpec
+from .webhooks import verify_webhook
 
 __all__ = [
     "ApiKey",
@@ -34,6 +37,7 @@ __all__ = [
     "Attempt",
     "Client",
     "DeadTask",
+    "Delivery",
     "Function",
     "FunctionConfig",
     "LogEntry",
@@ -51,5 +55,7 @@ __all__ = [
     "TaskSummary",
     "Tenant",
     "TimelineEntry",
+    "WebhookReceiver",
     "discover",
+    "verify_webhook",
 ]

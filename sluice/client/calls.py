@@ -21,6 +21,8 @@ from ..contract import (
     BulkCount,
     DeadPage,
     DeadTask,
+    Delivery,
+    DeliveryList,
     ErrorResponse,
     Function,
     FunctionConfig,
@@ -43,6 +45,8 @@ from ..contract import (
     Tenant,
     TenantList,
     Waiting,
+    WebhookReceiver,
+    WebhookReceiverList,
 )
 from ..errors import RemoteError
 
@@ -340,9 +344,33 @@ class _Calls:
         return _get(f"/v1/functions/{name}", Function)
 
     @staticmethod
-    def put_function(name: str, settings: Mapping[str, Any]) -> _Call[FunctionConfig]:
+    def put_function(
+        name: str, settings: Mapping[str, Any], code: bool = False
+    ) -> _Call[FunctionConfig]:
         body = _encoder.encode(dict(settings))
-        return _Call(_Request("PUT", f"/v1/functions/{name}", body), _reader(FunctionConfig))
+        params = (("source", "code"),) if code else None
+        request = _Request("PUT", f"/v1/functions/{name}", body, params=params)
+        return _Call(request, _reader(FunctionConfig))
+
+    @staticmethod
+    def notifications(task_id: str) -> _Call[list[Delivery]]:
+        call = _get(f"/v1/tasks/{task_id}/notifications", DeliveryList)
+        return _Call(call.request, lambda r: call.read(r).notifications)
+
+    @staticmethod
+    def list_webhooks() -> _Call[list[WebhookReceiver]]:
+        call = _get("/v1/webhooks", WebhookReceiverList)
+        return _Call(call.request, lambda r: call.read(r).webhooks)
+
+    @staticmethod
+    def enable_webhook(webhook_id: str) -> _Call[WebhookReceiver]:
+        request = _Request("POST", f"/v1/webhooks/{quote(webhook_id, safe='')}/enable")
+        return _Call(request, _reader(WebhookReceiver))
+
+    @staticmethod
+    def reset_function(name: str, field: str) -> _Call[Function]:
+        request = _Request("DELETE", f"/v1/functions/{name}/settings/{quote(field, safe='')}")
+        return _Call(request, _reader(Function))
 
     @staticmethod
     def list_schedules() -> _Call[list[Schedule]]:

@@ -40,6 +40,7 @@ from .namespaces import (
     AsyncSchedules,
     AsyncTasks,
     AsyncTenants,
+    AsyncWebhooks,
     Dead,
     Functions,
     Keys,
@@ -47,6 +48,7 @@ from .namespaces import (
     Schedules,
     Tasks,
     Tenants,
+    Webhooks,
 )
 
 if TYPE_CHECKING:
@@ -133,6 +135,7 @@ class Client:
         self.pauses = Pauses(self)
         self.tenants = Tenants(self)
         self.keys = Keys(self)
+        self.webhooks = Webhooks(self)
 
     def _send(self, request: _Request) -> _Response:
         attempt = 0
@@ -228,8 +231,10 @@ class Client:
     ) -> int:  # fmt: skip
         return self.dead.retry(function=function, since=since, until=until)
 
-    def put_function(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        return self.functions.set(name, settings)
+    def put_function(
+        self, name: str, settings: Mapping[str, Any], *, code: bool = False
+    ) -> FunctionConfig:
+        return self.functions.set(name, settings, code=code)
 
     def close(self) -> None:
         self._http.close()
@@ -266,6 +271,7 @@ class AsyncClient:
         self.pauses = AsyncPauses(self)
         self.tenants = AsyncTenants(self)
         self.keys = AsyncKeys(self)
+        self.webhooks = AsyncWebhooks(self)
 
     def _http(self) -> aiohttp.ClientSession:
         import aiohttp  # here, not at the top: it doubles the CLI's start-up time
@@ -367,8 +373,10 @@ class AsyncClient:
     ) -> int:  # fmt: skip
         return await self.dead.retry(function=function, since=since, until=until)
 
-    async def put_function(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        return await self.functions.set(name, settings)
+    async def put_function(
+        self, name: str, settings: Mapping[str, Any], *, code: bool = False
+    ) -> FunctionConfig:
+        return await self.functions.set(name, settings, code=code)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -7,12 +7,14 @@ namespace, so the sync and async variants differ only by `await`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, Unpack
 
 from ..contract import (
     ApiKey,
     DeadTask,
+    Delivery,
     Function,
     FunctionConfig,
     LogEntry,
@@ -24,6 +26,7 @@ from ..contract import (
     TaskSummary,
     Tenant,
     Waiting,
+    WebhookReceiver,
 )
 from ..model import TERMINAL
 from .calls import FOLLOW_WAIT_S, PAGE_SIZE, _Call, _Calls, _Pager, schedule_spec
@@ -110,6 +113,10 @@ class Tasks:
         """Delete a task that is not running (cancel it first)."""
         self._client._run(_Calls.delete(task_id))
 
+    def notifications(self, task_id: str) -> builtins.list[Delivery]:
+        """The task's webhooks and destinations, in order, with their last answers."""
+        return self._client._run(_Calls.notifications(task_id))
+
     def cancel_where(self, **selector: Any) -> int:
         """Cancel every task the selector matches that has not ended; returns how many."""
         return self._client._run(_Calls.bulk("cancel", selector))
@@ -178,6 +185,9 @@ class AsyncTasks:
 
     async def delete(self, task_id: str) -> None:
         await self._client._run(_Calls.delete(task_id))
+
+    async def notifications(self, task_id: str) -> builtins.list[Delivery]:
+        return await self._client._run(_Calls.notifications(task_id))
 
     async def cancel_where(self, **selector: Any) -> int:
         return await self._client._run(_Calls.bulk("cancel", selector))
@@ -250,11 +260,17 @@ class Functions:
         """One function's config; `RemoteError` 404 `unknown_function` if there is none."""
         return self._client._run(_Calls.get_function(name))
 
-    def set(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        """Create or replace a function's config: `retry` (a mapping of RetryPolicy
-        fields), `timeout_s`, `priority`, `ttl_s`, `tags`; fields left out take their
-        defaults, so read, change and set to update one field."""
-        return self._client._run(_Calls.put_function(name, settings))
+    def set(self, name: str, settings: Mapping[str, Any], *, code: bool = False) -> FunctionConfig:
+        """Set the operator's settings of a function: `retry` (a mapping of RetryPolicy
+        fields), `timeout_s`, `priority`, `ttl_s`, `tags`, `rate`, `burst`,
+        `max_concurrency`, `target`. The fields given win over the code's and survive
+        workers reconnecting; those left out follow the code (they replace the
+        operator's earlier settings). With `code=True` the settings are the code's."""
+        return self._client._run(_Calls.put_function(name, settings, code))
+
+    def reset(self, name: str, field: str) -> Function:
+        """Return one setting to the code's value; the function as it is now."""
+        return self._client._run(_Calls.reset_function(name, field))
 
 
 class AsyncFunctions:
@@ -267,8 +283,13 @@ class AsyncFunctions:
     async def get(self, name: str) -> Function:
         return await self._client._run(_Calls.get_function(name))
 
-    async def set(self, name: str, settings: Mapping[str, Any]) -> FunctionConfig:
-        return await self._client._run(_Calls.put_function(name, settings))
+    async def set(
+        self, name: str, settings: Mapping[str, Any], *, code: bool = False
+    ) -> FunctionConfig:
+        return await self._client._run(_Calls.put_function(name, settings, code))
+
+    async def reset(self, name: str, field: str) -> Function:
+        return await self._client._run(_Calls.reset_function(name, field))
 
 
 class Schedules:
@@ -456,3 +477,28 @@ class AsyncKeys:
 
     async def revoke(self, tenant_id: str, key_id: str) -> None:
         await self._client._run(_Calls.revoke_key(tenant_id, key_id))
+
+
+class Webhooks:
+    """`client.webhooks`: the tenant's webhook receivers; re-enabling a disabled one."""
+
+    def __init__(self, client: _Runs) -> None:
+        self._client = client
+
+    def list(self) -> list[WebhookReceiver]:
+        return self._client._run(_Calls.list_webhooks())
+
+    def enable(self, webhook_id: str) -> WebhookReceiver:
+        """Enable a receiver disabled for failing: what waited for it is delivered."""
+        return self._client._run(_Calls.enable_webhook(webhook_id))
+
+
+class AsyncWebhooks:
+    def __init__(self, client: _AsyncRuns) -> None:
+        self._client = client
+
+    async def list(self) -> list[WebhookReceiver]:
+        return await self._client._run(_Calls.list_webhooks())
+
+    async def enable(self, webhook_id: str) -> WebhookReceiver:
+        return await self._client._run(_Calls.enable_webhook(webhook_id))

@@ -43,17 +43,22 @@ from .fields import (
 )
 from .functions import (
     MAX_TARGET_TIMEOUT_S,
+    Destination,
     Function,
     FunctionConfig,
     FunctionList,
+    FunctionPut,
     FunctionQuery,
     FunctionSettings,
     HttpTarget,
+    NotifyEvent,
     TargetState,
     TargetUrl,
+    Webhook,
     WebhookSecret,
 )
 from .logs import LEVELS, LogCursor, LogEnd, LogEntry, LogLevel, LogPage, LogsQuery
+from .notifications import Delivery, DeliveryList, WebhookReceiver, WebhookReceiverList
 from .operations import AuditEntry, AuditPage, AuditQuery, Health
 from .pauses import Pause, PauseBody, PauseList, PauseSelector, ReleasedCount
 from .schedules import MAX_CATCHUP_S, Cron, Schedule, ScheduleList, ScheduleSpec, TimeZone
@@ -147,6 +152,9 @@ __all__ = [
     "DeadSelector",
     "DeadTask",
     "Delay",
+    "Delivery",
+    "DeliveryList",
+    "Destination",
     "Epoch",
     "ErrorBody",
     "ErrorResponse",
@@ -157,6 +165,7 @@ __all__ = [
     "FunctionConfig",
     "FunctionList",
     "FunctionName",
+    "FunctionPut",
     "FunctionQuery",
     "FunctionSettings",
     "FunctionStats",
@@ -176,6 +185,7 @@ __all__ = [
     "Name",
     "NewKey",
     "NewTenant",
+    "NotifyEvent",
     "PageSize",
     "Pause",
     "PauseBody",
@@ -225,5 +235,8 @@ __all__ = [
     "Ttl",
     "WaitQuery",
     "Waiting",
+    "Webhook",
+    "WebhookReceiver",
+    "WebhookReceiverList",
     "WebhookSecret",
 ]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 from ..model import (
     DEFAULT_PRIORITY,
 )
-from .fields import Count, FunctionName, PageSize, Priority, Rate, Tags, Timeout, Ttl
+from .fields import Count, FunctionName, Name, PageSize, Priority, Rate, Tags, Timeout, Ttl
 from .tasks import RetryPolicy
 
 MAX_TARGET_TIMEOUT_S: Final = 900.0
@@ -45,6 +45,41 @@ class HttpTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`whsec_…` key of the request signatures; made when the function is set without one."""
 
 
+NotifyEvent = Literal["succeeded", "failed", "dead", "cancelled", "expired"]
+"""A task's ends that notify: it succeeded, an attempt failed (and is retried), it died
+(dead letter), it was cancelled, it expired before starting."""
+NotifyEvents = Annotated[list[NotifyEvent], msgspec.Meta(min_length=1, max_length=5)]
+MAX_WEBHOOKS: Final = 5
+MAX_DESTINATIONS: Final = 10
+
+
+class Webhook(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A receiver of a function's task ends: Sluice POSTs each event to `url`, signed as
+    Standard Webhooks v1, from a durable outbox (docs/notifications.md)."""
+
+    url: TargetUrl
+    events: NotifyEvents = msgspec.field(
+        default_factory=lambda: ["succeeded", "dead", "cancelled", "expired"]
+    )
+    secrets: Annotated[list[WebhookSecret], msgspec.Meta(max_length=2)] = []
+    """`whsec_…` keys; each delivery is signed with every one (two during a rotation).
+    One is made when the function is set without any; reads never show them."""
+
+
+class Destination(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a task's end starts: a task of `function` (with the result, or on failure
+    the error, as its one argument) or an event posted to `topic` (its subscribers fan
+    it out). Deduplicated: a delivery tried again never starts it twice."""
+
+    function: FunctionName | None = None
+    topic: Name | None = None
+    events: NotifyEvents = msgspec.field(default_factory=lambda: ["succeeded"])
+
+
+Webhooks = Annotated[list[Webhook], msgspec.Meta(max_length=MAX_WEBHOOKS)]
+Destinations = Annotated[list[Destination], msgspec.Meta(max_length=MAX_DESTINATIONS)]
+
+
 class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A function's defaults; a task may override priority, ttl and retry."""
 
@@ -62,6 +97,10 @@ class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Most tasks of this function running at once, cluster-wide. None: no limit."""
     target: HttpTarget | None = None
     """An HTTP endpoint that runs the function; None: workers run it."""
+    webhooks: Webhooks = []
+    """Receivers told of its tasks' ends (docs/notifications.md)."""
+    destinations: Destinations = []
+    """Functions started (or topics posted to) by its tasks' ends."""
 
 
 class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -76,6 +115,8 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     burst: Count = 1
     max_concurrency: Count | None = None
     target: HttpTarget | None = None
+    webhooks: Webhooks = []
+    destinations: Destinations = []
 
 
 class TargetState(msgspec.Struct, frozen=True):
@@ -87,13 +128,29 @@ class TargetState(msgspec.Struct, frozen=True):
     paused_until: float | None
 
 
+Source = Literal["default", "code", "operator"]
+
+
 class Function(FunctionConfig, frozen=True):
-    """A function as `GET /v1/functions/{name}` shows it: its config; for an HTTP target
-    its state, and for a function whose workers were throttled the limit their pool is
-    under (engine/adaptive.py)."""
+    """A function as `GET /v1/functions/{name}` shows it: its effective config and where
+    each setting comes from; for an HTTP target its state, and for a function whose
+    workers were throttled the limit their pool is under (engine/adaptive.py)."""
 
     target_state: TargetState | None = None
     pool_state: TargetState | None = None
+    sources: dict[str, Source] = {}
+    """Each setting's owner: `operator` (set through the API or CLI; wins, and no worker
+    reconnecting changes it), `code` (the decorator's, registered by a worker), or
+    `default` (no code registered the function: an HTTP target, say)."""
+
+
+class FunctionPut(msgspec.Struct, frozen=True, kw_only=True):
+    """`PUT /v1/functions/{name}`'s query: whose settings the body holds. `operator`
+    (the default): the fields given become the operator's settings, replacing the
+    operator's earlier ones; the fields left out follow the code. `code`: the body is the
+    code's config (what `App.register` sends; a worker's hello does the same)."""
+
+    source: Literal["operator", "code"] = "operator"
 
 
 class FunctionList(msgspec.Struct, frozen=True):

@@ -148,6 +148,10 @@ class Task(msgspec.Struct, frozen=True):
     finished_at: float | None
     timeline: list[TimelineEntry]
     attempts: list[Attempt]
+    follows: str | None = None
+    """The task whose end started this one (a destination, docs/notifications.md)."""
+    next: list[str] = []
+    """The tasks this one's end started (its function's destinations), in order."""
     waiting: Waiting | None = None  # why it has not started yet (ready, scheduled, paused)
 
 

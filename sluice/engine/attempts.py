@@ -27,12 +27,14 @@ from ..policy.backoff import next_after_failure
 from ..protocol import Ack, AckItem, ResultItem
 from ..rawjson import MAX_DEPTH, within_depth
 from ..store import ACCEPTED, DUPLICATE
+from ..store.notifications import event_of, notices
 from .adaptive import AdaptivePools
 from .functions import Functions
 from .logs import TaskLogs
 from .meters import Meters
 from .pauses import Pauses
 from .queues import Queues
+from .receivers import Receivers
 from .registry import Settling, WorkerConn
 from .runtime import Runtime
 
@@ -74,8 +76,10 @@ class Attempts:
         logs: TaskLogs,
         rng: random.Random | None = None,
         meters: Meters | None = None,
+        receivers: Receivers | None = None,
     ) -> None:
         self._rt = rt
+        self._hooks = receivers.hooks if receivers is not None else {}
         self._functions = functions
         self._pauses = pauses
         self._adaptive = adaptive
@@ -166,7 +170,20 @@ class Attempts:
     def _decide(
         self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
     ) -> Finish:
-        """The attempt's fenced finish, with the task's next state decided by policy."""
+        """The attempt's fenced finish, with the task's next state decided by policy and
+        the notifications its end writes (a dictionary lookup for most functions)."""
+        finish = self._next(conn, item, task, now)
+        if task is not None:
+            hooks = self._hooks.get((finish.tenant_id, task.function))
+            if hooks:
+                found = notices(hooks, task.function, event_of(finish.next_state))
+                if found:
+                    return msgspec.structs.replace(finish, notify=found)
+        return finish
+
+    def _next(
+        self, conn: WorkerConn, item: ResultItem, task: ClaimedTask | None, now: float
+    ) -> Finish:
         result = bytes(item.result) or b"null"
         if item.outcome == "ok":
             refused = _refuse_result(result, self._rt.settings.max_result_bytes)

@@ -320,6 +320,8 @@ class Dispatcher:
         if conn.tenant_id == SHARED:
             # Marks name the pool's functions: a tenant's own workers serve others.
             served = ",".join(conn.functions)
+            # A pool function's own limits hold for all its tenants together.
+            own = self._pool_limits(conn.functions)
             limited: list[_Step] = []
             for tenant, quota in quotas.items():
                 # A tenant's own function of a pool function's name stays its own.
@@ -334,12 +336,19 @@ class Dispatcher:
                     reserve = Limit(
                         f"reserve:{tenant}", max_concurrency=quota.min_slots, settling=settling
                     )
-                    steps.append(_Step(tenant, functions, [reserve, *mine], RESERVE + served))
+                    step = _Step(tenant, functions, [reserve, *mine], RESERVE + served)
+                    steps += _with_pool_limits(step, own, self._queues.drained)
                 if mine and (tenant, WHOLE + served) not in self._queues.drained:
-                    limited.append(_Step(tenant, functions, mine, WHOLE + served))
+                    step = _Step(tenant, functions, mine, WHOLE + served)
+                    limited += _with_pool_limits(step, own, self._queues.drained)
             steps += limited
             exclude = tuple(sorted(t for t, q in quotas.items() if q.limited))
-            return steps, conn.functions, exclude
+            # The other tenants' tasks of a limited pool function: one claim across them,
+            # in fair order, under the function's limits.
+            for f, limit in own.items():
+                if (SHARED, f) not in self._queues.drained:
+                    steps.append(_Step(SHARED, (f,), [limit], f, exclude))
+            return steps, tuple(f for f in conn.functions if f not in own), exclude
         tenant = conn.tenant_id
         found = quotas.get(tenant)
         whole = []
@@ -362,6 +371,17 @@ class Dispatcher:
             together = []
         return steps, tuple(together), ()
 
+    def _pool_limits(self, functions: tuple[str, ...]) -> dict[str, Limit]:
+        """The limits of a shared pool's functions that have their own (rate or cap)."""
+        configs = self._functions.cached_of(SHARED)
+        out = {}
+        for f in functions:
+            config = configs.get(f)
+            if config is not None and _is_limited(config):
+                out[f] = Limit(f"pool:{f}", f, config.rate, config.burst, config.max_concurrency,
+                               self._settling.of_function(f), pool=True)  # fmt: skip
+        return out
+
     async def _claim_limited(
         self,
         conn: WorkerConn | RemoteConn,
@@ -371,7 +391,7 @@ class Dispatcher:
         parts: tuple[int, ...] | None,
     ) -> list[ClaimedTask]:
         request = ClaimRequest(step.tenant_id, conn.worker_id, step.functions, limit,
-                               partitions=parts)  # fmt: skip
+                               exclude=step.exclude, partitions=parts)  # fmt: skip
         rt = self._rt
         claim = await rt.store.claim_limited(request, step.limits, now, rt.settings.lease_s)
         if claim.drained:  # nothing more ready: no limited claim until new work arrives
@@ -405,6 +425,26 @@ def _alone(steps: list[_Step], aimd: set[str]) -> list[_Step]:
     return out
 
 
+def _with_pool_limits(
+    step: _Step, own: dict[str, Limit], drained: Mapping[tuple[str, str], bool]
+) -> list[_Step]:
+    """A tenant's claim on a shared pool, with each function that has its own limits
+    taken out into a claim of its own under both (marked like the whole claim, so the
+    tenant's new work makes it again)."""
+    mine = [f for f in step.functions if f in own]
+    if not mine:
+        return [step]
+    out = [
+        _Step(step.tenant_id, (f,), [*step.limits, own[f]], f"{step.mark}|{f}")
+        for f in mine
+        if (step.tenant_id, f"{step.mark}|{f}") not in drained
+    ]
+    others = tuple(f for f in step.functions if f not in own)
+    if others:
+        out.append(_Step(step.tenant_id, others, step.limits, step.mark))
+    return out
+
+
 def _is_limited(config: FunctionConfig) -> bool:
     return config.rate is not None or config.max_concurrency is not None
 
@@ -422,6 +462,7 @@ class _Step(msgspec.Struct, frozen=True):
     functions: tuple[str, ...]
     limits: list[Limit]
     mark: str  # a function, or WHOLE or RESERVE and the functions
+    exclude: tuple[str, ...] = ()  # a claim across a pool's tenants: those left out
 
     @property
     def drained_key(self) -> tuple[str, str]:

@@ -237,6 +237,16 @@ def _function_configs(hello: Hello, settings: Settings) -> list[FunctionConfig]:
                 f"function {spec.name}: a worker serves it; HTTP targets are set with "
                 "PUT /v1/functions/{name}"
             )
+        if config.webhooks:
+            raise InvalidRequest(
+                f"function {spec.name}: webhooks (and their secrets) are set with "
+                "PUT /v1/functions/{name}"
+            )
+        for destination in config.destinations:
+            if (destination.function is None) == (destination.topic is None):
+                raise InvalidRequest(
+                    f"function {spec.name}: a destination names a function or a topic"
+                )
         check_function(config, settings, f"functions.{spec.name}.")
         configs.append(config)
     return configs

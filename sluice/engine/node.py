@@ -34,12 +34,14 @@ from .gateway import Gateway
 from .intake import Intake
 from .logs import TaskLogs
 from .meters import FLUSH_S, Meters
+from .notifier import Notifier
 from .outcomes import Outcomes
 from .partitions import Partitions
 from .pauses import Pauses
 from .queues import Queues
 from .quotas import Quotas
 from .reaper import Reaper
+from .receivers import Receivers
 from .registry import Registry, Settling
 from .retention import Retention
 from .runtime import Runtime
@@ -81,6 +83,7 @@ class Node:
         settling = Settling()
         self.queues = queues = Queues(rt.bus)
         self.functions = functions = Functions(rt)
+        self.receivers = receivers = Receivers(rt, functions)
         self.quotas = quotas = Quotas(rt, changed=queues.wake)
         policy = BackpressurePolicy(
             rt.clock.now(), random.Random(), settings.backpressure_interval_s
@@ -91,11 +94,11 @@ class Node:
         self.pauses = pauses = Pauses(rt, fairness, queues)
         self.delays = delays = Delays(rt, fairness, queues)
         self.meters = meters = Meters(rt)
-        self.outcomes = outcomes = Outcomes(rt, queues, delays, backpressure, meters)
+        self.outcomes = outcomes = Outcomes(rt, queues, delays, backpressure, meters, receivers)
         self.adaptive = adaptive = AdaptivePools(rt, registry, functions, queues)
         self.logs = logs = TaskLogs(rt)
         attempts = Attempts(rt, functions, pauses, adaptive, queues, settling, outcomes, logs,
-                            meters=meters)  # fmt: skip
+                            meters=meters, receivers=receivers)  # fmt: skip
         spans = None
         if settings.tracing or tracer_provider is not None:
             from .tracing import ServerSpans  # imports OpenTelemetry: only when it is on
@@ -114,12 +117,13 @@ class Node:
             rt, functions=functions, quotas=quotas, pauses=pauses, fairness=fairness,
             backpressure=backpressure, queues=queues, delays=delays, meters=meters,
         )  # fmt: skip
-        self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry)
+        self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry, receivers)
         self.tenants = tenants = Tenants(rt)
         self.schedules = schedules = Schedules(rt, functions, fairness, queues, meters)
-        self.topics = Topics(rt, functions, intake)
+        self.topics = topics = Topics(rt, functions, intake)
         self.audit = audit = AuditLog(rt)
-        self.reaper = reaper = Reaper(rt, registry, pauses, queues, outcomes)
+        self.notifier = Notifier(rt, functions, intake, topics, audit)
+        self.reaper = reaper = Reaper(rt, registry, pauses, queues, outcomes, receivers)
         self.retention = retention = Retention(rt)
         self.blockers = blockers = Blockers(
             rt, registry, functions=functions, quotas=quotas, pauses=pauses,
@@ -167,6 +171,7 @@ class Node:
         timers.every("snapshot read", SNAPSHOT_S, self.snapshot.read_once,
                      first_after=SNAPSHOT_S)  # fmt: skip
         timers.every("rollup", FLUSH_S, self.meters.flush, first_after=FLUSH_S)
+        timers.every("notify", s.notify_interval_s, self.notifier.send_once, lead=True)
         return timers
 
     @property
@@ -183,6 +188,7 @@ class Node:
         await self.quotas.start()
         await self.fairness.start()
         await self.targets.start()
+        await self.receivers.start()  # before any end is written: who is told of it
         await self.rt.bus.start(self._on_hint)
         await self.partitions.balance()  # before the first claim: which partitions are ours
         self._loops = [
@@ -202,6 +208,7 @@ class Node:
                 await asyncio.wait({task}, timeout=1.0)
         await self.pauses.stop()
         await self.targets.stop()
+        await self.notifier.stop()
         try:
             await self.partitions.release()
         except Exception:

@@ -20,6 +20,7 @@ from .backpressure import Backpressure
 from .delays import Delays
 from .meters import Meters
 from .queues import Queues
+from .receivers import Receivers
 from .runtime import Runtime
 
 REMOTE_WAIT_S = 0.5  # a long-poll re-reads this often, for ends it was not told about
@@ -30,9 +31,11 @@ class Outcomes:
     def __init__(
         self, rt: Runtime, queues: Queues, delays: Delays, backpressure: Backpressure,
         meters: Meters | None = None,
+        receivers: Receivers | None = None,
     ) -> None:  # fmt: skip
         self._rt = rt
         self._meters = meters or Meters(rt)
+        self._hooks = receivers.hooks if receivers is not None else {}
         self._queues = queues
         self._delays = delays
         self._backpressure = backpressure
@@ -69,7 +72,8 @@ class Outcomes:
 
     async def expire_once(self) -> int:
         """Tasks not started by their expires_at become expired (a timer's job)."""
-        expired = await self._rt.store.expire_tasks(self._rt.clock.now(), EXPIRE_BATCH)
+        now = self._rt.clock.now()
+        expired = await self._rt.store.expire_tasks(now, EXPIRE_BATCH, self._hooks)
         for _tenant_id, task_id in expired:
             self.ended(task_id)
         self._meters.ended((tenant_id for tenant_id, _ in expired), EXPIRED)

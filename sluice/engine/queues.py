@@ -68,12 +68,15 @@ class Queues:
         else:
             self.generation[SHARED] += 1  # shared pools serve every tenant
         # A limited claim found drained is made again only when work for it came.
+        # (A shared pool's claims of a limited function across tenants are SHARED's.)
         if functions is None or tenant_id == SHARED:
-            for key in [k for k in self.drained if k[0] == tenant_id or tenant_id == SHARED]:
+            every = tenant_id == SHARED
+            for key in [k for k in self.drained if every or k[0] in (tenant_id, SHARED)]:
                 del self.drained[key]
         else:
             for function in functions:
                 self.drained.pop((tenant_id, function), None)
+                self.drained.pop((SHARED, function), None)
             # Claims under the tenant's limits, or of its reserve, cover many functions.
             for key in [k for k in self.drained if k[0] == tenant_id and k[1][:1] == WHOLE]:
                 del self.drained[key]

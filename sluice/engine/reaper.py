@@ -10,6 +10,7 @@ from ..store import LeaseRenewal
 from .outcomes import Outcomes
 from .pauses import Pauses
 from .queues import Queues
+from .receivers import Receivers
 from .registry import Registry
 from .runtime import Runtime
 
@@ -26,8 +27,10 @@ class Reaper:
         pauses: Pauses,
         queues: Queues,
         outcomes: Outcomes,
+        receivers: Receivers | None = None,
     ) -> None:
         self._rt = rt
+        self._hooks = receivers.hooks if receivers is not None else {}
         self._registry = registry
         self._pauses = pauses
         self._queues = queues
@@ -50,7 +53,7 @@ class Reaper:
         rt = self._rt
         total = 0
         while True:
-            reaped = await rt.store.reap_leases(rt.clock.now(), REAP_BATCH)
+            reaped = await rt.store.reap_leases(rt.clock.now(), REAP_BATCH, self._hooks)
             await self._pauses.hold_requeued(reaped)  # before any dispatcher hears of them
             for r in reaped:
                 log.warning("lease lost: task %s is %s again", r.task_id, r.state)

@@ -153,6 +153,10 @@ class Settling:
         for task_id in task_ids:
             self._tasks.pop(task_id, None)
 
+    def of_function(self, function: str) -> tuple[str, ...]:
+        """Every tenant's settling tasks of one function (a shared pool's own limits)."""
+        return tuple(t for t, (_tenant, fn) in self._tasks.items() if fn == function)
+
     def of(self, tenant_id: str, function: str | None) -> tuple[str, ...]:
         """A tenant's settling tasks (of one function, or all)."""
         return tuple(

@@ -14,7 +14,9 @@ span's), and Standard Webhooks signature headers
 (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
 "id.timestamp.body">`). The answer: 2xx success (the body is the result), 429 and 503
 flow control (with an optional Retry-After), 3xx and other 4xx not retryable, 5xx,
-time-outs and connection errors retryable.
+time-outs and connection errors retryable. A request is aborted (its connection closed,
+so the endpoint can notice) when its task is cancelled, or past the target's
+`timeout_s` or the task's own timeout, whichever is shorter.
 
 Egress (engine/egress.py): targets on loopback, private, link-local or otherwise internal
 addresses are refused unless the operator allows them (`targets_allow_loopback`, which
@@ -27,12 +29,9 @@ they no longer do. Such a refusal is not retried: the task goes to dead.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
-import hmac
 import logging
-import secrets
 import unicodedata
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -43,13 +42,14 @@ from ..contract import FunctionConfig, HttpTarget
 from ..errors import Forbidden, InvalidRequest, Unprocessable
 from ..model import ClaimedTask
 from ..policy.aimd import ERROR, OK, THROTTLED, Aimd
-from ..protocol import LogLine, ResultItem
+from ..protocol import Cancel, LogLine, ResultItem
 from . import egress
 from .attempts import Finisher
 from .egress import EgressPolicy, EgressRefused
 from .queues import Queues
 from .registry import TARGET_PREFIX, Registry, WorkerConn
 from .runtime import Runtime
+from .signatures import is_valid, new_secret, sign
 
 if TYPE_CHECKING:
     from .tracing import ServerSpans
@@ -60,6 +60,7 @@ MAX_RESULT_BYTES = 1024 * 1024
 TICK_S = 0.1  # how often AIMD windows are closed and paused targets looked at again
 MAX_TIMEOUT_S = 900.0
 _json = msgspec.json.Encoder()
+_cancel_decoder = msgspec.json.Decoder(Cancel)
 
 
 # -- config ----------------------------------------------------------------------
@@ -80,30 +81,14 @@ def check_target(target: HttpTarget, allow_loopback: bool, allow_private: bool) 
         )
     if target.secret is None:
         return msgspec.structs.replace(target, secret=new_secret())
-    if not target.secret.startswith("whsec_") or not 24 <= len(_key(target.secret)) <= 64:
+    if not is_valid(target.secret):
         raise InvalidRequest(
             "target.secret is whsec_ and 24 to 64 bytes in base64", field="target.secret"
         )
     return target
 
 
-# -- signing -----------------------------------------------------------------------
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def _key(secret: str) -> bytes:
-    try:
-        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except ValueError:
-        return b""
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The Standard Webhooks v1 signature: base64 HMAC-SHA256 of "id.timestamp.body"."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+# -- signing: engine/signatures.py, shared with webhooks -------------------------------
 
 
 def request_body(task: ClaimedTask, deadline: float) -> bytes:
@@ -154,6 +139,8 @@ class TargetConn(WorkerConn):
         self.aimd = Aimd(self._clock.now(), maximum=max_concurrency)
         self._epochs: dict[str, int] = {}
         self._calls: set[asyncio.Task[None]] = set()
+        self._by_task: dict[str, asyncio.Task[None]] = {}  # the call of each task in flight
+        self._stopping: set[str] = set()  # tasks whose calls a cancel aborts
         self._pending: list[ResultItem] = []
         self._flushing = False
         self.backlog = False  # the dispatcher filled every slot this window
@@ -184,28 +171,53 @@ class TargetConn(WorkerConn):
             self._epochs[task.id] = self.aimd.sent()
             call = asyncio.create_task(self._call(task))
             self._calls.add(call)
+            self._by_task[task.id] = call
             call.add_done_callback(self._calls.discard)
         if self.free <= 0:
             self.backlog = True
 
     def send(self, frame: bytes) -> None:
-        """A cancel for a running task: the request is abandoned (its attempt counts)."""
+        """A cancel of running tasks (the only frame a server sends a target): abort
+        their requests in flight, so the endpoint sees the connection close."""
+        try:
+            cancel = _cancel_decoder.decode(frame)
+        except msgspec.DecodeError:
+            return
+        for task_id in cancel.ids:
+            call = self._by_task.get(task_id)
+            if call is not None and not call.done():
+                self._stopping.add(task_id)
+                call.cancel()
 
     async def _call(self, task: ClaimedTask) -> None:
         clock = self._clock
         started = clock.now()
         spans = self._targets.spans
-        if spans is None or task.trace_parent is None:
-            answer = await self._post(task, trace_headers(task))
-        else:  # the endpoint's spans nest under this attempt's
-            with spans.call(task, started) as (span, headers):
-                answer = await self._post(task, headers)
-                spans.answered(span, answer.outcome, answer.error_type, answer.error)
+        try:
+            if spans is None or task.trace_parent is None:
+                answer = await self._post(task, trace_headers(task))
+            else:  # the endpoint's spans nest under this attempt's
+                with spans.call(task, started) as (span, headers):
+                    answer = await self._post(task, headers)
+                    spans.answered(span, answer.outcome, answer.error_type, answer.error)
+        except asyncio.CancelledError:
+            if task.id not in self._stopping:
+                raise  # the node stops (abandon): the task is handed back
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            answer = Answer("cancelled", error="cancelled: the request was aborted")
+        finally:
+            self._by_task.pop(task.id, None)
+            self._stopping.discard(task.id)
         finished = clock.now()
         epoch = self._epochs.pop(task.id, self.aimd.epoch)
         throttled = answer.kind == THROTTLED
-        self.aimd.answered(answer.kind, epoch, finished, latency_s=finished - started,
-                           retry_after_s=answer.wait if throttled else None)  # fmt: skip
+        if answer.outcome == "cancelled":  # says nothing of the target's capacity
+            self.aimd.inflight = max(0, self.aimd.inflight - 1)
+        else:
+            self.aimd.answered(answer.kind, epoch, finished, latency_s=finished - started,
+                               retry_after_s=answer.wait if throttled else None)  # fmt: skip
         self._pending.append(
             ResultItem(
                 id=task.id, attempt=task.attempt, outcome=answer.outcome, started_at=started,
@@ -226,7 +238,12 @@ class TargetConn(WorkerConn):
     async def _post(self, task: ClaimedTask, trace: dict[str, str]) -> Answer:
         """One POST of the task; the endpoint's answer (or its absence) as an outcome."""
         now = self._clock.now()
-        body = request_body(task, now + self.target.timeout_s)
+        # The target's wait, or the task's own timeout if shorter: past it the request
+        # is aborted (the endpoint sees the connection close) and the attempt failed.
+        wait_s = self.target.timeout_s
+        if task.timeout_s is not None:
+            wait_s = min(wait_s, task.timeout_s)
+        body = request_body(task, now + wait_s)
         timestamp = int(now)
         headers = {
             "content-type": "application/json",
@@ -243,7 +260,7 @@ class TargetConn(WorkerConn):
             # localhost name fails here, by name, before aiohttp reads it its own way.
             egress.check_url(self.target.url, targets.policy)
             session = await targets.session()
-            timeout = aiohttp.ClientTimeout(total=self.target.timeout_s)
+            timeout = aiohttp.ClientTimeout(total=wait_s)
             async with session.post(
                 self.target.url, data=body, headers=headers, timeout=timeout,
                 allow_redirects=False,
@@ -253,7 +270,7 @@ class TargetConn(WorkerConn):
                 wait = retry_after(answer.headers.get("retry-after"))
                 kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
         except TimeoutError:
-            return Answer("timeout", error=f"no answer within {self.target.timeout_s:g} s")
+            return Answer("timeout", error=f"no answer within {wait_s:g} s")
         except asyncio.CancelledError:
             raise
         except (aiohttp.ClientError, OSError) as exc:
@@ -424,7 +441,8 @@ class Targets:
     async def start(self) -> None:
         store = self.rt.store
         for tenant in await store.list_tenants():
-            self.sync(tenant.id, {f.name: f for f in await store.list_functions(tenant.id)})
+            records = await store.list_functions(tenant.id)
+            self.sync(tenant.id, {r.config.name: r.config for r in records})
         self._warn_refused()
 
     def _warn_refused(self) -> None:

@@ -20,6 +20,7 @@ from ..protocol import Cancel
 from .functions import Functions
 from .outcomes import Outcomes
 from .queues import Queues
+from .receivers import Receivers
 from .registry import POOL_PREFIX, Registry
 from .runtime import Runtime
 
@@ -43,8 +44,10 @@ class Tasks:
         queues: Queues,
         outcomes: Outcomes,
         registry: Registry,
+        receivers: Receivers | None = None,
     ) -> None:
         self._rt = rt
+        self._hooks = receivers.hooks if receivers is not None else {}
         self._functions = functions
         self._queues = queues
         self._outcomes = outcomes
@@ -148,7 +151,7 @@ class Tasks:
 
     async def _cancel(self, tenant_id: str, task_ids: list[str]) -> list[str]:
         rt = self._rt
-        cancelled = await rt.store.cancel_tasks(tenant_id, task_ids, rt.clock.now())
+        cancelled = await rt.store.cancel_tasks(tenant_id, task_ids, rt.clock.now(), self._hooks)
         stop: dict[str, list[str]] = {}
         self._outcomes.cancelled(tenant_id, len(cancelled))
         for c in cancelled:

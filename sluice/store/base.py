@@ -12,7 +12,7 @@ named leases, which the database judges on its own clock (see `LeaseStore`).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -34,13 +34,17 @@ from ..model import (
     LogBatch,
     LogRecord,
     NewTask,
+    Notification,
     PauseRow,
     ScheduleRow,
     SubmitResult,
     SubscriptionRow,
     TaskRecord,
+    WebhookEndpoint,
 )
+from .functions import FunctionRecord
 from .limits import Limit
+from .notifications import Hooks
 
 # -- tenants and their API keys ------------------------------------------------------
 
@@ -69,8 +73,20 @@ class TenantStore(Protocol):
 class FunctionStore(Protocol):
     async def upsert_functions(
         self, tenant_id: str, configs: list[FunctionConfig], now: float
-    ) -> None: ...
-    async def list_functions(self, tenant_id: str) -> list[FunctionConfig]: ...
+    ) -> None:
+        """The code's configs (a worker's hello); the operator's overrides stay."""
+        ...
+
+    async def set_function_overrides(
+        self, tenant_id: str, name: str, overrides: dict[str, Any], now: float
+    ) -> None:
+        """Replace the operator's settings of a function (its fields, as JSON values);
+        a function no code registered yet is made with the defaults."""
+        ...
+
+    async def list_functions(self, tenant_id: str) -> list[FunctionRecord]:
+        """A tenant's functions, by name, each with its effective config and owners."""
+        ...
 
 
 # -- tasks ---------------------------------------------------------------------------
@@ -113,9 +129,10 @@ class TaskStore(Protocol):
         ...
 
     async def cancel_tasks(
-        self, tenant_id: str, task_ids: list[str], now: float
+        self, tenant_id: str, task_ids: list[str], now: float, hooks: Hooks | None = None
     ) -> list[Cancelled]:
-        """Cancel the tasks that are not terminal yet; a running one's attempt ends too."""
+        """Cancel the tasks that are not terminal yet; a running one's attempt ends too.
+        The `cancelled` notifications of `hooks` are written in the same transaction."""
         ...
 
     async def delete_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
@@ -144,7 +161,13 @@ class TaskStore(Protocol):
         ...
 
     async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]: ...
-    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]: ...
+    async def expire_tasks(
+        self, now: float, limit: int, hooks: Hooks | None = None
+    ) -> list[tuple[str, str]]:
+        """Tasks not started by their expiry become expired: (tenant, id) of each; their
+        `expired` notifications are written in the same transaction."""
+        ...
+
     async def purge_tasks(self, before: float, limit: int) -> int:
         """Delete up to `limit` tasks that ended before `before`; returns how many."""
         ...
@@ -196,7 +219,11 @@ class AttemptStore(Protocol):
         ...
 
     async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None: ...
-    async def reap_leases(self, now: float, limit: int) -> list[Reaped]: ...
+    async def reap_leases(self, now: float, limit: int, hooks: Hooks | None = None) -> list[Reaped]:
+        """Tasks whose lease ran out go back to ready (or dead on their last attempt),
+        with their `failed` or `dead` notifications in the same transaction."""
+        ...
+
     async def release_tasks(
         self, tenant_id: str, worker: str, held: list[Held], now: float
     ) -> list[str]:
@@ -553,6 +580,34 @@ class RollupStore(Protocol):
         ...
 
 
+# -- the outbox of result notifications ----------------------------------------------
+
+
+class NotificationStore(Protocol):
+    """Rows are written by the ends of tasks (finish, cancel, expiry, reaper: each in its
+    own transaction); these are the notifier's reads and writes."""
+
+    async def due_notifications(self, now: float, limit: int) -> list[Notification]:
+        """Rows due by `now` whose receiver is not disabled, each after every earlier
+        unsettled row of its task for the same receiver (a task's order is kept)."""
+        ...
+
+    async def settle_notification(
+        self, n: Notification, state: str, next_at: float | None, now: float,
+        status: int | None, answer: str | None,
+    ) -> bool:  # fmt: skip
+        """Record one try (fenced on the row's tries); next_at None settles the row."""
+        ...
+
+    async def list_notifications(self, tenant_id: str, task_id: str) -> list[Notification]: ...
+    async def disable_endpoint(self, tenant_id: str, url: str, now: float, reason: str) -> None: ...
+    async def enable_endpoint(self, tenant_id: str, url: str, now: float) -> bool:
+        """Enable a disabled receiver; what waited for it (or failed) is due again."""
+        ...
+
+    async def list_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]: ...
+
+
 # -- the whole store -----------------------------------------------------------------
 
 
@@ -572,6 +627,7 @@ class Store(
     LogStore,
     AuditStore,
     RollupStore,
+    NotificationStore,
     Protocol,
 ):
     backend: str

@@ -24,6 +24,9 @@ class Limit(msgspec.Struct, frozen=True):
     settling: tuple[str, ...] = ()
     """Ids of running tasks whose finishes the caller is writing: not counted against
     the cap (whether or not their finish has committed yet)."""
+    pool: bool = False
+    """A shared pool function's own limit: running tasks of `function` are counted on
+    every shared pool's workers, whatever their tenant."""
 
 
 def room(

@@ -20,7 +20,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import msgspec
 
 from ..client.http import AsyncClient, Client, task_spec
-from ..contract import FunctionConfig, RetryPolicy, SubmitOutcome, Task
+from ..contract import Destination, FunctionConfig, RetryPolicy, SubmitOutcome, Task
 from ..errors import ResultTimeout, TaskFailed
 from ..model import TERMINAL
 
@@ -207,13 +207,17 @@ class App:
         rate: float | None = None,
         burst: int = 1,
         max_concurrency: int | None = None,
+        on_success: str | None = None,
+        on_failure: str | None = None,
     ) -> Any:
         """Register a handler (plain or `async def`); usable bare or with options.
 
         Exceptions of the `non_retryable` types end the task at once (dead), like
         `sluice.Reject`; any other exception is retried by the `retry` policy.
         `rate` (starts per second, after a `burst`) and `max_concurrency` limit the
-        function across the whole cluster, retries included.
+        function across the whole cluster, retries included. `on_success` names a
+        function started with the result; `on_failure` one started with the error when
+        the task dies (docs/notifications.md: destinations).
         """
 
         def register(f: Callable[P, R]) -> TaskFunction[P, R]:
@@ -232,6 +236,7 @@ class App:
                 rate=rate,
                 burst=burst,
                 max_concurrency=max_concurrency,
+                destinations=_destinations(on_success, on_failure),
             )
             tf: TaskFunction[P, R] = TaskFunction(self, f, config, tuple(non_retryable))
             self.tasks[task_name] = tf
@@ -253,7 +258,7 @@ class App:
         for tf in self.tasks.values():
             settings = msgspec.structs.asdict(tf.config)
             del settings["name"]
-            self.client.put_function(tf.name, msgspec.to_builtins(settings))
+            self.client.put_function(tf.name, msgspec.to_builtins(settings), code=True)
 
     @property
     def client(self) -> Client:
@@ -267,3 +272,13 @@ class App:
         if self._aclient is None:
             self._aclient = AsyncClient(self._url, self._api_key)
         return self._aclient
+
+
+def _destinations(on_success: str | None, on_failure: str | None) -> list[Destination]:
+    """The decorator's `on_success` / `on_failure` as the config's destinations."""
+    found = []
+    if on_success is not None:
+        found.append(Destination(function=on_success, events=["succeeded"]))
+    if on_failure is not None:
+        found.append(Destination(function=on_failure, events=["dead"]))
+    return found

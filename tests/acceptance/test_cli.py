@@ -296,3 +296,17 @@ def test_logs_prints_a_tasks_lines_and_follows_a_running_one(cluster: Cluster) -
     followed = run(cluster, "logs", task_id, "--follow", "--level", "warning").stdout
     assert followed.count("\n") == 2  # an ended task: its lines, then the command returns
     run(cluster, "logs", "no-such-task", code=3)
+
+
+def test_an_operators_setting_is_named_by_get_and_reset_returns_the_codes_value(
+    cluster: Cluster,
+) -> None:
+    code = as_json(cluster, "functions", "get", "multiply")
+    changed = as_json(cluster, "functions", "set", "multiply", "--timeout", "60")
+    assert changed["timeout_s"] == 60
+    assert "set by the operator (reset undoes it): timeout_s" in run(
+        cluster, "functions", "get", "multiply"
+    ).stdout.replace("\n", " ")
+    reset = as_json(cluster, "functions", "reset", "multiply", "timeout_s")
+    assert reset["timeout_s"] == code["timeout_s"] and reset["sources"]["timeout_s"] == "code"
+    run(cluster, "functions", "reset", "multiply", "colour", code=1)

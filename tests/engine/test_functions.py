@@ -21,7 +21,8 @@ async def test_a_registration_is_stored_keeps_the_tenants_other_functions_and_is
     await functions.register(tenant, [FunctionConfig(name="resize", priority=8)])
 
     assert sorted(await functions.of(tenant)) == ["resize", "send"]
-    assert sorted(f.name for f in await rt.store.list_functions(tenant)) == ["resize", "send"]
+    stored = await rt.store.list_functions(tenant)
+    assert sorted(f.config.name for f in stored) == ["resize", "send"]
     assert told == [(tenant, ["send"]), (tenant, ["resize", "send"])]
     assert heard(rt, "functions") == [tenant, tenant]
     cached = functions.cached(tenant, "resize")
@@ -60,3 +61,22 @@ async def test_a_reload_replaces_the_cache_with_the_stores_in_the_background(
 
     await until(lambda: (c := functions.cached(tenant, "send")) and c.priority == 9)
     assert told == [tenant, tenant]
+
+
+async def test_the_operators_settings_survive_a_worker_registering_its_code_again(
+    rt: Runtime,
+) -> None:
+    functions = Functions(rt)
+    tenant = await make_tenant(rt)
+    await functions.register(tenant, [FunctionConfig(name="send", priority=3, rate=10.0)])
+    assert await functions.sources(tenant, "send") == dict.fromkeys(
+        FunctionConfig.__struct_fields__[1:], "code"
+    )
+
+    await functions.set(tenant, "send", {"rate": 2.0})
+    await functions.register(tenant, [FunctionConfig(name="send", priority=4, rate=10.0)])
+
+    cached = functions.cached(tenant, "send")
+    assert cached is not None and (cached.rate, cached.priority) == (2.0, 4)
+    sources = await functions.sources(tenant, "send")
+    assert sources["rate"] == "operator" and sources["priority"] == "code"

@@ -112,7 +112,7 @@ async def test_a_hello_registers_the_workers_functions_and_slots_and_is_welcomed
     conn = await until(lambda: built.registry.get(tenant, "w1"))
 
     assert (conn.slots, conn.functions) == (4, (FN,))
-    assert [f.priority for f in await rt.store.list_functions(tenant)] == [7]
+    assert [f.config.priority for f in await rt.store.list_functions(tenant)] == [7]
     (welcome,) = await until(lambda: built.socket.wire.of(Welcome))
     assert (welcome.heartbeat_s, welcome.lease_s) == (rt.settings.heartbeat_s, rt.settings.lease_s)
     built.socket.close()

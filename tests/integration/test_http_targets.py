@@ -137,7 +137,7 @@ async def test_a_task_is_posted_signed_and_its_answer_is_the_result(server: Runn
             listed = (await http.get("/v1/functions", headers=headers_)).text
             assert read["target"]["secret"] is None and secret not in listed
             read["priority"] = 8
-            for field in ("name", "target_state", "pool_state"):
+            for field in ("name", "target_state", "pool_state", "sources"):
                 read.pop(field)
             again = await http.put("/v1/functions/echo", json=read, headers=headers_)
             assert again.status_code == 200 and again.json()["target"]["secret"] is None

@@ -110,7 +110,7 @@ async def snapshot(server: Running, watched: dict[str, list[str]]) -> Snapshot:
     store = server.node.store
     functions = await store.list_functions(server.tenant_id)
     out: Snapshot = {
-        "functions": sorted(msgspec.json.encode(f) for f in functions),
+        "functions": sorted(msgspec.json.encode(f.config) for f in functions),
         "tasks": {t.id: t for t in await store.list_tasks(server.tenant_id, Selector(), "", 10**4)},
     }
     for tenant_id, ids in watched.items():

@@ -40,6 +40,7 @@ NOUNS = {
     base.LogStore: "logs",
     base.AuditStore: "audit",
     base.RollupStore: "rollup",
+    base.NotificationStore: "notifications",
 }
 # A module only one backend has: PostgreSQL's cluster bus (LISTEN/NOTIFY). SQLite is one
 # node, whose bus is store/bus.py's LocalBus, which carries nothing.

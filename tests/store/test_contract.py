@@ -181,11 +181,11 @@ async def test_upsert_functions_then_list_functions_round_trips(store: Store, te
     send = FunctionConfig(name="send")
 
     await store.upsert_functions(tenant, [send, resize], NOW)
-    assert await store.list_functions(tenant) == [resize, send]
+    assert [r.config for r in await store.list_functions(tenant)] == [resize, send]
 
     changed = FunctionConfig(name="send", priority=1, timeout_s=3.0)
     await store.upsert_functions(tenant, [changed], NOW + 1)
-    assert await store.list_functions(tenant) == [resize, changed]
+    assert [r.config for r in await store.list_functions(tenant)] == [resize, changed]
 
 
 # -- submit and read --------------------------------------------------------------
@@ -813,8 +813,8 @@ async def test_list_functions_hides_other_tenants_functions(
     await store.upsert_functions(tenant, [FunctionConfig(name="mine")], NOW)
     await store.upsert_functions(other, [FunctionConfig(name="theirs")], NOW)
 
-    assert [f.name for f in await store.list_functions(tenant)] == ["mine"]
-    assert [f.name for f in await store.list_functions(other)] == ["theirs"]
+    assert [f.config.name for f in await store.list_functions(tenant)] == ["mine"]
+    assert [f.config.name for f in await store.list_functions(other)] == ["theirs"]
 
 
 async def test_finish_from_another_tenant_leaves_the_task_alone(

@@ -42,6 +42,8 @@ TABLES = {
     "subscriptions",
     "rate_limits",
     "quotas",
+    "notifications",
+    "webhook_endpoints",
 }
 
 

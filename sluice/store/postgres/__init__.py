@@ -14,6 +14,7 @@ from .history import PostgresHistory
 from .leases import PostgresLeases
 from .limits import PostgresLimits
 from .logs import PostgresLogs
+from .notifications import PostgresNotifications
 from .pauses import PostgresPauses
 from .quotas import PostgresQuotas
 from .rollup import PostgresRollup
@@ -40,6 +41,7 @@ class PostgresStore(
     PostgresLogs,
     PostgresAudit,
     PostgresRollup,
+    PostgresNotifications,
 ):
     """The `Store` protocol on one PostgreSQL database, shared by every server node."""
 

@@ -13,9 +13,11 @@ from typing import Any
 
 from ...model import SHARED, AttemptRecord, ClaimedTask, Finish
 from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
+from ..notifications import Hooks, event_of
 from .database import Conn, PostgresDatabase, columns_of
 from .history import record_history
 from .logs import write_final
+from .notifications import write_ended, write_notices
 from .queries import Q
 
 
@@ -61,6 +63,8 @@ class PostgresAttempts(PostgresDatabase):
             if accepted:
                 await conn.execute(Q["insert_attempt"], *_attempt_columns(accepted, now))
                 await write_final(conn, accepted)
+                if any(f.notify for f in accepted):
+                    await write_notices(conn, accepted, now)
             out = []
             for f in finishes:
                 if first[f.task_id] is f and f.task_id in done:
@@ -77,7 +81,7 @@ class PostgresAttempts(PostgresDatabase):
             ids, tenants, workers = (list(c) for c in zip(*rows, strict=True))
             await self.fast.execute(Q["extend_leases"], tenants, workers, ids, lease_until)
 
-    async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
+    async def reap_leases(self, now: float, limit: int, hooks: Hooks | None = None) -> list[Reaped]:
         out = []
         async with self.pool.acquire() as conn, conn.transaction():
             expired = await conn.fetch(Q["expired_leases"], now, limit)
@@ -94,6 +98,10 @@ class PostgresAttempts(PostgresDatabase):
             if lost:
                 await conn.execute(Q["insert_attempt"], *columns_of(lost, 14))
                 await record_history(conn, now, [(t[0], t[1], "lease_lost", t[3]) for t in lost])
+            if hooks:
+                for event in ("failed", "dead"):
+                    ids = [r.task_id for r in out if event_of(r.state) == event]
+                    await write_ended(conn, hooks, ids, event, now)
         return out
 
     async def release_tasks(

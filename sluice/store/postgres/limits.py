@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...model import ClaimedTask
+from ...model import SHARED, ClaimedTask
 from ..base import ClaimRequest, LimitedClaim
 from ..limits import Limit, after_all, room_all
 from .attempts import fair_order
@@ -30,7 +30,11 @@ class PostgresLimits(PostgresDatabase):
             tats: list[float | None] = []
             for lim in limits:
                 count = None
-                if lim.max_concurrency is not None:
+                if lim.max_concurrency is not None and lim.pool:
+                    count = await conn.fetchval(
+                        Q["count_pool_running"], lim.function, list(lim.settling)
+                    )
+                elif lim.max_concurrency is not None:
                     count = await conn.fetchval(
                         Q["count_running"], request.tenant_id, lim.function, list(lim.settling)
                     )
@@ -45,7 +49,11 @@ class PostgresLimits(PostgresDatabase):
                 parts = None if request.partitions is None else list(request.partitions)
                 args = [request.tenant_id, list(request.functions), now, want, request.worker,
                         now + lease_s, parts]  # fmt: skip
-                rows = list(await conn.fetch(Q["claim_tasks"], *args))
+                if request.tenant_id == SHARED:  # a pool function's tenants, fair order
+                    shared = [*args[:-1], list(request.exclude), parts]
+                    rows = list(await conn.fetch(Q["claim_shared"], *shared))
+                else:
+                    rows = list(await conn.fetch(Q["claim_tasks"], *args))
                 rows.sort(key=fair_order)
             states, next_start = after_all(limits, tats, now, len(rows))
             if rows:

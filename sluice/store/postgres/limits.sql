@@ -12,6 +12,13 @@ WHERE state = 'running' AND lease_until IS NOT NULL AND tenant_id = $1
   AND ($2::text IS NULL OR function = $2)
   AND id <> ALL($3::text[]);  -- $3: tasks whose finishes are being written
 
+-- name: count_pool_running
+-- A shared pool function's own cap: its running tasks of every tenant on the pools.
+SELECT count(*) FROM tasks
+WHERE state = 'running' AND lease_until IS NOT NULL AND function = $1
+  AND lease_owner LIKE 'pool:%'
+  AND id <> ALL($2::text[]);
+
 -- name: get_rate_limit
 -- Serialises the limited claims of one key across nodes for the rest of the transaction.
 SELECT tat FROM rate_limits WHERE key = $1 FOR UPDATE;

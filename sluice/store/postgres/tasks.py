@@ -9,16 +9,20 @@ import msgspec
 
 from ...contract import DeadSelector, DeadTask, Selector, TaskSummary
 from ...model import (
+    CANCELLED,
     DEFAULT_MAX_ATTEMPTS,
+    EXPIRED,
     NewTask,
     SubmitResult,
     TaskRecord,
     time_ordered_id_floor,
 )
 from ..base import Cancelled, Promoted
+from ..notifications import Hooks
 from .database import Conn, PostgresDatabase, columns_of
 from .history import record_history
 from .logs import started_of
+from .notifications import write_ended
 from .queries import Q
 from .writer import task_columns
 
@@ -93,7 +97,7 @@ class PostgresTasks(PostgresDatabase):
         return out
 
     async def cancel_tasks(
-        self, tenant_id: str, task_ids: list[str], now: float
+        self, tenant_id: str, task_ids: list[str], now: float, hooks: Hooks | None = None
     ) -> list[Cancelled]:
         async with self.pool.acquire() as conn, conn.transaction():
             found = await conn.fetch(Q["cancellable_tasks"], tenant_id, task_ids)
@@ -116,6 +120,8 @@ class PostgresTasks(PostgresDatabase):
             await record_history(
                 conn, now, [(tenant_id, r[0], "cancelled", f"was {r[1]}") for r in found]
             )
+            if hooks:
+                await write_ended(conn, hooks, [r[0] for r in found], CANCELLED, now)
         return [Cancelled(r[0], r[1], r[3] if r[1] == "running" else None) for r in found]
 
     async def delete_tasks(self, tenant_id: str, task_ids: list[str]) -> list[str]:
@@ -162,10 +168,14 @@ class PostgresTasks(PostgresDatabase):
     async def promote_tasks(self, task_ids: list[str], now: float) -> list[Promoted]:
         return [Promoted(*r) for r in await self.fast.fetch(Q["promote_tasks"], task_ids, now)]
 
-    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]:
+    async def expire_tasks(
+        self, now: float, limit: int, hooks: Hooks | None = None
+    ) -> list[tuple[str, str]]:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = [(r[0], r[1]) for r in await conn.fetch(Q["expire_tasks"], now, limit)]
             await record_history(conn, now, [(t, i, "expired", None) for t, i in rows])
+            if hooks:
+                await write_ended(conn, hooks, [i for _, i in rows], EXPIRED, now)
         return rows
 
     async def purge_tasks(self, before: float, limit: int) -> int:
@@ -187,4 +197,5 @@ async def _delete(conn: Conn, tenant_id: str, ids: list[str]) -> None:
     await conn.execute(Q["delete_attempts"], tenant_id, ids)
     await conn.execute(Q["delete_history"], tenant_id, ids)
     await conn.execute(Q["delete_task_logs"], tenant_id, ids)
+    await conn.execute(Q["delete_task_notifications"], tenant_id, ids)
     await conn.execute(Q["delete_task"], tenant_id, ids)

@@ -13,6 +13,7 @@ from .history import SQLiteHistory
 from .leases import SQLiteLeases
 from .limits import SQLiteLimits
 from .logs import SQLiteLogs
+from .notifications import SQLiteNotifications
 from .pauses import SQLitePauses
 from .quotas import SQLiteQuotas
 from .rollup import SQLiteRollup
@@ -38,6 +39,7 @@ class SQLiteStore(
     SQLiteLogs,
     SQLiteAudit,
     SQLiteRollup,
+    SQLiteNotifications,
 ):
     """The `Store` protocol on one SQLite file."""
 

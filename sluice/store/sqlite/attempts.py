@@ -10,9 +10,11 @@ import msgspec
 
 from ...model import SHARED, AttemptRecord, ClaimedTask, Finish
 from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
+from ..notifications import Hooks, event_of
 from .database import SMALL_OP, SQLiteDatabase
 from .history import record_history
 from .logs import write_final
+from .notifications import write_ended, write_notices
 from .queries import Q
 
 SMALL_CLAIM = 64  # tasks a claim may take and still run inline when the writer is idle
@@ -71,7 +73,7 @@ class SQLiteAttempts(SQLiteDatabase):
         if params:
             await self._writer.submit(lambda c: c.executemany(Q["extend_leases"], params))
 
-    async def reap_leases(self, now: float, limit: int) -> list[Reaped]:
+    async def reap_leases(self, now: float, limit: int, hooks: Hooks | None = None) -> list[Reaped]:
         def op(conn: sqlite3.Connection) -> list[Reaped]:
             out = []
             expired = conn.execute(Q["expired_leases"], {"now": now, "limit": limit}).fetchall()
@@ -95,6 +97,10 @@ class SQLiteAttempts(SQLiteDatabase):
                 )  # fmt: skip
                 record_history(conn, now, [(tenant_id, task_id, "lease_lost", owner)])
                 out.append(Reaped(tenant_id, task_id, row[0]))
+            if hooks:
+                for event in ("failed", "dead"):
+                    ids = [r.task_id for r in out if event_of(r.state) == event]
+                    write_ended(conn, hooks, ids, event, now)
             return out
 
         return await self._writer.submit(op)
@@ -153,6 +159,8 @@ def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -
             conn.executemany(Q["insert_attempt"], [_attempt_params(f, now) for f in finishes])
             for f in finishes:
                 write_final(conn, f)
+                if f.notify:
+                    write_notices(conn, f, now)
             conn.execute("RELEASE finish_many")
             return [ACCEPTED] * len(finishes)
         conn.execute("ROLLBACK TO finish_many")
@@ -200,4 +208,6 @@ def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
         return STALE
     conn.execute(Q["insert_attempt"], _attempt_params(f, now))
     write_final(conn, f)
+    if f.notify:
+        write_notices(conn, f, now)
     return ACCEPTED

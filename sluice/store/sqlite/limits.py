@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ...model import ClaimedTask
+from ...model import SHARED, ClaimedTask
 from ..base import ClaimRequest, LimitedClaim
 from ..limits import Limit, after_all, room_all
 from .attempts import SMALL_CLAIM, fair_order, parts
@@ -31,7 +31,10 @@ class SQLiteLimits(SQLiteDatabase):
                         "function": lim.function,
                         "settling": msgspec.json.encode(lim.settling).decode(),
                     }
-                    count = conn.execute(Q["count_running"], counted).fetchone()[0]
+                    if lim.pool:
+                        del counted["tenant_id"]
+                    query = Q["count_pool_running"] if lim.pool else Q["count_running"]
+                    count = conn.execute(query, counted).fetchone()[0]
                 running.append(count)
                 tat = None
                 if lim.rate is not None:
@@ -47,7 +50,11 @@ class SQLiteLimits(SQLiteDatabase):
                     "limit": want, "now": now, "lease_until": now + lease_s,
                     "parts": parts(request.partitions),
                 }  # fmt: skip
-                rows = conn.execute(Q["claim_tasks"], params).fetchall()
+                if request.tenant_id == SHARED:  # a pool function's tenants, fair order
+                    params["exclude"] = msgspec.json.encode(request.exclude).decode()
+                    rows = conn.execute(Q["claim_shared"], params).fetchall()
+                else:
+                    rows = conn.execute(Q["claim_tasks"], params).fetchall()
                 rows.sort(key=fair_order)
             states, next_start = after_all(limits, tats, now, len(rows))
             if rows:

@@ -7,6 +7,12 @@ WHERE state = 'running' AND tenant_id = :tenant_id
   AND (:function IS NULL OR function = :function)  -- NULL: every function of the tenant
   AND id NOT IN (SELECT value FROM json_each(:settling));  -- finishes being written
 
+-- name: count_pool_running
+-- A shared pool function's own cap: its running tasks of every tenant on the pools.
+SELECT count(*) FROM tasks INDEXED BY tasks_leased
+WHERE state = 'running' AND function = :function AND lease_owner LIKE 'pool:%'
+  AND id NOT IN (SELECT value FROM json_each(:settling));
+
 -- name: get_rate_limit
 SELECT tat FROM rate_limits WHERE key = :key;
 

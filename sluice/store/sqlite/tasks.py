@@ -11,16 +11,20 @@ import msgspec
 
 from ...contract import DeadSelector, DeadTask, RetryPolicy, Selector, TaskSummary
 from ...model import (
+    CANCELLED,
     DEFAULT_MAX_ATTEMPTS,
+    EXPIRED,
     NewTask,
     SubmitResult,
     TaskRecord,
     time_ordered_id_floor,
 )
 from ..base import Cancelled, Promoted
+from ..notifications import Hooks
 from .database import SMALL_OP, SQLiteDatabase
 from .history import record_history
 from .logs import started_of
+from .notifications import write_ended
 from .queries import Q
 
 _tags_decoder = msgspec.json.Decoder(list[str])
@@ -95,7 +99,7 @@ class SQLiteTasks(SQLiteDatabase):
         return out
 
     async def cancel_tasks(
-        self, tenant_id: str, task_ids: list[str], now: float
+        self, tenant_id: str, task_ids: list[str], now: float, hooks: Hooks | None = None
     ) -> list[Cancelled]:
         ids = msgspec.json.encode(task_ids).decode()
 
@@ -128,6 +132,8 @@ class SQLiteTasks(SQLiteDatabase):
             record_history(
                 conn, now, [(tenant_id, row[0], "cancelled", f"was {row[1]}") for row in found]
             )
+            if hooks:
+                write_ended(conn, hooks, [row[0] for row in found], CANCELLED, now)
             return [
                 Cancelled(row[0], row[1], row[3] if row[1] == "running" else None) for row in found
             ]
@@ -193,11 +199,15 @@ class SQLiteTasks(SQLiteDatabase):
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 
-    async def expire_tasks(self, now: float, limit: int) -> list[tuple[str, str]]:
+    async def expire_tasks(
+        self, now: float, limit: int, hooks: Hooks | None = None
+    ) -> list[tuple[str, str]]:
         def op(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             found = conn.execute(Q["expire_tasks"], {"now": now, "limit": limit}).fetchall()
             rows = [(r[0], r[1]) for r in found]
             record_history(conn, now, [(t, i, "expired", None) for t, i in rows])
+            if hooks:
+                write_ended(conn, hooks, [i for _, i in rows], EXPIRED, now)
             return rows
 
         return await self._writer.submit(op)
@@ -233,6 +243,7 @@ def _delete(conn: sqlite3.Connection, tasks: Sequence[tuple[str, str]]) -> None:
     conn.executemany(Q["delete_attempts"], params)
     conn.executemany(Q["delete_history"], params)
     conn.executemany(Q["delete_task_logs"], params)
+    conn.executemany(Q["delete_task_notifications"], params)
     conn.executemany(Q["delete_task"], params)
 
 

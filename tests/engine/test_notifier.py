@@ -1,0 +1,163 @@
+"""The notifier alone (engine/notifier.py), on a FakeClock with a real receiver on
+loopback: the retry schedule of OBSERVABILITY §6.1 (stretched by at most 20 %), the
+receiver disabled after the last try or at once on 410, a refused address not retried,
+and a row whose webhook is gone dropped."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp import web
+
+from sluice.clock import FakeClock
+from sluice.contract import Webhook
+from sluice.engine.audit import AuditLog
+from sluice.engine.notifier import Notifier
+from sluice.engine.runtime import Runtime
+from sluice.engine.signatures import new_secret
+from sluice.model import Notice
+from tests.engine.conftest import (
+    FN,
+    claim,
+    claimed,
+    make_function,
+    make_task,
+    make_tenant,
+    with_settings,
+)
+from tests.engine.test_topics import topics_of
+from tests.harness import free_port
+from tests.store.test_contract import finish
+
+WAITS = (5.0, 300.0, 1800.0)
+
+
+class Answers:
+    def __init__(self) -> None:
+        self.status = 500
+        self.got: list[str] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.got.append(request.headers["webhook-id"])
+        return web.Response(status=self.status)
+
+
+@contextlib.asynccontextmanager
+async def receiver() -> AsyncIterator[tuple[Answers, str]]:
+    answers = Answers()
+    app = web.Application()
+    app.router.add_post("/in", answers.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield answers, f"http://127.0.0.1:{port}/in"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def notifying(rt: Runtime) -> Runtime:
+    return with_settings(
+        rt, webhooks_allow_loopback=True, webhook_retry_s=",".join(f"{w:g}" for w in WAITS)
+    )
+
+
+async def ended_task(rt: Runtime, url: str, webhooks: list[Webhook] | None = None) -> Any:
+    """A task of a function with a webhook, finished with its notice in the outbox."""
+    tenant = await make_tenant(rt)
+    hooks = webhooks if webhooks is not None else [Webhook(url, secrets=[_secret()])]
+    function = await make_function(rt, tenant, FN, webhooks=hooks)
+    await make_task(rt, tenant, function)
+    [task] = await claim(rt, tenant, "w1")
+    done = _finished(tenant, task.id, (Notice("succeeded", url, FN),))
+    await rt.store.finish_attempts([done], rt.clock.now())
+    return tenant, task.id
+
+
+def _secret() -> str:
+    return new_secret()
+
+
+def _finished(tenant: str, task_id: str, notify: tuple[Notice, ...]) -> Any:
+    return msgspec.structs.replace(finish(claimed(tenant, task_id)), notify=notify)
+
+
+@contextlib.asynccontextmanager
+async def notifier_of(rt: Runtime) -> AsyncIterator[Notifier]:
+    topics = topics_of(rt)
+    notifier = Notifier(
+        rt, topics._functions, topics._intake, topics, AuditLog(rt), random.Random(3)
+    )
+    try:
+        yield notifier
+    finally:
+        await notifier.stop()
+
+
+async def test_a_failing_receiver_is_tried_on_the_schedule_then_disabled(
+    notifying: Runtime, clock: FakeClock
+) -> None:
+    rt = notifying
+    async with receiver() as (answers, url):
+        tenant, task_id = await ended_task(rt, url)
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1  # at once
+            for wait in WAITS:
+                clock.advance(wait * 0.99)
+                assert await notifier.send_once() == 0, "not before its wait"
+                clock.advance(wait * 0.22)  # the wait, stretched by at most 20 %
+                assert await notifier.send_once() == 1
+        assert len(answers.got) == 4 and len(set(answers.got)) == 1  # one webhook-id
+        [row] = await rt.store.list_notifications(tenant, task_id)
+        assert (row.state, row.tries, row.status, row.next_at) == ("failed", 4, 500, None)
+        [endpoint] = await rt.store.list_endpoints(tenant)
+        assert endpoint.url == url and endpoint.disabled_at is not None
+        actions = [e.action for e in await rt.store.list_audit(tenant, "", 10)]
+        assert actions == ["webhook.disabled"]
+
+
+async def test_a_410_disables_the_receiver_at_once_and_keeps_the_row_waiting(
+    notifying: Runtime,
+) -> None:
+    rt = notifying
+    async with receiver() as (answers, url):
+        answers.status = 410
+        tenant, task_id = await ended_task(rt, url)
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1
+            [row] = await rt.store.list_notifications(tenant, task_id)
+            assert (row.state, row.status) == ("pending", 410)
+            assert await notifier.send_once() == 0  # disabled: nothing goes
+        assert (await rt.store.list_endpoints(tenant))[0].reason == (
+            "the receiver answered 410 Gone"
+        )
+
+
+async def test_a_refused_address_fails_for_good_without_a_retry(rt: Runtime) -> None:
+    """The operator no longer allows loopback: the stored webhook is refused before any
+    connect, and not tried again."""
+    async with receiver() as (answers, url):
+        tenant, task_id = await ended_task(rt, url)
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1
+        [row] = await rt.store.list_notifications(tenant, task_id)
+        assert row.state == "failed" and (row.answer or "").startswith("refused")
+        assert answers.got == []
+
+
+async def test_a_row_whose_webhook_is_gone_is_dropped(notifying: Runtime) -> None:
+    rt = notifying
+    async with receiver() as (answers, url):
+        tenant, task_id = await ended_task(rt, url, webhooks=[])
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1
+        [row] = await rt.store.list_notifications(tenant, task_id)
+        assert row.state == "dropped" and answers.got == []
