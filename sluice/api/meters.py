@@ -108,7 +108,9 @@ class MetersCollector(Collector):
         )  # fmt: skip
         busy = sum(len(c.inflight) for c in conns)
         slots.add_metric(["busy"], busy)
-        slots.add_metric(["free"], sum(c.free for c in conns))
+        # Free: not running a task. A dispatch round's reservation is not use: counting it
+        # would show a connected, idle worker as full while a claim finds nothing.
+        slots.add_metric(["free"], sum(max(0, c.slots - len(c.inflight)) for c in conns))
         yield from (workers, slots)
 
     def _backlog(self) -> Iterator[Metric]:
