@@ -16,7 +16,7 @@ from ..store import BacklogRow
 from .blockers import Blockers
 from .runtime import Runtime
 
-SNAPSHOT_S = 15.0  # a grouped count of every waiting task: seldom enough to stay cheap on 2 cores
+SNAPSHOT_S = 30.0  # a grouped count of every waiting task, and what holds each: seldom (see below)
 ROLLUP_KEEP_S = 24 * 3600.0  # minute rows of the rollup are kept a day
 
 
