@@ -27,11 +27,13 @@ from sluice.model import SHARED
 from tests.harness import Running, running_server, wait_for
 from tests.integration.noisy_app import HOLD_S, app
 
-# Timing-sensitive: never beside the other timing tests (make test runs --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("timing")
+# It compares two phases' latencies, so it needs the machine to itself: beside another
+# test on 2 cores, that test's bursts land in one phase and not the other (CI saw the
+# quiet tenants' p99 alone at 85 ms instead of 15). `make test` runs it after the rest.
+pytestmark = [pytest.mark.alone, pytest.mark.xdist_group("timing")]
 POOL_KEY = "pool-secret-for-tests"
-# The suite runs two tests at once on 2 cores: the other one's bursts land in one window
-# and not the other. Beyond 2x plus one task, this much is allowed for that.
+# The server, the worker, the flood and PostgreSQL share 2 cores: beyond 2x plus one
+# task, this much is allowed for the scheduler's own jitter.
 SUITE_NOISE_MS = 20.0
 ROOT = Path(__file__).resolve().parents[2]
 EVERY_S = 0.02  # B and C: one task every 20 ms each
