@@ -38,7 +38,7 @@ from .runtime import Runtime
 
 log = logging.getLogger("sluice.meters")
 
-FLUSH_S = 30.0  # how often deltas go to the store's rollup
+FLUSH_S = 10.0  # how often deltas go to the store's rollup
 # The `tenant` label (OBSERVABILITY.md §2.4): the first TOP_TENANTS tenants seen get their
 # own, then the top by volume; one keeps it until out of the top 2 x TOP_TENANTS for
 # LABEL_KEEP_S. Everyone else counts as OTHER. Decided when counted, so every series

@@ -16,7 +16,7 @@ from ..store import BacklogRow
 from .blockers import Blockers
 from .runtime import Runtime
 
-SNAPSHOT_S = 30.0  # a grouped count of every waiting task, and what holds each: seldom (see below)
+SNAPSHOT_S = 10.0  # a grouped count of every waiting task through the partial indexes
 ROLLUP_KEEP_S = 24 * 3600.0  # minute rows of the rollup are kept a day
 
 
