@@ -13,9 +13,11 @@ the default settings a user gets:
 - submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers.
 
 The median of the rounds is reported per commit, with each commit's change against the
-first one. Nothing else should run on the machine meanwhile.
+first one. Nothing else should run on the machine meanwhile. A ref may carry settings
+for its processes after `+`, to measure one commit with and without something:
 
     python -m bench.ab --refs 31cdb6f,HEAD --rounds 3 [--backend postgres]
+    python -m bench.ab --refs HEAD+SLUICE_CAPTURE_LOGS=0,HEAD
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-def measure(tree: Path, port: int, backend: str, parts: str) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def measure(
+    tree: Path, port: int, backend: str, parts: str, settings: dict[str, str]
+) -> dict[str, float]:
+    env = {**os.environ, **settings, "PYTHONPATH": str(tree)}
     env.pop("SLUICE_DATABASE", None)
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, str(port), backend, parts],
@@ -87,39 +91,49 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8432)
     parser.add_argument("--parts", default="submit,drain,latency", help="of submit, drain, latency")
     options = parser.parse_args()
-    refs = [(ref, git("rev-parse", "--short", ref)) for ref in options.refs.split(",")]
-    runs: dict[str, list[dict[str, float]]] = {sha: [] for _, sha in refs}
+    # Each entry: (label, commit, settings); a label is the entry as given, made unique.
+    refs: list[tuple[str, str, dict[str, str]]] = []
+    for entry in options.refs.split(","):
+        ref, *pairs = entry.split("+")
+        settings = dict(pair.split("=", 1) for pair in pairs)
+        sha = git("rev-parse", "--short", ref)
+        label = f"{ref} ({sha})" + "".join(f" {k}={v}" for k, v in settings.items())
+        refs.append((label, sha, settings))
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in refs}
     with tempfile.TemporaryDirectory(prefix="sluice-ab-") as tmp:
-        trees = {}
-        for _, sha in refs:
-            trees[sha] = Path(tmp) / sha
-            git("worktree", "add", "--detach", str(trees[sha]), sha)
+        trees: dict[str, Path] = {}
+        for _, sha, _ in refs:
+            if sha not in trees:
+                trees[sha] = Path(tmp) / sha
+                git("worktree", "add", "--detach", str(trees[sha]), sha)
         try:
             for round_ in range(options.rounds):
                 order = refs[round_ % len(refs) :] + refs[: round_ % len(refs)]
-                for ref, sha in order:
-                    figures = measure(trees[sha], options.port, options.backend, options.parts)
-                    runs[sha].append(figures)
+                for label, sha, settings in order:
+                    figures = measure(
+                        trees[sha], options.port, options.backend, options.parts, settings
+                    )
+                    runs[label].append(figures)
                     shown = ", ".join(f"{k} {v:,.1f}" for k, v in figures.items())
-                    print(f"round {round_ + 1} {ref} ({sha}): {shown}", flush=True)
+                    print(f"round {round_ + 1} {label}: {shown}", flush=True)
         finally:
             for tree in trees.values():
                 git("worktree", "remove", "--force", str(tree))
-    first = refs[0][1]
+    first = refs[0][0]
     medians = {
-        sha: {k: statistics.median(r[k] for r in rows) for k in FIGURES if k in rows[0]}
-        for sha, rows in runs.items()
+        label: {k: statistics.median(r[k] for r in rows) for k in FIGURES if k in rows[0]}
+        for label, rows in runs.items()
     }
-    head = "| figure | " + " | ".join(f"{ref} ({sha})" for ref, sha in refs) + " |"
+    head = "| figure | " + " | ".join(label for label, _, _ in refs) + " |"
     print(f"\n{options.backend}, median of {options.rounds} rounds\n\n{head}")
     print("| --- |" + " ---: |" * len(refs))
     for key, (label, _) in FIGURES.items():
         if key not in medians[first]:
             continue
         cells = []
-        for _, sha in refs:
-            value = medians[sha][key]
-            change = (value / medians[first][key] - 1) * 100 if sha != first else None
+        for label, _, _ in refs:
+            value = medians[label][key]
+            change = (value / medians[first][key] - 1) * 100 if label != first else None
             cells.append(f"{value:,.1f}" + (f" ({change:+.1f} %)" if change is not None else ""))
         print(f"| {label} | " + " | ".join(cells) + " |")
 

@@ -79,6 +79,14 @@ CaFile = Annotated[
     str | None,
     typer.Option(help="CA bundle that signed the server's certificate (or SLUICE_CA_FILE)."),
 ]
+CaptureLogs = Annotated[
+    bool,
+    typer.Option(
+        "--capture-logs/--no-capture-logs",
+        envvar="SLUICE_CAPTURE_LOGS",
+        help="Keep each task's logging and print lines for `sluice logs` (or SLUICE_CAPTURE_LOGS).",
+    ),
+]
 
 
 def _logging(secrets: Iterable[str] = (), level: str = "INFO") -> None:
@@ -197,6 +205,7 @@ def worker(
     api_key: Annotated[str | None, typer.Option(help="Tenant key (or SLUICE_API_KEY).")] = None,
     grace: Annotated[float, typer.Option(help="Seconds running tasks get on SIGTERM.")] = 30.0,
     ca_file: CaFile = None,
+    capture_logs: CaptureLogs = True,
 ) -> None:
     """Run worker processes that serve an App's functions."""
     from ..cli.loading import load_app
@@ -212,6 +221,8 @@ def worker(
             args += ["--url", url]
         if ca_file:
             args += ["--ca-file", ca_file]
+        if not capture_logs:
+            args.append("--no-capture-logs")
         # The key goes in the environment: a command line is readable by every local user.
         env = {**os.environ, "SLUICE_API_KEY": api_key} if api_key else None
         raise typer.Exit(supervise(args, processes, env=env))
@@ -222,7 +233,7 @@ def worker(
     try:
         _run(serve(
             loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace,
-            ca_file=ca_file,
+            ca_file=ca_file, capture_logs=capture_logs,
         ))  # fmt: skip
     except FatalWorkerError as exc:
         typer.echo(f"sluice worker: {escape(str(exc))}", err=True)
