@@ -127,7 +127,7 @@ def main() -> None:
     head = "| figure | " + " | ".join(label for label, _, _ in refs) + " |"
     print(f"\n{options.backend}, median of {options.rounds} rounds\n\n{head}")
     print("| --- |" + " ---: |" * len(refs))
-    for key, (label, _) in FIGURES.items():
+    for key, (figure, _) in FIGURES.items():
         if key not in medians[first]:
             continue
         cells = []
@@ -135,7 +135,7 @@ def main() -> None:
             value = medians[label][key]
             change = (value / medians[first][key] - 1) * 100 if label != first else None
             cells.append(f"{value:,.1f}" + (f" ({change:+.1f} %)" if change is not None else ""))
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        print(f"| {figure} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
