@@ -12,7 +12,7 @@ import msgspec
 from .errors import InvalidRequest
 from .logs import MASK, redacted_url, url_secrets
 
-SECRET_FIELDS = frozenset({"admin_key", "pool_key"})
+SECRET_FIELDS = frozenset({"admin_key", "pool_key", "console_secret"})
 """Settings shown as `***` by repr and str (the database URL is shown without its password)."""
 
 
@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8420
     admin_key: str | None = None
     """Key for admin endpoints; unset disables them."""
+    console_secret: str | None = None
+    """Signs the web console's session cookies. Unset: derived from the admin key (so
+    every node of a cluster accepts the same sessions), else random per process."""
     pool_key: str | None = None
     """Key for shared worker pools: a worker connecting with it runs every tenant's tasks
     of the functions it serves, in fair order (docs/scheduling.md); unset disables them."""

@@ -68,7 +68,7 @@ LAYERS = [
     ["sluice.policy"],
     ["sluice.store"],
     ["sluice.engine"],
-    ["sluice.api"],
+    ["sluice.api", "sluice.dashboard"],
     ["sluice.worker", "sluice.client", "sluice.cli"],
 ]  # fmt: skip
 

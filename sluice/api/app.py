@@ -12,6 +12,7 @@ from litestar import Litestar, Response, get
 from .. import __version__
 from ..engine.node import Node
 from ..protocol import WORKER_PATH
+from ..dashboard.console import Console, console_handlers
 from .door import FrontDoor
 from .errors import EXCEPTION_HANDLERS
 from .limits import Limits
@@ -36,12 +37,15 @@ def create_app(node: Node, *, manage_node: bool = True) -> FrontDoor:
         try:
             yield
         finally:
+            await console.aimd.stop()
             if manage_node:
                 await node.stop()
 
     s = node.settings
+    limits = Limits(node.settings)
+    console = Console(node, limits)
     app = Litestar(
-        route_handlers=[*handlers(ROUTES), worker_socket, openapi],
+        route_handlers=[*handlers(ROUTES), worker_socket, openapi, *console_handlers(console)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=None,
@@ -53,7 +57,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FrontDoor:
         ),
     )
     app.state.node = node
-    app.state.limits = limits = Limits(node.settings)
+    app.state.limits = limits
     door = FrontDoor(app, node, limits, ROUTES)
     door.worker_path(WORKER_PATH)
     return door

@@ -139,6 +139,28 @@ class Tasks:
             if len(page) < CHUNK:
                 return total
 
+    async def count(self, tenant_id: str, selector: Selector, cap: int) -> int:
+        """How many tasks the selector matches, counted up to `cap` (the console shows
+        "10,000+"): keyset pages of the list's index, never a COUNT over the tasks."""
+        selector.validate()
+        total, before = 0, ""
+        while total < cap:
+            page = await self._rt.store.list_tasks(
+                tenant_id, selector, before, min(CHUNK, cap - total)
+            )
+            total += len(page)
+            if not page or total >= cap:
+                break
+            before = page[-1].id
+        return min(total, cap)
+
+    async def retry_ids(self, tenant_id: str, task_ids: list[str]) -> int:
+        """Retry those of the tasks that are dead (a dead-letter group, from the console)."""
+        total = 0
+        for start in range(0, len(task_ids), CHUNK):
+            total += len(await self._retry(tenant_id, task_ids[start : start + CHUNK]))
+        return total
+
     async def retry_dead(self, tenant_id: str, selector: DeadSelector) -> int:
         """Retry every dead task the selector matches, a chunk per commit."""
         total, after = 0, ""

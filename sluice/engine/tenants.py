@@ -84,7 +84,11 @@ class Tenants:
         """The tenant of a live key, or None."""
         if not key.startswith(KEY_PREFIX):
             return None
-        digest = hash_key(key)
+        return await self.authenticate_digest(hash_key(key))
+
+    async def authenticate_digest(self, digest: str) -> str | None:
+        """The tenant of a live key known by its hash (a console session holds the hash,
+        never the key), or None once the key is revoked."""
         clock = self._rt.clock
         hit = self._keys.get(digest)
         if hit is not None and hit[1] > clock.monotonic():
