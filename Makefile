@@ -8,7 +8,7 @@ SCENARIO ?= core
 REFS ?= HEAD~1,HEAD
 ROUNDS ?= 3
 
-.PHONY: help run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead chaos clean
+.PHONY: help browser screenshots run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,16 @@ install: $(STAMP)  ## create .venv and install Sluice with its dev tools
 run: $(STAMP)  ## start `sluice dev` with the example app on http://127.0.0.1:8420
 	cd examples && ../$(BIN)/sluice dev shop:app
 
-test: $(STAMP)  ## the whole test suite, SQLite and PostgreSQL (SLUICE_TEST_PG)
+browser:  ## Debian's Chromium for the console's browser tests (installed when missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Chromium from Debian's packages for the console's browser tests..."; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }
+
+screenshots: $(STAMP) browser  ## refresh the console screenshots the README shows (docs/images/)
+	SLUICE_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/browser/test_console.py -k screenshots
+
+test: $(STAMP) browser  ## the whole test suite, SQLite and PostgreSQL (SLUICE_TEST_PG)
 	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not alone"
 	$(BIN)/pytest -q -m alone  # latency bounds: beside another test, its bursts skew one phase
 

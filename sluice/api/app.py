@@ -10,9 +10,9 @@ from typing import Any
 from litestar import Litestar, Response, get
 
 from .. import __version__
+from ..dashboard.console import Console, console_handlers
 from ..engine.node import Node
 from ..protocol import WORKER_PATH
-from ..dashboard.console import Console, console_handlers
 from .door import FrontDoor
 from .errors import EXCEPTION_HANDLERS
 from .limits import Limits
@@ -37,7 +37,6 @@ def create_app(node: Node, *, manage_node: bool = True) -> FrontDoor:
         try:
             yield
         finally:
-            await console.aimd.stop()
             if manage_node:
                 await node.stop()
 

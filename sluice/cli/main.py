@@ -342,6 +342,8 @@ def _next_steps(
     admin = f"  admin key: {admin_key}\n" if admin_key else ""
     return (
         f"\n  Sluice is running at {url}  (API: {url}/openapi.json)\n"
+        f"  console:   {url}/ui/signin#key={key}\n"
+        f"             (signs you in as {tenant}; the key stays in your browser)\n"
         f"  tenant:    {tenant}\n"
         f"  API key:   {key}\n{admin}"
         f"  functions: {', '.join(sorted(functions))}\n"

@@ -205,6 +205,7 @@ class DeadTask(msgspec.Struct, frozen=True):
     attempt: int
     error: str | None
     finished_at: float | None
+    error_type: str | None = None  # the last attempt's exception type (or HTTP status class)
 
 
 class DeadPage(msgspec.Struct, frozen=True):

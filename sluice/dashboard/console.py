@@ -35,7 +35,7 @@ from ..engine.node import Node
 from ..engine.tenants import hash_key
 from ..errors import InvalidRequest
 from ..model import SHARED
-from .live import AimdHistory, Shared
+from .live import Shared
 from .session import COOKIE, Session, Sessions, admin_digest
 
 HERE = Path(__file__).parent
@@ -54,7 +54,6 @@ class Console:
         self.sessions = Sessions(s.console_secret, s.admin_key)
         self.secure = bool(s.tls_cert)
         self.shared = Shared(node.clock.monotonic)
-        self.aimd = AimdHistory(node)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -200,6 +199,15 @@ def _js(value: Any) -> str:
 # -- handlers ------------------------------------------------------------------------
 
 
+def _handler(console: Console, page: Any) -> Any:
+    from . import pages
+
+    async def handle(request: Request[Any, Any, Any]) -> Response[Any]:
+        return await pages.serve(console, request, page)
+
+    return handle
+
+
 def console_handlers(console: Console) -> list[Any]:
     """The console's routes (outside /v1: the front door passes them to the framework)."""
     from . import pages
@@ -208,11 +216,7 @@ def console_handlers(console: Console) -> list[Any]:
                                         name="console-static")  # fmt: skip
     handlers: list[Any] = [static]
     for method, path, page in pages.ROUTES:
-
-        async def handle(request: Request[Any, Any, Any], page: Any = page) -> Response[Any]:
-            return await pages.serve(console, request, page)
-
         decorator = get if method == "GET" else post
         handlers.append(decorator(path, name=f"console {method} {path}", include_in_schema=False,
-                                  status_code=200)(handle))  # fmt: skip
+                                  status_code=200)(_handler(console, page)))  # fmt: skip
     return handlers

@@ -6,23 +6,15 @@ view of all) from the same figures for LIVE_S: the first request in an interval
 computes them, the others that arrive meanwhile await that same computation. Nothing
 here reads the tasks table: the figures come from the backlog snapshot, the rollup and
 the node's memory.
-
-`AimdHistory` keeps the adaptive limits of pools and HTTP targets over the last hour,
-sampled every SAMPLE_S while the console is in use, for the functions page's charts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..engine.node import Node
-
 LIVE_S = 2.0  # one computation per scope per this many seconds
-SAMPLE_S = 5.0
-HISTORY_POINTS = 720  # an hour at SAMPLE_S
 
 
 class Shared:
@@ -48,38 +40,3 @@ class Shared:
             raise
         future.set_result(value)
         return value
-
-
-class AimdHistory:
-    """(time, limit, in flight) per (tenant, function) of every pool and target limit."""
-
-    def __init__(self, node: Node) -> None:
-        self._node = node
-        self.points: dict[tuple[str, str], deque[tuple[float, float, int]]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    def sample(self) -> None:
-        node = self._node
-        now = node.clock.now()
-        limits = [(key, aimd) for key, aimd in node.adaptive.limits.items()]
-        limits += [(key, conn.aimd) for key, conn in node.targets.items()]
-        for key, aimd in limits:
-            ring = self.points.setdefault(key, deque(maxlen=HISTORY_POINTS))
-            ring.append((now, aimd.limit, aimd.inflight))
-
-    async def _run(self) -> None:
-        while True:
-            self.sample()
-            await asyncio.sleep(SAMPLE_S)
-
-    def of(self, tenant_id: str) -> dict[str, list[tuple[float, float, int]]]:
-        return {f: list(ring) for (t, f), ring in self.points.items() if t == tenant_id}

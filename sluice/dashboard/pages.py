@@ -347,7 +347,7 @@ async def dead_page(console: Console, request: Req, session: Session) -> Respons
         after = page["next"]
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for t in tasks[:DEAD_SCAN]:
-        key = (t["function"], _error_type(t["error"]))
+        key = (t["function"], t.get("error_type") or _error_type(t["error"]))
         group = groups.setdefault(key, {"function": key[0], "error_type": key[1], "ids": [],
                                         "example": t, "last": t["finished_at"]})  # fmt: skip
         group["ids"].append(t["id"])
@@ -372,7 +372,6 @@ async def dead_retry(console: Console, request: Req, session: Session) -> Respon
 
 
 async def functions_page(console: Console, request: Req, session: Session) -> Response[str]:
-    console.aimd.start()
     listed = _builtins(await console.api(request, session, "GET", "/v1/functions",
                                          query={"limit": 1000}))  # fmt: skip
     functions = [
@@ -380,7 +379,7 @@ async def functions_page(console: Console, request: Req, session: Session) -> Re
                                     params={"name": f["name"]}))
         for f in listed["functions"]
     ]  # fmt: skip
-    history = console.aimd.of(session.t)
+    history = console.node.limit_history.of(session.t)
     charts = {f: {"t": [p[0] for p in pts], "limit": [p[1] for p in pts],
                   "inflight": [p[2] for p in pts]} for f, pts in history.items()}  # fmt: skip
     return await _render(console, session, "functions.html", page="functions",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..clock import Clock, SystemClock
 from ..config import Settings
+from ..policy.aimd import Aimd
 from ..policy.backpressure import Backpressure as BackpressurePolicy
 from ..store import Store, open_bus, open_store
 from .adaptive import AdaptivePools
@@ -32,6 +33,8 @@ from .fairness import Fairness
 from .functions import Functions
 from .gateway import Gateway
 from .intake import Intake
+from .limit_history import SAMPLE_S as HISTORY_S
+from .limit_history import LimitHistory
 from .logs import TaskLogs
 from .meters import FLUSH_S, Meters
 from .notifier import Notifier
@@ -130,6 +133,7 @@ class Node:
             partitions=partitions, adaptive=adaptive, targets=targets,
         )  # fmt: skip
         self.snapshot = Snapshot(rt, blockers)
+        self.limit_history = LimitHistory(rt.clock.now, self._aimd_limits)
         self.stats = TenantStats(rt)
         self.timers = self._timers(reaper, schedules, retention, audit)
         self._loops: list[asyncio.Task[None]] = []
@@ -139,6 +143,10 @@ class Node:
             "functions": functions.reload, "revoked": tenants.forget,
             "pauses": pauses.forget, "quotas": quotas.forget,
         }  # fmt: skip
+
+    def _aimd_limits(self) -> list[tuple[tuple[str, str], Aimd]]:
+        pools = list(self.adaptive.limits.items())
+        return pools + [(key, conn.aimd) for key, conn in self.targets.items()]
 
     def _timers(
         self, reaper: Reaper, schedules: Schedules, retention: Retention, audit: AuditLog
@@ -166,6 +174,7 @@ class Node:
                      first_after=HOT_LOOK_S)  # fmt: skip
         timers.every("targets", TICK_S, self.targets.tick)  # AIMD windows
         timers.every("pools", TICK_S, self.adaptive.tick)
+        timers.every("limit history", HISTORY_S, self.limit_history.sample)
         # Counts: the leader's backlog snapshot, every node's read of it and its rollup.
         timers.every("snapshot", SNAPSHOT_S, self.snapshot.take_once, lead=True)
         timers.every("snapshot read", SNAPSHOT_S, self.snapshot.read_once,

@@ -85,7 +85,10 @@ FOR UPDATE;
 DELETE FROM tasks WHERE tenant_id = $1 AND id = ANY($2::text[]);
 
 -- name: list_dead
-SELECT id, function, attempt, error, finished_at FROM tasks
+-- With the last attempt's error type (the console groups dead letters by it).
+SELECT id, function, attempt, error, finished_at,
+       (SELECT a.error_type FROM attempts a WHERE a.task_id = tasks.id AND a.attempt = tasks.attempt)
+FROM tasks
 WHERE tenant_id = $1 AND state = 'dead' AND id > $2
   AND ($3::text IS NULL OR function = $3)
   AND ($4::float8 IS NULL OR finished_at >= $4)

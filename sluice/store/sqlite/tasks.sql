@@ -73,7 +73,10 @@ WHERE tenant_id = :tenant_id AND id IN (SELECT value FROM json_each(:ids)) AND s
 DELETE FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: list_dead
-SELECT id, function, attempt, error, finished_at FROM tasks
+-- With the last attempt's error type (the console groups dead letters by it).
+SELECT id, function, attempt, error, finished_at,
+       (SELECT a.error_type FROM attempts a WHERE a.task_id = tasks.id AND a.attempt = tasks.attempt)
+FROM tasks
 WHERE tenant_id = :tenant_id AND state = 'dead' AND id > :after
   AND (:function IS NULL OR function = :function)
   AND (:since IS NULL OR finished_at >= :since)

@@ -1,0 +1,217 @@
+"""The console in headless Chromium against a real server and worker (issue 17 point 5):
+every page loads with real data and no console error (screenshots at 1280 px and at a
+phone's width are kept), and the flows people use it for: find a failed task, read its
+traceback and logs, retry it and see it succeed; pause and resume a function;
+bulk-cancel by selector after seeing the count; the keyboard reaches everything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.conftest import ADMIN_KEY, ARTIFACTS, ROOT, new_page, signed_in
+from tests.harness import Running, wait_for
+
+pytestmark = pytest.mark.xdist_group("browser")  # one Chromium at a time on 2 cores
+PAGES = ["/", "/ui/tasks", "/ui/dead", "/ui/functions", "/ui/workers", "/ui/schedules",
+         "/ui/pauses", "/ui/events"]  # fmt: skip
+
+
+async def submit(server: Running, function: str, *args: Any, **extra: Any) -> str:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        answer = await http.post(
+            "/v1/tasks", json={"function": function, "args": list(args), **extra},
+            headers={"Authorization": f"Bearer {server.api_key}"},
+        )  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+
+async def state_of(server: Running, task_id: str) -> str:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        answer = await http.get(f"/v1/tasks/{task_id}",
+                                headers={"Authorization": f"Bearer {server.api_key}"})  # fmt: skip
+        return str(answer.json()["state"])
+
+
+async def real_data(server: Running) -> dict[str, str]:
+    """A bit of everything: successes, a dead task, a schedule, a pause, a subscription."""
+    ok = [await submit(server, "ping", n) for n in range(5)]
+    dead = await submit(server, "charge", 7)
+    await wait_for(lambda: state_of(server, dead), timeout=20)
+    await wait_for(lambda: _is(server, dead, "dead"), timeout=20)
+    await wait_for(lambda: _is(server, ok[-1], "succeeded"), timeout=20)
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=10, headers=headers) as http:
+        made = await http.put("/v1/schedules/nightly-export",
+                              json={"function": "export", "cron": "0 3 * * *", "args": [10]})  # fmt: skip
+        assert made.status_code in (200, 201), made.text
+        made = await http.put("/v1/subscriptions/orders-export",
+                              json={"topic": "orders", "function": "export"})  # fmt: skip
+        assert made.status_code in (200, 201), made.text
+    return {"ok": ok[0], "dead": dead}
+
+
+async def _is(server: Running, task_id: str, state: str) -> bool:
+    return await state_of(server, task_id) == state
+
+
+async def shoot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def test_every_page_loads_with_real_data_and_no_console_error(
+    browser: Any, console: Running, backend: str
+) -> None:
+    ids = await real_data(console)
+    for width, label in ((1280, "desktop"), (390, "phone")):
+        page = await signed_in(browser, console, console.api_key, width=width)
+        for path in [*PAGES, f"/ui/tasks/{ids['dead']}", f"/ui/tasks/{ids['ok']}"]:
+            answer = await page.goto(console.url + path)
+            assert answer is not None and answer.status == 200, (path, answer and answer.status)
+            await page.wait_for_load_state("networkidle")
+            assert await page.locator("main h1").count() == 1, path
+            name = path.strip("/").replace("/", "-") or "overview"
+            if name.startswith("ui-tasks-0"):
+                name = "task-dead" if ids["dead"] in path else "task-succeeded"
+            await shoot(page, f"{backend}-{label}-{name}")
+        assert page.errors.messages == [], page.errors.messages
+        await page.context.close()
+    # The admin sees the tenants page and can look at a tenant's pages.
+    page = await signed_in(browser, console, ADMIN_KEY)
+    assert await page.locator("h1").inner_text() == "Tenants and fairness"
+    async with page.expect_navigation():
+        await page.select_option("#tenant-pick", label="shop")
+    assert await page.locator("h1").inner_text() == "Overview"
+    await page.goto(console.url + "/ui/tenants")
+    assert "shop" in await page.locator("table").inner_text()
+    await shoot(page, f"{backend}-desktop-tenants")
+    assert page.errors.messages == [], page.errors.messages
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_user_finds_a_failed_task_reads_it_retries_it_and_sees_it_succeed(
+    browser: Any, console: Running, broken: Path
+) -> None:
+    dead = await submit(console, "charge", 42)
+    await wait_for(lambda: _is(console, dead, "dead"), timeout=20)
+    page = await signed_in(browser, console, console.api_key)
+    # The overview says there are dead letters; the dead-letter page groups them.
+    await page.click("nav >> text=Dead letters")
+    group = page.locator("tr", has_text="ValueError")
+    await group.locator("summary").click()
+    assert "card declined for order 42" in await group.inner_text()
+    await group.locator("a.id").click()
+    await page.wait_for_url(f"{console.url}/ui/tasks/{dead}")
+    # Its traceback, and its logs: the logging line with its logger and the print.
+    await page.locator("details summary", has_text="ValueError").click()
+    assert "Traceback" in await page.locator("pre.traceback").inner_text()
+    logs = page.locator("#log-box")
+    await logs.locator(".logline", has_text="charging order 42").wait_for()
+    assert "shop.payments" in await logs.inner_text()
+    assert "card lookup for order 42" in await logs.inner_text()
+    # A fix is deployed; the user retries and sees it succeed without reloading.
+    broken.unlink()
+    await page.click("#retry-task")
+    await page.locator("#task-state", has_text="succeeded").wait_for(timeout=20_000)
+    assert await state_of(console, dead) == "succeeded"
+    assert '"charged": 42' in await page.locator("main").inner_text()
+    assert page.errors.messages == [], page.errors.messages
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_user_pauses_a_function_sees_what_it_holds_and_resumes_it(
+    browser: Any, console: Running
+) -> None:
+    page = await signed_in(browser, console, console.api_key)
+    await page.click("nav >> text=Pauses")
+    await page.select_option("#pause-function", "export")
+    await page.click("#create-pause")
+    await page.locator("td", has_text="function = export").wait_for()
+    held = await submit(console, "export", 3)
+    page_task = await new_page(page.context)
+    await page_task.goto(f"{console.url}/ui/tasks/{held}")
+    await page_task.locator("#task-state", has_text="paused").wait_for()
+    assert "pause" in (await page_task.locator(".why").inner_text()).lower()
+    await page.reload()
+    assert (await page.locator("tbody td.n").first.inner_text()).strip() == "1"  # holding
+    await page.click("button[data-lift]")
+    await page.locator("td", has_text="No pause.").wait_for()
+    await page_task.locator("#task-state", has_text="succeeded").wait_for(timeout=20_000)
+    assert page.errors.messages == [] and page_task.errors.messages == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_user_bulk_cancels_by_selector_after_seeing_the_count(
+    browser: Any, console: Running
+) -> None:
+    headers = {"Authorization": f"Bearer {console.api_key}"}
+    async with httpx.AsyncClient(base_url=console.url, headers=headers) as http:
+        # Held by a pause, so they wait; and one ping that must not be touched.
+        await http.post("/v1/pauses", json={"selector": {"function": ["export"]}})
+        batch = [{"function": "export", "args": [n]} for n in range(30)]
+        answer = await http.post("/v1/tasks/batch", json={"tasks": batch})
+        assert answer.status_code in (200, 201), answer.text
+    other = await submit(console, "ping", 1)
+    page = await signed_in(browser, console, console.api_key)
+    await page.goto(f"{console.url}/ui/tasks?function=export&state=paused")
+    assert await page.locator("#task-table tbody tr").count() == 30
+    await page.click("button[data-verb=cancel]")
+    count = page.locator("[data-count]")
+    await count.wait_for()
+    assert await count.get_attribute("data-count") == "30"
+    assert await state_of(console, other) != "cancelled"  # nothing happened yet
+    await page.click("#confirm-bulk")
+    done = page.locator("[data-done]")
+    await done.wait_for()
+    assert await done.get_attribute("data-done") == "30"
+    async with httpx.AsyncClient(base_url=console.url, headers=headers) as http:
+        found = await http.get("/v1/tasks", params={"function": "export", "state": "cancelled"})
+        assert len(found.json()["tasks"]) == 30
+    assert await state_of(console, other) != "cancelled"
+    assert page.errors.messages == [], page.errors.messages
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_the_keyboard_reaches_the_pages_and_skips_to_the_content(
+    browser: Any, console: Running
+) -> None:
+    page = await signed_in(browser, console, console.api_key)
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.className") == "skip"
+    await page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    # Every nav link is reachable by Tab, in order, and opens its page with Enter.
+    await page.goto(console.url + "/")
+    seen = []
+    for _ in range(20):
+        await page.keyboard.press("Tab")
+        seen.append(await page.evaluate("document.activeElement.textContent.trim()"))
+    assert {"Tasks", "Dead letters", "Pauses"} <= set(seen), seen
+    await page.focus("nav >> text=Tasks")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(console.url + "/ui/tasks")
+    # States are told in words, not by colour alone.
+    assert await page.locator(".state").count() == 0 or await page.locator(".state").first.inner_text()
+
+
+@pytest.mark.skipif(not os.environ.get("SLUICE_SCREENSHOTS"), reason="make screenshots")
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_screenshots_for_the_readme(browser: Any, console: Running) -> None:
+    """`make screenshots`: the overview and a failed task's page, for the README."""
+    ids = await real_data(console)
+    out = ROOT / os.environ["SLUICE_SCREENSHOTS"]
+    out.mkdir(parents=True, exist_ok=True)
+    page = await signed_in(browser, console, console.api_key)
+    await page.wait_for_load_state("networkidle")
+    await page.screenshot(path=str(out / "console-overview.png"))
+    await page.goto(f"{console.url}/ui/tasks/{ids['dead']}")
+    await page.locator(".logline").first.wait_for()
+    await page.screenshot(path=str(out / "console-task.png"), full_page=True)
+    assert (out / "console-overview.png").stat().st_size > 10_000
+    assert Path(out / "console-task.png").stat().st_size > 10_000
