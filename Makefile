@@ -33,7 +33,7 @@ browser:  ## Debian's Chromium for the console's browser tests (installed when m
 	  $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }
 
 screenshots: $(STAMP) browser  ## refresh the console screenshots the README shows (docs/images/)
-	SLUICE_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/browser/test_console.py -k screenshots
+	mkdir -p docs/images && SLUICE_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/browser/test_console.py -k screenshots
 
 test: $(STAMP) browser  ## the whole test suite, SQLite and PostgreSQL (SLUICE_TEST_PG)
 	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not alone"

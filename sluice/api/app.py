@@ -57,6 +57,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FrontDoor:
     )
     app.state.node = node
     app.state.limits = limits
+    app.state.console = console
     door = FrontDoor(app, node, limits, ROUTES)
     door.worker_path(WORKER_PATH)
     return door

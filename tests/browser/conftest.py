@@ -5,11 +5,12 @@ Without it these tests skip and say why, except under CI=true, where they fail."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,28 +62,34 @@ def broken(tmp_path: Path) -> Path:
     return flag
 
 
+@contextlib.contextmanager
+def worker_process(server: Running, broken: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SLUICE_URL": server.url,
+           "SLUICE_API_KEY": server.api_key, "SLUICE_TEST_BROKEN": str(broken)}  # fmt: skip
+    argv = [sys.executable, "-m", "sluice", "worker", "tests.browser.console_app:app",
+            "--concurrency", "4", "--grace", "1"]  # fmt: skip
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
 @pytest.fixture
 async def console(tmp_path: Path, backend: str, broken: Path) -> AsyncIterator[Running]:
     """A server with the admin key, its tenant `shop` and a `sluice worker` process."""
     async with running_server(tmp_path, app, backend, admin_key=ADMIN_KEY) as server:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SLUICE_URL": server.url,
-               "SLUICE_API_KEY": server.api_key, "SLUICE_TEST_BROKEN": str(broken)}  # fmt: skip
-        argv = [sys.executable, "-m", "sluice", "worker", "tests.browser.console_app:app",
-                "--concurrency", "4", "--grace", "1"]  # fmt: skip
-        with open(tmp_path / "worker.log", "wb") as out:
-            worker = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-            try:
-                await wait_for(lambda: len(server.node.registry) >= 1 or worker.poll() is not None,
-                               timeout=30)  # fmt: skip
-                assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-                yield server
-            finally:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+        with worker_process(server, broken, tmp_path / "worker.log") as worker:
+            await wait_for(lambda: len(server.node.registry) >= 1 or worker.poll() is not None,
+                           timeout=30)  # fmt: skip
+            assert worker.poll() is None, "the worker exited: see worker.log"
+            yield server
 
 
 class PageErrors:
