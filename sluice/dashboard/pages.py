@@ -5,6 +5,7 @@ token, and turns a client error into the page's error banner with its 4xx status
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -134,7 +135,11 @@ async def _overview_figures(console: Console, request: Req, session: Session) ->
                     slot[k] += v
             if row["counts"].get("wait_s") is not None:
                 slot["wait_weighted"] += row["counts"]["wait_s"] * row["counts"]["started"]
-        minutes = sorted(per_minute)
+        # Every minute of the hour, quiet ones at zero, so the charts span the hour.
+        last = math.floor(console.node.clock.now() / 60) * 60
+        minutes = [last - 60 * i for i in range(OVERVIEW_MINUTES - 1, -1, -1)]
+        for m in minutes:
+            per_minute.setdefault(m, defaultdict(float))
         series: dict[str, list[Any]] = {
             "t": minutes,
             "submitted": [per_minute[m]["submitted"] for m in minutes],

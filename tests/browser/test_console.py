@@ -54,6 +54,9 @@ async def real_data(server: Running) -> dict[str, str]:
         made = await http.put("/v1/subscriptions/orders-export",
                               json={"topic": "orders", "function": "export"})  # fmt: skip
         assert made.status_code in (200, 201), made.text
+    # The rollup and the backlog snapshot as their timers would have them by now.
+    await server.node.meters.flush()
+    await server.node.snapshot.take_once()
     return {"ok": ok[0], "dead": dead}
 
 

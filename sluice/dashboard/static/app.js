@@ -90,8 +90,8 @@
       el.textContent = "No data yet.";
       return;
     }
-    var opts = Object.assign(size(el), { series: [{}].concat(series), legend: { show: !el.classList.contains("small") },
-      axes: [{}, { size: 50 }] });
+    var opts = Object.assign(size(el), { series: [{}].concat(series),
+      legend: { show: !el.classList.contains("small"), live: false }, axes: [{}, { size: 50 }] });
     new uPlot(opts, data, el);
   }
   function charts(root) {
@@ -105,7 +105,7 @@
           { label: "submitted", stroke: "#2563eb", width: 2 }, { label: "succeeded", stroke: "#15803d", width: 2, dash: [6, 3] }]);
         if (kind === "failures") draw(el, [s.t, s.failed, s.dead], [
           { label: "failed attempts", stroke: "#b45309", width: 2 }, { label: "dead", stroke: "#b91c1c", width: 2, dash: [6, 3] }]);
-        if (kind === "latency") draw(el, [s.t, s.wait_ms], [{ label: "ms", stroke: "#7c3aed", width: 2 }]);
+        if (kind === "latency") draw(el, [s.t, s.wait_ms], [{ label: "ms", stroke: "#7c3aed", width: 2, points: { show: true, size: 5 } }]);
       });
     }
     var aimd = root.querySelector ? root.querySelector("script.aimd-series") : null;
