@@ -60,7 +60,9 @@ class Console:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(when=_when, ago=_ago, secs=_secs, num=_num, js=_js)
+        self.env.filters.update(
+            when=_when, ago=_ago, secs=_secs, num=_num, js=_js, isotime=_isotime, listed=_listed
+        )
 
     # -- who is asking -------------------------------------------------------------
 
@@ -163,6 +165,13 @@ def _when(epoch: float | None) -> str:
         return "—"
     moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _isotime(epoch: float | None) -> str:
+    """For a datetime-local input: UTC, to the second."""
+    if epoch is None:
+        return ""
+    return datetime.datetime.fromtimestamp(float(epoch), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _ago(epoch: float | None) -> str:

@@ -4,6 +4,7 @@ token, and turns a client error into the page's error banner with its 4xx status
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from collections import Counter, defaultdict
@@ -24,6 +25,7 @@ Page = Callable[[Console, Req, Session], Awaitable[Response[Any]]]
 OVERVIEW_MINUTES = 60
 TASK_PAGE = 50
 VERBS = ("cancel", "retry", "delete")
+SHARE_MINUTES = 5  # the tenants page: shares of the tasks started in the last minutes
 
 
 def _builtins(value: Any) -> Any:
@@ -187,11 +189,31 @@ def _task_filters(params: Any) -> dict[str, Any]:
         values = [v for v in params.getall(name, []) if v]
         if values:
             out[name] = values
-    for name in ("key", "priority_min", "priority_max", "created_after", "created_before"):
+    for name in ("key", "priority_min", "priority_max"):
         value = params.get(name)
         if value:
             out[name] = value
+    for name in ("created_after", "created_before"):
+        value = params.get(name)
+        if value:
+            out[name] = _epoch(name, value)
     return out
+
+
+def _epoch(name: str, value: str) -> float:
+    """A time filter: epoch seconds, or a date and time in UTC (`2026-12-02T14:30`)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} is a time in UTC (2026-12-02T14:30) or epoch seconds",
+                             field=name) from None  # fmt: skip
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def _selector(filters: dict[str, Any]) -> Selector:
@@ -422,18 +444,20 @@ async def tenants_page(console: Console, request: Req, session: Session) -> Resp
         for t in await node.tenants.all():
             quota = _builtins(await node.quotas.get(t.id)) or {}
             w = waiting.get(t.id, Counter())
+            recent = await node.stats.read(t.id, SHARE_MINUTES)
             out.append({
                 "id": t.id, "name": t.name, "ready": w["ready"], "running": w["running"],
                 "scheduled": w["scheduled"], "paused": w["paused"], "dead": w["dead"],
                 "held": sum(n for s, n in w.items() if s.startswith("held:")),
                 "weight": quota.get("weight", 1.0), "quota": quota,
-                "refused": refuse.get(t.id, 0.0),
+                "refused": refuse.get(t.id, 0.0), "started": recent.totals.started,
             })  # fmt: skip
-        running = sum(r["running"] for r in out) or 1
-        weights = sum(r["weight"] for r in out if r["ready"] or r["running"]) or 1
+        started = sum(r["started"] for r in out) or 1
+        busy = [r for r in out if r["ready"] or r["running"] or r["started"]]
+        weights = sum(r["weight"] for r in busy) or 1
         for r in out:
-            r["share"] = r["running"] / running
-            r["fair"] = r["weight"] / weights if (r["ready"] or r["running"]) else 0.0
+            r["share"] = r["started"] / started
+            r["fair"] = r["weight"] / weights if r in busy else 0.0
         return out
 
     rows = await console.shared.get("tenants", make)

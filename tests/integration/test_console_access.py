@@ -146,3 +146,16 @@ async def test_twenty_viewers_share_one_computation_of_the_live_figures(server: 
         answers = await asyncio.gather(*(c.get("/ui/overview", headers=headers) for c in clients))
         assert {a.status_code for a in answers} == {200}
         assert console.shared.computed - before == 1
+
+
+async def test_the_tasks_page_filters_by_time_in_utc_and_refuses_a_bad_one(
+    server: Running,
+) -> None:
+    task_id = await submit(server, server.api_key, 1)
+    async with sign_in(server, server.api_key) as client:
+        after = await client.get("/ui/tasks", params={"created_after": "2000-01-01T00:00"})
+        before = await client.get("/ui/tasks", params={"created_before": "2000-01-01T00:00:00"})
+        assert task_id in after.text and task_id not in before.text
+        assert 'value="2000-01-01T00:00:00"' in before.text  # the filter is shown as given
+        bad = await client.get("/ui/tasks", params={"created_after": "yesterday"})
+        assert bad.status_code == 400 and "created_after is a time in UTC" in bad.text
