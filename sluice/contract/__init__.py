@@ -53,7 +53,6 @@ from .functions import (
     FunctionSettings,
     HttpTarget,
     TargetState,
-    TargetUrl,
     Webhook,
     WebhookSecret,
 )
