@@ -383,6 +383,7 @@ def test_webhooks_per_task_their_tries_and_re_enabling_a_receiver(cluster: Clust
         run(cluster, "submit", "multiply", "--webhook", ",succeeded", code=2)
     finally:
         receiver.shutdown()
+        receiver.server_close()
 
 
 def _delivered(cluster: Cluster, task_id: str) -> list[Any]:
