@@ -173,6 +173,8 @@ class Task(msgspec.Struct, frozen=True):
     next: list[str] = []
     """The tasks this one's end started (its function's destinations), in order."""
     waiting: Waiting | None = None  # why it has not started yet (ready, scheduled, paused)
+    webhooks: list[TaskWebhook] = []
+    """Its own webhooks, given at submit (its function's are in the function's config)."""
 
 
 class TaskSummary(msgspec.Struct, frozen=True):

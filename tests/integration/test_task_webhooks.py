@@ -55,6 +55,11 @@ async def test_a_tasks_own_webhook_is_delivered_signed_with_the_tenants_secret(
         assert sent["type"] == "task.succeeded"
         assert (sent["data"]["task_id"], sent["data"]["result"]) == (own.id, 42)
         assert await c.tasks.notifications(plain.id) == []  # a task without one: nothing
+        shown_task = await c.get(own.id)
+        assert [(w.url, w.events) for w in shown_task.webhooks] == [
+            (url, ["succeeded", "dead", "cancelled", "expired"])
+        ]
+        assert (await c.get(plain.id)).webhooks == []
         [delivery] = await wait_for(lambda: _settled(c, own.id), timeout=10)
         assert (delivery.url, delivery.state, delivery.status) == (url, "delivered", 200)
         assert len(r.got) == 1
