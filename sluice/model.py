@@ -68,6 +68,7 @@ class NewTask(msgspec.Struct, frozen=True):
     partition: int = 0  # shuffle-sharding partition, placed at submit (engine/partitions.py)
     trace_parent: str | None = None  # W3C creation context (sluice/tracing.py), kept as is
     trace_state: str | None = None
+    webhooks: str | None = None  # JSON [{url, events}]: the task's own webhooks (rarely any)
 
 
 class SubmitResult(msgspec.Struct, frozen=True):
@@ -104,6 +105,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     retry: bytes | None = None
     partition: int = 0
     started_at: float | None = None  # the running attempt's start, once its worker said
+    webhooks: str | None = None  # its own webhooks, JSON [{url, events}] (None: none)
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):
@@ -153,6 +155,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     trace_parent: str | None = None  # the creation context, for spans and the worker
     trace_state: str | None = None
     ready_at: float | None = None  # when it became ready: the start of a `wait` span
+    webhooks: str | None = None  # the task's own webhooks, JSON (None for nearly all)
     held_s: float = 0.0  # of its wait, the time a limit held its function (engine/holds.py)
 
 
@@ -222,6 +225,7 @@ class Notification(msgspec.Struct, frozen=True):
     status: int | None = None  # the receiver's last HTTP status (None: no answer)
     answer: str | None = None  # the last answer's start, or why there was none
     seq: int = 0  # the order of writing: a task's notifications go out in it
+    log: str | None = None  # JSON array of the last tries (engine/notifier.py TRIES_KEPT)
 
 
 class WebhookEndpoint(msgspec.Struct, frozen=True):

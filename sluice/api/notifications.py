@@ -3,10 +3,19 @@ answers), the tenant's webhook receivers, and re-enabling a disabled one."""
 
 from __future__ import annotations
 
-from ..contract import Delivery, DeliveryList, WebhookReceiver, WebhookReceiverList
+import msgspec
+
+from ..contract import (
+    Delivery,
+    DeliveryList,
+    SigningSecret,
+    Try,
+    WebhookReceiver,
+    WebhookReceiverList,
+)
 from ..engine.notifier import next_task
 from ..engine.receivers import receiver_id
-from ..model import Notification, WebhookEndpoint
+from ..model import FUNCTION_DESTINATION, TOPIC_DESTINATION, Notification, WebhookEndpoint
 from .route import Call, Route
 
 
@@ -14,7 +23,11 @@ def _delivery(n: Notification) -> Delivery:
     return Delivery(
         n.id, n.event, n.url, n.attempt, n.state, n.tries, n.created_at, n.next_at,
         n.answered_at, n.status, n.answer, next_task(n),
+        _tries.decode(n.log) if n.log else [],
     )  # fmt: skip
+
+
+_tries = msgspec.json.Decoder(list[Try])
 
 
 async def list_deliveries(call: Call) -> DeliveryList:
@@ -24,16 +37,27 @@ async def list_deliveries(call: Call) -> DeliveryList:
     return DeliveryList([_delivery(n) for n in found])
 
 
-def _receiver(url: str, functions: list[str], state: WebhookEndpoint) -> WebhookReceiver:
+def _receiver(
+    url: str, functions: list[str], state: WebhookEndpoint, retrying: int = 0
+) -> WebhookReceiver:
     enabled = state.disabled_at is None
     return WebhookReceiver(
-        receiver_id(url), url, functions, enabled, state.disabled_at, state.reason
+        receiver_id(url), url, functions, enabled, state.disabled_at, state.reason, retrying
     )
 
 
 async def list_webhooks(call: Call) -> WebhookReceiverList:
     found = await call.node.notifier.receivers(call.tenant)
-    return WebhookReceiverList([_receiver(*row) for row in found])
+    retrying = await call.node.store.retrying_counts(call.tenant)
+    shown = [_receiver(url, f, state, retrying.get(url, 0)) for url, f, state in found]
+    known = {r.url for r in shown}
+    # Tasks' own webhooks being retried (their functions do not name them).
+    shown += [
+        _receiver(url, [], WebhookEndpoint(call.tenant, url, None, None), count)
+        for url, count in sorted(retrying.items())
+        if url not in known and not url.startswith((FUNCTION_DESTINATION, TOPIC_DESTINATION))
+    ]
+    return WebhookReceiverList(shown)
 
 
 async def enable_webhook(call: Call) -> WebhookReceiver:
@@ -42,6 +66,16 @@ async def enable_webhook(call: Call) -> WebhookReceiver:
     rows = await node.notifier.receivers(tenant_id)
     functions = next((f for url, f, _ in rows if url == state.url), [])
     return _receiver(state.url, functions, state)
+
+
+async def get_secret(call: Call) -> SigningSecret:
+    found = await call.node.notifier.signing(call.tenant)
+    return SigningSecret(0) if found is None else SigningSecret(len(found[0]), found[1])
+
+
+async def rotate_secret(call: Call) -> SigningSecret:
+    secrets, at = await call.node.notifier.rotate(call.tenant, call.caller.actor)
+    return SigningSecret(len(secrets), at, secrets[0])
 
 
 NOTIFICATION_ROUTES = [
@@ -54,4 +88,11 @@ NOTIFICATION_ROUTES = [
     Route("POST", "/v1/webhooks/{webhook_id}/enable", "enableWebhook",
           "Enable a disabled receiver: what waited for it is delivered", enable_webhook,
           {200: WebhookReceiver}, tags=("notifications",)),
+    Route("GET", "/v1/webhooks/secret", "getWebhookSecret",
+          "Whether the tenant has a signing secret for per-task webhooks (never the secret)",
+          get_secret, {200: SigningSecret}, tags=("notifications",)),
+    Route("POST", "/v1/webhooks/secret", "rotateWebhookSecret",
+          "Make a new signing secret for per-task webhooks, shown this once; the one before "
+          "it keeps signing until the next rotation", rotate_secret, {201: SigningSecret},
+          tags=("notifications",)),
 ]  # fmt: skip

@@ -159,13 +159,18 @@ async def retry_dead(call: Call) -> RetryCount:
     return RetryCount(count)
 
 
+_WEBHOOK_ERRORS = {
+    403: "A webhook's address is one the server does not call (webhook_not_allowed)",
+    409: "The task has webhooks and the tenant no signing secret (no_webhook_secret)",
+}
+
 TASK_ROUTES = [
     Route("POST", "/v1/tasks", "submitTask", "Submit a task", submit.one,
           {201: SubmitOutcome, 200: SubmitOutcome}, body=TaskSpec,
-          body_bytes=submit.one_bytes, tags=("tasks",)),
+          body_bytes=submit.one_bytes, tags=("tasks",), errors=_WEBHOOK_ERRORS),
     Route("POST", "/v1/tasks/batch", "submitBatch", "Submit up to 1,000 tasks in one commit",
           submit.many, {201: BatchOutcome}, body=BatchRequest, body_bytes=submit.batch_bytes,
-          tags=("tasks",)),
+          tags=("tasks",), errors=_WEBHOOK_ERRORS),
     Route("GET", "/v1/tasks", "listTasks", "List and search tasks by selector, newest first",
           list_tasks, {200: TaskPage}, query=TaskQuery, tags=("tasks",)),
     Route("GET", "/v1/tasks/{task_id}", "getTask", "A task with its timeline and attempts",

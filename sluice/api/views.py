@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..contract import Attempt, Stages, SubmitOutcome, Task, TimelineEntry
+from ..contract import Attempt, Stages, SubmitOutcome, Task, TaskWebhook, TimelineEntry
 from ..model import (
     AFTER_KEY,
     READY,
@@ -28,6 +28,7 @@ class _PayloadParts(msgspec.Struct):
 
 _payload_decoder = msgspec.json.Decoder(_PayloadParts)
 _tags_decoder = msgspec.json.Decoder(list[str])
+_webhooks_decoder = msgspec.json.Decoder(list[TaskWebhook])
 
 
 def submit_view(r: SubmitResult) -> SubmitOutcome:
@@ -57,6 +58,7 @@ def task_view(task: TaskRecord, attempts: list[AttemptRecord], events: list[Hist
         timeline=timeline(task, attempts, events),
         attempts=[attempt_view(a) for a in attempts] + _running(task, attempts),
         follows=follows(task.key),
+        webhooks=_webhooks_decoder.decode(task.webhooks) if task.webhooks else [],
     )
 
 

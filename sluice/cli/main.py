@@ -34,6 +34,7 @@ from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .stats import register as register_stats_commands
 from .tasks import register as register_task_commands
+from .webhooks import register as register_webhook_commands
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -72,6 +73,7 @@ cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(tenants_cli, name="tenant", help="The same as `sluice tenants`.")
 cli.add_typer(keys_cli, name="keys")
 register_stats_commands(cli)
+register_webhook_commands(cli)
 
 Concurrency = Annotated[int, typer.Option(help="Slots per worker process.", min=1)]
 Processes = Annotated[int, typer.Option(help="Worker processes to run.", min=1)]

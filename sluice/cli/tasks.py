@@ -96,6 +96,10 @@ def submit(
     ttl: Annotated[float | None, typer.Option(help="Expire if not started within.")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Attempts before dead.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 0.0,
+    webhook: Annotated[
+        list[str] | None,
+        typer.Option(help="URL[,event,...]: a webhook of this task alone (repeatable, 3 at most)."),
+    ] = None,
     url: Url = None,
     api_key: Key = None,
     profile: Profile = None,
@@ -106,7 +110,8 @@ def submit(
     try:
         spec = {"function": function, "args": json.loads(args), "kwargs": json.loads(kwargs),
                 "delay": delay, "priority": priority, "key": key, "tags": tag,
-                "ttl": ttl, "max_attempts": max_attempts}  # fmt: skip
+                "ttl": ttl, "max_attempts": max_attempts,
+                "webhooks": [task_webhook(w) for w in webhook] if webhook else None}  # fmt: skip
     except json.JSONDecodeError as exc:
         raise fail(f"--args and --kwargs take JSON ({exc})", USAGE) from exc
     machine = machine_output(output, as_json)
@@ -122,6 +127,15 @@ def submit(
             typer.echo(f"{task.state}: {shown}")
     if task is not None and task.state != "succeeded":
         raise typer.Exit(TASK_FAILED if task.state in ENDED else TASK_PENDING)
+
+
+def task_webhook(option: str) -> dict[str, Any]:
+    """`--webhook URL[,event,...]` as the submit's `{"url", "events"}` (the server checks
+    the URL and the events)."""
+    url, *events = [part.strip() for part in option.split(",")]
+    if not url:
+        raise fail("--webhook takes URL[,event,...]", USAGE)
+    return {"url": url, "events": events} if events else {"url": url}
 
 
 @tasks_cli.command("ls")

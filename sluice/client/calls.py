@@ -37,6 +37,7 @@ from ..contract import (
     RetryCount,
     Schedule,
     ScheduleList,
+    SigningSecret,
     Stats,
     SubmitOutcome,
     Task,
@@ -361,6 +362,14 @@ class _Calls:
     def list_webhooks() -> _Call[list[WebhookReceiver]]:
         call = _get("/v1/webhooks", WebhookReceiverList)
         return _Call(call.request, lambda r: call.read(r).webhooks)
+
+    @staticmethod
+    def webhook_secret() -> _Call[SigningSecret]:
+        return _get("/v1/webhooks/secret", SigningSecret)
+
+    @staticmethod
+    def rotate_webhook_secret() -> _Call[SigningSecret]:
+        return _post("/v1/webhooks/secret", SigningSecret)
 
     @staticmethod
     def enable_webhook(webhook_id: str) -> _Call[WebhookReceiver]:

@@ -22,6 +22,7 @@ from ..contract import (
     NewTenant,
     Pause,
     Schedule,
+    SigningSecret,
     Task,
     TaskSummary,
     Tenant,
@@ -492,6 +493,15 @@ class Webhooks:
         """Enable a receiver disabled for failing: what waited for it is delivered."""
         return self._client._run(_Calls.enable_webhook(webhook_id))
 
+    def secret(self) -> SigningSecret:
+        """Whether the tenant has a signing secret for per-task webhooks (not its value)."""
+        return self._client._run(_Calls.webhook_secret())
+
+    def rotate_secret(self) -> SigningSecret:
+        """A new signing secret for per-task webhooks (`.secret`: shown this once); the
+        one before it keeps signing until the next rotation."""
+        return self._client._run(_Calls.rotate_webhook_secret())
+
 
 class AsyncWebhooks:
     def __init__(self, client: _AsyncRuns) -> None:
@@ -502,3 +512,9 @@ class AsyncWebhooks:
 
     async def enable(self, webhook_id: str) -> WebhookReceiver:
         return await self._client._run(_Calls.enable_webhook(webhook_id))
+
+    async def secret(self) -> SigningSecret:
+        return await self._client._run(_Calls.webhook_secret())
+
+    async def rotate_secret(self) -> SigningSecret:
+        return await self._client._run(_Calls.rotate_webhook_secret())

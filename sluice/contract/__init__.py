@@ -32,6 +32,7 @@ from .fields import (
     JsonObject,
     Key,
     Name,
+    NotifyEvent,
     PageSize,
     Priority,
     Rate,
@@ -51,14 +52,19 @@ from .functions import (
     FunctionQuery,
     FunctionSettings,
     HttpTarget,
-    NotifyEvent,
     TargetState,
-    TargetUrl,
     Webhook,
     WebhookSecret,
 )
 from .logs import LEVELS, LogCursor, LogEnd, LogEntry, LogLevel, LogPage, LogsQuery
-from .notifications import Delivery, DeliveryList, WebhookReceiver, WebhookReceiverList
+from .notifications import (
+    Delivery,
+    DeliveryList,
+    SigningSecret,
+    Try,
+    WebhookReceiver,
+    WebhookReceiverList,
+)
 from .operations import AuditEntry, AuditPage, AuditQuery, Health
 from .pauses import Pause, PauseBody, PauseList, PauseSelector, ReleasedCount
 from .schedules import MAX_CATCHUP_S, Cron, Schedule, ScheduleList, ScheduleSpec, TimeZone
@@ -93,6 +99,7 @@ from .tasks import (
     TaskQuery,
     TaskSpec,
     TaskSummary,
+    TaskWebhook,
     TimelineEntry,
     WaitQuery,
 )
@@ -204,6 +211,7 @@ __all__ = [
     "SelectorBody",
     "SelectorTag",
     "SelectorTags",
+    "SigningSecret",
     "Stages",
     "State",
     "StateChange",
@@ -224,6 +232,7 @@ __all__ = [
     "TaskQuery",
     "TaskSpec",
     "TaskSummary",
+    "TaskWebhook",
     "Tenant",
     "TenantCreate",
     "TenantId",
@@ -232,6 +241,7 @@ __all__ = [
     "TimeZone",
     "TimelineEntry",
     "Timeout",
+    "Try",
     "Ttl",
     "WaitQuery",
     "Waiting",

@@ -3,7 +3,7 @@ enforces them and the OpenAPI document states them (api/openapi.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -62,3 +62,20 @@ Action = Annotated[str, msgspec.Meta(pattern=r"^[a-z]+\.[a-z]+$")]
 TRACEPARENT_SHAPE: Final = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 TraceParent = Annotated[str, msgspec.Meta(pattern=TRACEPARENT_SHAPE)]
 TraceState = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[\x20-\x7e]*$")]
+
+# http(s), a host, no credentials; at most 2,048 characters. Whether the host is an
+# address the server may call is the egress policy's to say (engine/egress.py), not a
+# pattern's.
+# (ASCII classes only: `\s` means more to Python's re than to JSON Schema's, U+0085.)
+TargetUrl = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@ \t\r\n]+([/?#][^ \t\r\n]*)?$",
+        max_length=2048,
+    ),
+]
+
+NotifyEvent = Literal["succeeded", "failed", "dead", "cancelled", "expired"]
+"""A task's ends that notify: it succeeded, an attempt failed (and is retried), it died
+(dead letter), it was cancelled, it expired before starting."""
+NotifyEvents = Annotated[list[NotifyEvent], msgspec.Meta(min_length=1, max_length=5)]

@@ -9,21 +9,22 @@ import msgspec
 from ..model import (
     DEFAULT_PRIORITY,
 )
-from .fields import Count, FunctionName, Name, PageSize, Priority, Rate, Tags, Timeout, Ttl
+from .fields import (
+    Count,
+    FunctionName,
+    Name,
+    NotifyEvents,
+    PageSize,
+    Priority,
+    Rate,
+    Tags,
+    TargetUrl,
+    Timeout,
+    Ttl,
+)
 from .tasks import RetryPolicy
 
 MAX_TARGET_TIMEOUT_S: Final = 900.0
-# http(s), a host, no credentials; at most 2,048 characters. Whether the host is an
-# address the server may call is the egress policy's to say (engine/egress.py), not a
-# pattern's.
-# (ASCII classes only: `\s` means more to Python's re than to JSON Schema's, U+0085.)
-TargetUrl = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@ \t\r\n]+([/?#][^ \t\r\n]*)?$",
-        max_length=2048,
-    ),
-]
 # Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes.
 WebhookSecret = Annotated[
     str,
@@ -45,10 +46,6 @@ class HttpTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`whsec_…` key of the request signatures; made when the function is set without one."""
 
 
-NotifyEvent = Literal["succeeded", "failed", "dead", "cancelled", "expired"]
-"""A task's ends that notify: it succeeded, an attempt failed (and is retried), it died
-(dead letter), it was cancelled, it expired before starting."""
-NotifyEvents = Annotated[list[NotifyEvent], msgspec.Meta(min_length=1, max_length=5)]
 MAX_WEBHOOKS: Final = 5
 MAX_DESTINATIONS: Final = 10
 

@@ -21,9 +21,11 @@ from .fields import (
     JsonArray,
     JsonObject,
     Key,
+    NotifyEvents,
     PageSize,
     Priority,
     Tags,
+    TargetUrl,
     Timeout,
     TraceParent,
     TraceState,
@@ -43,6 +45,22 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_retry_duration_s: Ttl = DAY_S
     max_throttles: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] = 100
     """Flow-control retries (`Throttled`, HTTP 429) allowed on top of max_attempts."""
+
+
+MAX_TASK_WEBHOOKS = 3
+
+
+class TaskWebhook(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A receiver of this one task's ends, besides its function's webhooks: signed with
+    the tenant's signing secret (`POST /v1/webhooks/secret`, docs/notifications.md)."""
+
+    url: TargetUrl
+    events: NotifyEvents = msgspec.field(
+        default_factory=lambda: ["succeeded", "dead", "cancelled", "expired"]
+    )
+
+
+TaskWebhooks = Annotated[list[TaskWebhook], msgspec.Meta(max_length=MAX_TASK_WEBHOOKS)]
 
 
 class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -65,6 +83,8 @@ class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     traceparent: TraceParent | None = None
     """The W3C creation context, stored with the task and never changed (the SDK sets it)."""
     tracestate: TraceState | None = None
+    webhooks: TaskWebhooks | None = None
+    """Webhooks of this task alone (at most 3), told of its ends like a function's."""
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -153,6 +173,8 @@ class Task(msgspec.Struct, frozen=True):
     next: list[str] = []
     """The tasks this one's end started (its function's destinations), in order."""
     waiting: Waiting | None = None  # why it has not started yet (ready, scheduled, paused)
+    webhooks: list[TaskWebhook] = []
+    """Its own webhooks, given at submit (its function's are in the function's config)."""
 
 
 class TaskSummary(msgspec.Struct, frozen=True):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import msgspec
 
 from ..config import Settings
-from ..contract import FunctionConfig, TaskSpec
-from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
+from ..contract import FunctionConfig, TaskSpec, TaskWebhook
+from ..errors import Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 from ..model import READY, SCHEDULED, NewTask, new_task_id
 from ..rawjson import MAX_DEPTH, within_depth
 from ..tracing import valid_traceparent
+from . import egress
+from .egress import EgressPolicy, EgressRefused
 
 _tags_encoder = msgspec.json.Encoder()
 _retry_encoder = msgspec.json.Encoder()
@@ -130,7 +132,35 @@ def build_task(
         retry=retry,
         trace_parent=None if spec.traceparent is None else _traceparent(spec.traceparent, field),
         trace_state=None if spec.traceparent is None else spec.tracestate,
+        webhooks=_webhooks(spec.webhooks, settings, field) if spec.webhooks else None,
     )
+
+
+def webhook_policy(settings: Settings) -> EgressPolicy:
+    """The egress rules of webhooks (a function's or a task's): HTTP targets' guard under
+    the webhooks' own settings."""
+    return EgressPolicy(settings.webhooks_allow_loopback, settings.webhooks_allow_private,
+                        "webhooks_allow_loopback, webhooks_allow_private")  # fmt: skip
+
+
+def _webhooks(webhooks: list[TaskWebhook], settings: Settings, field: str) -> str:
+    """A task's own webhooks, checked by the egress rules, as the tasks column (JSON)."""
+    policy = webhook_policy(settings)
+    seen: dict[str, list[str]] = {}
+    for i, w in enumerate(webhooks):
+        where = f"{field}webhooks[{i}].url"
+        try:
+            egress.check_url(w.url, policy)
+        except EgressRefused as exc:
+            raise Forbidden(str(exc), code="webhook_not_allowed", field=where) from None
+        except ValueError as exc:
+            raise Unprocessable(f"url {exc}", code="invalid_url", field=where) from None
+        if w.url in seen:
+            raise Unprocessable(
+                "a task names each webhook URL once", code="duplicate_webhook", field=where
+            )
+        seen[w.url] = list(dict.fromkeys(w.events))
+    return _tags_encoder.encode([{"url": u, "events": e} for u, e in seen.items()]).decode()
 
 
 def _traceparent(value: str, field: str) -> str:

@@ -27,7 +27,7 @@ from ..policy.backoff import next_after_failure
 from ..protocol import Ack, AckItem, ResultItem
 from ..rawjson import MAX_DEPTH, within_depth
 from ..store import ACCEPTED, DUPLICATE
-from ..store.notifications import event_of, notices
+from ..store.notifications import event_of, notices, with_task
 from .adaptive import AdaptivePools
 from .functions import Functions
 from .logs import TaskLogs
@@ -165,6 +165,7 @@ class Attempts:
             retry=task.retry,
             tags=task.tags,
             ready_at=task.ready_at,
+            webhooks=task.webhooks,
         )
 
     def _decide(
@@ -175,6 +176,8 @@ class Attempts:
         finish = self._next(conn, item, task, now)
         if task is not None:
             hooks = self._hooks.get((finish.tenant_id, task.function))
+            if task.webhooks:  # its own, given at submit (rare)
+                hooks = with_task(hooks, task.webhooks)
             if hooks:
                 found = notices(hooks, task.function, event_of(finish.next_state))
                 if found:

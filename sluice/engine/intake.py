@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from ..contract import TaskSpec
-from ..errors import SluiceError, Unavailable
+from ..errors import Conflict, SluiceError, Unavailable
 from ..model import PAUSED, READY, SCHEDULED, SubmitResult, new_task_ids
 from .admission import build_task
 from .backpressure import Backpressure
@@ -50,6 +50,7 @@ class Intake:
         self._delays = delays
         self._meters = meters or Meters(rt)
         self.accepting = False  # the node is started and not stopping
+        self._signing: set[str] = set()  # tenants known to have a webhook signing secret
 
     async def submit(self, tenant_id: str, specs: list[TaskSpec]) -> list[SubmitResult]:
         try:
@@ -74,6 +75,8 @@ class Intake:
             )
             for i, s in enumerate(specs)
         ]  # fmt: skip
+        if any(t.webhooks for t in tasks):
+            await self._check_signing(tenant_id, "tasks[].webhooks" if many else "webhooks")
         await self._quotas.admit(tenant_id, tasks, "tasks[]" if many else "")
         pauses = self._pauses
         if await pauses.rules(tenant_id):
@@ -95,3 +98,16 @@ class Intake:
             if r.created and r.state == SCHEDULED:
                 self._delays.schedule(r.run_at, tenant_id, r.id)
         return results
+
+    async def _check_signing(self, tenant_id: str, field: str) -> None:
+        """A task's own webhooks are signed with the tenant's secret: it must have one
+        (made, and shown once, by `POST /v1/webhooks/secret`; never deleted after)."""
+        if tenant_id in self._signing:
+            return
+        if await self._rt.store.get_webhook_secrets(tenant_id) is None:
+            raise Conflict(
+                "the tenant has no webhook signing secret yet: make one with "
+                "POST /v1/webhooks/secret (sluice webhooks secret), then submit again",
+                code="no_webhook_secret", field=field,
+            )  # fmt: skip
+        self._signing.add(tenant_id)

@@ -37,19 +37,21 @@ from ..errors import ClientError, NotFound
 from ..model import (
     AFTER_KEY,
     FUNCTION_DESTINATION,
+    SHARED,
     SUCCEEDED,
     TOPIC_DESTINATION,
     Notification,
     WebhookEndpoint,
 )
 from . import egress
+from .admission import webhook_policy
 from .audit import AuditLog
 from .egress import EgressPolicy
 from .functions import Functions
 from .intake import Intake
 from .receivers import receiver_id
 from .runtime import Runtime
-from .signatures import signature_header
+from .signatures import new_secret, signature_header
 from .topics import Topics
 
 log = logging.getLogger("sluice.notifier")
@@ -58,6 +60,8 @@ BATCH = 200  # rows looked at per beat
 PARALLEL = 32  # deliveries in flight at once
 MAX_ANSWER_BYTES = 64 * 1024
 SHOWN_ANSWER = 500  # characters of an answer kept with the row
+TRIES_KEPT = 20  # the last tries kept with a row (time, status or error, duration, answer)
+TRY_ANSWER = 200  # characters of each kept try's answer
 INLINE_RESULT_BYTES = 16 * 1024  # a larger result is fetched by the receiver
 JITTER = 0.2  # each wait is stretched by up to this fraction
 _json = msgspec.json.Encoder()
@@ -74,6 +78,7 @@ class Tried(msgspec.Struct, frozen=True):
     retry_after: float | None = None
     disable: str | None = None  # the receiver asked to stop (410): why
     final: bool = False  # not worth trying again (refused by the egress rules)
+    duration_s: float = 0.0  # from sending to the answer (or the error)
 
 
 class Notifier:
@@ -91,9 +96,7 @@ class Notifier:
 
     @property
     def policy(self) -> EgressPolicy:
-        s = self._rt.settings
-        return EgressPolicy(s.webhooks_allow_loopback, s.webhooks_allow_private,
-                            "webhooks_allow_loopback, webhooks_allow_private")  # fmt: skip
+        return webhook_policy(self._rt.settings)
 
     async def send_once(self) -> int:
         """Deliver what is due (the timers leader's job); returns how many were tried."""
@@ -122,7 +125,7 @@ class Notifier:
         and of every receiver disabled (the URL may have left the configs since)."""
         rt = self._rt
         functions: dict[str, list[str]] = {}
-        for name, config in sorted((await self._functions.of(tenant_id)).items()):
+        for name, config in sorted((await self._functions.usable(tenant_id)).items()):
             for w in config.webhooks:
                 functions.setdefault(w.url, []).append(name)
         states = {e.url: e for e in await rt.store.list_endpoints(tenant_id)}
@@ -143,52 +146,74 @@ class Notifier:
                 return state
         raise NotFound(f"no webhook {endpoint_id!r}", code="webhook_not_found", field="webhook_id")
 
+    async def signing(self, tenant_id: str) -> tuple[list[str], float] | None:
+        """The tenant's signing secrets of per-task webhooks, and when last rotated."""
+        return await self._rt.store.get_webhook_secrets(tenant_id)
+
+    async def rotate(self, tenant_id: str, actor: str) -> tuple[list[str], float]:
+        """A new signing secret, first; the one before it keeps signing too (receivers
+        move over meanwhile) until the next rotation drops it."""
+        rt = self._rt
+        found = await rt.store.get_webhook_secrets(tenant_id)
+        secrets = [new_secret(), *(found[0][:1] if found else [])]
+        now = rt.clock.now()
+        await rt.store.set_webhook_secrets(tenant_id, secrets, now)
+        await self._audit.record(actor, tenant_id, "webhook.secret", detail=f"{len(secrets)} keys")
+        return secrets, now
+
     async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     async def _deliver(self, n: Notification) -> None:
+        began = self._rt.clock.monotonic()
         if n.url.startswith((FUNCTION_DESTINATION, TOPIC_DESTINATION)):
             tried = await self._start(n)
         else:
-            webhook = await self._webhook(n)
-            if webhook is None:
-                await self._settle(n, DROPPED, None, None, "the function has no such webhook now")
+            secrets = await self._secrets(n)
+            if secrets is None:
+                dropped = Tried(
+                    False, answer="neither the function nor the task has this webhook now"
+                )
+                await self._settle(n, DROPPED, None, dropped)
                 return
-            tried = await self._post(n, webhook)
-        await self._after(n, tried)
+            tried = await self._post(n, secrets)
+        duration = round(self._rt.clock.monotonic() - began, 6)
+        await self._after(n, msgspec.structs.replace(tried, duration_s=duration))
 
     async def _after(self, n: Notification, tried: Tried) -> None:
         now = self._rt.clock.now()
         if tried.ok:
-            await self._settle(n, DELIVERED, None, tried.status, tried.answer)
+            await self._settle(n, DELIVERED, None, tried)
             return
         if tried.final:
-            await self._settle(n, FAILED, None, tried.status, tried.answer)
+            await self._settle(n, FAILED, None, tried)
             return
         if tried.disable is not None:
             # Kept pending: a re-enable sends it, in order, with what came after.
-            await self._settle(n, PENDING, now, tried.status, tried.answer)
+            await self._settle(n, PENDING, now, tried)
             await self._disable(n, tried.disable)
             return
         waits = self._rt.settings.webhook_retries
         if n.tries >= len(waits):  # that was the last try
-            await self._settle(n, FAILED, None, tried.status, tried.answer)
+            await self._settle(n, FAILED, None, tried)
             if not n.url.startswith((FUNCTION_DESTINATION, TOPIC_DESTINATION)):
                 await self._disable(n, f"failing since {_iso(n.created_at)}: {tried.answer}")
             return
         wait = waits[n.tries] * (1 + JITTER * self._rng.random())
         if tried.retry_after is not None:
             wait = max(wait, tried.retry_after)
-        await self._settle(n, PENDING, now + wait, tried.status, tried.answer)
+        await self._settle(n, PENDING, now + wait, tried)
 
     async def _settle(
-        self, n: Notification, state: str, next_at: float | None, status: int | None,
-        answer: str | None,
-    ) -> None:  # fmt: skip
+        self, n: Notification, state: str, next_at: float | None, tried: Tried
+    ) -> None:
         now = self._rt.clock.now()
-        await self._rt.store.settle_notification(n, state, next_at, now, status, answer)
+        log = kept_tries(n.log, now, tried)
+        await self._rt.store.settle_notification(
+            n, state, next_at, now, tried.status, tried.answer, log
+        )
 
     async def _disable(self, n: Notification, reason: str) -> None:
         rt = self._rt
@@ -198,16 +223,32 @@ class Notifier:
 
     # -- webhooks ------------------------------------------------------------------
 
+    async def _secrets(self, n: Notification) -> list[str] | None:
+        """The keys that sign the row: its function's webhook's (as it has them now: they
+        may have been rotated since the row was written), or, for a webhook given with
+        the task at submit, the tenant's signing secrets; None: no such webhook now."""
+        webhook = await self._webhook(n)
+        if webhook is not None:
+            return list(webhook.secrets)
+        task = await self._rt.store.get_task(n.tenant_id, n.task_id)
+        if task is None or not task.webhooks or n.url not in task_urls(task.webhooks):
+            return None
+        found = await self._rt.store.get_webhook_secrets(n.tenant_id)
+        return found[0] if found else None
+
     async def _webhook(self, n: Notification) -> Webhook | None:
         """The row's webhook as its function has it now (its secrets may have been
         rotated since the row was written)."""
-        config = (await self._functions.of(n.tenant_id)).get(n.function)
+        # The tenant's own function, or the one shared pools serve (Functions.usable).
+        config = (await self._functions.usable(n.tenant_id)).get(n.function)
         found = _find(config, n.url)
         if found is None:
             # Set on another node a moment ago, perhaps, and its hint not here yet.
-            records = await self._rt.store.list_functions(n.tenant_id)
-            fresh = next((r.config for r in records if r.config.name == n.function), None)
-            found = _find(fresh, n.url)
+            for owner in (n.tenant_id, SHARED):
+                records = await self._rt.store.list_functions(owner)
+                fresh = next((r.config for r in records if r.config.name == n.function), None)
+                if fresh is not None:
+                    return _find(fresh, n.url)
         return found
 
     async def body(self, n: Notification) -> bytes:
@@ -228,7 +269,7 @@ class Notifier:
         message = {"type": f"task.{n.event}", "timestamp": _iso(n.created_at), "data": data}
         return _json.encode(message)
 
-    async def _post(self, n: Notification, webhook: Webhook) -> Tried:
+    async def _post(self, n: Notification, secrets: list[str]) -> Tried:
         rt = self._rt
         body = await self.body(n)
         timestamp = int(rt.clock.now())
@@ -237,7 +278,7 @@ class Notifier:
             "user-agent": "sluice",
             "webhook-id": n.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(webhook.secrets, n.id, timestamp, body),
+            "webhook-signature": signature_header(secrets, n.id, timestamp, body),
         }
         try:
             egress.check_url(n.url, self.policy)
@@ -305,6 +346,24 @@ def _find(config: FunctionConfig | None, url: str) -> Webhook | None:
     if config is None:
         return None
     return next((w for w in config.webhooks if w.url == url), None)
+
+
+def kept_tries(log: str | None, now: float, tried: Tried) -> str:
+    """The row's kept tries with this one: the last TRIES_KEPT, each `{"at", "status"}`
+    (None: no answer), `"error"` (why there was none) or `"answer"` (its start), and
+    `"duration_s"`."""
+    entry: dict[str, Any] = {"at": round(now, 6), "status": tried.status,
+                             "duration_s": tried.duration_s}  # fmt: skip
+    text = (tried.answer or "")[:TRY_ANSWER]
+    entry["answer" if tried.status is not None else "error"] = text
+    tries: list[Any] = msgspec.json.decode(log) if log else []
+    tries.append(entry)
+    return _json.encode(tries[-TRIES_KEPT:]).decode()
+
+
+def task_urls(webhooks: str) -> set[str]:
+    """The URLs of a task's own webhooks (the tasks column: JSON `[{url, events}]`)."""
+    return {w["url"] for w in msgspec.json.decode(webhooks)}
 
 
 def after_key(n: Notification) -> str:

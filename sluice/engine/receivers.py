@@ -12,7 +12,7 @@ import msgspec
 
 from ..contract import Destination, FunctionConfig, Webhook
 from ..errors import Forbidden, InvalidRequest, Unprocessable
-from ..model import FUNCTION_DESTINATION, TOPIC_DESTINATION, Hook
+from ..model import FUNCTION_DESTINATION, SHARED, TOPIC_DESTINATION, Hook
 from . import egress
 from .egress import EgressPolicy, EgressRefused
 from .functions import Functions
@@ -32,24 +32,48 @@ def hooks_of(config: FunctionConfig) -> tuple[Hook, ...]:
     return tuple(hooks)
 
 
+class HookTable(dict[tuple[str, str], tuple[Hook, ...]]):
+    """The receivers of each (tenant, function) that has any; a tenant's task of a
+    function that shared pools serve, and that the tenant has no config of its own for,
+    gets the shared function's receivers (`Functions.usable`: its own config wins)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.own: dict[str, frozenset[str]] = {}  # each tenant's own functions
+
+    def get(  # type: ignore[override]
+        self, key: tuple[str, str], default: tuple[Hook, ...] | None = None
+    ) -> tuple[Hook, ...] | None:
+        found = super().get(key)
+        if found is None and key[0] != SHARED and key[1] not in self.own.get(key[0], ()):
+            found = super().get((SHARED, key[1]))
+        return default if found is None else found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self.get(key) is not None  # type: ignore[arg-type]
+
+
 class Receivers:
     def __init__(self, rt: Runtime, functions: Functions) -> None:
         self._rt = rt
         self._functions = functions
-        self.hooks: dict[tuple[str, str], tuple[Hook, ...]] = {}
+        self.hooks = HookTable()
         functions.on_change(self.sync)
 
     def sync(self, tenant_id: str, configs: dict[str, FunctionConfig]) -> None:
         """A tenant's configs changed (or were read): its receivers are these now."""
         for key in [k for k in self.hooks if k[0] == tenant_id]:
             del self.hooks[key]
+        if tenant_id != SHARED:
+            self.hooks.own[tenant_id] = frozenset(configs)
         for name, config in configs.items():
             if config.webhooks or config.destinations:
                 self.hooks[(tenant_id, name)] = hooks_of(config)
 
     async def start(self) -> None:
-        """Every tenant's receivers, before any end is written: an expiry or a reaped
-        lease may end any tenant's task."""
+        """Every tenant's receivers, and the shared pools' functions', before any end is
+        written: an expiry or a reaped lease may end any tenant's task."""
+        await self._functions.of(SHARED)
         for tenant in await self._rt.store.list_tenants():
             await self._functions.of(tenant.id)
 

@@ -594,9 +594,10 @@ class NotificationStore(Protocol):
 
     async def settle_notification(
         self, n: Notification, state: str, next_at: float | None, now: float,
-        status: int | None, answer: str | None,
+        status: int | None, answer: str | None, log: str | None = None,
     ) -> bool:  # fmt: skip
-        """Record one try (fenced on the row's tries); next_at None settles the row."""
+        """Record one try (fenced on the row's tries); next_at None settles the row;
+        `log` is the row's kept tries after this one (JSON)."""
         ...
 
     async def list_notifications(self, tenant_id: str, task_id: str) -> list[Notification]: ...
@@ -606,6 +607,16 @@ class NotificationStore(Protocol):
         ...
 
     async def list_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]: ...
+    async def retrying_counts(self, tenant_id: str) -> dict[str, int]:
+        """Each receiver URL's deliveries pending after a failed try."""
+        ...
+
+    async def get_webhook_secrets(self, tenant_id: str) -> tuple[list[str], float] | None:
+        """The tenant's signing secrets of per-task webhooks (newest first) and when they
+        were last rotated; None if it has none yet."""
+        ...
+
+    async def set_webhook_secrets(self, tenant_id: str, secrets: list[str], now: float) -> None: ...
 
 
 # -- the whole store -----------------------------------------------------------------

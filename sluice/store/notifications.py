@@ -1,19 +1,23 @@
 """What both backends' outboxes share: which rows a task's end writes, and their ids.
 
 The engine hands the store the receivers (`Hook`s) of the functions that have any; a
-task whose function has none costs its end nothing more than a dictionary lookup."""
+task whose function has none costs its end nothing more than a dictionary lookup. A task
+may have webhooks of its own too (given at submit: the tasks column `webhooks`, JSON
+`[{url, events}]`, NULL for the others), told of its ends besides its function's."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
 
+import msgspec
+
 from ..model import CANCELLED, DEAD, EXPIRED, SUCCEEDED, Hook, Notice
 
 # The receivers of each (tenant, function) that has any.
 Hooks = Mapping[tuple[str, str], tuple[Hook, ...]]
-# (tenant id, task id, function, attempt): a task an end just reached
-Ended = tuple[str, str, str, int]
+# (tenant id, task id, function, attempt, its own webhooks): a task an end just reached
+Ended = tuple[str, str, str, int, str | None]
 
 
 def event_of(next_state: str) -> str:
@@ -24,7 +28,23 @@ def event_of(next_state: str) -> str:
 
 
 def notices(hooks: tuple[Hook, ...], function: str, event: str) -> tuple[Notice, ...]:
-    return tuple(Notice(event, h.url, function) for h in hooks if event in h.events)
+    """The notices of one event: one per receiver URL that asked for it."""
+    urls = dict.fromkeys(h.url for h in hooks if event in h.events)
+    return tuple(Notice(event, url, function) for url in urls)
+
+
+def task_hooks(webhooks: str | None) -> tuple[Hook, ...]:
+    """A task's own webhooks (the tasks column), as receivers."""
+    if not webhooks:
+        return ()
+    return tuple(Hook(w["url"], tuple(w["events"])) for w in msgspec.json.decode(webhooks))
+
+
+def with_task(found: tuple[Hook, ...] | None, webhooks: str | None) -> tuple[Hook, ...] | None:
+    """A function's receivers and the task's own webhooks together."""
+    if not webhooks:
+        return found
+    return (found or ()) + task_hooks(webhooks)
 
 
 def notice_id(task_id: str, attempt: int, event: str, url: str) -> str:
@@ -50,8 +70,8 @@ def ended_rows(
 ) -> list[tuple[str, str, str, str, str, int, str]]:
     """The outbox rows of tasks a cancel, an expiry or the reaper ended with `event`."""
     rows = []
-    for tenant_id, task_id, function, attempt in ended:
-        found = hooks.get((tenant_id, function))
+    for tenant_id, task_id, function, attempt, webhooks in ended:
+        found = with_task(hooks.get((tenant_id, function)), webhooks)
         if found:
             rows += outbox_rows(tenant_id, task_id, attempt, notices(found, function, event))
     return rows

@@ -8,16 +8,19 @@ Exit codes are checked as scripts would rely on them (docs/cli.md).
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+import sluice as sluice_client
 from sluice.cli.main import cli
 from tests.acceptance.test_processes import SLUICE, Cluster
 from tests.harness import wait_for_sync
@@ -31,6 +34,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     running = Cluster(tmp_path_factory.mktemp("cli"))
     running.env["SLUICE_ADMIN_KEY"] = ADMIN
     running.env["SLUICE_CONFIG"] = str(running.tmp / "profiles.toml")
+    running.env["SLUICE_WEBHOOKS_ALLOW_LOOPBACK"] = "true"  # the webhook test's receiver
+    running.env["SLUICE_WEBHOOK_RETRY_S"] = "0.2,0.2,0.2"
     try:
         running.server()
         running.worker(concurrency=2)
@@ -310,3 +315,76 @@ def test_an_operators_setting_is_named_by_get_and_reset_returns_the_codes_value(
     reset = as_json(cluster, "functions", "reset", "multiply", "timeout_s")
     assert reset["timeout_s"] == code["timeout_s"] and reset["sources"]["timeout_s"] == "code"
     run(cluster, "functions", "reset", "multiply", "colour", code=1)
+
+
+class _Hooks(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: records each delivery; answers `statuses[path]` (popped
+    while more than one is left)."""
+
+    got: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+    statuses: ClassVar[dict[str, list[int]]] = {}
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.got.append((self.path, dict(self.headers.items()), body))
+        answers = self.statuses.setdefault(self.path, [200])
+        status = answers.pop(0) if len(answers) > 1 else answers[0]
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"ok" if status < 300 else b"no")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_webhooks_per_task_their_tries_and_re_enabling_a_receiver(cluster: Cluster) -> None:
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
+    _Hooks.statuses.update({"/flaky": [500, 200], "/gone": [410, 200]})
+    try:
+        assert as_json(cluster, "webhooks", "secret")["keys"] == 0
+        secret = run(cluster, "webhooks", "rotate-secret").stdout.strip()
+        assert secret.startswith("whsec_")
+        assert "1 signing keys" in run(cluster, "webhooks", "secret").stdout
+
+        submitted = sluice(cluster, "submit", "multiply", "--args", "[6, 7]",
+                           "--webhook", f"{base}/flaky,succeeded", "--json")  # fmt: skip
+        task = json.loads(submitted.stdout)["id"]
+        wait_for_sync(lambda: len([g for g in _Hooks.got if g[0] == "/flaky"]) >= 2, timeout=20)
+        _, headers, body = _Hooks.got[-1]
+        sent = sluice_client.verify_webhook(secret, headers, body)
+        assert (sent["data"]["task_id"], sent["data"]["result"]) == (task, 42)
+        [delivery] = wait_for_sync(lambda: _delivered(cluster, task), timeout=20)
+        assert [t["status"] for t in delivery["log"]] == [500, 200]
+        assert [t["answer"] for t in delivery["log"]] == ["no", "ok"]
+        table = run(cluster, "notifications", task).stdout
+        assert "500" in table and "200" in table and delivery["id"] in table
+        shown = yaml.safe_load(run(cluster, "notifications", task, "-o", "yaml").stdout)
+        assert shown[0]["log"][0]["status"] == 500
+
+        # 410 Gone disables the receiver at once; what it missed waits, then goes.
+        gone = f"{base}/gone"
+        run(cluster, "submit", "multiply", "--args", "[2, 3]", "--webhook", gone)
+        [listed] = wait_for_sync(
+            lambda: [w for w in as_json(cluster, "webhooks", "list")
+                     if w["url"] == gone and not w["enabled"]],
+            timeout=20,
+        )  # fmt: skip
+        assert listed["retrying"] == 1 and "410" in listed["reason"]
+        assert gone in run(cluster, "webhooks", "ls").stdout
+        assert "disabled" in run(cluster, "webhooks", "ls").stdout
+        assert as_json(cluster, "webhooks", "enable", gone)["enabled"] is True
+        wait_for_sync(lambda: [g for g in _Hooks.got if g[0] == "/gone"][1:], timeout=20)
+        run(cluster, "webhooks", "enable", "http://127.0.0.1:9/none", code=3)
+
+        bad = run(cluster, "submit", "multiply", "--webhook", f"{base}/x,finished", code=1)
+        assert "400" in bad.stderr
+        run(cluster, "submit", "multiply", "--webhook", ",succeeded", code=2)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def _delivered(cluster: Cluster, task_id: str) -> list[Any]:
+    return [d for d in as_json(cluster, "notifications", task_id) if d["state"] == "delivered"]

@@ -17,7 +17,7 @@ from aiohttp import web
 from sluice.clock import FakeClock
 from sluice.contract import Webhook
 from sluice.engine.audit import AuditLog
-from sluice.engine.notifier import Notifier
+from sluice.engine.notifier import TRIES_KEPT, Notifier, Tried, kept_tries
 from sluice.engine.runtime import Runtime
 from sluice.engine.signatures import new_secret
 from sluice.model import Notice
@@ -161,3 +161,43 @@ async def test_a_row_whose_webhook_is_gone_is_dropped(notifying: Runtime) -> Non
             assert await notifier.send_once() == 1
         [row] = await rt.store.list_notifications(tenant, task_id)
         assert row.state == "dropped" and answers.got == []
+
+
+async def test_every_try_is_kept_with_its_status_answer_and_duration(
+    notifying: Runtime, clock: FakeClock
+) -> None:
+    rt = notifying
+    async with receiver() as (answers, url):
+        tenant, task_id = await ended_task(rt, url)
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1
+            clock.advance(WAITS[0] * 1.21)
+            answers.status = 200
+            assert await notifier.send_once() == 1
+        [row] = await rt.store.list_notifications(tenant, task_id)
+    assert (row.state, row.tries) == ("delivered", 2)
+    tries = msgspec.json.decode(row.log or "[]")
+    assert [t["status"] for t in tries] == [500, 200]
+    assert tries[1]["at"] - tries[0]["at"] >= WAITS[0]
+    assert all(t["duration_s"] >= 0 and "answer" in t for t in tries)
+
+
+async def test_a_connection_refused_is_kept_as_an_error(notifying: Runtime) -> None:
+    rt = notifying
+    url = f"http://127.0.0.1:{free_port()}/nobody"  # nothing listens there
+    tenant, task_id = await ended_task(rt, url)
+    async with notifier_of(rt) as notifier:
+        assert await notifier.send_once() == 1
+    [row] = await rt.store.list_notifications(tenant, task_id)
+    [tried] = msgspec.json.decode(row.log or "[]")
+    assert tried["status"] is None and "connect" in tried["error"].lower()
+
+
+def test_the_tries_kept_are_bounded_to_the_last_ones() -> None:
+    log = None
+    for n in range(TRIES_KEPT + 5):
+        log = kept_tries(log, float(n), Tried(False, 500, "x" * 1000, duration_s=0.5))
+    tries = msgspec.json.decode(log or "[]")
+    assert len(tries) == TRIES_KEPT
+    assert tries[0]["at"] == 5.0 and tries[-1]["at"] == TRIES_KEPT + 4.0  # the last ones
+    assert all(len(t["answer"]) <= 200 for t in tries)

@@ -121,3 +121,65 @@ async def test_a_disabled_receiver_holds_its_rows_until_enabled(store: Store, te
     assert not await store.enable_endpoint(tenant, URL, NOW + 3)  # not disabled now
     [due] = await store.due_notifications(NOW + 3, 10)
     assert due.task_id == task.id
+
+
+TASK_HOOKS = '[{"url": "https://mine.example.com/in", "events": ["cancelled", "expired"]}]'
+
+
+async def test_a_tasks_own_webhooks_are_kept_claimed_and_read_with_it(
+    store: Store, tenant: str
+) -> None:
+    own, plain = await submit(
+        store, tenant, msgspec.structs.replace(new_task(), webhooks=TASK_HOOKS), new_task()
+    )
+    by_id = {t.id: t for t in await claim(store, tenant)}
+    assert (by_id[own].webhooks, by_id[plain].webhooks) == (TASK_HOOKS, None)
+    record = await store.get_task(tenant, own)
+    assert record is not None and record.webhooks == TASK_HOOKS
+    assert (await store.get_task(tenant, plain)).webhooks is None  # type: ignore[union-attr]
+
+
+async def test_cancel_and_expiry_write_a_tasks_own_webhooks_without_function_receivers(
+    store: Store, tenant: str
+) -> None:
+    own = msgspec.structs.replace(new_task(), webhooks=TASK_HOOKS)
+    expiring = msgspec.structs.replace(new_task(expires_at=NOW + 1), webhooks=TASK_HOOKS)
+    cancelled, expired, plain = await submit(store, tenant, own, expiring, new_task())
+    await store.cancel_tasks(tenant, [cancelled, plain], NOW, {})  # no function has any
+    await store.expire_tasks(NOW + 2, 100, {})
+    mine = "https://mine.example.com/in"
+    assert [(n.event, n.url) for n in await store.list_notifications(tenant, cancelled)] == [
+        ("cancelled", mine)
+    ]
+    assert [(n.event, n.url) for n in await store.list_notifications(tenant, expired)] == [
+        ("expired", mine)
+    ]
+    assert await store.list_notifications(tenant, plain) == []
+
+
+async def test_each_try_is_kept_and_pending_retries_are_counted_per_receiver(
+    store: Store, tenant: str
+) -> None:
+    await submit(store, tenant, new_task())
+    [task] = await claim(store, tenant)
+    notice = (Notice("succeeded", URL, FN),)
+    await store.finish_attempts([msgspec.structs.replace(finish(task), notify=notice)], NOW)
+    [due] = await store.due_notifications(NOW + 1, 10)
+    assert due.log is None and await store.retrying_counts(tenant) == {}
+    log = '[{"at": 1.0, "status": 503}]'
+    assert await store.settle_notification(due, "pending", NOW + 5, NOW + 1, 503, "down", log)
+    [again] = await store.due_notifications(NOW + 5, 10)
+    assert again.log == log
+    assert await store.retrying_counts(tenant) == {URL: 1}
+    assert await store.settle_notification(again, "delivered", None, NOW + 5, 200, "ok", "[]")
+    assert await store.retrying_counts(tenant) == {}
+
+
+async def test_a_tenants_signing_secrets_are_kept_and_replaced(
+    store: Store, tenant: str, other: str
+) -> None:
+    assert await store.get_webhook_secrets(tenant) is None
+    await store.set_webhook_secrets(tenant, ["whsec_a"], NOW)
+    await store.set_webhook_secrets(tenant, ["whsec_b", "whsec_a"], NOW + 1)
+    assert await store.get_webhook_secrets(tenant) == (["whsec_b", "whsec_a"], NOW + 1)
+    assert await store.get_webhook_secrets(other) is None

@@ -44,6 +44,7 @@ TABLES = {
     "quotas",
     "notifications",
     "webhook_endpoints",
+    "webhook_secrets",
 }
 
 

@@ -98,7 +98,7 @@ class PostgresAttempts(PostgresDatabase):
             if lost:
                 await conn.execute(Q["insert_attempt"], *columns_of(lost, 14))
                 await record_history(conn, now, [(t[0], t[1], "lease_lost", t[3]) for t in lost])
-            if hooks:
+            if hooks is not None:
                 for event in ("failed", "dead"):
                     ids = [r.task_id for r in out if event_of(r.state) == event]
                     await write_ended(conn, hooks, ids, event, now)

@@ -24,7 +24,7 @@ FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.tags, t.stag,
-          t.trace_parent, t.trace_state, t.ready_at;
+          t.trace_parent, t.trace_state, t.ready_at, t.webhooks;
 
 -- name: claim_level
 -- The same claim from one priority level only ($7): a level's floor share; $8 partitions.
@@ -44,7 +44,7 @@ FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.tags, t.stag,
-          t.trace_parent, t.trace_state, t.ready_at;
+          t.trace_parent, t.trace_state, t.ready_at, t.webhooks;
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
@@ -69,7 +69,7 @@ FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.tags, t.stag,
-          t.trace_parent, t.trace_state, t.ready_at;
+          t.trace_parent, t.trace_state, t.ready_at, t.webhooks;
 
 -- name: claim_shared_level
 -- A shared pool's claim from one priority level ($7); $8 tenants left out, $9 partitions.
@@ -92,7 +92,7 @@ FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.tags, t.stag,
-          t.trace_parent, t.trace_state, t.ready_at;
+          t.trace_parent, t.trace_state, t.ready_at, t.webhooks;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -186,7 +186,7 @@ WHERE id = ANY($2::text[]) AND state = 'running' AND lease_owner = $3
   AND ($1::text = '*' OR tenant_id = $1)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-          stag, trace_parent, trace_state, ready_at;
+          stag, trace_parent, trace_state, ready_at, webhooks;
 
 -- name: delete_attempts
 DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);

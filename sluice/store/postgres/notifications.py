@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from ...model import Finish, Notification, WebhookEndpoint
 from ..notifications import Ended, Hooks, ended_rows, outbox_rows
 from .database import Conn, PostgresDatabase
@@ -20,10 +22,10 @@ class PostgresNotifications(PostgresDatabase):
 
     async def settle_notification(
         self, n: Notification, state: str, next_at: float | None, now: float,
-        status: int | None, answer: str | None,
+        status: int | None, answer: str | None, log: str | None = None,
     ) -> bool:  # fmt: skip
         done = await self.pool.execute(
-            Q["settle_notification"], n.id, n.tries, state, next_at, now, status, answer
+            Q["settle_notification"], n.id, n.tries, state, next_at, now, status, answer, log
         )
         return str(done).endswith(" 1")
 
@@ -45,6 +47,17 @@ class PostgresNotifications(PostgresDatabase):
     async def list_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]:
         return [WebhookEndpoint(*r) for r in await self._fetch(Q["list_endpoints"], tenant_id)]
 
+    async def retrying_counts(self, tenant_id: str) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._fetch(Q["retrying_counts"], tenant_id)}
+
+    async def get_webhook_secrets(self, tenant_id: str) -> tuple[list[str], float] | None:
+        rows = await self._fetch(Q["get_webhook_secrets"], tenant_id)
+        return (msgspec.json.decode(rows[0][0]), rows[0][1]) if rows else None
+
+    async def set_webhook_secrets(self, tenant_id: str, secrets: list[str], now: float) -> None:
+        encoded = msgspec.json.encode(secrets).decode()
+        await self.pool.execute(Q["set_webhook_secrets"], tenant_id, encoded, now)
+
 
 def _notification(r: Sequence[Any]) -> Notification:
     return Notification(*r)  # the columns in the struct's order
@@ -65,10 +78,12 @@ async def write_ended(
     conn: Conn, hooks: Hooks, task_ids: list[str], event: str, now: float
 ) -> None:
     """The outbox rows of tasks a cancel, an expiry or the reaper just ended, in its
-    transaction (read only when some function has receivers)."""
-    if not hooks or not task_ids:
+    transaction (every task's function looked up only when some function has receivers;
+    otherwise only tasks with webhooks of their own, by the column)."""
+    if not task_ids:
         return
-    ended: list[Ended] = [tuple(r) for r in await conn.fetch(Q["notified_tasks"], task_ids)]  # type: ignore[misc]
+    found = await conn.fetch(Q["notified_tasks"], task_ids, bool(hooks))
+    ended: list[Ended] = [tuple(r) for r in found]  # type: ignore[misc]
     await _insert(conn, ended_rows(ended, hooks, event), now)
 
 

@@ -11,15 +11,17 @@ ORDER BY n  -- seq in the order given: a task's events in the order they happene
 ON CONFLICT (id) DO NOTHING;
 
 -- name: notified_tasks
--- The function and attempt of tasks a cancel, an expiry or the reaper just ended (read
--- only when some function of theirs has receivers).
-SELECT tenant_id, id, function, attempt FROM tasks WHERE id = ANY($1::text[]);
+-- The function, attempt and own webhooks of tasks a cancel, an expiry or the reaper
+-- just ended: all of them when some function has receivers ($2), else only those with
+-- webhooks of their own.
+SELECT tenant_id, id, function, attempt, webhooks FROM tasks
+WHERE id = ANY($1::text[]) AND ($2::boolean OR webhooks IS NOT NULL);
 
 -- name: due_notifications
 -- Due rows whose receiver is not disabled, each only once every earlier row of its task
 -- for the same receiver is settled: a task's notifications go out in order.
 SELECT id, tenant_id, task_id, function, event, attempt, url, created_at, state, tries,
-       next_at, answered_at, status, answer, seq
+       next_at, answered_at, status, answer, seq, log
 FROM notifications n
 WHERE next_at IS NOT NULL AND next_at <= $1
   AND NOT EXISTS (SELECT 1 FROM notifications e
@@ -33,14 +35,15 @@ LIMIT $2;
 
 -- name: settle_notification
 -- One try's outcome; fenced on the tries it was sent after, so only one sender counts.
--- $1 id, $2 tries, $3 state, $4 next_at, $5 now, $6 status, $7 answer
+-- $1 id, $2 tries, $3 state, $4 next_at, $5 now, $6 status, $7 answer, $8 log
 UPDATE notifications
-SET state = $3, tries = $2 + 1, next_at = $4, answered_at = $5, status = $6, answer = $7
+SET state = $3, tries = $2 + 1, next_at = $4, answered_at = $5, status = $6, answer = $7,
+    log = $8
 WHERE id = $1 AND tries = $2;
 
 -- name: list_notifications
 SELECT id, tenant_id, task_id, function, event, attempt, url, created_at, state, tries,
-       next_at, answered_at, status, answer, seq
+       next_at, answered_at, status, answer, seq, log
 FROM notifications WHERE tenant_id = $1 AND task_id = $2 ORDER BY seq;
 
 -- name: delete_task_notifications
@@ -63,3 +66,17 @@ WHERE tenant_id = $1 AND url = $2 AND state IN ('pending', 'failed');
 -- name: list_endpoints
 SELECT tenant_id, url, disabled_at, reason FROM webhook_endpoints
 WHERE tenant_id = $1 ORDER BY url;
+
+-- name: get_webhook_secrets
+SELECT secrets, rotated_at FROM webhook_secrets WHERE tenant_id = $1;
+
+-- name: set_webhook_secrets
+INSERT INTO webhook_secrets (tenant_id, secrets, rotated_at) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id) DO UPDATE SET secrets = excluded.secrets, rotated_at = excluded.rotated_at;
+
+-- name: retrying_counts
+-- Each receiver's deliveries being retried (pending after a failed try): the unsettled
+-- rows only, through the partial index of due rows.
+SELECT url, count(*) FROM notifications
+WHERE next_at IS NOT NULL AND tenant_id = $1 AND tries > 0
+GROUP BY url;

@@ -120,7 +120,7 @@ class PostgresTasks(PostgresDatabase):
             await record_history(
                 conn, now, [(tenant_id, r[0], "cancelled", f"was {r[1]}") for r in found]
             )
-            if hooks:
+            if hooks is not None:
                 await write_ended(conn, hooks, [r[0] for r in found], CANCELLED, now)
         return [Cancelled(r[0], r[1], r[3] if r[1] == "running" else None) for r in found]
 
@@ -174,7 +174,7 @@ class PostgresTasks(PostgresDatabase):
         async with self.pool.acquire() as conn, conn.transaction():
             rows = [(r[0], r[1]) for r in await conn.fetch(Q["expire_tasks"], now, limit)]
             await record_history(conn, now, [(t, i, "expired", None) for t, i in rows])
-            if hooks:
+            if hooks is not None:
                 await write_ended(conn, hooks, [i for _, i in rows], EXPIRED, now)
         return rows
 

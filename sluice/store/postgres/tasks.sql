@@ -2,33 +2,37 @@
 -- promotion of scheduled tasks, expiry and retention.
 
 -- name: insert_task
--- One array per column ($2..$19), all for the tenant $1.
+-- One array per column ($2..$20), all for the tenant $1.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part, trace_parent, trace_state)
+                   part, trace_parent, trace_state, webhooks)
 SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-       run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state
+       run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state,
+       webhooks
 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
             $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
             $14::float8[], $15::float8[], $16::bytea[], $17::smallint[], $18::text[],
-            $19::text[])
+            $19::text[], $20::text[])
      AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-          run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state);
+          run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state,
+          webhooks);
 
 -- name: insert_keyed_task
 -- Same arrays as insert_task; a key already held by the tenant inserts nothing. Returns
 -- the ids that were inserted.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part, trace_parent, trace_state)
+                   part, trace_parent, trace_state, webhooks)
 SELECT id, $1, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-       run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state
+       run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state,
+       webhooks
 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7::float8[],
             $8::text[], $9::text[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
             $14::float8[], $15::float8[], $16::bytea[], $17::smallint[], $18::text[],
-            $19::text[])
+            $19::text[], $20::text[])
      AS t(id, function, payload, state, priority, stag, key, tags, max_attempts, timeout_s,
-          run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state)
+          run_at, expires_at, created_at, ready_at, retry, part, trace_parent, trace_state,
+          webhooks)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 
@@ -39,7 +43,7 @@ SELECT key, id, state, run_at FROM tasks WHERE tenant_id = $1 AND key = ANY($2::
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
        lease_until, finished_at, result, error, throttles, series_at, retry, part,
-       started_at
+       started_at, webhooks
 FROM tasks WHERE tenant_id = $1 AND id = $2;
 
 -- name: get_task_states

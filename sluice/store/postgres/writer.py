@@ -74,7 +74,7 @@ class GroupInsert:
 
 
 def task_columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
-    """insert_task's (and insert_keyed_task's) column arrays ($2..$19)."""
+    """insert_task's (and insert_keyed_task's) column arrays ($2..$20)."""
     return [
         [t.id for t in tasks],
         [t.function for t in tasks],
@@ -94,10 +94,11 @@ def task_columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
         [t.partition for t in tasks],
         [t.trace_parent for t in tasks],
         [t.trace_state for t in tasks],
+        [t.webhooks for t in tasks],
     ]
 
 
 def _columns_many(parts: Sequence[tuple[Sequence[NewTask], float]]) -> list[list[Any]]:
     """insert_task's column arrays for several submits, each with its own `now`."""
     columns = [task_columns(tasks, now) for tasks, now in parts]
-    return [[v for c in columns for v in c[i]] for i in range(18)]
+    return [[v for c in columns for v in c[i]] for i in range(19)]

@@ -97,7 +97,7 @@ class SQLiteAttempts(SQLiteDatabase):
                 )  # fmt: skip
                 record_history(conn, now, [(tenant_id, task_id, "lease_lost", owner)])
                 out.append(Reaped(tenant_id, task_id, row[0]))
-            if hooks:
+            if hooks is not None:
                 for event in ("failed", "dead"):
                     ids = [r.task_id for r in out if event_of(r.state) == event]
                     write_ended(conn, hooks, ids, event, now)

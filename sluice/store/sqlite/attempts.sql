@@ -19,7 +19,7 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          trace_parent, trace_state, ready_at;
+          trace_parent, trace_state, ready_at, webhooks;
 
 -- name: claim_level
 -- The same claim from one priority level only: a level's floor share (policy/priority.py).
@@ -36,7 +36,7 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          trace_parent, trace_state, ready_at;
+          trace_parent, trace_state, ready_at, webhooks;
 
 -- name: claim_shared
 -- A shared pool's claim: the same, across every tenant, in fair (start tag) order.
@@ -56,7 +56,7 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          trace_parent, trace_state, ready_at;
+          trace_parent, trace_state, ready_at, webhooks;
 
 -- name: claim_shared_level
 -- A shared pool's claim from one priority level.
@@ -76,7 +76,7 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          trace_parent, trace_state, ready_at;
+          trace_parent, trace_state, ready_at, webhooks;
 
 -- name: finish_task
 -- Fenced: only the current attempt, still running and leased to this worker, may finish.
@@ -147,7 +147,7 @@ WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
 -- Tasks claimed for a worker by the node that holds their partition, to deliver here.
 SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
        COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
-       stag, trace_parent, trace_state, ready_at
+       stag, trace_parent, trace_state, ready_at, webhooks
 FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
   AND lease_owner = :worker AND (:tenant_id = '*' OR tenant_id = :tenant_id);

@@ -24,10 +24,10 @@ class SQLiteNotifications(SQLiteDatabase):
 
     async def settle_notification(
         self, n: Notification, state: str, next_at: float | None, now: float,
-        status: int | None, answer: str | None,
+        status: int | None, answer: str | None, log: str | None = None,
     ) -> bool:  # fmt: skip
         params = {"id": n.id, "tries": n.tries, "state": state, "next_at": next_at,
-                  "now": now, "status": status, "answer": answer}  # fmt: skip
+                  "now": now, "status": status, "answer": answer, "log": log}  # fmt: skip
         done = await self._writer.submit(lambda c: c.execute(Q["settle_notification"], params))
         return bool(done.rowcount)
 
@@ -53,6 +53,19 @@ class SQLiteNotifications(SQLiteDatabase):
         rows = await self._read(Q["list_endpoints"], {"tenant_id": tenant_id})
         return [WebhookEndpoint(*r) for r in rows]
 
+    async def retrying_counts(self, tenant_id: str) -> dict[str, int]:
+        rows = await self._read(Q["retrying_counts"], {"tenant_id": tenant_id})
+        return {url: count for url, count in rows}
+
+    async def get_webhook_secrets(self, tenant_id: str) -> tuple[list[str], float] | None:
+        rows = await self._read(Q["get_webhook_secrets"], {"tenant_id": tenant_id})
+        return (msgspec.json.decode(rows[0][0]), rows[0][1]) if rows else None
+
+    async def set_webhook_secrets(self, tenant_id: str, secrets: list[str], now: float) -> None:
+        params = {"tenant_id": tenant_id, "secrets": msgspec.json.encode(secrets).decode(),
+                  "now": now}  # fmt: skip
+        await self._writer.submit(lambda c: c.execute(Q["set_webhook_secrets"], params))
+
 
 def _notification(r: Sequence[Any]) -> Notification:
     return Notification(*r)  # the columns in the struct's order
@@ -67,11 +80,12 @@ def write_ended(
     conn: sqlite3.Connection, hooks: Hooks, task_ids: list[str], event: str, now: float
 ) -> None:
     """The outbox rows of tasks a cancel, an expiry or the reaper just ended, in its
-    transaction (read only when some function has receivers)."""
-    if not hooks or not task_ids:
+    transaction (every task's function looked up only when some function has receivers;
+    otherwise only tasks with webhooks of their own, by the column)."""
+    if not task_ids:
         return
-    ids = msgspec.json.encode(task_ids).decode()
-    ended: list[Ended] = [tuple(r) for r in conn.execute(Q["notified_tasks"], {"ids": ids})]  # type: ignore[misc]
+    params = {"ids": msgspec.json.encode(task_ids).decode(), "all": bool(hooks)}
+    ended: list[Ended] = [tuple(r) for r in conn.execute(Q["notified_tasks"], params)]  # type: ignore[misc]
     _insert(conn, ended_rows(ended, hooks, event), now)
 
 

@@ -8,16 +8,17 @@ VALUES (:id, :tenant_id, :task_id, :function, :event, :attempt, :url, :now, :now
 ON CONFLICT (id) DO NOTHING;
 
 -- name: notified_tasks
--- The function and attempt of tasks a cancel, an expiry or the reaper just ended (read
--- only when some function of theirs has receivers).
-SELECT tenant_id, id, function, attempt FROM tasks
-WHERE id IN (SELECT value FROM json_each(:ids));
+-- The function, attempt and own webhooks of tasks a cancel, an expiry or the reaper
+-- just ended: all of them when some function has receivers (:all), else only those
+-- with webhooks of their own.
+SELECT tenant_id, id, function, attempt, webhooks FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND (:all OR webhooks IS NOT NULL);
 
 -- name: due_notifications
 -- Due rows whose receiver is not disabled, each only once every earlier row of its task
 -- for the same receiver is settled: a task's notifications go out in order.
 SELECT id, tenant_id, task_id, function, event, attempt, url, created_at, state, tries,
-       next_at, answered_at, status, answer, seq
+       next_at, answered_at, status, answer, seq, log
 FROM notifications n
 WHERE next_at IS NOT NULL AND next_at <= :now
   AND NOT EXISTS (SELECT 1 FROM notifications e
@@ -33,12 +34,12 @@ LIMIT :limit;
 -- One try's outcome; fenced on the tries it was sent after, so only one sender counts.
 UPDATE notifications
 SET state = :state, tries = :tries + 1, next_at = :next_at, answered_at = :now,
-    status = :status, answer = :answer
+    status = :status, answer = :answer, log = :log
 WHERE id = :id AND tries = :tries;
 
 -- name: list_notifications
 SELECT id, tenant_id, task_id, function, event, attempt, url, created_at, state, tries,
-       next_at, answered_at, status, answer, seq
+       next_at, answered_at, status, answer, seq, log
 FROM notifications WHERE tenant_id = :tenant_id AND task_id = :task_id ORDER BY seq;
 
 -- name: delete_task_notifications
@@ -62,3 +63,17 @@ WHERE tenant_id = :tenant_id AND url = :url AND state IN ('pending', 'failed');
 -- name: list_endpoints
 SELECT tenant_id, url, disabled_at, reason FROM webhook_endpoints
 WHERE tenant_id = :tenant_id ORDER BY url;
+
+-- name: get_webhook_secrets
+SELECT secrets, rotated_at FROM webhook_secrets WHERE tenant_id = :tenant_id;
+
+-- name: set_webhook_secrets
+INSERT INTO webhook_secrets (tenant_id, secrets, rotated_at) VALUES (:tenant_id, :secrets, :now)
+ON CONFLICT (tenant_id) DO UPDATE SET secrets = excluded.secrets, rotated_at = excluded.rotated_at;
+
+-- name: retrying_counts
+-- Each receiver's deliveries being retried (pending after a failed try): the unsettled
+-- rows only, through the partial index of due rows.
+SELECT url, count(*) FROM notifications
+WHERE next_at IS NOT NULL AND tenant_id = :tenant_id AND tries > 0
+GROUP BY url;

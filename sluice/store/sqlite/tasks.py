@@ -132,7 +132,7 @@ class SQLiteTasks(SQLiteDatabase):
             record_history(
                 conn, now, [(tenant_id, row[0], "cancelled", f"was {row[1]}") for row in found]
             )
-            if hooks:
+            if hooks is not None:
                 write_ended(conn, hooks, [row[0] for row in found], CANCELLED, now)
             return [
                 Cancelled(row[0], row[1], row[3] if row[1] == "running" else None) for row in found
@@ -206,7 +206,7 @@ class SQLiteTasks(SQLiteDatabase):
             found = conn.execute(Q["expire_tasks"], {"now": now, "limit": limit}).fetchall()
             rows = [(r[0], r[1]) for r in found]
             record_history(conn, now, [(t, i, "expired", None) for t, i in rows])
-            if hooks:
+            if hooks is not None:
                 write_ended(conn, hooks, [i for _, i in rows], EXPIRED, now)
             return rows
 
@@ -233,7 +233,7 @@ def task_row(tenant_id: str, t: NewTask, now: float) -> tuple[Any, ...]:
     return (
         t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key, t.tags,
         t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at, t.retry,
-        t.partition, t.trace_parent, t.trace_state,
+        t.partition, t.trace_parent, t.trace_state, t.webhooks,
     )  # fmt: skip
 
 

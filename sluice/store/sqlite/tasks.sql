@@ -4,18 +4,18 @@
 -- name: insert_task
 -- positional: id, tenant_id, function, payload, state, priority, stag, key, tags,
 --             max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
---             part, trace_parent, trace_state
+--             part, trace_parent, trace_state, webhooks
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part, trace_parent, trace_state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                   part, trace_parent, trace_state, webhooks)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_keyed_task
 -- Same columns as insert_task; a key already held by the tenant inserts nothing.
 INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
-                   part, trace_parent, trace_state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   part, trace_parent, trace_state, webhooks)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 
@@ -26,7 +26,7 @@ SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
        lease_until, finished_at, result, error, throttles, series_at, retry, part,
-       started_at
+       started_at, webhooks
 FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: get_task_states
