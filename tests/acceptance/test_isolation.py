@@ -78,7 +78,7 @@ def test_a_handler_that_blows_up_fails_with_its_class_and_the_worker_carries_on(
         assert _errors(ended[crash]) == ["WorkerCrashed"] * 2
         assert crash in (ended[crash].attempts[0].error_message or "")
     assert _errors(ended["TimedOut"]) == ["TimedOut"] * 2
-    assert [a.outcome for a in ended["TimedOut"].attempts] == ["timeout"] * 2
+    assert [a.outcome for a in ended["TimedOut"].attempts] == ["timed_out"] * 2
     assert _errors(ended["CpuLimitExceeded"]) == ["CpuLimitExceeded"] * 2
     # The worker itself never died: one connection all along, the same process.
     assert worker.poll() is None
