@@ -69,6 +69,9 @@ def test_a_handler_that_blows_up_fails_with_its_class_and_the_worker_carries_on(
     assert [r.state for r in results] == ["succeeded"] * 48
     assert [r.result for r in results[:40]] == list(range(40))
     assert worker.pid not in {r.result for r in results[40:]}  # the children ran those
+    # Meanwhile: the quick tasks ran while the bad ones were still failing.
+    last_bad = max(a.finished_at or 0 for t in ended.values() for a in t.attempts)
+    assert max(r.attempts[0].finished_at or 0 for r in results) < last_bad
     for kind, task in ended.items():
         assert task.state == "dead", (kind, task)
         assert len(task.attempts) == 2, (kind, task.attempts)  # retried by its policy
