@@ -33,15 +33,17 @@ import sluice
 from .overhead import BATCH, ROOT, _database, _free_port
 
 MODES = ("thread", "process")
+# One app per mode, so the thread mode's worker starts no child at all.
+threads = sluice.App("bench-isolation")
 app = sluice.App("bench-isolation")
 
 
-@app.task(isolation="thread")
+@threads.task(name="noop", isolation="thread")
 def in_thread(i: int = 0) -> None:
     return None
 
 
-@app.task(isolation="process")
+@app.task(name="noop", isolation="process")
 def in_process(i: int = 0) -> None:
     return None
 
@@ -58,15 +60,15 @@ async def _measure(
     from sluice.engine.node import Node
     from sluice.worker.runtime import Worker
 
-    function = "in_thread" if mode == "thread" else "in_process"
+    served = threads if mode == "thread" else app
     with tempfile.TemporaryDirectory() as tmp:
         async with _database(backend, Path(tmp)) as database:
             settings = Settings.from_env({}, database=database)
             node = Node(settings)
             await node.start()
-            tenant = await node.tenants.ensure(app.name)
+            tenant = await node.tenants.ensure(served.name)
             key = await node.tenants.create_key(tenant.id)
-            await node.functions.register(tenant.id, [t.config for t in app.tasks.values()])
+            await node.functions.register(tenant.id, [t.config for t in served.tasks.values()])
             port = _free_port()
             asgi = create_app(node, manage_node=False)
             server = uvicorn.Server(
@@ -79,10 +81,10 @@ async def _measure(
             url = f"http://127.0.0.1:{port}"
             try:
                 async with AsyncClient(url, key) as client:
-                    specs = [{"function": function, "args": [i]} for i in range(tasks)]
+                    specs = [{"function": "noop", "args": [i]} for i in range(tasks)]
                     await client.submit_many(specs, max_count=BATCH)
                 worker = Worker(
-                    app, url=url, api_key=key, concurrency=concurrency,
+                    served, url=url, api_key=key, concurrency=concurrency,
                     app_ref="bench.isolation:app", child_max_tasks=max_tasks,
                 )  # fmt: skip
                 began = time.perf_counter()
