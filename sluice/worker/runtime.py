@@ -592,13 +592,16 @@ def machine_memory_mb() -> float | None:
     found: list[float] = []
     with contextlib.suppress(OSError, ValueError):
         found.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20)
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/cgroup") as own:  # cgroup v2: "0::/its/path"
-            path = own.read().strip().rpartition(":")[2]
-        with open(f"/sys/fs/cgroup{path.rstrip('/')}/memory.max") as limit:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/cgroup") as own:  # cgroup v2: the line "0::/its/path"
+            paths = [line[3:].strip() for line in own if line.startswith("0::")]
+        with open(f"/sys/fs/cgroup{paths[0].rstrip('/')}/memory.max") as limit:
             text = limit.read().strip()
         if text != "max":  # "max": no limit set
             found.append(int(text) / 2**20)
+    with contextlib.suppress(OSError, ValueError):  # cgroup v1, as a container sees it
+        with open("/sys/fs/cgroup/memory/memory.limit_in_bytes") as limit:
+            found.append(int(limit.read()) / 2**20)  # "no limit" is a huge number
     return min(found) if found else None
 
 
