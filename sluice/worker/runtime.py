@@ -599,9 +599,9 @@ def machine_memory_mb() -> float | None:
             text = limit.read().strip()
         if text != "max":  # "max": no limit set
             found.append(int(text) / 2**20)
-    with contextlib.suppress(OSError, ValueError):  # cgroup v1, as a container sees it
-        with open("/sys/fs/cgroup/memory/memory.limit_in_bytes") as limit:
-            found.append(int(limit.read()) / 2**20)  # "no limit" is a huge number
+    v1 = "/sys/fs/cgroup/memory/memory.limit_in_bytes"  # cgroup v1, as a container sees it
+    with contextlib.suppress(OSError, ValueError), open(v1) as limit:
+        found.append(int(limit.read()) / 2**20)  # "no limit" is a huge number
     return min(found) if found else None
 
 
