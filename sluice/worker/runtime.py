@@ -166,6 +166,14 @@ class Worker:
         # What it offers for resource-aware slots (docs/isolation.md); None: unbounded.
         self.memory_mb = machine_memory_mb() if memory_mb is None else memory_mb
         self.cpu = cpu
+        for tf in app.tasks.values():
+            needs = tf.config.memory_mb
+            if needs and self.memory_mb is not None and needs > self.memory_mb:
+                log.warning(
+                    "function %s declares memory_mb=%d, more than this worker offers (%d MiB): "
+                    "it never runs here",
+                    tf.name, needs, self.memory_mb,
+                )  # fmt: skip
         self._child_limits = (child_max_tasks, child_max_rss_mb)
         self._children: Children | None = None
         self._shared = False  # connected with the pool key (the welcome says)

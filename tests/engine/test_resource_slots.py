@@ -12,7 +12,8 @@ from sluice.contract import FunctionConfig
 from sluice.engine.registry import WorkerConn
 from sluice.engine.runtime import Runtime
 from sluice.protocol import Deliver
-from tests.engine.conftest import Wire, make_task, make_tenant
+from tests.engine.conftest import FN, Wire, make_task, make_tenant
+from tests.engine.test_asks import Built as AsksBuilt
 from tests.engine.test_dispatcher import Built
 
 HEAVY = FunctionConfig(name="report", memory_mb=1024)
@@ -96,3 +97,23 @@ async def test_tasks_held_since_a_reconnect_count_against_the_offer(fitted: Fitt
 
     assert await fitted.dispatcher.dispatch_round() == 1
     assert _count(conn, "report") == 1
+
+
+async def test_an_ask_of_another_node_carries_what_fits_and_counts_against_the_offer(
+    rt: Runtime,
+) -> None:
+    built = AsksBuilt(rt)
+    await built.elsewhere()
+    conn = built.worker("acme")
+    conn.memory_mb = 3072
+    conn.demands = {FN: (1024.0, 0.0)}
+    conn.inflight["running-1"] = None
+    conn.held_functions["running-1"] = FN  # 1 GiB taken: 2 GiB left
+
+    assert built.asks.plan(conn, 4, generation=0, local_empty=False) == 0
+
+    (ask,) = built.asked()
+    assert ask.caps == {FN: 2}  # node-b may claim at most what fits
+    assert built.asks.promised(conn) == {FN: 2}
+    assert conn.left(built.asks.promised(conn))[0] == 0  # nothing more fits here
+    await conn.close()
