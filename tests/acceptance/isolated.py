@@ -54,6 +54,12 @@ def whoami(label: str) -> int:
 
 
 @app.task(isolation="process")
+async def awhoami() -> int:
+    """An async handler, isolated: its child's pid."""
+    return os.getpid()
+
+
+@app.task(isolation="process")
 def hangs(name: str) -> None:
     """Announces its pid, then sleeps (cancel kills it)."""
     (MARKERS / f"{name}.pid").write_text(str(os.getpid()))

@@ -90,12 +90,15 @@ def test_a_handler_that_blows_up_fails_with_its_class_and_the_worker_carries_on(
 
 def test_what_a_child_prints_and_logs_reaches_the_attempts_logs(cluster: Cluster) -> None:
     cluster.server()
-    _worker(cluster)
+    worker = _worker(cluster)
     with sluice.Client(cluster.url, cluster.api_key) as client:
         task = client.wait(client.submit({"function": "whoami", "args": ["me"]}).id, 30)
         lines = {line.message for line in client.tasks.logs(task.id)}
+        coroutine = client.wait(client.submit({"function": "awhoami"}).id, 30)
     assert task.state == "succeeded"
     assert {"printed by me in the child", "logged by me in the child"} <= lines
+    assert coroutine.state == "succeeded"  # an async handler runs isolated too
+    assert coroutine.result not in (None, worker.pid)
 
 
 def test_cancel_kills_a_running_isolated_sync_handler_at_once(cluster: Cluster) -> None:
