@@ -211,8 +211,8 @@ class Dispatcher:
                 for f in _turns([f for f in rest if f in heavy], self.rounds):
                     fits = conn.room(f, resources) or 0
                     n = min(left, fits, rooms.get((conn.tenant_id, f), left))
-                    if n <= 0:
-                        continue
+                    if n <= 0 or (conn.tenant_id, f) in self._queues.drained:
+                        continue  # (drained: no query until work for it comes)
                     if (conn.tenant_id, f) in rooms:
                         rooms[(conn.tenant_id, f)] -= n
                     request = ClaimRequest(
@@ -224,6 +224,8 @@ class Dispatcher:
                         self._fairness.dispatched(claim[0])
                     got[id(conn)].extend(claim[0])
                     left -= len(claim[0])
+                    if len(claim[0]) < n:
+                        self._queues.drained[(conn.tenant_id, f)] = True
                     resources = _less(resources, heavy[f], len(claim[0]))
                 rest = tuple(f for f in rest if f not in heavy)
                 aimd = [f for f in rest if (conn.tenant_id, f) in rooms]

@@ -117,3 +117,18 @@ async def test_an_ask_of_another_node_carries_what_fits_and_counts_against_the_o
     assert built.asks.promised(conn) == {FN: 2}
     assert conn.left(built.asks.promised(conn))[0] == 0  # nothing more fits here
     await conn.close()
+
+
+async def test_a_declared_function_found_drained_is_not_claimed_again_until_work_comes(
+    fitted: Fitted,
+) -> None:
+    conn = await fitted.offer(slots=8, memory_mb=3072, cpu=None)
+    (first,) = await fitted.tasks(HEAVY, 1)
+    assert await fitted.dispatcher.dispatch_round() == 1
+    assert (fitted.tenant, "report") in fitted.queues.drained
+
+    later = await make_task(fitted.rt, fitted.tenant, HEAVY)  # stored, nobody told
+    assert await fitted.dispatcher.dispatch_round() == 0
+    fitted.queues.notify(fitted.tenant, functions=["report"])
+    assert await fitted.dispatcher.dispatch_round() == 1
+    assert {first, later} <= conn.inflight.keys()
