@@ -130,6 +130,17 @@ def test_a_child_is_reused_and_replaced_after_its_max_tasks(cluster: Cluster) ->
     assert len({pids[0], pids[3], pids[6]}) == 3
 
 
+def test_a_child_past_its_resident_memory_bound_is_replaced(cluster: Cluster) -> None:
+    cluster.server()
+    _worker(cluster, "--concurrency", "1", "--child-max-rss-mb", "1")  # any child is past it
+    with sluice.Client(cluster.url, cluster.api_key) as client:
+        pids = [
+            client.wait(client.submit({"function": "whoami", "args": [str(i)]}).id, 30).result
+            for i in range(3)
+        ]
+    assert len(set(pids)) == 3
+
+
 def test_a_shared_pool_isolates_by_default_and_never_shares_a_child_between_tenants(
     cluster: Cluster,
 ) -> None:
