@@ -560,7 +560,8 @@ class Worker:
         if fn is not None and self._isolated(fn):
             try:
                 return await self._call_in_child(fn, frame, ctx, started)
-            except IsolationError as exc:
+            except Exception as exc:  # no child could be had (IsolationError, OSError...)
+                log.error("attempt %s/%d: no child process: %s", frame.id, frame.attempt, exc)
                 return fail("error", exc)
         try:
             if fn is None:
