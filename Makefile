@@ -8,7 +8,7 @@ SCENARIO ?= core
 REFS ?= HEAD~1,HEAD
 ROUNDS ?= 3
 
-.PHONY: help browser screenshots run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead bench-console chaos clean
+.PHONY: help browser screenshots run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead bench-console bench-isolation chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,8 @@ bench-overhead: $(STAMP)  ## the cost of log capture, a logged line and tracing,
 
 bench-console: $(STAMP)  ## the console's pages with 1,000,000 tasks, and 20 consoles beside the hot path (BACKEND=sqlite|postgres)
 	$(BIN)/python -m bench.console --backend $(BACKEND)
+bench-isolation: $(STAMP)  ## the cost of process isolation per no-op task, next to in-thread (BACKEND=sqlite|postgres)
+	$(BIN)/python -m bench.isolation --backend $(BACKEND)
 
 bench-peers: $(STAMP)  ## Sluice next to Celery, RQ, Dramatiq, arq, Huey, Taskiq, Procrastinate (SCENARIO=core|fairness): bench/PEERS.md
 	$(BIN)/python -m bench.peers.run --scenario $(SCENARIO)

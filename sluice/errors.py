@@ -30,6 +30,8 @@ layer only live in that layer's module (named on the right).
     ├── BadFrame                    (api/workers.py) an empty or oversized frame
     ├── FatalWorkerError            (worker/runtime.py) the server refused this worker
     ├── ResultRefused               (worker/runtime.py) a result the server would not keep
+    ├── IsolationError              (worker/isolation.py) process isolation cannot work
+    │                               here (the App is not importable by a child)
     └── ProfileError                (cli/profiles.py) a CLI profile that cannot be used
 
 The API maps each to one answer in `sluice.api.errors`.

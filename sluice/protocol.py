@@ -20,9 +20,10 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     config: msgspec.Raw = msgspec.Raw(b"{}")  # a FunctionConfig without its name
 
 
-class RunningTask(msgspec.Struct, frozen=True):
+class RunningTask(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     attempt: int
+    function: str | None = None  # in a hello: what it runs, for its memory and cpu
 
 
 # worker -> server
@@ -34,6 +35,12 @@ class Hello(msgspec.Struct, frozen=True, tag="hello", tag_field="t"):
     functions: list[FunctionSpec]
     running: list[RunningTask] = []
     protocol: int = PROTOCOL_VERSION
+    memory_mb: float | None = None
+    """Memory the worker offers its tasks: it is sent a task only while the `memory_mb`
+    its functions declare, summed over its running tasks and that one, fits. None: no
+    limit (every task counts 0)."""
+    cpu: float | None = None
+    """CPUs the worker offers: the functions' `cpu` weights are fitted the same way."""
 
 
 class LogLine(msgspec.Struct, frozen=True, array_like=True):
@@ -120,6 +127,9 @@ class Welcome(msgspec.Struct, frozen=True, tag="welcome", tag_field="t"):
     """Largest result the server keeps: a larger one fails its attempt, not retried."""
     max_log_bytes: int = 256 * 1024
     """Log bytes the server keeps of one attempt: the worker keeps a head and a tail."""
+    shared: bool = False
+    """The worker connected with the pool key: it runs every tenant's tasks (and so
+    isolates each attempt in a process by default)."""
 
 
 class TaskFrame(msgspec.Struct, frozen=True):
@@ -132,6 +142,9 @@ class TaskFrame(msgspec.Struct, frozen=True):
     trace: str | None = None
     """The task's W3C creation context: its traceparent, then a space and its tracestate
     if it has one (sluice/tracing.py); absent when the task was submitted without one."""
+    tenant: str | None = None
+    """The task's tenant, sent to shared-pool workers only (a child process never runs
+    two tenants' tasks)."""
 
 
 class Deliver(msgspec.Struct, frozen=True, tag="tasks", tag_field="t"):

@@ -154,6 +154,9 @@ async def running_worker(
     running: Running, app: App, concurrency: int = 4, **options: Any
 ) -> AsyncIterator[Worker]:
     options.setdefault("api_key", running.api_key)  # a shared pool's worker gives its own
+    # In-process workers run in-thread even for a shared pool (whose default is a child
+    # process per attempt): their handlers share memory with the test that reads it.
+    options.setdefault("isolation", "thread")
     worker = Worker(app, url=running.url, concurrency=concurrency, **options)
     task = asyncio.create_task(worker.run())
     await wait_for(lambda: worker.connected.is_set() or task.done())

@@ -109,7 +109,7 @@ class Plugin(base.System):
     def start_shared_workers(self, processes: int = 2) -> None:
         self.spawn(
             [sys.executable, "-m", "sluice", "worker", "bench.peers.sluice_:app",
-             "--processes", str(processes)],
+             "--processes", str(processes), "--isolation", "thread"],  # as before issue 18
             env={**self.env, "SLUICE_API_KEY": self.pool_key},
         )  # fmt: skip
         deadline = time.monotonic() + 30

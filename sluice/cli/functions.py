@@ -43,6 +43,10 @@ def _table(functions: list[FunctionConfig]) -> Table:
             limits.append(f"{f.rate:g}/s burst {f.burst}")
         if f.max_concurrency is not None:
             limits.append(f"{f.max_concurrency} at once")
+        if f.memory_mb is not None:
+            limits.append(f"{f.memory_mb} MiB each")
+        if f.cpu is not None:
+            limits.append(f"{f.cpu:g} cpu each")
         table.add_row(f.name, str(f.retry.max_attempts), _seconds(f.timeout_s), str(f.priority),
                       _seconds(f.ttl_s), backoff, ", ".join(limits) or "-",
                       ",".join(f.tags))  # fmt: skip

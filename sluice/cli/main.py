@@ -208,7 +208,28 @@ def worker(
     grace: Annotated[float, typer.Option(help="Seconds running tasks get on SIGTERM.")] = 30.0,
     ca_file: CaFile = None,
     capture_logs: CaptureLogs = True,
-) -> None:
+    isolation: Annotated[
+        str | None,
+        typer.Option(help="thread or process: how functions that do not choose run "
+                     "(default: thread; process for a shared pool's worker)."),
+    ] = None,
+    memory_mb: Annotated[
+        float | None,
+        typer.Option(help="Memory (MiB) offered to tasks that declare memory_mb "
+                     "(default: the machine's, or its cgroup's limit).", min=0),
+    ] = None,
+    cpu: Annotated[
+        float | None,
+        typer.Option(help="CPUs offered to tasks that declare a cpu weight (default: unbounded).",
+                     min=0),
+    ] = None,
+    child_max_tasks: Annotated[
+        int, typer.Option(help="Attempts an isolated child runs before it is replaced.", min=1)
+    ] = 100,
+    child_max_rss_mb: Annotated[
+        float, typer.Option(help="An isolated child past this resident memory is replaced.", min=1)
+    ] = 1024,
+) -> None:  # fmt: skip
     """Run worker processes that serve an App's functions."""
     from ..cli.loading import load_app
     from ..client.http import discover
@@ -225,6 +246,13 @@ def worker(
             args += ["--ca-file", ca_file]
         if not capture_logs:
             args.append("--no-capture-logs")
+        if isolation:
+            args += ["--isolation", isolation]
+        for flag, value in (("--memory-mb", memory_mb), ("--cpu", cpu)):
+            if value is not None:
+                args += [flag, str(value)]
+        args += ["--child-max-tasks", str(child_max_tasks)]
+        args += ["--child-max-rss-mb", str(child_max_rss_mb)]
         # The key goes in the environment: a command line is readable by every local user.
         env = {**os.environ, "SLUICE_API_KEY": api_key} if api_key else None
         raise typer.Exit(supervise(args, processes, env=env))
@@ -235,8 +263,13 @@ def worker(
     try:
         _run(serve(
             loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace,
-            ca_file=ca_file, capture_logs=capture_logs,
+            ca_file=ca_file, capture_logs=capture_logs, isolation=isolation,
+            app_ref=app if ":" in app else None, memory_mb=memory_mb, cpu=cpu,
+            child_max_tasks=child_max_tasks, child_max_rss_mb=child_max_rss_mb,
         ))  # fmt: skip
+    except ValueError as exc:  # a bad --isolation
+        typer.echo(f"sluice worker: {escape(str(exc))}", err=True)
+        raise typer.Exit(2) from exc
     except FatalWorkerError as exc:
         typer.echo(f"sluice worker: {escape(str(exc))}", err=True)
         raise typer.Exit(2) from exc

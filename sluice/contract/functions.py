@@ -35,6 +35,10 @@ WebhookSecret = Annotated[
 ]
 
 
+MemoryMb = Annotated[int, msgspec.Meta(ge=1, le=16 * 1024 * 1024)]
+CpuWeight = Annotated[float, msgspec.Meta(gt=0, le=1024)]
+
+
 class HttpTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A function served by an HTTP endpoint in any language: Sluice POSTs each task to
     `url` (docs/http-targets.md) instead of pushing it to a worker."""
@@ -92,6 +96,11 @@ class FunctionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Starts allowed at once on top of `rate` (the limit's bucket)."""
     max_concurrency: Count | None = None
     """Most tasks of this function running at once, cluster-wide. None: no limit."""
+    memory_mb: MemoryMb | None = None
+    """Memory one task needs (MiB): a worker that offers memory runs together only what
+    fits, and an isolated task's process is held to it. None: counts 0."""
+    cpu: CpuWeight | None = None
+    """CPUs one task needs, fitted into what a worker offers like `memory_mb`."""
     target: HttpTarget | None = None
     """An HTTP endpoint that runs the function; None: workers run it."""
     webhooks: Webhooks = []
@@ -111,6 +120,8 @@ class FunctionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate: Rate | None = None
     burst: Count = 1
     max_concurrency: Count | None = None
+    memory_mb: MemoryMb | None = None
+    cpu: CpuWeight | None = None
     target: HttpTarget | None = None
     webhooks: Webhooks = []
     destinations: Destinations = []

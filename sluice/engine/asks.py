@@ -167,6 +167,14 @@ class Asks:
         # carries stays reserved until it is answered.
         rooms = self.rooms(conn.tenant_id, conn.functions)
         caps = {f: room // len(members) for f, room in rooms.items()}
+        if conn.demands:
+            # What fits of the worker's memory and CPU is split like the slots, and
+            # among its functions that declare some, so no two answers overcommit it.
+            left = conn.left(self.promised(conn))
+            part = len(members) * len(conn.demands)
+            for f in conn.demands:
+                fits = conn.room(f, (left[0] / part, left[1] / part)) or 0
+                caps[f] = min(caps.get(f, fits), fits)
         for owner, share in shares.items():
             n = min(share, 1 if owner in self._suspect else ASK_MAX)
             if mine:
@@ -186,6 +194,18 @@ class Asks:
             self._rt.bus.publish("ask", payload)
             self.asked += 1
         return local
+
+    def promised(self, conn: WorkerConn) -> dict[str, int]:
+        """Tasks of the functions that declare memory or CPU that asks in flight for
+        this worker may bring (their caps): they count against what it offers."""
+        out: dict[str, int] = {}
+        if conn.demands:
+            for p in self._pending.values():
+                if p.conn is conn:
+                    for f, cap in p.caps.items():
+                        if f in conn.demands:
+                            out[f] = out.get(f, 0) + cap
+        return out
 
     def rooms(self, tenant_id: str, functions: tuple[str, ...]) -> dict[str, int]:
         """AIMD rooms of these functions, less what asks in flight carry."""

@@ -130,6 +130,9 @@ class Dispatcher:
         plans = []
         local = self._registry.dispatchable(silent_since)
         caps = self._spread(local)
+        for worker in local:
+            if worker.bounded:
+                worker.demands = self._demands(worker)
         conns: list[WorkerConn | RemoteConn] = [*local]
         # Under a rate limit the first claim of a round takes what the rate allows: asks
         # and this node's workers go first by turns.
@@ -224,7 +227,12 @@ class Dispatcher:
                     for f, room in self._adaptive.rooms(conn.tenant_id, conn.functions).items():
                         shared_rooms.setdefault((conn.tenant_id, f), room)
                     rooms = shared_rooms
-                limited = _alone(limited, {f for (t, f) in rooms if t == conn.tenant_id})
+                # Functions that declare memory or CPU a worker bounds are claimed alone,
+                # at most what fits, one after the other (each claim's count known).
+                heavy = conn.demands if isinstance(conn, WorkerConn) else {}
+                resources = conn.left(self._asks.promised(conn)) if heavy else (0.0, 0.0)
+                alone = {f for (t, f) in rooms if t == conn.tenant_id} | heavy.keys()
+                limited = _alone(limited, alone)
                 for step in limited:  # first: their limits decide how many
                     if left <= 0:
                         break
@@ -233,12 +241,39 @@ class Dispatcher:
                     if len(step.functions) == 1 and room_key in rooms:
                         n = min(left, rooms[room_key])
                         rooms[room_key] -= n
+                    fits = conn.room(step.functions[0], resources) if heavy else None
+                    if len(step.functions) == 1 and fits is not None:
+                        n = min(n, fits)
+                        if n <= 0:
+                            continue
                     tasks = await self._claim_limited(conn, step, n, now, parts)
+                    if fits is not None and tasks:
+                        resources = _less(resources, heavy[step.functions[0]], len(tasks))
                     if n < left and len(tasks) == n > 0:  # the room, not the queue, ran out
                         capped.add(id(conn))
                         self._adaptive.held_back(*room_key)
                     got[id(conn)].extend(tasks)
                     left -= len(tasks)
+                for f in _turns([f for f in rest if f in heavy], self.rounds):
+                    fits = conn.room(f, resources) or 0
+                    n = min(left, fits, rooms.get((conn.tenant_id, f), left))
+                    if n <= 0 or (conn.tenant_id, f) in self._queues.drained:
+                        continue  # (drained: no query until work for it comes)
+                    if (conn.tenant_id, f) in rooms:
+                        rooms[(conn.tenant_id, f)] -= n
+                    request = ClaimRequest(
+                        conn.tenant_id, conn.worker_id, (f,), n, None, exclude, parts
+                    )
+                    lease_s = self._rt.settings.lease_s
+                    claim = await self._rt.store.claim_tasks([request], now, lease_s)
+                    if conn.tenant_id == SHARED:
+                        self._fairness.dispatched(claim[0])
+                    got[id(conn)].extend(claim[0])
+                    left -= len(claim[0])
+                    if len(claim[0]) < n:
+                        self._queues.drained[(conn.tenant_id, f)] = True
+                    resources = _less(resources, heavy[f], len(claim[0]))
+                rest = tuple(f for f in rest if f not in heavy)
                 aimd = [f for f in rest if (conn.tenant_id, f) in rooms]
                 if aimd:
                     # Functions under an AIMD limit are claimed on their own, at most
@@ -418,6 +453,20 @@ class Dispatcher:
             together = []
         return steps, tuple(together), ()
 
+    def _demands(self, conn: WorkerConn) -> dict[str, tuple[float, float]]:
+        """What each of a worker's functions declares of the memory and CPU it offers."""
+        configs = self._functions.cached_of(conn.tenant_id)
+        out = {}
+        for f in conn.functions:
+            config = configs.get(f)
+            if config is None:
+                continue
+            memory = (config.memory_mb or 0) if conn.memory_mb is not None else 0
+            cpu = (config.cpu or 0.0) if conn.cpu is not None else 0.0
+            if memory or cpu:
+                out[f] = (float(memory), cpu)
+        return out
+
     def _pool_limits(self, functions: tuple[str, ...]) -> dict[str, Limit]:
         """The limits of a shared pool's functions that have their own (rate or cap)."""
         configs = self._functions.cached_of(SHARED)
@@ -451,6 +500,18 @@ class Dispatcher:
             # The rate held tasks back: look again when the next start is allowed.
             rt.clock.call_later(max(0.0, claim.retry_at - rt.clock.now()), self._queues.wake)
         return claim.tasks
+
+
+def _less(left: tuple[float, float], each: tuple[float, float], n: int) -> tuple[float, float]:
+    return left[0] - n * each[0], left[1] - n * each[1]
+
+
+def _turns(functions: list[str], turn: int) -> list[str]:
+    """`functions` starting at a different one each round: none always claims first."""
+    if not functions:
+        return functions
+    start = turn % len(functions)
+    return functions[start:] + functions[:start]
 
 
 def _alone(steps: list[_Step], aimd: set[str]) -> list[_Step]:

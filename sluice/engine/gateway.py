@@ -46,6 +46,7 @@ _encoder = msgspec.json.Encoder()
 _config_decoder = msgspec.json.Decoder(dict[str, object])
 
 MAX_SLOTS = 10_000
+MAX_CAPACITY = 2**40  # a worker's advertised memory (MiB) or CPUs: finite and sane
 # Worker ids are written into leases and logs: printable, no spaces, bounded.
 WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,200}$")
 TASK_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -93,6 +94,9 @@ class Gateway:
                 )
             if not all(TASK_ID.match(h.id) for h in first.running):
                 raise InvalidRequest(f"a task id must match {TASK_ID.pattern}")
+            for name, value in (("memory_mb", first.memory_mb), ("cpu", first.cpu)):
+                if value is not None and not 0 <= value <= MAX_CAPACITY:
+                    raise InvalidRequest(f"{name} is between 0 and {MAX_CAPACITY}")
             configs = _function_configs(first, rt.settings)
             await self._check_room(tenant_id, configs)
         except InvalidRequest as exc:
@@ -109,9 +113,13 @@ class Gateway:
             tuple(sorted(c.name for c in configs)),
             send,
             rt.clock.now(),
+            memory_mb=first.memory_mb,
+            cpu=first.cpu,
         )
         for held in first.running:
             conn.inflight[held.id] = None
+            if held.function is not None:
+                conn.held_functions[held.id] = held.function
         # The old connection of a reconnecting worker leaves first, so no claim lands on
         # it after the reconcile; welcome is queued before any delivery can be.
         old = self._registry.get(tenant_id, worker_id)
@@ -129,6 +137,7 @@ class Gateway:
                     max_frame_bytes=settings.max_frame_bytes,
                     max_result_bytes=settings.max_result_bytes,
                     max_log_bytes=settings.max_log_bytes,
+                    shared=tenant_id == SHARED,
                 )
             )
         )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import math
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import msgspec
 
-from ..model import ClaimedTask
+from ..model import SHARED, ClaimedTask
 from ..protocol import Deliver, TaskFrame
 from ..tracing import carrier
 
@@ -32,12 +33,21 @@ class WorkerConn:
         functions: tuple[str, ...],
         send: Callable[[bytes], Awaitable[None]],
         now: float,
+        memory_mb: float | None = None,
+        cpu: float | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.worker_id = worker_id
         self.slots = slots
         self.functions = functions
         self.inflight: dict[str, ClaimedTask | None] = {}  # None: held since before a reconnect
+        # Resource-aware slots: what the worker offers (None: not bounded), what each of
+        # its functions declares of it (set by the dispatcher every round), and the
+        # functions of the tasks held since before a reconnect (its hello names them).
+        self.memory_mb = memory_mb
+        self.cpu = cpu
+        self.demands: dict[str, tuple[float, float]] = {}
+        self.held_functions: dict[str, str] = {}
         self.reserved = 0
         self.last_seen = now
         self.closed = False
@@ -49,12 +59,44 @@ class WorkerConn:
     def free(self) -> int:
         return self.slots - len(self.inflight) - self.reserved
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the worker offers a memory or CPU budget its tasks must fit."""
+        return self.memory_mb is not None or self.cpu is not None
+
+    def left(self, promised: Mapping[str, int]) -> tuple[float, float]:
+        """Memory and CPU not taken by the tasks it holds nor by `promised` ones
+        (function: count, asked of other nodes and not delivered yet)."""
+        memory = math.inf if self.memory_mb is None else self.memory_mb
+        cpu = math.inf if self.cpu is None else self.cpu
+        for task_id, task in self.inflight.items():
+            function = task.function if task is not None else self.held_functions.get(task_id)
+            taken = self.demands.get(function or "")
+            if taken is not None:
+                memory, cpu = memory - taken[0], cpu - taken[1]
+        for function, n in promised.items():
+            taken = self.demands.get(function)
+            if taken is not None:
+                memory, cpu = memory - n * taken[0], cpu - n * taken[1]
+        return memory, cpu
+
+    def room(self, function: str, left: tuple[float, float]) -> int | None:
+        """How many more tasks of `function` fit in `left`; None: it declares nothing
+        the worker bounds."""
+        taken = self.demands.get(function)
+        if taken is None:
+            return None
+        pairs = zip(left, taken, strict=True)
+        fits = [math.floor(have / need + 1e-9) for have, need in pairs if need > 0]
+        return max(0, min(fits)) if fits else None
+
     def take(self, task_id: str, attempt: int) -> ClaimedTask | None:
         """Stop holding a task whose result arrived; a late result of an older attempt
         must not free the slot (or stop the lease renewal) of the newer one."""
         held = self.inflight.get(task_id)
         if held is None or held.attempt == attempt:
             self.inflight.pop(task_id, None)
+            self.held_functions.pop(task_id, None)
         return held if held is not None and held.attempt == attempt else None
 
     def deliver(self, tasks: list[ClaimedTask]) -> None:
@@ -70,6 +112,7 @@ class WorkerConn:
                     timeout_s=t.timeout_s,
                     lease_until=t.lease_until,
                     trace=carrier(t.trace_parent, t.trace_state),
+                    tenant=t.tenant_id if self.tenant_id == SHARED else None,
                 )
             )
         self.send(_encoder.encode(Deliver(frames)))

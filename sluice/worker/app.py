@@ -118,11 +118,15 @@ class TaskFunction(Generic[P, R]):
         fn: Callable[P, R],
         config: FunctionConfig,
         non_retryable: tuple[type[BaseException], ...] = (),
+        isolation: str | None = None,
+        cpu_time_s: float | None = None,
     ) -> None:
         self.app = app
         self.fn = fn
         self.config = config
         self.non_retryable = non_retryable
+        self.isolation = isolation  # "thread", "process"; None: the worker's default
+        self.cpu_time_s = cpu_time_s  # CPU seconds an isolated attempt may use
         self.name = config.name
         self.is_async = inspect.iscoroutinefunction(fn)
         params = list(inspect.signature(fn).parameters)
@@ -183,10 +187,19 @@ class TaskFunction(Generic[P, R]):
 class App:
     """A tenant's code: a registry of task handlers and a way to reach the server."""
 
-    def __init__(self, name: str, *, url: str | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        isolation: str | None = None,
+    ) -> None:
         if not NAME.match(name):
             raise ValueError(f"app name {name!r} must match {NAME.pattern}")
+        _check_isolation(isolation)
         self.name = name
+        self.isolation = isolation  # its functions' default (docs/isolation.md)
         self.tasks: dict[str, TaskFunction[Any, Any]] = {}
         self._url = url
         self._api_key = api_key
@@ -209,6 +222,10 @@ class App:
         max_concurrency: int | None = None,
         on_success: str | None = None,
         on_failure: str | None = None,
+        isolation: str | None = None,
+        memory_mb: int | None = None,
+        cpu: float | None = None,
+        cpu_time_s: float | None = None,
     ) -> Any:
         """Register a handler (plain or `async def`); usable bare or with options.
 
@@ -218,7 +235,14 @@ class App:
         function across the whole cluster, retries included. `on_success` names a
         function started with the result; `on_failure` one started with the error when
         the task dies (docs/notifications.md: destinations).
+
+        `isolation="process"` runs each attempt in a child process (docs/isolation.md),
+        held to `memory_mb` (MiB above what the child uses at the start) and
+        `cpu_time_s`, killed at its timeout or cancel. `memory_mb` and `cpu` are also
+        what one task takes of a worker's offered memory and CPUs: a worker runs
+        together only what fits.
         """
+        _check_isolation(isolation)
 
         def register(f: Callable[P, R]) -> TaskFunction[P, R]:
             task_name = name or f.__name__
@@ -236,9 +260,13 @@ class App:
                 rate=rate,
                 burst=burst,
                 max_concurrency=max_concurrency,
+                memory_mb=memory_mb,
+                cpu=cpu,
                 destinations=_destinations(on_success, on_failure),
             )
-            tf: TaskFunction[P, R] = TaskFunction(self, f, config, tuple(non_retryable))
+            tf: TaskFunction[P, R] = TaskFunction(
+                self, f, config, tuple(non_retryable), isolation, cpu_time_s
+            )
             self.tasks[task_name] = tf
             return tf
 
@@ -282,3 +310,8 @@ def _destinations(on_success: str | None, on_failure: str | None) -> list[Destin
     if on_failure is not None:
         found.append(Destination(function=on_failure, events=["dead"]))
     return found
+
+
+def _check_isolation(isolation: str | None) -> None:
+    if isolation not in (None, "thread", "process"):
+        raise ValueError(f"isolation is 'thread' or 'process', not {isolation!r}")

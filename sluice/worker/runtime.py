@@ -53,8 +53,18 @@ from ..protocol import (
 from ..rawjson import MAX_DEPTH, within_depth
 from ..tracing import otel_loaded
 from . import capture
-from .app import App
+from .app import App, TaskFunction
+from .child import Job
 from .context import TaskContext, _current
+from .isolation import (
+    DEFAULT_MAX_RSS_MB,
+    DEFAULT_MAX_TASKS,
+    Children,
+    IsolationError,
+    app_reference,
+    death,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -121,6 +131,12 @@ class Worker:
         ca_file: str | os.PathLike[str] | None = None,
         capture_logs: bool = True,
         tracer_provider: TracerProvider | None = None,
+        isolation: str | None = None,
+        app_ref: str | None = None,
+        memory_mb: float | None = None,
+        cpu: float | None = None,
+        child_max_tasks: int = DEFAULT_MAX_TASKS,
+        child_max_rss_mb: float = DEFAULT_MAX_RSS_MB,
     ) -> None:
         base, key = discover(url, api_key)
         if key is None:
@@ -144,6 +160,23 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.grace_s = grace_s
         self.capture_logs = capture_logs
+        resolve(isolation)  # checked now: a typo fails at start, not at the first task
+        self.isolation = isolation
+        self.app_ref = app_ref or app_reference(app)
+        # What it offers for resource-aware slots (docs/isolation.md); None: unbounded.
+        self.memory_mb = machine_memory_mb() if memory_mb is None else memory_mb
+        self.cpu = cpu
+        for tf in app.tasks.values():
+            needs = tf.config.memory_mb
+            if needs and self.memory_mb is not None and needs > self.memory_mb:
+                log.warning(
+                    "function %s declares memory_mb=%d, more than this worker offers (%d MiB): "
+                    "it never runs here",
+                    tf.name, needs, self.memory_mb,
+                )  # fmt: skip
+        self._child_limits = (child_max_tasks, child_max_rss_mb)
+        self._children: Children | None = None
+        self._shared = False  # connected with the pool key (the welcome says)
         self.completed = 0
         self.connected = asyncio.Event()
         self._running: dict[str, tuple[TaskFrame, asyncio.Task[None], TaskContext]] = {}
@@ -217,6 +250,8 @@ class Worker:
                 await asyncio.wait_for(self._stop.wait(), delay * (0.5 + self._rng.random()))
             delay = min(RECONNECT_MAX_S, delay * 2)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._children is not None:
+            self._children.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -257,10 +292,12 @@ class Worker:
 
     async def _session(self, ws: ClientConnection) -> None:
         # Everything this worker holds: tasks still running and results not yet acked.
-        running = [RunningTask(t.id, t.attempt) for t, _, _ in self._running.values()]
+        running = [RunningTask(t.id, t.attempt, t.function) for t, _, _ in self._running.values()]
         running += [RunningTask(i.id, i.attempt) for i in self._unacked.values()]
         slots = max(0, self.slots - self._abandoned)
-        hello = Hello(self.worker_id, slots, self._functions, running)
+        hello = Hello(
+            self.worker_id, slots, self._functions, running, memory_mb=self.memory_mb, cpu=self.cpu
+        )
         await ws.send(_encoder.encode(hello))
         welcome = _decoder.decode(await ws.recv())
         if isinstance(welcome, ErrorFrame):
@@ -269,6 +306,10 @@ class Worker:
             raise FatalWorkerError("the server did not answer hello with welcome")
         self._ws = ws
         self._limits = welcome
+        self._shared = welcome.shared
+        if any(self._isolated(fn) for fn in self.app.tasks.values()):
+            with contextlib.suppress(IsolationError):
+                await self._children_pool().warm()  # the first attempts find a child ready
         self.connected.set()
         log.info("worker %s connected to %s", self.worker_id, redacted_url(self.ws_url))
         # Results that were sent but never acknowledged go again; the server deduplicates.
@@ -440,6 +481,68 @@ class Worker:
 
         future.add_done_callback(returned)
 
+    def _isolated(self, fn: TaskFunction[Any, Any]) -> bool:
+        """Whether `fn`'s attempts run in a child process: the function's choice, the
+        worker's, the App's, and by default for a shared pool's worker."""
+        pool = "process" if self._shared else None
+        return resolve(fn.isolation, self.isolation, self.app.isolation, pool) == "process"
+
+    def _children_pool(self) -> Children:
+        if self._children is None:
+            if self.app_ref is None:
+                raise IsolationError(
+                    "process isolation needs the App importable as module:attribute "
+                    "(run `sluice worker module:app`, or pass app_ref=)"
+                )
+            max_tasks, max_rss_mb = self._child_limits
+            self._children = Children(
+                self.app_ref, slots=self.slots, max_tasks=max_tasks, max_rss_mb=max_rss_mb
+            )
+        return self._children
+
+    async def _call_in_child(
+        self, fn: TaskFunction[Any, Any], frame: TaskFrame, ctx: TaskContext, started: float
+    ) -> ResultItem:
+        """Run the attempt in a child process of the task's tenant (a child never
+        serves two); its limits are the function's, its wall time the timeout."""
+        job = Job(
+            frame.id, frame.attempt, frame.function, bytes(frame.payload), frame.timeout_s,
+            fn.config.memory_mb, fn.cpu_time_s, ctx._log is not None,
+        )  # fmt: skip
+        done, child = await self._children_pool().run(frame.tenant or "", job, ctx._log)
+        if done is None:
+            outcome, kind, message = death(child, job)
+            log.warning("attempt %s/%d: %s", frame.id, frame.attempt, message)
+            return ResultItem(
+                frame.id, frame.attempt, outcome, started, time.time(),
+                error_type=kind, error_message=message,
+            )  # fmt: skip
+        if done.outcome != "ok":
+            return ResultItem(
+                frame.id, frame.attempt, done.outcome, started, time.time(),
+                error_type=done.error_type, error_message=done.error_message,
+                traceback=done.traceback, retry_after_s=done.retry_after_s,
+            )  # fmt: skip
+        try:
+            result = self._checked(done.result or b"null")
+        except ResultRefused as exc:
+            return ResultItem(
+                frame.id, frame.attempt, "reject", started, time.time(),
+                error_type=exc.kind, error_message=exc.message,
+            )  # fmt: skip
+        return ResultItem(frame.id, frame.attempt, "ok", started, time.time(), result=result)
+
+    def _checked(self, encoded: bytes) -> msgspec.Raw:
+        """A result the server will keep, or ResultRefused."""
+        if len(encoded) > self._limits.max_result_bytes:
+            raise ResultRefused(
+                "ResultTooLarge", f"the result takes {len(encoded)} bytes; the server "
+                f"keeps at most {self._limits.max_result_bytes}",
+            )  # fmt: skip
+        if not within_depth(encoded):
+            raise ResultRefused("ResultTooDeep", f"the result nests deeper than {MAX_DEPTH} levels")
+        return msgspec.Raw(encoded)
+
     def _send_credit(self) -> None:
         self._credit_dirty = True
         self._flush.set()
@@ -454,6 +557,12 @@ class Worker:
             )  # fmt: skip
 
         fn = self.app.tasks.get(frame.function)
+        if fn is not None and self._isolated(fn):
+            try:
+                return await self._call_in_child(fn, frame, ctx, started)
+            except Exception as exc:  # no child could be had (IsolationError, OSError...)
+                log.error("attempt %s/%d: no child process: %s", frame.id, frame.attempt, exc)
+                return fail("error", exc)
         try:
             if fn is None:
                 raise Reject(f"this worker does not serve {frame.function!r}")
@@ -465,17 +574,7 @@ class Worker:
                 value = await (asyncio.wait_for(coro, frame.timeout_s) if frame.timeout_s else coro)
             else:
                 value = await self._call_in_thread(fn.fn, args, payload.kwargs, ctx, frame)
-            encoded = _encoder.encode(value)
-            if len(encoded) > self._limits.max_result_bytes:
-                raise ResultRefused(
-                    "ResultTooLarge", f"the result takes {len(encoded)} bytes; the server "
-                    f"keeps at most {self._limits.max_result_bytes}",
-                )  # fmt: skip
-            if not within_depth(encoded):
-                raise ResultRefused(
-                    "ResultTooDeep", f"the result nests deeper than {MAX_DEPTH} levels"
-                )
-            result = msgspec.Raw(encoded)
+            result = self._checked(_encoder.encode(value))
         except ResultRefused as exc:  # not the handler's error: kept, it could not be read
             return ResultItem(
                 frame.id, frame.attempt, "reject", started, time.time(),
@@ -494,6 +593,25 @@ class Worker:
                 return fail("reject", exc)
             return fail("error", exc)
         return ResultItem(frame.id, frame.attempt, "ok", started, time.time(), result=result)
+
+
+def machine_memory_mb() -> float | None:
+    """The memory this worker may use (MiB): the machine's, or its cgroup's limit if
+    lower; None where neither can be read."""
+    found: list[float] = []
+    with contextlib.suppress(OSError, ValueError):
+        found.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20)
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/cgroup") as own:  # cgroup v2: the line "0::/its/path"
+            paths = [line[3:].strip() for line in own if line.startswith("0::")]
+        with open(f"/sys/fs/cgroup{paths[0].rstrip('/')}/memory.max") as limit:
+            text = limit.read().strip()
+        if text != "max":  # "max": no limit set
+            found.append(int(text) / 2**20)
+    v1 = "/sys/fs/cgroup/memory/memory.limit_in_bytes"  # cgroup v1, as a container sees it
+    with contextlib.suppress(OSError, ValueError), open(v1) as limit:
+        found.append(int(limit.read()) / 2**20)  # "no limit" is a huge number
+    return min(found) if found else None
 
 
 async def serve(app: App, **options: Any) -> None:
