@@ -8,7 +8,7 @@ SCENARIO ?= core
 REFS ?= HEAD~1,HEAD
 ROUNDS ?= 3
 
-.PHONY: help run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead chaos clean
+.PHONY: help run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead bench-autoscale chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench-ab: $(STAMP)  ## the hot path of commits back to back (REFS=a,b ROUNDS=3 B
 
 bench-overhead: $(STAMP)  ## the cost of log capture, a logged line and tracing, per submit and per task (BACKEND=sqlite|postgres)
 	$(BIN)/python -m bench.overhead --backend $(BACKEND)
+
+bench-autoscale: $(STAMP)  ## 10,000 tasks of 0.5 s on an idle autoscaled pool: bench/autoscale.png (BACKEND=sqlite|postgres)
+	$(BIN)/python -m bench.autoscale --backend $(BACKEND)
 
 bench-peers: $(STAMP)  ## Sluice next to Celery, RQ, Dramatiq, arq, Huey, Taskiq, Procrastinate (SCENARIO=core|fairness): bench/PEERS.md
 	$(BIN)/python -m bench.peers.run --scenario $(SCENARIO)

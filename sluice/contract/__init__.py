@@ -61,6 +61,7 @@ from .logs import LEVELS, LogCursor, LogEnd, LogEntry, LogLevel, LogPage, LogsQu
 from .notifications import Delivery, DeliveryList, WebhookReceiver, WebhookReceiverList
 from .operations import AuditEntry, AuditPage, AuditQuery, Health
 from .pauses import Pause, PauseBody, PauseList, PauseSelector, ReleasedCount
+from .scaling import DUE_SOON_S, LOAD_CAP, Held, Scaling, ScalingQuery
 from .schedules import MAX_CATCHUP_S, Cron, Schedule, ScheduleList, ScheduleSpec, TimeZone
 from .selectors import (
     MAX_VALUES,
@@ -121,8 +122,10 @@ from .waiting import AHEAD_CAP, Waiting
 
 __all__ = [
     "AHEAD_CAP",
+    "DUE_SOON_S",
     "KEY_MAX_LENGTH",
     "LEVELS",
+    "LOAD_CAP",
     "MAX_CATCHUP_S",
     "MAX_EPOCH",
     "MAX_FILTER_FIELDS",
@@ -171,6 +174,7 @@ __all__ = [
     "FunctionStats",
     "Functions",
     "Health",
+    "Held",
     "HttpTarget",
     "JsonArray",
     "JsonObject",
@@ -197,6 +201,8 @@ __all__ = [
     "ReleasedCount",
     "RetryCount",
     "RetryPolicy",
+    "Scaling",
+    "ScalingQuery",
     "Schedule",
     "ScheduleList",
     "ScheduleSpec",

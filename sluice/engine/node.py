@@ -45,6 +45,7 @@ from .receivers import Receivers
 from .registry import Registry, Settling
 from .retention import Retention
 from .runtime import Runtime
+from .scaling import ScalingSignal
 from .schedules import Schedules
 from .snapshot import SNAPSHOT_S, Snapshot
 from .stats import TenantStats
@@ -130,6 +131,7 @@ class Node:
             partitions=partitions, adaptive=adaptive, targets=targets,
         )  # fmt: skip
         self.snapshot = Snapshot(rt, blockers)
+        self.scaling = ScalingSignal(rt, functions, quotas, adaptive)
         self.stats = TenantStats(rt)
         self.timers = self._timers(reaper, schedules, retention, audit)
         self._loops: list[asyncio.Task[None]] = []
