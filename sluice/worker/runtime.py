@@ -237,12 +237,13 @@ class Worker:
                 await self._ws.send(_encoder.encode(Credit(0)))
         deadline = None if self.grace_s is None else time.monotonic() + self.grace_s
         hurry = asyncio.ensure_future(self._hurry.wait())
-        while self._running and not self._hurry.is_set():
+        while not self._hurry.is_set():
+            running = [t for _, t, _ in self._running.values() if not t.done()]
             left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            if not running or (left is not None and left <= 0):
                 break
             await asyncio.wait(
-                [hurry, *(t for _, t, _ in self._running.values())],
+                [hurry, *running],
                 timeout=left, return_when=asyncio.FIRST_COMPLETED,
             )  # fmt: skip
         hurry.cancel()
@@ -540,7 +541,8 @@ async def _run_to_completion(worker: Worker, max_tasks: int | None, idle_s: floa
         now = time.monotonic()
         if worker._running or worker.completed != seen:
             seen, idle_since = worker.completed, now
-        if max_tasks is not None and worker.completed + len(worker._running) >= max_tasks:
+        full = max_tasks is not None and worker.completed + len(worker._running) >= max_tasks
+        if full and worker.slots:
             worker.slots = 0  # no more than max_tasks: take nothing new while they end
             worker._send_credit()
         if (max_tasks is not None and worker.completed >= max_tasks) or (
