@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import struct
+import threading
 import time
 import zlib
 from itertools import pairwise
@@ -59,21 +60,28 @@ def run(
         assert children(supervisor.pid) == 0, "the idle pool started a process"
         samples: list[tuple[float, int, int]] = []
         t0 = time.time()
+        marks: dict[str, float] = {}
+
+        def sample() -> None:  # from the first submit on, beside the submitting thread
+            while "back" not in marks and time.time() - t0 < 600:
+                n, now_load = children(supervisor.pid), load(r)
+                samples.append((time.time() - t0, n, now_load))
+                if "submitted" in marks and "ended" not in marks and r.count("succeeded") == total:
+                    marks["ended"] = time.time() - t0
+                if "ended" in marks and n == 0:
+                    marks["back"] = time.time() - t0
+                time.sleep(SAMPLE_S)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         headers = {"authorization": f"Bearer {r.api_key}"}
         with httpx.Client(base_url=r.url, headers=headers, timeout=30) as http:
             for start in range(0, total, 1000):
                 batch = [{"function": "nap", "args": [0.5]}] * min(1000, total - start)
                 http.post("/v1/tasks/batch", json={"tasks": batch}).raise_for_status()
-        submitted_s = time.time() - t0
-        ended_s = back_s = None
-        while back_s is None and time.time() - t0 < 600:
-            n, now_load = children(supervisor.pid), load(r)
-            samples.append((time.time() - t0, n, now_load))
-            if ended_s is None and r.count("succeeded") == total:
-                ended_s = time.time() - t0
-            if ended_s is not None and n == 0:
-                back_s = time.time() - t0
-            time.sleep(SAMPLE_S)
+        marks["submitted"] = submitted_s = time.time() - t0
+        sampler.join()
+        ended_s, back_s = marks.get("ended"), marks.get("back")
         first_process = next((t for t, n, _ in samples if n > 0), None)
         started = r.query("SELECT min(started_at) FROM attempts")[0][0]
         most = r.query("SELECT max(attempt), count(*) FROM attempts")[0]
