@@ -9,8 +9,8 @@ every function its workers run, or those named in `functions`.
 from __future__ import annotations
 
 from ..contract import Scaling, ScalingQuery
-from ..errors import InvalidRequest, NotFound
-from ..model import FUNCTION_NAME, SHARED
+from ..errors import NotFound
+from ..model import SHARED
 from .route import Access, Call, Route
 
 SHARED_POOL = "shared"
@@ -21,15 +21,7 @@ async def scaling(call: Call) -> Scaling:
     pool = call.path["pool"]
     owner = await _owner(call, pool)
     query: ScalingQuery = call.query
-    functions = [f.strip() for item in query.functions for f in item.split(",") if f.strip()]
-    for name in functions:
-        if not FUNCTION_NAME.match(name):
-            raise InvalidRequest(
-                f"function names match {FUNCTION_NAME.pattern}; {name[:130]!r} does not",
-                field="functions",
-            )
-    if len(functions) > 100:
-        raise InvalidRequest("at most 100 functions per question", field="functions")
+    functions = list(query.functions)
     return await call.node.scaling.of(owner, pool, functions)
 
 

@@ -14,10 +14,10 @@ LOAD_CAP: Final = 10_000  # ready, paused and due tasks are each counted up to t
 
 
 class ScalingQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """`GET /v1/scaling/{pool}`: the pool's functions to count (several `functions=`
-    parameters, or one comma-separated); none: every function its workers run."""
+    """`GET /v1/scaling/{pool}`: the pool's functions to count (one `functions=` each);
+    none: every function its workers run."""
 
-    functions: Annotated[list[str], msgspec.Meta(max_length=100)] = []
+    functions: Annotated[list[FunctionName], msgspec.Meta(max_length=100)] = []
 
 
 class Held(msgspec.Struct, frozen=True, kw_only=True):

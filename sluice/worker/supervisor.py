@@ -103,7 +103,7 @@ class Signal:
             timeout=SIGNAL_TIMEOUT_S, verify=verify,  # type: ignore[arg-type]
             headers={"authorization": f"Bearer {api_key}"},
         )  # fmt: skip
-        self._params = {"functions": ",".join(functions)}
+        self._params = {"functions": list(functions)}
 
     def load(self) -> float:
         """The load now; raises httpx.HTTPError (or KeyError) when no server answers."""
