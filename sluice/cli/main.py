@@ -221,10 +221,6 @@ def worker(
                      "are handed back. Default: until each ends (bounded by its timeout).",
                      min=0),
     ] = None,
-    max_tasks: Annotated[
-        int | None,
-        typer.Option(help="Exit (0) after running this many tasks (a Kubernetes Job).", min=1),
-    ] = None,
     exit_when_idle: Annotated[
         float | None,
         typer.Option(help="Exit (0) after this many seconds with no task (a Kubernetes Job).",
@@ -265,8 +261,7 @@ def worker(
     try:
         _run(serve(
             loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace,
-            ca_file=ca_file, capture_logs=capture_logs, max_tasks=max_tasks,
-            exit_when_idle_s=exit_when_idle,
+            ca_file=ca_file, capture_logs=capture_logs, exit_when_idle_s=exit_when_idle,
         ))  # fmt: skip
     except FatalWorkerError as exc:
         typer.echo(f"sluice worker: {escape(str(exc))}", err=True)

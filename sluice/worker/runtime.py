@@ -510,23 +510,20 @@ class Worker:
         return ResultItem(frame.id, frame.attempt, "ok", started, time.time(), result=result)
 
 
-async def serve(
-    app: App, *, max_tasks: int | None = None, exit_when_idle_s: float | None = None,
-    **options: Any,
-) -> None:  # fmt: skip
-    """Run a worker until SIGTERM or SIGINT, then drain. With `max_tasks` or
-    `exit_when_idle_s` it also drains once it has run that many tasks, or has run
-    nothing for that long (a Kubernetes Job's worker: it runs to completion)."""
+async def serve(app: App, *, exit_when_idle_s: float | None = None, **options: Any) -> None:
+    """Run a worker until SIGTERM or SIGINT, then drain. With `exit_when_idle_s` it also
+    drains once it has run nothing for that long (a Kubernetes Job's worker: it runs to
+    completion)."""
     worker = Worker(app, **options)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.drain()))
-    done = None
-    if max_tasks is not None or exit_when_idle_s is not None:
-        done = asyncio.create_task(_run_to_completion(worker, max_tasks, exit_when_idle_s))
+    idle = None
+    if exit_when_idle_s is not None:
+        idle = asyncio.create_task(_exit_when_idle(worker, exit_when_idle_s))
     await worker.run()
-    if done is not None:
-        done.cancel()
+    if idle is not None:
+        idle.cancel()
     if worker._abandoned:
         # Threads of timed-out handlers cannot be stopped, and the interpreter would wait
         # for them at exit; their tasks were already reported or handed back.
@@ -534,20 +531,15 @@ async def serve(
         os._exit(0)
 
 
-async def _run_to_completion(worker: Worker, max_tasks: int | None, idle_s: float | None) -> None:
+async def _exit_when_idle(worker: Worker, idle_s: float) -> None:
     seen, idle_since = worker.completed, time.monotonic()
     while True:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(min(0.1, idle_s / 2))
         now = time.monotonic()
         if worker._running or worker.completed != seen:
             seen, idle_since = worker.completed, now
-        full = max_tasks is not None and worker.completed + len(worker._running) >= max_tasks
-        if full and worker.slots:
-            worker.slots = 0  # no more than max_tasks: take nothing new while they end
-            worker._send_credit()
-        if (max_tasks is not None and worker.completed >= max_tasks) or (
-            idle_s is not None and not worker._running and now - idle_since >= idle_s
-        ):
-            log.info("worker %s ran %d tasks; exiting", worker.worker_id, worker.completed)
+        elif now - idle_since >= idle_s:
+            log.info("worker %s idle for %g s after %d tasks; exiting", worker.worker_id,
+                     idle_s, worker.completed)  # fmt: skip
             await worker.drain()
             return

@@ -100,3 +100,25 @@ def test_a_grace_shortens_the_drain_and_hands_the_task_back_without_using_an_att
     assert task.state == "succeeded"
     assert len(runs.read_text().split()) == 2  # started again from the beginning
     assert "lease_lost" not in [e.stage for e in task.timeline]
+
+
+def test_a_jobs_worker_runs_what_is_ready_then_exits_once_idle(
+    cluster: Cluster,  # noqa: F811
+) -> None:
+    cluster.server()
+    with sluice.Client(cluster.url, cluster.api_key) as client:
+        client.functions.set("multiply", {})
+        outcomes = client.submit_many([{"function": "multiply", "args": [i, 3]} for i in range(5)])
+        job = cluster.start("worker", "tests.acceptance.workload:app", "--exit-when-idle", "1")
+        assert job.wait(timeout=30) == 0  # it ran the 5, then had nothing for 1 s
+        tasks = [client.get(o.id) for o in outcomes]
+    assert [(t.state, t.result) for t in tasks] == [("succeeded", i * 3) for i in range(5)]
+    assert {str(job.pid) in t.attempts[0].worker for t in tasks} == {True}
+
+
+def test_a_bad_autoscale_range_is_refused_with_its_reason(cluster: Cluster) -> None:  # noqa: F811
+    for bad in ("3:1", "0:0", "x", "1-4"):
+        proc = cluster.start("worker", "tests.acceptance.workload:app", "--autoscale", bad)
+        assert proc.wait(timeout=30) == 2
+    printed = "".join(p.read_text() for p in sorted(cluster.tmp.glob("proc-*.log")))
+    assert printed.count("--autoscale takes MIN:MAX with 0 <= MIN <= MAX and MAX >= 1") == 4
