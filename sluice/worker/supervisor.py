@@ -53,8 +53,12 @@ class Children:
         self.draining.append(child)
 
     def signal_all(self, signum: int) -> None:
+        """The first stop signal drains the running children (the draining ones already
+        are: a second signal would make them hand their tasks back); another is passed
+        to every child, to hurry them."""
+        targets = [*self.active, *self.draining] if self.stopping else self.active
         self.stopping = True
-        for child in [*self.active, *self.draining]:
+        for child in targets:
             if child.poll() is None:
                 child.send_signal(signum)
 
