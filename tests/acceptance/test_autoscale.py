@@ -24,6 +24,7 @@ def scalings(log: Path) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in SCALED.findall(log.read_text(errors="replace"))]
 
 
+@pytest.mark.alone  # a one-second bound: beside other process tests it starves
 def test_a_burst_scales_workers_up_within_a_second_and_back_to_zero_after(
     cluster: Cluster,  # noqa: F811
 ) -> None:
@@ -37,10 +38,10 @@ def test_a_burst_scales_workers_up_within_a_second_and_back_to_zero_after(
         client.functions.set("sleepy", {})  # known before any worker connects
         assert cluster.health()["workers"] == 0  # MIN is 0: nothing to do, no process
         names = [f"burst-{i}" for i in range(24)]
-        submitted_at = time.monotonic()
         outcomes = client.submit_many(
             [{"function": "sleepy", "args": [name, 0.5]} for name in names]
         )
+        submitted_at = time.monotonic()  # committed: from here the server counts them
         wait_for_sync(lambda: scalings(log), timeout=10)
         decided_in = time.monotonic() - submitted_at
         tasks = [client.wait(o.id, 60) for o in outcomes]
