@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import sluice
+from sluice.worker.supervisor import Children
 from tests.acceptance.test_processes import Cluster, cluster  # noqa: F401 (a fixture)
 from tests.harness import wait_for_sync
 
@@ -123,3 +124,34 @@ def test_a_bad_autoscale_range_is_refused_with_its_reason(cluster: Cluster) -> N
         assert proc.wait(timeout=30) == 2
     printed = "".join(p.read_text() for p in sorted(cluster.tmp.glob("proc-*.log")))
     assert printed.count("--autoscale takes MIN:MAX with 0 <= MIN <= MAX and MAX >= 1") == 4
+
+
+def test_stopping_the_supervisor_does_not_hurry_a_process_it_already_drains(
+    cluster: Cluster,  # noqa: F811
+) -> None:
+    """A retired process is draining; the supervisor's own stop must not signal it again
+    (a second SIGTERM hands running tasks back), only the others."""
+    cluster.server()
+    children = Children(["worker", "tests.acceptance.workload:app", "--concurrency", "1"],
+                        cluster.env)  # fmt: skip
+    runs = cluster.markers / "drained.runs"
+    try:
+        with sluice.Client(cluster.url, cluster.api_key) as client:
+            children.start()
+            wait_for_sync(lambda: cluster.health()["workers"] == 1, timeout=20)
+            submitted = client.submit({"function": "sleepy", "args": ["drained", 3]})
+            wait_for_sync(runs.exists, timeout=20)
+            children.retire()  # the only process: it drains under its task
+            (draining,) = children.draining
+            children.start()
+            wait_for_sync(lambda: cluster.health()["workers"] == 2, timeout=20)
+            children.signal_all(signal.SIGTERM)  # the supervisor is told to stop
+            wait_for_sync(lambda: not children.reap(), timeout=30)
+            task = client.wait(submitted.id, 10)
+    finally:
+        children.signal_all(signal.SIGKILL)
+        children.signal_all(signal.SIGKILL)
+    assert draining.returncode == 0
+    assert (task.state, task.attempt) == ("succeeded", 1)
+    assert str(draining.pid) in task.attempts[0].worker
+    assert runs.read_text().split() == ["1"]  # finished where it started: not handed back
