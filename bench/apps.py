@@ -29,3 +29,11 @@ async def hold(ms: float = 10.0) -> None:
     import asyncio
 
     await asyncio.sleep(ms / 1000)
+
+
+@app.task
+async def nap(seconds: float = 0.5) -> None:
+    """Half a second of wall time without CPU: the autoscaling scenario's task."""
+    import asyncio
+
+    await asyncio.sleep(seconds)

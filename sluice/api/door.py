@@ -96,7 +96,7 @@ class FrontDoor:
         admin_only = route.access is Access.ADMIN
         # Only a key that is no key counts as a failure of its address (a tenant's key on
         # an admin route is none).
-        caller = await self._identify(scope, pool=False)
+        caller = await self._identify(scope, pool=route.access is Access.WORKER)
         if admin_only:
             if caller.kind != "admin":
                 raise NotFound(ADMIN_404, code="not_found")

@@ -44,6 +44,7 @@ PATH_PARAMETERS = {
     "pause_id": HEX,
     "webhook_id": HEX,
     "topic": NAME.pattern,
+    "pool": NAME.pattern,  # default, shared, or a tenant's id
     "field": f"^({'|'.join(SETTINGS)})$",  # a function's settings
 }
 NAME_PARAMETER = {"/v1/functions/": FUNCTION_NAME.pattern}  # else NAME

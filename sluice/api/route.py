@@ -40,6 +40,7 @@ class Access(Enum):
     TENANT = "tenant"
     ADMIN = "admin"
     TENANT_OR_ADMIN = "tenant or admin"
+    WORKER = "tenant, admin or the pool key"  # what a worker's supervisor holds
 
 
 class Caller(msgspec.Struct, frozen=True):

@@ -14,12 +14,14 @@ from litestar import Request, Response
 from litestar.handlers import HTTPRouteHandler
 
 from ..contract import Health
+from ..errors import Unavailable
 from .functions import FUNCTION_ROUTES
 from .logs import LOG_ROUTES
 from .metrics import METRICS_ROUTES
 from .notifications import NOTIFICATION_ROUTES
 from .pauses import PAUSE_ROUTES
 from .route import Access, Call, Route, run
+from .scaling import SCALING_ROUTES
 from .schedules import SCHEDULE_ROUTES
 from .stats import STATS_ROUTES
 from .tasks import TASK_ROUTES
@@ -31,15 +33,26 @@ async def health(call: Call) -> Health:
     return Health("ok" if call.node.accepting else "stopping", len(call.node.registry))
 
 
+async def ready(call: Call) -> Health:
+    """Readiness: 503 from the first stop signal on, so a load balancer (a Kubernetes
+    Service) sends no new request to a node that is stopping."""
+    if not call.node.accepting:
+        raise Unavailable("this node is stopping")
+    return Health("ok", len(call.node.registry))
+
+
 HEALTH_ROUTES = [
     Route("GET", "/v1/health", "health", "Liveness and connected workers", health,
           {200: Health}, access=Access.ANYONE, tags=("ops",)),
+    Route("GET", "/v1/ready", "ready", "Readiness: 503 while the node is stopping", ready,
+          {200: Health}, access=Access.ANYONE, tags=("ops",),
+          errors={503: "The node is stopping"}),
 ]  # fmt: skip
 
 ROUTES: list[Route] = [
     *TASK_ROUTES, *LOG_ROUTES, *FUNCTION_ROUTES, *TENANT_ROUTES, *SCHEDULE_ROUTES,
     *PAUSE_ROUTES, *TOPIC_ROUTES, *HEALTH_ROUTES, *METRICS_ROUTES, *STATS_ROUTES,
-    *NOTIFICATION_ROUTES,
+    *NOTIFICATION_ROUTES, *SCALING_ROUTES,
 ]  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from .. import __version__
 from ..client.http import DEV_FILE
 from ..errors import InvalidRequest
 from ..logs import SafeFormatter, escape, redacted_url
+from ..policy.autoscale import DOWN_AFTER_S, Autoscale
 from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
@@ -203,9 +204,30 @@ def worker(
     app: Annotated[str, typer.Argument(help="MODULE:APP, the sluice.App to serve.")],
     concurrency: Concurrency = 10,
     processes: Processes = 1,
+    autoscale: Annotated[
+        str | None,
+        typer.Option(help="MIN:MAX worker processes, following the server's load "
+                     "(GET /v1/scaling/default); MIN may be 0."),
+    ] = None,
+    scale_down_after: Annotated[
+        float,
+        typer.Option(help="With --autoscale: seconds fewer processes must be wanted before "
+                     "one is stopped (or SLUICE_SCALE_DOWN_AFTER_S).",
+                     envvar="SLUICE_SCALE_DOWN_AFTER_S", min=0),
+    ] = DOWN_AFTER_S,
     url: Annotated[str | None, typer.Option(help="Server URL (or SLUICE_URL).")] = None,
     api_key: Annotated[str | None, typer.Option(help="Tenant key (or SLUICE_API_KEY).")] = None,
-    grace: Annotated[float, typer.Option(help="Seconds running tasks get on SIGTERM.")] = 30.0,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="Longest wait for running tasks on SIGTERM, in seconds; the rest "
+                     "are handed back. Default: until each ends (bounded by its timeout).",
+                     min=0),
+    ] = None,
+    exit_when_idle: Annotated[
+        float | None,
+        typer.Option(help="Exit (0) after this many seconds with no task (a Kubernetes Job).",
+                     min=0),
+    ] = None,
     ca_file: CaFile = None,
     capture_logs: CaptureLogs = True,
     isolation: Annotated[
@@ -234,12 +256,13 @@ def worker(
     from ..cli.loading import load_app
     from ..client.http import discover
 
-    key = discover(url, api_key)[1]
+    base, key = discover(url, api_key)
     _logging([key] if key else [])
-    if processes > 1:
-        from ..worker.supervisor import supervise
-
-        args = ["worker", app, "--concurrency", str(concurrency), "--grace", str(grace)]
+    bounds = _autoscale_bounds(autoscale) if autoscale is not None else None
+    if processes > 1 or bounds is not None:
+        args = ["worker", app, "--concurrency", str(concurrency)]
+        if grace is not None:
+            args += ["--grace", str(grace)]
         if url:
             args += ["--url", url]
         if ca_file:
@@ -255,7 +278,12 @@ def worker(
         args += ["--child-max-rss-mb", str(child_max_rss_mb)]
         # The key goes in the environment: a command line is readable by every local user.
         env = {**os.environ, "SLUICE_API_KEY": api_key} if api_key else None
-        raise typer.Exit(supervise(args, processes, env=env))
+        if bounds is None:
+            from ..worker.supervisor import supervise
+
+            raise typer.Exit(supervise(args, processes, env=env))
+        policy = Autoscale(bounds[0], bounds[1], concurrency, scale_down_after)
+        raise typer.Exit(_autoscale(app, args, policy, base, key, ca_file, env))
     from ..worker.runtime import FatalWorkerError, serve
 
     loaded = load_app(app)
@@ -266,6 +294,7 @@ def worker(
             ca_file=ca_file, capture_logs=capture_logs, isolation=isolation,
             app_ref=app if ":" in app else None, memory_mb=memory_mb, cpu=cpu,
             child_max_tasks=child_max_tasks, child_max_rss_mb=child_max_rss_mb,
+            exit_when_idle_s=exit_when_idle,
         ))  # fmt: skip
     except ValueError as exc:  # a bad --isolation
         typer.echo(f"sluice worker: {escape(str(exc))}", err=True)
@@ -273,6 +302,40 @@ def worker(
     except FatalWorkerError as exc:
         typer.echo(f"sluice worker: {escape(str(exc))}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _autoscale_bounds(text: str) -> tuple[int, int]:
+    low, colon, high = text.partition(":")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = (-1, -1)
+    if not colon or not 0 <= bounds[0] <= bounds[1] or bounds[1] < 1:
+        typer.echo(f"sluice worker: --autoscale takes MIN:MAX with 0 <= MIN <= MAX and "
+                   f"MAX >= 1 (got {escape(text)!r})", err=True)  # fmt: skip
+        raise typer.Exit(2)
+    return bounds
+
+
+def _autoscale(
+    app: str, args: list[str], policy: Autoscale, base: str, key: str | None,
+    ca_file: str | None, env: dict[str, str] | None,
+) -> int:  # fmt: skip
+    from ..cli.loading import load_app
+    from ..client.http import tls_context
+    from ..errors import SluiceError
+    from ..worker.supervisor import Signal, autoscale
+
+    if key is None:
+        typer.echo("sluice worker: no API key: pass --api-key or set SLUICE_API_KEY", err=True)
+        return 2
+    functions = sorted(load_app(app).tasks)  # the signal counts the App's functions
+    try:
+        verify = tls_context(ca_file)
+    except SluiceError as exc:
+        typer.echo(f"sluice worker: {escape(str(exc))}", err=True)
+        return 2
+    return autoscale(args, policy, Signal(base, key, functions, verify), env=env)
 
 
 @cli.command()

@@ -67,6 +67,7 @@ from .notifications import (
 )
 from .operations import AuditEntry, AuditPage, AuditQuery, Health
 from .pauses import Pause, PauseBody, PauseList, PauseSelector, ReleasedCount
+from .scaling import DUE_SOON_S, LOAD_CAP, Held, Scaling, ScalingQuery
 from .schedules import MAX_CATCHUP_S, Cron, Schedule, ScheduleList, ScheduleSpec, TimeZone
 from .selectors import (
     MAX_VALUES,
@@ -128,8 +129,10 @@ from .waiting import AHEAD_CAP, Waiting
 
 __all__ = [
     "AHEAD_CAP",
+    "DUE_SOON_S",
     "KEY_MAX_LENGTH",
     "LEVELS",
+    "LOAD_CAP",
     "MAX_CATCHUP_S",
     "MAX_EPOCH",
     "MAX_FILTER_FIELDS",
@@ -178,6 +181,7 @@ __all__ = [
     "FunctionStats",
     "Functions",
     "Health",
+    "Held",
     "HttpTarget",
     "JsonArray",
     "JsonObject",
@@ -204,6 +208,8 @@ __all__ = [
     "ReleasedCount",
     "RetryCount",
     "RetryPolicy",
+    "Scaling",
+    "ScalingQuery",
     "Schedule",
     "ScheduleList",
     "ScheduleSpec",

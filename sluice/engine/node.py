@@ -48,6 +48,7 @@ from .receivers import Receivers
 from .registry import Registry, Settling
 from .retention import Retention
 from .runtime import Runtime
+from .scaling import ScalingSignal
 from .schedules import Schedules
 from .snapshot import SNAPSHOT_S, Snapshot
 from .stats import TenantStats
@@ -134,6 +135,7 @@ class Node:
         )  # fmt: skip
         self.snapshot = Snapshot(rt, blockers)
         self.limit_history = LimitHistory(rt.clock.now, self._aimd_limits)
+        self.scaling = ScalingSignal(rt, functions, quotas, adaptive)
         self.stats = TenantStats(rt)
         self.timers = self._timers(reaper, schedules, retention, audit)
         self._loops: list[asyncio.Task[None]] = []

@@ -579,6 +579,15 @@ class RollupStore(Protocol):
         """The snapshot's rows of a tenant (None: every tenant's) and when it was taken."""
         ...
 
+    async def count_load(
+        self, tenant_id: str, functions: list[str], due_by: float, cap: int
+    ) -> list[BacklogRow]:
+        """The scaling signal's counts of some functions, by tenant and function: states
+        `ready` (with the oldest ready time) and `paused`, each counted up to `cap`;
+        `running`; `due` (scheduled by `due_by`, up to `cap`). A tenant's tasks, or for
+        SHARED every tenant's (the running ones leased to shared pools)."""
+        ...
+
 
 # -- the outbox of result notifications ----------------------------------------------
 

@@ -79,7 +79,8 @@ _payload = msgspec.json.Decoder(Payload)
 
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
-DEFAULT_GRACE_S = 30.0
+DEFAULT_GRACE_S: float | None = None  # a drain waits for running tasks to end (each is
+# bounded by its own timeout); a grace only shortens that
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TRACEBACK = 16 * 1024
 REFUSED = (4401, 4400)  # close codes after which reconnecting cannot help
@@ -127,7 +128,7 @@ class Worker:
         api_key: str | None = None,
         concurrency: int = 10,
         worker_id: str | None = None,
-        grace_s: float = DEFAULT_GRACE_S,
+        grace_s: float | None = DEFAULT_GRACE_S,
         ca_file: str | os.PathLike[str] | None = None,
         capture_logs: bool = True,
         tracer_provider: TracerProvider | None = None,
@@ -187,6 +188,7 @@ class Worker:
         self._flush = asyncio.Event()
         self._stop = asyncio.Event()
         self._draining = False
+        self._hurry = asyncio.Event()  # a second stop signal: hand the rest back now
         self._abandoned = 0  # threads still running handlers that timed out or were cancelled
         self._credit_dirty = False
         self._ws: ClientConnection | None = None
@@ -257,19 +259,31 @@ class Worker:
         self._stop.set()
 
     async def drain(self) -> None:
-        """Stop taking tasks, let running ones finish within the grace period, report, stop."""
+        """Stop taking tasks, let running ones finish, report, stop. Running tasks get
+        until their own timeouts (a task without one, until it ends), or `grace_s` if
+        that is set and shorter; a second call hands them back at once."""
+        if self._draining:
+            self._hurry.set()
+            return
         self._draining = True
         self.slots = 0
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.send(_encoder.encode(Credit(0)))
-        deadline = time.monotonic() + self.grace_s
-        while self._running and time.monotonic() < deadline:
+        deadline = None if self.grace_s is None else time.monotonic() + self.grace_s
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        while not self._hurry.is_set():
+            running = [t for _, t, _ in self._running.values() if not t.done()]
+            left = None if deadline is None else deadline - time.monotonic()
+            if not running or (left is not None and left <= 0):
+                break
             await asyncio.wait(
-                [t for _, t, _ in self._running.values()], timeout=deadline - time.monotonic()
-            )
-        # Out of grace: hand the rest back at once, so they run again without waiting for
-        # their leases to expire and without using up an attempt.
+                [hurry, *running],
+                timeout=left, return_when=asyncio.FIRST_COMPLETED,
+            )  # fmt: skip
+        hurry.cancel()
+        # Out of grace (or hurried): hand the rest back at once, so they run again without
+        # waiting for their leases to expire and without using up an attempt.
         cut = list(self._running.values())
         for _, task, ctx in cut:
             ctx._stop("released")
@@ -614,15 +628,36 @@ def machine_memory_mb() -> float | None:
     return min(found) if found else None
 
 
-async def serve(app: App, **options: Any) -> None:
-    """Run a worker until SIGTERM or SIGINT, then drain."""
+async def serve(app: App, *, exit_when_idle_s: float | None = None, **options: Any) -> None:
+    """Run a worker until SIGTERM or SIGINT, then drain. With `exit_when_idle_s` it also
+    drains once it has run nothing for that long (a Kubernetes Job's worker: it runs to
+    completion)."""
     worker = Worker(app, **options)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.drain()))
+    idle = None
+    if exit_when_idle_s is not None:
+        idle = asyncio.create_task(_exit_when_idle(worker, exit_when_idle_s))
     await worker.run()
+    if idle is not None:
+        idle.cancel()
     if worker._abandoned:
         # Threads of timed-out handlers cannot be stopped, and the interpreter would wait
         # for them at exit; their tasks were already reported or handed back.
         log.warning("exiting with %d abandoned handler threads", worker._abandoned)
         os._exit(0)
+
+
+async def _exit_when_idle(worker: Worker, idle_s: float) -> None:
+    seen, idle_since = worker.completed, time.monotonic()
+    while True:
+        await asyncio.sleep(min(0.1, idle_s / 2))
+        now = time.monotonic()
+        if worker._running or worker.completed != seen:
+            seen, idle_since = worker.completed, now
+        elif now - idle_since >= idle_s:
+            log.info("worker %s idle for %g s after %d tasks; exiting", worker.worker_id,
+                     idle_s, worker.completed)  # fmt: skip
+            await worker.drain()
+            return

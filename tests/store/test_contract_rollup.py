@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.model import PAUSED
+from sluice.model import PAUSED, SHARED
 from sluice.store import BacklogRow, RollupRow, Store
 from tests.store.test_contract import NOW, claim, new_task, scheduled_task, submit
 
@@ -108,3 +108,41 @@ async def test_count_running_and_rate_states_read_what_limits_use(
     assert await store.count_running(tenant, "send") == 1
     assert await store.count_running(tenant, None) == 2
     assert await store.rate_states(["nope"]) == {}
+
+
+async def test_count_load_counts_a_tenants_functions_ready_paused_running_and_due(
+    store: Store, tenant: str, other: str
+) -> None:
+    await submit(store, tenant, new_task(), new_task(), new_task(), new_task("resize"))
+    await submit(store, tenant, new_task(state=PAUSED), new_task("other_fn"))
+    await submit(store, tenant, scheduled_task(NOW + 10), scheduled_task(NOW + 60))
+    await submit(store, other, new_task(), new_task())
+    await claim(store, tenant, limit=1)
+
+    rows = await store.count_load(tenant, ["send", "resize"], NOW + 30, 100)
+
+    counts = {(r.function, r.state): r.tasks for r in rows}
+    assert counts == {
+        ("send", "ready"): 2, ("resize", "ready"): 1, ("send", "paused"): 1,
+        ("send", "running"): 1, ("send", "due"): 1,
+    }  # fmt: skip
+    assert {r.tenant_id for r in rows} == {tenant}  # never another tenant's
+    assert {r.oldest for r in rows if r.state == "ready"} == {NOW}
+    capped = await store.count_load(tenant, ["send", "resize"], NOW + 30, 2)
+    assert sum(r.tasks for r in capped if r.state == "ready") == 2  # the cap
+
+
+async def test_count_load_of_shared_pools_spans_tenants_and_counts_pool_leases(
+    store: Store, tenant: str, other: str
+) -> None:
+    await submit(store, tenant, new_task(), new_task())
+    await submit(store, other, new_task(), new_task())
+    await claim(store, tenant, worker="pool:w1", limit=1)
+    await claim(store, other, worker="w2", limit=1)  # the tenant's own worker: not the pool's
+
+    rows = await store.count_load(SHARED, ["send"], NOW + 30, 100)
+
+    counts = {(r.tenant_id, r.state): r.tasks for r in rows}
+    assert counts == {
+        (tenant, "ready"): 1, (other, "ready"): 1, (tenant, "running"): 1,
+    }  # fmt: skip

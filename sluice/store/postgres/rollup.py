@@ -4,6 +4,7 @@ nodes read it instead of counting)."""
 
 from __future__ import annotations
 
+from ...model import SHARED
 from ..base import BacklogRow, RollupRow
 from .database import PostgresDatabase, columns_of
 from .queries import Q
@@ -46,3 +47,12 @@ class PostgresRollup(PostgresDatabase):
             rows = await self.pool.fetch(Q["list_backlog"], tenant_id)
         taken = await self.pool.fetchval(Q["backlog_taken"])
         return [BacklogRow(*r[:5]) for r in rows], taken
+
+    async def count_load(
+        self, tenant_id: str, functions: list[str], due_by: float, cap: int
+    ) -> list[BacklogRow]:
+        if tenant_id == SHARED:
+            rows = await self.pool.fetch(Q["count_pool_load"], functions, due_by, cap)
+        else:
+            rows = await self.pool.fetch(Q["count_load"], tenant_id, functions, due_by, cap)
+        return [BacklogRow(*r) for r in rows]

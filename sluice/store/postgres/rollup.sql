@@ -69,3 +69,50 @@ ORDER BY tenant_id, function, state;
 
 -- name: backlog_taken
 SELECT max(taken_at) FROM backlog;
+
+-- name: count_load
+-- The scaling signal of a tenant's functions ($2): ready and paused tasks (each counted
+-- up to $4 through its partial index), running ones, and scheduled ones due by $3.
+SELECT tenant_id, function, 'ready', count(*), min(since) FROM (
+    SELECT tenant_id, function, COALESCE(ready_at, run_at) AS since FROM tasks
+    WHERE state = 'ready' AND tenant_id = $1 AND function = ANY($2::text[]) LIMIT $4
+) AS r GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'paused', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks
+    WHERE state = 'paused' AND tenant_id = $1 AND function = ANY($2::text[]) LIMIT $4
+) AS p GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'running', count(*), NULL FROM tasks
+WHERE state = 'running' AND lease_until IS NOT NULL AND tenant_id = $1
+  AND function = ANY($2::text[])
+GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'due', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks
+    WHERE state = 'scheduled' AND run_at <= $3 AND tenant_id = $1
+      AND function = ANY($2::text[]) LIMIT $4
+) AS d GROUP BY tenant_id, function;
+
+-- name: count_pool_load
+-- The same for a shared pool: every tenant's tasks of its functions, the running ones
+-- those leased to pool workers.
+SELECT tenant_id, function, 'ready', count(*), min(since) FROM (
+    SELECT tenant_id, function, COALESCE(ready_at, run_at) AS since FROM tasks
+    WHERE state = 'ready' AND function = ANY($1::text[]) LIMIT $3
+) AS r GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'paused', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks
+    WHERE state = 'paused' AND function = ANY($1::text[]) LIMIT $3
+) AS p GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'running', count(*), NULL FROM tasks
+WHERE state = 'running' AND lease_until IS NOT NULL AND function = ANY($1::text[])
+  AND lease_owner LIKE 'pool:%'
+GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'due', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks
+    WHERE state = 'scheduled' AND run_at <= $2 AND function = ANY($1::text[]) LIMIT $3
+) AS d GROUP BY tenant_id, function;

@@ -6,6 +6,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import msgspec
+
+from ...model import SHARED
 from ..base import BacklogRow, RollupRow
 from .database import SQLiteDatabase
 from .queries import Q
@@ -51,3 +54,14 @@ class SQLiteRollup(SQLiteDatabase):
         rows: list[Any] = await self._read(query, {"tenant_id": tenant_id})
         taken = await self._read(Q["backlog_taken"])
         return [BacklogRow(*r[:5]) for r in rows], taken[0][0]
+
+    async def count_load(
+        self, tenant_id: str, functions: list[str], due_by: float, cap: int
+    ) -> list[BacklogRow]:
+        params = {"functions": msgspec.json.encode(functions).decode(), "due_by": due_by,
+                  "cap": cap}  # fmt: skip
+        if tenant_id == SHARED:
+            rows = await self._read(Q["count_pool_load"], params)
+        else:
+            rows = await self._read(Q["count_load"], {**params, "tenant_id": tenant_id})
+        return [BacklogRow(*r) for r in rows]

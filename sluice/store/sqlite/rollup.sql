@@ -60,3 +60,55 @@ ORDER BY tenant_id, function, state;
 
 -- name: backlog_taken
 SELECT max(taken_at) FROM backlog;
+
+-- name: count_load
+-- The scaling signal of a tenant's functions: ready and paused tasks (each counted up to
+-- :cap through its partial index), running ones, and scheduled ones due by :due_by.
+SELECT tenant_id, function, 'ready', count(*), min(since) FROM (
+    SELECT tenant_id, function, COALESCE(ready_at, run_at) AS since FROM tasks
+    WHERE state = 'ready' AND tenant_id = :tenant_id
+      AND function IN (SELECT value FROM json_each(:functions)) LIMIT :cap
+) GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'paused', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks
+    WHERE state = 'paused' AND tenant_id = :tenant_id
+      AND function IN (SELECT value FROM json_each(:functions)) LIMIT :cap
+) GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'running', count(*), NULL FROM tasks INDEXED BY tasks_leased
+WHERE state = 'running' AND tenant_id = :tenant_id
+  AND function IN (SELECT value FROM json_each(:functions))
+GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'due', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks INDEXED BY tasks_scheduled
+    WHERE state = 'scheduled' AND run_at <= :due_by AND tenant_id = :tenant_id
+      AND function IN (SELECT value FROM json_each(:functions)) LIMIT :cap
+) GROUP BY tenant_id, function;
+
+-- name: count_pool_load
+-- The same for a shared pool: every tenant's tasks of its functions, the running ones
+-- those leased to pool workers.
+SELECT tenant_id, function, 'ready', count(*), min(since) FROM (
+    SELECT tenant_id, function, COALESCE(ready_at, run_at) AS since FROM tasks
+    WHERE state = 'ready' AND function IN (SELECT value FROM json_each(:functions))
+    LIMIT :cap
+) GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'paused', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks
+    WHERE state = 'paused' AND function IN (SELECT value FROM json_each(:functions))
+    LIMIT :cap
+) GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'running', count(*), NULL FROM tasks INDEXED BY tasks_leased
+WHERE state = 'running' AND function IN (SELECT value FROM json_each(:functions))
+  AND lease_owner LIKE 'pool:%'
+GROUP BY tenant_id, function
+UNION ALL
+SELECT tenant_id, function, 'due', count(*), NULL FROM (
+    SELECT tenant_id, function FROM tasks INDEXED BY tasks_scheduled
+    WHERE state = 'scheduled' AND run_at <= :due_by
+      AND function IN (SELECT value FROM json_each(:functions)) LIMIT :cap
+) GROUP BY tenant_id, function;
