@@ -30,6 +30,7 @@ from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
 from .logs import register as register_log_commands
+from .output import AsJson, Format, Output, machine_output, print_data
 from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .stats import register as register_stats_commands
@@ -368,6 +369,8 @@ def migrate(
     database: Annotated[
         str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
     ] = None,
+    output: Output = Format.table,
+    as_json: AsJson = False,
 ) -> None:
     """Bring the database's schema up to date (a server also does this when it starts)."""
     settings = _settings(database=database)
@@ -375,7 +378,11 @@ def migrate(
     from ..store import migrate as migrate_store
 
     version = asyncio.run(migrate_store(settings))
-    typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
+    machine = machine_output(output, as_json)
+    if machine:
+        print_data({"database": redacted_url(settings.database), "version": version}, machine)
+    else:
+        typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
 
 
 def main() -> None:

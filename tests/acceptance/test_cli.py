@@ -310,3 +310,15 @@ def test_an_operators_setting_is_named_by_get_and_reset_returns_the_codes_value(
     reset = as_json(cluster, "functions", "reset", "multiply", "timeout_s")
     assert reset["timeout_s"] == code["timeout_s"] and reset["sources"]["timeout_s"] == "code"
     run(cluster, "functions", "reset", "multiply", "colour", code=1)
+
+
+def test_migrate_tells_the_schema_version_as_text_json_or_yaml(tmp_path: Path) -> None:
+    env = {"SLUICE_DATABASE": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    text = CliRunner().invoke(cli, ["migrate"], env=env)
+    assert text.exit_code == 0, text.output
+    version = int(text.stdout.rsplit("schema version", 1)[1])
+    assert version >= 1
+    for output, parse in (("json", json.loads), ("yaml", yaml.safe_load)):
+        done = CliRunner().invoke(cli, ["migrate", "--output", output], env=env)
+        assert done.exit_code == 0, done.output
+        assert parse(done.stdout) == {"database": env["SLUICE_DATABASE"], "version": version}
