@@ -30,7 +30,7 @@ from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
 from .logs import register as register_log_commands
-from .output import AsJson, Format, Output, machine_output, print_data
+from .output import AsJson, Format, Output, database_failure, machine_output, print_data
 from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .stats import register as register_stats_commands
@@ -375,9 +375,13 @@ def migrate(
     """Bring the database's schema up to date (a server also does this when it starts)."""
     settings = _settings(database=database)
 
+    from ..store import database_errors
     from ..store import migrate as migrate_store
 
-    version = asyncio.run(migrate_store(settings))
+    try:
+        version = asyncio.run(migrate_store(settings))
+    except database_errors(settings) as exc:
+        raise database_failure(exc, settings.database) from exc
     machine = machine_output(output, as_json)
     if machine:
         print_data({"database": redacted_url(settings.database), "version": version}, machine)

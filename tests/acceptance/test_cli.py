@@ -8,6 +8,7 @@ Exit codes are checked as scripts would rely on them (docs/cli.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ import yaml
 from typer.testing import CliRunner
 
 from sluice.cli.main import cli
+from tests import pg
 from tests.acceptance.test_processes import SLUICE, Cluster
-from tests.harness import wait_for_sync
+from tests.harness import free_port, wait_for_sync
 
 pytestmark = pytest.mark.acceptance
 ADMIN = "admin-secret-for-tests"
@@ -322,3 +324,23 @@ def test_migrate_tells_the_schema_version_as_text_json_or_yaml(tmp_path: Path) -
         done = CliRunner().invoke(cli, ["migrate", "--output", output], env=env)
         assert done.exit_code == 0, done.output
         assert parse(done.stdout) == {"database": env["SLUICE_DATABASE"], "version": version}
+
+
+def test_a_database_not_reached_is_named_in_one_line_without_its_password() -> None:
+    url = f"postgresql://sluice:hunter2@127.0.0.1:{free_port()}/sluice"  # nothing listens
+    for args in (["migrate"], ["tenants", "create", "acme"]):
+        done = CliRunner().invoke(cli, [*args, "--database", url])
+        assert done.exit_code == 4, (args, done.output, done.exception)
+        assert done.stderr.startswith("error: cannot reach the database postgresql://sluice:***@")
+        assert "check SLUICE_DATABASE or --database" in done.stderr
+        assert "hunter2" not in done.output and "Traceback" not in done.output
+
+
+def test_a_database_that_refuses_is_named_in_one_line() -> None:
+    asyncio.run(pg.require_postgres())
+    url = pg.dsn("sluice_no_such_database")
+    for args in (["migrate"], ["tenants", "create", "acme"]):
+        done = CliRunner().invoke(cli, [*args, "--database", url])
+        assert done.exit_code == 1, (args, done.output, done.exception)
+        assert done.stderr.startswith(f"error: the database refused {url}: database ")
+        assert "Traceback" not in done.output
