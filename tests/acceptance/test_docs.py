@@ -10,20 +10,22 @@ fence, which the rendered page does not show:
 Each example runs alone (its own shell or interpreter), in the order of the page, and
 must exit 0 within its timeout; in a shell, `curl` fails on an HTTP error answer.
 
-An example that needs PostgreSQL is marked `<!-- example: postgres -->`, or
-`<!-- example: cluster -->` when it needs two server nodes on one database. It runs on a
-fresh, empty PostgreSQL database of its own (what `createdb` makes), not against the dev
-server, with stand-ins for what only the reader knows: the test's database for the
-block's `postgresql://…` URL, the nodes' URLs for its node URLs (`http://a:8420`, one
-node per host named) and a free port for `--port 8420`. A block that starts
-`sluice server` is a node: it runs once per node, and passes when every node answers
-`/v1/health` and SIGTERM then stops it with exit 0. Any other block runs against nodes
-the test starts (`sluice migrate`, `sluice tenant create shop`, `sluice server`), with
-SLUICE_DATABASE, SLUICE_URL (every node), SLUICE_API_KEY and SLUICE_ADMIN_KEY set as
-the docs set them, and the example app's worker; a block that starts its own
-`sluice worker` instead passes when that worker is connected, has run a task submitted
-to the last node, and stops with exit 0 on SIGTERM. Without PostgreSQL these skip with
-the reason; under CI=true they fail (tests/pg.py).
+An example about running servers is marked with what it needs, and runs in a
+directory of its own instead of against the dev server: `<!-- example: server -->`, one
+`sluice server` on its default SQLite database; `<!-- example: postgres -->`, one on a
+fresh, empty PostgreSQL database of its own (what `createdb` makes);
+`<!-- example: cluster -->`, two nodes on one such database. What only the reader knows
+has stand-ins: the test's database for the block's `postgresql://…` URL, the nodes'
+URLs for its node URLs (`http://a:8420`, one node per host named), a free port for
+`--port 8420` and the tenant's key for `sk_...`. A block that starts `sluice server` is a
+node: it runs once per node, and passes when every node answers `/v1/health` and SIGTERM
+then stops it with exit 0. Any other block runs against nodes the test starts (`sluice
+migrate`, `sluice tenant create shop`, `sluice server`), with SLUICE_DATABASE, SLUICE_URL
+(every node), SLUICE_API_KEY and SLUICE_ADMIN_KEY set as the docs set them, and the
+example app's worker; a block that starts its own `sluice worker` instead passes when
+that worker is connected, has run a task submitted to the last node, and stops with
+exit 0 on SIGTERM. Without PostgreSQL the PostgreSQL ones skip with the reason; under
+CI=true they fail (tests/pg.py).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ MARK = re.compile(r"<!-- example: (.*?) -->\s*$")
 TIMEOUT_S = 60
 # An HTTP error answer must fail the example too (curl alone exits 0 on a 404).
 CURL = 'curl() { command curl --fail-with-body -sS "$@"; }\n'
-NODES = {"postgres": 1, "cluster": 2}  # the marks that run on PostgreSQL: their nodes
+NODES = {"server": 1, "postgres": 1, "cluster": 2}  # the marks that run servers: how many
+POSTGRES = {"postgres", "cluster"}
 DATABASE_URL = re.compile(r"postgresql://\S+")
 NODE_URL = re.compile(r"https?://[\w.-]+:8420\b")
 NODE_PORT = re.compile(r"--port 8420\b")
@@ -163,10 +166,10 @@ def test_every_example_that_does_not_run_says_why() -> None:
 
 
 def test_every_example_that_needs_postgresql_is_marked() -> None:
-    assert len([e for e in EXAMPLES if e.mark in NODES]) >= 3
+    assert len([e for e in EXAMPLES if e.mark in POSTGRES]) >= 3
     for example in EXAMPLES:
         if DATABASE_URL.search(example.code):
-            assert example.mark in NODES, example[:2]
+            assert example.mark in POSTGRES, example[:2]
 
 
 @pytest.mark.parametrize(
@@ -227,10 +230,15 @@ class Processes:
             proc.wait()
 
 
-def _stand_ins(code: str, database: str, urls: list[str], node: int) -> str:
-    """The block with the test's database, node URLs and node port in place of the
-    reader's (DATABASE_URL, NODE_URL, NODE_PORT)."""
-    code = DATABASE_URL.sub(lambda _: database, code)
+def _stand_ins(
+    code: str, database: str | None, urls: list[str], node: int, api_key: str | None = None
+) -> str:
+    """The block with the test's database, node URLs, node port and key in place of the
+    reader's (DATABASE_URL, NODE_URL, NODE_PORT, `sk_...`)."""
+    if database is not None:
+        code = DATABASE_URL.sub(lambda _: database, code)
+    if api_key is not None:
+        code = code.replace("sk_...", api_key)
     hosts = list(dict.fromkeys(NODE_URL.findall(code)))
     assert len(hosts) <= len(urls), f"{hosts} name more nodes than the mark gives"
     code = NODE_URL.sub(lambda m: urls[hosts.index(m[0])], code)
@@ -264,12 +272,15 @@ def _parent(proc_dir: Path) -> int:
     [e for e in EXAMPLES if e.mark in NODES],
     ids=[f"{e.page}:{e.line}" for e in EXAMPLES if e.mark in NODES],
 )
-def test_the_postgres_example_runs_as_written(tmp_path: Path, example: Example) -> None:
+def test_the_server_example_runs_as_written(tmp_path: Path, example: Example) -> None:
     assert example.mark is not None
     urls = [f"http://127.0.0.1:{free_port()}" for _ in range(NODES[example.mark])]
     processes = Processes(tmp_path, _examples(tmp_path))
     env = _user_env(tmp_path)
-    with pg.fresh_database_sync(empty=True) as database:
+    with contextlib.ExitStack() as stack:
+        database = None  # `server`: the default SQLite database, in the block's directory
+        if example.mark in POSTGRES:
+            database = stack.enter_context(pg.fresh_database_sync(empty=True))
         try:
             if re.search(r"\bsluice server\b", example.code):
                 _run_as_nodes(processes, env, example, database, urls)
@@ -280,7 +291,7 @@ def test_the_postgres_example_runs_as_written(tmp_path: Path, example: Example) 
 
 
 def _run_as_nodes(processes: Processes, env: dict[str, str], example: Example,
-                  database: str, urls: list[str]) -> None:  # fmt: skip
+                  database: str | None, urls: list[str]) -> None:  # fmt: skip
     blocks = [processes.start(_command(example.language, _stand_ins(
         example.code, database, urls, node)), env) for node in range(len(urls))]  # fmt: skip
     wait_for_sync(lambda: all(_health(url).get("status") == "ok" for url in urls)
@@ -290,8 +301,8 @@ def _run_as_nodes(processes: Processes, env: dict[str, str], example: Example,
 
 
 def _run_against_nodes(processes: Processes, env: dict[str, str], example: Example,
-                       database: str, urls: list[str]) -> None:  # fmt: skip
-    env = {**env, "SLUICE_DATABASE": database}
+                       database: str | None, urls: list[str]) -> None:  # fmt: skip
+    env = {**env, **({"SLUICE_DATABASE": database} if database else {})}
     subprocess.run([*SLUICE, "migrate"], cwd=processes.cwd, env=env, check=True,
                    capture_output=True)  # fmt: skip
     # No admin key anywhere yet: the first tenant is written to the database directly.
@@ -304,7 +315,7 @@ def _run_against_nodes(processes: Processes, env: dict[str, str], example: Examp
         processes.start([*SLUICE, "server", "--port", url.rsplit(":", 1)[1]], env)
     wait_for_sync(lambda: all(_health(url).get("status") == "ok" for url in urls), timeout=60)
     env.update(SLUICE_URL=",".join(urls), SLUICE_API_KEY=api_key)
-    code = _stand_ins(example.code, database, urls, 0)
+    code = _stand_ins(example.code, database, urls, 0, api_key)
     if not re.search(r"\bsluice worker\b", code):
         processes.start([*SLUICE, "worker", "shop:app"], env)
         wait_for_sync(lambda: sum(map(_workers, urls)) == 1, timeout=30)
