@@ -8,11 +8,12 @@ a CI run that silently skipped the PostgreSQL backend would prove nothing about 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -74,12 +75,14 @@ async def _ensure_template() -> None:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new database cloned from the migrated template; dropped afterwards."""
+async def fresh_database(empty: bool = False) -> AsyncIterator[str]:
+    """A new database cloned from the migrated template (or `empty`, as `createdb`
+    makes one); dropped afterwards."""
     name = f"sluice_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(dsn("postgres"))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        template = "" if empty else f' TEMPLATE "{TEMPLATE}"'
+        await admin.execute(f'CREATE DATABASE "{name}"{template}')
     finally:
         await admin.close()
     try:
@@ -90,3 +93,19 @@ async def fresh_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@contextlib.contextmanager
+def fresh_database_sync(empty: bool = False) -> Iterator[str]:
+    """`require_postgres` and `fresh_database`, for a test that drives processes."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(require_postgres())
+        fresh = fresh_database(empty)
+        database = loop.run_until_complete(fresh.__aenter__())
+        try:
+            yield database
+        finally:
+            loop.run_until_complete(fresh.__aexit__(None, None, None))
+    finally:
+        loop.close()

@@ -26,6 +26,7 @@ from .output import (
     Profile,
     Url,
     connect,
+    database_failure,
     fail,
     machine_output,
     new_table,
@@ -107,6 +108,7 @@ def _create_in_database(name: str, database: str | None) -> NewTenant:
     from ..config import Settings
     from ..engine.node import Node
     from ..errors import InvalidRequest
+    from ..store import database_errors
 
     try:
         settings = Settings.from_env(os.environ, database=database)
@@ -123,7 +125,10 @@ def _create_in_database(name: str, database: str | None) -> NewTenant:
             await node.store.close()
         return NewTenant(id=tenant.id, name=tenant.name, api_key=key)
 
-    return asyncio.run(create())
+    try:
+        return asyncio.run(create())
+    except database_errors(settings) as exc:
+        raise database_failure(exc, settings.database) from exc
 
 
 @keys_cli.command("ls")

@@ -31,6 +31,7 @@ from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
 from .logs import register as register_log_commands
+from .output import AsJson, Format, Output, database_failure, machine_output, print_data
 from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .stats import register as register_stats_commands
@@ -468,14 +469,24 @@ def migrate(
     database: Annotated[
         str | None, typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
     ] = None,
+    output: Output = Format.table,
+    as_json: AsJson = False,
 ) -> None:
     """Bring the database's schema up to date (a server also does this when it starts)."""
     settings = _settings(database=database)
 
+    from ..store import database_errors
     from ..store import migrate as migrate_store
 
-    version = asyncio.run(migrate_store(settings))
-    typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
+    try:
+        version = asyncio.run(migrate_store(settings))
+    except database_errors(settings) as exc:
+        raise database_failure(exc, settings.database) from exc
+    machine = machine_output(output, as_json)
+    if machine:
+        print_data({"database": redacted_url(settings.database), "version": version}, machine)
+    else:
+        typer.echo(f"{redacted_url(settings.database)}: schema version {version}")
 
 
 def main() -> None:

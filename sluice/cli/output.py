@@ -3,10 +3,11 @@
 Exit codes, which scripts can rely on (docs/cli.md):
 
     0  ok
-    1  the server answered an error (4xx other than 404, or 5xx)
+    1  the server answered an error (4xx other than 404, or 5xx); or the database
+       refused (`migrate`, `tenants create` writing it directly)
     2  usage error: a bad option or argument, an unreadable profile
     3  not found (404): no such task, function, schedule, pause, tenant or key
-    4  cannot reach the server (connection refused, DNS, timeout)
+    4  cannot reach the server (connection refused, DNS, timeout), or the database
     5  not confirmed: the user said no, or no terminal to ask and no --yes
     6  `submit --wait`: the task ended without success (dead, cancelled, expired)
     7  `submit --wait`: the wait ended before the task did
@@ -27,11 +28,13 @@ import httpx
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..client import Client
 from ..errors import RemoteError
+from ..logs import redacted_url
 from . import yaml_emitter
 from .profiles import ProfileError, resolve
 
@@ -85,6 +88,15 @@ def machine_output(output: Format, as_json: bool) -> Format | None:
 def fail(message: str, code: int) -> typer.Exit:
     errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def database_failure(exc: Exception, database: str) -> typer.Exit:
+    """A database a command could not use (store.database_errors), said in one line with
+    what to check, its URL without the password: not reached (4) or refused (1)."""
+    reached = not isinstance(exc, OSError)
+    what = "the database refused" if reached else "cannot reach the database"
+    message = f"{what} {redacted_url(database)}: {exc} (check SLUICE_DATABASE or --database)"
+    return fail(markup_escape(message), API_ERROR if reached else UNREACHABLE)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from ..store import LeaseRenewal
+from ..model import DEAD
+from ..store import LeaseRenewal, Reaped
 from .outcomes import Outcomes
 from .pauses import Pauses
 from .queues import Queues
@@ -17,6 +18,7 @@ from .runtime import Runtime
 log = logging.getLogger("sluice.reaper")
 
 REAP_BATCH = 1000
+LOST = "lease lost (its worker stopped renewing it: killed, or cut off)"
 
 
 class Reaper:
@@ -56,9 +58,23 @@ class Reaper:
             reaped = await rt.store.reap_leases(rt.clock.now(), REAP_BATCH, self._hooks)
             await self._pauses.hold_requeued(reaped)  # before any dispatcher hears of them
             for r in reaped:
-                log.warning("lease lost: task %s is %s again", r.task_id, r.state)
+                _log_lost(r)
                 self._queues.notify(r.tenant_id)
             self._outcomes.reaped(reaped)
             total += len(reaped)
             if len(reaped) < REAP_BATCH:
                 return total
+
+
+def _log_lost(r: Reaped) -> None:
+    """One line a lost attempt, as `sluice dev` shows failures (engine/devlog.py)."""
+    if r.state == DEAD:
+        log.error(
+            "task dead: %s %s after attempt %d/%d: %s (sluice tasks get %s)",
+            r.function, r.task_id, r.attempt, r.max_attempts, LOST, r.task_id,
+        )  # fmt: skip
+    else:
+        log.warning(
+            "task failed: %s %s attempt %d/%d: %s; %s again",
+            r.function, r.task_id, r.attempt, r.max_attempts, LOST, r.state,
+        )  # fmt: skip

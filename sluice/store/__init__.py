@@ -41,6 +41,7 @@ __all__ = [
     "RollupRow",
     "Started",
     "Store",
+    "database_errors",
     "migrate",
     "open_bus",
     "open_store",
@@ -55,6 +56,18 @@ def open_store(settings: Settings) -> Store:
     from .sqlite import SQLiteStore
 
     return SQLiteStore(settings.sqlite_path, synchronous=settings.synchronous)
+
+
+def database_errors(settings: Settings) -> tuple[type[Exception], ...]:
+    """What opening or migrating the database raises when it cannot be used (not
+    reached, refused, missing), as opposed to a bug: the CLI says it in one line."""
+    if settings.is_postgres:
+        import asyncpg
+
+        return (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+    import sqlite3
+
+    return (OSError, sqlite3.Error)
 
 
 def open_bus(settings: Settings, node_id: str) -> Bus:

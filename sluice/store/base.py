@@ -205,6 +205,10 @@ class Reaped(msgspec.Struct, frozen=True):
     tenant_id: str
     task_id: str
     state: str  # ready, or dead when that was the last attempt
+    # What the logs say of the lost attempt (engine/reaper.py): "" and 0 where unknown.
+    function: str = ""
+    attempt: int = 0
+    max_attempts: int = 0
 
 
 class AttemptStore(Protocol):

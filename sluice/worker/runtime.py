@@ -318,6 +318,10 @@ class Worker:
             raise FatalWorkerError(f"server refused the worker: {welcome.code}: {welcome.message}")
         if not isinstance(welcome, Welcome):
             raise FatalWorkerError("the server did not answer hello with welcome")
+        if self._stop.is_set():
+            # Drained while connecting (SIGTERM during start-up): the drain found no
+            # connection to close, so this session must not begin, or it would run forever.
+            return
         self._ws = ws
         self._limits = welcome
         self._shared = welcome.shared

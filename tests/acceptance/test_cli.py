@@ -8,6 +8,7 @@ Exit codes are checked as scripts would rely on them (docs/cli.md).
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import subprocess
@@ -22,8 +23,9 @@ from typer.testing import CliRunner
 
 import sluice as sluice_client
 from sluice.cli.main import cli
+from tests import pg
 from tests.acceptance.test_processes import SLUICE, Cluster
-from tests.harness import wait_for_sync
+from tests.harness import free_port, wait_for_sync
 
 pytestmark = pytest.mark.acceptance
 ADMIN = "admin-secret-for-tests"
@@ -388,3 +390,35 @@ def test_webhooks_per_task_their_tries_and_re_enabling_a_receiver(cluster: Clust
 
 def _delivered(cluster: Cluster, task_id: str) -> list[Any]:
     return [d for d in as_json(cluster, "notifications", task_id) if d["state"] == "delivered"]
+
+
+def test_migrate_tells_the_schema_version_as_text_json_or_yaml(tmp_path: Path) -> None:
+    env = {"SLUICE_DATABASE": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    text = CliRunner().invoke(cli, ["migrate"], env=env)
+    assert text.exit_code == 0, text.output
+    version = int(text.stdout.rsplit("schema version", 1)[1])
+    assert version >= 1
+    for output, parse in (("json", json.loads), ("yaml", yaml.safe_load)):
+        done = CliRunner().invoke(cli, ["migrate", "--output", output], env=env)
+        assert done.exit_code == 0, done.output
+        assert parse(done.stdout) == {"database": env["SLUICE_DATABASE"], "version": version}
+
+
+def test_a_database_not_reached_is_named_in_one_line_without_its_password() -> None:
+    url = f"postgresql://sluice:hunter2@127.0.0.1:{free_port()}/sluice"  # nothing listens
+    for args in (["migrate"], ["tenants", "create", "acme"]):
+        done = CliRunner().invoke(cli, [*args, "--database", url])
+        assert done.exit_code == 4, (args, done.output, done.exception)
+        assert done.stderr.startswith("error: cannot reach the database postgresql://sluice:***@")
+        assert "check SLUICE_DATABASE or --database" in done.stderr
+        assert "hunter2" not in done.output and "Traceback" not in done.output
+
+
+def test_a_database_that_refuses_is_named_in_one_line() -> None:
+    asyncio.run(pg.require_postgres())
+    url = pg.dsn("sluice_no_such_database")
+    for args in (["migrate"], ["tenants", "create", "acme"]):
+        done = CliRunner().invoke(cli, [*args, "--database", url])
+        assert done.exit_code == 1, (args, done.output, done.exception)
+        assert done.stderr.startswith(f"error: the database refused {url}: database ")
+        assert "Traceback" not in done.output

@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from sluice.clock import FakeClock
 from sluice.contract import Selector
 from sluice.engine.backpressure import Backpressure
 from sluice.engine.delays import Delays
 from sluice.engine.outcomes import Outcomes
 from sluice.engine.pauses import Pauses
-from sluice.engine.reaper import Reaper
+from sluice.engine.reaper import LOST, Reaper
 from sluice.engine.registry import Registry
 from sluice.engine.runtime import Runtime
 from sluice.model import DEAD, PAUSED, READY, RUNNING
 from sluice.policy.backpressure import Backpressure as Policy
 from tests.engine.conftest import (
+    FN,
     Wire,
     claim,
     heard,
@@ -52,7 +55,7 @@ class Built:
 
 
 async def test_a_lease_that_ran_out_on_the_fake_clock_is_reaped_and_the_task_is_ready(
-    rt: Runtime, clock: FakeClock
+    rt: Runtime, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     built = Built(rt)
     tenant, task = await built.running()
@@ -69,10 +72,12 @@ async def test_a_lease_that_ran_out_on_the_fake_clock_is_reaped_and_the_task_is_
     assert heard(rt, "ready") == [tenant]
     (attempt,) = await rt.store.list_attempts(tenant, task)
     assert attempt.outcome == "lost"
+    # One line, as `sluice dev` shows a failed attempt: function, id, attempt, why.
+    assert caplog.messages == [f"task failed: {FN} {task} attempt 1/25: {LOST}; ready again"]
 
 
 async def test_a_task_reaped_on_its_last_attempt_is_dead_and_its_waiter_woken(
-    rt: Runtime, clock: FakeClock
+    rt: Runtime, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     built = Built(rt)
     tenant, task = await built.running(max_attempts=1)
@@ -83,6 +88,9 @@ async def test_a_task_reaped_on_its_last_attempt_is_dead_and_its_waiter_woken(
     await built.reaper.reap_once()
 
     assert (await waiting).state == DEAD
+    assert caplog.messages == [
+        f"task dead: {FN} {task} after attempt 1/1: {LOST} (sluice tasks get {task})"
+    ]
 
 
 async def test_a_reaped_task_a_pause_matches_is_held(rt: Runtime, clock: FakeClock) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 import sluice
 from sluice.worker.context import TaskContext
+from sluice.worker.runtime import Worker
 from tests.harness import running_server, running_worker, wait_for
 
 app = sluice.App("reliable")
@@ -252,6 +253,19 @@ async def test_a_draining_worker_hands_back_what_it_cannot_finish(server) -> Non
         running = await app.aclient.get(handle.id)
         assert (running.state, running.attempt) == ("running", 1)
         await running_handle_cancel(handle)
+
+
+async def test_a_worker_drained_while_it_connects_stops(server) -> None:
+    # SIGTERM during start-up (`sluice worker --processes N` forwards it to children that
+    # may not be connected yet): the drain finds no connection, and the worker must not
+    # then begin a session that nothing would ever end.
+    worker = Worker(app, url=server.url, api_key=server.api_key, concurrency=2)
+    running = asyncio.create_task(worker.run())
+    await asyncio.sleep(0)  # one turn of the loop: run() is now opening its connection
+    assert not worker.connected.is_set()
+    await worker.drain()
+    await asyncio.wait_for(running, timeout=10)
+    assert not worker.connected.is_set()
 
 
 async def running_handle_cancel(handle: sluice.TaskHandle) -> None:

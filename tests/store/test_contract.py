@@ -651,7 +651,7 @@ async def test_reap_leases_puts_an_expired_lease_back_to_ready(store: Store, ten
     history = await store.list_history(tenant, task.id)
 
     assert early == []
-    assert reaped == [Reaped(tenant_id=tenant, task_id=task.id, state=READY)]
+    assert reaped == [Reaped(tenant, task.id, READY, function=FN, attempt=1, max_attempts=3)]
     assert record is not None
     assert (record.state, record.attempt, record.lease_owner, record.lease_until) == (
         READY,
@@ -674,7 +674,7 @@ async def test_reap_leases_kills_a_task_on_its_last_attempt(store: Store, tenant
     reaped = await store.reap_leases(NOW + LEASE_S + 1, 100)
     record = await store.get_task(tenant, task.id)
 
-    assert reaped == [Reaped(tenant_id=tenant, task_id=task.id, state=DEAD)]
+    assert reaped == [Reaped(tenant, task.id, DEAD, function=FN, attempt=1, max_attempts=1)]
     assert record is not None
     assert (record.state, record.finished_at) == (DEAD, NOW + LEASE_S + 1)
     assert record.error is not None
@@ -706,7 +706,7 @@ async def test_extend_leases_ignores_tasks_leased_to_another_worker(
     )
     reaped = await store.reap_leases(NOW + 60, 100)
 
-    assert reaped == [Reaped(tenant_id=tenant, task_id=task.id, state=READY)]
+    assert [(r.task_id, r.state, r.attempt) for r in reaped] == [(task.id, READY, 1)]
 
 
 async def test_expire_tasks_expires_waiting_tasks_past_their_deadline(

@@ -86,7 +86,7 @@ class PostgresAttempts(PostgresDatabase):
         async with self.pool.acquire() as conn, conn.transaction():
             expired = await conn.fetch(Q["expired_leases"], now, limit)
             lost = []
-            for tenant_id, task_id, attempt, _max, owner, dispatched_at in expired:
+            for tenant_id, task_id, attempt, max_attempts, owner, dispatched_at, fn in expired:
                 state = await conn.fetchval(Q["requeue_lost"], task_id, tenant_id, attempt, now)
                 if state is None:
                     continue
@@ -94,7 +94,7 @@ class PostgresAttempts(PostgresDatabase):
                     (tenant_id, task_id, attempt, owner, dispatched_at, None, now, "lost",
                      "LeaseExpired", "the worker stopped renewing its lease", None, None, now, None)
                 )  # fmt: skip
-                out.append(Reaped(tenant_id, task_id, state))
+                out.append(Reaped(tenant_id, task_id, state, fn, attempt, max_attempts))
             if lost:
                 await conn.execute(Q["insert_attempt"], *columns_of(lost, 14))
                 await record_history(conn, now, [(t[0], t[1], "lease_lost", t[3]) for t in lost])

@@ -142,7 +142,7 @@ WHERE t.id = r.id AND (t.tenant_id = r.tenant_id OR r.tenant_id = '*')
   AND t.lease_owner = r.worker AND t.state = 'running';
 
 -- name: expired_leases
-SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
+SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at, function FROM tasks
 WHERE state = 'running' AND lease_until < $1 ORDER BY lease_until LIMIT $2
 FOR UPDATE SKIP LOCKED;
 

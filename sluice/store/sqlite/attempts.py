@@ -77,7 +77,7 @@ class SQLiteAttempts(SQLiteDatabase):
         def op(conn: sqlite3.Connection) -> list[Reaped]:
             out = []
             expired = conn.execute(Q["expired_leases"], {"now": now, "limit": limit}).fetchall()
-            for tenant_id, task_id, attempt, _max, owner, dispatched_at in expired:
+            for tenant_id, task_id, attempt, max_attempts, owner, dispatched_at, fn in expired:
                 row = conn.execute(
                     Q["requeue_lost"],
                     {"id": task_id, "tenant_id": tenant_id, "attempt": attempt, "now": now},
@@ -96,7 +96,7 @@ class SQLiteAttempts(SQLiteDatabase):
                     },
                 )  # fmt: skip
                 record_history(conn, now, [(tenant_id, task_id, "lease_lost", owner)])
-                out.append(Reaped(tenant_id, task_id, row[0]))
+                out.append(Reaped(tenant_id, task_id, row[0], fn, attempt, max_attempts))
             if hooks is not None:
                 for event in ("failed", "dead"):
                     ids = [r.task_id for r in out if event_of(r.state) == event]

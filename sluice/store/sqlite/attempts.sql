@@ -114,7 +114,7 @@ WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
   AND state = 'running' AND id IN (SELECT value FROM json_each(:ids));
 
 -- name: expired_leases
-SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at FROM tasks
+SELECT tenant_id, id, attempt, max_attempts, lease_owner, dispatched_at, function FROM tasks
 WHERE state = 'running' AND lease_until < :now ORDER BY lease_until LIMIT :limit;
 
 -- name: requeue_lost
