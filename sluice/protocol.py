@@ -41,6 +41,8 @@ class Hello(msgspec.Struct, frozen=True, tag="hello", tag_field="t"):
     limit (every task counts 0)."""
     cpu: float | None = None
     """CPUs the worker offers: the functions' `cpu` weights are fitted the same way."""
+    version: str = ""
+    """The worker's Sluice version (the console's workers page shows it)."""
 
 
 class LogLine(msgspec.Struct, frozen=True, array_like=True):
@@ -102,6 +104,7 @@ class Heartbeat(msgspec.Struct, frozen=True, tag="hb", tag_field="t"):
 
 class Credit(msgspec.Struct, frozen=True, tag="credit", tag_field="t"):
     slots: int
+    draining: bool = False  # the worker is stopping: it takes nothing new
 
 
 class Release(msgspec.Struct, frozen=True, tag="release", tag_field="t"):

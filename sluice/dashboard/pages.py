@@ -423,7 +423,7 @@ async def workers_page(console: Console, request: Req, session: Session) -> Resp
         rows.append({
             "id": conn.worker_id, "tenant": conn.tenant_id, "slots": conn.slots,
             "busy": len(conn.inflight), "free": conn.free, "functions": list(conn.functions),
-            "last_seen": conn.last_seen,
+            "last_seen": conn.last_seen, "draining": conn.draining, "version": conn.version,
         })  # fmt: skip
     name = "_workers_live.html" if _htmx(request) else "workers.html"
     return await _render(console, session, name, page="workers", workers=rows,

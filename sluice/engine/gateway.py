@@ -116,6 +116,7 @@ class Gateway:
             memory_mb=first.memory_mb,
             cpu=first.cpu,
         )
+        conn.version = first.version[:40]
         for held in first.running:
             conn.inflight[held.id] = None
             if held.function is not None:
@@ -157,6 +158,7 @@ class Gateway:
                     await self._logs.progress(conn, frame.items)
                 elif isinstance(frame, Credit):
                     conn.slots = max(0, min(frame.slots, MAX_SLOTS))
+                    conn.draining = conn.draining or frame.draining
                     self._queues.wake()
                 elif isinstance(frame, Release):
                     _check_ids(item.id for item in frame.items)

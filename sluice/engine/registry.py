@@ -51,6 +51,8 @@ class WorkerConn:
         self.reserved = 0
         self.last_seen = now
         self.closed = False
+        self.draining = False  # it said it is stopping (a Credit with `draining`)
+        self.version = ""  # its Sluice version, from its hello
         self._send = send
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None  # started by the first frame

@@ -26,6 +26,7 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from .. import __version__
 from ..client.http import discover, tls_context
 from ..errors import Reject, Retry, SluiceError, Throttled
 from ..logs import redacted_url
@@ -269,7 +270,7 @@ class Worker:
         self.slots = 0
         if self._ws is not None:
             with contextlib.suppress(Exception):
-                await self._ws.send(_encoder.encode(Credit(0)))
+                await self._ws.send(_encoder.encode(Credit(0, draining=True)))
         deadline = None if self.grace_s is None else time.monotonic() + self.grace_s
         hurry = asyncio.ensure_future(self._hurry.wait())
         while not self._hurry.is_set():
@@ -310,8 +311,9 @@ class Worker:
         running += [RunningTask(i.id, i.attempt) for i in self._unacked.values()]
         slots = max(0, self.slots - self._abandoned)
         hello = Hello(
-            self.worker_id, slots, self._functions, running, memory_mb=self.memory_mb, cpu=self.cpu
-        )
+            self.worker_id, slots, self._functions, running, memory_mb=self.memory_mb,
+            cpu=self.cpu, version=__version__,
+        )  # fmt: skip
         await ws.send(_encoder.encode(hello))
         welcome = _decoder.decode(await ws.recv())
         if isinstance(welcome, ErrorFrame):
