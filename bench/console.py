@@ -45,7 +45,7 @@ LIVE = {"hx-request": "true"}  # what htmx sends: the live fragment, not the who
 def execute(r: Rig, sql: str) -> None:
     """Set-up writes straight into the store (not measured)."""
     if r.postgres:
-        with psycopg.connect(r.database) as pg:
+        with psycopg.connect(r.database, autocommit=True) as pg:  # VACUUM needs it
             pg.execute(sql.encode())
         return
     with contextlib.closing(sqlite3.connect(r.database.removeprefix("sqlite:///"))) as conn:
