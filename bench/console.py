@@ -134,12 +134,15 @@ def viewers(r: Rig, count: int) -> Iterator[list[int]]:
     served = [0]
 
     def view() -> None:
-        with signed_in(r, r.api_key) as client:
+        client = signed_in(r, r.api_key)
+        try:
             while not stop.is_set():
                 for path in ("/ui/overview", "/ui/workers"):
-                    client.get(path, headers=LIVE)
+                    assert client.get(path, headers=LIVE).status_code == 200, path
                     served[0] += 1
                 stop.wait(2.0)
+        finally:
+            client.close()
 
     threads = [threading.Thread(target=view, daemon=True) for _ in range(count)]
     for t in threads:
@@ -179,9 +182,11 @@ def main() -> None:
         for _ in range(2):
             for label in ("none", "20 consoles"):
                 with rig(options.port, options.backend, env) as r:
-                    with viewers(r, 20 if label != "none" else 0) as served:
+                    count = 20 if label != "none" else 0
+                    with viewers(r, count) as served:
                         drain = bench_drain(r, 20_000, processes=2, concurrency=256)[0]
                         lat = bench_latency(r, 2_000, 0.005)
+                    assert served[0] >= count, "the consoles asked nothing: see above"
                     results[label].append((drain, pct(lat, 50), pct(lat, 99)))
                     shown = f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms"
                     print(f"  {label}: drain {drain:,.0f}/s, {shown}; console requests {served[0]}")
