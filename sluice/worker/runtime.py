@@ -42,6 +42,7 @@ from ..protocol import (
     Payload,
     Progress,
     ProgressItem,
+    ProgressReport,
     Release,
     ResultItem,
     Results,
@@ -95,6 +96,17 @@ class ResultRefused(SluiceError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind, self.message = kind, message
+
+
+_NULL = msgspec.Raw(b"null")
+
+
+def _report(ctx: TaskContext) -> msgspec.Raw | None:
+    """The attempt's progress reported since the last frame, as the protocol carries it."""
+    taken = ctx._take_progress()
+    if taken is None:
+        return None
+    return msgspec.Raw(_encoder.encode(ProgressReport(*taken)))
 
 
 def _frames(items: list[ResultItem], budget: int) -> list[bytes]:
@@ -183,6 +195,7 @@ class Worker:
         self._running: dict[str, tuple[TaskFrame, asyncio.Task[None], TaskContext]] = {}
         # Attempts whose start the server has not been told of yet: id -> (frame, started).
         self._unannounced: dict[str, tuple[TaskFrame, float]] = {}
+        self._pending_progress: list[ProgressItem] = []  # finished attempts' last reports
         self._pending: list[ResultItem] = []
         self._unacked: dict[tuple[str, int], ResultItem] = {}
         self._flush = asyncio.Event()
@@ -369,6 +382,9 @@ class Worker:
             if self._credit_dirty:
                 self._credit_dirty = False
                 await ws.send(_encoder.encode(Credit(max(0, self.slots - self._abandoned))))
+            if self._pending_progress:  # written while the attempt still holds its lease
+                reports, self._pending_progress = self._pending_progress, []
+                await ws.send(_encoder.encode(Progress(reports)))
             items, self._pending = self._pending, []
             for frame in _frames(items, self._limits.max_frame_bytes // 2):
                 await ws.send(frame)
@@ -398,8 +414,14 @@ class Worker:
             ):
                 started = held[1]
                 del self._unannounced[frame.id]
-            if started is not None or lines or drop is not None:
-                items.append(ProgressItem(frame.id, frame.attempt, started, lines, drop))
+            report = _report(ctx)
+            if started is not None or lines or drop is not None or report is not None:
+                items.append(
+                    ProgressItem(
+                        frame.id, frame.attempt, started, lines, drop,
+                        report if report is not None else _NULL,
+                    )
+                )  # fmt: skip
         return items
 
     async def _heartbeat_loop(self, ws: ClientConnection, every: float) -> None:
@@ -435,6 +457,9 @@ class Worker:
                 raise
             item = ResultItem(frame.id, frame.attempt, "cancelled", started, time.time())
         self._forget(frame)
+        report = _report(ctx)
+        if report is not None:  # reported since the last frame: shipped before the result
+            self._pending_progress.append(ProgressItem(frame.id, frame.attempt, progress=report))
         if ctx._log is not None and ctx._log.written:
             lines, drop = ctx._log.take(final=True)
             if lines or drop is not None:
