@@ -80,6 +80,7 @@ _payload = msgspec.json.Decoder(Payload)
 
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
+HOLDING_RETRY_SHARE = 0.2  # of the lease: how often a worker holding tasks tries again
 DEFAULT_GRACE_S: float | None = None  # a drain waits for running tasks to end (each is
 # bounded by its own timeout); a grace only shortens that
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -261,8 +262,13 @@ class Worker:
                 ]
             if self._stop.is_set():
                 break
+            wait = delay * (0.5 + self._rng.random())
+            if self._running and self._limits.lease_s > 0:
+                # Holding tasks: come back well within a lease, so that a restarted server
+                # (which waits one lease before judging any lost) finds them renewed.
+                wait = min(wait, self._limits.lease_s * HOLDING_RETRY_SHARE)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay * (0.5 + self._rng.random()))
+                await asyncio.wait_for(self._stop.wait(), wait)
             delay = min(RECONNECT_MAX_S, delay * 2)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._children is not None:
