@@ -102,6 +102,17 @@ class ResultRefused(SluiceError):
 _NULL = msgspec.Raw(b"null")
 
 
+def reconnect_wait(delay: float, jitter: float, holding: bool, lease_s: float) -> float:
+    """How long a disconnected worker waits before trying again: `delay` (doubling up to
+    RECONNECT_MAX_S) with +-50 % jitter (`jitter` in [0, 1)); while it holds tasks, at
+    most a fifth of the lease, so that a restarted server (which waits one lease before
+    judging any lost) finds their leases renewed, however short the lease."""
+    wait = delay * (0.5 + jitter)
+    if holding and lease_s > 0:
+        wait = min(wait, lease_s * HOLDING_RETRY_SHARE)
+    return wait
+
+
 def _report(ctx: TaskContext) -> msgspec.Raw | None:
     """The attempt's progress reported since the last frame, as the protocol carries it."""
     taken = ctx._take_progress()
@@ -262,11 +273,9 @@ class Worker:
                 ]
             if self._stop.is_set():
                 break
-            wait = delay * (0.5 + self._rng.random())
-            if self._running and self._limits.lease_s > 0:
-                # Holding tasks: come back well within a lease, so that a restarted server
-                # (which waits one lease before judging any lost) finds them renewed.
-                wait = min(wait, self._limits.lease_s * HOLDING_RETRY_SHARE)
+            wait = reconnect_wait(
+                delay, self._rng.random(), bool(self._running), self._limits.lease_s
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), wait)
             delay = min(RECONNECT_MAX_S, delay * 2)
