@@ -106,6 +106,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     partition: int = 0
     started_at: float | None = None  # the running attempt's start, once its worker said
     webhooks: str | None = None  # its own webhooks, JSON [{url, events}] (None: none)
+    progress: str | None = None  # the latest reported, JSON {done, total, message, at, attempt}
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):

@@ -71,6 +71,23 @@ class ProgressItem(msgspec.Struct, frozen=True):
     drop: tuple[int, int] | None = None
     """Lines [from, to) of this attempt shipped before and since pushed out of its tail
     window: the server deletes them (the worker keeps an attempt's head and tail)."""
+    progress: msgspec.Raw = msgspec.Raw(b"null")
+    """The handler's latest `ctx.progress(...)`, if it reported one since the last frame:
+    a JSON object {done, total, message} (a `ProgressReport`). Raw, so that a bad value
+    is dropped by the server with a warning instead of failing the whole frame; absent
+    (null) from workers that predate it, and ignored by servers that predate it."""
+
+
+MAX_PROGRESS_MESSAGE = 200
+
+
+class ProgressReport(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What `ctx.progress(done, total, message)` reported: `done` of `total` (finite,
+    >= 0; total None when unknown), a message of at most 200 characters."""
+
+    done: float
+    total: float | None = None
+    message: str | None = None
 
 
 class ResultItem(msgspec.Struct, frozen=True):

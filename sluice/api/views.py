@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import msgspec
 
-from ..contract import Attempt, Stages, SubmitOutcome, Task, TaskWebhook, TimelineEntry
+from ..contract import (
+    Attempt,
+    Stages,
+    SubmitOutcome,
+    Task,
+    TaskProgress,
+    TaskWebhook,
+    TimelineEntry,
+)
 from ..model import (
     AFTER_KEY,
     READY,
@@ -29,6 +37,7 @@ class _PayloadParts(msgspec.Struct):
 _payload_decoder = msgspec.json.Decoder(_PayloadParts)
 _tags_decoder = msgspec.json.Decoder(list[str])
 _webhooks_decoder = msgspec.json.Decoder(list[TaskWebhook])
+_progress_decoder = msgspec.json.Decoder(TaskProgress)
 
 
 def submit_view(r: SubmitResult) -> SubmitOutcome:
@@ -59,6 +68,7 @@ def task_view(task: TaskRecord, attempts: list[AttemptRecord], events: list[Hist
         attempts=[attempt_view(a) for a in attempts] + _running(task, attempts),
         follows=follows(task.key),
         webhooks=_webhooks_decoder.decode(task.webhooks) if task.webhooks else [],
+        progress=_progress_decoder.decode(task.progress) if task.progress else None,
     )
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from ..client import Client
-from ..contract import TaskSummary
+from ..contract import TaskProgress, TaskSummary
 from ..errors import RemoteError
 from .output import (
     NOT_FOUND,
@@ -182,6 +182,8 @@ def get(
         typer.echo(f"result {json.dumps(task.result)}")
     if task.error:
         typer.echo(f"error {task.error}")
+    if task.progress is not None:
+        typer.echo(f"progress {progress_text(task.progress)}")
     table = new_table("at", "stage", "attempt", "detail", whole=("at", "stage"))
     for entry in task.timeline:
         table.add_row(when(entry.at), entry.stage, str(entry.attempt or ""), entry.detail or "")
@@ -189,6 +191,18 @@ def get(
     for a in task.attempts:
         if a.traceback:
             typer.echo(f"--- attempt {a.attempt} ({a.outcome}) on {a.worker}\n{a.traceback}")
+
+
+def progress_text(p: TaskProgress) -> str:
+    """`1,200 of 1,800 (66%): message  (attempt 1, at 12:00:01)`."""
+    text = f"{p.done:,g}"
+    if p.total is not None:
+        text += f" of {p.total:,g}"
+        if p.total > 0:
+            text += f" ({min(p.done, p.total) / p.total:.0%})"
+    if p.message:
+        text += f": {p.message}"
+    return f"{text}  (attempt {p.attempt}, at {when(p.at)})"
 
 
 # verb: (its past tense, which of the listed tasks it would change)

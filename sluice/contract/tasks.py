@@ -146,6 +146,18 @@ class Attempt(msgspec.Struct, frozen=True):
     held_s: float | None = None
 
 
+class TaskProgress(msgspec.Struct, frozen=True):
+    """How far a task's attempt got, as its handler last reported (`ctx.progress`):
+    `done` of `total` (null when not known), a message, when the server received it, and
+    which attempt reported it."""
+
+    done: float
+    total: float | None
+    message: str | None
+    at: float
+    attempt: int
+
+
 class Task(msgspec.Struct, frozen=True):
     """A task as the API shows it, with its timeline and attempts."""
 
@@ -175,6 +187,9 @@ class Task(msgspec.Struct, frozen=True):
     waiting: Waiting | None = None  # why it has not started yet (ready, scheduled, paused)
     webhooks: list[TaskWebhook] = []
     """Its own webhooks, given at submit (its function's are in the function's config)."""
+    progress: TaskProgress | None = None
+    """The latest progress its handler reported (`ctx.progress`), while it runs and after
+    it ends; null if it never reported any."""
 
 
 class TaskSummary(msgspec.Struct, frozen=True):

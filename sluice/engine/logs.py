@@ -12,6 +12,7 @@ store drops the oldest attempts' lines). Lines of tasks that succeeded are kept
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,9 +21,9 @@ import msgspec
 
 from ..contract import LogEntry
 from ..model import MARKER, SHARED, LogBatch, LogRecord
-from ..protocol import LogLine, ProgressItem
+from ..protocol import MAX_PROGRESS_MESSAGE, LogLine, ProgressItem, ProgressReport
 from ..rawjson import within_depth
-from ..store import LogQuery, Started
+from ..store import LogQuery, ProgressNote, Started
 from .registry import WorkerConn
 from .runtime import Runtime
 
@@ -32,6 +33,7 @@ EXTRA_BYTES = 4 * 1024
 STREAMS = frozenset({"log", "stdout", "stderr"})
 MAX_SEQ = 10_000_000
 PURGE_BATCH = 2000
+log = logging.getLogger("sluice.logs")
 _LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 
 
@@ -119,11 +121,20 @@ class TaskLogs:
 
     async def progress(self, conn: WorkerConn, items: list[ProgressItem]) -> None:
         """A worker's news of running attempts: starts and lines, fenced on its leases."""
-        starts, batches = [], []
+        starts, batches, notes = [], [], []
         for item in items:
             tenant_id = await self._tenant_of(conn, item.id)
             if tenant_id is None:
                 continue
+            if item.progress != _NULL:  # only from handlers that report progress
+                report = _report(conn, item)
+                if report is not None:
+                    notes.append(
+                        ProgressNote(
+                            tenant_id, item.id, item.attempt, conn.worker_id, report.done,
+                            report.total, report.message, self._rt.clock.now(),
+                        )
+                    )  # fmt: skip
             if item.started_at is not None and math.isfinite(item.started_at):
                 starts.append(
                     Started(tenant_id, item.id, item.attempt, conn.worker_id, item.started_at)
@@ -137,6 +148,8 @@ class TaskLogs:
         store = self._rt.store
         if starts:
             await store.mark_started(starts)
+        if notes:
+            await store.record_progress(notes)
         if batches:
             await store.append_logs(batches)
             self.wake(b.task_id for b in batches)
@@ -214,6 +227,38 @@ class TaskLogs:
             self._purged_to = reached
             if reached >= before:
                 return total
+
+
+_NULL = msgspec.Raw(b"null")
+_report_decoder = msgspec.json.Decoder(ProgressReport)
+
+
+def _report(conn: WorkerConn, item: ProgressItem) -> ProgressReport | None:
+    """A worker's progress report if it holds to the protocol's bounds, else None with a
+    warning (a bad report is dropped; the frame's other news is kept)."""
+    try:
+        report = _report_decoder.decode(item.progress)
+        problem = progress_problem(report)
+    except msgspec.DecodeError as exc:
+        problem = str(exc)
+    if problem is None:
+        return report
+    log.warning(
+        "worker %s: dropped the progress of task %s attempt %d: %s",
+        conn.worker_id, item.id, item.attempt, problem,
+    )  # fmt: skip
+    return None
+
+
+def progress_problem(report: ProgressReport) -> str | None:
+    """What is wrong with a progress report, or None: amounts are finite numbers >= 0,
+    a message at most MAX_PROGRESS_MESSAGE characters."""
+    for name, value in (("done", report.done), ("total", report.total)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            return f"{name} must be a finite number >= 0, not {value!r}"
+    if report.message is not None and len(report.message) > MAX_PROGRESS_MESSAGE:
+        return f"the message is {len(report.message)} characters; at most {MAX_PROGRESS_MESSAGE}"
+    return None
 
 
 def _drop(drop: tuple[int, int] | None) -> tuple[int, int] | None:

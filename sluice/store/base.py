@@ -470,6 +470,27 @@ class Started(msgspec.Struct, frozen=True):
     started_at: float
 
 
+class ProgressNote(msgspec.Struct, frozen=True):
+    """A running attempt's latest progress, as its worker reported it (checked by the
+    engine: finite amounts >= 0, a message of at most 200 characters)."""
+
+    tenant_id: str
+    task_id: str
+    attempt: int
+    worker: str
+    done: float
+    total: float | None
+    message: str | None
+    at: float  # when the server received it
+
+
+def progress_json(n: ProgressNote) -> str:
+    """The tasks column's value for a note (both backends keep the same JSON)."""
+    return msgspec.json.encode(
+        {"done": n.done, "total": n.total, "message": n.message, "at": n.at, "attempt": n.attempt}
+    ).decode()
+
+
 class LogQuery(msgspec.Struct, frozen=True):
     """Which of a task's lines: after the cursor (attempt, seq), of one attempt, at a level
     or above, holding a text (case-insensitive)."""
@@ -490,6 +511,12 @@ class LogStore(Protocol):
 
     async def mark_started(self, starts: list[Started]) -> None:
         """Record running attempts' starts, each only while its worker holds it."""
+        ...
+
+    async def record_progress(self, notes: list[ProgressNote]) -> None:
+        """Keep running attempts' latest progress on their tasks (`TaskRecord.progress`,
+        JSON {done, total, message, at, attempt}), each only while its worker holds it;
+        kept after the attempt ends, replaced by a later attempt's."""
         ...
 
     async def list_logs(self, tenant_id: str, task_id: str, query: LogQuery) -> list[LogRecord]:

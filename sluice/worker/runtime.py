@@ -43,6 +43,7 @@ from ..protocol import (
     Payload,
     Progress,
     ProgressItem,
+    ProgressReport,
     Release,
     ResultItem,
     Results,
@@ -80,6 +81,7 @@ _payload = msgspec.json.Decoder(Payload)
 
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
+HOLDING_RETRY_SHARE = 0.2  # of the lease: how often a worker holding tasks tries again
 DEFAULT_GRACE_S: float | None = None  # a drain waits for running tasks to end (each is
 # bounded by its own timeout); a grace only shortens that
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -96,6 +98,28 @@ class ResultRefused(SluiceError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind, self.message = kind, message
+
+
+_NULL = msgspec.Raw(b"null")
+
+
+def reconnect_wait(delay: float, jitter: float, holding: bool, lease_s: float) -> float:
+    """How long a disconnected worker waits before trying again: `delay` (doubling up to
+    RECONNECT_MAX_S) with +-50 % jitter (`jitter` in [0, 1)); while it holds tasks, at
+    most a fifth of the lease, so that a restarted server (which waits one lease before
+    judging any lost) finds their leases renewed, however short the lease."""
+    wait = delay * (0.5 + jitter)
+    if holding and lease_s > 0:
+        wait = min(wait, lease_s * HOLDING_RETRY_SHARE)
+    return wait
+
+
+def _report(ctx: TaskContext) -> msgspec.Raw | None:
+    """The attempt's progress reported since the last frame, as the protocol carries it."""
+    taken = ctx._take_progress()
+    if taken is None:
+        return None
+    return msgspec.Raw(_encoder.encode(ProgressReport(*taken)))
 
 
 def _frames(items: list[ResultItem], budget: int) -> list[bytes]:
@@ -184,6 +208,7 @@ class Worker:
         self._running: dict[str, tuple[TaskFrame, asyncio.Task[None], TaskContext]] = {}
         # Attempts whose start the server has not been told of yet: id -> (frame, started).
         self._unannounced: dict[str, tuple[TaskFrame, float]] = {}
+        self._pending_progress: list[ProgressItem] = []  # finished attempts' last reports
         self._pending: list[ResultItem] = []
         self._unacked: dict[tuple[str, int], ResultItem] = {}
         self._flush = asyncio.Event()
@@ -249,8 +274,11 @@ class Worker:
                 ]
             if self._stop.is_set():
                 break
+            wait = reconnect_wait(
+                delay, self._rng.random(), bool(self._running), self._limits.lease_s
+            )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay * (0.5 + self._rng.random()))
+                await asyncio.wait_for(self._stop.wait(), wait)
             delay = min(RECONNECT_MAX_S, delay * 2)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._children is not None:
@@ -371,6 +399,9 @@ class Worker:
             if self._credit_dirty:
                 self._credit_dirty = False
                 await ws.send(_encoder.encode(Credit(max(0, self.slots - self._abandoned))))
+            if self._pending_progress:  # written while the attempt still holds its lease
+                reports, self._pending_progress = self._pending_progress, []
+                await ws.send(_encoder.encode(Progress(reports)))
             items, self._pending = self._pending, []
             for frame in _frames(items, self._limits.max_frame_bytes // 2):
                 await ws.send(frame)
@@ -400,8 +431,14 @@ class Worker:
             ):
                 started = held[1]
                 del self._unannounced[frame.id]
-            if started is not None or lines or drop is not None:
-                items.append(ProgressItem(frame.id, frame.attempt, started, lines, drop))
+            report = _report(ctx)
+            if started is not None or lines or drop is not None or report is not None:
+                items.append(
+                    ProgressItem(
+                        frame.id, frame.attempt, started, lines, drop,
+                        report if report is not None else _NULL,
+                    )
+                )  # fmt: skip
         return items
 
     async def _heartbeat_loop(self, ws: ClientConnection, every: float) -> None:
@@ -437,6 +474,9 @@ class Worker:
                 raise
             item = ResultItem(frame.id, frame.attempt, "cancelled", started, time.time())
         self._forget(frame)
+        report = _report(ctx)
+        if report is not None:  # reported since the last frame: shipped before the result
+            self._pending_progress.append(ProgressItem(frame.id, frame.attempt, progress=report))
         if ctx._log is not None and ctx._log.written:
             lines, drop = ctx._log.take(final=True)
             if lines or drop is not None:

@@ -29,7 +29,7 @@ FAST_ENV = {
 
 
 class Cluster:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, database: str | None = None) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -38,7 +38,7 @@ class Cluster:
         self.env = {
             **os.environ,
             **FAST_ENV,
-            "SLUICE_DATABASE": f"sqlite:///{tmp / 'sluice.db'}",
+            "SLUICE_DATABASE": database or f"sqlite:///{tmp / 'sluice.db'}",
             "SLUICE_URL": self.url,
             "SLUICE_TEST_MARKERS": str(self.markers),
             "PYTHONPATH": str(ROOT),

@@ -46,3 +46,25 @@ def chatty(lines: int) -> int:
         logging.getLogger("workload").warning("line %d", i)
     print("printed\x1b[31m red")  # a control character, escaped when shown
     return lines
+
+
+@app.task
+def marathon(ctx: TaskContext, name: str, steps: int, step_s: float, gates: list[int]) -> int:
+    """A long task in compressed time: `steps` steps of `step_s`, reporting progress at
+    each (through `sluice.current_task()` too, as a library deep in the handler would).
+    At each step in `gates` it waits (running, holding its lease) until the test creates
+    the marker `{name}.gate{step}`: the test restarts the server or redeploys the worker
+    there, so each happens while the task runs, however slow the machine is."""
+    with open(MARKERS / f"{name}.runs", "a") as journal:
+        journal.write(f"{ctx.attempt} {os.getpid()}\n")
+    for step in range(1, steps + 1):
+        if step in gates:
+            gate = MARKERS / f"{name}.gate{step}"
+            for _ in range(1200):  # at most 2 minutes
+                if gate.exists() or ctx.wait(0.1):
+                    break
+        if ctx.wait(step_s):
+            return -step  # cancelled: never in the test
+        sluice.current_task().progress(step, steps, f"step {step} of {steps}")
+    ctx.progress(steps, steps, "done")
+    return steps

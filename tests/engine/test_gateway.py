@@ -4,6 +4,8 @@ refused, frames handed on, reconnects reconciled on the fake clock (engine/gatew
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 import msgspec
@@ -21,6 +23,8 @@ from sluice.protocol import (
     FunctionSpec,
     Heartbeat,
     Hello,
+    Progress,
+    ProgressItem,
     Release,
     ResultItem,
     Results,
@@ -204,6 +208,60 @@ async def test_a_reconnect_renews_what_the_worker_holds_and_hands_back_what_it_n
     built.socket.close()
     with pytest.raises(Gone):
         await serving
+
+
+async def test_progress_from_the_lease_holder_is_kept_and_bad_values_are_dropped_with_a_warning(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    built = Built(rt)
+    tenant = await make_tenant(rt)
+    send = await make_function(rt, tenant)
+    await make_task(rt, tenant, send)
+    (held,) = await claim(rt, tenant, "w1")
+    built.socket.put(hello(running=[RunningTask(held.id, held.attempt)]))
+    serving = built.serve(tenant)
+    await until(lambda: built.registry.get(tenant, "w1"))
+
+    def report(raw: bytes, attempt: int = held.attempt) -> ProgressItem:
+        return ProgressItem(held.id, attempt, progress=msgspec.Raw(raw))
+
+    async def progress() -> dict[str, Any] | None:
+        task = await rt.store.get_task(tenant, held.id)
+        assert task is not None
+        return json.loads(task.progress) if task.progress else None
+
+    with caplog.at_level(logging.WARNING, "sluice.logs"):
+        built.socket.put(Progress([report(b'{"done": 3, "total": 10, "message": "three"}')]))
+        first = await until(progress)
+        assert first == {"done": 3.0, "total": 10.0, "message": "three",
+                         "at": rt.clock.now(), "attempt": held.attempt}  # fmt: skip
+        bad = [
+            b'{"done": -1}',  # negative
+            b'{"done": 1, "total": 1e400}',  # not finite
+            b'{"done": "four"}',  # not a number
+            b'{"total": 4}',  # no done
+            b"[4, 10]",  # not an object
+            b'{"done": 4, "message": "' + b"m" * 201 + b'"}',  # too long
+        ]
+        built.socket.put(Progress([report(raw) for raw in bad]))
+        built.socket.put(Progress([report(b'{"done": 5}', attempt=held.attempt + 1)]))  # fenced
+        built.socket.put(Progress([report(b'{"done": 6, "total": 10}')]))
+        last = await until(lambda: _progress_is(progress, 6.0))
+    assert last == {"done": 6.0, "total": 10.0, "message": None, "at": rt.clock.now(),
+                    "attempt": held.attempt}  # fmt: skip
+    dropped = [r.getMessage() for r in caplog.records if "dropped the progress" in r.getMessage()]
+    assert len(dropped) == len(bad), dropped
+    assert "done must be a finite number >= 0, not -1.0" in dropped[0]
+    assert "at most 200" in dropped[-1]
+    assert not serving.done()  # the connection carries on
+    built.socket.close()
+    with pytest.raises(Gone):
+        await serving
+
+
+async def _progress_is(read: Any, done: float) -> dict[str, Any] | None:
+    found = await read()
+    return found if found is not None and found["done"] == done else None
 
 
 async def _is(rt: Runtime, tenant: str, task_id: str, state: str) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...model import MARKER, TASK_LOG_BYTES, Finish, LogBatch, LogRecord, dropped_attempt
-from ..base import LogQuery, Started
+from ..base import LogQuery, ProgressNote, Started, progress_json
 from .database import Conn, PostgresDatabase, columns_of
 from .queries import Q
 
@@ -37,6 +37,14 @@ class PostgresLogs(PostgresDatabase):
             )  # in id order, as every batch update of tasks
             ids, tenants, attempts, workers, at = columns_of(rows, 5)
             await self.fast.execute(Q["mark_started"], tenants, ids, attempts, workers, at)
+
+    async def record_progress(self, notes: list[ProgressNote]) -> None:
+        if notes:
+            rows = sorted(
+                (n.task_id, n.tenant_id, n.attempt, n.worker, progress_json(n)) for n in notes
+            )  # in id order, as every batch update of tasks
+            ids, tenants, attempts, workers, progress = columns_of(rows, 5)
+            await self.fast.execute(Q["record_progress"], tenants, ids, attempts, workers, progress)
 
     async def list_logs(self, tenant_id: str, task_id: str, query: LogQuery) -> list[LogRecord]:
         rows = await self.pool.fetch(

@@ -69,3 +69,12 @@ FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[])
      AS s(tenant_id, id, attempt, worker, started_at)
 WHERE t.id = s.id AND t.tenant_id = s.tenant_id AND t.attempt = s.attempt
   AND t.state = 'running' AND t.lease_owner = s.worker;
+
+-- name: record_progress
+-- Running attempts' latest progress (JSON), from the workers that hold them; one array
+-- per column.
+UPDATE tasks t SET progress = s.progress
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
+     AS s(tenant_id, id, attempt, worker, progress)
+WHERE t.id = s.id AND t.tenant_id = s.tenant_id AND t.attempt = s.attempt
+  AND t.state = 'running' AND t.lease_owner = s.worker;

@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from ...model import MARKER, TASK_LOG_BYTES, Finish, LogBatch, LogRecord, dropped_attempt
-from ..base import LogQuery, Started
+from ..base import LogQuery, ProgressNote, Started, progress_json
 from .database import SQLiteDatabase
 from .queries import Q
 
@@ -44,6 +44,20 @@ class SQLiteLogs(SQLiteDatabase):
         params = [msgspec_dict(s) for s in starts]
         if params:
             await self._writer.submit(lambda c: c.executemany(Q["mark_started"], params))
+
+    async def record_progress(self, notes: list[ProgressNote]) -> None:
+        params = [
+            {
+                "tenant_id": n.tenant_id,
+                "task_id": n.task_id,
+                "attempt": n.attempt,
+                "worker": n.worker,
+                "progress": progress_json(n),
+            }
+            for n in notes
+        ]
+        if params:
+            await self._writer.submit(lambda c: c.executemany(Q["record_progress"], params))
 
     async def list_logs(self, tenant_id: str, task_id: str, query: LogQuery) -> list[LogRecord]:
         params = {

@@ -63,3 +63,9 @@ DELETE FROM task_logs WHERE tenant_id = :tenant_id AND task_id = :id;
 UPDATE tasks SET started_at = :started_at
 WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
   AND state = 'running' AND lease_owner = :worker;
+
+-- name: record_progress
+-- A running attempt's latest progress (JSON), from the worker that holds it.
+UPDATE tasks SET progress = :progress
+WHERE id = :task_id AND tenant_id = :tenant_id AND attempt = :attempt
+  AND state = 'running' AND lease_owner = :worker;

@@ -26,7 +26,7 @@ SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
 SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
        lease_until, finished_at, result, error, throttles, series_at, retry, part,
-       started_at, webhooks
+       started_at, webhooks, progress
 FROM tasks WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: get_task_states
