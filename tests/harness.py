@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import socket
 import sqlite3
+import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ FAST = {
 
 
 POLL_S = 0.02  # how often wait_for_sync looks again; it gives up at its deadline
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -169,3 +171,20 @@ async def running_worker(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.contextmanager
+def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real process (a `sluice worker`, a flood script) from the repository's root, its
+    output in `log`; stopped with SIGTERM on the way out, killed if it does not stop."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

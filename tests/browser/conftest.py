@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.browser.console_app import app
-from tests.harness import Running, running_server, wait_for
+from tests.harness import Running, process, running_server, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "sa_console-tests-admin-key"
@@ -68,17 +68,8 @@ def worker_process(server: Running, broken: Path, log: Path) -> Iterator[subproc
            "SLUICE_API_KEY": server.api_key, "SLUICE_TEST_BROKEN": str(broken)}  # fmt: skip
     argv = [sys.executable, "-m", "sluice", "worker", "tests.browser.console_app:app",
             "--concurrency", "4", "--grace", "1"]  # fmt: skip
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield worker
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+    with process(argv, env, log) as worker:
+        yield worker
 
 
 @pytest.fixture

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +22,7 @@ import psycopg
 import pytest
 
 from sluice.model import SHARED
-from tests.harness import Running, running_server, wait_for
+from tests.harness import Running, process, running_server, wait_for
 from tests.integration.noisy_app import HOLD_S, app
 
 # It compares two phases' latencies, so it needs the machine to itself: beside another
@@ -53,21 +51,6 @@ async def server(tmp_path: Path, backend: str):
     ) as srv:  # fmt: skip
         await srv.node.functions.register(SHARED, [t.config for t in app.tasks.values()])
         yield srv
-
-
-@contextlib.contextmanager
-def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def started_at(server: Running, ids: list[str]) -> dict[str, float]:

@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Running, running_server, wait_for
+from tests.harness import ROOT, Running, process, running_server, wait_for
 from tests.integration.spread_app import app
 
-ROOT = Path(__file__).resolve().parents[2]
 SPIN_S = 1.0
 
 
@@ -33,17 +32,8 @@ def two_processes(server: Running, log: Path) -> Iterator[subprocess.Popen[bytes
            "SLUICE_API_KEY": server.api_key}  # fmt: skip
     argv = [sys.executable, "-m", "sluice", "worker", "tests.integration.spread_app:app",
             "--processes", "2", "--grace", "5"]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with process(argv, env, log) as proc:
+        yield proc
 
 
 async def results(http: httpx.AsyncClient, ids: list[str]) -> list[dict[str, float]] | None:
