@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluice.dispatcher")
 FAILED_ROUND_PAUSE_S = 0.1
-# Spreading over a worker's processes (issue 20 point 7): after this long without a claim
-# for a group of connections, or after a claim that emptied its queue, the next round
-# claims only enough to even out their busy slots, least busy first, so two tasks that
-# arrive together run in two processes instead of queueing behind one process's GIL.
-SPREAD_IDLE_S = 0.05
 
 
 class Dispatcher:
@@ -90,8 +84,6 @@ class Dispatcher:
         self._meters = meters or Meters(rt)
         self.rounds = 0
         self.dispatched = 0
-        self._last_claim: dict[tuple[str, tuple[str, ...]], float] = {}  # monotonic
-        self._ran_dry: dict[tuple[str, tuple[str, ...]], bool] = {}
 
     async def run(self) -> None:
         clock, queues, asks = self._rt.clock, self._queues, self._asks
@@ -129,7 +121,6 @@ class Dispatcher:
         remote = asks.take()  # other nodes' workers' asks
         plans = []
         local = self._registry.dispatchable(silent_since)
-        caps = self._spread(local)
         for worker in local:
             if worker.bounded:
                 worker.demands = self._demands(worker)
@@ -141,7 +132,7 @@ class Dispatcher:
                 key = (conn.tenant_id, conn.functions)
                 generation = queues.generation[conn.tenant_id]
                 local_empty = queues.empty.get(key) == generation or parts == ()
-                limit = min(conn.free, self._rt.settings.claim_batch, caps.get(id(conn), conn.free))
+                limit = min(conn.free, self._rt.settings.claim_batch)
                 if not isinstance(conn, RemoteConn):
                     # Other nodes' partitions get their share of this worker's slots.
                     limit = asks.plan(conn, limit, generation, local_empty)
@@ -164,48 +155,6 @@ class Dispatcher:
                 self._meters.round(self._rt.clock.monotonic() - began)
             if remote:
                 asks.settle(remote)
-
-    def _spread(self, local: list[WorkerConn]) -> dict[int, int]:
-        """Order the connections least busy first, and, on a lone node, cap the claims
-        of a group of connections that serve the same functions (a worker's processes)
-        to what evens out their busy slots, when the group's queue may hold only a few
-        tasks: after an idle gap, or when its last claim emptied it. A cap that claims
-        all it asked for lifts the caps for the next round, so a backlog drains at full
-        batches."""
-        local.sort(key=lambda c: (len(c.inflight) + c.reserved) / max(1, c.slots))
-        if self._partitions.others:
-            # Several nodes: a worker's slots are shared with the other nodes' asks
-            # (engine/asks.py), and capping them here delayed the asks' tasks by seconds
-            # (the cluster test's delayed tasks after a node's death): order only.
-            return {}
-        groups: dict[tuple[str, tuple[str, ...]], list[WorkerConn]] = {}
-        for conn in local:
-            groups.setdefault((conn.tenant_id, conn.functions), []).append(conn)
-        caps: dict[int, int] = {}
-        now = self._rt.clock.monotonic()
-        for key, group in groups.items():
-            idle = now - self._last_claim.get(key, -math.inf) > SPREAD_IDLE_S
-            if len(group) < 2 or not (idle or self._ran_dry.get(key, True)):
-                continue
-            busy = [len(c.inflight) + c.reserved for c in group]
-            level = min(busy) + 1
-            for conn, n in zip(group, busy, strict=True):
-                caps[id(conn)] = max(0, level - n)
-        return caps
-
-    def _claimed(self, plans: list[Any], got: dict[int, list[ClaimedTask]]) -> None:
-        """Whether each group's claim this round emptied its queue (see `_spread`)."""
-        asked: dict[tuple[str, tuple[str, ...]], int] = {}
-        taken: dict[tuple[str, tuple[str, ...]], int] = {}
-        for conn, key, _generation, limit, *_ in plans:
-            if isinstance(conn, RemoteConn):
-                continue
-            asked[key] = asked.get(key, 0) + limit
-            taken[key] = taken.get(key, 0) + len(got[id(conn)])
-        now = self._rt.clock.monotonic()
-        for key, n in asked.items():
-            self._ran_dry[key] = taken[key] < n
-            self._last_claim[key] = now
 
     async def _claim_and_deliver(
         self, plans: list[Any], now: float, parts: tuple[int, ...] | None
@@ -363,7 +312,6 @@ class Dispatcher:
             if short and drained and id(conn) not in capped:
                 self._queues.empty[key] = generation
             got[id(conn)].extend(tasks)
-        self._claimed(plans, got)
         stamped = self._rt.clock.now()
         for key_ in got:
             got[key_] = self._holds.stamp(got[key_], stamped)
