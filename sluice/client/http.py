@@ -1,5 +1,5 @@
-"""The two clients, `Client` (httpx) and `AsyncClient` (aiohttp): they move bytes and
-retry 429/503; what is sent and how answers are read is in calls.py, once for both.
+"""The two clients, `Client` (http.client, wire.py) and `AsyncClient` (aiohttp): they
+move bytes and retry 429/503; what is sent and how answers are read is in calls.py, once for both.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from .namespaces import (
     Tenants,
     Webhooks,
 )
+from .wire import Wire, proxied
 
 if TYPE_CHECKING:
     import aiohttp
@@ -123,10 +124,13 @@ class Client:
         self.url, self.api_key = discover(url, api_key)
         self._tracer_provider = tracer_provider  # else OpenTelemetry's global, if imported
         # Above the longest long-poll (`wait`) the server allows, so it answers first.
-        self._http = httpx.Client(
-            base_url=self.url, headers=_headers(self.api_key), timeout=timeout + 35.0,
-            verify=tls_context(ca_file),
-        )  # fmt: skip
+        headers, timeout, tls = _headers(self.api_key), timeout + 35.0, tls_context(ca_file)
+        # Kept-alive http.client connections (wire.py), or httpx where a proxy applies.
+        self._http: Wire | httpx.Client = (
+            httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=tls)
+            if proxied(self.url)
+            else Wire(self.url, headers, timeout, tls)
+        )
         self._rng = random.Random()
         self.tasks = Tasks(self)
         self.dead = Dead(self)
@@ -140,12 +144,17 @@ class Client:
     def _send(self, request: _Request) -> _Response:
         attempt = 0
         while True:
-            answer = self._http.request(
-                request.method, request.path, content=request.body, params=request.params
-            )
-            response = _Response(
-                answer.status_code, answer.headers.get("retry-after"), answer.content
-            )
+            if isinstance(self._http, Wire):
+                response = _Response(*self._http.request(
+                    request.method, request.path, request.body, request.params
+                ))  # fmt: skip
+            else:
+                answer = self._http.request(
+                    request.method, request.path, content=request.body, params=request.params
+                )
+                response = _Response(
+                    answer.status_code, answer.headers.get("retry-after"), answer.content
+                )
             delay = retry_delay(response, attempt, self._rng)
             if delay is None:
                 return response
