@@ -23,6 +23,7 @@ from pathlib import Path
 import uvicorn
 
 from sluice.api import create_app
+from sluice.api.serving import server_config
 from sluice.config import Settings
 from sluice.contract import FunctionConfig
 from sluice.engine.node import Node
@@ -47,8 +48,9 @@ async def main(n: int) -> None:
         tenant = await node.tenants.ensure("profile")
         key = await node.tenants.create_key(tenant.id)
         await node.functions.register(tenant.id, [FunctionConfig(name="noop")])
-        config = uvicorn.Config(create_app(node, manage_node=False), host="127.0.0.1",
-                                port=8449, log_level="warning", lifespan="off")  # fmt: skip
+        # The uvicorn settings and protocol every node serves with.
+        config = server_config(create_app(node, manage_node=False), settings,
+                               host="127.0.0.1", port=8449, lifespan="off")  # fmt: skip
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         while not server.started:
@@ -69,6 +71,7 @@ async def main(n: int) -> None:
     print(f"client: {float(out):,.0f} single submits/s; server CPU {cpu / n * 1e6:.0f} us each")
     text = io.StringIO()
     pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(25)
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(20)
     print(text.getvalue())
 
 

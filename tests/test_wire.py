@@ -28,6 +28,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         server: _Server = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers["content-length"] or 0))
         server.seen.append((self.path, self.client_address[1], body))
+        if self.path == "/chunked":  # in pieces, with a trailer
+            self.send_response(200)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"3\r\nabc\r\n10;x=1\r\n" + b"d" * 16 + b"\r\n0\r\nt: 1\r\n\r\n")
+            return
+        if self.path == "/to-the-close":  # no length: the body ends with the connection
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"all of it")
+            self.close_connection = True
+            return
         answer = json.dumps({"n": len(server.seen)}).encode()
         self.send_response(201)
         self.send_header("content-length", str(len(answer)))
@@ -90,6 +102,17 @@ def test_a_connection_the_server_closed_is_replaced_and_the_request_sent_once(
         wait_for_sync(lambda i=i: server.closed == i + 1, timeout=5)
     assert [body for *_, body in server.seen] == [b"0", b"1", b"2", b"3", b"4"]
     assert len({port for _, port, _ in server.seen}) == 5
+    wire.close()
+
+
+def test_chunked_answers_and_answers_to_the_close_are_read_whole(server: _Server) -> None:
+    wire = _wire(f"http://127.0.0.1:{server.server_port}")
+    assert wire.request("POST", "/chunked", b"", None) == (200, None, b"abc" + b"d" * 16)
+    assert wire.request("POST", "/chunked", b"", None)[2] == b"abc" + b"d" * 16  # kept alive
+    assert len({port for _, port, _ in server.seen}) == 1
+    assert wire.request("POST", "/to-the-close", b"", None) == (200, None, b"all of it")
+    assert wire.request("POST", "/chunked", b"", None)[0] == 200  # on a new connection
+    assert len({port for _, port, _ in server.seen}) == 2
     wire.close()
 
 

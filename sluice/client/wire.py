@@ -1,10 +1,12 @@
-"""The sync client's HTTP/1.1: a small pool of kept-alive `http.client` connections.
+"""The sync client's HTTP/1.1: a small pool of kept-alive connections.
 
 One `submit()` is a round trip, so what the client spends per request is felt in every
 call. httpx spends about 0.3 ms of Python per request on this project's benchmark
-machine; a bare `http.client` connection about a fifth of that, which doubled single
-submits from one client (bench/RESULTS.md). What the client needs of HTTP is little: one
-origin, a body in, a status, one header and a body out. So this is all of it.
+machine; `http.client` much less, but it still sends a request's head and body in two
+writes and parses an answer's head with the `email` package. What the client needs of
+HTTP/1.1 is little: one origin, a request written in one send, a status, a few headers
+and a body read back (by content-length, chunked, or to the close). So that is all this
+module does, on plain sockets.
 
 - A connection serves one request at a time; a `Client` shared by threads takes one
   from the idle list or opens another, and puts it back when the answer is read whole.
@@ -20,7 +22,6 @@ keeps httpx, which speaks to proxies; this module does not.
 
 from __future__ import annotations
 
-import http.client
 import select
 import socket
 import ssl
@@ -41,6 +42,9 @@ def proxied(url: str) -> bool:
     return not urllib.request.proxy_bypass(parts.hostname or "")
 
 
+MAX_HEAD = 64 * 1024  # an answer's status line and headers; more is not a Sluice server
+
+
 class Wire:
     """Keep-alive connections to one origin; thread-safe."""
 
@@ -50,14 +54,15 @@ class Wire:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"a server URL is http:// or https:// and a host, not {url!r}")
-        self._https = parts.scheme == "https"
+        self._tls = tls if parts.scheme == "https" else None
         self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
+        self._port = parts.port or (443 if self._tls else 80)
         self._prefix = parts.path.rstrip("/")  # a server behind a path on a proxy
-        self._headers = {**headers, "connection": "keep-alive"}
+        host = parts.netloc.rpartition("@")[2]
+        fixed = {"host": host, **headers, "connection": "keep-alive"}
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
         self._timeout = timeout
-        self._tls = tls
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[_Conn] = []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -69,12 +74,19 @@ class Wire:
         target = self._prefix + path
         if params:
             target += "?" + urllib.parse.urlencode(params)
+        body = body or b""
+        message = b"%s %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n%s" % (
+            method.encode(),
+            target.encode(),
+            self._head,
+            len(body),
+            body,
+        )
         conn = self._take()
         try:
             try:
-                conn.request(method, target, body=body, headers=self._headers)
-                answer = conn.getresponse()
-                content = answer.read()
+                conn.sock.sendall(message)
+                status, headers, content = conn.answer(method)
             except BaseException:
                 conn.close()
                 raise
@@ -82,15 +94,18 @@ class Wire:
             raise httpx.ReadTimeout(f"no answer from {self._host}:{self._port}: {exc}") from exc
         except ssl.SSLError as exc:  # an OSError too: first
             raise httpx.ConnectError(str(exc)) from exc
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+        except (ConnectionResetError, BrokenPipeError, _Closed) as exc:
             raise httpx.RemoteProtocolError(f"the server closed the connection: {exc}") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except _Garbled as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        except OSError as exc:
             raise httpx.ConnectError(f"{self._host}:{self._port}: {exc}") from exc
-        if answer.will_close:
+        if headers.get(b"connection", b"").lower() == b"close":
             conn.close()
         else:
             self._give(conn)
-        return answer.status, answer.getheader("retry-after"), content
+        retry_after = headers.get(b"retry-after")
+        return status, retry_after.decode("latin-1") if retry_after else None, content
 
     def close(self) -> None:
         with self._lock:
@@ -99,51 +114,140 @@ class Wire:
         for conn in idle:
             conn.close()
 
-    def _take(self) -> http.client.HTTPConnection:
+    def _take(self) -> _Conn:
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return self._open()
-            if _usable(conn):
+            if conn.usable():
                 return conn
             conn.close()
 
-    def _give(self, conn: http.client.HTTPConnection) -> None:
+    def _give(self, conn: _Conn) -> None:
         with self._lock:
             if not self._closed:
                 self._idle.append(conn)
                 return
         conn.close()
 
-    def _open(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection
-        if self._https:
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._timeout, context=self._tls
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+    def _open(self) -> _Conn:
         try:
-            conn.connect()
+            sock = socket.create_connection((self._host, self._port), self._timeout)
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"{self._host}:{self._port}: {exc}") from exc
-        except OSError as exc:  # refused, unreachable, a certificate not verified
+        except OSError as exc:  # refused, unreachable, no such host
             raise httpx.ConnectError(f"{self._host}:{self._port}: {exc}") from exc
-        assert conn.sock is not None
         # Small requests answered at once: Nagle's delay would hold a body's last segment.
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(sock, server_hostname=self._host)
+            except OSError as exc:  # a certificate not verified, a handshake refused
+                sock.close()
+                raise httpx.ConnectError(f"{self._host}:{self._port}: {exc}") from exc
+        return _Conn(sock)
 
 
-def _usable(conn: http.client.HTTPConnection) -> bool:
-    """An idle kept-alive connection has nothing to read; if it has, the server closed it
-    (or sent what nobody asked for): either way it must not carry a request."""
-    sock = conn.sock
-    if sock is None:
-        return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable
+class _Closed(Exception):
+    """The server closed the connection before its answer was whole."""
+
+
+class _Garbled(Exception):
+    """Bytes that are not an HTTP/1.1 answer."""
+
+
+class _Conn:
+    """One connection and what was read past the last answer (nothing, from a server
+    that waits for each request)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf = bytearray()
+
+    def answer(self, method: str) -> tuple[int, dict[bytes, bytes], bytes]:
+        """The status, the headers (names in lower case) and the body of one answer."""
+        while True:
+            end = self._buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(self._buf) > MAX_HEAD:
+                raise _Garbled(f"an answer's head longer than {MAX_HEAD} bytes")
+            self._fill()
+        lines = bytes(self._buf[:end]).split(b"\r\n")
+        del self._buf[: end + 4]
+        version, _, rest = lines[0].partition(b" ")
+        try:
+            status = int(rest[:3])
+        except ValueError:
+            status = 0
+        if not version.startswith(b"HTTP/1.") or not 100 <= status < 600:
+            raise _Garbled(f"not an HTTP/1.1 answer: {lines[0][:80]!r}")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        if 100 <= status < 200:  # an interim answer (none is asked for): the real one follows
+            return self.answer(method)
+        if method == "HEAD" or status in (204, 304):
+            return status, headers, b""
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            return status, headers, self._chunked()
+        length = headers.get(b"content-length")
+        if length is None:  # to the close
+            headers[b"connection"] = b"close"
+            while self._fill(eof_ok=True):
+                pass
+            body, self._buf = bytes(self._buf), bytearray()
+            return status, headers, body
+        return status, headers, self._exactly(int(length))
+
+    def _chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            while (end := self._buf.find(b"\r\n")) < 0:
+                self._fill()
+            size = int(bytes(self._buf[:end]).partition(b";")[0], 16)
+            del self._buf[: end + 2]
+            if size == 0:
+                while (end := self._buf.find(b"\r\n")) != 0:  # trailers, then the end
+                    if end > 0:
+                        del self._buf[: end + 2]
+                    else:
+                        self._fill()
+                del self._buf[:2]
+                return bytes(out)
+            out += self._exactly(size + 2)[:size]
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            self._fill()
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def _fill(self, eof_ok: bool = False) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            if eof_ok:
+                return False
+            raise _Closed("the answer ended early" if self._buf else "no answer")
+        self._buf += data
+        return True
+
+    def usable(self) -> bool:
+        """An idle kept-alive connection has nothing to read; if it has, the server
+        closed it (or sent what nobody asked for): either way it must not carry a
+        request."""
+        if self._buf:
+            return False
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def close(self) -> None:
+        self.sock.close()
