@@ -102,6 +102,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Longest long-poll for a task's result."""
     claim_batch: int = 256
     """Most tasks delivered to one worker in one frame."""
+    direct_dispatch: bool = True
+    """A submit that finds an idle worker slot commits its tasks already leased to it and
+    pushes them at once, when that cannot change who runs first (docs/scheduling.md);
+    off, every task waits for the dispatcher's next round."""
     log_retention_s: float = 3 * 86400.0
     """How long the captured log lines of a task that succeeded are kept; a task that
     failed, died or was cancelled keeps its lines as long as it is kept (`retention_s`)."""

@@ -94,10 +94,8 @@ class Wire:
             raise httpx.ReadTimeout(f"no answer from {self._host}:{self._port}: {exc}") from exc
         except ssl.SSLError as exc:  # an OSError too: first
             raise httpx.ConnectError(str(exc)) from exc
-        except (ConnectionResetError, BrokenPipeError, _Closed) as exc:
+        except (ConnectionResetError, BrokenPipeError) as exc:
             raise httpx.RemoteProtocolError(f"the server closed the connection: {exc}") from exc
-        except _Garbled as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from exc
         except OSError as exc:
             raise httpx.ConnectError(f"{self._host}:{self._port}: {exc}") from exc
         if headers.get(b"connection", b"").lower() == b"close":
@@ -149,14 +147,6 @@ class Wire:
         return _Conn(sock)
 
 
-class _Closed(Exception):
-    """The server closed the connection before its answer was whole."""
-
-
-class _Garbled(Exception):
-    """Bytes that are not an HTTP/1.1 answer."""
-
-
 class _Conn:
     """One connection and what was read past the last answer (nothing, from a server
     that waits for each request)."""
@@ -172,7 +162,7 @@ class _Conn:
             if end >= 0:
                 break
             if len(self._buf) > MAX_HEAD:
-                raise _Garbled(f"an answer's head longer than {MAX_HEAD} bytes")
+                raise httpx.RemoteProtocolError(f"an answer's head longer than {MAX_HEAD} bytes")
             self._fill()
         lines = bytes(self._buf[:end]).split(b"\r\n")
         del self._buf[: end + 4]
@@ -182,7 +172,7 @@ class _Conn:
         except ValueError:
             status = 0
         if not version.startswith(b"HTTP/1.") or not 100 <= status < 600:
-            raise _Garbled(f"not an HTTP/1.1 answer: {lines[0][:80]!r}")
+            raise httpx.RemoteProtocolError(f"not an HTTP/1.1 answer: {lines[0][:80]!r}")
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(b":")
@@ -231,7 +221,8 @@ class _Conn:
         if not data:
             if eof_ok:
                 return False
-            raise _Closed("the answer ended early" if self._buf else "no answer")
+            ended = "before its answer was whole" if self._buf else "without an answer"
+            raise httpx.RemoteProtocolError(f"the server closed the connection {ended}")
         self._buf += data
         return True
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..contract import FunctionConfig, TenantQuota
-from ..model import SHARED, ClaimedTask
+from ..model import READY, SHARED, ClaimedTask, NewTask
 from ..policy.priority import PriorityFloors
 from ..store import ClaimRequest, Limit
 from .adaptive import AdaptivePools
@@ -84,6 +84,7 @@ class Dispatcher:
         self._meters = meters or Meters(rt)
         self.rounds = 0
         self.dispatched = 0
+        self.direct_dispatched = 0  # of them, leased by their submit (direct())
 
     async def run(self) -> None:
         clock, queues, asks = self._rt.clock, self._queues, self._asks
@@ -346,6 +347,77 @@ class Dispatcher:
             self._queues.wake()  # workers may still have free slots and the queue more work
         return total
 
+    # -- direct dispatch -----------------------------------------------------------
+
+    def direct(self, tenant_id: str, tasks: list[NewTask]) -> Direct | None:
+        """An idle slot for tasks being submitted, reserved, when one may take them at
+        once: the submit then commits them already leased to it and pushes them (one
+        write, no round). Only when that cannot change who runs first: nothing of the
+        worker's functions is ready (the last round found its queue empty and no submit,
+        promotion or requeue came since), no limit, quota, reserve or AIMD room decides
+        how many may start, and this node is the only one (no other node's partitions
+        or asks share the worker). Otherwise the tasks go to the queue as always."""
+        if not self._rt.settings.direct_dispatch or self._partitions.others:
+            return None
+        if self._partitions.claim_filter is not None or any(t.key is not None for t in tasks):
+            return None  # a keyed submit may find its key held: the plain path decides
+        ready = [t for t in tasks if t.state == READY]
+        if not ready:
+            return None
+        functions = {t.function for t in ready}
+        quota = self._quotas.limited().get(tenant_id)
+        if quota is not None and (quota.limited or quota.min_slots):
+            return None
+        configs = self._functions.cached_of(tenant_id)
+        for f in functions:
+            config = configs.get(f)
+            if config is not None and _is_limited(config):
+                return None
+        if self._adaptive.rooms(tenant_id, tuple(functions)):
+            return None  # an AIMD limit counts what starts
+        silent_since = self._rt.clock.now() - 2 * self._rt.settings.heartbeat_s
+        generation = self._queues.generation[tenant_id]
+        for conn in self._registry.dispatchable(silent_since):
+            if (
+                conn.tenant_id != tenant_id
+                or conn.draining
+                or conn.bounded
+                or not functions.issubset(conn.functions)
+                or self._queues.empty.get((tenant_id, conn.functions)) != generation
+            ):
+                continue
+            n = min(len(ready), conn.free)
+            if n <= 0:
+                continue
+            first = sorted(ready, key=lambda t: (-t.priority, t.stag, t.id))[:n]
+            conn.reserved += n  # a round running meanwhile must not count these slots
+            return Direct(conn, [t.id for t in first])
+        return None
+
+    async def deliver_direct(self, plan: Direct, claimed: list[ClaimedTask]) -> None:
+        """The committed direct dispatch: its tasks go to the worker now."""
+        conn = plan.conn
+        conn.reserved -= len(plan.ids)
+        if not claimed:
+            return
+        live = self._registry.get(conn.tenant_id, conn.worker_id) is conn
+        if conn.closed or not live:  # it left while the submit committed: back to the queue
+            held = [(t.id, t.attempt, t.dispatched_at) for t in claimed]
+            await self._rt.store.release_tasks(conn.tenant_id, conn.worker_id, held,
+                                               self._rt.clock.now())  # fmt: skip
+            self._queues.notify(conn.tenant_id)
+            return
+        self._meters.dispatched([claimed])
+        if self._spans is not None:
+            self._spans.dispatched(claimed, self._rt.clock.now())
+        conn.deliver(claimed)
+        self.dispatched += len(claimed)
+        self.direct_dispatched += len(claimed)
+
+    def cancel_direct(self, plan: Direct) -> None:
+        """The submit failed: the reserved slots are free again."""
+        plan.conn.reserved -= len(plan.ids)
+
     def _split(
         self, conn: WorkerConn | RemoteConn, quotas: Mapping[str, TenantQuota]
     ) -> tuple[list[_Step], tuple[str, ...], tuple[str, ...]]:
@@ -515,6 +587,13 @@ def _tenant_limit(tenant_id: str, quota: TenantQuota, settling: tuple[str, ...])
     return Limit(
         f"tenant:{tenant_id}", None, quota.rate, quota.burst, quota.max_concurrency, settling
     )
+
+
+class Direct(msgspec.Struct, frozen=True):
+    """Slots of one worker reserved for tasks a submit commits leased to it."""
+
+    conn: WorkerConn
+    ids: list[str]  # the tasks to lease, the first in fair order
 
 
 class _Step(msgspec.Struct, frozen=True):

@@ -13,10 +13,11 @@ import msgspec
 
 from ..contract import TaskSpec
 from ..errors import Conflict, SluiceError, Unavailable
-from ..model import PAUSED, READY, SCHEDULED, SubmitResult, new_task_ids
+from ..model import PAUSED, READY, RUNNING, SCHEDULED, NewTask, SubmitResult, new_task_ids
 from .admission import build_task
 from .backpressure import Backpressure
 from .delays import Delays
+from .dispatcher import Direct, Dispatcher
 from .fairness import Fairness
 from .functions import Functions
 from .meters import Meters
@@ -39,8 +40,10 @@ class Intake:
         queues: Queues,
         delays: Delays,
         meters: Meters | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self._rt = rt
+        self._dispatcher = dispatcher  # direct dispatch at submit, when it has a slot
         self._functions = functions
         self._quotas = quotas
         self._pauses = pauses
@@ -87,8 +90,12 @@ class Intake:
                 for t in tasks
             ]
         tasks = await self._fairness.tag(tenant_id, tasks)
+        direct = self._dispatcher.direct(tenant_id, tasks) if self._dispatcher else None
         began = rt.clock.monotonic()
-        results = await rt.store.submit_tasks(tenant_id, tasks, now)
+        if direct is None:
+            results = await rt.store.submit_tasks(tenant_id, tasks, now)
+        else:  # committed leased to an idle slot, and pushed (engine/dispatcher.py)
+            results, tasks = await self._submit_leased(tenant_id, tasks, now, direct)
         self._meters.store_op("submit", rt.clock.monotonic() - began)
         self._meters.submits(tenant_id, results, tasks)
         ready = [t for t, r in zip(tasks, results, strict=True) if r.created and r.state == READY]
@@ -98,6 +105,22 @@ class Intake:
             if r.created and r.state == SCHEDULED:
                 self._delays.schedule(r.run_at, tenant_id, r.id)
         return results
+
+    async def _submit_leased(
+        self, tenant_id: str, tasks: list[NewTask], now: float, direct: Direct
+    ) -> tuple[list[SubmitResult], list[NewTask]]:
+        assert self._dispatcher is not None
+        rt = self._rt
+        try:
+            claimed = await rt.store.submit_leased(tenant_id, tasks, now, direct.conn.worker_id,
+                                                   direct.ids, rt.settings.lease_s)  # fmt: skip
+        except BaseException:
+            self._dispatcher.cancel_direct(direct)
+            raise
+        await self._dispatcher.deliver_direct(direct, claimed)
+        leased = {t.id for t in claimed}
+        tasks = [msgspec.structs.replace(t, state=RUNNING) if t.id in leased else t for t in tasks]
+        return [SubmitResult(t.id, True, t.state, t.run_at) for t in tasks], tasks
 
     async def _check_signing(self, tenant_id: str, field: str) -> None:
         """A task's own webhooks are signed with the tenant's secret: it must have one

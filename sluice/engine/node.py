@@ -120,6 +120,7 @@ class Node:
         self.intake = intake = Intake(
             rt, functions=functions, quotas=quotas, pauses=pauses, fairness=fairness,
             backpressure=backpressure, queues=queues, delays=delays, meters=meters,
+            dispatcher=self.dispatcher,
         )  # fmt: skip
         self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry, receivers)
         self.tenants = tenants = Tenants(rt)

@@ -218,6 +218,14 @@ class AttemptStore(Protocol):
         """Lease ready tasks to workers, in fair order, all requests in one commit."""
         ...
 
+    async def submit_leased(
+        self, tenant_id: str, tasks: list[NewTask], now: float, worker: str,
+        lease: list[str], lease_s: float,
+    ) -> list[ClaimedTask]:  # fmt: skip
+        """Direct dispatch: insert unkeyed tasks and lease those named in `lease` to
+        `worker` (as a claim leases them), in one commit; the leased ones in fair order."""
+        ...
+
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         """Fenced finishes: ACCEPTED, DUPLICATE or STALE for each."""
         ...

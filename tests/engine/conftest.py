@@ -29,7 +29,7 @@ from sluice.engine.queues import Queues
 from sluice.engine.quotas import Quotas
 from sluice.engine.registry import WorkerConn
 from sluice.engine.runtime import Runtime
-from sluice.model import ClaimedTask
+from sluice.model import ClaimedTask, new_task_ids
 from sluice.protocol import ServerFrame
 from sluice.store import ClaimRequest, Store, open_store
 from sluice.store.bus import LocalBus
@@ -130,9 +130,14 @@ async def make_function(
 
 
 async def make_task(rt: Runtime, tenant_id: str, function: FunctionConfig, **spec: Any) -> str:
-    """A task stored as a submit stores it (start tag 0, partition 0); returns its id."""
+    """A task stored as a submit stores it (start tag 0, partition 0); returns its id,
+    which is time-ordered on the engine's clock, as intake's are (not the wall clock's:
+    retention walks ids by the clock's time)."""
     now = rt.clock.now()
-    task = build_task(TaskSpec(function=function.name, **spec), function, rt.settings, now)
+    (task_id,) = new_task_ids(1, now)
+    task = build_task(
+        TaskSpec(function=function.name, **spec), function, rt.settings, now, "", task_id
+    )
     (result,) = await rt.store.submit_tasks(tenant_id, [task], now)
     return result.id
 

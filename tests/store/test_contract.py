@@ -978,3 +978,31 @@ async def test_a_level_claim_takes_only_that_priority_in_start_tag_order(
     assert [t.id for t in claimed] == [low[2].id, low[1].id]
     empty = ClaimRequest(tenant_id=tenant, worker="w", functions=(FN,), limit=5, priority=7)
     assert await store.claim_tasks([empty], NOW, LEASE_S) == [[]]
+
+
+async def test_submit_leased_commits_tasks_with_the_named_ones_leased_as_a_claim_leases_them(
+    store: Store, tenant: str, other: str
+) -> None:
+    """Direct dispatch (engine/dispatcher.py): one commit inserts and leases."""
+    twin, leased, waiting = new_task(priority=3), new_task(priority=3), new_task(priority=1)
+    later = scheduled_task(NOW + 60)
+    await submit(store, tenant, twin)
+    (claimed,) = await claim(store, tenant)  # the same task, leased by a claim
+
+    (direct,) = await store.submit_leased(
+        tenant, [leased, waiting, later], NOW, "w1", [leased.id, later.id], LEASE_S
+    )
+
+    assert direct.id == leased.id  # a scheduled task is never leased
+    same = ("function", "payload", "attempt", "max_attempts", "priority", "dispatched_at",
+            "lease_until", "created_at", "ready_at", "stag")  # fmt: skip
+    assert {f: getattr(direct, f) for f in same} == {f: getattr(claimed, f) for f in same}
+    assert await state_of(store, tenant, leased.id) == RUNNING
+    assert await state_of(store, tenant, waiting.id) == READY
+    assert await state_of(store, tenant, later.id) == SCHEDULED
+    assert [c.id for c in await claim(store, tenant)] == [waiting.id]
+    assert await store.finish_attempts([finish(direct)], NOW) == [ACCEPTED]
+    assert await state_of(store, tenant, leased.id) == SUCCEEDED
+    # Another tenant's ids lease nothing: the lease is the submitting tenant's own.
+    theirs = new_task()
+    assert await store.submit_leased(other, [theirs], NOW, "w2", [leased.id], LEASE_S) == []

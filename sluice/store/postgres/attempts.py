@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...model import SHARED, AttemptRecord, ClaimedTask, Finish
+from ...model import SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
 from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
 from ..notifications import Hooks, event_of
 from .database import Conn, PostgresDatabase, columns_of
@@ -19,6 +19,7 @@ from .history import record_history
 from .logs import write_final
 from .notifications import write_ended, write_notices
 from .queries import Q
+from .writer import task_columns
 
 
 class PostgresAttempts(PostgresDatabase):
@@ -47,6 +48,17 @@ class PostgresAttempts(PostgresDatabase):
                 claimed = sorted(rows, key=fair_order)  # RETURNING yields no set order
                 out.append([ClaimedTask(*row) for row in claimed])
         return out
+
+    async def submit_leased(
+        self, tenant_id: str, tasks: list[NewTask], now: float, worker: str,
+        lease: list[str], lease_s: float,
+    ) -> list[ClaimedTask]:  # fmt: skip
+        """Direct dispatch: insert unkeyed tasks and lease those named in `lease` to
+        `worker`, in one commit; the leased ones come back in fair order."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["insert_task"], tenant_id, *task_columns(tasks, now))
+            rows = await conn.fetch(Q["lease_new"], tenant_id, lease, now, worker, now + lease_s)
+        return [ClaimedTask(*row) for row in sorted(rows, key=fair_order)]
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         # One statement finishes every fenced attempt of the frame; a task named twice in

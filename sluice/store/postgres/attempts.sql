@@ -190,3 +190,16 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
 
 -- name: delete_attempts
 DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);
+
+-- name: lease_new
+-- Direct dispatch (engine/dispatcher.py): tasks just inserted by this transaction's
+-- submit, leased to an idle worker in the same commit, as claim_tasks leases them.
+-- $1 tenant_id, $2 ids[], $3 now, $4 worker, $5 lease_until
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $4, lease_until = $5,
+    dispatched_at = GREATEST($3, t.ready_at)
+WHERE t.tenant_id = $1 AND t.id = ANY($2::text[]) AND t.state = 'ready'
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag, t.trace_parent, t.trace_state, t.ready_at,
+          t.webhooks;

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ...model import SHARED, AttemptRecord, ClaimedTask, Finish
+from ...model import SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
 from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
 from ..notifications import Hooks, event_of
 from .database import SMALL_OP, SQLiteDatabase
@@ -16,6 +16,7 @@ from .history import record_history
 from .logs import write_final
 from .notifications import write_ended, write_notices
 from .queries import Q
+from .tasks import task_row
 
 SMALL_CLAIM = 64  # tasks a claim may take and still run inline when the writer is idle
 
@@ -52,6 +53,25 @@ class SQLiteAttempts(SQLiteDatabase):
             return out
 
         return await self._writer.submit(op, small=sum(r.limit for r in requests) <= SMALL_CLAIM)
+
+    async def submit_leased(
+        self, tenant_id: str, tasks: list[NewTask], now: float, worker: str,
+        lease: list[str], lease_s: float,
+    ) -> list[ClaimedTask]:  # fmt: skip
+        """Direct dispatch: insert unkeyed tasks and lease those named in `lease` to
+        `worker`, in one commit; the leased ones come back in fair order."""
+        rows = [task_row(tenant_id, t, now) for t in tasks]
+        params = {
+            "tenant_id": tenant_id, "worker": worker, "now": now, "lease_until": now + lease_s,
+            "ids": msgspec.json.encode(lease).decode(),
+        }  # fmt: skip
+
+        def op(conn: sqlite3.Connection) -> list[ClaimedTask]:
+            conn.executemany(Q["insert_task"], rows)
+            leased = conn.execute(Q["lease_new"], params).fetchall()
+            return [ClaimedTask(*row) for row in sorted(leased, key=fair_order)]
+
+        return await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:

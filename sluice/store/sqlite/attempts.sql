@@ -154,3 +154,14 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
 
 -- name: delete_attempts
 DELETE FROM attempts WHERE task_id = :id AND tenant_id = :tenant_id;
+
+-- name: lease_new
+-- Direct dispatch (engine/dispatcher.py): tasks just inserted by this transaction's
+-- submit, leased to an idle worker in the same commit, as claim_tasks leases them.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
+WHERE tenant_id = :tenant_id AND state = 'ready' AND id IN (SELECT value FROM json_each(:ids))
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          trace_parent, trace_state, ready_at, webhooks;

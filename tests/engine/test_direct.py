@@ -1,0 +1,179 @@
+"""Direct dispatch: a submit that finds an idle slot commits its task leased to it and
+pushes it, with no round, and only when that cannot change who runs first
+(engine/dispatcher.py `direct`, engine/intake.py). Rounds are run by hand, so every
+step is seen; the store is each backend's."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sluice.contract import FunctionConfig, Selector, TaskSpec, TenantQuota
+from sluice.engine.adaptive import AdaptivePools
+from sluice.engine.asks import Asks
+from sluice.engine.backpressure import Backpressure
+from sluice.engine.delays import Delays
+from sluice.engine.dispatcher import Dispatcher
+from sluice.engine.intake import Intake
+from sluice.engine.pauses import Pauses
+from sluice.engine.registry import Registry, Settling, WorkerConn
+from sluice.engine.runtime import Runtime
+from sluice.model import PAUSED, READY, RUNNING
+from sluice.policy.backpressure import Backpressure as Policy
+from sluice.protocol import Deliver
+from tests.engine.conftest import FN, Wire, lower, make_tenant, state_of, until, with_settings
+
+
+class Built:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        below = lower(rt)
+        self.queues, self.quotas, self.functions = below.queues, below.quotas, below.functions
+        self.registry = Registry()
+        settling = Settling()
+        self.adaptive = AdaptivePools(rt, self.registry, below.functions, below.queues)
+        asks = Asks(rt, below.queues, self.registry, below.partitions, self.adaptive, settling)
+        self.dispatcher = Dispatcher(
+            rt, below.queues, self.registry, functions=below.functions, quotas=below.quotas,
+            fairness=below.fairness, partitions=below.partitions, adaptive=self.adaptive,
+            asks=asks, settling=settling,
+        )  # fmt: skip
+        self.pauses = Pauses(rt, below.fairness, below.queues)
+        policy = Policy(rt.clock.now(), random.Random(1))
+        self.intake = Intake(
+            rt, functions=below.functions, quotas=below.quotas, pauses=self.pauses,
+            fairness=below.fairness, queues=below.queues,
+            backpressure=Backpressure(rt, below.quotas, below.partitions, policy),
+            delays=Delays(rt, below.fairness, below.queues), dispatcher=self.dispatcher,
+        )  # fmt: skip
+        self.intake.accepting = True
+        self.wire = Wire()
+        self.tenant = ""
+        self.conn: WorkerConn | None = None
+
+    async def connect(self, slots: int, **config: object) -> WorkerConn:
+        """A tenant, its function, a worker of it, and the round that finds the worker's
+        queue empty (what an idle worker's first round does)."""
+        self.tenant = await make_tenant(self.rt)
+        await self.functions.register(self.tenant, [FunctionConfig(name=FN, **config)])
+        self.conn = WorkerConn(self.tenant, "w1", slots, (FN,), self.wire.send, self.rt.clock.now())
+        self.registry.add(self.conn)
+        assert await self.dispatcher.dispatch_round() == 0
+        return self.conn
+
+    async def submit(self, priority: int = 0) -> tuple[str, str]:
+        (result,) = await self.intake.submit(
+            self.tenant, [TaskSpec(function=FN, priority=priority)]
+        )
+        return result.id, result.state
+
+    def delivered(self) -> list[str]:
+        return [t.id for frame in self.wire.of(Deliver) for t in frame.tasks]
+
+
+@pytest.fixture
+async def built(rt: Runtime) -> AsyncIterator[Built]:
+    built = Built(rt)
+    yield built
+    await built.pauses.stop()
+    if built.conn is not None:
+        await built.conn.close()
+
+
+async def test_a_submit_to_an_idle_worker_is_leased_in_its_commit_and_pushed_without_a_round(
+    built: Built, rt: Runtime
+) -> None:
+    conn = await built.connect(slots=2)
+    rounds = built.dispatcher.rounds
+
+    task, state = await built.submit()
+
+    assert state == RUNNING  # the answer says what the store holds
+    stored = await rt.store.get_task(built.tenant, task)
+    assert stored is not None and (stored.state, stored.lease_owner, stored.attempt) == (
+        RUNNING, "w1", 1,
+    )  # fmt: skip
+    await until(lambda: built.delivered() == [task])
+    assert conn.inflight.keys() == {task} and conn.reserved == 0
+    assert built.dispatcher.rounds == rounds  # no round claimed it
+    assert built.dispatcher.direct_dispatched == 1
+    assert built.queues.empty[(built.tenant, (FN,))] == built.queues.generation[built.tenant]
+
+
+async def test_with_a_backlog_a_submit_waits_its_turn_in_priority_and_fair_order(
+    built: Built, rt: Runtime
+) -> None:
+    conn = await built.connect(slots=1)
+    first, _ = await built.submit()  # direct: the slot was idle
+    waiting, state = await built.submit(priority=0)  # no free slot: it queues
+    assert state == READY
+    conn.take(first, 1)  # the first ends: its slot is free, the backlog is not empty
+
+    late, state = await built.submit(priority=0)  # must not go before `waiting`
+    assert state == READY
+    assert await built.dispatcher.dispatch_round() == 1
+    await until(lambda: built.delivered() == [first, waiting])
+
+    conn.take(waiting, 1)
+    urgent, state = await built.submit(priority=9)  # `late` still waits: no direct
+    assert state == READY
+    assert await built.dispatcher.dispatch_round() == 1
+    await until(lambda: built.delivered() == [first, waiting, urgent])  # priority first
+    assert await state_of(rt, built.tenant, late) == READY
+    assert built.dispatcher.direct_dispatched == 1
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["function rate", "function concurrency", "tenant quota", "pause", "aimd", "switched off"],
+)
+async def test_whatever_decides_how_many_may_start_keeps_the_task_for_a_round(
+    built: Built, rt: Runtime, setting: str
+) -> None:
+    config: dict[str, object] = {
+        "function rate": {"rate": 100.0},
+        "function concurrency": {"max_concurrency": 5},
+    }.get(setting, {})
+    if setting == "switched off":
+        built.rt = with_settings(rt, direct_dispatch=False)
+        built.dispatcher._rt = built.intake._rt = built.rt
+    await built.connect(slots=4, **config)
+    if setting == "tenant quota":
+        await built.quotas.set(built.tenant, TenantQuota(max_concurrency=10))
+    if setting == "pause":
+        await built.pauses.pause(built.tenant, Selector(function=[FN]))
+    if setting == "aimd":
+        built.adaptive.limits[(built.tenant, FN)] = _Room(2)  # type: ignore[assignment]
+    assert await built.dispatcher.dispatch_round() == 0  # idle: the queue found empty
+
+    _, state = await built.submit()
+
+    assert state == (PAUSED if setting == "pause" else READY)
+    assert built.dispatcher.direct_dispatched == 0
+    assert built.delivered() == []
+
+
+async def test_a_submit_that_fails_gives_its_reserved_slots_back(
+    built: Built, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await built.connect(slots=2)
+
+    async def broken(*args: object) -> None:
+        raise OSError("the disk is gone")
+
+    monkeypatch.setattr(rt.store, "submit_leased", broken)
+    with pytest.raises(OSError, match="disk"):
+        await built.submit()
+    assert conn.reserved == 0 and conn.free == 2
+
+
+class _Room:
+    """An AIMD limit with room for `n` (engine/adaptive.py's limits answer room(now))."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def room(self, now: float) -> int:
+        return self.n
