@@ -13,11 +13,16 @@ ROUNDS ?= 3
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
+# Only pip's progress lines are shown; its status goes around the filter, so a failed
+# install stops here instead of being marked installed.
 $(STAMP): pyproject.toml
 	@echo "Installing Sluice and its dev tools into $(VENV) (once; about half a minute)..."
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar on -e '.[dev]' | grep -E '^(Collecting|Successfully)' || true
+	@{ $(BIN)/pip install --progress-bar on -e '.[dev]'; echo $$? > $(VENV)/.pip-exit; } \
+		| grep -E '^(Collecting|Successfully)' || true
+	@test "$$(cat $(VENV)/.pip-exit)" = 0 || { echo "pip install failed: see above"; exit 1; }
+	@rm -f $(VENV)/.pip-exit
 	@rm -f $(VENV)/.installed-*; touch $@
 	@echo "Installed. The sluice command is $(BIN)/sluice (or: source $(BIN)/activate)."
 

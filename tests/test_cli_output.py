@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import pytest
+import typer
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,18 +74,25 @@ def test_a_table_in_a_pipe_keeps_every_id_whole_on_one_line(
 
 
 def test_every_client_command_offers_json_yaml_and_table() -> None:
-    runner = CliRunner()
+    # Every command of the tree, so a new one is held to it too; the processes (server,
+    # worker, dev) print logs, not answers.
+    processes = {"server", "worker", "dev"}
     commands = [
-        ["submit"], ["tasks", "ls"], ["tasks", "get"], ["tasks", "cancel"], ["logs"], ["why"],
-        ["stats"], ["dlq", "ls"], ["dlq", "retry"], ["functions", "ls"], ["functions", "set"],
-        ["schedules", "ls"], ["schedules", "set"], ["pause"], ["resume"], ["pauses", "ls"],
-        ["tenants", "ls"], ["tenants", "create"], ["tenant", "create"], ["keys", "ls"],
-        ["keys", "create"], ["keys", "revoke"],
-    ]  # fmt: skip
+        path for path in _leaves(typer.main.get_command(cli), []) if path[0] not in processes
+    ]
+    assert len(commands) >= 35 and ["webhooks", "enable"] in commands
+    runner = CliRunner()
     for command in commands:
         shown = runner.invoke(cli, [*command, "--help"], env={"COLUMNS": "200"})
         assert shown.exit_code == 0, command
         assert "--output" in shown.stdout and "yaml" in shown.stdout, command
+
+
+def _leaves(command: Any, path: list[str]) -> list[list[str]]:
+    if not hasattr(command, "commands"):  # a group has them (typer's own Group class)
+        return [path]
+    return [leaf for name, sub in sorted(command.commands.items())
+            for leaf in _leaves(sub, [*path, name])]  # fmt: skip
 
 
 def test_a_table_on_a_narrow_terminal_wraps_other_columns_but_never_an_id(
@@ -100,3 +108,16 @@ def test_a_table_on_a_narrow_terminal_wraps_other_columns_but_never_an_id(
     shown = screen.getvalue()
     assert task_id in shown and "send_welcome" in shown and "*/15 * * * * *" in shown
     assert max(len(line) for line in shown.splitlines()) <= 70
+
+
+def test_a_server_command_without_the_server_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As after a plain `pip install sluice`: one of the extra's modules cannot be found.
+    monkeypatch.setattr(output, "SERVER_MODULES", (*output.SERVER_MODULES, "sluice_no_such"))
+    for command in (["server"], ["dev", "shop:app"], ["migrate"],
+                    ["tenants", "create", "acme", "--database", "sqlite:///x.db"]):  # fmt: skip
+        done = CliRunner().invoke(cli, command)
+        assert done.exit_code == 2, (command, done.output, done.exception)
+        assert done.stderr == "error: this command needs the server: pip install " \
+            "'sluice[server]' (missing: sluice_no_such)\n", command  # fmt: skip

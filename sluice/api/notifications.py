@@ -15,7 +15,7 @@ from ..contract import (
 )
 from ..engine.notifier import next_task
 from ..engine.receivers import receiver_id
-from ..model import FUNCTION_DESTINATION, TOPIC_DESTINATION, Notification, WebhookEndpoint
+from ..model import Notification, WebhookEndpoint
 from .route import Call, Route
 
 
@@ -48,23 +48,14 @@ def _receiver(
 
 async def list_webhooks(call: Call) -> WebhookReceiverList:
     found = await call.node.notifier.receivers(call.tenant)
-    retrying = await call.node.store.retrying_counts(call.tenant)
-    shown = [_receiver(url, f, state, retrying.get(url, 0)) for url, f, state in found]
-    known = {r.url for r in shown}
-    # Tasks' own webhooks being retried (their functions do not name them).
-    shown += [
-        _receiver(url, [], WebhookEndpoint(call.tenant, url, None, None), count)
-        for url, count in sorted(retrying.items())
-        if url not in known and not url.startswith((FUNCTION_DESTINATION, TOPIC_DESTINATION))
-    ]
-    return WebhookReceiverList(shown)
+    return WebhookReceiverList([_receiver(*row) for row in found])
 
 
 async def enable_webhook(call: Call) -> WebhookReceiver:
     node, tenant_id = call.node, call.tenant
     state = await node.notifier.enable(tenant_id, call.path["webhook_id"], call.caller.actor)
     rows = await node.notifier.receivers(tenant_id)
-    functions = next((f for url, f, _ in rows if url == state.url), [])
+    functions = next((f for url, f, _, _ in rows if url == state.url), [])
     return _receiver(state.url, functions, state)
 
 

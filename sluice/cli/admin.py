@@ -29,6 +29,7 @@ from .output import (
     database_failure,
     fail,
     machine_output,
+    need_server,
     new_table,
     print_data,
     print_table,
@@ -105,6 +106,7 @@ def _admin_key_known(url: str | None, admin_key: str | None, profile: str | None
 
 def _create_in_database(name: str, database: str | None) -> NewTenant:
     """The operator's way in: the tenant and its first key written by this process."""
+    need_server()
     from ..config import Settings
     from ..engine.node import Node
     from ..errors import InvalidRequest

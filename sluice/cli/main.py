@@ -31,7 +31,15 @@ from .admin import keys_cli, tenants_cli
 from .dead import dlq_cli
 from .functions import functions_cli
 from .logs import register as register_log_commands
-from .output import AsJson, Format, Output, database_failure, machine_output, print_data
+from .output import (
+    AsJson,
+    Format,
+    Output,
+    database_failure,
+    machine_output,
+    need_server,
+    print_data,
+)
 from .pauses import register as register_pause_commands
 from .schedules import schedules_cli
 from .stats import register as register_stats_commands
@@ -183,6 +191,7 @@ def server(
     ] = None,
 ) -> None:
     """Run a server node: API, dispatcher, timers and the worker gateway."""
+    need_server()
     from ..engine.node import Node
 
     settings = _settings(host=host, port=port, database=database)
@@ -349,6 +358,7 @@ def dev(
     data: Annotated[Path, typer.Option(help="Where the SQLite data lives.")] = Path(".sluice"),
 ) -> None:
     """Everything in one command, on SQLite: server, dispatcher, timers and workers."""
+    need_server()
     from ..cli.loading import load_app
     from ..engine.devlog import SUMMARY_S, DevLog
     from ..engine.node import Node
@@ -473,6 +483,7 @@ def migrate(
     as_json: AsJson = False,
 ) -> None:
     """Bring the database's schema up to date (a server also does this when it starts)."""
+    need_server()
     settings = _settings(database=database)
 
     from ..store import database_errors

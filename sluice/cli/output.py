@@ -5,7 +5,8 @@ Exit codes, which scripts can rely on (docs/cli.md):
     0  ok
     1  the server answered an error (4xx other than 404, or 5xx); or the database
        refused (`migrate`, `tenants create` writing it directly)
-    2  usage error: a bad option or argument, an unreadable profile
+    2  usage error: a bad option or argument, an unreadable profile; a command that
+       needs the server's packages without them (`pip install 'sluice[server]'`)
     3  not found (404): no such task, function, schedule, pause, tenant or key
     4  cannot reach the server (connection refused, DNS, timeout), or the database
     5  not confirmed: the user said no, or no terminal to ask and no --yes
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import importlib.util
 import os
 import re
 import sys
@@ -88,6 +90,22 @@ def machine_output(output: Format, as_json: bool) -> Format | None:
 def fail(message: str, code: int) -> typer.Exit:
     errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+# The [server] extra's packages (pyproject.toml) by module name: a plain `pip install
+# sluice` leaves them out, and the commands that run a server or write its database need them.
+SERVER_MODULES = ("litestar", "uvicorn", "asyncpg", "croniter", "prometheus_client", "jinja2")
+
+
+def need_server() -> None:
+    """Stop in one line that says what to install when the server's packages are missing,
+    rather than with the traceback of the first import that fails."""
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        names = ", ".join(missing)
+        install = "pip install 'sluice[server]'"
+        raise fail(markup_escape(f"this command needs the server: {install} (missing: {names})"),
+                   USAGE)  # fmt: skip
 
 
 def database_failure(exc: Exception, database: str) -> typer.Exit:

@@ -120,25 +120,32 @@ class Notifier:
     async def deliveries(self, tenant_id: str, task_id: str) -> list[Notification]:
         return await self._rt.store.list_notifications(tenant_id, task_id)
 
-    async def receivers(self, tenant_id: str) -> list[tuple[str, list[str], WebhookEndpoint]]:
-        """(url, its functions, its state) of every webhook URL of the tenant's functions
-        and of every receiver disabled (the URL may have left the configs since)."""
+    async def receivers(self, tenant_id: str) -> list[tuple[str, list[str], WebhookEndpoint, int]]:
+        """(url, its functions, its state, its deliveries being retried) of every webhook
+        URL of the tenant's functions, of every receiver disabled (the URL may have left
+        the configs since), then of tasks' own webhooks being retried (no config names
+        them): what `GET /v1/webhooks` lists and `enable` finds."""
         rt = self._rt
         functions: dict[str, list[str]] = {}
         for name, config in sorted((await self._functions.usable(tenant_id)).items()):
             for w in config.webhooks:
                 functions.setdefault(w.url, []).append(name)
         states = {e.url: e for e in await rt.store.list_endpoints(tenant_id)}
+        retrying = await rt.store.retrying_counts(tenant_id)
         urls = sorted(functions.keys() | {u for u, e in states.items() if e.disabled_at})
+        urls += sorted(u for u in retrying.keys() - set(urls)
+                       if not u.startswith((FUNCTION_DESTINATION, TOPIC_DESTINATION)))  # fmt: skip
         return [
-            (u, functions.get(u, []), states.get(u) or WebhookEndpoint(tenant_id, u, None, None))
+            (u, functions.get(u, []), states.get(u) or WebhookEndpoint(tenant_id, u, None, None),
+             retrying.get(u, 0))
             for u in urls
-        ]
+        ]  # fmt: skip
 
     async def enable(self, tenant_id: str, endpoint_id: str, actor: str) -> WebhookEndpoint:
-        """Enable a disabled receiver: what waited for it is due at once."""
+        """Enable a disabled receiver: what waited for it is due at once. A receiver that
+        is not disabled stays as it is."""
         rt = self._rt
-        for url, _functions, state in await self.receivers(tenant_id):
+        for url, _functions, state, _retrying in await self.receivers(tenant_id):
             if receiver_id(url) == endpoint_id:
                 if await rt.store.enable_endpoint(tenant_id, url, rt.clock.now()):
                     await self._audit.record(actor, tenant_id, "webhook.enabled", detail=url)

@@ -21,11 +21,12 @@ URLs for its node URLs (`http://a:8420`, one node per host named), a free port f
 node: it runs once per node, and passes when every node answers `/v1/health` and SIGTERM
 then stops it with exit 0. Any other block runs against nodes the test starts (`sluice
 migrate`, `sluice tenant create shop`, `sluice server`), with SLUICE_DATABASE, SLUICE_URL
-(every node), SLUICE_API_KEY and SLUICE_ADMIN_KEY set as the docs set them, and the
-example app's worker; a block that starts its own `sluice worker` instead passes when
-that worker is connected, has run a task submitted to the last node, and stops with
-exit 0 on SIGTERM. Without PostgreSQL the PostgreSQL ones skip with the reason; under
-CI=true they fail (tests/pg.py).
+(every node), SLUICE_API_KEY, SLUICE_ADMIN_KEY and SLUICE_POOL_KEY set as the docs set
+them, and the example app's worker; a block that starts its own `sluice worker` instead
+(a tenant's, a shared pool's, or one that autoscales from zero) passes when that worker
+has run a task of the tenant's submitted to the last node, and stops with exit 0 on
+SIGTERM. Without PostgreSQL the PostgreSQL ones skip with the reason; under CI=true
+they fail (tests/pg.py).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import httpx
 import pytest
 
 import sluice
+from sluice.contract import SubmitOutcome
 from tests import pg
 from tests.acceptance.test_processes import ROOT, SLUICE
 from tests.harness import free_port, wait_for_sync
@@ -311,6 +313,7 @@ def _run_against_nodes(processes: Processes, env: dict[str, str], example: Examp
                              capture_output=True)  # fmt: skip
     api_key = json.loads(created.stdout)["api_key"]
     env["SLUICE_ADMIN_KEY"] = "sa_" + secrets.token_urlsafe(24)
+    env["SLUICE_POOL_KEY"] = "sp_" + secrets.token_urlsafe(24)
     for url in urls:
         processes.start([*SLUICE, "server", "--port", url.rsplit(":", 1)[1]], env)
     wait_for_sync(lambda: all(_health(url).get("status") == "ok" for url in urls), timeout=60)
@@ -324,9 +327,22 @@ def _run_against_nodes(processes: Processes, env: dict[str, str], example: Examp
         return
     # The block runs a worker: it must connect, serve, and drain on SIGTERM.
     block = processes.start(_command(example.language, code), env)
-    wait_for_sync(lambda: sum(map(_workers, urls)) >= 1 or block.poll() is not None, timeout=30)
-    assert block.poll() is None, processes.logs()
     with sluice.Client(urls[-1], api_key) as client:
-        submitted = client.submit({"function": "ping", "args": [time.time()]})
+        if re.search(r"--autoscale 0:", code):
+            # It starts a process only for work, and work needs its function known: as a
+            # worker of the app that ran before registers it.
+            client.functions.set("ping", {}, code=True)
+        submitted = wait_for_sync(lambda: _ping(client) or block.poll() is not None, timeout=30)
+        assert block.poll() is None, processes.logs()
         assert client.wait(submitted.id, 30).state == "succeeded", processes.logs()
     assert _stop(block) == 0, processes.logs()
+
+
+def _ping(client: sluice.Client) -> SubmitOutcome | None:
+    """A task of `ping`, once a worker serving it has connected and registered it."""
+    try:
+        return client.submit({"function": "ping", "args": [time.time()]})
+    except sluice.RemoteError as e:
+        if e.code != "unknown_function":
+            raise
+        return None

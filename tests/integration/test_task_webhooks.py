@@ -3,8 +3,9 @@
 loopback: a task's own webhook is signed with the tenant's signing secret (made and shown
 once by `POST /v1/webhooks/secret`, rotated with two valid at once) and fires from the
 outbox like a function's, on a finish and on a cancel; a task without one sends nothing;
-bad webhooks are refused with a code; every try of a delivery is listed; a webhook set
-on a shared pool's function fires for a tenant's task that the pool ran."""
+bad webhooks are refused with a code; every try of a delivery is listed (and its
+receiver, while retried); a webhook set on a shared pool's function fires for a
+tenant's task that the pool ran."""
 
 from __future__ import annotations
 
@@ -145,7 +146,9 @@ async def test_internal_addresses_are_refused_by_the_egress_rules(tmp_path: Path
         assert [t async for t in c.tasks.list()] == []
 
 
-async def test_every_try_of_a_delivery_is_listed(server: Running) -> None:
+async def test_every_try_of_a_delivery_is_listed_and_its_receiver_while_retried(
+    server: Running,
+) -> None:
     async with receiver() as (r, url), AsyncClient(server.url, server.api_key) as c:
         await c.webhooks.rotate_secret()
         r.status = 503
@@ -155,6 +158,11 @@ async def test_every_try_of_a_delivery_is_listed(server: Running) -> None:
         )  # fmt: skip
         async with running_worker(server, app):
             await wait_for(lambda: len(r.got) >= 2, timeout=10)
+            # Listed while retried (no config names it), and `enable` finds what is
+            # listed: not disabled, it stays as it is.
+            [listed] = await c.webhooks.list()
+            assert (listed.url, listed.functions, listed.enabled) == (url, [], True)
+            assert (await c.webhooks.enable(listed.id)).enabled
             r.status = 200
             [delivery] = await wait_for(lambda: _settled(c, task.id), timeout=10)
     assert delivery.state == "delivered" and delivery.tries == len(delivery.log) >= 3
