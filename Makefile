@@ -8,7 +8,7 @@ SCENARIO ?= core
 REFS ?= HEAD~1,HEAD
 ROUNDS ?= 3
 
-.PHONY: help browser screenshots run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead bench-console bench-isolation bench-autoscale chaos clean
+.PHONY: help browser screenshots run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead bench-capture bench-console bench-isolation bench-autoscale chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ bench-ab: $(STAMP)  ## the hot path of commits back to back (REFS=a,b ROUNDS=3 B
 
 bench-overhead: $(STAMP)  ## the cost of log capture, a logged line and tracing, per submit and per task (BACKEND=sqlite|postgres)
 	$(BIN)/python -m bench.overhead --backend $(BACKEND)
+
+bench-capture: $(STAMP)  ## log capture on and off side by side on one server, with an on/on control (BACKEND=sqlite|postgres)
+	$(BIN)/python -m bench.capture --backend $(BACKEND)
 
 bench-console: $(STAMP)  ## the console's pages with 1,000,000 tasks, and 20 consoles beside the hot path (BACKEND=sqlite|postgres)
 	$(BIN)/python -m bench.console --backend $(BACKEND)

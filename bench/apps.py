@@ -37,3 +37,19 @@ async def nap(seconds: float = 0.5) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+# `make bench-capture` (bench/capture.py): two workers side by side, each serving one
+# app, so each serves only its own copy of the same no-op.
+left = sluice.App("bench-left")
+right = sluice.App("bench-right")
+
+
+@left.task
+async def noop_left(i: int = 0) -> None:
+    return None
+
+
+@right.task
+async def noop_right(i: int = 0) -> None:
+    return None
