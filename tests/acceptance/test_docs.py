@@ -159,6 +159,15 @@ def _workers(url: str) -> int:
     return int(_health(url).get("workers", 0))  # type: ignore[call-overload]
 
 
+def test_the_examples_run_on_one_test_worker(request: pytest.FixtureRequest) -> None:
+    """Under `make test` (xdist, --dist loadgroup) the examples run in page order on one
+    dev server only if their `xdist_group` holds; a pytest that xdist cannot group with
+    would scatter them over two dev servers, and a block would miss what the block above
+    it made (a pytest of that kind is excluded in pyproject.toml)."""
+    if getattr(request.config.option, "loadgroup", False):
+        assert request.node.nodeid.endswith("@docs"), request.node.nodeid
+
+
 def test_every_example_that_does_not_run_says_why() -> None:
     assert len(EXAMPLES) > 30
     for example in EXAMPLES:
