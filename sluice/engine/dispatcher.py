@@ -381,11 +381,12 @@ class Dispatcher:
             if (
                 conn.tenant_id != tenant_id
                 or conn.draining
-                or conn.bounded
                 or not functions.issubset(conn.functions)
                 or self._queues.empty.get((tenant_id, conn.functions)) != generation
             ):
                 continue
+            if conn.bounded and functions & self._demands(conn).keys():
+                continue  # what fits its memory and CPU is a round's to count
             n = min(len(ready), conn.free)
             if n <= 0:
                 continue

@@ -127,7 +127,15 @@ async def test_with_a_backlog_a_submit_waits_its_turn_in_priority_and_fair_order
 
 @pytest.mark.parametrize(
     "setting",
-    ["function rate", "function concurrency", "tenant quota", "pause", "aimd", "switched off"],
+    [
+        "function rate",
+        "function concurrency",
+        "tenant quota",
+        "pause",
+        "aimd",
+        "memory",
+        "switched off",
+    ],
 )
 async def test_whatever_decides_how_many_may_start_keeps_the_task_for_a_round(
     built: Built, rt: Runtime, setting: str
@@ -135,11 +143,14 @@ async def test_whatever_decides_how_many_may_start_keeps_the_task_for_a_round(
     config: dict[str, object] = {
         "function rate": {"rate": 100.0},
         "function concurrency": {"max_concurrency": 5},
+        "memory": {"memory_mb": 512},  # on a worker that offers its memory: a round fits it
     }.get(setting, {})
     if setting == "switched off":
         built.rt = with_settings(rt, direct_dispatch=False)
         built.dispatcher._rt = built.intake._rt = built.rt
-    await built.connect(slots=4, **config)
+    conn = await built.connect(slots=4, **config)
+    if setting == "memory":
+        conn.memory_mb = 4096
     if setting == "tenant quota":
         await built.quotas.set(built.tenant, TenantQuota(max_concurrency=10))
     if setting == "pause":

@@ -1,0 +1,47 @@
+"""Direct dispatch end to end, on each backend: a real worker (which offers its memory
+and CPU to the server) takes a task the moment it is submitted, leased in the submit's
+own commit; a function that declares memory waits for a round, which counts what fits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sluice
+from tests.harness import running_server, running_worker, wait_for
+
+app = sluice.App("direct")
+
+
+@app.task
+def plain(i: int = 0) -> int:
+    return i
+
+
+@app.task(memory_mb=64)
+def sized(i: int = 0) -> int:
+    return i
+
+
+async def test_an_idle_worker_gets_a_submitted_task_in_the_submits_commit(
+    tmp_path: Path, backend: str
+) -> None:
+    async with (
+        running_server(tmp_path, app, backend) as server,
+        running_worker(server, app) as worker,
+        sluice.AsyncClient(server.url, server.api_key) as client,
+    ):
+        dispatcher = server.node.dispatcher
+        await client.submit({"function": "plain", "args": [0]})  # a round may take this one
+        await wait_for(lambda: worker.completed == 1)
+        before = dispatcher.direct_dispatched
+
+        for i in range(1, 6):  # one at a time, so a slot is always free
+            outcome = await client.submit({"function": "plain", "args": [i]})
+            assert outcome.state == "running"
+            assert (await client.wait(outcome.id, 10)).state == "succeeded"
+        assert dispatcher.direct_dispatched == before + 5
+
+        sized = await client.submit({"function": "sized", "args": [7]})
+        assert sized.state == "ready"  # what fits the worker's memory is counted by a round
+        assert (await client.wait(sized.id, 10)).state == "succeeded"
+        assert dispatcher.direct_dispatched == before + 5
