@@ -5,7 +5,8 @@ due within `timer_horizon_s` are also held in a small in-memory heap on the node
 made or read them, and promoted at their exact time, so a sub-second delay is on time;
 losing the heap (a crash) only falls back to the interval's precision. A double
 promotion is harmless (the store checks the state). Promoted tasks get their fair start
-tags, in due order, then the dispatcher hears of them.
+tags, in due order, then the dispatcher hears of them; those the heap fires that an idle
+worker may take at once are leased to it as they become ready (direct dispatch).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import heapq
 import logging
 
 from ..store import Promoted
+from .dispatcher import Dispatcher
 from .fairness import Fairness
 from .queues import Queues
 from .runtime import Runtime
@@ -34,6 +36,8 @@ class Delays:
         self._heap: list[tuple[float, str, str]] = []
         self._in_heap: set[str] = set()
         self._changed = asyncio.Event()
+        # Set by the node: due tasks an idle worker may take are leased as they fire.
+        self.dispatcher: Dispatcher | None = None
 
     def schedule(self, run_at: float, tenant_id: str, task_id: str) -> None:
         """Hold a delayed task in memory if it is due within the horizon."""
@@ -82,18 +86,47 @@ class Delays:
         now = self._rt.clock.now()
         due = []
         while self._heap and self._heap[0][0] <= now:
-            _, _tenant, task_id = heapq.heappop(self._heap)
+            _, tenant_id, task_id = heapq.heappop(self._heap)
             self._in_heap.discard(task_id)
-            due.append(task_id)
+            due.append((tenant_id, task_id))
         if not due:
             return 0
+        started = await self._lease_due(due, now) if self.dispatcher is not None else set()
+        due = [(tenant_id, task_id) for tenant_id, task_id in due if task_id not in started]
+        if not due:
+            return len(started)
         try:
-            promoted = await self._rt.store.promote_tasks(due, now)
+            promoted = await self._rt.store.promote_tasks([t for _, t in due], now)
         except Exception:
             log.exception("promoting %d due tasks failed; the interval will", len(due))
-            return 0
+            return len(started)
         await self._tag_and_notify(promoted)
-        return len(promoted)
+        return len(started) + len(promoted)
+
+    async def _lease_due(self, due: list[tuple[str, str]], now: float) -> set[str]:
+        """Direct dispatch of due tasks (engine/dispatcher.py): those an idle worker of
+        their tenant may take at once are made ready and leased to it in one write."""
+        assert self.dispatcher is not None
+        by_tenant: dict[str, list[str]] = {}
+        for tenant_id, task_id in due:
+            by_tenant.setdefault(tenant_id, []).append(task_id)
+        started: set[str] = set()
+        for tenant_id, ids in by_tenant.items():
+            direct = self.dispatcher.direct_due(tenant_id)
+            if direct is None:
+                continue
+            try:
+                claimed = await self._rt.store.promote_leased(
+                    tenant_id, ids, now, direct.conn.worker_id, direct.functions,
+                    direct.slots, self._rt.settings.lease_s,
+                )  # fmt: skip
+            except Exception:
+                self.dispatcher.cancel_direct(direct)
+                log.exception("leasing %d due tasks failed; they are promoted", len(ids))
+                continue
+            await self.dispatcher.deliver_direct(direct, claimed)
+            started.update(t.id for t in claimed)
+        return started
 
     async def _tag_and_notify(self, promoted: list[Promoted]) -> None:
         """Fair tags for tasks that just became ready, then wake the dispatcher for them;

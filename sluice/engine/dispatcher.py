@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -357,48 +357,66 @@ class Dispatcher:
         promotion or requeue came since), no limit, quota, reserve or AIMD room decides
         how many may start, and this node is the only one (no other node's partitions
         or asks share the worker). Otherwise the tasks go to the queue as always."""
-        if not self._rt.settings.direct_dispatch or self._partitions.others:
-            return None
-        if self._partitions.claim_filter is not None or any(t.key is not None for t in tasks):
+        if any(t.key is not None for t in tasks):
             return None  # a keyed submit may find its key held: the plain path decides
         ready = [t for t in tasks if t.state == READY]
         if not ready:
             return None
         functions = {t.function for t in ready}
+        for conn, free in self._idle(tenant_id):
+            if not functions.issubset(free):
+                continue
+            n = min(len(ready), conn.free)
+            first = sorted(ready, key=lambda t: (-t.priority, t.stag, t.id))[:n]
+            conn.reserved += n  # a round running meanwhile must not count these slots
+            return Direct(conn, n, tuple(functions), [t.id for t in first])
+        return None
+
+    def direct_due(self, tenant_id: str) -> Direct | None:
+        """The same for delayed tasks the timer heap fires: an idle worker's free slots,
+        reserved, and the functions it may take that way (store.promote_leased picks
+        which of the due tasks, in claim order)."""
+        for conn, free in self._idle(tenant_id):
+            n = conn.free
+            conn.reserved += n
+            return Direct(conn, n, tuple(sorted(free)))
+        return None
+
+    def _idle(self, tenant_id: str) -> Iterator[tuple[WorkerConn, set[str]]]:
+        """The tenant's own workers here with free slots and nothing of theirs ready,
+        each with its functions whose tasks may start without a round."""
+        if not self._rt.settings.direct_dispatch or self._partitions.others:
+            return
+        if self._partitions.claim_filter is not None:
+            return
         quota = self._quotas.limited().get(tenant_id)
         if quota is not None and (quota.limited or quota.min_slots):
-            return None
+            return
         configs = self._functions.cached_of(tenant_id)
-        for f in functions:
-            config = configs.get(f)
-            if config is not None and _is_limited(config):
-                return None
-        if self._adaptive.rooms(tenant_id, tuple(functions)):
-            return None  # an AIMD limit counts what starts
         silent_since = self._rt.clock.now() - 2 * self._rt.settings.heartbeat_s
         generation = self._queues.generation[tenant_id]
         for conn in self._registry.dispatchable(silent_since):
             if (
                 conn.tenant_id != tenant_id
                 or conn.draining
-                or not functions.issubset(conn.functions)
                 or self._queues.empty.get((tenant_id, conn.functions)) != generation
             ):
                 continue
-            if conn.bounded and functions & self._demands(conn).keys():
-                continue  # what fits its memory and CPU is a round's to count
-            n = min(len(ready), conn.free)
-            if n <= 0:
-                continue
-            first = sorted(ready, key=lambda t: (-t.priority, t.stag, t.id))[:n]
-            conn.reserved += n  # a round running meanwhile must not count these slots
-            return Direct(conn, [t.id for t in first])
-        return None
+            # Not those a limit or an AIMD room counts, nor what must fit its memory.
+            counted = self._adaptive.rooms(tenant_id, conn.functions).keys()
+            sized = self._demands(conn).keys() if conn.bounded else set()
+            free = {
+                f for f in conn.functions
+                if f not in counted and f not in sized
+                and not (f in configs and _is_limited(configs[f]))
+            }  # fmt: skip
+            if free:
+                yield conn, free
 
     async def deliver_direct(self, plan: Direct, claimed: list[ClaimedTask]) -> None:
         """The committed direct dispatch: its tasks go to the worker now."""
         conn = plan.conn
-        conn.reserved -= len(plan.ids)
+        conn.reserved -= plan.slots
         if not claimed:
             return
         live = self._registry.get(conn.tenant_id, conn.worker_id) is conn
@@ -416,8 +434,8 @@ class Dispatcher:
         self.direct_dispatched += len(claimed)
 
     def cancel_direct(self, plan: Direct) -> None:
-        """The submit failed: the reserved slots are free again."""
-        plan.conn.reserved -= len(plan.ids)
+        """The submit or promotion failed: the reserved slots are free again."""
+        plan.conn.reserved -= plan.slots
 
     def _split(
         self, conn: WorkerConn | RemoteConn, quotas: Mapping[str, TenantQuota]
@@ -591,10 +609,13 @@ def _tenant_limit(tenant_id: str, quota: TenantQuota, settling: tuple[str, ...])
 
 
 class Direct(msgspec.Struct, frozen=True):
-    """Slots of one worker reserved for tasks a submit commits leased to it."""
+    """Slots of one worker reserved for tasks a submit or a promotion commits leased
+    to it."""
 
     conn: WorkerConn
-    ids: list[str]  # the tasks to lease, the first in fair order
+    slots: int
+    functions: tuple[str, ...]  # of those it may take that way
+    ids: list[str] = []  # a submit's: the tasks to lease, the first in fair order
 
 
 class _Step(msgspec.Struct, frozen=True):

@@ -122,6 +122,7 @@ class Node:
             backpressure=backpressure, queues=queues, delays=delays, meters=meters,
             dispatcher=self.dispatcher,
         )  # fmt: skip
+        delays.dispatcher = self.dispatcher
         self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry, receivers)
         self.tenants = tenants = Tenants(rt)
         self.schedules = schedules = Schedules(rt, functions, fairness, queues, meters)

@@ -226,6 +226,15 @@ class AttemptStore(Protocol):
         `worker` (as a claim leases them), in one commit; the leased ones in fair order."""
         ...
 
+    async def promote_leased(
+        self, tenant_id: str, task_ids: list[str], now: float, worker: str,
+        functions: tuple[str, ...], limit: int, lease_s: float,
+    ) -> list[ClaimedTask]:  # fmt: skip
+        """Direct dispatch of due delayed tasks: up to `limit` of `task_ids` (the
+        tenant's, of `functions`, scheduled and due) made ready and leased to `worker`
+        in one commit, in the order a claim takes them."""
+        ...
+
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         """Fenced finishes: ACCEPTED, DUPLICATE or STALE for each."""
         ...

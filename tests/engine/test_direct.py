@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from sluice.clock import FakeClock
 from sluice.contract import FunctionConfig, Selector, TaskSpec, TenantQuota
 from sluice.engine.adaptive import AdaptivePools
 from sluice.engine.asks import Asks
@@ -20,7 +21,7 @@ from sluice.engine.intake import Intake
 from sluice.engine.pauses import Pauses
 from sluice.engine.registry import Registry, Settling, WorkerConn
 from sluice.engine.runtime import Runtime
-from sluice.model import PAUSED, READY, RUNNING
+from sluice.model import PAUSED, READY, RUNNING, SCHEDULED
 from sluice.policy.backpressure import Backpressure as Policy
 from sluice.protocol import Deliver
 from tests.engine.conftest import FN, Wire, lower, make_tenant, state_of, until, with_settings
@@ -41,12 +42,14 @@ class Built:
             asks=asks, settling=settling,
         )  # fmt: skip
         self.pauses = Pauses(rt, below.fairness, below.queues)
+        self.delays = Delays(rt, below.fairness, below.queues)
+        self.delays.dispatcher = self.dispatcher
         policy = Policy(rt.clock.now(), random.Random(1))
         self.intake = Intake(
             rt, functions=below.functions, quotas=below.quotas, pauses=self.pauses,
             fairness=below.fairness, queues=below.queues,
             backpressure=Backpressure(rt, below.quotas, below.partitions, policy),
-            delays=Delays(rt, below.fairness, below.queues), dispatcher=self.dispatcher,
+            delays=self.delays, dispatcher=self.dispatcher,
         )  # fmt: skip
         self.intake.accepting = True
         self.wire = Wire()
@@ -63,10 +66,9 @@ class Built:
         assert await self.dispatcher.dispatch_round() == 0
         return self.conn
 
-    async def submit(self, priority: int = 0) -> tuple[str, str]:
-        (result,) = await self.intake.submit(
-            self.tenant, [TaskSpec(function=FN, priority=priority)]
-        )
+    async def submit(self, priority: int = 0, delay: float | None = None) -> tuple[str, str]:
+        spec = TaskSpec(function=FN, priority=priority, delay=delay)
+        (result,) = await self.intake.submit(self.tenant, [spec])
         return result.id, result.state
 
     def delivered(self) -> list[str]:
@@ -188,3 +190,42 @@ class _Room:
 
     def room(self, now: float) -> int:
         return self.n
+
+
+async def test_delayed_tasks_an_idle_worker_may_take_are_leased_as_they_fall_due(
+    built: Built, rt: Runtime, clock: FakeClock
+) -> None:
+    conn = await built.connect(slots=2)
+    low, state = await built.submit(priority=1, delay=5)
+    high, _ = await built.submit(priority=8, delay=5)
+    third, _ = await built.submit(priority=5, delay=5)
+    assert state == SCHEDULED
+    rounds = built.dispatcher.rounds
+
+    clock.advance(5)
+    assert await built.delays.fire_due() == 3
+
+    await until(lambda: built.delivered() == [high, third])  # two slots, claim order
+    assert await state_of(rt, built.tenant, low) == READY  # promoted: a round's to place
+    assert built.dispatcher.rounds == rounds and built.dispatcher.direct_dispatched == 2
+    stored = await rt.store.get_task(built.tenant, high)
+    assert stored is not None and (stored.state, stored.lease_owner) == (RUNNING, "w1")
+    assert conn.reserved == 0
+
+
+async def test_delayed_tasks_falling_due_behind_a_backlog_wait_their_turn(
+    built: Built, rt: Runtime, clock: FakeClock
+) -> None:
+    conn = await built.connect(slots=1)
+    first, _ = await built.submit()  # direct: the one slot
+    waiting, _ = await built.submit()  # queued behind it
+    due, _ = await built.submit(delay=5)
+    conn.take(first, 1)  # a slot frees; `waiting` is still ready
+
+    clock.advance(5)
+    assert await built.delays.fire_due() == 1
+
+    assert await state_of(rt, built.tenant, due) == READY  # promoted, not leased
+    assert await built.dispatcher.dispatch_round() == 1
+    await until(lambda: built.delivered() == [first, waiting])
+    assert built.dispatcher.direct_dispatched == 1

@@ -1006,3 +1006,26 @@ async def test_submit_leased_commits_tasks_with_the_named_ones_leased_as_a_claim
     # Another tenant's ids lease nothing: the lease is the submitting tenant's own.
     theirs = new_task()
     assert await store.submit_leased(other, [theirs], NOW, "w2", [leased.id], LEASE_S) == []
+
+
+async def test_promote_leased_makes_due_tasks_ready_and_leased_in_claim_order(
+    store: Store, tenant: str, other: str
+) -> None:
+    """Direct dispatch of delayed tasks the timer heap fires (engine/delays.py)."""
+    low = scheduled_task(NOW - 1, priority=1)
+    high = scheduled_task(NOW - 1, priority=8)
+    mid = scheduled_task(NOW - 1, priority=5)
+    elsewhere = scheduled_task(NOW - 1, function="other")  # not a function it may take
+    later = scheduled_task(NOW + 60)  # not due
+    ids = await submit(store, tenant, low, high, mid, elsewhere, later)
+
+    claimed = await store.promote_leased(tenant, ids, NOW, "w1", (FN,), 2, LEASE_S)
+
+    assert [c.id for c in claimed] == [high.id, mid.id]
+    assert all((c.attempt, c.ready_at, c.dispatched_at) == (1, NOW, NOW) for c in claimed)
+    assert claimed[0].lease_until == NOW + LEASE_S
+    assert [await state_of(store, tenant, t.id) for t in (low, elsewhere, later)] == [
+        SCHEDULED, SCHEDULED, SCHEDULED,
+    ]  # fmt: skip
+    assert await store.promote_leased(other, ids, NOW, "w2", (FN,), 5, LEASE_S) == []
+    assert await store.finish_attempts([finish(claimed[0])], NOW) == [ACCEPTED]

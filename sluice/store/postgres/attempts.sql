@@ -203,3 +203,25 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.tags, t.stag, t.trace_parent, t.trace_state, t.ready_at,
           t.webhooks;
+
+-- name: promote_leased
+-- Direct dispatch of delayed tasks fired by the timer heap: up to $6 of these due ones
+-- (the tenant's, of the worker's functions) made ready and leased to an idle worker in
+-- one statement, in the order a claim would take them.
+-- $1 tenant_id, $2 ids[], $3 now, $4 worker, $5 lease_until, $6 limit, $7 functions[]
+WITH picked AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state = 'scheduled' AND run_at <= $3
+      AND function = ANY($7::text[])
+      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT $6
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks t
+SET state = 'running', attempt = t.attempt + 1, lease_owner = $4, lease_until = $5,
+    ready_at = $3, dispatched_at = $3
+FROM picked WHERE t.id = picked.id
+RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
+          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
+          t.throttles, t.retry, t.tags, t.stag, t.trace_parent, t.trace_state, t.ready_at,
+          t.webhooks;

@@ -73,6 +73,24 @@ class SQLiteAttempts(SQLiteDatabase):
 
         return await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
 
+    async def promote_leased(
+        self, tenant_id: str, task_ids: list[str], now: float, worker: str,
+        functions: tuple[str, ...], limit: int, lease_s: float,
+    ) -> list[ClaimedTask]:  # fmt: skip
+        """Direct dispatch of due delayed tasks: up to `limit` of `task_ids` (the
+        tenant's, of `functions`) made ready and leased to `worker` in one commit."""
+        params = {
+            "tenant_id": tenant_id, "ids": msgspec.json.encode(task_ids).decode(),
+            "functions": msgspec.json.encode(functions).decode(), "now": now,
+            "worker": worker, "lease_until": now + lease_s, "limit": limit,
+        }  # fmt: skip
+
+        def op(conn: sqlite3.Connection) -> list[ClaimedTask]:
+            rows = conn.execute(Q["promote_leased"], params).fetchall()
+            return [ClaimedTask(*row) for row in sorted(rows, key=fair_order)]
+
+        return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
+
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
             return _finish_many(conn, finishes, now)

@@ -165,3 +165,22 @@ WHERE tenant_id = :tenant_id AND state = 'ready' AND id IN (SELECT value FROM js
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
+
+-- name: promote_leased
+-- Direct dispatch of delayed tasks fired by the timer heap: up to :limit of these due
+-- ones (the tenant's, of the worker's functions) made ready and leased to an idle worker
+-- in one statement, in the order a claim would take them.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
+    lease_until = :lease_until, ready_at = :now, dispatched_at = :now
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE tenant_id = :tenant_id AND state = 'scheduled' AND run_at <= :now
+      AND id IN (SELECT value FROM json_each(:ids))
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+    ORDER BY priority DESC, stag, id
+    LIMIT :limit)
+RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
+          trace_parent, trace_state, ready_at, webhooks;
