@@ -9,7 +9,7 @@ the default settings a user gets:
 
 - batch submit: 50,000 tasks in batches of 1,000 (async SDK);
 - single submits: 10,240 tasks from 32 concurrent clients;
-- drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots;
+- drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots (`--drain-slots`);
 - submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers.
 
 The median of the rounds is reported per commit, with each commit's change against the
@@ -38,6 +38,7 @@ DRIVER = """
 import asyncio, json, sys
 from bench.run import rig, bench_batch_submit, _single_submits, bench_drain, bench_latency, pct
 port, backend, parts = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
+slots = int(sys.argv[4])
 out = {}
 if "submit" in parts:
     with rig(port, backend) as r:
@@ -45,7 +46,7 @@ if "submit" in parts:
         out["single_submit"] = asyncio.run(_single_submits(r, 10_240, 32))
 if "drain" in parts:
     with rig(port, backend) as r:
-        out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=256)[0]
+        out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=slots)[0]
 if "latency" in parts:
     with rig(port, backend) as r:
         lat = bench_latency(r, 2_000, 0.005)
@@ -74,12 +75,12 @@ def git(*args: str) -> str:
 
 
 def measure(
-    tree: Path, port: int, backend: str, parts: str, settings: dict[str, str]
+    tree: Path, port: int, backend: str, parts: str, settings: dict[str, str], slots: int
 ) -> dict[str, float]:
     env = {**os.environ, **settings, "PYTHONPATH": str(tree)}
     env.pop("SLUICE_DATABASE", None)
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(port), backend, parts],
+        [sys.executable, "-c", DRIVER, str(port), backend, parts, str(slots)],
         cwd=tree, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     for line in done.stdout.splitlines():
@@ -95,6 +96,10 @@ def main() -> None:
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--port", type=int, default=8432)
     parser.add_argument("--parts", default="submit,drain,latency", help="of submit, drain, latency")
+    parser.add_argument(
+        "--drain-slots", type=int, default=256,
+        help="slots per worker process in the drain (10: `sluice worker`'s default)",
+    )  # fmt: skip
     options = parser.parse_args()
     # Each entry: (label, commit, settings); a label is the entry as given, made unique.
     refs: list[tuple[str, str, dict[str, str]]] = []
@@ -116,7 +121,12 @@ def main() -> None:
                 order = refs[round_ % len(refs) :] + refs[: round_ % len(refs)]
                 for label, sha, settings in order:
                     figures = measure(
-                        trees[sha], options.port, options.backend, options.parts, settings
+                        trees[sha],
+                        options.port,
+                        options.backend,
+                        options.parts,
+                        settings,
+                        options.drain_slots,
                     )
                     runs[label].append(figures)
                     shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items())

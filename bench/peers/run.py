@@ -322,34 +322,33 @@ def fairness_section() -> list[str]:
 ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
-    "- **Single enqueue** (one call at a time; Huey, Dramatiq, Taskiq, arq, Celery and RQ "
-    "are faster). A peer's enqueue is one round trip from the client to Redis, whose "
-    "server is C and does not fsync. A Sluice submit is an HTTP request to a Python "
-    "server that validates it, tags it, and answers only after the task is durably "
-    "committed. `python -m bench.profile_submit` (cProfile of the server, SQLite, 3,000 "
-    "submits from the sync SDK, 2026-11-27): about 0.77 ms per submit at the client. The "
-    "server is busy for about 0.45 ms of it: uvicorn's HTTP parsing and sending about "
-    "0.25 ms, `Node.submit` 0.16 ms, the SQLite insert and commit 0.1 ms. The rest is the "
-    "client's httpx (about 0.3 ms a call). What would close most of the gap: a thinner "
-    "HTTP layer for `POST /v1/tasks` (the route is already raw ASGI; the cost left is "
-    "uvicorn's) and a leaner sync client (a bare keep-alive connection instead of "
-    "httpx). Producers who need rate today send batches (`submit_many`: 45,000-70,000/s, "
-    "ahead of every peer's bulk API) or use the async SDK with concurrency (32 concurrent "
-    "single submits: about 2,800/s in `make bench`).",
-    "- **Submit→start latency** (Huey 0.47 ms p50, Taskiq 1.0, Celery 1.3, against "
-    "Sluice's 1.6 ms on SQLite). Half of it is the submit round trip above, which the "
-    "figure includes. The other half is a second durable write: the dispatcher claims "
-    "the committed task (UPDATE ... RETURNING) before it is pushed over the worker's "
-    "websocket. A Redis peer's worker wakes from BRPOP with the task in hand. What would "
-    "close it: direct dispatch. When a submit finds an idle worker slot, commit the "
-    "task already leased to that slot in the submit's own transaction and push it at "
-    "once: one write instead of two, and no dispatcher wake-up.",
-    "- **Delayed lateness** (Celery 1.6 ms p99 against Sluice's 3.3). Celery's worker "
-    "holds ETA tasks in its own memory and starts them from a local timer, so they are "
-    "not durable at the broker while they wait. Sluice promotes a due task in the store, "
-    "then claims it, then pushes it: two writes after the timer fires. Direct dispatch "
-    "would take one of them away too. (Since the peers were measured, promotion also "
-    "writes the task's fair start tag: one more small write, about 1 ms on this machine.)",
+    "Against Huey and Celery, measured the same day on the same machine as Sluice "
+    "(2026-12-03; the other peers' rows are from 2026-11-27, on a VM that measured faster: "
+    "compare across dates with care):",
+    "",
+    "- **Single enqueue** (one call at a time): Sluice on SQLite about 0.56x Huey; on "
+    "PostgreSQL about Celery's. A peer's enqueue is one round trip to Redis, whose server "
+    "is C and does not fsync; a Sluice submit is an HTTP request to a Python server that "
+    "validates it, tags it, and answers only after the task is committed. Since "
+    "2026-11-27 the sync client speaks HTTP/1.1 on its own kept-alive sockets "
+    "(`sluice/client/wire.py`: about 0.1 ms of client CPU a call, against 0.4 ms through "
+    "httpx) and the server writes an answer's head and body in one send; what is left is "
+    "the server's Python: uvicorn's HTTP handling, `Node.submit` and the commit "
+    "(`python -m bench.profile_submit`). Producers who need rate send batches "
+    "(`submit_many`) or submit concurrently from the async SDK.",
+    "- **Submit→start** (Huey 1.0 ms p50, Sluice 1.4 ms on SQLite). A submit that finds "
+    "an idle worker slot now commits the task already leased to it and pushes it at once "
+    "(direct dispatch: one write, no dispatch round); with the one-send answers it took "
+    "p50 from 2.1 to 1.2 ms in `make bench-ab` (bench/RESULTS.md). The rest is the HTTP "
+    "round trip to a Python server and the worker's own start; a Redis peer's worker "
+    "wakes from BRPOP with the task in hand.",
+    "- **Drain with the default 10 slots per process** (Sluice 1.5x Huey on SQLite, 0.84x "
+    "on PostgreSQL). For no-op tasks a drain is bound by round trips: the server leases "
+    "only as many tasks as a worker has free slots (no prefetch), so a round trip moves "
+    "at most 10 per process. With 64 slots the same drain ran at 7,000-12,700 tasks/s, "
+    "with 256 at about 17,500 (`make bench`). Raising the default would change how many "
+    "tasks run at once against every user's downstream; a credit window that leases a "
+    "few tasks ahead without starting them is the better fix, not made yet.",
     "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
     "trip to another process and a WAL flush, and both share the 2 cores with the "
     "client and the workers.",
@@ -374,12 +373,11 @@ CAVEATS = [
     "- arq's first full run was stopped at its 600 s limit by the person running the "
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
-    "- Sluice's rows were measured again after the peers (`--only sluice-sqlite --only "
-    "sluice-postgres`) with the code that has tenant fairness, HTTP targets and "
-    "backpressure; their dates are in the configuration lines. Against the first "
-    "measurement an hour earlier (code without them) they are 11-17 % lower; run "
-    "back to back and alternating with that code, the drain differs by -7 % to +6 %, "
-    "within this VM's noise (bench/RESULTS.md notes the machine's speed at each run).",
+    "- Sluice, Huey and Celery were measured again on 2026-12-03 (`--only sluice-sqlite "
+    "--only sluice-postgres`, then `--only huey --only celery`), with the code that has "
+    "direct dispatch and the new sync client; their dates are in the configuration lines. "
+    "That day's VM was slower than the one of 2026-11-27 (Huey's single enqueue 3,928/s "
+    "against 6,933/s), so the older rows of the other peers are likely high.",
 ]
 
 
