@@ -4,6 +4,7 @@ tables that keep ids whole and print one row a line when stdout is not a termina
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -121,3 +122,33 @@ def test_a_server_command_without_the_server_extra_says_what_to_install(
         assert done.exit_code == 2, (command, done.output, done.exception)
         assert done.stderr == "error: this command needs the server: pip install " \
             "'sluice[server]' (missing: sluice_no_such)\n", command  # fmt: skip
+
+
+def test_a_table_too_wide_for_the_terminal_shows_a_record_a_block_with_every_value_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 80 columns a task list cannot keep each column's longest word: rather than cut
+    `prio` and `created` to `…`, each row becomes a block, as psql's expanded display."""
+    screen = io.StringIO()
+    monkeypatch.setattr(output, "console", Console(file=screen, force_terminal=True, width=80,
+                                                   color_system=None))  # fmt: skip
+    headers = ("id", "function", "state", "prio", "attempt", "created", "finished", "key")
+    table = output.new_table(*headers, whole=("id", "function"))
+    rows = [
+        ("0193f0c2-7a1b-7c3d-9e4f-0123456789ab", "send_welcome", "succeeded", "5", "1",
+         "2026-12-03 08:12:44", "2026-12-03 08:12:45", "welcome-42"),
+        ("0193f0c2-7a1b-7c3d-9e4f-0123456789ac", "resize_image", "dead", "9", "5",
+         "2026-12-03 08:13:01", "2026-12-03 08:14:31", ""),
+    ]  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
+    output.print_table(table)
+    shown = screen.getvalue()
+    assert "…" not in shown
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    for row in rows:
+        for header, value in zip(headers, row, strict=True):
+            if value:
+                line = rf"^{header} +{re.escape(value)} *$"
+                assert re.search(line, shown, re.M), (header, value)
+    assert re.findall(r"^-\[ (\d) \]-+$", shown, re.M) == ["1", "2"]

@@ -172,14 +172,18 @@ def new_table(*headers: str, whole: Iterable[str] = ("id",), title: str | None =
 
 
 def print_table(table: Table) -> None:
-    """On a terminal, the table fits its width (kept columns whole, the rest wrapped).
+    """On a terminal, the table fits its width (kept columns whole, the rest wrapped), or
+    where it cannot without cutting a column below its longest word, one record a block.
     In a pipe or CI, one row a line at its full width with no frame, so nothing is cut
     and `grep`, `awk` and `cut` see whole values."""
     for column in table.columns:
         if column.no_wrap:
             column.min_width = max((len(str(c)) for c in column.cells), default=0) or None
     if console.is_terminal:
-        console.print(table)
+        if _narrowest(table) <= console.width:
+            console.print(table)
+        else:  # some column would be squeezed below its longest word: a record a block
+            _records(table)
         return
     table.box = None
     table.pad_edge = False
@@ -189,6 +193,36 @@ def print_table(table: Table) -> None:
         wide.print(table)
     for line in captured.get().splitlines():
         typer.echo(line.rstrip())
+
+
+def _narrowest(table: Table) -> int:
+    """The table's width with each column at its longest word (a kept column whole):
+    narrower, rich would cut words to `…`. A column takes its text and 3 of frame."""
+    widths = []
+    for column in table.columns:
+        texts = [str(column.header), *(str(c) for c in column.cells)]
+        if column.no_wrap:
+            widths.append(max(len(t) for t in texts))
+        else:
+            widths.append(max((len(w) for t in texts for w in t.split()), default=1))
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _records(table: Table) -> None:
+    """Each row as a block of `field value` lines, as psql's expanded display does, for
+    a table too wide for the terminal: every value stays whole (a long one wraps onto
+    the next lines), where the table would cut columns down to `…`."""
+    headers = [str(column.header) for column in table.columns]
+    columns = [list(column.cells) for column in table.columns]
+    for n in range(table.row_count):
+        record = Table.grid(padding=(0, 2))
+        record.add_column(style="bold", no_wrap=True)
+        record.add_column(overflow="fold")
+        for header, cells in zip(headers, columns, strict=True):
+            record.add_row(header, cells[n])
+        label = f"-[ {n + 1} ]"
+        console.print(label + "-" * max(0, 24 - len(label)), markup=False, highlight=False)
+        console.print(record)
 
 
 def when(at: float | None) -> str:
