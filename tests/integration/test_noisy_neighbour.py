@@ -14,7 +14,6 @@ import contextlib
 import os
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import httpx
@@ -36,6 +35,14 @@ SUITE_NOISE_MS = 20.0
 ROOT = Path(__file__).resolve().parents[2]
 EVERY_S = 0.02  # B and C: one task every 20 ms each
 DRAIN = 8 / HOLD_S  # at most, tasks a second
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (the server runs in it), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -95,16 +102,25 @@ async def test_a_flooding_tenant_is_throttled_and_the_others_are_not(
     a_id = (await node.tenants.ensure("a")).id
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SLUICE_URL": server.url,
            "SLUICE_API_KEY": POOL_KEY}  # fmt: skip
+    # In-thread, not a child process per tenant (a shared pool's default): this measures
+    # dispatch. With children the phase without A, which comes first, also measures the
+    # tenants' first children starting (its p99 140-230 ms on this machine, against
+    # 9-17 ms in-thread); docs/isolation.md gives what isolation costs.
     worker = [sys.executable, "-m", "sluice", "worker", "tests.integration.noisy_app:app",
-              "--concurrency", "8"]  # fmt: skip
-    tracemalloc.start()
+              "--concurrency", "8", "--isolation", "thread"]  # fmt: skip
+    # Memory as the process's resident size, sampled: tracemalloc (which this used) traces
+    # every allocation of the in-process server, slowing it most under the flood, so the
+    # phase beside A measured the tracer as much as the dispatcher.
+    rss = [rss_bytes()]
     with process(worker, env, tmp_path / "worker.log"):
         await wait_for(lambda: len(node.registry) >= 1, timeout=30)
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             alone: dict[str, float] = {}
             quiet: list[int] = []
-            await asyncio.gather(steady(http, keys["b"], 3.0, alone, quiet),
-                                 steady(http, keys["c"], 3.0, alone, quiet))  # fmt: skip
+            # As long as the phase beside A: a p99 of 600 starts, not of 300 (the 3rd
+            # slowest), so one scheduler hiccup does not set the baseline.
+            await asyncio.gather(steady(http, keys["b"], 6.0, alone, quiet),
+                                 steady(http, keys["c"], 6.0, alone, quiet))  # fmt: skip
             # A: batches of 80 every 10 ms, about ten times the drain rate.
             flood = [sys.executable, str(ROOT / "tests/integration/noisy_flood.py"),
                      server.url, keys["a"], "80", "0.01"]  # fmt: skip
@@ -121,10 +137,10 @@ async def test_a_flooding_tenant_is_throttled_and_the_others_are_not(
                 )
                 while not producing.done():  # A's backlog, sampled as B and C send
                     backlog.append((time.monotonic(), node.backpressure.backlog))
+                    rss.append(rss_bytes())
                     await asyncio.wait({producing}, timeout=0.25)
                 await producing
-        _, peak_memory = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        rss.append(rss_bytes())
         sent = list(alone) + list(beside)
         await wait_for(lambda: len(started_at(server, sent)) == len(sent), timeout=30)
         alone_started = started_at(server, list(alone))
@@ -152,4 +168,4 @@ async def test_a_flooding_tenant_is_throttled_and_the_others_are_not(
         f"A refused {len(refused)} of {len(flood_lines)} batches; backlog {late[0]}->{late[-1]}"
     )
     assert p99_with <= 2 * p99_alone + HOLD_S * 1000 + SUITE_NOISE_MS, (p99_alone, p99_with)
-    assert peak_memory < 200 * 1024 * 1024  # the server's Python heap stays bounded
+    assert max(rss) - rss[0] < 200 * 1024 * 1024  # the server's memory stays bounded
