@@ -122,6 +122,9 @@ class Heartbeat(msgspec.Struct, frozen=True, tag="hb", tag_field="t"):
 class Credit(msgspec.Struct, frozen=True, tag="credit", tag_field="t"):
     slots: int
     draining: bool = False  # the worker is stopping: it takes nothing new
+    ahead: int = 0
+    """Tasks it takes beyond its slots, each started when a slot frees (prefetch: it
+    hides the round trip from short tasks; older servers ignore it)."""
 
 
 class Release(msgspec.Struct, frozen=True, tag="release", tag_field="t"):

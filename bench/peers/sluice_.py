@@ -24,7 +24,7 @@ app = sluice.App("peers")
 
 
 @app.task
-async def noop(i: int = 0) -> None:
+def noop(i: int = 0) -> None:
     base.record(i)
 
 
@@ -37,7 +37,9 @@ def free_port() -> int:
 class Plugin(base.System):
     name = "Sluice"
     version = version("sluice")
-    workers_config = "`sluice worker --processes 2`: 2 processes x 10 async slots (default)"
+    workers_config = (
+        "`sluice worker --processes 2`: 2 processes x 10 slots (default), a plain (sync) no-op"
+    )
     has_bulk = True
     has_delay = True
     fairness_config = (

@@ -100,6 +100,16 @@ CaptureLogs = Annotated[
     ),
 ]
 
+Prefetch = Annotated[
+    bool,
+    typer.Option(
+        "--prefetch/--no-prefetch",
+        envvar="SLUICE_PREFETCH",
+        help="Hold short tasks ahead of free slots, so they do not wait for the server's "
+        "round trip; tasks that run longer than a few ms are never held (or SLUICE_PREFETCH).",
+    ),
+]
+
 
 def _logging(secrets: Iterable[str] = (), level: str = "INFO") -> None:
     """Every sluice process logs through one SafeFormatter (sluice/logs.py): control
@@ -240,6 +250,7 @@ def worker(
     ] = None,
     ca_file: CaFile = None,
     capture_logs: CaptureLogs = True,
+    prefetch: Prefetch = True,
     isolation: Annotated[
         str | None,
         typer.Option(help="thread or process: how functions that do not choose run "
@@ -279,6 +290,8 @@ def worker(
             args += ["--ca-file", ca_file]
         if not capture_logs:
             args.append("--no-capture-logs")
+        if not prefetch:
+            args.append("--no-prefetch")
         if isolation:
             args += ["--isolation", isolation]
         for flag, value in (("--memory-mb", memory_mb), ("--cpu", cpu)):
@@ -301,7 +314,7 @@ def worker(
     try:
         _run(serve(
             loaded, url=url, api_key=api_key, concurrency=concurrency, grace_s=grace,
-            ca_file=ca_file, capture_logs=capture_logs, isolation=isolation,
+            ca_file=ca_file, capture_logs=capture_logs, prefetch=prefetch, isolation=isolation,
             app_ref=app if ":" in app else None, memory_mb=memory_mb, cpu=cpu,
             child_max_tasks=child_max_tasks, child_max_rss_mb=child_max_rss_mb,
             exit_when_idle_s=exit_when_idle,

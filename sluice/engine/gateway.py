@@ -158,6 +158,7 @@ class Gateway:
                     await self._logs.progress(conn, frame.items)
                 elif isinstance(frame, Credit):
                     conn.slots = max(0, min(frame.slots, MAX_SLOTS))
+                    conn.ahead = max(0, min(frame.ahead, MAX_SLOTS))
                     conn.draining = conn.draining or frame.draining
                     self._queues.wake()
                 elif isinstance(frame, Release):

@@ -39,6 +39,7 @@ class WorkerConn:
         self.tenant_id = tenant_id
         self.worker_id = worker_id
         self.slots = slots
+        self.ahead = 0  # tasks it holds beyond its slots (its credit's prefetch window)
         self.functions = functions
         self.inflight: dict[str, ClaimedTask | None] = {}  # None: held since before a reconnect
         # Resource-aware slots: what the worker offers (None: not bounded), what each of
@@ -59,7 +60,7 @@ class WorkerConn:
 
     @property
     def free(self) -> int:
-        return self.slots - len(self.inflight) - self.reserved
+        return self.slots + self.ahead - len(self.inflight) - self.reserved
 
     @property
     def bounded(self) -> bool:

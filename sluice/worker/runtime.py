@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import logging
 import os
 import random
@@ -19,6 +18,7 @@ import signal
 import socket
 import time
 import traceback
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from .. import __version__
 from ..client.http import discover, tls_context
 from ..errors import Reject, Retry, SluiceError, Throttled
 from ..logs import redacted_url
+from ..policy.prefetch import MAX_FACTOR, Prefetch
 from ..protocol import (
     WORKER_PATH,
     Ack,
@@ -88,8 +89,12 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TRACEBACK = 16 * 1024
 REFUSED = (4401, 4400)  # close codes after which reconnecting cannot help
 PROGRESS_S = 0.2  # how often running attempts' starts and log lines are sent
+RETUNE_S = 0.05  # at most this often an attempt's end resizes the prefetch window
 STARTED_AFTER_S = 0.2  # an attempt that ends sooner reports its start with its result (a
 # write saved for every short task)
+
+
+Held = tuple[TaskFrame, "asyncio.Task[None]", TaskContext]  # a task this worker holds
 
 
 class ResultRefused(SluiceError):
@@ -156,6 +161,7 @@ class Worker:
         grace_s: float | None = DEFAULT_GRACE_S,
         ca_file: str | os.PathLike[str] | None = None,
         capture_logs: bool = True,
+        prefetch: bool = True,
         tracer_provider: TracerProvider | None = None,
         isolation: str | None = None,
         app_ref: str | None = None,
@@ -217,6 +223,16 @@ class Worker:
         self._hurry = asyncio.Event()  # a second stop signal: hand the rest back now
         self._abandoned = 0  # threads still running handlers that timed out or were cancelled
         self._credit_dirty = False
+        # Slots run attempts; tasks held beyond them (prefetch, policy/prefetch.py) wait
+        # for one in `_queued`, started in delivery order.
+        self._slots_free = asyncio.Semaphore(concurrency)
+        self._queued: dict[str, None] = {}  # ids, oldest first
+        self._executing: dict[str, float] = {}  # id -> when its attempt took a slot (monotonic)
+        # Prefetch off: a window that never opens (max_factor 0).
+        self._prefetch = Prefetch(concurrency, max_factor=MAX_FACTOR if prefetch else 0)
+        self._ahead = 0  # the window last told to the server
+        self._retuned = 0.0
+        self._chores: set[asyncio.Future[None]] = set()
         self._ws: ClientConnection | None = None
         # The server's limits, from its welcome (these defaults until the first one).
         self._limits = Welcome("", 0.0, 0.0)
@@ -296,9 +312,12 @@ class Worker:
             return
         self._draining = True
         self.slots = 0
+        self._ahead = 0
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.send(_encoder.encode(Credit(0, draining=True)))
+        # Tasks held ahead that never started go back at once: another worker runs them.
+        await self._hand_back(self._take_queued(len(self._queued)))
         deadline = None if self.grace_s is None else time.monotonic() + self.grace_s
         hurry = asyncio.ensure_future(self._hurry.wait())
         while not self._hurry.is_set():
@@ -317,12 +336,7 @@ class Worker:
         for _, task, ctx in cut:
             ctx._stop("released")
             task.cancel()
-        if cut:
-            await asyncio.gather(*(task for _, task, _ in cut), return_exceptions=True)
-            release = Release([RunningTask(frame.id, frame.attempt) for frame, _, _ in cut])
-            if self._ws is not None:
-                with contextlib.suppress(Exception):
-                    await self._ws.send(_encoder.encode(release))
+        await self._hand_back(cut)
         deadline = time.monotonic() + 5.0
         # Wait for the acks even while reconnecting: a result lost here would run again.
         while self._unacked and time.monotonic() < deadline:
@@ -330,6 +344,47 @@ class Worker:
         self.stop()
         if self._ws is not None:
             await self._ws.close()
+
+    def _take_queued(self, n: int) -> list[Held]:
+        """The `n` newest tasks held ahead, stopped before they start (to hand back)."""
+        taken = []
+        for task_id in list(self._queued)[len(self._queued) - n :] if n > 0 else ():
+            del self._queued[task_id]
+            held = self._running.get(task_id)
+            if held is not None:
+                held[2]._stop("released")
+                held[1].cancel()
+                taken.append(held)
+        return taken
+
+    async def _hand_back(self, held: list[Held]) -> None:
+        """Give stopped tasks back to the server: they run again elsewhere, no attempt used."""
+        if not held:
+            return
+        await asyncio.gather(*(task for _, task, _ in held), return_exceptions=True)
+        release = Release([RunningTask(frame.id, frame.attempt) for frame, _, _ in held])
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.send(_encoder.encode(release))
+
+    def _retune(self) -> None:
+        """Size the window of tasks held ahead to the pace the slots run at now
+        (policy/prefetch.py); tasks held beyond a window that shrank go back."""
+        if self._draining:
+            return
+        now = time.monotonic()
+        window = self._prefetch.window(now - began for began in self._executing.values())
+        if window != self._ahead:
+            self._ahead = window
+            self._send_credit()
+        excess = len(self._queued) - window
+        if excess > 0:
+            self._background(self._hand_back(self._take_queued(excess)))
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     # -- one connection ----------------------------------------------------------
 
@@ -398,7 +453,8 @@ class Worker:
             self._flush.clear()
             if self._credit_dirty:
                 self._credit_dirty = False
-                await ws.send(_encoder.encode(Credit(max(0, self.slots - self._abandoned))))
+                credit = Credit(max(0, self.slots - self._abandoned), ahead=self._ahead)
+                await ws.send(_encoder.encode(credit))
             if self._pending_progress:  # written while the attempt still holds its lease
                 reports, self._pending_progress = self._pending_progress, []
                 await ws.send(_encoder.encode(Progress(reports)))
@@ -411,6 +467,7 @@ class Worker:
         and the log lines written since the last frame, one frame for all of them."""
         while True:
             await asyncio.sleep(PROGRESS_S)
+            self._retune()
             items = self._progress(time.time())
             if items:
                 await ws.send(_encoder.encode(Progress(items)))
@@ -456,6 +513,36 @@ class Worker:
         self._running[frame.id] = (frame, task, ctx)
 
     async def _execute(self, frame: TaskFrame, ctx: TaskContext) -> None:
+        if self._slots_free.locked():  # held ahead (prefetch): wait for a slot
+            self._queued[frame.id] = None
+            try:
+                await self._slots_free.acquire()
+            except asyncio.CancelledError:
+                self._queued.pop(frame.id, None)
+                self._forget(frame)
+                if ctx.stop_reason != "cancelled":
+                    raise  # handed back (released) or the worker stops
+                now = time.time()
+                item = ResultItem(frame.id, frame.attempt, "cancelled", now, now)
+                self._report_end(frame, ctx, item)
+                return
+            self._queued.pop(frame.id, None)
+        else:
+            await self._slots_free.acquire()  # free: returns at once
+        began = time.monotonic()
+        self._executing[frame.id] = began
+        try:
+            await self._run(frame, ctx)
+        finally:
+            self._slots_free.release()
+            if self._executing.get(frame.id) == began:
+                del self._executing[frame.id]
+            self._prefetch.ran(time.monotonic() - began)
+            if began - self._retuned > RETUNE_S:
+                self._retuned = began
+                self._retune()
+
+    async def _run(self, frame: TaskFrame, ctx: TaskContext) -> None:
         started = time.time()
         self._unannounced[frame.id] = (frame, started)
         capture.attach(ctx._log)  # this asyncio task's own context: its lines only
@@ -474,6 +561,9 @@ class Worker:
                 raise
             item = ResultItem(frame.id, frame.attempt, "cancelled", started, time.time())
         self._forget(frame)
+        self._report_end(frame, ctx, item)
+
+    def _report_end(self, frame: TaskFrame, ctx: TaskContext, item: ResultItem) -> None:
         report = _report(ctx)
         if report is not None:  # reported since the last frame: shipped before the result
             self._pending_progress.append(ProgressItem(frame.id, frame.attempt, progress=report))
@@ -506,17 +596,26 @@ class Worker:
         it up. A thread cannot be interrupted: on timeout or cancel it is abandoned (it
         sees ctx.cancelled) and its slot is withheld from the server until it returns."""
         loop = asyncio.get_running_loop()
-        began = asyncio.Event()
         context = contextvars.copy_context()
         context.run(_current.set, ctx)
+        began: asyncio.Event | None = None
+        if frame.timeout_s:  # its clock starts in the thread: the loop is told then
+            began = asyncio.Event()
+            wake = began.set
 
-        def run() -> Any:
-            loop.call_soon_threadsafe(began.set)
-            return context.run(functools.partial(fn, *args, **kwargs))
+            def run() -> Any:
+                loop.call_soon_threadsafe(wake)
+                return context.run(fn, *args, **kwargs)
 
-        future = loop.run_in_executor(self._pool, run)
+        else:  # nothing to time: one wake-up of the loop per call, for the result
+
+            def run() -> Any:
+                return context.run(fn, *args, **kwargs)
+
+        started = self._pool.submit(run)
+        future = asyncio.wrap_future(started, loop=loop)
         try:
-            if not frame.timeout_s:
+            if began is None:
                 return await asyncio.shield(future)
             await began.wait()
             try:
@@ -525,11 +624,10 @@ class Worker:
                 ctx._stop("timeout")
                 raise
         finally:
-            if not future.done():
-                if not began.is_set():
-                    future.cancel()  # not started yet: the pool drops it
-                else:
-                    self._abandon(future)
+            # Not picked up by a thread yet: the pool drops it. Running: it cannot be
+            # stopped, so it is abandoned.
+            if not started.done() and not started.cancel():
+                self._abandon(future)
 
     def _abandon(self, future: asyncio.Future[Any]) -> None:
         self._abandoned += 1

@@ -1,0 +1,82 @@
+"""Prefetch end to end, on each backend: a real worker running short tasks holds some
+ahead of its slots (its credit says how many, and the server sends that many more), and
+every task still runs once; a task that turns out long closes the window, so what comes
+next goes to another worker instead of waiting behind it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import sluice
+from tests.harness import running_server, running_worker, wait_for
+
+app = sluice.App("prefetch")
+started = threading.Event()
+gate = threading.Event()
+
+
+@app.task
+def noop(i: int = 0) -> int:
+    return i
+
+
+@app.task
+def long() -> None:
+    started.set()
+    assert gate.wait(30)
+
+
+def conn_of(server, worker):  # type: ignore[no-untyped-def]
+    return next(c for c in server.node.registry if c.worker_id == worker.worker_id)
+
+
+async def test_short_tasks_are_held_ahead_and_each_runs_once(tmp_path: Path, backend: str) -> None:
+    async with (
+        running_server(tmp_path, app, backend) as server,
+        running_worker(server, app, concurrency=2) as worker,
+        sluice.AsyncClient(server.url, server.api_key) as client,
+    ):
+        outcomes = await client.submit_many([{"function": "noop", "args": [i]} for i in range(600)])
+        await wait_for(lambda: worker.completed == 600, timeout=60)
+        # No-op tasks open a window (how wide depends on this machine's pace: at most 4
+        # a slot), and the server knows it: it sends that many more than the slots.
+        ahead = worker._ahead
+        assert 0 < ahead <= 2 * 4
+        await wait_for(lambda: conn_of(server, worker).ahead == ahead)
+        await wait_for(lambda: server.count("state = 'succeeded'") == 600, timeout=30)
+        await wait_for(lambda: conn_of(server, worker).free == 2 + ahead)  # every result in
+        assert server.count("attempt != 1") == 0  # nothing ran twice or was lost
+        assert {(await client.get(o.id)).state for o in outcomes[:5]} == {"succeeded"}
+
+
+async def test_a_long_task_closes_the_window_and_the_next_go_elsewhere(
+    tmp_path: Path, backend: str
+) -> None:
+    started.clear()
+    gate.clear()
+    async with (
+        running_server(tmp_path, app, backend) as server,
+        running_worker(server, app, concurrency=1) as first,
+        sluice.AsyncClient(server.url, server.api_key) as client,
+    ):
+        try:
+            await client.submit_many([{"function": "noop", "args": [i]} for i in range(50)])
+            await wait_for(lambda: first.completed == 50, timeout=30)
+            await wait_for(lambda: conn_of(server, first).ahead > 0)  # short tasks: open
+
+            await client.submit({"function": "long"})
+            await wait_for(started.is_set)
+            # Its one slot is busy past the round trip: nothing more is held for it.
+            await wait_for(lambda: conn_of(server, first).ahead == 0, timeout=5)
+            assert conn_of(server, first).free == 0
+
+            after = await client.submit_many([{"function": "noop", "args": [i]} for i in range(3)])
+            async with running_worker(server, app, concurrency=1) as second:
+                for outcome in after:
+                    assert (await client.wait(outcome.id, 20)).state == "succeeded"
+                assert second.completed == 3  # not behind the long task
+                assert first.completed == 50 and not gate.is_set()
+        finally:
+            gate.set()
+        assert server.count("attempt > 1") == 0
