@@ -201,3 +201,27 @@ def test_the_tries_kept_are_bounded_to_the_last_ones() -> None:
     assert len(tries) == TRIES_KEPT
     assert tries[0]["at"] == 5.0 and tries[-1]["at"] == TRIES_KEPT + 4.0  # the last ones
     assert all(len(t["answer"]) <= 200 for t in tries)
+
+
+async def test_the_default_schedule_keeps_trying_a_failing_receiver_for_days(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    """The shipped `webhook_retry_s` (no override): a receiver that keeps failing is
+    tried ten times over about three days before it is disabled, never before a wait."""
+    rt = with_settings(rt, webhooks_allow_loopback=True)
+    waits = rt.settings.webhook_retries
+    async with receiver() as (answers, url):
+        tenant, _ = await ended_task(rt, url)
+        first = clock.now()
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1
+            for wait in waits:
+                clock.advance(wait * 0.99)
+                assert await notifier.send_once() == 0, "not before its wait"
+                assert await rt.store.list_endpoints(tenant) == []  # still enabled
+                clock.advance(wait * 0.22)
+                assert await notifier.send_once() == 1
+        assert len(answers.got) == len(waits) + 1 == 10
+        assert clock.now() - first > 3 * 86400  # hours: days, in fact
+        [endpoint] = await rt.store.list_endpoints(tenant)
+        assert endpoint.disabled_at is not None
