@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -234,3 +236,71 @@ async def test_webhooks_to_internal_addresses_are_refused_without_connecting(
                 await c.functions.set("work", {"webhooks": [{"url": url}]})
             assert (refused.value.status, refused.value.code) == (403, "webhook_not_allowed")
         assert (await c.functions.get("work")).webhooks == []
+
+
+async def test_a_tasks_later_event_waits_while_its_earlier_one_is_retried(
+    server: Running,
+) -> None:
+    """Order per task under retries: a task's `failed` is refused a few times while the
+    task dies; its `dead` is not sent before the `failed` got through."""
+    async with receiver() as (r, url), AsyncClient(server.url, server.api_key) as c:
+        await hook(c, url, events=["failed", "dead"])
+        r.status = 503
+        async with running_worker(server, app):
+            task = await c.submit({"function": "work", "args": [-5]})
+            await wait_for(lambda: _state_is(c, task.id, "dead"), timeout=10)
+        rows = await c.tasks.notifications(task.id)
+        assert [d.event for d in rows] == ["failed", "dead"]  # both written
+        await wait_for(lambda: len(r.got) >= 3, timeout=10)  # `failed` tried, refused
+        assert {json.loads(b)["type"] for _, b in r.got} == {"task.failed"}
+        r.status = 200
+        await wait_for(lambda: _all_settled(c, [task.id]), timeout=10, interval=0.1)
+    sent = [json.loads(b)["type"] for _, b in r.got]
+    assert sent[-1] == "task.dead" and sent.count("task.dead") == 1
+    assert sent[:-1] == ["task.failed"] * (len(sent) - 1)  # every `failed` try came first
+
+
+async def _state_is(c: AsyncClient, task_id: str, state: str) -> bool:
+    return (await c.get(task_id)).state == state
+
+
+async def test_a_disabled_receiver_is_shown_by_dashboard_and_audit_api_and_re_enabled_there(
+    server: Running,
+) -> None:
+    async with receiver() as (r, url), AsyncClient(server.url, server.api_key) as c:
+        await hook(c, url)
+        r.status = 500
+        async with running_worker(server, app):
+            task = await c.submit({"function": "work", "args": [1]})
+            await wait_for(lambda: _disabled(c), timeout=15)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as ui:
+            signed_in = await ui.post("/ui/signin", data={"key": server.api_key, "next": "/"})
+            assert signed_in.status_code == 303, signed_in.text
+            page = await ui.get("/ui/events")
+            assert page.status_code == 200
+            row = _row_of(page.text, url)
+            assert "<strong>disabled</strong>" in row and "failing since" in row
+            audit = await ui.get("/v1/audit", params={"action": "webhook.disabled"},
+                                 headers={"authorization": f"Bearer {server.api_key}"})  # fmt: skip
+            assert audit.status_code == 200, audit.text
+            [entry] = audit.json()["entries"]
+            assert (entry["action"], entry["detail"]) == ("webhook.disabled", url)
+
+            r.status = 200
+            action = re.search(r'action="(/ui/webhooks/[0-9a-f]+/enable)"', row)
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert action and csrf
+            done = await ui.post(action[1], data={"csrf": csrf[1]})
+            assert done.status_code in (200, 303), done.text
+            again = await ui.get("/ui/events")
+            assert "<strong>disabled</strong>" not in _row_of(again.text, url)
+        [shown] = await c.webhooks.list()
+        assert shown.enabled
+        await wait_for(lambda: _all_settled(c, [task.id]), timeout=10, interval=0.1)
+
+
+def _row_of(html: str, url: str) -> str:
+    """The table row of the webhook receivers' table that names `url`."""
+    found = re.search(r"<tr><td>" + re.escape(url) + r"</td>.*?</tr>", html, re.S)
+    assert found, html[-2000:]
+    return found[0]
