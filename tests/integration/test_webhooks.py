@@ -304,3 +304,50 @@ def _row_of(html: str, url: str) -> str:
     found = re.search(r"<tr><td>" + re.escape(url) + r"</td>.*?</tr>", html, re.S)
     assert found, html[-2000:]
     return found[0]
+
+
+async def test_a_receiver_that_is_not_listening_for_a_while_gets_every_event_afterwards(
+    tmp_path: Path, backend: str
+) -> None:
+    """Down as in gone: nothing listens on its port (connections refused) while tasks
+    end; it comes back on the same port and receives each event, under one id each."""
+    slow_giving_up = {**FAST_NOTIFY, "webhook_retry_s": ",".join(["0.2"] * 40)}
+    r = Receiver()
+    web_app = web.Application()
+    web_app.router.add_post("/hook", r.handle)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    async with (
+        running_server(tmp_path, app, backend, **slow_giving_up) as server,
+        AsyncClient(server.url, server.api_key) as c,
+    ):
+        await hook(c, url)
+        async with running_worker(server, app):
+            tasks = [await c.submit({"function": "work", "args": [n]}) for n in range(5)]
+            ids = [t.id for t in tasks]
+            await wait_for(lambda: _each_refused(c, ids, times=2), timeout=10)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()  # back, on the same port
+        try:
+            await wait_for(lambda: _all_settled(c, ids), timeout=15, interval=0.1)
+        finally:
+            await runner.cleanup()
+        for task_id in ids:
+            [delivery] = await c.tasks.notifications(task_id)
+            assert delivery.tries >= 3 and delivery.log[0].status is None  # refused first
+        assert all(w.enabled for w in await c.webhooks.list())
+    by_task: dict[str, set[str]] = {}
+    for headers, body in r.got:
+        by_task.setdefault(json.loads(body)["data"]["task_id"], set()).add(headers["webhook-id"])
+    assert sorted(by_task) == sorted(ids)
+    assert all(len(found) == 1 for found in by_task.values())
+    assert len(r.got) == len(ids)  # nothing arrived twice
+
+
+async def _each_refused(c: AsyncClient, ids: list[str], times: int) -> bool:
+    for task_id in ids:
+        found = await c.tasks.notifications(task_id)
+        if not found or found[0].tries < times or found[0].status is not None:
+            return False
+    return True
