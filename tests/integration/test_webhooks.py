@@ -7,6 +7,7 @@ and re-enabled. The SIGKILL case is tests/acceptance/test_notify_crash.py."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -37,6 +38,11 @@ def work(n: int) -> int:
     if n < 0:
         raise ValueError(f"negative: {n}")
     return n * 2
+
+
+@app.task
+async def hold(s: float) -> None:
+    await asyncio.sleep(s)
 
 
 class Receiver:
@@ -351,3 +357,21 @@ async def _each_refused(c: AsyncClient, ids: list[str], times: int) -> bool:
         if not found or found[0].tries < times or found[0].status is not None:
             return False
     return True
+
+
+async def test_cancelling_a_running_task_notifies_cancelled_once_and_nothing_after(
+    server: Running,
+) -> None:
+    events = ["succeeded", "failed", "dead", "cancelled", "expired"]
+    async with receiver() as (r, url), AsyncClient(server.url, server.api_key) as c:
+        await c.functions.set("hold", {"webhooks": [{"url": url, "events": events}]})
+        async with running_worker(server, app):
+            task = await c.submit({"function": "hold", "args": [30]})
+            await wait_for(lambda: _state_is(c, task.id, "running"), timeout=10)
+            await c.tasks.cancel(task.id)
+            await wait_for(lambda: r.got, timeout=10)
+        # The worker has stopped: whatever its attempt answered late was refused.
+        await wait_for(lambda: _all_settled(c, [task.id]), timeout=10, interval=0.1)
+        [delivery] = await c.tasks.notifications(task.id)
+    assert delivery.event == "cancelled"
+    assert [json.loads(b)["type"] for _, b in r.got] == ["task.cancelled"]
