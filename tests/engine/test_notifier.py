@@ -201,3 +201,60 @@ def test_the_tries_kept_are_bounded_to_the_last_ones() -> None:
     assert len(tries) == TRIES_KEPT
     assert tries[0]["at"] == 5.0 and tries[-1]["at"] == TRIES_KEPT + 4.0  # the last ones
     assert all(len(t["answer"]) <= 200 for t in tries)
+
+
+async def test_the_default_schedule_keeps_trying_a_failing_receiver_for_days(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    """The shipped `webhook_retry_s` (no override): a receiver that keeps failing is
+    tried ten times over about three days before it is disabled, never before a wait."""
+    rt = with_settings(rt, webhooks_allow_loopback=True)
+    waits = rt.settings.webhook_retries
+    async with receiver() as (answers, url):
+        tenant, _ = await ended_task(rt, url)
+        first = clock.now()
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1
+            for wait in waits:
+                clock.advance(wait * 0.99)
+                assert await notifier.send_once() == 0, "not before its wait"
+                assert await rt.store.list_endpoints(tenant) == []  # still enabled
+                clock.advance(wait * 0.22)
+                assert await notifier.send_once() == 1
+        assert len(answers.got) == len(waits) + 1 == 10
+        assert clock.now() - first > 3 * 86400  # hours: days, in fact
+        [endpoint] = await rt.store.list_endpoints(tenant)
+        assert endpoint.disabled_at is not None
+
+
+async def test_a_redirect_is_a_failed_try_and_is_never_followed(notifying: Runtime) -> None:
+    """3xx is a failure (Standard Webhooks; DESIGN §9: no redirects): the row is tried
+    again later, and the address it points to is never called."""
+    calls: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        raise web.HTTPTemporaryRedirect("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/in", redirect)
+    app.router.add_post("/elsewhere", elsewhere)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        rt = notifying
+        tenant, task_id = await ended_task(rt, f"http://127.0.0.1:{port}/in")
+        async with notifier_of(rt) as notifier:
+            assert await notifier.send_once() == 1
+    finally:
+        await runner.cleanup()
+    assert calls == ["/in"]
+    [row] = await rt.store.list_notifications(tenant, task_id)
+    assert (row.state, row.status, row.tries) == ("pending", 307, 1)
+    assert row.next_at is not None and row.next_at >= rt.clock.now() + WAITS[0]

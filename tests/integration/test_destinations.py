@@ -45,6 +45,11 @@ def mourn(failure: dict[str, Any]) -> None:
     mourned.append(failure)
 
 
+@app.task(retry=sluice.RetryPolicy(max_attempts=2, base_s=0.05, min_backoff_s=0.05, cap_s=0.1))
+def flaky(n: int) -> int:
+    raise ValueError(f"bad {n}")
+
+
 @app.task
 def announce(text: str) -> str:
     return text.upper()
@@ -158,3 +163,48 @@ async def test_a_destination_names_a_function_or_a_topic(server: Running) -> Non
             with pytest.raises(sluice.RemoteError) as refused:
                 await c.functions.set("announce", {"destinations": [bad]})
             assert (refused.value.status, refused.value.code) == (422, "invalid_destination")
+
+
+async def test_a_failed_attempt_and_the_death_each_start_the_failure_function(
+    server: Running,
+) -> None:
+    """On failure (each failed attempt) and on death, set by the operator's config."""
+    async with AsyncClient(server.url, server.api_key) as c:
+        await c.functions.set(
+            "flaky", {"destinations": [{"function": "mourn", "events": ["failed", "dead"]}]}
+        )
+        async with running_worker(server, app):
+            task = await c.submit({"function": "flaky", "args": [7]})
+            await wait_for(lambda: len(mourned) >= 2, timeout=10)
+        assert (await c.get(task.id)).state == "dead"
+        shown = await c.get(task.id)
+        assert len(shown.next) == 2  # the task detail links both
+    got = sorted((m["event"], m["attempt"], m["task_id"]) for m in mourned)
+    assert got == [("dead", 2, task.id), ("failed", 1, task.id)]
+    assert all("bad 7" in m["error"] for m in mourned)
+
+
+async def test_a_topic_delivery_tried_again_never_fans_out_twice(server: Running) -> None:
+    headers = {"authorization": f"Bearer {server.api_key}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        for name in ("left", "right"):
+            put = await http.put(
+                f"/v1/subscriptions/to-{name}", json={"topic": "announced", "function": name}
+            )
+            assert put.status_code == 200, put.text
+    async with AsyncClient(server.url, server.api_key) as c:
+        await c.functions.set("announce", {"destinations": [{"topic": "announced"}]})
+        async with running_worker(server, app):
+            task = await c.submit({"function": "announce", "args": ["once"]})
+            await wait_for(lambda: len(heard) == 2, timeout=10)
+            # As if the server had died between the publish and the settle.
+            store = server.node.store
+            [row] = await store.list_notifications(server.tenant_id, task.id)
+            now = server.node.clock.now()
+            assert await store.settle_notification(row, "pending", now, now, None, None)
+            await wait_for(lambda: _retried(c, task.id), timeout=10)
+        [again] = await c.tasks.notifications(task.id)
+        assert again.state == "delivered" and again.tries == 3
+        for name in ("left", "right"):
+            assert len([t async for t in c.tasks.list(function=name)]) == 1
+    assert sorted(heard) == [("left", "ONCE"), ("right", "ONCE")]

@@ -7,13 +7,16 @@ and re-enabled. The SIGKILL case is tests/acceptance/test_notify_crash.py."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -35,6 +38,11 @@ def work(n: int) -> int:
     if n < 0:
         raise ValueError(f"negative: {n}")
     return n * 2
+
+
+@app.task
+async def hold(s: float) -> None:
+    await asyncio.sleep(s)
 
 
 class Receiver:
@@ -234,3 +242,136 @@ async def test_webhooks_to_internal_addresses_are_refused_without_connecting(
                 await c.functions.set("work", {"webhooks": [{"url": url}]})
             assert (refused.value.status, refused.value.code) == (403, "webhook_not_allowed")
         assert (await c.functions.get("work")).webhooks == []
+
+
+async def test_a_tasks_later_event_waits_while_its_earlier_one_is_retried(
+    server: Running,
+) -> None:
+    """Order per task under retries: a task's `failed` is refused a few times while the
+    task dies; its `dead` is not sent before the `failed` got through."""
+    async with receiver() as (r, url), AsyncClient(server.url, server.api_key) as c:
+        await hook(c, url, events=["failed", "dead"])
+        r.status = 503
+        async with running_worker(server, app):
+            task = await c.submit({"function": "work", "args": [-5]})
+            await wait_for(lambda: _state_is(c, task.id, "dead"), timeout=10)
+        rows = await c.tasks.notifications(task.id)
+        assert [d.event for d in rows] == ["failed", "dead"]  # both written
+        await wait_for(lambda: len(r.got) >= 3, timeout=10)  # `failed` tried, refused
+        assert {json.loads(b)["type"] for _, b in r.got} == {"task.failed"}
+        r.status = 200
+        await wait_for(lambda: _all_settled(c, [task.id]), timeout=10, interval=0.1)
+    sent = [json.loads(b)["type"] for _, b in r.got]
+    assert sent[-1] == "task.dead" and sent.count("task.dead") == 1
+    assert sent[:-1] == ["task.failed"] * (len(sent) - 1)  # every `failed` try came first
+
+
+async def _state_is(c: AsyncClient, task_id: str, state: str) -> bool:
+    return (await c.get(task_id)).state == state
+
+
+async def test_a_disabled_receiver_is_shown_by_dashboard_and_audit_api_and_re_enabled_there(
+    server: Running,
+) -> None:
+    async with receiver() as (r, url), AsyncClient(server.url, server.api_key) as c:
+        await hook(c, url)
+        r.status = 500
+        async with running_worker(server, app):
+            task = await c.submit({"function": "work", "args": [1]})
+            await wait_for(lambda: _disabled(c), timeout=15)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as ui:
+            signed_in = await ui.post("/ui/signin", data={"key": server.api_key, "next": "/"})
+            assert signed_in.status_code == 303, signed_in.text
+            page = await ui.get("/ui/events")
+            assert page.status_code == 200
+            row = _row_of(page.text, url)
+            assert "<strong>disabled</strong>" in row and "failing since" in row
+            audit = await ui.get("/v1/audit", params={"action": "webhook.disabled"},
+                                 headers={"authorization": f"Bearer {server.api_key}"})  # fmt: skip
+            assert audit.status_code == 200, audit.text
+            [entry] = audit.json()["entries"]
+            assert (entry["action"], entry["detail"]) == ("webhook.disabled", url)
+
+            r.status = 200
+            action = re.search(r'action="(/ui/webhooks/[0-9a-f]+/enable)"', row)
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert action and csrf
+            done = await ui.post(action[1], data={"csrf": csrf[1]})
+            assert done.status_code in (200, 303), done.text
+            again = await ui.get("/ui/events")
+            assert "<strong>disabled</strong>" not in _row_of(again.text, url)
+        [shown] = await c.webhooks.list()
+        assert shown.enabled
+        await wait_for(lambda: _all_settled(c, [task.id]), timeout=10, interval=0.1)
+
+
+def _row_of(html: str, url: str) -> str:
+    """The table row of the webhook receivers' table that names `url`."""
+    found = re.search(r"<tr><td>" + re.escape(url) + r"</td>.*?</tr>", html, re.S)
+    assert found, html[-2000:]
+    return found[0]
+
+
+async def test_a_receiver_that_is_not_listening_for_a_while_gets_every_event_afterwards(
+    tmp_path: Path, backend: str
+) -> None:
+    """Down as in gone: nothing listens on its port (connections refused) while tasks
+    end; it comes back on the same port and receives each event, under one id each."""
+    slow_giving_up = {**FAST_NOTIFY, "webhook_retry_s": ",".join(["0.2"] * 40)}
+    r = Receiver()
+    web_app = web.Application()
+    web_app.router.add_post("/hook", r.handle)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    async with (
+        running_server(tmp_path, app, backend, **slow_giving_up) as server,
+        AsyncClient(server.url, server.api_key) as c,
+    ):
+        await hook(c, url)
+        async with running_worker(server, app):
+            tasks = [await c.submit({"function": "work", "args": [n]}) for n in range(5)]
+            ids = [t.id for t in tasks]
+            await wait_for(lambda: _each_refused(c, ids, times=2), timeout=10)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()  # back, on the same port
+        try:
+            await wait_for(lambda: _all_settled(c, ids), timeout=15, interval=0.1)
+        finally:
+            await runner.cleanup()
+        for task_id in ids:
+            [delivery] = await c.tasks.notifications(task_id)
+            assert delivery.tries >= 3 and delivery.log[0].status is None  # refused first
+        assert all(w.enabled for w in await c.webhooks.list())
+    by_task: dict[str, set[str]] = {}
+    for headers, body in r.got:
+        by_task.setdefault(json.loads(body)["data"]["task_id"], set()).add(headers["webhook-id"])
+    assert sorted(by_task) == sorted(ids)
+    assert all(len(found) == 1 for found in by_task.values())
+    assert len(r.got) == len(ids)  # nothing arrived twice
+
+
+async def _each_refused(c: AsyncClient, ids: list[str], times: int) -> bool:
+    for task_id in ids:
+        found = await c.tasks.notifications(task_id)
+        if not found or found[0].tries < times or found[0].status is not None:
+            return False
+    return True
+
+
+async def test_cancelling_a_running_task_notifies_cancelled_once_and_nothing_after(
+    server: Running,
+) -> None:
+    events = ["succeeded", "failed", "dead", "cancelled", "expired"]
+    async with receiver() as (r, url), AsyncClient(server.url, server.api_key) as c:
+        await c.functions.set("hold", {"webhooks": [{"url": url, "events": events}]})
+        async with running_worker(server, app):
+            task = await c.submit({"function": "hold", "args": [30]})
+            await wait_for(lambda: _state_is(c, task.id, "running"), timeout=10)
+            await c.tasks.cancel(task.id)
+            await wait_for(lambda: r.got, timeout=10)
+        # The worker has stopped: whatever its attempt answered late was refused.
+        await wait_for(lambda: _all_settled(c, [task.id]), timeout=10, interval=0.1)
+        [delivery] = await c.tasks.notifications(task.id)
+    assert delivery.event == "cancelled"
+    assert [json.loads(b)["type"] for _, b in r.got] == ["task.cancelled"]
