@@ -39,6 +39,7 @@ def tree(tmp_path: Path) -> Tree:
     base.mkdir(parents=True)
     proc.mkdir()
     (base / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (base / "cgroup.type").write_text("domain\n")  # any group but the real root has one
     (base / "cgroup.subtree_control").write_text("\n")
     (base / "cgroup.procs").write_text("4001\n")
     (proc / "cgroup").write_text(f"0::/{SERVICE}\n")
@@ -77,6 +78,17 @@ def test_detect_moves_the_workers_processes_to_a_leaf_and_enables_memory(tree: T
     assert found.base == tree.base
     assert (tree.base / "sluice-worker" / "cgroup.procs").read_text() == "4001"
     assert (tree.base / "cgroup.subtree_control").read_text() == "+memory"
+
+
+def test_at_the_real_root_the_hosts_processes_stay_where_they_are(tree: Tree) -> None:
+    (tree.root / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tree.root / "cgroup.subtree_control").write_text("\n")
+    (tree.root / "cgroup.procs").write_text("1\n2\n")  # no cgroup.type: the real root
+    (tree.proc / "cgroup").write_text("0::/\n")
+    assert _detect(tree).base == tree.root
+    assert (tree.root / "cgroup.procs").read_text() == "1\n2\n"
+    assert not (tree.root / "sluice-worker").exists()
+    assert (tree.root / "cgroup.subtree_control").read_text() == "+memory"
 
 
 def test_a_second_worker_process_already_in_the_leaf_uses_the_same_base(tree: Tree) -> None:

@@ -175,6 +175,11 @@ def _enable_memory(base: Path) -> None:
     """Move the processes of `base` into its leaf, then let its children use the memory
     controller (cgroup v2's rule: no processes in a group that has controllers enabled
     for its children)."""
+    if not (base / "cgroup.type").exists():
+        # The hierarchy's real root (only it has no cgroup.type) is exempt from that
+        # rule, and its processes are the whole host's, kernel threads too: leave them.
+        _write(base / "cgroup.subtree_control", "+memory")
+        return
     leaf = base / LEAF
     leaf.mkdir(exist_ok=True)
     for pid in _words(base / "cgroup.procs"):
