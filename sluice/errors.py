@@ -32,6 +32,8 @@ layer only live in that layer's module (named on the right).
     ├── ResultRefused               (worker/runtime.py) a result the server would not keep
     ├── IsolationError              (worker/isolation.py) process isolation cannot work
     │                               here (the App is not importable by a child)
+    ├── CgroupUnavailable           (worker/cgroups.py) no cgroup v2 memory limit for
+    │                               children here (the reason); rlimits hold them
     └── ProfileError                (cli/profiles.py) a CLI profile that cannot be used
 
 The API maps each to one answer in `sluice.api.errors`.

@@ -3,7 +3,8 @@
 A child is started by `isolation.Children` (forkserver), imports the App by its
 `module:attribute` reference once, then runs one attempt at a time: it applies the
 function's limits for the attempt (RLIMIT_DATA above what the child already uses,
-RLIMIT_CPU above the CPU time it has used), runs the handler, classifies its end the way
+unless the parent put it in a cgroup v2 group with memory.max; RLIMIT_CPU above the CPU
+time it has used), runs the handler, classifies its end the way
 the in-thread runtime does, and answers with a `Done`. Log records and printed lines go
 back over the same pipe while the attempt runs, into the parent's capture.
 """
@@ -48,6 +49,7 @@ class Job:
     memory_mb: int | None
     cpu_time_s: float | None
     capture: bool
+    memory_rlimit: bool = True  # False: the child's cgroup holds memory_mb (cgroups.py)
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ def _limit(job: Job) -> Any:
         cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(kind, (cap, hard))
 
-    if job.memory_mb:
+    if job.memory_mb and job.memory_rlimit:
         lower(resource.RLIMIT_DATA, _data_bytes() + job.memory_mb * 1024 * 1024)
     if job.cpu_time_s:
         used = resource.getrusage(resource.RUSAGE_SELF)

@@ -7,7 +7,8 @@ given to whichever tenant needs one first); it is reused for up to `max_tasks` a
 while its resident memory stays under `max_rss_mb`, then replaced. A child that dies
 fails its attempt with the cause (`WorkerCrashed` and the signal, `CpuLimitExceeded`,
 `MemoryLimitExceeded`); one killed for its timeout reports `TimedOut`. The worker and
-its other attempts carry on.
+its other attempts carry on. Where the worker may write a cgroup v2 hierarchy, each
+child has a group whose memory.max holds the attempt's memory (cgroups.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import sys
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import SluiceError
+from . import cgroups
 from .child import Done, Job
 
 if TYPE_CHECKING:
@@ -62,9 +65,14 @@ def app_reference(app: App) -> str | None:
 class Child:
     """One child process and its end of the pipe."""
 
-    def __init__(self, process: ForkServerProcess, conn: Connection) -> None:
+    def __init__(
+        self, process: ForkServerProcess, conn: Connection, group: cgroups.Group | None = None
+    ) -> None:
         self.process = process
         self.conn = conn
+        self.group = group  # its cgroup v2 group, when memory.max is the limit
+        self.cgroup_limited = False  # the current attempt's memory_mb is its memory.max
+        self.oom_killed = False  # read once it died, before its group goes
         self.tenant: str | None = None  # set by its first attempt, for good
         self.tasks = 0
         self.killed: str | None = None  # why the parent killed it: "timeout", "cancelled"
@@ -110,6 +118,24 @@ class Child:
             self.process.join(JOIN_S)
         with contextlib.suppress(Exception):
             self.conn.close()
+        if self.group is not None:
+            self.group.remove()
+
+    def limit(self, job: Job) -> Job:
+        """The job with its memory limit placed: in the child's cgroup when it has one
+        (the child then sets no RLIMIT_DATA), else left to the child's rlimit."""
+        self.cgroup_limited = False
+        if self.group is None:
+            return job
+        try:
+            # cgroupfs lives in memory and memory.max never goes below what the child
+            # is charged, so these writes do not block the loop on reclaim.
+            self.group.limit(job.memory_mb)
+        except OSError as exc:
+            log.warning("cgroup %s: %s; this attempt is held by RLIMIT_DATA", self.group.path, exc)
+            return job
+        self.cgroup_limited = True
+        return replace(job, memory_rlimit=False)
 
 
 class Children:
@@ -122,8 +148,10 @@ class Children:
         slots: int,
         max_tasks: int = DEFAULT_MAX_TASKS,
         max_rss_mb: float = DEFAULT_MAX_RSS_MB,
+        memory_cgroups: cgroups.Cgroups | None = None,
     ) -> None:
         self.app_ref = app_ref
+        self.cgroups = memory_cgroups  # None: children's memory limit is RLIMIT_DATA
         self.slots = slots
         self.max_tasks = max_tasks
         self.max_rss_mb = max_rss_mb
@@ -149,7 +177,13 @@ class Children:
         theirs.close()  # the child's end: once it dies, reads here see EOF
         with self._lock:
             self.started += 1
-        return Child(process, ours)
+        group = None
+        if self.cgroups is not None and process.pid is not None:
+            try:
+                group = self.cgroups.attach(process.pid)
+            except OSError as exc:
+                log.warning("child %d stays out of a cgroup (%s): RLIMIT_DATA", process.pid, exc)
+        return Child(process, ours, group)
 
     async def warm(self) -> None:
         """Start the spares now, so the first attempts find a child ready."""
@@ -169,6 +203,7 @@ class Children:
         child, to ask why. Cancelling this kills the child."""
         loop = asyncio.get_running_loop()
         child = await self._acquire(tenant)
+        job = child.limit(job)
         future = loop.run_in_executor(self._threads, child.exchange, job, log)
         try:
             if job.timeout_s:
@@ -185,6 +220,8 @@ class Children:
             raise
         if done is None:
             await loop.run_in_executor(self._threads, child.process.join, JOIN_S)
+            if child.cgroup_limited and child.group is not None:
+                child.oom_killed = child.group.oom_killed()
             self._discard(child)
         elif child.killed:  # it answered as the timeout killed it: not reused
             self._discard(child)
@@ -233,8 +270,13 @@ class Children:
     def close(self) -> None:
         """Stop every child (the worker is exiting)."""
         self._closed = True
-        for child in [*self._spares, *self._busy, *(c for i in self._idle.values() for c in i)]:
+        children = [*self._spares, *self._busy, *(c for i in self._idle.values() for c in i)]
+        for child in children:
             child.kill("closed")
+        for child in children:  # a group can go only once its process is gone
+            if child.group is not None:
+                child.process.join(JOIN_S)
+                child.group.remove()
         self._spares.clear()
         self._idle.clear()
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -257,7 +299,16 @@ def death(child: Child, job: Job) -> tuple[str, str, str]:
                 "CpuLimitExceeded",
                 f"the handler used more than {job.cpu_time_s:g} s of CPU time ({name})",
             )
-        if -code == signal.SIGKILL and job.memory_mb:
+        if -code == signal.SIGKILL and child.cgroup_limited:
+            if child.oom_killed:  # memory.events counted it: the limit, not someone's kill
+                limit = f"its memory limit of {job.memory_mb} MiB" if job.memory_mb else "memory"
+                return (
+                    "error",
+                    "MemoryLimitExceeded",
+                    f"the kernel's OOM killer ended the handler's process in its cgroup: "
+                    f"it went past {limit}",
+                )
+        elif -code == signal.SIGKILL and job.memory_mb:
             return (
                 "error",
                 "MemoryLimitExceeded",

@@ -55,7 +55,7 @@ from ..protocol import (
 )
 from ..rawjson import MAX_DEPTH, within_depth
 from ..tracing import otel_loaded
-from . import capture
+from . import capture, cgroups
 from .app import App, TaskFunction
 from .child import Job
 from .context import TaskContext, _current
@@ -654,8 +654,9 @@ class Worker:
                 )
             max_tasks, max_rss_mb = self._child_limits
             self._children = Children(
-                self.app_ref, slots=self.slots, max_tasks=max_tasks, max_rss_mb=max_rss_mb
-            )
+                self.app_ref, slots=self.slots, max_tasks=max_tasks, max_rss_mb=max_rss_mb,
+                memory_cgroups=cgroups.detect(),
+            )  # fmt: skip
         return self._children
 
     async def _call_in_child(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -83,3 +84,12 @@ def big(name: str) -> str:
 def shared_pid() -> int:
     """The process it runs in: a shared pool's worker isolates it by default."""
     return os.getpid()
+
+
+@app.task(isolation="process")
+def killed(group_base: str, oom_kills: int) -> None:
+    """Plays the kernel for a fake cgroup tree (tests/test_cgroups.py): records
+    `oom_kills` in its group's memory.events, then dies of SIGKILL."""
+    group = Path(group_base) / f"sluice-{os.getpid()}"
+    (group / "memory.events").write_text(f"oom 0\noom_kill {oom_kills}\n")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -99,7 +99,7 @@ def test_a_grace_shortens_the_drain_and_hands_the_task_back_without_using_an_att
         assert old.wait(timeout=20) == 0  # out of grace long before the task's 2 s
         cluster.worker()
         task = client.wait(submitted.id, 30)
-    assert task.state == "succeeded"
+    assert (task.state, task.attempt) == ("succeeded", 1)  # the hand-back used none
     assert len(runs.read_text().split()) == 2  # started again from the beginning
     assert "lease_lost" not in [e.stage for e in task.timeline]
 

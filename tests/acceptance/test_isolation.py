@@ -95,7 +95,11 @@ def test_what_a_child_prints_and_logs_reaches_the_attempts_logs(cluster: Cluster
         task = client.wait(client.submit({"function": "whoami", "args": ["me"]}).id, 30)
         lines = {line.message for line in client.tasks.logs(task.id)}
         coroutine = client.wait(client.submit({"function": "awhoami"}).id, 30)
+        in_thread = client.wait(client.submit({"function": "shared_pid"}).id, 30)
     assert task.state == "succeeded"
+    # A function that chooses nothing runs in a tenant's own worker's process (the
+    # default for speed); a shared pool's worker isolates it (the test below).
+    assert (in_thread.state, in_thread.result) == ("succeeded", worker.pid)
     assert {"printed by me in the child", "logged by me in the child"} <= lines
     assert coroutine.state == "succeeded"  # an async handler runs isolated too
     assert coroutine.result not in (None, worker.pid)
