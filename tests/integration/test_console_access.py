@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from sluice.store.sqlite.database import SQLiteDatabase
 from sluice.worker.app import App
 from tests.harness import Running, running_server
 
@@ -23,6 +27,14 @@ app = App("shop")
 
 @app.task
 async def resize(n: int) -> int:
+    return n
+
+
+rival_app = App("rival")
+
+
+@rival_app.task
+async def audit_books(n: int) -> int:  # the other tenant's own function
     return n
 
 
@@ -75,6 +87,86 @@ async def test_a_tenants_session_sees_and_acts_on_its_own_tenant_only(server: Ru
         assert (await client.get("/ui/tenants")).status_code == 403  # the admin's page
     assert (await server.node.tasks.get(other.id, theirs)).state != "cancelled"
     assert (await server.node.tasks.get(server.tenant_id, mine)).state == "cancelled"
+
+
+def write(server: Running, statement: str) -> None:
+    """Change the database directly (as a test's set-up: a task made dead)."""
+    if server.database.startswith("postgresql://"):
+        with psycopg.connect(server.database) as conn:
+            conn.execute(statement.encode())
+        return
+    path = server.database.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute(statement)
+        conn.commit()
+
+
+async def test_a_tenants_session_sees_and_acts_on_no_other_tenants_pages(
+    server: Running,
+) -> None:
+    """The cross-tenant checks on every other page and action: dead letters, pauses,
+    schedules, event subscriptions, functions and the count before a bulk action."""
+    other = await server.node.tenants.create("rival")
+    other_key = await server.node.tenants.create_key(other.id)
+    await server.node.functions.register(other.id, [t.config for t in rival_app.tasks.values()])
+    auth = {"Authorization": f"Bearer {other_key}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=auth, timeout=10) as rival:
+        made = await rival.post("/v1/tasks", json={"function": "audit_books", "args": [1]})
+        assert made.status_code == 201, made.text
+        dead = made.json()["id"]
+        made = await rival.post("/v1/tasks", json={"function": "audit_books", "args": [2]})
+        waiting = made.json()["id"]
+        pause = await rival.post("/v1/pauses", json={"selector": {"function": ["audit_books"]}})
+        assert pause.status_code in (200, 201), pause.text
+        pause_id = pause.json()["id"]
+        schedule = {"function": "audit_books", "cron": "0 3 * * *", "args": [3]}
+        made = await rival.put("/v1/schedules/rival-nightly", json=schedule)
+        assert made.status_code in (200, 201), made.text
+        made = await rival.put("/v1/subscriptions/rival-ledger",
+                               json={"topic": "ledger", "function": "audit_books"})  # fmt: skip
+        assert made.status_code in (200, 201), made.text
+    write(server, "UPDATE tasks SET state = 'dead', finished_at = 1, "
+                  f"error = 'KeyError: rival secret' WHERE id = '{dead}'")  # fmt: skip
+    assert (await server.node.tasks.get(other.id, dead)).state == "dead"
+    mine = await submit(server, server.api_key, 1)
+    await server.node.meters.flush()  # the rollup and the backlog snapshot the overview reads
+    await server.node.snapshot.take_once()
+    theirs = [("/ui/dead", (dead, "rival secret")), ("/ui/pauses", (pause_id,)),
+              ("/ui/schedules", ("rival-nightly",)), ("/ui/events", ("rival-ledger", "ledger")),
+              ("/ui/functions", ("audit_books",)), ("/ui/tasks", ("audit_books", dead, waiting)),
+              ("/", ("audit_books",))]  # fmt: skip
+    async with sign_in(server, other_key) as client:  # the other tenant's console shows them
+        for path, shown in theirs:
+            page = await client.get(path)
+            assert all(text in page.text for text in shown), (path, shown)
+    async with sign_in(server, server.api_key) as client:
+        assert mine in (await client.get("/ui/tasks")).text  # the pages show real data
+        for path, hidden in theirs:
+            page = await client.get(path)
+            assert page.status_code == 200, (path, page.status_code)
+            for text in hidden:
+                assert text not in page.text, (path, text)
+        token = csrf_of((await client.get("/ui/tasks")).text)
+        retried = await client.post("/ui/dead/retry", data={"csrf": token, "ids": dead})
+        assert retried.status_code == 200 and 'data-done="0"' in retried.text, retried.text
+        lifted = await client.post(f"/ui/pauses/{pause_id}/lift", data={"csrf": token})
+        assert lifted.status_code == 404, lifted.text
+        paused = await client.post("/ui/schedules/rival-nightly/pause", data={"csrf": token})
+        assert paused.status_code == 404, paused.text
+        theirs_only = {"csrf": token, "verb": "cancel", "function": "audit_books"}
+        counted = await client.post("/ui/tasks/count", data=theirs_only)
+        assert counted.status_code == 200 and 'data-count="0"' in counted.text, counted.text
+        cancel = await client.post(f"/ui/tasks/{waiting}/cancel", data={"csrf": token})
+        assert cancel.status_code == 404
+    # Nothing of the other tenant's changed.
+    assert (await server.node.tasks.get(other.id, dead)).state == "dead"
+    assert (await server.node.tasks.get(other.id, waiting)).state == "paused"
+    async with httpx.AsyncClient(base_url=server.url, headers=auth, timeout=10) as rival:
+        pauses = (await rival.get("/v1/pauses")).json()["pauses"]
+        assert [p["id"] for p in pauses] == [pause_id]
+        schedule_now = (await rival.get("/v1/schedules/rival-nightly")).json()
+        assert schedule_now["paused"] is False
 
 
 async def test_an_action_needs_its_csrf_token_and_the_cookie_holds_no_key(
@@ -159,3 +251,68 @@ async def test_the_tasks_page_filters_by_time_in_utc_and_refuses_a_bad_one(
         assert 'value="2000-01-01T00:00:00"' in before.text  # the filter is shown as given
         bad = await client.get("/ui/tasks", params={"created_after": "yesterday"})
         assert bad.status_code == 400 and "created_after is a time in UTC" in bad.text
+
+
+RECORDING: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sql", default=None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_no_console_request_counts_or_offsets_over_the_tasks(
+    server: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 point 3: every page and the count before a bulk action, with the SQL
+    each request reads recorded (requests run in this task through the ASGI transport,
+    so the timers' own queries are not mixed in): no OFFSET, no DISTINCT, and a count
+    over tasks only as a capped walk (`count(*) FROM (... LIMIT n)`)."""
+    original = SQLiteDatabase._read
+
+    async def traced(self: SQLiteDatabase, query: str, params: object = ()) -> list[object]:
+        seen = RECORDING.get()
+        if seen is not None:
+            seen.append(query)
+        return await original(self, query, params)
+
+    monkeypatch.setattr(SQLiteDatabase, "_read", traced)
+    ready = [await submit(server, server.api_key, n) for n in range(30)]
+    write(server, "UPDATE tasks SET state = 'dead', finished_at = 1, error = 'ValueError: x' "
+                  f"WHERE id = '{ready.pop()}'")  # fmt: skip
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        made = await http.post("/v1/pauses", json={"selector": {"tags": ["held"]}})
+        assert made.status_code in (200, 201), made.text
+        made = await http.post("/v1/tasks", json={"function": "resize", "args": [0],
+                                                  "tags": ["held"], "key": "k-1"})  # fmt: skip
+        assert made.status_code == 201, made.text
+        nightly = {"function": "resize", "cron": "0 3 * * *", "args": [1]}
+        made = await http.put("/v1/schedules/nightly", json=nightly)
+        assert made.status_code in (200, 201), made.text
+    await server.node.meters.flush()
+    await server.node.snapshot.take_once()
+    assert server.asgi is not None
+    transport = httpx.ASGITransport(app=server.asgi)  # type: ignore[arg-type]
+    pages = ["/", "/ui/tasks", "/ui/tasks?function=resize&state=ready", "/ui/tasks?state=dead",
+             "/ui/tasks?tag=held", "/ui/tasks?key=k-1", "/ui/tasks?created_after=2000-01-01T00:00",
+             f"/ui/tasks/{ready[0]}", f"/ui/tasks/{ready[-1]}", f"/ui/tasks/{ready[0]}/logs",
+             "/ui/dead", "/ui/functions", "/ui/workers", "/ui/schedules", "/ui/pauses",
+             "/ui/events"]  # fmt: skip
+    recorded: list[str] = []
+    async with httpx.AsyncClient(transport=transport, base_url=server.url) as client:
+        signed = await client.post("/ui/signin", data={"key": server.api_key, "next": "/"})
+        assert signed.status_code == 303
+        token = csrf_of((await client.get("/ui/tasks")).text)
+        RECORDING.set(recorded)
+        for path in pages:
+            answer = await client.get(path)
+            assert answer.status_code == 200, (path, answer.status_code)
+        live = await client.get("/ui/overview", headers={"hx-request": "true"})
+        assert live.status_code == 200
+        ready_ones = {"csrf": token, "verb": "cancel", "state": "ready"}
+        counted = await client.post("/ui/tasks/count", data=ready_ones)
+        assert 'data-count="29"' in counted.text, counted.text
+        RECORDING.set(None)
+    assert any("tasks" in q for q in recorded)  # the recorder saw the pages' reads
+    for query in recorded:
+        flat = " ".join(query.split()).lower()
+        assert " offset " not in flat and "distinct" not in flat, flat
+        if "count(" in flat and "tasks" in flat:
+            assert re.search(r"count\(\*\) from \(.* limit ", flat), flat
