@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -27,6 +28,11 @@ app = App("shop")
 
 @app.task
 async def resize(n: int) -> int:
+    return n
+
+
+@app.task
+async def thumbnail(n: int) -> int:
     return n
 
 
@@ -316,3 +322,36 @@ async def test_no_console_request_counts_or_offsets_over_the_tasks(
         assert " offset " not in flat and "distinct" not in flat, flat
         if "count(" in flat and "tasks" in flat:
             assert re.search(r"count\(\*\) from \(.* limit ", flat), flat
+
+
+def charted(html: str) -> dict[str, list[float]]:
+    """The data of the overview's charts, as the page hands it to the chart code."""
+    found = re.search(r'<script type="application/json" class="series">(.*?)</script>', html)
+    assert found, html[:500]
+    return dict(json.loads(found[1]))
+
+
+async def test_the_overview_charts_one_function_over_time(server: Running) -> None:
+    """Issue 17 point 2: throughput, latency and failures over time by function."""
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        for function, n in (("resize", 3), ("thumbnail", 5)):
+            batch = [{"function": function, "args": [i]} for i in range(n)]
+            answer = await http.post("/v1/tasks/batch", json={"tasks": batch})
+            assert answer.status_code in (200, 201), answer.text
+    await server.node.meters.flush()
+    await server.node.snapshot.take_once()
+    async with sign_in(server, server.api_key) as client:
+        every = await client.get("/")
+        assert sum(charted(every.text)["submitted"]) == 8
+        assert 'href="/?function=thumbnail"' in every.text  # the way to one function's charts
+        one = await client.get("/", params={"function": "thumbnail"})
+        assert sum(charted(one.text)["submitted"]) == 5 and "function thumbnail" in one.text
+        assert 'hx-get="/ui/overview?function=thumbnail"' in one.text  # stays on it live
+        live = await client.get("/ui/overview", params={"function": "resize"},
+                                headers={"hx-request": "true"})  # fmt: skip
+        assert sum(charted(live.text)["submitted"]) == 3
+        none = await client.get("/", params={"function": "no-such"})
+        assert none.status_code == 200 and sum(charted(none.text)["submitted"]) == 0
+        # The figures above the charts stay the tenant's.
+        assert 'data-kpi="submitted">8<' in one.text
