@@ -26,6 +26,13 @@ OVERVIEW_MINUTES = 60
 TASK_PAGE = 50
 VERBS = ("cancel", "retry", "delete")
 SHARE_MINUTES = 5  # the tenants page: shares of the tasks started in the last minutes
+REFUSALS = {  # why submits were refused (engine/meters.py's outcomes), in words
+    "rejected_backpressure": "over its fair share of the drain rate",
+    "rejected_quota": "over its quota",
+    "rejected_overload": "the server overloaded",
+    "rejected_unavailable": "the server stopping",
+    "rejected_invalid": "invalid",
+}
 
 
 def _builtins(value: Any) -> Any:
@@ -455,6 +462,10 @@ async def tenants_page(console: Console, request: Req, session: Session) -> Resp
         for row in node.snapshot.rows:
             waiting.setdefault(row.tenant_id, Counter())[row.state] += row.tasks
         refuse = node.backpressure.policy.refuse
+        refused: dict[str, dict[str, int]] = defaultdict(dict)  # this node's, since it started
+        for (label, outcome), n in node.meters.submitted.items():
+            if n and outcome in REFUSALS:
+                refused[label][REFUSALS[outcome]] = n
         out = []
         for t in await node.tenants.all():
             quota = _builtins(await node.quotas.get(t.id)) or {}
@@ -466,6 +477,7 @@ async def tenants_page(console: Console, request: Req, session: Session) -> Resp
                 "held": sum(n for s, n in w.items() if s.startswith("held:")),
                 "weight": quota.get("weight", 1.0), "quota": quota,
                 "refused": refuse.get(t.id, 0.0), "started": recent.totals.started,
+                "refusals": refused.get(t.id, {}),
             })  # fmt: skip
         started = sum(r["started"] for r in out) or 1
         busy = [r for r in out if r["ready"] or r["running"] or r["started"]]

@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 
+from sluice.contract import TenantQuota
 from sluice.store.sqlite.database import SQLiteDatabase
 from sluice.worker.app import App
 from tests.harness import Running, running_server
@@ -355,3 +356,20 @@ async def test_the_overview_charts_one_function_over_time(server: Running) -> No
         assert none.status_code == 200 and sum(charted(none.text)["submitted"]) == 0
         # The figures above the charts stay the tenant's.
         assert 'data-kpi="submitted">8<' in one.text
+
+
+async def test_the_tenants_page_says_who_is_refused_and_why(server: Running) -> None:
+    """Issue 17 point 2: tenants and fairness, who is being refused and why."""
+    await server.node.quotas.set(server.tenant_id, TenantQuota(max_queued=1))
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    batch = {"tasks": [{"function": "resize", "args": [i]} for i in range(2)]}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        refused = await http.post("/v1/tasks/batch", json=batch)
+        assert refused.status_code == 429, refused.text
+    async with sign_in(server, ADMIN_KEY) as admin:
+        page = await admin.get("/ui/tenants")
+        assert page.status_code == 200
+        row = re.search(r"<tr>\s*<th[^>]*>.*?>shop</button>.*?</tr>", page.text, re.S)
+        assert row, page.text[:2000]
+        assert "refused so far: 2 over its quota" in row[0], row[0]
+        assert "max_queued 1" in row[0]
