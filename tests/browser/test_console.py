@@ -148,6 +148,12 @@ async def test_a_user_finds_a_failed_task_reads_it_retries_it_and_sees_it_succee
     await page.locator("#task-state", has_text="succeeded").wait_for(timeout=20_000)
     assert await state_of(console, dead) == "succeeded"
     assert '"charged": 42' in await page.locator("main").inner_text()
+    # The waterfall draws both attempts, each stage named in words as well as coloured.
+    rows = page.locator(".waterfall .wf-row")
+    assert await rows.count() == 2
+    assert "#2 succeeded" in await rows.nth(1).inner_text()
+    for n in range(2):
+        assert "running" in await rows.nth(n).locator(".bar.running .sr").inner_text()
     assert page.errors.messages == [], page.errors.messages
 
 

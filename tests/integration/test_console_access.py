@@ -17,11 +17,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from aiohttp import web
 
 from sluice.contract import TenantQuota
 from sluice.store.sqlite.database import SQLiteDatabase
 from sluice.worker.app import App
-from tests.harness import Running, running_server
+from tests.harness import Running, free_port, running_server, wait_for
 
 ADMIN_KEY = "sa_console-access-admin"
 app = App("shop")
@@ -373,3 +374,46 @@ async def test_the_tenants_page_says_who_is_refused_and_why(server: Running) -> 
         assert row, page.text[:2000]
         assert "refused so far: 2 over its quota" in row[0], row[0]
         assert "max_queued 1" in row[0]
+
+
+async def test_the_functions_page_charts_a_targets_adaptive_limit_over_time(
+    tmp_path: Path, backend: str
+) -> None:
+    """Issue 17 point 2: functions, with the AIMD limit over time of an HTTP target."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response("done")
+
+    web_app = web.Application()
+    web_app.router.add_post("/echo", answer)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with running_server(tmp_path, app, backend, admin_key=ADMIN_KEY,
+                                  targets_allow_loopback=True) as server:  # fmt: skip
+            headers = {"Authorization": f"Bearer {server.api_key}"}
+            async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+                target = {"target": {"url": f"http://127.0.0.1:{port}/echo", "timeout_s": 1.0}}
+                put = await http.put("/v1/functions/echo", json=target)
+                assert put.status_code == 200, put.text
+                made = await http.post("/v1/tasks", json={"function": "echo", "args": [1]})
+                task_id = made.json()["id"]
+
+                async def done() -> bool:
+                    return (await http.get(f"/v1/tasks/{task_id}")).json()["state"] == "succeeded"
+
+                await wait_for(done, timeout=20)
+            for _ in range(3):  # as the node's timer samples the limits
+                server.node.limit_history.sample()
+            async with sign_in(server, server.api_key) as client:
+                page = await client.get("/ui/functions")
+        assert 'data-chart="aimd" data-key="echo"' in page.text, page.text[:3000]
+        found = re.search(r'<script type="application/json" class="aimd-series">(.*?)</script>',
+                          page.text)  # fmt: skip
+        assert found
+        echo = json.loads(found[1])["echo"]
+        assert len(echo["t"]) == 3 and all(limit >= 1 for limit in echo["limit"]), echo
+    finally:
+        await runner.cleanup()
