@@ -296,3 +296,22 @@ def dev_process(examples: Path, port: int, log_path: Path) -> Iterator[subproces
                 dev.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 dev.kill()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_the_overview_updates_without_a_reload(browser: Any, console: Running) -> None:
+    """Issue 17 point 3: live pages. The figures change in place as tasks are submitted."""
+    page = await signed_in(browser, console, console.api_key)
+    kpi = page.locator('[data-kpi="submitted"]')
+    before = int((await kpi.inner_text()).replace(",", ""))
+    await page.evaluate("window.sameDocument = true")  # gone if the page were reloaded
+    for n in range(3):
+        await submit(console, "ping", n)
+    await console.node.meters.flush()  # the rollup, as its timer would have it
+
+    async def grown() -> bool:
+        return int((await kpi.inner_text()).replace(",", "")) == before + 3
+
+    await wait_for(grown, timeout=15)
+    assert await page.evaluate("window.sameDocument") is True
+    assert page.errors.messages == [], page.errors.messages

@@ -417,3 +417,21 @@ async def test_the_functions_page_charts_a_targets_adaptive_limit_over_time(
         assert len(echo["t"]) == 3 and all(limit >= 1 for limit in echo["limit"]), echo
     finally:
         await runner.cleanup()
+
+
+async def test_every_console_action_is_refused_without_its_csrf_token(server: Running) -> None:
+    """Issue 17 point 4: every POST of the console but signing in needs the token."""
+    from sluice.dashboard.pages import ROUTES  # after sluice.api (which it imports)
+
+    task_id = await submit(server, server.api_key, 1)
+    actions = [path for method, path, _ in ROUTES if method == "POST" and path != "/ui/signin"]
+    assert len(actions) >= 10, actions
+    fill = {"task_id:str": task_id, "verb:str": "cancel", "name:str": "nightly",
+            "pause_id:str": "p", "webhook_id:str": "w"}  # fmt: skip
+    async with sign_in(server, server.api_key) as client:
+        for path in actions:
+            url = re.sub(r"\{([^}]+)\}", lambda m: fill[m[1]], path)
+            refused = await client.post(url, data={"verb": "cancel", "tenant": ""})
+            assert refused.status_code == 403 and "stale" in refused.text, (url, refused.text)
+        assert (await client.get("/ui/tasks")).status_code == 200  # still signed in
+    assert (await server.node.tasks.get(server.tenant_id, task_id)).state != "cancelled"
