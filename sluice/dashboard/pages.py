@@ -26,6 +26,13 @@ OVERVIEW_MINUTES = 60
 TASK_PAGE = 50
 VERBS = ("cancel", "retry", "delete")
 SHARE_MINUTES = 5  # the tenants page: shares of the tasks started in the last minutes
+REFUSALS = {  # why submits were refused (engine/meters.py's outcomes), in words
+    "rejected_backpressure": "over its fair share of the drain rate",
+    "rejected_quota": "over its quota",
+    "rejected_overload": "the server overloaded",
+    "rejected_unavailable": "the server stopping",
+    "rejected_invalid": "invalid",
+}
 
 
 def _builtins(value: Any) -> Any:
@@ -124,36 +131,44 @@ async def switch_tenant(console: Console, request: Req, session: Session) -> Res
 # -- overview --------------------------------------------------------------------------
 
 
+def _series(rows: list[dict[str, Any]], minutes: list[Any]) -> dict[str, list[Any]]:
+    """Per-minute charts' data from rollup rows, every minute of the span (quiet ones at 0)."""
+    per_minute: dict[float, dict[str, float]] = {m: defaultdict(float) for m in minutes}
+    for row in rows:
+        slot = per_minute.setdefault(row["minute"], defaultdict(float))
+        for k, v in row["counts"].items():
+            if isinstance(v, int | float) and k not in ("wait_s", "run_s"):
+                slot[k] += v
+        if row["counts"].get("wait_s") is not None:
+            slot["wait_weighted"] += row["counts"]["wait_s"] * row["counts"]["started"]
+    return {
+        "t": minutes,
+        "submitted": [per_minute[m]["submitted"] for m in minutes],
+        "succeeded": [per_minute[m]["succeeded"] for m in minutes],
+        "failed": [per_minute[m]["failed"] for m in minutes],
+        "dead": [per_minute[m]["dead"] for m in minutes],
+        "wait_ms": [
+            (per_minute[m]["wait_weighted"] / per_minute[m]["started"] * 1000)
+            if per_minute[m]["started"] else None
+            for m in minutes
+        ],
+    }  # fmt: skip
+
+
 async def _overview_figures(console: Console, request: Req, session: Session) -> dict[str, Any]:
     async def make() -> dict[str, Any]:
         stats = await console.api(request, session, "GET", "/v1/stats",
                                   query={"minutes": OVERVIEW_MINUTES})  # fmt: skip
         data = _builtins(stats)
-        per_minute: dict[float, dict[str, float]] = {}
-        for row in data["minutes"]:
-            slot = per_minute.setdefault(row["minute"], defaultdict(float))
-            for k, v in row["counts"].items():
-                if isinstance(v, int | float) and k not in ("wait_s", "run_s"):
-                    slot[k] += v
-            if row["counts"].get("wait_s") is not None:
-                slot["wait_weighted"] += row["counts"]["wait_s"] * row["counts"]["started"]
         # Every minute of the hour, quiet ones at zero, so the charts span the hour.
         last = math.floor(console.node.clock.now() / 60) * 60
         minutes = [last - 60 * i for i in range(OVERVIEW_MINUTES - 1, -1, -1)]
-        for m in minutes:
-            per_minute.setdefault(m, defaultdict(float))
-        series: dict[str, list[Any]] = {
-            "t": minutes,
-            "submitted": [per_minute[m]["submitted"] for m in minutes],
-            "succeeded": [per_minute[m]["succeeded"] for m in minutes],
-            "failed": [per_minute[m]["failed"] for m in minutes],
-            "dead": [per_minute[m]["dead"] for m in minutes],
-            "wait_ms": [
-                (per_minute[m]["wait_weighted"] / per_minute[m]["started"] * 1000)
-                if per_minute[m]["started"] else None
-                for m in minutes
-            ],
-        }  # fmt: skip
+        series = _series(data["minutes"], minutes)
+        # Each function's own charts, from the same rollup rows (`/?function=NAME`).
+        rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in data["minutes"]:
+            rows_of[row["function"]].append(row)
+        by_function = {f: _series(rows, minutes) for f, rows in rows_of.items() if f}
         waiting: Counter[str] = Counter()
         for f in data["functions"]:
             f["held"] = sum(n for s, n in f["tasks"].items() if s.startswith("held:"))
@@ -163,8 +178,8 @@ async def _overview_figures(console: Console, request: Req, session: Session) ->
         dead_recent = sum(series["dead"][-10:])
         dead_before = sum(series["dead"][:-10]) / max(1, len(series["dead"]) - 10) * 10
         return {
-            "stats": data, "series": series, "waiting": dict(waiting),
-            "oldest_ready_at": min(oldest) if oldest else None,
+            "stats": data, "series": series, "by_function": by_function,
+            "waiting": dict(waiting), "oldest_ready_at": min(oldest) if oldest else None,
             "dead_spike": dead_recent >= 5 and dead_recent > 3 * dead_before,
         }  # fmt: skip
 
@@ -175,8 +190,15 @@ async def overview(console: Console, request: Req, session: Session) -> Response
     if not session.t:
         return await tenants_page(console, request, session)
     figures = await _overview_figures(console, request, session)
+    chosen = request.query_params.get("function") or ""
+    if chosen:  # one function's charts; the figures above them stay the tenant's
+        empty = _series([], figures["series"]["t"])
+        figures["charted"] = figures["by_function"].get(chosen, empty)
+    else:
+        figures["charted"] = figures["series"]
     name = "_overview_live.html" if _htmx(request) else "overview.html"
-    return await _render(console, session, name, page="overview", **figures)
+    return await _render(console, session, name, page="overview", chosen=chosen,
+                         chosen_query=urlencode({"function": chosen}), **figures)  # fmt: skip
 
 
 # -- tasks -----------------------------------------------------------------------------
@@ -440,6 +462,10 @@ async def tenants_page(console: Console, request: Req, session: Session) -> Resp
         for row in node.snapshot.rows:
             waiting.setdefault(row.tenant_id, Counter())[row.state] += row.tasks
         refuse = node.backpressure.policy.refuse
+        refused: dict[str, dict[str, int]] = defaultdict(dict)  # this node's, since it started
+        for (label, outcome), n in node.meters.submitted.items():
+            if n and outcome in REFUSALS:
+                refused[label][REFUSALS[outcome]] = n
         out = []
         for t in await node.tenants.all():
             quota = _builtins(await node.quotas.get(t.id)) or {}
@@ -451,6 +477,7 @@ async def tenants_page(console: Console, request: Req, session: Session) -> Resp
                 "held": sum(n for s, n in w.items() if s.startswith("held:")),
                 "weight": quota.get("weight", 1.0), "quota": quota,
                 "refused": refuse.get(t.id, 0.0), "started": recent.totals.started,
+                "refusals": refused.get(t.id, {}),
             })  # fmt: skip
         started = sum(r["started"] for r in out) or 1
         busy = [r for r in out if r["ready"] or r["running"] or r["started"]]

@@ -6,20 +6,27 @@ bulk-cancel by selector after seeing the count; the keyboard reaches everything.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from sluice.dashboard.console import STATES
 from tests.browser.conftest import ADMIN_KEY, ARTIFACTS, ROOT, new_page, signed_in
-from tests.harness import Running, wait_for
+from tests.harness import Running, free_port, wait_for
 
 pytestmark = pytest.mark.xdist_group("browser")  # one Chromium at a time on 2 cores
 ARTIFACTS.mkdir(parents=True, exist_ok=True)
-PAGES = ["/", "/ui/tasks", "/ui/dead", "/ui/functions", "/ui/workers", "/ui/schedules",
-         "/ui/pauses", "/ui/events"]  # fmt: skip
+PAGES = ["/", "/?function=ping", "/ui/tasks", "/ui/dead", "/ui/functions", "/ui/workers",
+         "/ui/schedules", "/ui/pauses", "/ui/events"]  # fmt: skip
 
 
 async def submit(server: Running, function: str, *args: Any, **extra: Any) -> str:
@@ -83,16 +90,24 @@ async def test_every_page_loads_with_real_data_and_no_console_error(
     ids = await real_data(console)
     for width, label in ((1280, "desktop"), (390, "phone")):
         page = await signed_in(browser, console, console.api_key, width=width)
+        asked: list[str] = []  # every URL the browser fetched: nothing from the internet
+        page.on("request", lambda r, asked=asked: asked.append(r.url))
         for path in [*PAGES, f"/ui/tasks/{ids['dead']}", f"/ui/tasks/{ids['ok']}"]:
             answer = await page.goto(console.url + path)
             assert answer is not None and answer.status == 200, (path, answer and answer.status)
             await page.wait_for_load_state("networkidle")
             assert await page.locator("main h1").count() == 1, path
-            name = path.strip("/").replace("/", "-") or "overview"
+            # It fits the screen: wide tables scroll in their own box, the page does not.
+            wide = await page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            assert wide <= 0, (path, width, wide)
+            name = re.sub(r"[^\w]+", "-", path.strip("/?")) or "overview"
             if name.startswith("ui-tasks-0"):
                 name = "task-dead" if ids["dead"] in path else "task-succeeded"
             await shoot(page, f"{backend}-{label}-{name}")
         assert page.errors.messages == [], page.errors.messages
+        assert "/ui/static/vendor/htmx-2.0.11.min.js" in " ".join(asked)  # the recorder works
+        elsewhere = [u for u in asked if not u.startswith(console.url + "/") and u != "data:,"]
+        assert elsewhere == [], elsewhere
         await page.context.close()
     # The admin sees the tenants page and can look at a tenant's pages.
     page = await signed_in(browser, console, ADMIN_KEY)
@@ -133,6 +148,12 @@ async def test_a_user_finds_a_failed_task_reads_it_retries_it_and_sees_it_succee
     await page.locator("#task-state", has_text="succeeded").wait_for(timeout=20_000)
     assert await state_of(console, dead) == "succeeded"
     assert '"charged": 42' in await page.locator("main").inner_text()
+    # The waterfall draws both attempts, each stage named in words as well as coloured.
+    rows = page.locator(".waterfall .wf-row")
+    assert await rows.count() == 2
+    assert "#2 succeeded" in await rows.nth(1).inner_text()
+    for n in range(2):
+        assert "running" in await rows.nth(n).locator(".bar.running .sr").inner_text()
     assert page.errors.messages == [], page.errors.messages
 
 
@@ -208,10 +229,12 @@ async def test_the_keyboard_reaches_the_pages_and_skips_to_the_content(
     await page.focus("nav >> text=Tasks")
     await page.keyboard.press("Enter")
     await page.wait_for_url(console.url + "/ui/tasks")
-    # States are told in words, not by colour alone.
-    assert (
-        await page.locator(".state").count() == 0 or await page.locator(".state").first.inner_text()
-    )
+    # States are told in words, not by colour alone: every coloured state has its name.
+    await submit(console, "ping", 1)
+    await page.goto(console.url + "/ui/tasks")
+    states = await page.locator("#task-table .state").all_inner_texts()
+    assert states and all(s.strip().lstrip("●").strip() in STATES for s in states), states
+    assert page.errors.messages == [], page.errors.messages
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -228,3 +251,67 @@ async def test_screenshots_for_the_readme(browser: Any, console: Running) -> Non
     await page.locator(".logline").first.wait_for()
     await page.screenshot(path=str(out / "console-task.png"), full_page=True)
     assert min(sizes(out, "console-overview.png", "console-task.png")) > 10_000
+
+
+async def test_the_console_link_make_run_prints_signs_in_at_once(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Issue 17 point 1: `make run` (`cd examples && sluice dev shop:app`) prints a
+    `console:` link; opened in a browser, it lands on the overview, signed in."""
+    examples = tmp_path / "examples"
+    shutil.copytree(ROOT / "examples", examples, ignore=shutil.ignore_patterns(
+        ".sluice", "outbox", "thumbnails", "images", "__pycache__"))  # fmt: skip
+    port = free_port()
+    log_path = tmp_path / "dev.log"
+    with dev_process(examples, port, log_path):
+        pattern = re.compile(r"console: +(http://\S+/ui/signin#key=\S+)")
+        found = await wait_for(lambda: pattern.search(log_path.read_text()), timeout=60)
+        link = found[1]
+        assert link.startswith(f"http://127.0.0.1:{port}/"), link
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await new_page(context)
+        await page.goto(link)
+        await page.wait_for_url(f"http://127.0.0.1:{port}/")
+        assert await page.locator("main h1").inner_text() == "Overview"
+        assert "key=" not in page.url  # the key left the address bar
+        await page.click("nav >> text=Functions")
+        assert "send_welcome" in await page.locator("main").inner_text()
+        assert page.errors.messages == [], page.errors.messages
+        await context.close()
+
+
+@contextlib.contextmanager
+def dev_process(examples: Path, port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`sluice dev shop:app` in a copy of examples/, as `make run` starts it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "sluice", "dev", "shop:app", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        dev = subprocess.Popen(argv, cwd=examples, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield dev
+        finally:
+            dev.terminate()
+            try:
+                dev.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                dev.kill()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_the_overview_updates_without_a_reload(browser: Any, console: Running) -> None:
+    """Issue 17 point 3: live pages. The figures change in place as tasks are submitted."""
+    page = await signed_in(browser, console, console.api_key)
+    kpi = page.locator('[data-kpi="submitted"]')
+    before = int((await kpi.inner_text()).replace(",", ""))
+    await page.evaluate("window.sameDocument = true")  # gone if the page were reloaded
+    for n in range(3):
+        await submit(console, "ping", n)
+    await console.node.meters.flush()  # the rollup, as its timer would have it
+
+    async def grown() -> bool:
+        return int((await kpi.inner_text()).replace(",", "")) == before + 3
+
+    await wait_for(grown, timeout=15)
+    assert await page.evaluate("window.sameDocument") is True
+    assert page.errors.messages == [], page.errors.messages
