@@ -111,7 +111,7 @@ class Meters:
         self.submitted: Counter[tuple[str, str]] = Counter()  # (tenant label, outcome)
         self.refusals: Counter[str] = Counter()  # backpressure scope: tenant, global
         self.leases_lost = 0
-        self.wait = Histogram(WAIT_BUCKETS)  # submit -> start of first attempts
+        self.wait = Histogram(WAIT_BUCKETS)  # submit (or ready) -> start of first attempts
         self.run = Histogram(RUN_BUCKETS)  # worker start -> end of an attempt
         self.rounds = Histogram(FAST_BUCKETS)  # dispatch rounds that claimed
         self.store_ops: dict[str, Histogram] = {}  # by operation: submit, claim, finish
@@ -196,8 +196,6 @@ class Meters:
         """Tasks a dispatch round claimed: started, and the first attempts' wait. A
         claim's tasks share a time and mostly a tenant and function: the rollup row is
         looked up again only when those change."""
-        bounds, counts = self.wait.bounds, self.wait.counts
-        waited = 0.0
         for tasks in claimed:
             if not tasks:
                 continue
@@ -209,14 +207,6 @@ class Meters:
                     tenant, function = t.tenant_id, t.function
                     row = self._delta(now, tenant, function)
                 row[STARTED] += 1
-                if t.attempt == 1:  # from ready: a requested delay is not waiting
-                    wait = t.dispatched_at - (t.created_at if t.ready_at is None else t.ready_at)
-                    wait = wait if wait > 0.0 else 0.0
-                    counts[bisect_left(bounds, wait)] += 1
-                    waited += wait
-                    row[WAITS] += 1
-                    row[WAIT_S] += wait
-        self.wait.sum += waited
 
     def attempts_ended(
         self, finishes: list[Finish], outcomes: list[str], tasks: list[ClaimedTask | None]
@@ -242,6 +232,17 @@ class Meters:
                 ran += run
                 row[RUNS] += 1
                 row[RUN_S] += run
+                if task is not None and task.attempt == 1:
+                    # Submit (from ready: a requested delay is not waiting) to the worker's
+                    # start, known only now: a dispatch (a direct one is at the submit) is
+                    # not a start.
+                    since = task.created_at if task.ready_at is None else task.ready_at
+                    wait = f.started_at - since
+                    wait = wait if wait > 0.0 else 0.0
+                    self.wait.counts[bisect_left(self.wait.bounds, wait)] += 1
+                    self.wait.sum += wait
+                    row[WAITS] += 1
+                    row[WAIT_S] += wait
         self.run.sum += ran
         if self.watch is not None:
             self.watch(finishes, outcomes, tasks)

@@ -59,7 +59,7 @@ def test_events_are_counted_and_become_rollup_rows(rt: Runtime) -> None:
     retry = msgspec.structs.replace(task, attempt=2, dispatched_at=now)
     m.dispatched([[first], [retry]])
     m.attempts_ended(
-        [finish("a", SUCCEEDED, 10.0, 10.5), finish("b", READY, 1.0, 3.0),
+        [finish("a", SUCCEEDED, now + 0.1, now + 0.6), finish("b", READY, 1.0, 3.0),
          finish("c", DEAD, 1.0, 2.0)],
         [ACCEPTED, ACCEPTED, STALE], [first, retry, None],
     )  # fmt: skip
@@ -75,8 +75,11 @@ def test_events_are_counted_and_become_rollup_rows(rt: Runtime) -> None:
     assert m.finished == {(FN, "succeeded"): 1, (FN, "retried"): 1}  # the stale one is not
     assert (sum(m.wait.counts), sum(m.run.counts)) == (1, 2)
     (row,) = m.take()
+    # The wait runs to the worker's start, 0.1 s after the dispatch.
+    assert m.wait.sum == pytest.approx(0.3)
     assert row == RollupRow("t", FN, minute, submitted=1, started=2, succeeded=1, failed=1,
-                            waits=1, wait_s=pytest.approx(0.2), runs=2, run_s=2.5)  # fmt: skip
+                            waits=1, wait_s=pytest.approx(0.3), runs=2,
+                            run_s=pytest.approx(2.5))  # fmt: skip
     assert m.take() == []
 
 
