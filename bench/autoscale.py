@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 
@@ -97,7 +98,11 @@ def run(
 # -- a tiny PNG writer: a line chart of the process count (and the load) over time ------
 
 
-def png(path: Path, samples: list[tuple[float, int, int]], maximum: int) -> None:
+def png(
+    path: Path, samples: list[tuple[float, int, int]], maximum: int, starts: Sequence[float] = ()
+) -> None:
+    """Processes (blue) and load (orange) over time; a green vertical line at each time in
+    `starts` (the first process running, then the first task started)."""
     width, height, pad = 800, 300, 20
     pixels = [[(255, 255, 255)] * width for _ in range(height)]
     t_end = max(t for t, _, _ in samples) or 1.0
@@ -126,6 +131,9 @@ def png(path: Path, samples: list[tuple[float, int, int]], maximum: int) -> None
     for second in range(0, int(t_end) + 1, 5):  # a tick every 5 s
         x = xy(second, 0, 1)[0]
         line((x, height - pad), (x, height - pad + 6), (0, 0, 0))
+    for at in starts:  # the marks: green, full height
+        x = xy(at, 0, 1)[0]
+        line((x, pad), (x, height - pad), (40, 170, 60))
     for (t1, _, l1), (t2, _, l2) in pairwise(samples):  # load: orange
         line(xy(t1, max(l1, 0), top_load), xy(t2, max(l2, 0), top_load), (240, 150, 40))
     for (t1, n1, _), (t2, n2, _) in pairwise(samples):  # processes: blue
@@ -154,7 +162,8 @@ def main() -> None:
     out = run(args.port, args.backend, args.tasks, args.max, args.concurrency, args.down_after)
     samples = out.pop("samples")
     assert isinstance(samples, list)
-    png(HERE / "autoscale.png", samples, args.max)
+    marks = [out[k] for k in ("first_process_s", "first_start_s") if out.get(k) is not None]
+    png(HERE / "autoscale.png", samples, args.max, [float(m) for m in marks])  # type: ignore[arg-type]
     lines = ["seconds,processes,load"] + [f"{t:.2f},{n},{lo}" for t, n, lo in samples]
     (HERE / "autoscale.csv").write_text("\n".join(lines) + "\n")
     for key, value in out.items():
