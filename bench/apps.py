@@ -53,3 +53,9 @@ async def noop_left(i: int = 0) -> None:
 @right.task
 async def noop_right(i: int = 0) -> None:
     return None
+
+
+@app.task
+async def blob(data: str = "") -> int:
+    """A task whose payload is large (`make bench-payloads`): its size is the cost."""
+    return len(data)

@@ -54,6 +54,6 @@ class Prefetch:
         if turning <= 0:
             return 0
         cap = self.max_factor * turning
-        if self.mean_s <= 0:
+        if self.mean_s * cap <= turning * self.cover_s:  # (a mean near 0 would overflow)
             return cap
-        return min(cap, math.floor(turning * self.cover_s / self.mean_s))
+        return math.floor(turning * self.cover_s / self.mean_s)

@@ -30,6 +30,7 @@ from .. import __version__
 from ..client.http import discover, tls_context
 from ..errors import Reject, Retry, SluiceError, Throttled
 from ..logs import redacted_url
+from ..policy.inline import Inline
 from ..policy.prefetch import MAX_FACTOR, Prefetch
 from ..protocol import (
     WORKER_PATH,
@@ -162,6 +163,7 @@ class Worker:
         ca_file: str | os.PathLike[str] | None = None,
         capture_logs: bool = True,
         prefetch: bool = True,
+        inline_short: bool = True,
         tracer_provider: TracerProvider | None = None,
         isolation: str | None = None,
         app_ref: str | None = None,
@@ -231,6 +233,9 @@ class Worker:
         # Prefetch off: a window that never opens (max_factor 0).
         self._prefetch = Prefetch(concurrency, max_factor=MAX_FACTOR if prefetch else 0)
         self._ahead = 0  # the window last told to the server
+        # Plain functions whose calls are shorter than a thread hand-off run on the loop
+        # (policy/inline.py); None: always in a thread.
+        self._inline: dict[str, Inline] | None = {} if inline_short else None
         self._retuned = 0.0
         self._chores: set[asyncio.Future[None]] = set()
         self._ws: ClientConnection | None = None
@@ -584,6 +589,41 @@ class Worker:
         if announced is not None and announced[0] is frame:
             del self._unannounced[frame.id]
 
+    async def _call_sync(
+        self,
+        fn: TaskFunction[Any, Any],
+        args: list[object],
+        kwargs: dict[str, object],
+        ctx: TaskContext,
+        frame: TaskFrame,
+    ) -> Any:
+        """A plain function's call: in a thread, or on the loop once its calls have
+        proved shorter than the hand-off to a thread (policy/inline.py)."""
+        if self._inline is None:
+            return await self._call_in_thread(fn.fn, args, kwargs, ctx, frame)
+        calls = self._inline.get(fn.name)
+        if calls is None:
+            calls = self._inline[fn.name] = Inline()
+        if not calls.inline:
+            spent: list[float] = []
+            try:
+                return await self._call_in_thread(fn.fn, args, kwargs, ctx, frame, spent)
+            finally:
+                if spent and not calls.inline:  # another call may have moved it already
+                    calls.ran(spent[0])
+                    if calls.inline:
+                        log.info("%s runs on the worker's loop: its calls take under %g ms",
+                                 fn.name, calls.below_s * 1000)  # fmt: skip
+        _current.set(ctx)  # this asyncio task's own context
+        began = time.perf_counter()
+        try:
+            return fn.fn(*args, **kwargs)
+        finally:
+            calls.ran(time.perf_counter() - began)
+            if calls.demoted:
+                log.info("%s runs in threads again: a call took over %g ms",
+                         fn.name, calls.slow_s * 1000)  # fmt: skip
+
     async def _call_in_thread(
         self,
         fn: Any,
@@ -591,6 +631,7 @@ class Worker:
         kwargs: dict[str, object],
         ctx: TaskContext,
         frame: TaskFrame,
+        spent: list[float] | None = None,
     ) -> Any:
         """Run a plain function in the pool. Its timeout counts from when a thread picks
         it up. A thread cannot be interrupted: on timeout or cancel it is abandoned (it
@@ -598,19 +639,25 @@ class Worker:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         context.run(_current.set, ctx)
+
+        def call() -> Any:
+            if spent is None:
+                return context.run(fn, *args, **kwargs)
+            t0 = time.perf_counter()  # the call's own time (policy/inline.py)
+            try:
+                return context.run(fn, *args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - t0)
+
         began: asyncio.Event | None = None
+        run = call  # nothing to time: one wake-up of the loop per call, for the result
         if frame.timeout_s:  # its clock starts in the thread: the loop is told then
             began = asyncio.Event()
             wake = began.set
 
             def run() -> Any:
                 loop.call_soon_threadsafe(wake)
-                return context.run(fn, *args, **kwargs)
-
-        else:  # nothing to time: one wake-up of the loop per call, for the result
-
-            def run() -> Any:
-                return context.run(fn, *args, **kwargs)
+                return call()
 
         started = self._pool.submit(run)
         future = asyncio.wrap_future(started, loop=loop)
@@ -732,7 +779,7 @@ class Worker:
                 coro = fn.fn(*args, **payload.kwargs)
                 value = await (asyncio.wait_for(coro, frame.timeout_s) if frame.timeout_s else coro)
             else:
-                value = await self._call_in_thread(fn.fn, args, payload.kwargs, ctx, frame)
+                value = await self._call_sync(fn, args, payload.kwargs, ctx, frame)
             result = self._checked(_encoder.encode(value))
         except ResultRefused as exc:  # not the handler's error: kept, it could not be read
             return ResultItem(

@@ -22,6 +22,11 @@ from .writer import Writer
 
 READ_THREADS = 2
 CHECKPOINT_INTERVAL_S = 1.0
+# A WAL is reused from its start once a checkpoint caught up, but its file keeps its
+# largest size: large payloads under load grew one to 1 GB. Past WAL_LIMIT_BYTES the
+# checkpoint thread truncates it (a TRUNCATE checkpoint holds new writes back while it
+# copies what is left, so it runs only then), and a reset WAL is cut to that size.
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 GIL_SWITCH_S = 0.0005
 SMALL_OP = 8  # rows a write may touch and still run inline when the writer is idle
 CACHE_KIB = 64 * 1024  # per connection; the default 2 MiB thrashes on batches of 1,000
@@ -35,6 +40,7 @@ class SQLiteDatabase:
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
+        self.wal_limit = WAL_LIMIT_BYTES
         # With synchronous=NORMAL a commit does not wait for the disk, so small writes may
         # run inline when the writer is idle (see writer.py).
         self._writer = Writer(self._connect_writer, inline_small=self.synchronous == "NORMAL")
@@ -60,17 +66,29 @@ class SQLiteDatabase:
         conn.execute("PRAGMA journal_mode = WAL")
         # Checkpoints run on their own thread (below), never inside a commit on the hot path.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {self.wal_limit}")
         migrate(conn)
         return conn
 
     def _checkpoint_loop(self) -> None:
-        """PASSIVE checkpoints every second: they never block the writer or readers."""
+        """PASSIVE checkpoints every second: they never block the writer or readers. A
+        WAL past its limit is checkpointed to the end and truncated."""
         conn = self._connect()
         try:
             while not self._stopping.wait(CHECKPOINT_INTERVAL_S):
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoint(conn)
         finally:
             conn.close()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            size = os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return
+        if size > self.wal_limit:
+            with contextlib.suppress(sqlite3.OperationalError):  # busy: the next second
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
