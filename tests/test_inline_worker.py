@@ -54,7 +54,7 @@ async def test_short_calls_move_to_the_loop_and_a_slow_one_sends_them_back() -> 
     w._limits = msgspec.structs.replace(w._limits, max_log_bytes=65536)
     # Thresholds this test controls (the policy's own are tested in
     # tests/policy/test_inline.py): every call here counts as short, none as slow.
-    calls = w._inline["quick"] = Inline(below_s=0.05, slow_s=1.0)
+    calls = w._inline["quick"] = Inline(below_s=0.05, wall_s=1.0, slow_s=1.0)
     await run(w, 0, PROMOTE_AFTER)
     assert loop_thread not in threads  # proved short in threads first
     n = PROMOTE_AFTER

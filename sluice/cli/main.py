@@ -115,9 +115,9 @@ InlineShort = Annotated[
     typer.Option(
         "--inline-short/--no-inline-short",
         envvar="SLUICE_INLINE_SHORT",
-        help="Run a plain function on the worker's event loop, not in a thread, once its "
-        "last 50 calls each took under 0.5 ms; one call over 2 ms sends it back to threads "
-        "(or SLUICE_INLINE_SHORT).",
+        help="Run a plain function on the worker's event loop, not in a thread, once 50 of "
+        "its calls used under 0.5 ms of CPU within 10 ms; one call there over 2 ms sends it "
+        "back to threads (or SLUICE_INLINE_SHORT).",
     ),
 ]
 

@@ -14,6 +14,7 @@ import contextvars
 import logging
 import os
 import random
+import resource
 import signal
 import socket
 import time
@@ -610,16 +611,18 @@ class Worker:
                 return await self._call_in_thread(fn.fn, args, kwargs, ctx, frame, spent)
             finally:
                 if spent and not calls.inline:  # another call may have moved it already
-                    calls.ran(spent[0])
+                    calls.ran(spent[0], spent[1])
                     if calls.inline:
                         log.info("%s runs on the worker's loop: its calls take under %g ms",
                                  fn.name, calls.below_s * 1000)  # fmt: skip
         _current.set(ctx)  # this asyncio task's own context
-        began = time.perf_counter()
+        began, cpu, waits = time.perf_counter(), time.thread_time(), _waits()
         try:
             return fn.fn(*args, **kwargs)
         finally:
-            calls.ran(time.perf_counter() - began)
+            wall = time.perf_counter() - began
+            blocked = waits is None or (wall > calls.slow_s and _waits() != waits)
+            calls.ran(wall, time.thread_time() - cpu, blocked)
             if calls.demoted:
                 log.info("%s runs in threads again: a call took over %g ms",
                          fn.name, calls.slow_s * 1000)  # fmt: skip
@@ -643,11 +646,11 @@ class Worker:
         def call() -> Any:
             if spent is None:
                 return context.run(fn, *args, **kwargs)
-            t0 = time.perf_counter()  # the call's own time (policy/inline.py)
+            t0, c0 = time.perf_counter(), time.thread_time()  # its wall and CPU time
             try:
                 return context.run(fn, *args, **kwargs)
             finally:
-                spent.append(time.perf_counter() - t0)
+                spent.extend((time.perf_counter() - t0, time.thread_time() - c0))
 
         began: asyncio.Event | None = None
         run = call  # nothing to time: one wake-up of the loop per call, for the result
@@ -799,6 +802,17 @@ class Worker:
                 return fail("reject", exc)
             return fail("error", exc)
         return ResultItem(frame.id, frame.attempt, "ok", started, time.time(), result=result)
+
+
+def _waits() -> int | None:
+    """How often this thread has waited (voluntary context switches: I/O, locks,
+    sleeps), or None where the OS does not count them per thread."""
+    if _RUSAGE_THREAD is None:
+        return None
+    return resource.getrusage(_RUSAGE_THREAD).ru_nvcsw
+
+
+_RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
 
 
 def machine_memory_mb() -> float | None:
