@@ -323,32 +323,34 @@ ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
     "Against Huey and Celery, measured the same day on the same machine as Sluice "
-    "(2026-12-03; the other peers' rows are from 2026-11-27, on a VM that measured faster: "
-    "compare across dates with care):",
+    "(2026-12-03 14:33-14:47 UTC; the other peers' rows are from 2026-11-27, on a VM that "
+    "measured faster: compare across dates with care). Sluice's no-op is a plain `def`, "
+    "as most users write, run with `sluice worker`'s defaults.",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite about 0.56x Huey; on "
-    "PostgreSQL about Celery's. A peer's enqueue is one round trip to Redis, whose server "
-    "is C and does not fsync; a Sluice submit is an HTTP request to a Python server that "
-    "validates it, tags it, and answers only after the task is committed. Since "
-    "2026-11-27 the sync client speaks HTTP/1.1 on its own kept-alive sockets "
-    "(`sluice/client/wire.py`: about 0.1 ms of client CPU a call, against 0.4 ms through "
-    "httpx) and the server writes an answer's head and body in one send; what is left is "
-    "the server's Python: uvicorn's HTTP handling, `Node.submit` and the commit "
-    "(`python -m bench.profile_submit`). Producers who need rate send batches "
-    "(`submit_many`) or submit concurrently from the async SDK.",
-    "- **Submit→start** (Huey 1.0 ms p50, Sluice 1.4 ms on SQLite). A submit that finds "
-    "an idle worker slot now commits the task already leased to it and pushes it at once "
-    "(direct dispatch: one write, no dispatch round); with the one-send answers it took "
-    "p50 from 2.1 to 1.2 ms in `make bench-ab` (bench/RESULTS.md). The rest is the HTTP "
-    "round trip to a Python server and the worker's own start; a Redis peer's worker "
-    "wakes from BRPOP with the task in hand.",
-    "- **Drain with the default 10 slots per process** (Sluice 1.5x Huey on SQLite, 0.84x "
-    "on PostgreSQL). For no-op tasks a drain is bound by round trips: the server leases "
-    "only as many tasks as a worker has free slots (no prefetch), so a round trip moves "
-    "at most 10 per process. With 64 slots the same drain ran at 7,000-12,700 tasks/s, "
-    "with 256 at about 17,500 (`make bench`). Raising the default would change how many "
-    "tasks run at once against every user's downstream; a credit window that leases a "
-    "few tasks ahead without starting them is the better fix, not made yet.",
+    "- **Single enqueue** (one call at a time): Sluice on SQLite about 0.5x Huey; on "
+    "PostgreSQL about 0.6x Celery (it was 1.03x the day before: this day's PostgreSQL "
+    "rows were all slow). A peer's enqueue is one round trip to Redis, whose server is C "
+    "and does not fsync; a Sluice submit is an HTTP request to a Python server that "
+    "validates it, tags it, and answers only after the task is committed. The sync "
+    "client speaks HTTP/1.1 on its own kept-alive sockets (`sluice/client/wire.py`: "
+    "about 0.1 ms of client CPU a call) and the server writes an answer's head and body "
+    "in one send; what is left is the server's Python: uvicorn's HTTP handling, "
+    "`Node.submit` and the commit (`python -m bench.profile_submit`). Producers who need "
+    "rate send batches (`submit_many`) or submit concurrently from the async SDK.",
+    "- **Submit→start p50** (Huey 1.1 ms, Sluice 2.0 ms on SQLite). A submit that finds "
+    "an idle worker slot commits the task already leased to it and pushes it at once "
+    "(direct dispatch: one write, no dispatch round). The rest is the HTTP round trip to "
+    "a Python server and the worker's own start; a Redis peer's worker wakes from BRPOP "
+    "with the task in hand. p99 was better than Huey's this day (7.3 against 22.8 ms; "
+    "Huey's runs spread from 2.1 to 27.1 ms).",
+    "- **Drain** (Sluice 3.0x Huey on SQLite, 0.88x on PostgreSQL). Two defaults made "
+    "it: a worker holds tasks ahead of its slots when they are short (prefetch: what its "
+    "slots finish within 5 ms), so a slot no longer waits for the server's round trip "
+    "between no-ops; and a plain function whose calls prove shorter than a thread "
+    "hand-off runs on the worker's loop (the hand-off cost a plain no-op twice what an "
+    "`async def` one costs: 3,300 against 7,000 tasks/s the same hour). On PostgreSQL "
+    "each claim and each frame of finishes is a round trip and a WAL flush to a server "
+    "on the same 2 cores.",
     "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
     "trip to another process and a WAL flush, and both share the 2 cores with the "
     "client and the workers.",
@@ -374,10 +376,11 @@ CAVEATS = [
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
     "- Sluice, Huey and Celery were measured again on 2026-12-03 (`--only sluice-sqlite "
-    "--only sluice-postgres`, then `--only huey --only celery`), with the code that has "
-    "direct dispatch and the new sync client; their dates are in the configuration lines. "
-    "That day's VM was slower than the one of 2026-11-27 (Huey's single enqueue 3,928/s "
-    "against 6,933/s), so the older rows of the other peers are likely high.",
+    "--only sluice-postgres --only huey --only celery`, then Sluice alone again after a "
+    "fix to the worker); their dates are in the configuration lines. That day's VM was "
+    "slower than the one of 2026-11-27 (Huey's single enqueue 2,425/s against 6,933/s), "
+    "so the older rows of the other peers are likely high. Runs spread widely that day "
+    "(Huey's drain 1,662-2,614/s, its p99 2.1-27.1 ms) with nothing else running.",
 ]
 
 
