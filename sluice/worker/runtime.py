@@ -238,6 +238,8 @@ class Worker:
         # (policy/inline.py); None: always in a thread.
         self._inline: dict[str, Inline] | None = {} if inline_short else None
         self._retuned = 0.0
+        self._saturated = False  # every slot was busy since the last _retune
+        self.held_ahead = 0  # tasks that waited here for a slot (sent ahead of one)
         self._chores: set[asyncio.Future[None]] = set()
         self._ws: ClientConnection | None = None
         # The server's limits, from its welcome (these defaults until the first one).
@@ -379,7 +381,14 @@ class Worker:
         if self._draining:
             return
         now = time.monotonic()
-        window = self._prefetch.window(now - began for began in self._executing.values())
+        # Only a worker whose slots all filled since the last look holds tasks ahead: an
+        # idle one gains nothing from it (its slots are free when a task comes).
+        window = (
+            self._prefetch.window(now - began for began in self._executing.values())
+            if self._saturated
+            else 0
+        )
+        self._saturated = bool(self._queued)
         if window != self._ahead:
             self._ahead = window
             self._send_credit()
@@ -521,6 +530,7 @@ class Worker:
     async def _execute(self, frame: TaskFrame, ctx: TaskContext) -> None:
         if self._slots_free.locked():  # held ahead (prefetch): wait for a slot
             self._queued[frame.id] = None
+            self.held_ahead += 1
             try:
                 await self._slots_free.acquire()
             except asyncio.CancelledError:
@@ -535,6 +545,8 @@ class Worker:
             self._queued.pop(frame.id, None)
         else:
             await self._slots_free.acquire()  # free: returns at once
+        if self._slots_free.locked():
+            self._saturated = True  # every slot busy: a window would keep them so
         began = time.monotonic()
         self._executing[frame.id] = began
         try:
