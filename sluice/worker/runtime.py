@@ -381,18 +381,16 @@ class Worker:
         if self._draining:
             return
         now = time.monotonic()
-        # Only a worker whose slots all filled since the last look holds tasks ahead: an
-        # idle one gains nothing from it (its slots are free when a task comes).
-        window = (
-            self._prefetch.window(now - began for began in self._executing.values())
-            if self._saturated
-            else 0
-        )
+        # What the slots' pace covers; only a worker whose slots all filled since the
+        # last look asks for it: an idle one gains nothing (its slots are free when a
+        # task comes). What it holds already stays while the pace covers it.
+        pace = self._prefetch.window(now - began for began in self._executing.values())
+        window = pace if self._saturated else 0
         self._saturated = bool(self._queued)
         if window != self._ahead:
             self._ahead = window
             self._send_credit()
-        excess = len(self._queued) - window
+        excess = len(self._queued) - pace
         if excess > 0:
             self._background(self._hand_back(self._take_queued(excess)))
 
