@@ -108,7 +108,7 @@ async def test_a_window_that_shrinks_gives_back_the_newest_held_tasks() -> None:
     w = worker(slots=1)
     w._retune()
     assert w._ahead == 0  # idle: its slot is free when a task comes
-    w._saturated = True  # its slot filled
+    w._saturated = True  # a delivery filled its credit
     w._retune()
     assert w._ahead == 4
     w._start(frame("hold", n=0))

@@ -238,7 +238,7 @@ class Worker:
         # (policy/inline.py); None: always in a thread.
         self._inline: dict[str, Inline] | None = {} if inline_short else None
         self._retuned = 0.0
-        self._saturated = False  # every slot was busy since the last _retune
+        self._saturated = False  # a delivery filled its credit since the last _retune
         self.held_ahead = 0  # tasks that waited here for a slot (sent ahead of one)
         self._chores: set[asyncio.Future[None]] = set()
         self._ws: ClientConnection | None = None
@@ -381,9 +381,9 @@ class Worker:
         if self._draining:
             return
         now = time.monotonic()
-        # What the slots' pace covers; only a worker whose slots all filled since the
-        # last look asks for it: an idle one gains nothing (its slots are free when a
-        # task comes). What it holds already stays while the pace covers it.
+        # What the slots' pace covers; only a worker sent as much as it could take since
+        # the last look (a backlog) asks for it: an idle one gains nothing (its slots are
+        # free when a task comes). What it holds already stays while the pace covers it.
         pace = self._prefetch.window(now - began for began in self._executing.values())
         window = pace if self._saturated else 0
         self._saturated = bool(self._queued)
@@ -442,6 +442,11 @@ class Worker:
                     log.warning("ignoring a frame this worker does not understand: %s", exc)
                     continue
                 if isinstance(frame, Deliver):
+                    # A delivery that fills every free slot (and the window) says more
+                    # is waiting: the window opens (or stays) at the next look.
+                    free = self.slots - self._abandoned + self._ahead - len(self._running)
+                    if len(frame.tasks) >= free:
+                        self._saturated = True
                     for task in frame.tasks:
                         self._start(task)
                 elif isinstance(frame, Cancel):
@@ -543,8 +548,6 @@ class Worker:
             self._queued.pop(frame.id, None)
         else:
             await self._slots_free.acquire()  # free: returns at once
-        if self._slots_free.locked():
-            self._saturated = True  # every slot busy: a window would keep them so
         began = time.monotonic()
         self._executing[frame.id] = began
         try:
