@@ -430,6 +430,8 @@ class Worker:
         log.info("worker %s connected to %s", self.worker_id, redacted_url(self.ws_url))
         # Results that were sent but never acknowledged go again; the server deduplicates.
         self._pending = list(self._unacked.values())
+        # A new connection's server knows only the slots of the hello: the window too.
+        self._credit_dirty = self._credit_dirty or self._ahead > 0
         self._flush.set()
         sender = asyncio.create_task(self._send_loop(ws))
         beat = asyncio.create_task(self._heartbeat_loop(ws, welcome.heartbeat_s))
