@@ -22,6 +22,7 @@ safety net.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -363,10 +364,14 @@ class Dispatcher:
         if not ready:
             return None
         functions = {t.function for t in ready}
-        for conn, free in self._idle(tenant_id):
-            if not functions.issubset(free):
-                continue
-            n = min(len(ready), conn.free)
+        idle = (conn for conn, free in self._idle(tenant_id) if functions.issubset(free))
+        # Least busy first (Registry.dispatchable). Several idle processes share a batch:
+        # the first leases its share, the rest stay ready and the round that follows
+        # gives them to the next least busy, so two tasks sent together run in two
+        # processes at once (issue 20 point 7). A single task needs no count.
+        sharing = [*idle] if len(ready) > 1 else [*itertools.islice(idle, 1)]
+        for conn in sharing[:1]:
+            n = min(len(ready), conn.free, -(-len(ready) // len(sharing)))
             first = sorted(ready, key=lambda t: (-t.priority, t.stag, t.id))[:n]
             conn.reserved += n  # a round running meanwhile must not count these slots
             return Direct(conn, n, tuple(functions), [t.id for t in first])

@@ -62,6 +62,10 @@ class WorkerConn:
     def free(self) -> int:
         return self.slots + self.ahead - len(self.inflight) - self.reserved
 
+    def load(self) -> float:
+        """The share of its slots taken (held, or reserved by a claim being written)."""
+        return (len(self.inflight) + self.reserved) / max(1, self.slots)
+
     @property
     def bounded(self) -> bool:
         """Whether the worker offers a memory or CPU budget its tasks must fit."""
@@ -172,12 +176,18 @@ class Registry:
         return len(self._conns)
 
     def dispatchable(self, silent_since: float) -> list[WorkerConn]:
-        """Connections with free slots that were heard from after `silent_since`."""
-        return [
+        """Connections with free slots that were heard from after `silent_since`, the
+        least busy first (issue 20 point 7): a round's first claim and a direct dispatch
+        go to the process with the most idle slots for its size, so two CPU-bound tasks
+        land in two processes of a `--processes 2` worker, not behind one GIL."""
+        found = [
             c
             for c in self._conns.values()
             if not c.closed and c.free > 0 and c.last_seen >= silent_since
         ]
+        if len(found) > 1:
+            found.sort(key=WorkerConn.load)  # stable: ties keep the connection order
+        return found
 
 
 class Settling:
