@@ -4,6 +4,7 @@ other behind one process's GIL; and a backlog still drains through both."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -74,7 +75,7 @@ async def test_two_cpu_bound_tasks_run_in_two_processes_at_once(
                     ids = [(await http.post("/v1/tasks", json={"function": "crunch",
                                                                 "args": [SPIN_S]})).json()["id"]
                            for _ in range(2)]  # fmt: skip
-                done = await wait_for(lambda ids=ids: results(http, ids), timeout=30)
+                done = await wait_for(functools.partial(results, http, ids), timeout=30)
                 a, b = done
                 assert a["pid"] != b["pid"], done  # two processes...
                 overlap = min(a["ended"], b["ended"]) - max(a["began"], b["began"])
