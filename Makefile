@@ -8,7 +8,7 @@ SCENARIO ?= core
 REFS ?= HEAD~1,HEAD
 ROUNDS ?= 3
 
-.PHONY: help browser screenshots run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead bench-capture bench-console bench-isolation bench-autoscale bench-payloads chaos clean
+.PHONY: help browser screenshots run test test-fast lint format dist smoke-package bench bench-ab bench-peers bench-overhead bench-capture bench-console bench-isolation bench-autoscale bench-payloads bench-floors chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-isolation: $(STAMP)  ## the cost of process isolation per no-op task, next
 	$(BIN)/python -m bench.isolation --backend $(BACKEND)
 bench-autoscale: $(STAMP)  ## 10,000 tasks of 0.5 s on an idle autoscaled pool: bench/autoscale.png (BACKEND=sqlite|postgres)
 	$(BIN)/python -m bench.autoscale --backend $(BACKEND)
+
+bench-floors: $(STAMP)  ## the physical floors under the figures: a commit, an HTTP round trip, the intake (issue 20 point 9)
+	$(BIN)/python -m bench.floors
 
 bench-payloads: $(STAMP)  ## 5,000 tasks of 64 KiB: submit and drain rates, the SQLite WAL's size (BACKEND=sqlite|postgres)
 	$(BIN)/python -m bench.payloads --backend $(BACKEND)
