@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from typing import Any
 
 from ..engine.node import Node
@@ -28,6 +29,7 @@ from . import submit
 from .errors import answer
 from .limits import Limits
 from .route import ANONYMOUS, BLOCKED, Access, Caller, Route
+from .stream import SubmitStream
 
 log = logging.getLogger("sluice.api")
 
@@ -45,6 +47,19 @@ class FrontDoor:
         self._paths = _paths(routes)
         self._submits = {r.path: r for r in routes if r.method == "POST" and r.path in _SUBMITS}
         self._worker_paths: set[str] = set()
+        self.streams: weakref.WeakSet[SubmitStream] = weakref.WeakSet()  # submit streams
+
+    async def open_stream(
+        self, headers: list[tuple[bytes, bytes]], client: Any, connections: set[Any],
+        request_timeout_s: float,
+    ) -> SubmitStream:  # fmt: skip
+        """A submit stream (api/stream.py) for a key `POST /v1/tasks` admits: a tenant's.
+        Anything else raises what that route would answer (401, 429)."""
+        scope = {"headers": headers, "client": client}
+        caller = await self._admit(self._submits["/v1/tasks"], scope)
+        opened = SubmitStream(self.node, caller.tenant_id, connections, request_timeout_s)
+        self.streams.add(opened)
+        return opened
 
     def worker_path(self, path: str) -> None:
         """A websocket path whose caller is a worker (a tenant's key, or the pool key)."""

@@ -12,12 +12,16 @@ take (long-polls and event streams are responses).
 from __future__ import annotations
 
 import asyncio
+import http
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import Settings
+from . import stream
+from .errors import answer
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -34,6 +38,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # own): the connections receiving a request, with when each began.
     _receiving: dict[GuardedHttpProtocol, float] = {}
     _sweep: asyncio.TimerHandle | None = None
+    # The node's submit streams (api/stream.py): the front door's `open_stream`, which
+    # admits a key as `POST /v1/tasks` does. None: no streams (the upgrade is a 404).
+    streams: Callable[..., Awaitable[asyncio.Protocol]] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -90,11 +97,51 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not self._too_big:
             super().on_message_complete()
 
+    def _should_upgrade(self) -> bool:
+        if self._get_upgrade() == stream.UPGRADE:
+            return self.streams is not None and self.url == stream.PATH
+        return super()._should_upgrade()
+
     def handle_websocket_upgrade(self) -> None:
         self._receiving.pop(self, None)
         if isinstance(self.transport, _Coalescing):  # frames go out as they are sent
             self.transport = self.transport.unwrap()
+        if self._get_upgrade() == stream.UPGRADE:
+            self._open_stream()
+            return
         super().handle_websocket_upgrade()
+
+    def _open_stream(self) -> None:
+        """Admit the key, answer 101 and hand the connection to a SubmitStream (or answer
+        the refusal as any route would, and close)."""
+        self.connections.discard(self)  # the stream counts itself in, for shutdown
+        self.transport.pause_reading()
+        self.loop.create_task(self._switch(self.transport, list(self.headers)))
+
+    async def _switch(self, transport: asyncio.Transport, headers: list[Any]) -> None:
+        assert self.streams is not None
+        try:
+            protocol = await self.streams(
+                headers, self.client, self.connections, self.request_timeout_s
+            )
+        except Exception as exc:
+            status, extra, body = answer(exc)
+            if not transport.is_closing():
+                head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (
+                    status, http.HTTPStatus(status).phrase.encode(),
+                )  # fmt: skip
+                for name, value in extra.items():
+                    head += b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1"))
+                head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+                transport.write(head + body)
+                transport.close()
+            return
+        if transport.is_closing():
+            return
+        transport.write(stream.SWITCHED)
+        protocol.connection_made(transport)
+        transport.set_protocol(protocol)
+        transport.resume_reading()
 
     def on_response_complete(self) -> None:
         if isinstance(self.transport, _Coalescing):
@@ -145,6 +192,7 @@ def server_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Confi
     class Protocol(GuardedHttpProtocol):
         max_header_bytes = settings.max_header_bytes
         request_timeout_s = settings.request_timeout_s
+        streams = getattr(app, "open_stream", None)  # a node's front door has them
 
     options.setdefault("host", settings.host)
     options.setdefault("port", settings.port)

@@ -22,13 +22,15 @@ keeps httpx, which speaks to proxies; this module does not.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
+import struct
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import httpx
 
@@ -43,6 +45,13 @@ def proxied(url: str) -> bool:
 
 
 MAX_HEAD = 64 * 1024  # an answer's status line and headers; more is not a Sluice server
+# The submit stream (the server's sluice/api/stream.py): single submits as frames on a
+# kept-open connection, switched to from HTTP once per connection.
+STREAM_PATH = "/v1/tasks/stream"
+STREAM_UPGRADE = "sluice-submit/1"
+_LENGTH = struct.Struct(">I")
+_ANSWER = struct.Struct(">IHI")  # body length, status, Retry-After in ms
+_NO_RETRY = 0xFFFFFFFF
 
 
 class Wire:
@@ -61,8 +70,15 @@ class Wire:
         host = parts.netloc.rpartition("@")[2]
         fixed = {"host": host, **headers, "connection": "keep-alive"}
         self._head = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
+        upgrade = {"host": host, **headers, "connection": "upgrade", "upgrade": STREAM_UPGRADE,
+                   "content-length": "0"}  # fmt: skip
+        self._upgrade = (f"GET {self._prefix}{STREAM_PATH} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in upgrade.items() if k != "content-type"
+        ) + "\r\n").encode("latin-1")  # fmt: skip
         self._timeout = timeout
         self._idle: list[_Conn] = []
+        self._streams: list[_Conn] = []  # idle submit streams
+        self.streaming = True  # until a server refuses the upgrade (an older one, a proxy)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -71,6 +87,10 @@ class Wire:
         params: tuple[tuple[str, str], ...] | None,
     ) -> tuple[int, str | None, bytes]:  # fmt: skip
         """(status, Retry-After, body) of one request."""
+        if self.streaming and path == "/v1/tasks" and method == "POST" and not params:
+            answer = self._stream(body or b"")
+            if answer is not None:
+                return answer
         target = self._prefix + path
         if params:
             target += "?" + urllib.parse.urlencode(params)
@@ -83,13 +103,73 @@ class Wire:
             body,
         )
         conn = self._take()
-        try:
+        with self._failures():
             try:
                 conn.sock.sendall(message)
                 status, headers, content = conn.answer(method)
             except BaseException:
                 conn.close()
                 raise
+        if headers.get(b"connection", b"").lower() == b"close":
+            conn.close()
+        else:
+            self._give(conn)
+        retry_after = headers.get(b"retry-after")
+        return status, retry_after.decode("latin-1") if retry_after else None, content
+
+    def _stream(self, body: bytes) -> tuple[int, str | None, bytes] | None:
+        """One single submit on a submit stream; None if the server has none."""
+        conn = self._take_stream()
+        if conn is None:
+            return None
+        with self._failures():
+            try:
+                conn.sock.sendall(_LENGTH.pack(len(body)) + body)
+                length, status, retry = _ANSWER.unpack(conn.exactly(_ANSWER.size))
+                content = conn.exactly(length)
+            except BaseException:
+                conn.close()
+                raise
+        with self._lock:
+            if not self._closed:
+                self._streams.append(conn)
+                conn = None
+        if conn is not None:
+            conn.close()
+        return status, None if retry == _NO_RETRY else str(retry / 1000), content
+
+    def _take_stream(self) -> _Conn | None:
+        """An idle stream, or a connection switched to one; None (and no more tries
+        from this client) where the server answers the upgrade with anything but 101."""
+        while True:
+            with self._lock:
+                conn = self._streams.pop() if self._streams else None
+            if conn is None:
+                break
+            if conn.usable():
+                return conn
+            conn.close()  # the server closed it while idle: open another
+        conn = self._open()
+        with self._failures():
+            try:
+                conn.sock.sendall(self._upgrade)
+                status, headers = conn.head()
+                if status != 101:
+                    conn.body("GET", status, headers)
+            except BaseException:
+                conn.close()
+                raise
+        if status == 101 and headers.get(b"upgrade", b"").lower() == STREAM_UPGRADE.encode():
+            return conn
+        conn.close()
+        self.streaming = False  # the request goes by HTTP, as every later one does
+        return None
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Socket failures as httpx's exceptions, as the client has always raised."""
+        try:
+            yield
         except TimeoutError as exc:
             raise httpx.ReadTimeout(f"no answer from {self._host}:{self._port}: {exc}") from exc
         except ssl.SSLError as exc:  # an OSError too: first
@@ -98,17 +178,12 @@ class Wire:
             raise httpx.RemoteProtocolError(f"the server closed the connection: {exc}") from exc
         except OSError as exc:
             raise httpx.ConnectError(f"{self._host}:{self._port}: {exc}") from exc
-        if headers.get(b"connection", b"").lower() == b"close":
-            conn.close()
-        else:
-            self._give(conn)
-        retry_after = headers.get(b"retry-after")
-        return status, retry_after.decode("latin-1") if retry_after else None, content
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle, self._idle = self._idle + self._streams, []
+            self._streams = []
         for conn in idle:
             conn.close()
 
@@ -157,6 +232,13 @@ class _Conn:
 
     def answer(self, method: str) -> tuple[int, dict[bytes, bytes], bytes]:
         """The status, the headers (names in lower case) and the body of one answer."""
+        status, headers = self.head()
+        if 100 <= status < 200:  # an interim answer (none is asked for): the real one follows
+            return self.answer(method)
+        return status, headers, self.body(method, status, headers)
+
+    def head(self) -> tuple[int, dict[bytes, bytes]]:
+        """An answer's status and headers (names in lower case)."""
         while True:
             end = self._buf.find(b"\r\n\r\n")
             if end >= 0:
@@ -177,20 +259,22 @@ class _Conn:
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             headers[name.strip().lower()] = value.strip()
-        if 100 <= status < 200:  # an interim answer (none is asked for): the real one follows
-            return self.answer(method)
+        return status, headers
+
+    def body(self, method: str, status: int, headers: dict[bytes, bytes]) -> bytes:
+        """The body of the answer whose head was read."""
         if method == "HEAD" or status in (204, 304):
-            return status, headers, b""
+            return b""
         if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            return status, headers, self._chunked()
+            return self._chunked()
         length = headers.get(b"content-length")
         if length is None:  # to the close
             headers[b"connection"] = b"close"
             while self._fill(eof_ok=True):
                 pass
             body, self._buf = bytes(self._buf), bytearray()
-            return status, headers, body
-        return status, headers, self._exactly(int(length))
+            return body
+        return self.exactly(int(length))
 
     def _chunked(self) -> bytes:
         out = bytearray()
@@ -207,9 +291,9 @@ class _Conn:
                         self._fill()
                 del self._buf[:2]
                 return bytes(out)
-            out += self._exactly(size + 2)[:size]
+            out += self.exactly(size + 2)[:size]
 
-    def _exactly(self, n: int) -> bytes:
+    def exactly(self, n: int) -> bytes:
         while len(self._buf) < n:
             self._fill()
         out = bytes(self._buf[:n])
