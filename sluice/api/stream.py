@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -51,7 +51,7 @@ SWITCHED = (
 LENGTH = struct.Struct(">I")
 ANSWER = struct.Struct(">IHI")  # body length, status, Retry-After in ms
 NO_RETRY = 0xFFFFFFFF
-STREAM_IDLE_S = 60.0  # an idle stream is closed; the client opens another when it needs one
+STREAM_IDLE_S = 60.0  # an idle stream is closed (the client lets go of its own at 45 s)
 PIPELINED = 64  # frames read ahead of their answers before reading pauses
 _encoder = msgspec.json.Encoder()
 _spec = decoder(TaskSpec)
@@ -77,13 +77,16 @@ class SubmitStream(asyncio.Protocol):
         self._heard = self._partial_since = self._loop.time()
         self._sweep: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
+        self.open = False  # between connection_made and connection_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream's, always
+        self.open = True
         self._connections.add(self)
         self._sweep = self._loop.call_later(self._tick(), self._look)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
         self._connections.discard(self)
         self._closing = True
         if self._sweep is not None:

@@ -16,6 +16,11 @@ module does, on plain sockets.
 - Failures raise httpx's exceptions (`httpx.ConnectError`, `httpx.ReadTimeout`, ...),
   as the client always has, so callers' `except httpx.HTTPError` keeps working.
 
+Single submits (`POST /v1/tasks`) go on a submit stream instead (the server's
+sluice/api/stream.py): a connection switched once from HTTP, then a length-prefixed frame
+each way per submit, which spares both ends most of HTTP's cost. A server that answers
+the upgrade with anything but 101 is spoken to over HTTP from then on.
+
 Where a proxy is configured for the server's host (HTTP_PROXY and friends), `Client`
 keeps httpx, which speaks to proxies; this module does not.
 """
@@ -28,6 +33,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -52,6 +58,9 @@ STREAM_UPGRADE = "sluice-submit/1"
 _LENGTH = struct.Struct(">I")
 _ANSWER = struct.Struct(">IHI")  # body length, status, Retry-After in ms
 _NO_RETRY = 0xFFFFFFFF
+# A stream idle this long is let go rather than used: the server closes one idle for
+# 60 s (STREAM_IDLE_S), and a submit sent as it closes would be cut off unanswered.
+STREAM_IDLE_S = 45.0
 
 
 class Wire:
@@ -130,6 +139,7 @@ class Wire:
             except BaseException:
                 conn.close()
                 raise
+        conn.used_at = time.monotonic()
         with self._lock:
             if not self._closed:
                 self._streams.append(conn)
@@ -139,16 +149,16 @@ class Wire:
         return status, None if retry == _NO_RETRY else str(retry / 1000), content
 
     def _take_stream(self) -> _Conn | None:
-        """An idle stream, or a connection switched to one; None (and no more tries
-        from this client) where the server answers the upgrade with anything but 101."""
+        """An idle stream, or a connection switched to one; None where the server
+        answers the upgrade with anything but 101."""
         while True:
             with self._lock:
                 conn = self._streams.pop() if self._streams else None
             if conn is None:
                 break
-            if conn.usable():
+            if time.monotonic() - conn.used_at < STREAM_IDLE_S and conn.usable():
                 return conn
-            conn.close()  # the server closed it while idle: open another
+            conn.close()  # idle too long, or the server closed it: open another
         conn = self._open()
         with self._failures():
             try:
@@ -162,7 +172,9 @@ class Wire:
         if status == 101 and headers.get(b"upgrade", b"").lower() == STREAM_UPGRADE.encode():
             return conn
         conn.close()
-        self.streaming = False  # the request goes by HTTP, as every later one does
+        # The request goes by HTTP. So does every later one, unless the refusal was a
+        # passing one (an overloaded or stopping node, an address refused for a while).
+        self.streaming = status in (429, 503)
         return None
 
     @contextlib.contextmanager
@@ -229,6 +241,7 @@ class _Conn:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = bytearray()
+        self.used_at = time.monotonic()  # when an answer was last read whole
 
     def answer(self, method: str) -> tuple[int, dict[bytes, bytes], bytes]:
         """The status, the headers (names in lower case) and the body of one answer."""

@@ -96,8 +96,7 @@ class Dispatcher:
             wait = max(0.0, polled + poll - clock.monotonic())
             due = asks.expire()  # unanswered asks give their slots back
             wait = wait if due is None else max(0.01, min(wait, due))
-            with contextlib.suppress(TimeoutError):
-                await clock.wait_for(queues.woken.wait(), wait)
+            await queues.woken.wait(clock, wait)
             if clock.monotonic() - polled >= poll:
                 # The safety net: look again even without a wake-up.
                 polled = clock.monotonic()

@@ -39,9 +39,10 @@ async def server(tmp_path: Path, backend: str) -> AsyncIterator[Running]:
 
 
 def live_streams(server: Running) -> list[stream.SubmitStream]:
-    """The node's submit streams whose connection is open."""
+    """The node's submit streams whose connection is open (not yet lost: a transport
+    being closed may not have sent its FIN yet)."""
     assert server.asgi is not None
-    return [s for s in server.asgi.streams if s.transport and not s.transport.is_closing()]
+    return [s for s in server.asgi.streams if s.open]
 
 
 def upgrade(url: str, key: str) -> tuple[socket.socket, bytes]:
@@ -250,3 +251,26 @@ def test_streams_are_offered_by_a_nodes_protocol_only() -> None:
 
     protocol = server_config(plain, Settings.from_env({})).http
     assert getattr(protocol, "streams", "missing") is None
+
+
+async def test_the_client_lets_go_of_a_stream_idle_near_the_servers_limit(
+    server: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rather than send on a stream the server may be closing (idle a minute), the
+    client opens another past STREAM_IDLE_S: no submit is cut off by that race."""
+    from sluice.client import wire
+
+    def three_submits() -> list[int]:
+        with sluice.Client(server.url, server.api_key) as client:
+            used = []
+            for i in range(3):
+                client.submit({"function": "noop", "args": [i]})
+                (conn,) = client._http._streams  # type: ignore[union-attr]
+                used.append(conn.sock.getsockname()[1])  # a new connection, a new port
+            return used
+
+    monkeypatch.setattr(wire, "STREAM_IDLE_S", 0.0)
+    assert len(set(await asyncio.to_thread(three_submits))) == 3
+    monkeypatch.setattr(wire, "STREAM_IDLE_S", 45.0)
+    assert len(set(await asyncio.to_thread(three_submits))) == 1
+    assert server.count() == 6
