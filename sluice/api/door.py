@@ -22,7 +22,7 @@ import weakref
 from typing import Any
 
 from ..engine.node import Node
-from ..engine.tenants import key_id
+from ..engine.tenants import hash_key, key_id
 from ..errors import NotFound, TooManyRequests, Unauthorized
 from ..model import SHARED
 from . import submit
@@ -57,7 +57,14 @@ class FrontDoor:
         Anything else raises what that route would answer (401, 429)."""
         scope = {"headers": headers, "client": client}
         caller = await self._admit(self._submits["/v1/tasks"], scope)
-        opened = SubmitStream(self.node, caller.tenant_id, connections, request_timeout_s)
+        digest, tenants = hash_key(_bearer(scope) or ""), self.node.tenants
+
+        async def admitted() -> bool:
+            """The key still admitted (from the cache a request's check reads)."""
+            return await tenants.authenticate_digest(digest) == caller.tenant_id
+
+        opened = SubmitStream(self.node, caller.tenant_id, admitted, connections,
+                              request_timeout_s)  # fmt: skip
         self.streams.add(opened)
         return opened
 

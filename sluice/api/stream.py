@@ -21,7 +21,9 @@ frame, in order:
 
 All big-endian. A submit goes through the very path an HTTP one does (`submit_one`:
 validation, quotas, backpressure, the commit), and its answer is written only after the
-commit, so an answered frame is as durable as a 201. Limits hold as on HTTP: a frame
+commit, so an answered frame is as durable as a 201. The key is checked again for each
+frame, as for each HTTP request (from the same cache), so a revoked key's open stream is
+refused from its next frame (401, and closed). Limits hold as on HTTP: a frame
 longer than a single submit's body limit is answered 413 and the connection closed; a
 frame still incomplete `request_timeout_s` after its first byte closes the connection,
 and so does a connection idle for `STREAM_IDLE_S` (the client opens another).
@@ -32,13 +34,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import msgspec
 
 from ..contract import TaskSpec
 from ..engine.node import Node
-from ..errors import PayloadTooLarge
+from ..errors import PayloadTooLarge, Unauthorized
 from .errors import answer
 from .route import decode, decoder
 from .submit import one_bytes, submit_one
@@ -52,7 +55,7 @@ LENGTH = struct.Struct(">I")
 ANSWER = struct.Struct(">IHI")  # body length, status, Retry-After in ms
 NO_RETRY = 0xFFFFFFFF
 STREAM_IDLE_S = 60.0  # an idle stream is closed (the client lets go of its own at 45 s)
-PIPELINED = 64  # frames read ahead of their answers before reading pauses
+PIPELINED = 16  # frames read ahead of their answers before reading pauses
 _encoder = msgspec.json.Encoder()
 _spec = decoder(TaskSpec)
 
@@ -61,10 +64,12 @@ class SubmitStream(asyncio.Protocol):
     """One upgraded connection: frames in, submits in order, frames out."""
 
     def __init__(
-        self, node: Node, tenant_id: str, connections: set[Any], request_timeout_s: float
-    ) -> None:
+        self, node: Node, tenant_id: str, admitted: Callable[[], Awaitable[bool]],
+        connections: set[Any], request_timeout_s: float,
+    ) -> None:  # fmt: skip
         self._node = node
         self._tenant = tenant_id
+        self._admitted = admitted  # the front door's check of the key, asked per frame
         self._connections = connections  # uvicorn's: its shutdown calls ours
         self._limit = one_bytes(node.settings)
         self._timeout = request_timeout_s
@@ -134,6 +139,11 @@ class SubmitStream(asyncio.Protocol):
             while frames:
                 body = frames.popleft()
                 try:
+                    # As HTTP checks a key per request (from a cache): a revoked key's
+                    # stream is refused from its next frame on, and closed.
+                    if not await self._admitted():
+                        self._closing = True
+                        raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
                     spec = decode(_spec, body)
                     status, outcome = await submit_one(self._node, self._tenant, spec)
                     out, retry = _encoder.encode(outcome), NO_RETRY
@@ -143,6 +153,9 @@ class SubmitStream(asyncio.Protocol):
                 if transport.is_closing():
                     return
                 transport.write(ANSWER.pack(len(out), status, retry) + out)
+                if self._closing and status == 401:
+                    frames.clear()
+                    return
                 if self._paused and len(frames) < PIPELINED // 2:
                     self._paused = False
                     transport.resume_reading()

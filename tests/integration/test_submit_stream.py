@@ -21,6 +21,7 @@ import sluice
 from sluice.api import stream
 from sluice.config import Settings
 from sluice.contract import SubmitOutcome
+from sluice.engine.tenants import key_id
 from sluice.errors import RemoteError
 from tests.harness import Running, free_port, running_server, wait_for
 
@@ -274,3 +275,20 @@ async def test_the_client_lets_go_of_a_stream_idle_near_the_servers_limit(
     monkeypatch.setattr(wire, "STREAM_IDLE_S", 45.0)
     assert len(set(await asyncio.to_thread(three_submits))) == 1
     assert server.count() == 6
+
+
+async def test_a_revoked_key_is_refused_on_its_open_stream(server: Running) -> None:
+    """As over HTTP, a key is checked per submit: revoking it stops its open stream at
+    the next frame (401 invalid_key), and the stream is closed."""
+    key = await server.node.tenants.create_key(server.tenant_id)
+    sock, head = await asyncio.to_thread(upgrade, server.url, key)
+    with sock:
+        assert head.startswith(b"HTTP/1.1 101 ")
+        sock.sendall(frame(b'{"function": "noop"}'))
+        assert (await asyncio.to_thread(read_answer, sock))[0] == 201
+        await server.node.tenants.revoke_key(server.tenant_id, key_id(key))
+        sock.sendall(frame(b'{"function": "noop"}'))
+        status, _, body = await asyncio.to_thread(read_answer, sock)
+        assert (status, body["error"]["code"]) == (401, "invalid_key")
+        assert await asyncio.to_thread(closed, sock)
+    assert server.count() == 1
