@@ -9,6 +9,8 @@ the default settings a user gets:
 
 - batch submit: 50,000 tasks in batches of 1,000 (async SDK);
 - single submits: 10,240 tasks from 32 concurrent clients;
+- one client's single submits (`--parts single`): 3,000 calls of the sync SDK, one at
+  a time;
 - drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots (`--drain-slots`);
 - submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers.
 
@@ -44,6 +46,14 @@ if "submit" in parts:
     with rig(port, backend) as r:
         out["batch_submit"] = bench_batch_submit(r, 50_000)[0]
         out["single_submit"] = asyncio.run(_single_submits(r, 10_240, 32))
+if "single" in parts:  # one sync client, one call at a time (as bench/peers measures)
+    import time, sluice
+    with rig(port, backend) as r, sluice.Client(r.url, r.api_key) as client:
+        client.submit({"function": "noop"})
+        began = time.perf_counter()
+        for i in range(3_000):
+            client.submit({"function": "noop", "args": [i]})
+        out["one_client"] = 3_000 / (time.perf_counter() - began)
 if "drain" in parts:
     with rig(port, backend) as r:
         out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=slots)[0]
@@ -57,6 +67,7 @@ print("AB " + json.dumps(out), flush=True)
 FIGURES = {
     "batch_submit": ("batch submit (tasks/s)", True),
     "single_submit": ("32 concurrent single submits (tasks/s)", True),
+    "one_client": ("single submits, one sync client (tasks/s)", True),
     "drain": ("drain (tasks/s)", True),
     "latency_p50": ("submit→start p50 (ms)", False),
     "latency_p99": ("submit→start p99 (ms)", False),
