@@ -48,7 +48,10 @@ if "submit" in parts:
         out["single_submit"] = asyncio.run(_single_submits(r, 10_240, 32))
 if "single" in parts:  # one sync client, one call at a time (as bench/peers measures)
     import time, sluice
+    from bench.apps import noop
     with rig(port, backend) as r, sluice.Client(r.url, r.api_key) as client:
+        noop.app.configure(url=r.url, api_key=r.api_key)
+        noop.app.register()
         client.submit({"function": "noop"})
         began = time.perf_counter()
         for i in range(3_000):
