@@ -322,35 +322,38 @@ def fairness_section() -> list[str]:
 ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
-    "Against Huey and Celery, measured the same day on the same machine as Sluice "
-    "(2026-12-03 14:33-14:47 UTC; the other peers' rows are from 2026-11-27, on a VM that "
+    "Against Huey and Celery, measured the same hour on the same machine as Sluice "
+    "(2026-12-03 17:22-17:48 UTC; the other peers' rows are from 2026-11-27, on a VM that "
     "measured faster: compare across dates with care). Sluice's no-op is a plain `def`, "
-    "as most users write, run with `sluice worker`'s defaults.",
+    "as most users write, run with `sluice worker`'s defaults. `make bench-floors` gives "
+    "the physical floors these figures are read against (bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite about 0.6x Huey; on "
-    "PostgreSQL about 0.5x Celery (it was 1.03x the morning before: this afternoon's "
-    "PostgreSQL single submits were all slow). A peer's enqueue is one round trip to "
-    "Redis, whose server is C and does not fsync; a Sluice submit is an HTTP request to a "
-    "Python server that validates it, tags it, and answers only after the task is "
-    "committed. The sync client speaks HTTP/1.1 on its own kept-alive sockets "
-    "(`sluice/client/wire.py`: about 0.1 ms of client CPU a call) and the server writes "
-    "an answer's head and body in one send; what is left is the server's Python: "
-    "uvicorn's HTTP handling, `Node.submit` and the commit (`python -m "
-    "bench.profile_submit`). Producers who need rate send batches (`submit_many`) or "
-    "submit concurrently from the async SDK.",
-    "- **Submit→start p50** (Huey 1.1 ms, Sluice 1.8 ms on SQLite). A submit that finds "
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 1,762/s, about 0.34x "
+    "Huey's 5,141/s this hour; on PostgreSQL 424/s, about 0.5x Celery's 819/s. The sync "
+    "client now sends each submit as a frame on a kept-open *submit stream* (one HTTP "
+    "upgrade per connection, docs/api.md): +50 % on SQLite against the HTTP request per "
+    "submit, measured back to back (`bench.ab --parts single`: 1,479 -> 2,221/s). What is "
+    "left is the server's Python around a durable commit: `Node.intake.submit` costs "
+    "about 250-350 µs in process, of which the commit of the task row is about 100 µs "
+    "(the floor); a Redis peer's enqueue is one round trip to a C server that does not "
+    "fsync. On PostgreSQL the floor is the commit itself: 0.8-1.1 ms on this VM (an "
+    "fsync), so one client cannot pass about 900 submits a second however lean the "
+    "path; producers who need rate send batches (`submit_many`) or submit concurrently.",
+    "- **Submit→start p50** (Huey 1.3 ms, Sluice 2.0 ms on SQLite). A submit that finds "
     "an idle worker slot commits the task already leased to it and pushes it at once "
-    "(direct dispatch: one write, no dispatch round). The rest is the HTTP round trip to "
-    "a Python server and the worker's own start; a Redis peer's worker wakes from BRPOP "
-    "with the task in hand. p99 was better than Huey's this day (5.0 against 22.8 ms; "
-    "Huey's runs spread from 2.1 to 27.1 ms).",
-    "- **Drain** (Sluice 2.4x Huey on SQLite, 1.9x on PostgreSQL; single runs of the "
-    "same code reached 2.9x on SQLite). Two defaults made it: a worker holds tasks ahead "
+    "(direct dispatch: one write, no dispatch round); the submit stream took a third off "
+    "p50 (`bench.ab`: 2.17 -> 1.51 ms). The rest is the durable commit, the push to the "
+    "worker and the worker's own start; a Redis peer's worker wakes from BRPOP with the "
+    "task in hand. p99 was 4.5 ms against Huey's 3.1 ms this hour (1.4x).",
+    "- **Drain** (Sluice 2.2x Huey on SQLite this hour, 1.6x on PostgreSQL; single runs "
+    "of the same code reached 2.6x). Two defaults made it: a worker holds tasks ahead "
     "of its slots while the server sends it all it can take (prefetch: what its slots "
     "finish within 5 ms), so a slot no longer waits for the server's round trip between "
     "no-ops; and a plain function whose calls prove shorter than a thread hand-off runs "
-    "on the worker's loop (the hand-off cost a plain no-op twice what an `async def` one "
-    "costs: 3,300 against 7,000 tasks/s the same hour).",
+    "on the worker's loop.",
+    "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
+    "started them 2.4 ms late at p99 this hour; Sluice keeps them in the store (durable) "
+    "and started them 9.5 ms late at p99 on SQLite (7.3-95.7 over three runs; p50 2.1 ms).",
     "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
     "trip to another process and a WAL flush, and both share the 2 cores with the "
     "client and the workers.",
@@ -375,12 +378,13 @@ CAVEATS = [
     "- arq's first full run was stopped at its 600 s limit by the person running the "
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
-    "- Sluice, Huey and Celery were measured again on 2026-12-03 (`--only sluice-sqlite "
-    "--only sluice-postgres --only huey --only celery`, then Sluice alone again after a "
-    "fix to the worker); their dates are in the configuration lines. That day's VM was "
-    "slower than the one of 2026-11-27 (Huey's single enqueue 2,425/s against 6,933/s), "
-    "so the older rows of the other peers are likely high. Runs spread widely that day "
-    "(Huey's drain 1,662-2,614/s, its p99 2.1-27.1 ms) with nothing else running.",
+    "- Sluice, Huey and Celery were measured again on 2026-12-03 at 17:22 UTC (`--only "
+    "sluice-sqlite --only sluice-postgres --only huey --only celery`); their dates are in "
+    "the configuration lines. The same code's figures move a lot between hours on this "
+    "VM (Huey's single enqueue was 2,425/s at 14:40 and 5,141/s at 17:40), so the "
+    "2026-11-27 rows of the other peers compare only roughly. Runs spread widely "
+    "(Huey's drain 1,662-2,614/s and its p99 2.1-27.1 ms at 14:40; Sluice's SQLite drain "
+    "3,614-5,834/s at 17:30) with nothing else running.",
 ]
 
 
