@@ -51,7 +51,7 @@ class FrontDoor:
 
     async def open_stream(
         self, headers: list[tuple[bytes, bytes]], client: Any, connections: set[Any],
-        request_timeout_s: float,
+        tasks: set[Any], request_timeout_s: float,
     ) -> SubmitStream:  # fmt: skip
         """A submit stream (api/stream.py) for a key `POST /v1/tasks` admits: a tenant's.
         Anything else raises what that route would answer (401, 429)."""
@@ -63,7 +63,7 @@ class FrontDoor:
             """The key still admitted (from the cache a request's check reads)."""
             return await tenants.authenticate_digest(digest) == caller.tenant_id
 
-        opened = SubmitStream(self.node, caller.tenant_id, admitted, connections,
+        opened = SubmitStream(self.node, caller.tenant_id, admitted, connections, tasks,
                               request_timeout_s)  # fmt: skip
         self.streams.add(opened)
         return opened

@@ -20,6 +20,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import Settings
+from ..errors import InvalidRequest, Unavailable
 from . import stream
 from .errors import answer
 
@@ -111,37 +112,65 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         super().handle_websocket_upgrade()
 
+    _switching = False  # a submit stream's key is being checked
+    _stopping = False  # uvicorn's shutdown came meanwhile
+
+    def shutdown(self) -> None:
+        if self._switching:  # answered 503 once the check is done (_switch)
+            self._stopping = True
+            return
+        super().shutdown()
+
     def _open_stream(self) -> None:
         """Admit the key, answer 101 and hand the connection to a SubmitStream (or answer
-        the refusal as any route would, and close)."""
-        self.connections.discard(self)  # the stream counts itself in, for shutdown
+        the refusal as any route would, and close). The connection stays counted as
+        uvicorn's until it is handed over, so a shutdown meanwhile is seen."""
+        self._unset_keepalive_if_required()
         self.transport.pause_reading()
+        if not (self.cycle is None or self.cycle.response_complete) or self.pipeline:
+            # An upgrade behind a request not yet answered: its answer would land in
+            # the stream. Only a client that does not wait for answers sends one.
+            refused = InvalidRequest("ask for a submit stream after every answer is in")
+            self._answer(self.transport, refused)
+            return
+        self._switching = True
         self.loop.create_task(self._switch(self.transport, list(self.headers)))
 
     async def _switch(self, transport: asyncio.Transport, headers: list[Any]) -> None:
         assert self.streams is not None
         try:
             protocol = await self.streams(
-                headers, self.client, self.connections, self.request_timeout_s
-            )
+                headers, self.client, self.connections, self.server_state.tasks,
+                self.request_timeout_s,
+            )  # fmt: skip
+            if self._stopping:
+                raise Unavailable("the server is stopping", retry_after_s=1)
         except Exception as exc:
-            status, extra, body = answer(exc)
-            if not transport.is_closing():
-                head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (
-                    status, http.HTTPStatus(status).phrase.encode(),
-                )  # fmt: skip
-                for name, value in extra.items():
-                    head += b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1"))
-                head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-                transport.write(head + body)
-                transport.close()
+            self._switching = False
+            self._answer(transport, exc)
             return
+        self._switching = False
+        self.connections.discard(self)  # the stream counts itself in, for shutdown
         if transport.is_closing():
             return
         transport.write(stream.SWITCHED)
         protocol.connection_made(transport)
         transport.set_protocol(protocol)
         transport.resume_reading()
+
+    def _answer(self, transport: asyncio.Transport, exc: BaseException) -> None:
+        """A refused upgrade's answer, as any route would give it; then the close."""
+        if transport.is_closing():
+            return
+        status, extra, body = answer(exc)
+        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (
+            status, http.HTTPStatus(status).phrase.encode(),
+        )  # fmt: skip
+        for name, value in extra.items():
+            head += b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1"))
+        head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        transport.write(head + body)
+        transport.close()
 
     def on_response_complete(self) -> None:
         if isinstance(self.transport, _Coalescing):

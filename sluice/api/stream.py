@@ -65,18 +65,21 @@ class SubmitStream(asyncio.Protocol):
 
     def __init__(
         self, node: Node, tenant_id: str, admitted: Callable[[], Awaitable[bool]],
-        connections: set[Any], request_timeout_s: float,
+        connections: set[Any], tasks: set[Any], request_timeout_s: float,
     ) -> None:  # fmt: skip
         self._node = node
         self._tenant = tenant_id
         self._admitted = admitted  # the front door's check of the key, asked per frame
         self._connections = connections  # uvicorn's: its shutdown calls ours
+        self._tasks = tasks  # uvicorn's: what a graceful shutdown's timeout cancels
         self._limit = one_bytes(node.settings)
         self._timeout = request_timeout_s
         self._buffer = bytearray()
-        self._frames: collections.deque[bytes] = collections.deque()
+        # Frames waiting for their turn; None stands for one too long to read.
+        self._frames: collections.deque[bytes | None] = collections.deque()
         self._serving: asyncio.Task[None] | None = None
-        self._paused = False
+        self._paused = False  # reading, while PIPELINED frames wait for their answers
+        self._drained: asyncio.Future[None] | None = None  # writing, while the peer lags
         self._closing = False
         self._loop = asyncio.get_running_loop()
         self._heard = self._partial_since = self._loop.time()
@@ -94,10 +97,23 @@ class SubmitStream(asyncio.Protocol):
         self.open = False
         self._connections.discard(self)
         self._closing = True
+        self._frames.clear()  # unread frames were never acted on
         if self._sweep is not None:
             self._sweep.cancel()
+        self.resume_writing()
         # A submit being written still commits (its answer has nowhere to go): the
         # client raises for it, as for an HTTP request cut off after it was sent.
+
+    def pause_writing(self) -> None:
+        # A client that sends and does not read: its answers wait here, and so (once
+        # PIPELINED frames queue behind them) does reading. Memory stays bounded.
+        if self._drained is None:
+            self._drained = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -110,11 +126,13 @@ class SubmitStream(asyncio.Protocol):
         while len(buffer) >= 4:
             (length,) = LENGTH.unpack_from(buffer)
             if length > self._limit:
-                self._refuse(PayloadTooLarge(
-                    f"a frame carries at most {self._limit} bytes (the single-submit body "
-                    "limit); the stream is closed",
-                ))  # fmt: skip
-                return
+                # Answered in its turn, after the frames before it; what follows it is
+                # not framed, so nothing more is read and the stream then closes.
+                self._frames.append(None)
+                self._closing = True
+                buffer.clear()
+                self._pause()
+                break
             if len(buffer) < 4 + length:
                 break
             self._frames.append(bytes(buffer[4 : 4 + length]))
@@ -122,9 +140,9 @@ class SubmitStream(asyncio.Protocol):
             self._partial_since = self._heard
         if self._frames and self._serving is None:
             self._serving = self._loop.create_task(self._serve())
-        if len(self._frames) >= PIPELINED and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
+            self._tasks.add(self._serving)
+        if len(self._frames) >= PIPELINED:
+            self._pause()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close once the submit in hand is answered."""
@@ -136,54 +154,64 @@ class SubmitStream(asyncio.Protocol):
         frames, transport = self._frames, self.transport
         assert transport is not None
         try:
-            while frames:
+            while frames and not transport.is_closing():
                 body = frames.popleft()
-                try:
-                    # As HTTP checks a key per request (from a cache): a revoked key's
-                    # stream is refused from its next frame on, and closed.
-                    if not await self._admitted():
-                        self._closing = True
-                        raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
-                    spec = decode(_spec, body)
-                    status, outcome = await submit_one(self._node, self._tenant, spec)
-                    out, retry = _encoder.encode(outcome), NO_RETRY
-                except Exception as exc:  # answered as HTTP would answer it
-                    status, headers, out = answer(exc)
-                    retry = _retry_ms(headers.get("retry-after"))
+                status, out, retry = await self._one(body)
+                if self._drained is not None:
+                    await self._drained
                 if transport.is_closing():
                     return
                 transport.write(ANSWER.pack(len(out), status, retry) + out)
-                if self._closing and status == 401:
-                    frames.clear()
+                self._heard = self._partial_since = self._loop.time()
+                if status in (401, 413):  # the key was revoked, or the framing is lost
+                    self._closing = True
                     return
                 if self._paused and len(frames) < PIPELINED // 2:
                     self._paused = False
                     transport.resume_reading()
         finally:
+            self._tasks.discard(self._serving)
             self._serving = None
             if self._closing and not transport.is_closing():
                 transport.close()
 
-    def _refuse(self, exc: Exception) -> None:
-        """Answer a frame that cannot be read on, and close: what follows it is not framed."""
-        self._closing = True
-        if self.transport is None or self.transport.is_closing():
-            return
-        status, headers, out = answer(exc)
-        retry = _retry_ms(headers.get("retry-after"))
-        self.transport.write(ANSWER.pack(len(out), status, retry) + out)
-        self.transport.close()
+    async def _one(self, body: bytes | None) -> tuple[int, bytes, int]:
+        """One frame's answer: (status, body, Retry-After in ms), as HTTP would answer."""
+        try:
+            if body is None:
+                raise PayloadTooLarge(
+                    f"a frame carries at most {self._limit} bytes (the single-submit body "
+                    "limit); the stream is closed",
+                )  # fmt: skip
+            # As HTTP checks a key per request (from a cache): a revoked key's stream is
+            # refused from its next frame on, and closed.
+            if not await self._admitted():
+                raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
+            spec = decode(_spec, body)
+            status, outcome = await submit_one(self._node, self._tenant, spec)
+            return status, _encoder.encode(outcome), NO_RETRY
+        except Exception as exc:
+            status, headers, out = answer(exc)
+            return status, out, _retry_ms(headers.get("retry-after"))
+
+    def _pause(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
 
     def _tick(self) -> float:
         return min(1.0, self._timeout / 4)
 
     def _look(self) -> None:
-        """Close a stream whose frame stopped arriving half-way, or that has been idle."""
+        """Close a stream whose frame stopped arriving half-way, or that has been idle
+        (since its last frame or answer)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         now = self._loop.time()
-        stuck = bool(self._buffer) and now - self._partial_since > self._timeout
+        # A frame held back by our own pause is not the client's delay.
+        late = now - self._partial_since > self._timeout
+        stuck = bool(self._buffer) and not self._paused and late
         idle = self._serving is None and not self._buffer and now - self._heard > STREAM_IDLE_S
         if stuck or idle:
             self._closing = True

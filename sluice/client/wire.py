@@ -61,6 +61,7 @@ _NO_RETRY = 0xFFFFFFFF
 # A stream idle this long is let go rather than used: the server closes one idle for
 # 60 s (STREAM_IDLE_S), and a submit sent as it closes would be cut off unanswered.
 STREAM_IDLE_S = 45.0
+STREAM_RETRY_S = 10.0  # after a 429 or 503 to the upgrade, HTTP for this long
 
 
 class Wire:
@@ -88,6 +89,7 @@ class Wire:
         self._idle: list[_Conn] = []
         self._streams: list[_Conn] = []  # idle submit streams
         self.streaming = True  # until a server refuses the upgrade (an older one, a proxy)
+        self._streams_after = 0.0  # monotonic time before which HTTP is used instead
         self._lock = threading.Lock()
         self._closed = False
 
@@ -96,7 +98,8 @@ class Wire:
         params: tuple[tuple[str, str], ...] | None,
     ) -> tuple[int, str | None, bytes]:  # fmt: skip
         """(status, Retry-After, body) of one request."""
-        if self.streaming and path == "/v1/tasks" and method == "POST" and not params:
+        streams = self.streaming and time.monotonic() >= self._streams_after
+        if streams and path == "/v1/tasks" and method == "POST" and not params:
             answer = self._stream(body or b"")
             if answer is not None:
                 return answer
@@ -140,8 +143,8 @@ class Wire:
                 conn.close()
                 raise
         conn.used_at = time.monotonic()
-        with self._lock:
-            if not self._closed:
+        with self._lock:  # after a 401 or 413 the server closes the stream: not kept
+            if not self._closed and status not in (401, 413):
                 self._streams.append(conn)
                 conn = None
         if conn is not None:
@@ -173,8 +176,10 @@ class Wire:
             return conn
         conn.close()
         # The request goes by HTTP. So does every later one, unless the refusal was a
-        # passing one (an overloaded or stopping node, an address refused for a while).
+        # passing one (an overloaded or stopping node, an address refused for a while):
+        # then streams are asked for again after STREAM_RETRY_S.
         self.streaming = status in (429, 503)
+        self._streams_after = time.monotonic() + STREAM_RETRY_S
         return None
 
     @contextlib.contextmanager

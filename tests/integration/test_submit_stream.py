@@ -147,11 +147,15 @@ async def test_an_oversized_frame_is_refused_and_the_stream_closed(server: Runni
     sock, head = await asyncio.to_thread(upgrade, server.url, server.api_key)
     with sock:
         assert head.startswith(b"HTTP/1.1 101 ")
-        sock.sendall(struct.pack(">I", 2**31))  # announces 2 GiB; nothing follows
+        # A good frame, then one announcing 2 GiB (nothing follows), in one write: the
+        # good one is answered first, then the 413, in order; then the stream closes.
+        sock.sendall(frame(b'{"function": "noop"}') + struct.pack(">I", 2**31))
+        status, _, body = await asyncio.to_thread(read_answer, sock)
+        assert status == 201, body
         status, _, body = await asyncio.to_thread(read_answer, sock)
         assert status == 413 and "frame" in body["error"]["message"]
         assert await asyncio.to_thread(closed, sock)
-    assert server.count() == 0
+    assert server.count() == 1
 
 
 async def test_a_frame_stuck_half_way_is_closed_after_the_request_timeout(
@@ -292,3 +296,17 @@ async def test_a_revoked_key_is_refused_on_its_open_stream(server: Running) -> N
         assert (status, body["error"]["code"]) == (401, "invalid_key")
         assert await asyncio.to_thread(closed, sock)
     assert server.count() == 1
+
+
+async def test_a_server_stops_at_once_with_an_idle_stream_open(
+    tmp_path: Path, backend: str
+) -> None:
+    """uvicorn's shutdown waits for its connections: an idle stream is one of them and
+    closes when asked, so a stop is not held up by a producer's open stream."""
+    async with running_server(tmp_path, app, backend) as srv:
+        sock, head = await asyncio.to_thread(upgrade, srv.url, srv.api_key)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        began = time.monotonic()
+    with sock:
+        assert time.monotonic() - began < 5
+        assert await asyncio.to_thread(closed, sock)
