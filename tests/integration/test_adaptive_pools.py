@@ -20,7 +20,10 @@ import sluice
 from sluice.client import AsyncClient
 from tests.harness import Running, running_server, running_worker, wait_for
 
-pytestmark = pytest.mark.xdist_group("timing")  # AIMD windows are timed
+# AIMD windows are timed by the calls' own latency: beside another test on this 2-core
+# machine p50 grows, windows stretch, and L lags the capacity (PostgreSQL failed three
+# full runs in a row on 12-03, on the previous commit as well): it runs alone.
+pytestmark = [pytest.mark.alone, pytest.mark.xdist_group("timing")]
 app = sluice.App("adaptive-pool")
 SLOTS = 64
 ADMIN = "admin-key-for-tests"
@@ -61,7 +64,10 @@ async def server(tmp_path: Path, backend: str):
 async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Running) -> None:
     global service
     service = Downstream()
-    total, halve_at_s, capacity = 5_500, 6.0, 12
+    # After the halving the run goes on about 12 s (4,400 tasks at 6 x 50/s): L needs
+    # two cuts (12 -> 8.4 -> 5.9), a window each, and a window is 2 x p50 latency, at
+    # least 1 s; on a loaded machine (a full run's other worker beside it) p50 grows.
+    total, halve_at_s, capacity = 8_000, 6.0, 12
     node = server.node
     async with AsyncClient(server.url, server.api_key) as client:
         await client.submit_many([{"function": "call", "args": [i]} for i in range(total)])
@@ -102,7 +108,7 @@ async def test_a_pool_finds_its_downstreams_capacity_and_follows_it(server: Runn
     served = steady[-1][2] - steady[0][2]
     refused = steady[-1][3] - steady[0][3]
     assert refused / (served + refused) < 0.05, (served, refused)
-    later = [s for s in samples if s[0] >= halve_at_s + 3]
+    later = [s for s in samples if s[0] >= halve_at_s + 5]  # past the two cuts
     assert later, "the run ended too soon after the capacity was halved"
     half = capacity // 2
     after = sum(s[1] for s in later) / len(later)
