@@ -34,6 +34,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FrontDoor:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if manage_node:
             await node.start()
+            node.reaper.hold_off()  # the listener opens now: workers reconnect from here
         try:
             yield
         finally:

@@ -37,6 +37,7 @@ class Reaper:
         self._pauses = pauses
         self._queues = queues
         self._outcomes = outcomes
+        self._not_before = 0.0  # monotonic: no reaping before (hold_off)
 
     async def renew_once(self) -> None:
         """Extend the leases of the tasks this node's workers hold (every node's job)."""
@@ -50,9 +51,18 @@ class Reaper:
         ]
         await rt.store.extend_leases(renewals, now + rt.settings.lease_s)
 
+    def hold_off(self) -> None:
+        """Judge no lease lost for one lease from now: the node has just begun to accept
+        connections, and workers that held tasks while it was down need that long to
+        reconnect and renew. (The timers' own first run counts from the node's start,
+        which on a loaded machine may come well before its listener opens.)"""
+        self._not_before = self._rt.clock.monotonic() + self._rt.settings.lease_s
+
     async def reap_once(self) -> int:
         """Put tasks whose leases ran out back to wait (the timers leader's job)."""
         rt = self._rt
+        if rt.clock.monotonic() < self._not_before:
+            return 0
         total = 0
         while True:
             reaped = await rt.store.reap_leases(rt.clock.now(), REAP_BATCH, self._hooks)
