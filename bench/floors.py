@@ -178,13 +178,7 @@ def sqlite_commits(path: str, n: int) -> tuple[float, float, float]:
             conn.execute("COMMIT")
         one.append((time.perf_counter() - began) / n)
         rows = [[*row[:at], f"floor-batch-{rep}-{i:09d}", *row[at + 1 :]] for i in range(n)]
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        began = time.perf_counter()
-        for first in range(0, n, BATCH):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(insert, rows[first : first + BATCH])
-            conn.execute("COMMIT")
-        many.append(n / (time.perf_counter() - began))
+        many.append(_batch_rate(conn, insert, rows))
     # The same rows into a table with the same columns and only a primary key: what
     # the batch floor would be without the task table's other indexes.
     conn.execute(f"CREATE TABLE floor_bare AS SELECT {','.join(cols)} FROM tasks WHERE 0")
@@ -193,15 +187,20 @@ def sqlite_commits(path: str, n: int) -> tuple[float, float, float]:
     bare = []
     for rep in range(REPS):
         rows = [[*row[:at], f"floor-bare-{rep}-{i:09d}", *row[at + 1 :]] for i in range(n)]
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        began = time.perf_counter()
-        for first in range(0, n, BATCH):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(bare_insert, rows[first : first + BATCH])
-            conn.execute("COMMIT")
-        bare.append(n / (time.perf_counter() - began))
+        bare.append(_batch_rate(conn, bare_insert, rows))
     conn.close()
     return median(one), median(many), median(bare)
+
+
+def _batch_rate(conn: sqlite3.Connection, insert: str, rows: list[list[Any]]) -> float:
+    """Rows/s inserting `rows` in commits of BATCH, from an empty WAL."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    began = time.perf_counter()
+    for first in range(0, len(rows), BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, rows[first : first + BATCH])
+        conn.execute("COMMIT")
+    return len(rows) / (time.perf_counter() - began)
 
 
 async def postgres_commits(url: str, n: int) -> tuple[float, float, None]:
