@@ -12,6 +12,12 @@ async def noop(i: int = 0) -> None:
     return None
 
 
+@app.task
+def noop_sync(i: int = 0) -> None:
+    """A plain function, what most users write: the drain's handler."""
+    return None
+
+
 SHAVED_RATE = 500.0
 SHAVED_BURST = 50
 

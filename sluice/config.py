@@ -89,6 +89,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often due delayed tasks are promoted from the time index."""
     timer_horizon_s: float = 10.0
     """Delayed tasks due within this horizon are also held in memory and fired on time."""
+    delay_lead_s: float = 0.05
+    """A delayed task an idle worker may take is leased to it this long before it is due,
+    and the worker starts it at its time: the lease's write and the push are done before
+    it, not after (0: leased when due)."""
     poll_interval_s: float = 1.0
     """Safety-net dispatch poll when no wake-up arrives."""
     max_payload_bytes: int = 256 * 1024

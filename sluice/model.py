@@ -158,6 +158,7 @@ class ClaimedTask(msgspec.Struct, frozen=True):
     ready_at: float | None = None  # when it became ready: the start of a `wait` span
     webhooks: str | None = None  # the task's own webhooks, JSON (None for nearly all)
     held_s: float = 0.0  # of its wait, the time a limit held its function (engine/holds.py)
+    start_at: float | None = None  # leased before it is due: the worker starts it then
 
 
 class Finish(msgspec.Struct, frozen=True):

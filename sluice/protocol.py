@@ -11,7 +11,7 @@ from typing import Final
 
 import msgspec
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2  # 2: TaskFrame.start_at
 WORKER_PATH: Final = "/v1/workers/connect"
 
 
@@ -168,6 +168,10 @@ class TaskFrame(msgspec.Struct, frozen=True):
     tenant: str | None = None
     """The task's tenant, sent to shared-pool workers only (a child process never runs
     two tenants' tasks)."""
+    start_at: float | None = None
+    """A delayed task leased to the worker just before it is due (engine/delays.py):
+    start it at this time (epoch seconds), not before. Sent only to workers of protocol 2
+    and later."""
 
 
 class Deliver(msgspec.Struct, frozen=True, tag="tasks", tag_field="t"):

@@ -7,6 +7,14 @@ losing the heap (a crash) only falls back to the interval's precision. A double
 promotion is harmless (the store checks the state). Promoted tasks get their fair start
 tags, in due order, then the dispatcher hears of them; those the heap fires that an idle
 worker may take at once are leased to it as they become ready (direct dispatch).
+
+Leasing is done `delay_lead_s` (50 ms) ahead: the heap fires a task that early, and if
+an idle worker of its tenant may take it, it is leased to that worker with the task's
+run_at as its `start_at`, and the worker starts it then. The write and the push happen
+before the task is due instead of after, so it starts on time (Celery gets its delayed
+tasks' precision by holding them in worker memory, not durably; here the task is in the
+store all along, leased like any running task, and reaped back if the worker dies). A
+task no worker takes early waits for its time and is promoted then, as before.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ class Delays:
         self._rt = rt
         self._fairness = fairness
         self._queues = queues
-        self._heap: list[tuple[float, str, str]] = []
+        self._heap: list[tuple[float, float, str, str]] = []  # fire at, run_at, tenant, id
         self._in_heap: set[str] = set()
         self._changed = asyncio.Event()
         # Set by the node: due tasks an idle worker may take are leased as they fire.
@@ -45,8 +53,9 @@ class Delays:
         if run_at > rt.clock.now() + rt.settings.timer_horizon_s or task_id in self._in_heap:
             return
         self._in_heap.add(task_id)
-        heapq.heappush(self._heap, (run_at, tenant_id, task_id))
-        if self._heap[0][2] == task_id:
+        lead = rt.settings.delay_lead_s if self.dispatcher is not None else 0.0
+        heapq.heappush(self._heap, (run_at - lead, run_at, tenant_id, task_id))
+        if self._heap[0][3] == task_id:
             self._changed.set()
 
     async def promote_once(self) -> int:
@@ -82,17 +91,29 @@ class Delays:
             await self.fire_due()
 
     async def fire_due(self) -> int:
-        """Promote the heap's tasks that are due now; returns how many became ready."""
+        """Lease to idle workers the heap's tasks due within the lead, promote those due
+        now; the rest wait in the heap for their time. Returns how many were leased or
+        became ready."""
         now = self._rt.clock.now()
-        due = []
+        fired = []
         while self._heap and self._heap[0][0] <= now:
-            _, tenant_id, task_id = heapq.heappop(self._heap)
-            self._in_heap.discard(task_id)
-            due.append((tenant_id, task_id))
-        if not due:
+            fired.append(heapq.heappop(self._heap))
+        if not fired:
             return 0
-        started = await self._lease_due(due, now) if self.dispatcher is not None else set()
-        due = [(tenant_id, task_id) for tenant_id, task_id in due if task_id not in started]
+        started = (
+            await self._lease_due([(t, i) for _, _, t, i in fired], now)
+            if self.dispatcher is not None
+            else set()
+        )
+        due = []
+        for _, run_at, tenant_id, task_id in fired:
+            if task_id in started:
+                self._in_heap.discard(task_id)
+            elif run_at <= now:
+                self._in_heap.discard(task_id)
+                due.append((tenant_id, task_id))
+            else:  # fired early for a worker that had no room: promoted at its time
+                heapq.heappush(self._heap, (run_at, run_at, tenant_id, task_id))
         if not due:
             return len(started)
         try:
@@ -115,10 +136,12 @@ class Delays:
             direct = self.dispatcher.direct_due(tenant_id)
             if direct is None:
                 continue
+            # Ahead of time only to workers that wait for start_at (protocol 2).
+            lead = self._rt.settings.delay_lead_s if direct.conn.protocol >= 2 else 0.0
             try:
                 claimed = await self._rt.store.promote_leased(
                     tenant_id, ids, now, direct.conn.worker_id, direct.functions,
-                    direct.slots, self._rt.settings.lease_s,
+                    direct.slots, self._rt.settings.lease_s, due_by=now + lead,
                 )  # fmt: skip
             except Exception:
                 self.dispatcher.cancel_direct(direct)

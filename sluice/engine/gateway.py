@@ -117,6 +117,7 @@ class Gateway:
             cpu=first.cpu,
         )
         conn.version = first.version[:40]
+        conn.protocol = first.protocol
         for held in first.running:
             conn.inflight[held.id] = None
             if held.function is not None:

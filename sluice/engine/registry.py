@@ -54,6 +54,7 @@ class WorkerConn:
         self.closed = False
         self.draining = False  # it said it is stopping (a Credit with `draining`)
         self.version = ""  # its Sluice version, from its hello
+        self.protocol = 1  # its protocol version, from its hello (2: it honours start_at)
         self._send = send
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None  # started by the first frame
@@ -120,6 +121,7 @@ class WorkerConn:
                     lease_until=t.lease_until,
                     trace=carrier(t.trace_parent, t.trace_state),
                     tenant=t.tenant_id if self.tenant_id == SHARED else None,
+                    start_at=t.start_at,
                 )
             )
         self.send(_encoder.encode(Deliver(frames)))

@@ -228,11 +228,12 @@ class AttemptStore(Protocol):
 
     async def promote_leased(
         self, tenant_id: str, task_ids: list[str], now: float, worker: str,
-        functions: tuple[str, ...], limit: int, lease_s: float,
+        functions: tuple[str, ...], limit: int, lease_s: float, due_by: float | None = None,
     ) -> list[ClaimedTask]:  # fmt: skip
         """Direct dispatch of due delayed tasks: up to `limit` of `task_ids` (the
-        tenant's, of `functions`, scheduled and due) made ready and leased to `worker`
-        in one commit, in the order a claim takes them."""
+        tenant's, of `functions`, scheduled and due by `due_by`, default `now`) made
+        ready and leased to `worker` in one commit, in the order a claim takes them. One
+        not due at `now` carries its run_at as `start_at`: the worker starts it then."""
         ...
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:

@@ -121,6 +121,13 @@ def reconnect_wait(delay: float, jitter: float, holding: bool, lease_s: float) -
     return wait
 
 
+async def _until(at: float) -> None:
+    """Sleep until the wall clock reads `at`. The loop's timers may fire up to a
+    millisecond early (libuv rounds to whole ms): a task must not start before its time."""
+    while (left := at - time.time()) > 0:
+        await asyncio.sleep(left)
+
+
 def _report(ctx: TaskContext) -> msgspec.Raw | None:
     """The attempt's progress reported since the last frame, as the protocol carries it."""
     taken = ctx._take_progress()
@@ -540,16 +547,20 @@ class Worker:
                 await self._slots_free.acquire()
             except asyncio.CancelledError:
                 self._queued.pop(frame.id, None)
-                self._forget(frame)
-                if ctx.stop_reason != "cancelled":
+                if not self._unstarted(frame, ctx):
                     raise  # handed back (released) or the worker stops
-                now = time.time()
-                item = ResultItem(frame.id, frame.attempt, "cancelled", now, now)
-                self._report_end(frame, ctx, item)
                 return
             self._queued.pop(frame.id, None)
         else:
             await self._slots_free.acquire()  # free: returns at once
+        if frame.start_at is not None:  # a delayed task leased just before it is due
+            try:
+                await _until(frame.start_at)
+            except asyncio.CancelledError:
+                self._slots_free.release()
+                if not self._unstarted(frame, ctx):
+                    raise
+                return
         began = time.monotonic()
         self._executing[frame.id] = began
         try:
@@ -562,6 +573,17 @@ class Worker:
             if began - self._retuned > RETUNE_S:
                 self._retuned = began
                 self._retune()
+
+    def _unstarted(self, frame: TaskFrame, ctx: TaskContext) -> bool:
+        """A task stopped while it waited (for a slot, or for its start_at): a cancel is
+        answered `cancelled` (True); anything else (handed back, the worker stopping) is
+        the caller's to pass on (False)."""
+        self._forget(frame)
+        if ctx.stop_reason != "cancelled":
+            return False
+        now = time.time()
+        self._report_end(frame, ctx, ResultItem(frame.id, frame.attempt, "cancelled", now, now))
+        return True
 
     async def _run(self, frame: TaskFrame, ctx: TaskContext) -> None:
         started = time.time()

@@ -213,6 +213,52 @@ async def test_delayed_tasks_an_idle_worker_may_take_are_leased_as_they_fall_due
     assert conn.reserved == 0
 
 
+async def test_a_delayed_task_is_leased_ahead_to_an_idle_worker_that_waits_for_its_time(
+    built: Built, rt: Runtime, clock: FakeClock
+) -> None:
+    conn = await built.connect(slots=2)
+    conn.protocol = 2  # it honours start_at
+    task, _ = await built.submit(delay=5)
+    stored = await rt.store.get_task(built.tenant, task)
+    assert stored is not None
+    lead = rt.settings.delay_lead_s
+
+    clock.advance(5 - lead - 0.01)
+    assert await built.delays.fire_due() == 0  # not yet within the lead
+    clock.advance(0.02)  # due in lead - 0.01 s
+    assert await built.delays.fire_due() == 1
+
+    await until(lambda: built.delivered() == [task])
+    (frame,) = [t for f in built.wire.of(Deliver) for t in f.tasks]
+    assert frame.start_at == pytest.approx(stored.run_at) and frame.start_at > clock.now()
+    assert await state_of(rt, built.tenant, task) == RUNNING
+    assert built.dispatcher.direct_dispatched == 1 and conn.reserved == 0
+
+
+async def test_a_delayed_task_goes_no_earlier_than_its_time_to_an_older_worker_or_a_queue(
+    built: Built, rt: Runtime, clock: FakeClock
+) -> None:
+    conn = await built.connect(slots=1)  # protocol 1: it would start the task at once
+    old, _ = await built.submit(delay=5)
+    lead = rt.settings.delay_lead_s
+
+    clock.advance(5 - lead / 2)
+    assert await built.delays.fire_due() == 0
+    assert await state_of(rt, built.tenant, old) == SCHEDULED
+    clock.advance(lead / 2)
+    assert await built.delays.fire_due() == 1
+    await until(lambda: built.delivered() == [old])
+
+    conn.protocol = 2  # now busy (its one slot holds `old`): nobody may take it early
+    queued, _ = await built.submit(delay=5)
+    clock.advance(5 - lead / 2)
+    assert await built.delays.fire_due() == 0
+    assert await state_of(rt, built.tenant, queued) == SCHEDULED  # not ready before its time
+    clock.advance(lead / 2)
+    assert await built.delays.fire_due() == 1
+    assert await state_of(rt, built.tenant, queued) == READY
+
+
 async def test_delayed_tasks_falling_due_behind_a_backlog_wait_their_turn(
     built: Built, rt: Runtime, clock: FakeClock
 ) -> None:

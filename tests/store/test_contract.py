@@ -1029,3 +1029,26 @@ async def test_promote_leased_makes_due_tasks_ready_and_leased_in_claim_order(
     ]  # fmt: skip
     assert await store.promote_leased(other, ids, NOW, "w2", (FN,), 5, LEASE_S) == []
     assert await store.finish_attempts([finish(claimed[0])], NOW) == [ACCEPTED]
+
+
+async def test_promote_leased_ahead_leases_tasks_due_by_then_each_with_its_start_time(
+    store: Store, tenant: str
+) -> None:
+    """A delayed task leased just before it is due (engine/delays.py's lead) carries its
+    run_at as `start_at`; a due one carries none; one due after `due_by` stays."""
+    due = scheduled_task(NOW - 1, priority=5)
+    soon = scheduled_task(NOW + 0.03, priority=5)
+    later = scheduled_task(NOW + 0.2, priority=5)
+    ids = await submit(store, tenant, due, soon, later)
+    assert [c.id for c in await store.promote_leased(tenant, [soon.id], NOW, "w1", (FN,), 5,
+                                                     LEASE_S)] == []  # fmt: skip
+
+    claimed = await store.promote_leased(tenant, ids, NOW, "w1", (FN,), 5, LEASE_S,
+                                         due_by=NOW + 0.05)  # fmt: skip
+
+    by_id = {c.id: c for c in claimed}
+    assert set(by_id) == {due.id, soon.id}
+    assert by_id[due.id].start_at is None
+    assert by_id[soon.id].start_at == pytest.approx(NOW + 0.03)
+    assert by_id[soon.id].dispatched_at == NOW  # leased now; the worker starts it later
+    assert await state_of(store, tenant, later.id) == SCHEDULED

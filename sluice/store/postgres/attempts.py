@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from ...model import SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
 from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
 from ..notifications import Hooks, event_of
@@ -62,15 +64,16 @@ class PostgresAttempts(PostgresDatabase):
 
     async def promote_leased(
         self, tenant_id: str, task_ids: list[str], now: float, worker: str,
-        functions: tuple[str, ...], limit: int, lease_s: float,
+        functions: tuple[str, ...], limit: int, lease_s: float, due_by: float | None = None,
     ) -> list[ClaimedTask]:  # fmt: skip
         """Direct dispatch of due delayed tasks: up to `limit` of `task_ids` (the
         tenant's, of `functions`) made ready and leased to `worker` in one commit."""
         # Not on the claims' pool: its sessions turn sorting off (for the ready index's
         # order), and these few rows come in the order of no index.
         rows = await self._fetch(Q["promote_leased"], tenant_id, task_ids, now, worker,
-                                 now + lease_s, limit, list(functions))  # fmt: skip
-        return [ClaimedTask(*row) for row in sorted(rows, key=fair_order)]
+                                 now + lease_s, limit, list(functions),
+                                 now if due_by is None else due_by)  # fmt: skip
+        return [_early(row, now) for row in sorted(rows, key=fair_order)]
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         # One statement finishes every fenced attempt of the frame; a task named twice in
@@ -158,6 +161,13 @@ class PostgresAttempts(PostgresDatabase):
     async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]:
         rows = await self._fetch(Q["list_attempts"], tenant_id, task_id)
         return [AttemptRecord(*r) for r in rows]
+
+
+def _early(row: Any, now: float) -> ClaimedTask:
+    """A promote_leased row (a claim's columns, then run_at) as a ClaimedTask."""
+    run_at = row[-1]
+    task = ClaimedTask(*tuple(row)[:-1])
+    return msgspec.structs.replace(task, start_at=run_at) if run_at > now else task
 
 
 def fair_order(row: Any) -> tuple[int, float, str]:

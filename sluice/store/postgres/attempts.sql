@@ -207,13 +207,15 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
 -- name: promote_leased
 -- Direct dispatch of delayed tasks fired by the timer heap: up to $6 of these due ones
 -- (the tenant's, of the worker's functions) made ready and leased to an idle worker in
--- one statement, in the order a claim would take them.
--- $1 tenant_id, $2 ids[], $3 now, $4 worker, $5 lease_until, $6 limit, $7 functions[]
+-- one statement, in the order a claim would take them. Due by $8, which the worker's
+-- start_at makes good: run_at comes last.
+-- $1 tenant_id, $2 ids[], $3 now, $4 worker, $5 lease_until, $6 limit, $7 functions[],
+-- $8 due_by
 WITH picked AS MATERIALIZED (
     SELECT id FROM tasks
-    WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state = 'scheduled' AND run_at <= $3
+    WHERE tenant_id = $1 AND id = ANY($2::text[]) AND state = 'scheduled' AND run_at <= $8
       AND function = ANY($7::text[])
-      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+      AND (expires_at IS NULL OR expires_at > GREATEST(run_at, $3) OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT $6
     FOR UPDATE SKIP LOCKED)
@@ -224,4 +226,4 @@ FROM picked WHERE t.id = picked.id
 RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
           t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
           t.throttles, t.retry, t.tags, t.stag, t.trace_parent, t.trace_state, t.ready_at,
-          t.webhooks;
+          t.webhooks, t.run_at;

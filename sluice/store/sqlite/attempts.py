@@ -75,7 +75,7 @@ class SQLiteAttempts(SQLiteDatabase):
 
     async def promote_leased(
         self, tenant_id: str, task_ids: list[str], now: float, worker: str,
-        functions: tuple[str, ...], limit: int, lease_s: float,
+        functions: tuple[str, ...], limit: int, lease_s: float, due_by: float | None = None,
     ) -> list[ClaimedTask]:  # fmt: skip
         """Direct dispatch of due delayed tasks: up to `limit` of `task_ids` (the
         tenant's, of `functions`) made ready and leased to `worker` in one commit."""
@@ -83,11 +83,12 @@ class SQLiteAttempts(SQLiteDatabase):
             "tenant_id": tenant_id, "ids": msgspec.json.encode(task_ids).decode(),
             "functions": msgspec.json.encode(functions).decode(), "now": now,
             "worker": worker, "lease_until": now + lease_s, "limit": limit,
+            "due_by": now if due_by is None else due_by,
         }  # fmt: skip
 
         def op(conn: sqlite3.Connection) -> list[ClaimedTask]:
             rows = conn.execute(Q["promote_leased"], params).fetchall()
-            return [ClaimedTask(*row) for row in sorted(rows, key=fair_order)]
+            return [_early(row, now) for row in sorted(rows, key=fair_order)]
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 
@@ -179,6 +180,13 @@ class SQLiteAttempts(SQLiteDatabase):
 def parts(partitions: tuple[int, ...] | None) -> str | None:
     """A claim's partitions as a JSON array for json_each; None: every partition."""
     return None if partitions is None else msgspec.json.encode(partitions).decode()
+
+
+def _early(row: Any, now: float) -> ClaimedTask:
+    """A promote_leased row (a claim's columns, then run_at) as a ClaimedTask."""
+    run_at = row[-1]
+    task = ClaimedTask(*tuple(row)[:-1])
+    return msgspec.structs.replace(task, start_at=run_at) if run_at > now else task
 
 
 def fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:

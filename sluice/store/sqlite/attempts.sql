@@ -168,19 +168,20 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
 
 -- name: promote_leased
 -- Direct dispatch of delayed tasks fired by the timer heap: up to :limit of these due
--- ones (the tenant's, of the worker's functions) made ready and leased to an idle worker
--- in one statement, in the order a claim would take them.
+-- ones (the tenant's, of the worker's functions; due by :due_by, which the worker's
+-- start_at makes good) made ready and leased to an idle worker in one statement, in the
+-- order a claim would take them. run_at comes last: the worker's start_at.
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
     lease_until = :lease_until, ready_at = :now, dispatched_at = :now
 WHERE id IN (
     SELECT id FROM tasks
-    WHERE tenant_id = :tenant_id AND state = 'scheduled' AND run_at <= :now
+    WHERE tenant_id = :tenant_id AND state = 'scheduled' AND run_at <= :due_by
       AND id IN (SELECT value FROM json_each(:ids))
       AND function IN (SELECT value FROM json_each(:functions))
-      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
+      AND (expires_at IS NULL OR expires_at > MAX(run_at, :now) OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          trace_parent, trace_state, ready_at, webhooks;
+          trace_parent, trace_state, ready_at, webhooks, run_at;
