@@ -8,7 +8,7 @@ promotion is harmless (the store checks the state). Promoted tasks get their fai
 tags, in due order, then the dispatcher hears of them; those the heap fires that an idle
 worker may take at once are leased to it as they become ready (direct dispatch).
 
-Leasing is done `delay_lead_s` (50 ms) ahead: the heap fires a task that early, and if
+Leasing is done `delay_lead_s` (10 ms) ahead: the heap fires a task that early, and if
 an idle worker of its tenant may take it, it is leased to that worker with the task's
 run_at as its `start_at`, and the worker starts it then. The write and the push happen
 before the task is due instead of after, so it starts on time (Celery gets its delayed
