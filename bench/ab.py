@@ -12,7 +12,9 @@ the default settings a user gets:
 - one client's single submits (`--parts single`): 3,000 calls of the sync SDK, one at
   a time;
 - drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots (`--drain-slots`);
-- submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers.
+- submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers;
+- delayed lateness p50/p99 (`--parts delays`): 1,000 tasks one every 2 ms, each due 2 s
+  later, to an idle worker.
 
 The median of the rounds is reported per commit, with each commit's change against the
 first one. Nothing else should run on the machine meanwhile. A ref may carry settings
@@ -57,13 +59,23 @@ if "single" in parts:  # one sync client, one call at a time (as bench/peers mea
         for i in range(3_000):
             client.submit({"function": "noop", "args": [i]})
         out["one_client"] = 3_000 / (time.perf_counter() - began)
-if "drain" in parts:
+if "drain" in parts:  # async no-ops on 2 processes x slots, whatever the commit's defaults
+    import inspect
     with rig(port, backend) as r:
-        out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=slots)[0]
+        if "processes" in inspect.signature(bench_drain).parameters:  # before 2026-12-04
+            out["drain"] = bench_drain(r, 20_000, processes=2, concurrency=slots)[0]
+        else:
+            from bench.apps import noop
+            out["drain"] = bench_drain(r, 20_000, noop, concurrency=slots)[0]
 if "latency" in parts:
     with rig(port, backend) as r:
         lat = bench_latency(r, 2_000, 0.005)
         out["latency_p50"], out["latency_p99"] = pct(lat, 50), pct(lat, 99)
+if "delays" in parts:  # 1,000 tasks one every 2 ms, each due 2 s later: start - run_at
+    from bench.run import bench_delays
+    with rig(port, backend) as r:
+        late = bench_delays(r, 1_000, 2.0)
+        out["delay_p50"], out["delay_p99"] = pct(late, 50), pct(late, 99)
 print("AB " + json.dumps(out), flush=True)
 """
 
@@ -74,6 +86,8 @@ FIGURES = {
     "drain": ("drain (tasks/s)", True),
     "latency_p50": ("submit→start p50 (ms)", False),
     "latency_p99": ("submit→start p99 (ms)", False),
+    "delay_p50": ("delayed lateness p50 (ms)", False),
+    "delay_p99": ("delayed lateness p99 (ms)", False),
 }
 
 
@@ -109,7 +123,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--port", type=int, default=8432)
-    parser.add_argument("--parts", default="submit,drain,latency", help="of submit, drain, latency")
+    parser.add_argument(
+        "--parts", default="submit,drain,latency", help="of submit, single, drain, latency, delays"
+    )
     parser.add_argument(
         "--drain-slots", type=int, default=256,
         help="slots per worker process in the drain (10: `sluice worker`'s default)",
