@@ -926,6 +926,26 @@ async def test_sqlite_writer_commits_the_rest_of_a_batch_when_one_operation_fail
     }
 
 
+async def test_sqlite_writes_leave_the_event_loop_while_a_checkpoint_runs(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """A small write runs inline on the loop when the writer is idle, but not while the
+    checkpoint thread checkpoints: a commit may then wait on its locks (writer.py)."""
+    writer = sqlite_store._writer
+    here = threading.get_ident()
+    assert await writer.submit(lambda conn: threading.get_ident(), small=True) == here
+    writer.checkpointing.set()
+    try:
+        assert await writer.submit(lambda conn: threading.get_ident(), small=True) != here
+    finally:
+        writer.checkpointing.clear()
+    # Inline again once that commit is settled on the loop (a queued call, soon after).
+    deadline = time.monotonic() + 10
+    while writer._unsettled and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+    assert await writer.submit(lambda conn: threading.get_ident(), small=True) == here
+
+
 # Leases run on the database's clock, which no fake clock reaches (store/base.py): these
 # tests expire a lease by renewing it into the past (a negative ttl), or wait for a short one.
 

@@ -81,14 +81,20 @@ class SQLiteDatabase:
             conn.close()
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        # Meanwhile no write runs inline on the event loop (writer.py): a commit may wait
+        # for the checkpoint's locks.
+        self._writer.checkpointing.set()
         try:
-            size = os.path.getsize(f"{self.path}-wal")
-        except OSError:
-            return
-        if size > self.wal_limit:
-            with contextlib.suppress(sqlite3.OperationalError):  # busy: the next second
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            try:
+                size = os.path.getsize(f"{self.path}-wal")
+            except OSError:
+                return
+            if size > self.wal_limit:
+                with contextlib.suppress(sqlite3.OperationalError):  # busy: the next second
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._writer.checkpointing.clear()
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -7,7 +7,11 @@ itself, so there is one commit per batch instead of one per task.
 
 A small operation that finds the writer idle runs on the caller's thread instead: at
 idle, the two thread hand-offs (and their wake-up latency) cost more than the commit.
-That is only done when a commit does not wait for the disk (`inline_small`).
+That is only done when a commit does not wait for the disk (`inline_small`), and not
+while a checkpoint runs (`checkpointing`): a commit can then wait tens of milliseconds
+for a lock, which inline would stop the event loop for (a 34 ms stall every few seconds
+on SQLite, seen in bench/run.py's delayed tasks); on the writer thread only that write
+waits.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Writer:
         self._started = threading.Event()
         self._conn: sqlite3.Connection | None = None
         self._error: BaseException | None = None
+        self.checkpointing = threading.Event()  # set by the database's checkpoint thread
 
     def start(self) -> None:
         self._thread.start()
@@ -81,6 +86,7 @@ class Writer:
             and not self._queue
             and not self._closing
             and not self._unsettled
+            and not self.checkpointing.is_set()
         )
         if inline and self._conn is not None and self._busy.acquire(blocking=False):
             try:
