@@ -328,32 +328,31 @@ ANALYSIS = [
     "as most users write, run with `sluice worker`'s defaults. `make bench-floors` gives "
     "the physical floors these figures are read against (bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite 1,762/s, about 0.34x "
-    "Huey's 5,141/s this hour; on PostgreSQL 424/s, about 0.5x Celery's 819/s. The sync "
-    "client now sends each submit as a frame on a kept-open *submit stream* (one HTTP "
-    "upgrade per connection, docs/api.md): +50 % on SQLite against the HTTP request per "
-    "submit, measured back to back (`bench.ab --parts single`: 1,479 -> 2,221/s). What is "
-    "left is the server's Python around a durable commit: `Node.intake.submit` costs "
-    "about 250-350 µs in process, of which the commit of the task row is about 100 µs "
-    "(the floor); a Redis peer's enqueue is one round trip to a C server that does not "
-    "fsync. On PostgreSQL the floor is the commit itself: 0.8-1.1 ms on this VM (an "
-    "fsync), so one client cannot pass about 900 submits a second however lean the "
-    "path; producers who need rate send batches (`submit_many`) or submit concurrently.",
-    "- **Submit→start p50** (Huey 1.3 ms, Sluice 2.0 ms on SQLite). A submit that finds "
-    "an idle worker slot commits the task already leased to it and pushes it at once "
-    "(direct dispatch: one write, no dispatch round); the submit stream took a third off "
-    "p50 (`bench.ab`: 2.17 -> 1.51 ms). The rest is the durable commit, the push to the "
-    "worker and the worker's own start; a Redis peer's worker wakes from BRPOP with the "
-    "task in hand. p99 was 4.5 ms against Huey's 3.1 ms this hour (1.4x).",
-    "- **Drain** (Sluice 2.2x Huey on SQLite this hour, 1.6x on PostgreSQL; single runs "
-    "of the same code reached 2.6x). Two defaults made it: a worker holds tasks ahead "
-    "of its slots while the server sends it all it can take (prefetch: what its slots "
-    "finish within 5 ms), so a slot no longer waits for the server's round trip between "
-    "no-ops; and a plain function whose calls prove shorter than a thread hand-off runs "
-    "on the worker's loop.",
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 3,732/s, about 0.46x "
+    "Huey's 8,131/s this hour; on PostgreSQL 1,690/s, about 0.78x Celery's 2,166/s. The "
+    "sync client sends each submit as a frame on a kept-open *submit stream* (one HTTP "
+    "upgrade per connection, docs/api.md). What is left is the server's Python around a "
+    "durable commit: traced on this VM (2026-12-04), a submit's p50 is 130 µs from the "
+    "client into the intake, 70 µs of intake, 75-170 µs for the commit of the task row "
+    "leased to an idle slot, and 60 µs back to the client; a Redis peer's enqueue is one "
+    "round trip to a C server that does not fsync. Producers who need rate send batches "
+    "(`submit_many`) or submit concurrently.",
+    "- **Submit→start p50** (Huey 0.40 ms, Sluice 0.68 ms on SQLite). A submit that "
+    "finds an idle worker slot commits the task already leased to it and pushes it at "
+    "once (direct dispatch: one write, no dispatch round). Traced: the push from the "
+    "server's send to the worker's frame handler takes 220 µs at p50 (the outbox task, "
+    "Litestar's and uvicorn's websocket layers, the kernel, the `websockets` client), the "
+    "worker's start 60-75 µs; a Redis peer's worker wakes from BRPOP with the task in "
+    "hand. p99 was 1.57 ms against Huey's 0.78 ms (2.0x).",
+    "- **Drain** (Sluice 3.0x Huey on SQLite this hour, 2.5x on PostgreSQL). A worker "
+    "holds tasks ahead of its slots while the server sends it all it can take (prefetch: "
+    "what its slots finish within 5 ms), and a plain function whose calls prove shorter "
+    "than a thread hand-off runs on the worker's loop.",
     "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
-    "started them 2.4 ms late at p99 this hour; Sluice keeps them in the store (durable) "
-    "and started them 9.5 ms late at p99 on SQLite (7.3-95.7 over three runs; p50 2.1 ms).",
+    "started them 1.98 ms late at p99 this hour; Sluice keeps them in the store (durable) "
+    "and started them 1.45 ms late on SQLite, 1.11 ms on PostgreSQL: a task due soon is "
+    "leased to an idle worker 10 ms before its time and the worker starts it then "
+    "(`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
     "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
     "trip to another process and a WAL flush, and both share the 2 cores with the "
     "client and the workers.",
@@ -378,13 +377,12 @@ CAVEATS = [
     "- arq's first full run was stopped at its 600 s limit by the person running the "
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
-    "- Sluice, Huey and Celery were measured again on 2026-12-03 at 17:22 UTC (`--only "
+    "- Sluice, Huey and Celery were measured again on 2026-12-04 at 17:28 UTC (`--only "
     "sluice-sqlite --only sluice-postgres --only huey --only celery`); their dates are in "
-    "the configuration lines. The same code's figures move a lot between hours on this "
-    "VM (Huey's single enqueue was 2,425/s at 14:40 and 5,141/s at 17:40), so the "
-    "2026-11-27 rows of the other peers compare only roughly. Runs spread widely "
-    "(Huey's drain 1,662-2,614/s and its p99 2.1-27.1 ms at 14:40; Sluice's SQLite drain "
-    "3,614-5,834/s at 17:30) with nothing else running.",
+    "the configuration lines. The VM's speed moves a lot between days and hours (Huey's "
+    "single enqueue was 5,141/s on 2026-12-03 and 8,131/s on 2026-12-04; the process "
+    "ping-pong p50 0.05 ms then 0.03), so the 2026-11-27 rows of the other peers compare "
+    "only roughly; compare Sluice with Huey and Celery, measured the same hour.",
 ]
 
 
