@@ -946,6 +946,27 @@ async def test_sqlite_writes_leave_the_event_loop_while_a_checkpoint_runs(
     assert await writer.submit(lambda conn: threading.get_ident(), small=True) == here
 
 
+async def test_a_sqlite_write_behind_a_lock_waits_for_it_on_the_writer_thread(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """Another connection holds the write lock (as a checkpoint can): a small write does
+    not wait on the event loop (it goes to the writer thread), and it is not failed by
+    SQLite's busy timeout but retried until the lock is let go (writer.py `_begin`)."""
+    tenant = (await sqlite_store.create_tenant("acme", NOW)).id
+    other = sqlite3.connect(sqlite_store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.monotonic()
+        pending = asyncio.ensure_future(sqlite_store.submit_tasks(tenant, [new_task()], NOW))
+        await asyncio.sleep(0.05)  # the lock held 50 ms; the loop kept running meanwhile
+        assert time.monotonic() - began < 1.0 and not pending.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    (result,) = await pending
+    assert result.created
+
+
 # Leases run on the database's clock, which no fake clock reaches (store/base.py): these
 # tests expire a lease by renewing it into the past (a negative ttl), or wait for a short one.
 

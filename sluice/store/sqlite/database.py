@@ -66,6 +66,7 @@ class SQLiteDatabase:
         conn.execute("PRAGMA journal_mode = WAL")
         # Checkpoints run on their own thread (below), never inside a commit on the hot path.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute("PRAGMA busy_timeout = 0")  # writer.py's _begin waits, in finer steps
         conn.execute(f"PRAGMA journal_size_limit = {self.wal_limit}")
         migrate(conn)
         return conn

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -37,6 +38,35 @@ class _Pending:
         self.op = op
         self.loop = loop
         self.future = future
+
+
+BUSY_WAIT_S = 5.0  # how long a write waits for a lock before it fails
+
+
+class _Busy(Exception):
+    """The database was locked when an inline write began: it goes to the writer thread."""
+
+
+def _begin(conn: sqlite3.Connection, patient: bool) -> None:
+    """BEGIN IMMEDIATE, retried every 0.2-1 ms while the database is locked, for up to
+    BUSY_WAIT_S; an inline write (not `patient`) never waits on the event loop. The
+    connection has no busy timeout: SQLite's own handler sleeps 1, 2, 5, 10, then 15 ms
+    between tries, so a write behind a checkpoint's 25 ms lock waited 33 ms."""
+    deadline = time.monotonic() + BUSY_WAIT_S
+    pause = 0.0002
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            if not patient:
+                raise _Busy from exc
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(0.001, pause * 2)
 
 
 def _settle(items: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
@@ -90,14 +120,18 @@ class Writer:
         )
         if inline and self._conn is not None and self._busy.acquire(blocking=False):
             try:
-                ((ok, value),) = self._run_batch(self._conn, [_Pending(op, loop, future)])
+                outcome = self._run_batch(self._conn, [_Pending(op, loop, future)], patient=False)
+            except _Busy:
+                outcome = None  # locked: it has not run; the writer thread waits for it
             finally:
                 self._busy.release()
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-            return future
+            if outcome is not None:
+                ((ok, value),) = outcome
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+                return future
         with self._cond:
             if self._closing:
                 raise RuntimeError("store is closed")
@@ -157,9 +191,16 @@ class Writer:
             conn.close()
 
     @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+    def _run_batch(
+        conn: sqlite3.Connection, batch: list[_Pending], patient: bool = True
+    ) -> list[tuple[bool, Any]]:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn, patient)
+        except _Busy:
+            raise  # an inline write: nothing ran, it goes to the writer thread
+        except Exception as exc:  # locked past BUSY_WAIT_S, or the disk: each fails
+            return [(False, exc) for _ in batch]
+        try:
             outs = [(True, item.op(conn)) for item in batch]
             conn.execute("COMMIT")
             return outs
@@ -170,7 +211,7 @@ class Writer:
         results: list[tuple[bool, Any]] = []
         for item in batch:
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                _begin(conn, True)
                 out = item.op(conn)
                 conn.execute("COMMIT")
                 results.append((True, out))
