@@ -43,28 +43,23 @@ class _Pending:
 BUSY_WAIT_S = 5.0  # how long a write waits for a lock before it fails
 
 
-class _Busy(Exception):
-    """The database was locked when an inline write began: it goes to the writer thread."""
-
-
-def _begin(conn: sqlite3.Connection, patient: bool) -> None:
+def _begin(conn: sqlite3.Connection, patient: bool = True) -> bool:
     """BEGIN IMMEDIATE, retried every 0.2-1 ms while the database is locked, for up to
-    BUSY_WAIT_S; an inline write (not `patient`) never waits on the event loop. The
-    connection has no busy timeout: SQLite's own handler sleeps 1, 2, 5, 10, then 15 ms
-    between tries, so a write behind a checkpoint's 25 ms lock waited 33 ms."""
+    BUSY_WAIT_S. An inline write (not `patient`) never waits on the event loop: False,
+    and it goes to the writer thread. The connection has no busy timeout: SQLite's own
+    handler sleeps 1, 2, 5, 10, then 15 ms between tries, so a write behind a
+    checkpoint's 25 ms lock waited 33 ms."""
     deadline = time.monotonic() + BUSY_WAIT_S
     pause = 0.0002
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            return
+            return True
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
+            if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             if not patient:
-                raise _Busy from exc
-            if time.monotonic() > deadline:
-                raise
+                return False
         time.sleep(pause)
         pause = min(0.001, pause * 2)
 
@@ -121,11 +116,9 @@ class Writer:
         if inline and self._conn is not None and self._busy.acquire(blocking=False):
             try:
                 outcome = self._run_batch(self._conn, [_Pending(op, loop, future)], patient=False)
-            except _Busy:
-                outcome = None  # locked: it has not run; the writer thread waits for it
             finally:
                 self._busy.release()
-            if outcome is not None:
+            if outcome is not None:  # None: locked, it has not run; the thread waits for it
                 ((ok, value),) = outcome
                 if ok:
                     future.set_result(value)
@@ -171,6 +164,7 @@ class Writer:
                 batch = [self._queue.popleft() for _ in range(n)]
             with self._busy:
                 outcomes = self._run_batch(conn, batch)
+                assert outcomes is not None  # patient: it waits out a lock
                 with self._count_lock:
                     self._unsettled += 1
             by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Pending], list[Any]]] = {}
@@ -193,11 +187,12 @@ class Writer:
     @staticmethod
     def _run_batch(
         conn: sqlite3.Connection, batch: list[_Pending], patient: bool = True
-    ) -> list[tuple[bool, Any]]:
+    ) -> list[tuple[bool, Any]] | None:
+        """Each operation's outcome; None when not `patient` and the database is locked
+        (nothing ran)."""
         try:
-            _begin(conn, patient)
-        except _Busy:
-            raise  # an inline write: nothing ran, it goes to the writer thread
+            if not _begin(conn, patient):
+                return None
         except Exception as exc:  # locked past BUSY_WAIT_S, or the disk: each fails
             return [(False, exc) for _ in batch]
         try:
@@ -211,7 +206,7 @@ class Writer:
         results: list[tuple[bool, Any]] = []
         for item in batch:
             try:
-                _begin(conn, True)
+                _begin(conn)
                 out = item.op(conn)
                 conn.execute("COMMIT")
                 results.append((True, out))
