@@ -7,6 +7,7 @@ every call, so expiry, leases and promotion are decided by arguments, never by w
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -965,6 +966,40 @@ async def test_a_sqlite_write_behind_a_lock_waits_for_it_on_the_writer_thread(
         other.close()
     (result,) = await pending
     assert result.created
+
+
+def wal_bytes(store: SQLiteStore) -> int:
+    return os.path.getsize(f"{store.path}-wal")
+
+
+async def test_after_a_checkpoint_the_sqlite_writer_catches_up_so_the_wal_starts_over(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """Under a steady load the checkpoint thread never finds the WAL without new frames,
+    so the WAL never started over and grew to its TRUNCATE limit. After each checkpoint
+    the writer checkpoints what is left between two batches (writer.py `catch_up`), and
+    the next commit writes the WAL from its beginning: the file stops growing."""
+    sqlite_store._stopping.set()  # no background checkpoint: this test runs them
+    sqlite_store._checkpointer.join()
+    tenant = (await sqlite_store.create_tenant("acme", NOW)).id
+    other = sqlite3.connect(sqlite_store.path, isolation_level=None)
+    reader = sqlite3.connect(sqlite_store.path, isolation_level=None)
+    try:
+        await sqlite_store.submit_tasks(tenant, [new_task() for _ in range(300)], NOW)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM tasks").fetchone()  # a snapshot here
+        await sqlite_store.submit_tasks(tenant, [new_task()], NOW)  # written meanwhile
+        other.execute("PRAGMA wal_checkpoint(PASSIVE)")  # copies up to the snapshot only
+        reader.execute("COMMIT")
+
+        sqlite_store._writer.catch_up()
+        await sqlite_store._writer.submit(lambda conn: None)  # a batch after the catch-up
+        size = wal_bytes(sqlite_store)
+        await sqlite_store.submit_tasks(tenant, [new_task() for _ in range(30)], NOW)
+        assert wal_bytes(sqlite_store) == size  # written from the beginning, not appended
+    finally:
+        other.close()
+        reader.close()
 
 
 # Leases run on the database's clock, which no fake clock reaches (store/base.py): these

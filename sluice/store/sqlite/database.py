@@ -87,6 +87,7 @@ class SQLiteDatabase:
         self._writer.checkpointing.set()
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._writer.catch_up()  # the frames written meanwhile, so the WAL starts over
             try:
                 size = os.path.getsize(f"{self.path}-wal")
             except OSError:
