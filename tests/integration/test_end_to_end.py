@@ -245,14 +245,17 @@ async def test_a_bad_hello_is_refused_with_an_error_frame_and_close_code_4400(se
 
 
 async def test_a_task_s_state_changes_stream_as_server_sent_events(server) -> None:
-    handle = await stamp.asubmit(delay=0.3)
+    handle = await stamp.asubmit(delay=1.0)
     headers = {"authorization": f"Bearer {server.api_key}"}
     events = []
     url = f"/v1/tasks/{handle.id}/events"
+    # The stream opens before the worker starts, so it sees the task still scheduled: a
+    # worker started first could take longer than the delay on a loaded machine (CI saw
+    # the first event say 'succeeded' with a 0.3 s delay).
     async with (
-        running_worker(server, app),
         httpx.AsyncClient(base_url=server.url) as http,
         http.stream("GET", url, headers=headers) as sse,
+        running_worker(server, app),
     ):
         assert sse.headers["content-type"].startswith("text/event-stream")
         async for line in sse.aiter_lines():
