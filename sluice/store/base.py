@@ -185,6 +185,14 @@ STALE = "stale"  # the attempt no longer holds the lease: refused (fencing)
 Held = tuple[str, int, float]
 
 
+def leased_ahead(row: Any, now: float) -> ClaimedTask:
+    """A `promote_leased` row (a claim's columns, then run_at) as a ClaimedTask; one not
+    yet due at `now` carries its run_at as `start_at`, when the worker starts it."""
+    run_at = row[-1]
+    task = ClaimedTask(*tuple(row)[:-1])
+    return msgspec.structs.replace(task, start_at=run_at) if run_at > now else task
+
+
 class ClaimRequest(msgspec.Struct, frozen=True):
     tenant_id: str
     worker: str

@@ -959,8 +959,13 @@ async def test_a_sqlite_write_behind_a_lock_waits_for_it_on_the_writer_thread(
     try:
         began = time.monotonic()
         pending = asyncio.ensure_future(sqlite_store.submit_tasks(tenant, [new_task()], NOW))
-        await asyncio.sleep(0.05)  # the lock held 50 ms; the loop kept running meanwhile
-        assert time.monotonic() - began < 1.0 and not pending.done()
+        # The loop keeps turning (this loop is on it) while the writer thread holds the
+        # write and waits for the lock.
+        writer = sqlite_store._writer
+        while not writer._busy.locked() and time.monotonic() - began < 10:
+            await asyncio.sleep(0.001)
+        assert writer._busy.locked() and time.monotonic() - began < 1.0
+        assert not pending.done()
     finally:
         other.execute("COMMIT")
         other.close()

@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
 from ...model import SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
-from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
+from ..base import (
+    ACCEPTED,
+    DUPLICATE,
+    STALE,
+    ClaimRequest,
+    Held,
+    LeaseRenewal,
+    Reaped,
+    leased_ahead,
+)
 from ..notifications import Hooks, event_of
 from .database import Conn, PostgresDatabase, columns_of
 from .history import record_history
@@ -73,7 +80,7 @@ class PostgresAttempts(PostgresDatabase):
         rows = await self._fetch(Q["promote_leased"], tenant_id, task_ids, now, worker,
                                  now + lease_s, limit, list(functions),
                                  now if due_by is None else due_by)  # fmt: skip
-        return [_early(row, now) for row in sorted(rows, key=fair_order)]
+        return [leased_ahead(row, now) for row in sorted(rows, key=fair_order)]
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         # One statement finishes every fenced attempt of the frame; a task named twice in
@@ -161,13 +168,6 @@ class PostgresAttempts(PostgresDatabase):
     async def list_attempts(self, tenant_id: str, task_id: str) -> list[AttemptRecord]:
         rows = await self._fetch(Q["list_attempts"], tenant_id, task_id)
         return [AttemptRecord(*r) for r in rows]
-
-
-def _early(row: Any, now: float) -> ClaimedTask:
-    """A promote_leased row (a claim's columns, then run_at) as a ClaimedTask."""
-    run_at = row[-1]
-    task = ClaimedTask(*tuple(row)[:-1])
-    return msgspec.structs.replace(task, start_at=run_at) if run_at > now else task
 
 
 def fair_order(row: Any) -> tuple[int, float, str]:

@@ -9,7 +9,16 @@ from typing import Any
 import msgspec
 
 from ...model import SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
-from ..base import ACCEPTED, DUPLICATE, STALE, ClaimRequest, Held, LeaseRenewal, Reaped
+from ..base import (
+    ACCEPTED,
+    DUPLICATE,
+    STALE,
+    ClaimRequest,
+    Held,
+    LeaseRenewal,
+    Reaped,
+    leased_ahead,
+)
 from ..notifications import Hooks, event_of
 from .database import SMALL_OP, SQLiteDatabase
 from .history import record_history
@@ -88,7 +97,7 @@ class SQLiteAttempts(SQLiteDatabase):
 
         def op(conn: sqlite3.Connection) -> list[ClaimedTask]:
             rows = conn.execute(Q["promote_leased"], params).fetchall()
-            return [_early(row, now) for row in sorted(rows, key=fair_order)]
+            return [leased_ahead(row, now) for row in sorted(rows, key=fair_order)]
 
         return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
 
@@ -180,13 +189,6 @@ class SQLiteAttempts(SQLiteDatabase):
 def parts(partitions: tuple[int, ...] | None) -> str | None:
     """A claim's partitions as a JSON array for json_each; None: every partition."""
     return None if partitions is None else msgspec.json.encode(partitions).decode()
-
-
-def _early(row: Any, now: float) -> ClaimedTask:
-    """A promote_leased row (a claim's columns, then run_at) as a ClaimedTask."""
-    run_at = row[-1]
-    task = ClaimedTask(*tuple(row)[:-1])
-    return msgspec.structs.replace(task, start_at=run_at) if run_at > now else task
 
 
 def fair_order(row: tuple[Any, ...]) -> tuple[int, float, str]:
