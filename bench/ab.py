@@ -14,7 +14,9 @@ the default settings a user gets:
 - drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots (`--drain-slots`);
 - submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers;
 - delayed lateness p50/p99 (`--parts delays`): 1,000 tasks one every 2 ms, each due 2 s
-  later, to an idle worker.
+  later, to an idle worker;
+- the noisy neighbour (`--parts noisy`): make bench's scenario, the quiet tenants' p99
+  alone and beside the flood.
 
 The median of the rounds is reported per commit, with each commit's change against the
 first one. Nothing else should run on the machine meanwhile. A ref may carry settings
@@ -76,6 +78,14 @@ if "delays" in parts:  # 1,000 tasks one every 2 ms, each due 2 s later: start -
     with rig(port, backend) as r:
         late = bench_delays(r, 1_000, 2.0)
         out["delay_p50"], out["delay_p99"] = pct(late, 50), pct(late, 99)
+if "noisy" in parts:  # make bench's noisy neighbour, with its settings
+    from bench.flow import bench_noisy
+    env = {"SLUICE_OVERLOAD_S": "2", "SLUICE_BACKPRESSURE_INTERVAL_S": "1",
+           "SLUICE_OVERLOAD_MIN_BACKLOG": "200"}
+    with rig(port, backend, env) as r:
+        noisy = bench_noisy(r, 12.0)
+        out["noisy_alone"] = noisy["noisy_bc_p99_alone"]
+        out["noisy_beside"] = noisy["noisy_bc_p99_beside"]
 print("AB " + json.dumps(out), flush=True)
 """
 
@@ -88,6 +98,8 @@ FIGURES = {
     "latency_p99": ("submit→start p99 (ms)", False),
     "delay_p50": ("delayed lateness p50 (ms)", False),
     "delay_p99": ("delayed lateness p99 (ms)", False),
+    "noisy_alone": ("noisy neighbour: quiet tenants' p99 alone (ms)", False),
+    "noisy_beside": ("noisy neighbour: quiet tenants' p99 beside the flood (ms)", False),
 }
 
 
@@ -124,7 +136,9 @@ def main() -> None:
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--port", type=int, default=8432)
     parser.add_argument(
-        "--parts", default="submit,drain,latency", help="of submit, single, drain, latency, delays"
+        "--parts",
+        default="submit,drain,latency",
+        help="of submit, single, drain, latency, delays, noisy",
     )
     parser.add_argument(
         "--drain-slots", type=int, default=256,

@@ -12,11 +12,12 @@ Claims under limits come first, one store transaction each (store.claim_limited:
 cluster-wide GCRA and running counts): a function's rate and concurrency, a tenant's
 (which then hold all its functions), and on a shared pool a tenant's reserved slots
 (topped up before anyone's fair turn); tenants with limits are left out of a shared
-pool's plain claim. When a rate holds tasks back, the dispatcher looks again the
-moment the next start is allowed. Claims never exceed free slots, so there is no
-prefetch. A queue that came back short is remembered as empty until that tenant's next
-submit, promotion or requeue, so idle workers cost no queries; a slow poll is the
-safety net.
+pool's plain claim. A shared pool's worker keeps a slot of headroom for the tenants
+below their share while a heavy one floods it (policy/headroom.py). When a rate holds
+tasks back, the dispatcher looks again the moment the next start is allowed. Claims
+never exceed free slots plus the worker's prefetch window (policy/prefetch.py). A queue
+that came back short is remembered as empty until that tenant's next submit, promotion
+or requeue, so idle workers cost no queries; a slow poll is the safety net.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ import msgspec
 
 from ..contract import FunctionConfig, TenantQuota
 from ..model import READY, SHARED, ClaimedTask, NewTask
+from ..policy import headroom
 from ..policy.priority import PriorityFloors
 from ..store import ClaimRequest, Limit
 from .adaptive import AdaptivePools
@@ -86,6 +89,7 @@ class Dispatcher:
         self.rounds = 0
         self.dispatched = 0
         self.direct_dispatched = 0  # of them, leased by their submit (direct())
+        self._active = headroom.Active()  # tenants shared pools ran lately
 
     async def run(self) -> None:
         clock, queues, asks = self._rt.clock, self._queues, self._asks
@@ -134,6 +138,12 @@ class Dispatcher:
                 generation = queues.generation[conn.tenant_id]
                 local_empty = queues.empty.get(key) == generation or parts == ()
                 limit = min(conn.free, self._rt.settings.claim_batch)
+                heavy: frozenset[str] = frozenset()
+                if conn.tenant_id == SHARED and not isinstance(conn, RemoteConn):
+                    room = self._headroom(conn, now)
+                    if room is not None:
+                        limit, heavy = min(limit, room[0]), room[1]
+                        local_empty = local_empty or (bool(heavy) and queues.light_idle(key, heavy))
                 if not isinstance(conn, RemoteConn):
                     # Other nodes' partitions get their share of this worker's slots.
                     limit = asks.plan(conn, limit, generation, local_empty)
@@ -141,7 +151,7 @@ class Dispatcher:
                     continue
                 limited, together, exclude = self._split(conn, quotas)
                 conn.reserved += limit  # a concurrent round must not count these slots again
-                plans.append((conn, key, generation, limit, limited, together, exclude))
+                plans.append((conn, key, generation, limit, limited, together, exclude, heavy))
         except BaseException:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
@@ -165,6 +175,9 @@ class Dispatcher:
         self.rounds += 1
         got: dict[int, list[ClaimedTask]] = {id(conn): [] for conn, *_ in plans}
         limited_of = {id(plan[0]): plan[4] for plan in plans}
+        tick = self._queues.tick  # work hinted after this may be missed by this round
+        # Headroom claims (leaving the heavy tenants out): request index -> those tenants.
+        light_claims: dict[int, frozenset[str]] = {}
 
         requests: list[ClaimRequest] = []
         owners: list[tuple[WorkerConn | RemoteConn, PriorityFloors | None]] = []
@@ -175,7 +188,7 @@ class Dispatcher:
         # Single-function claims capped by a room below the free slots: (conn, f, n).
         capped_claims: dict[int, tuple[WorkerConn | RemoteConn, str, int]] = {}
         try:
-            for conn, key, generation, limit, limited, rest, exclude in plans:
+            for conn, key, generation, limit, limited, rest, exclude, heavy in plans:
                 left = limit
                 if isinstance(conn, RemoteConn):
                     rooms = {(conn.tenant_id, f): room for f, room in conn.caps.items()}
@@ -183,6 +196,21 @@ class Dispatcher:
                     for f, room in self._adaptive.rooms(conn.tenant_id, conn.functions).items():
                         shared_rooms.setdefault((conn.tenant_id, f), room)
                     rooms = shared_rooms
+                if heavy:
+                    # The headroom: only for the tenants below their share, and only their
+                    # plain functions (limits, AIMD rooms and sizes claim as always).
+                    demands = conn.demands if isinstance(conn, WorkerConn) else {}
+                    plain = tuple(
+                        f for f in rest if f not in demands and (conn.tenant_id, f) not in rooms
+                    )
+                    if plain:
+                        light_claims[len(requests)] = heavy
+                        leave_out = tuple(sorted({*exclude, *heavy}))
+                        requests.append(ClaimRequest(
+                            conn.tenant_id, conn.worker_id, plain, left, None, leave_out, parts
+                        ))  # fmt: skip
+                        owners.append((conn, None))
+                    continue
                 # Functions that declare memory or CPU a worker bounds are claimed alone,
                 # at most what fits, one after the other (each claim's count known).
                 heavy = conn.demands if isinstance(conn, WorkerConn) else {}
@@ -292,6 +320,12 @@ class Dispatcher:
         ):
             if conn.tenant_id == SHARED:
                 self._fairness.dispatched(tasks)  # the one claim in fair order across tenants
+            if i in light_claims:
+                if len(tasks) < request.limit:  # idle until another tenant gets work
+                    key = (conn.tenant_id, conn.functions)
+                    self._queues.light_empty[key] = (tick, light_claims[i])
+                got[id(conn)].extend(tasks)
+                continue
             if of_level is None:  # a function under an AIMD limit
                 if i in capped_claims and len(tasks) == request.limit:
                     capped.add(id(conn))  # the room, not the queue, ran out
@@ -318,7 +352,7 @@ class Dispatcher:
             got[key_] = self._holds.stamp(got[key_], stamped)
         self._meters.dispatched(got.values())
         total = 0
-        for target, key, generation, _limit, limited, rest, _exclude in plans:
+        for target, key, generation, _limit, limited, rest, _exclude, _heavy in plans:
             if isinstance(target, RemoteConn):  # first, before anything awaits
                 # Its node asks again soon if limits, not a lack of work, held it short.
                 plain_more = bool(rest) and self._queues.plain_empty.get(key) != generation
@@ -330,6 +364,8 @@ class Dispatcher:
             tasks = got[id(target)]
             if isinstance(target, RemoteConn) or not tasks:
                 continue
+            if target.tenant_id == SHARED:
+                self._active.saw({t.tenant_id for t in tasks}, now)
             live = self._registry.get(target.tenant_id, target.worker_id) is target
             if target.closed or not live:
                 # The worker left while the claim committed: give the tasks straight back.
@@ -346,6 +382,21 @@ class Dispatcher:
         if total:
             self._queues.wake()  # workers may still have free slots and the queue more work
         return total
+
+    def _headroom(self, conn: WorkerConn, now: float) -> tuple[int, frozenset[str]] | None:
+        """How many tasks a shared pool's worker claims now and which tenants are left
+        out, while a heavy tenant and another share the pool (policy/headroom.py); None:
+        as always."""
+        keep = self._rt.settings.shared_headroom
+        if keep <= 0:
+            return None
+        seen = self._active.tenants(now)
+        if not seen:
+            return None
+        running = Counter(t.tenant_id for t in conn.inflight.values() if t is not None)
+        active = len(seen) + sum(1 for t in running if t not in seen)
+        free = conn.slots - len(conn.inflight) - conn.reserved
+        return headroom.plan(conn.slots, free, running, active, keep)
 
     # -- direct dispatch -----------------------------------------------------------
 

@@ -11,7 +11,7 @@ A queue is a (tenant, functions) pair: a worker connection's view of the store.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 
 from ..clock import Clock
@@ -23,6 +23,7 @@ Queue = tuple[str, tuple[str, ...]]  # (tenant, functions)
 # Drained marks of claims over several functions (function names never start with "*"):
 WHOLE = "*"  # a tenant's claims under its own limits, + the functions
 RESERVE = "*reserve:"  # a shared pool's claims of a tenant's reserve, + the functions
+NEWEST = 16  # tenants whose latest ready work is remembered, newest first (light_idle)
 
 
 class Wakeup:
@@ -84,6 +85,12 @@ class Queues:
         self.floors: dict[Queue, tuple[PriorityFloors, int]] = {}
         # Limited claims found without ready work, until work for them arrives.
         self.drained: dict[tuple[str, str], bool] = {}
+        # Headroom claims (policy/headroom.py) leave heavy tenants out: one found short is
+        # not made again until a tenant not among them gets work. `tick` counts hints;
+        # `_newest` holds the latest tick of the last NEWEST tenants hinted.
+        self.tick = 0
+        self._newest: OrderedDict[str, int] = OrderedDict()
+        self.light_empty: dict[Queue, tuple[int, frozenset[str]]] = {}
         self._resynced = False
 
     def notify(
@@ -105,6 +112,11 @@ class Queues:
     ) -> None:
         """New ready work for a tenant, as heard from another node (levels unknown)."""
         self.generation[tenant_id] += 1
+        self.tick += 1
+        self._newest[tenant_id] = self.tick
+        self._newest.move_to_end(tenant_id)
+        if len(self._newest) > NEWEST:
+            self._newest.popitem(last=False)
         if tenant_id == SHARED:
             # Handed back by a shared pool: the tenants' own workers may take it too.
             for tenant in list(self.generation):
@@ -136,17 +148,32 @@ class Queues:
         """Slots were freed, a worker connected, or a limit moved."""
         self.woken.set()
 
+    def light_idle(self, queue: Queue, heavy: frozenset[str]) -> bool:
+        """Whether a claim leaving out `heavy` found nothing and no other tenant got
+        work since (a hand-back to a shared pool counts as anyone's)."""
+        found = self.light_empty.get(queue)
+        if found is None or found[1] != heavy:
+            return False
+        for tenant, tick in reversed(self._newest.items()):
+            if tenant not in heavy:
+                return tick <= found[0]
+        # Only heavy tenants among the newest: any other's work is older than them all,
+        # unless it fell off the end.
+        return len(self._newest) < NEWEST
+
     def forget(self) -> None:
         """The safety net: look at every queue again, as if each had new work."""
         self.empty.clear()
         self.plain_empty.clear()
         self.drained.clear()
+        self.light_empty.clear()
 
     def resync(self) -> None:
         """Hints may have been missed, or partitions moved: look at every queue again,
         and ask every other node again (the dispatcher takes `resynced()`)."""
         self.empty.clear()
         self.plain_empty.clear()
+        self.light_empty.clear()
         self._resynced = True
         self.woken.set()
 
