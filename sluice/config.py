@@ -109,9 +109,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     claim_batch: int = 256
     """Most tasks delivered to one worker in one frame."""
     shared_headroom: int = 1
-    """Slots of each shared pool worker kept free for the tenants below their share while
-    a heavy tenant has more work (policy/headroom.py): a quiet tenant's task starts at
-    once beside a flood. 0: every slot goes in fair order, as the queue has it."""
+    """Slots of each shared pool worker kept free per tenant below its share (at most a
+    quarter of the worker's slots) while tenants share the pool (policy/headroom.py): a
+    quiet tenant's task starts at once beside a flood. 0: every slot goes in fair order,
+    as the queue has it."""
     direct_dispatch: bool = True
     """A submit that finds an idle worker slot commits its tasks already leased to it and
     pushes them at once, when that cannot change who runs first (docs/scheduling.md);

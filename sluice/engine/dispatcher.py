@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluice.dispatcher")
 FAILED_ROUND_PAUSE_S = 0.1
+# A headroom claim looks at this many ready tasks in fair order: a quiet tenant's are at
+# the front (their start tags are near the virtual clock), a flood's backlog is behind.
+HEADROOM_WINDOW = 64
 
 
 class Dispatcher:
@@ -207,7 +210,8 @@ class Dispatcher:
                         light_claims[len(requests)] = heavy
                         leave_out = tuple(sorted({*exclude, *heavy}))
                         requests.append(ClaimRequest(
-                            conn.tenant_id, conn.worker_id, plain, left, None, leave_out, parts
+                            conn.tenant_id, conn.worker_id, plain, left, None, leave_out, parts,
+                            window=HEADROOM_WINDOW,
                         ))  # fmt: skip
                         owners.append((conn, None))
                     continue

@@ -12,16 +12,18 @@ Fairness faces the same (a seat is held until its request ends) and answers with
 seats set apart per level; a pool has no levels, so it sets apart by holding:
 
 - While the pool has run tasks of more than one tenant in the last `window_s`
-  seconds (or runs them now), each worker's claims stop `headroom` slots short of full,
-  in fair order, and there is no prefetch beyond the slots.
-- Those last slots go only to tenants that run less than their share of the worker's
-  slots (slots / active tenants): a claim for them leaves the *heavy* ones out.
+  seconds (or runs them now), each worker's claims stop short of full, in fair order,
+  by `headroom` slots per tenant that runs less than its share of the worker's slots
+  (slots / active tenants), at most a quarter of the slots; and there is no prefetch
+  beyond the slots.
+- Those last slots go only to the tenants below their share: a claim for them leaves
+  the *heavy* ones out. Two quiet tenants that submit at the same moment both start.
 - A tenant alone on the pool gets every slot: no capacity is held for a tenant that is
-  not there.
+  not there. A worker of fewer than 4 slots keeps none.
 
-The price is `headroom` slots per worker idle while a heavy tenant has a backlog and a
-quiet one is around: 1 of 8 slots in the benchmark. Pure: the caller passes the counts
-and the clock's time.
+The price is those slots idle while a heavy tenant has a backlog and quiet ones are
+around: 2 of 8 in the benchmark. Pure: the caller passes the counts and the clock's
+time.
 """
 
 from __future__ import annotations
@@ -64,13 +66,17 @@ def plan(
 
     `free`: its slots not running or promised a task (prefetch not counted);
     `running`: its tasks per tenant; `active`: tenants active on the pool, those
-    running here included."""
-    if headroom <= 0 or slots <= headroom or active < 2:
+    running here included; `headroom`: slots kept per tenant below its share."""
+    if headroom <= 0 or active < 2:
+        return None
+    share = slots / active
+    heavy = frozenset(t for t, n in running.items() if n >= share)
+    keep = min(headroom * max(1, active - len(heavy)), slots // 4)
+    if keep <= 0:
         return None
     free = max(0, free)
-    if free > headroom:
+    if free > keep:
         # Anyone, in fair order (a quiet tenant's tasks come first by their tags), up to
         # the headroom.
-        return free - headroom, frozenset()
-    share = slots / active
-    return free, frozenset(t for t, n in running.items() if n >= share)
+        return free - keep, frozenset()
+    return free, heavy

@@ -40,6 +40,31 @@ async def test_a_pool_leaves_out_excluded_tenants_and_tenants_own_functions(stor
     assert [t.id for t in claimed] == [a1]
 
 
+async def test_a_headroom_claim_looks_only_at_the_head_of_the_queue(store: Store) -> None:
+    a, b, c = await tenants(store, "a", "b", "c")
+    await store.upsert_functions(c, [FunctionConfig(name=FN)], NOW)  # c serves FN itself
+    await submit(store, c, new_task(stag=0.5))  # not the pool's: not counted in the head
+    await submit(store, a, *[new_task(stag=float(i)) for i in range(1, 11)])  # a's backlog
+    (near, far) = await submit(store, b, new_task(stag=3.5), new_task(stag=20.0))
+
+    # The first 4 ready tasks of the pool: a's 1, 2, 3 and b's 3.5; a is left out.
+    request = ClaimRequest(SHARED, POOL, (FN,), 5, exclude=(a,), window=4)
+    (claimed,) = await store.claim_tasks([request], NOW, LEASE_S)
+    assert [t.id for t in claimed] == [near]
+    # b's other task is behind a's backlog: past the head, not claimed.
+    (claimed,) = await store.claim_tasks([request], NOW, LEASE_S)
+    assert claimed == []
+    # Without a window the whole queue is looked at.
+    whole = ClaimRequest(SHARED, POOL, (FN,), 5, exclude=(a,))
+    (claimed,) = await store.claim_tasks([whole], NOW, LEASE_S)
+    assert [t.id for t in claimed] == [far]
+    # Within the head, the limit and fair order hold for the tenants not left out.
+    (claimed,) = await store.claim_tasks(
+        [ClaimRequest(SHARED, POOL, (FN,), 2, window=64)], NOW, LEASE_S
+    )
+    assert [t.stag for t in claimed] == [1.0, 2.0]
+
+
 async def test_pool_leases_renew_release_and_reconcile_across_tenants(store: Store) -> None:
     a, b = await tenants(store, "a", "b")
     await submit(store, a, new_task())

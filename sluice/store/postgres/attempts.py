@@ -43,7 +43,11 @@ class PostgresAttempts(PostgresDatabase):
                 args = [r.tenant_id, list(r.functions), now, r.limit, r.worker, lease_until]
                 parts = None if r.partitions is None else list(r.partitions)
                 shared = r.tenant_id == SHARED  # a shared pool claims across tenants
-                if r.priority is None:
+                if shared and r.window is not None:
+                    rows = await conn.fetch(
+                        Q["claim_shared_head"], *args, list(r.exclude), parts, r.window
+                    )
+                elif r.priority is None:
                     if shared:
                         rows = await conn.fetch(Q["claim_shared"], *args, list(r.exclude), parts)
                     else:

@@ -50,7 +50,10 @@ class SQLiteAttempts(SQLiteDatabase):
                     "parts": parts(r.partitions),
                 }
                 shared = r.tenant_id == SHARED  # a shared pool claims across tenants
-                if r.priority is None:
+                if shared and r.window is not None:
+                    rows = conn.execute(Q["claim_shared_head"], {**params, "window": r.window})
+                    rows = rows.fetchall()
+                elif r.priority is None:
                     query = Q["claim_shared"] if shared else Q["claim_tasks"]
                     rows = conn.execute(query, params).fetchall()
                 else:
