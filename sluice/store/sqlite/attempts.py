@@ -51,8 +51,8 @@ class SQLiteAttempts(SQLiteDatabase):
                 }
                 shared = r.tenant_id == SHARED  # a shared pool claims across tenants
                 if shared and r.window is not None:
-                    rows = conn.execute(Q["claim_shared_head"], {**params, "window": r.window})
-                    rows = rows.fetchall()
+                    head = {**params, "window": r.window}
+                    rows = conn.execute(Q["claim_shared_head"], head).fetchall()
                 elif r.priority is None:
                     query = Q["claim_shared"] if shared else Q["claim_tasks"]
                     rows = conn.execute(query, params).fetchall()
