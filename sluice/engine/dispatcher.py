@@ -53,9 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluice.dispatcher")
 FAILED_ROUND_PAUSE_S = 0.1
-# A headroom claim looks at this many ready tasks in fair order: a quiet tenant's are at
-# the front (their start tags are near the virtual clock), a flood's backlog is behind.
-HEADROOM_WINDOW = 64
+# A headroom claim asks for the tasks of at most this many tenants below their share: those
+# that got work or ran on a shared pool most lately.
+HEADROOM_TENANTS = 64
 
 
 class Dispatcher:
@@ -141,12 +141,11 @@ class Dispatcher:
                 generation = queues.generation[conn.tenant_id]
                 local_empty = queues.empty.get(key) == generation or parts == ()
                 limit = min(conn.free, self._rt.settings.claim_batch)
-                heavy: frozenset[str] = frozenset()
+                flooding: frozenset[str] = frozenset()  # tenants at their share (headroom)
                 if conn.tenant_id == SHARED and not isinstance(conn, RemoteConn):
                     room = self._headroom(conn, now)
                     if room is not None:
-                        limit, heavy = min(limit, room[0]), room[1]
-                        local_empty = local_empty or (bool(heavy) and queues.light_idle(key, heavy))
+                        limit, flooding = min(limit, room[0]), room[1]
                 if not isinstance(conn, RemoteConn):
                     # Other nodes' partitions get their share of this worker's slots.
                     limit = asks.plan(conn, limit, generation, local_empty)
@@ -154,7 +153,7 @@ class Dispatcher:
                     continue
                 limited, together, exclude = self._split(conn, quotas)
                 conn.reserved += limit  # a concurrent round must not count these slots again
-                plans.append((conn, key, generation, limit, limited, together, exclude, heavy))
+                plans.append((conn, key, generation, limit, limited, together, exclude, flooding))
         except BaseException:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
@@ -191,7 +190,7 @@ class Dispatcher:
         # Single-function claims capped by a room below the free slots: (conn, f, n).
         capped_claims: dict[int, tuple[WorkerConn | RemoteConn, str, int]] = {}
         try:
-            for conn, key, generation, limit, limited, rest, exclude, heavy in plans:
+            for conn, key, generation, limit, limited, rest, exclude, flooding in plans:
                 left = limit
                 if isinstance(conn, RemoteConn):
                     rooms = {(conn.tenant_id, f): room for f, room in conn.caps.items()}
@@ -199,22 +198,6 @@ class Dispatcher:
                     for f, room in self._adaptive.rooms(conn.tenant_id, conn.functions).items():
                         shared_rooms.setdefault((conn.tenant_id, f), room)
                     rooms = shared_rooms
-                if heavy:
-                    # The headroom: only for the tenants below their share, and only their
-                    # plain functions (limits, AIMD rooms and sizes claim as always).
-                    demands = conn.demands if isinstance(conn, WorkerConn) else {}
-                    plain = tuple(
-                        f for f in rest if f not in demands and (conn.tenant_id, f) not in rooms
-                    )
-                    if plain:
-                        light_claims[len(requests)] = heavy
-                        leave_out = tuple(sorted({*exclude, *heavy}))
-                        requests.append(ClaimRequest(
-                            conn.tenant_id, conn.worker_id, plain, left, None, leave_out, parts,
-                            window=HEADROOM_WINDOW,
-                        ))  # fmt: skip
-                        owners.append((conn, None))
-                    continue
                 # Functions that declare memory or CPU a worker bounds are claimed alone,
                 # at most what fits, one after the other (each claim's count known).
                 heavy = conn.demands if isinstance(conn, WorkerConn) else {}
@@ -283,6 +266,18 @@ class Dispatcher:
                         left -= n
                     rest = tuple(f for f in rest if f not in aimd)
                 if left <= 0 or not rest:
+                    continue
+                if flooding:
+                    # The headroom (limits, reserves, AIMD rooms and sizes were claimed as
+                    # always, above): the plain claim only for the tenants below their share.
+                    light = self._light(flooding)
+                    if light and not self._queues.light_idle(key, flooding):
+                        light_claims[len(requests)] = flooding
+                        requests.append(ClaimRequest(
+                            conn.tenant_id, conn.worker_id, rest, left, None, exclude, parts,
+                            tenants=light,
+                        ))  # fmt: skip
+                        owners.append((conn, None))
                     continue
                 if self._queues.plain_empty.get(key) == generation:
                     continue  # nothing ready for them since the last look
@@ -356,7 +351,7 @@ class Dispatcher:
             got[key_] = self._holds.stamp(got[key_], stamped)
         self._meters.dispatched(got.values())
         total = 0
-        for target, key, generation, _limit, limited, rest, _exclude, _heavy in plans:
+        for target, key, generation, _limit, limited, rest, _exclude, _flooding in plans:
             if isinstance(target, RemoteConn):  # first, before anything awaits
                 # Its node asks again soon if limits, not a lack of work, held it short.
                 plain_more = bool(rest) and self._queues.plain_empty.get(key) != generation
@@ -400,7 +395,23 @@ class Dispatcher:
         running = Counter(t.tenant_id for t in conn.inflight.values() if t is not None)
         active = len(seen) + sum(1 for t in running if t not in seen)
         free = conn.slots - len(conn.inflight) - conn.reserved
-        return headroom.plan(conn.slots, free, running, active, keep)
+        quotas = self._quotas.all()
+        if not quotas:  # every weight is 1
+            return headroom.plan(conn.slots, free, running, active, keep)
+        weight = {t: (q.weight if (q := quotas.get(t)) else 1.0) for t in {*seen, *running}}
+        return headroom.plan(conn.slots, free, running, active, keep, weight, sum(weight.values()))
+
+    def _light(self, heavy: frozenset[str]) -> tuple[str, ...]:
+        """The tenants a headroom claim is for: those that got work or ran on a shared
+        pool most lately, the heavy ones left out."""
+        out: list[str] = []
+        recent = itertools.chain(reversed(self._queues.newest()), reversed(self._active.seen()))
+        for tenant in dict.fromkeys(recent):
+            if tenant not in heavy and tenant != SHARED:
+                out.append(tenant)
+                if len(out) == HEADROOM_TENANTS:
+                    break
+        return tuple(out)
 
     # -- direct dispatch -----------------------------------------------------------
 

@@ -148,6 +148,10 @@ class Queues:
         """Slots were freed, a worker connected, or a limit moved."""
         self.woken.set()
 
+    def newest(self) -> list[str]:
+        """The last NEWEST tenants that got ready work, the newest last."""
+        return list(self._newest)
+
     def light_idle(self, queue: Queue, heavy: frozenset[str]) -> bool:
         """Whether a claim leaving out `heavy` found nothing and no other tenant got
         work since (a hand-back to a shared pool counts as anyone's)."""

@@ -16,8 +16,10 @@ seats set apart per level; a pool has no levels, so it sets apart by holding:
   by `headroom` slots per tenant that runs less than its share of the worker's slots
   (slots / active tenants), at most a quarter of the slots; and there is no prefetch
   beyond the slots.
-- Those last slots go only to the tenants below their share: a claim for them leaves
-  the *heavy* ones out. Two quiet tenants that submit at the same moment both start.
+- Those last slots go only to the tenants below their share (weighted as their fair
+  tags are): a claim for them names the others, not the *heavy* ones. Two quiet tenants
+  that submit at the same moment both start. Heavy tenants only (two floods at their
+  shares) share every slot.
 - A tenant alone on the pool gets every slot: no capacity is held for a tenant that is
   not there. A worker of fewer than 4 slots keeps none.
 
@@ -29,7 +31,7 @@ time.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 WINDOW_S = 30.0  # a tenant counts as active this long after the pool last ran its task
 
@@ -48,6 +50,11 @@ class Active:
             self._seen[tenant] = now
             self._seen.move_to_end(tenant)
 
+    def seen(self) -> list[str]:
+        """The tenants seen, oldest sight first (expired ones included until the next
+        `tenants`)."""
+        return list(self._seen)
+
     def tenants(self, now: float) -> OrderedDict[str, float]:
         """The tenants seen within the window, oldest sight first."""
         while self._seen:
@@ -59,19 +66,30 @@ class Active:
 
 
 def plan(
-    slots: int, free: int, running: Counter[str], active: int, headroom: int
+    slots: int,
+    free: int,
+    running: Counter[str],
+    active: int,
+    headroom: int,
+    weights: Mapping[str, float] | None = None,
+    total_weight: float | None = None,
 ) -> tuple[int, frozenset[str]] | None:
     """How a shared pool's worker claims now: None to claim as always (prefetch
     included); else (at most this many tasks, the tenants to leave out).
 
     `free`: its slots not running or promised a task (prefetch not counted);
     `running`: its tasks per tenant; `active`: tenants active on the pool, those
-    running here included; `headroom`: slots kept per tenant below its share."""
+    running here included; `headroom`: slots kept per tenant below its share. A
+    tenant's share is the slots times its weight over `total_weight`, the active
+    tenants' weights (1 each, unless `weights` says otherwise)."""
     if headroom <= 0 or active < 2:
         return None
-    share = slots / active
-    heavy = frozenset(t for t, n in running.items() if n >= share)
-    keep = min(headroom * max(1, active - len(heavy)), slots // 4)
+    weights = weights or {}
+    total = total_weight if total_weight is not None else float(active)
+    heavy = frozenset(t for t, n in running.items() if n >= slots * weights.get(t, 1.0) / total)
+    if len(heavy) >= active:
+        return None  # nobody else to keep a slot for
+    keep = min(headroom * (active - len(heavy)), slots // 4)
     if keep <= 0:
         return None
     free = max(0, free)

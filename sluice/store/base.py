@@ -201,10 +201,10 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     priority: int | None = None  # only this level (a floor's share); None: strict order
     exclude: tuple[str, ...] = ()  # a shared pool's claim: tenants not to take from
     partitions: tuple[int, ...] | None = None  # only from these; None: from all
-    # A shared pool's claim with no level: only among the first `window` ready tasks in
-    # claim order, before `exclude` (a headroom claim, policy/headroom.py: a quiet
-    # tenant's task is near the front; a flood's backlog behind it is not scanned).
-    window: int | None = None
+    # A shared pool's claim with no level from these tenants only (a headroom claim,
+    # policy/headroom.py: the quiet tenants' tasks, found by the per-tenant index
+    # whatever a flood's backlog ahead of them).
+    tenants: tuple[str, ...] | None = None
 
 
 class LeaseRenewal(msgspec.Struct, frozen=True):

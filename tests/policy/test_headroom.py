@@ -33,7 +33,17 @@ def test_the_last_slot_goes_to_whoever_runs_less_than_a_share() -> None:
 def test_two_floods_share_the_pool_without_an_idle_slot() -> None:
     # A and B flood 8 slots: the slot B's task freed goes to B (3, below its share of 4).
     assert plan(8, 1, Counter(a=4, b=3), active=2, headroom=1) == (1, frozenset({"a"}))
-    assert plan(8, 0, Counter(a=4, b=4), active=2, headroom=1) == (0, frozenset({"a", "b"}))
+    # Both at their share: nobody else to keep a slot for.
+    assert plan(8, 1, Counter(a=4, b=4), active=2, headroom=1) is None
+
+
+def test_shares_follow_the_weights() -> None:
+    # Weights 3:1 on 8 slots: shares 6 and 2. A at 6 and B at 2 are both at theirs.
+    weights = {"a": 3.0, "b": 1.0}
+    assert plan(8, 1, Counter(a=6, b=1), 2, 1, weights, 4.0) == (1, frozenset({"a"}))
+    assert plan(8, 0, Counter(a=6, b=2), 2, 1, weights, 4.0) is None
+    # Unweighted, A at 6 of 8 would be far past its share of 4, and B at 2 below it.
+    assert plan(8, 1, Counter(a=5, b=2), 2, 1) == (1, frozenset({"a"}))
 
 
 def test_a_slot_kept_per_quiet_tenant_up_to_a_quarter() -> None:
@@ -71,6 +81,7 @@ def test_never_more_than_the_free_slots_and_never_a_light_tenant_left_out(
     assert kept <= slots // 4  # never more than a quarter of the slots held back
     if heavy:  # the headroom itself: all of it, to those below their share
         assert kept == 0 and free <= slots // 4
+        assert len(heavy) < active  # someone it is kept for
 
 
 def test_active_tenants_expire_after_the_window() -> None:

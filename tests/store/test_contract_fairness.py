@@ -40,29 +40,24 @@ async def test_a_pool_leaves_out_excluded_tenants_and_tenants_own_functions(stor
     assert [t.id for t in claimed] == [a1]
 
 
-async def test_a_headroom_claim_looks_only_at_the_head_of_the_queue(store: Store) -> None:
-    a, b, c = await tenants(store, "a", "b", "c")
+async def test_a_headroom_claim_takes_only_the_tenants_it_names(store: Store) -> None:
+    a, b, c, d = await tenants(store, "a", "b", "c", "d")
     await store.upsert_functions(c, [FunctionConfig(name=FN)], NOW)  # c serves FN itself
-    await submit(store, c, new_task(stag=0.5))  # not the pool's: not counted in the head
     await submit(store, a, *[new_task(stag=float(i)) for i in range(1, 11)])  # a's backlog
-    (near, far) = await submit(store, b, new_task(stag=3.5), new_task(stag=20.0))
+    (b1, b2) = await submit(store, b, new_task(stag=20.0), new_task(stag=3.5))
+    await submit(store, c, new_task(stag=0.5))  # named, but its own function: not the pool's
+    (d1,) = await submit(store, d, new_task(stag=2.5, priority=7))
 
-    # The first 4 ready tasks of the pool: a's 1, 2, 3 and b's 3.5; a is left out.
-    request = ClaimRequest(SHARED, POOL, (FN,), 5, exclude=(a,), window=4)
+    request = ClaimRequest(SHARED, POOL, (FN,), 2, tenants=(b, c, d), partitions=(0, 1))
     (claimed,) = await store.claim_tasks([request], NOW, LEASE_S)
-    assert [t.id for t in claimed] == [near]
-    # b's other task is behind a's backlog: past the head, not claimed.
+    assert [t.id for t in claimed] == [d1, b2]  # priority, then tags, across the named
+    (claimed,) = await store.claim_tasks([request], NOW, LEASE_S)
+    assert [t.id for t in claimed] == [b1]  # behind all of a's backlog: found all the same
     (claimed,) = await store.claim_tasks([request], NOW, LEASE_S)
     assert claimed == []
-    # Without a window the whole queue is looked at.
-    whole = ClaimRequest(SHARED, POOL, (FN,), 5, exclude=(a,))
-    (claimed,) = await store.claim_tasks([whole], NOW, LEASE_S)
-    assert [t.id for t in claimed] == [far]
-    # Within the head, the limit and fair order hold for the tenants not left out.
-    (claimed,) = await store.claim_tasks(
-        [ClaimRequest(SHARED, POOL, (FN,), 2, window=64)], NOW, LEASE_S
-    )
-    assert [t.stag for t in claimed] == [1.0, 2.0]
+    left_out = ClaimRequest(SHARED, POOL, (FN,), 2, exclude=(a,), tenants=(a,))
+    (claimed,) = await store.claim_tasks([left_out], NOW, LEASE_S)
+    assert claimed == []  # a tenant claimed under limits stays left out
 
 
 async def test_pool_leases_renew_release_and_reconcile_across_tenants(store: Store) -> None:

@@ -43,10 +43,14 @@ class PostgresAttempts(PostgresDatabase):
                 args = [r.tenant_id, list(r.functions), now, r.limit, r.worker, lease_until]
                 parts = None if r.partitions is None else list(r.partitions)
                 shared = r.tenant_id == SHARED  # a shared pool claims across tenants
-                if shared and r.window is not None:
-                    rows = await conn.fetch(
-                        Q["claim_shared_head"], *args, list(r.exclude), parts, r.window
-                    )
+                if shared and r.tenants is not None:
+                    # Its few rows, one index scan per tenant, are merged by a sort: the
+                    # fast pool prices sorts out (FAST_SETTINGS), so it is let back in.
+                    async with conn.transaction():
+                        await conn.execute("SET LOCAL enable_sort = on")
+                        rows = await conn.fetch(
+                            Q["claim_shared_for"], *args, list(r.exclude), parts, list(r.tenants)
+                        )
                 elif r.priority is None:
                     if shared:
                         rows = await conn.fetch(Q["claim_shared"], *args, list(r.exclude), parts)

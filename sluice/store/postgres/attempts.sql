@@ -71,25 +71,29 @@ RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t
           t.throttles, t.retry, t.tags, t.stag,
           t.trace_parent, t.trace_state, t.ready_at, t.webhooks;
 
--- name: claim_shared_head
--- A shared pool's claim among the first $9 ready tasks in fair order only, those of the
--- tenants left out ($7) skipped (a headroom claim: the tasks it is for are near the
--- front, and a flood's backlog behind them is not scanned). $8 partitions[].
-WITH head AS MATERIALIZED (
-    SELECT id, tenant_id, priority, stag FROM tasks
-    WHERE $1::text = '*' AND state = 'ready' AND function = ANY($2::text[])
-      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
-                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
-      AND ($8::smallint[] IS NULL OR part = ANY($8::smallint[]))  -- this node's partitions
-      AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
-    ORDER BY priority DESC, stag, id
-    LIMIT $9),
-picked AS MATERIALIZED (
-    SELECT t.id FROM tasks t JOIN head h ON h.id = t.id
-    WHERE h.tenant_id <> ALL($7::text[]) AND t.state = 'ready'
-    ORDER BY h.priority DESC, h.stag, h.id
-    LIMIT $4
-    FOR UPDATE OF t SKIP LOCKED)
+-- name: claim_shared_for
+-- A shared pool's claim from some tenants only ($9; a headroom claim: the quiet tenants'
+-- tasks, found by the per-tenant index, whatever a flood's backlog ahead of them);
+-- $7 tenants left out, $8 partitions[].
+-- One index scan per tenant (tasks_ready leads with tenant_id), each locking at most $4,
+-- then the first $4 of them: a plan that stays right when PostgreSQL's generic plan for
+-- `tenant_id = ANY($9)` would sort the whole ready queue instead.
+WITH picked AS MATERIALIZED (
+    SELECT c.id FROM unnest($9::text[]) AS q(tenant)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, stag FROM tasks
+        WHERE $1::text = '*' AND tenant_id = q.tenant AND state = 'ready'
+          AND function = ANY($2::text[])
+          AND tenant_id <> ALL($7::text[])  -- tenants claimed under their limits
+          AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                          WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+          AND ($8::smallint[] IS NULL OR part = ANY($8::smallint[]))  -- this node's
+          AND (expires_at IS NULL OR expires_at > $3 OR attempt > 0)
+        ORDER BY priority DESC, stag, id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED) c
+    ORDER BY c.priority DESC, c.stag, c.id
+    LIMIT $4)
 UPDATE tasks t
 SET state = 'running', attempt = t.attempt + 1, lease_owner = $5, lease_until = $6,
     dispatched_at = GREATEST($3, t.ready_at)

@@ -50,9 +50,9 @@ class SQLiteAttempts(SQLiteDatabase):
                     "parts": parts(r.partitions),
                 }
                 shared = r.tenant_id == SHARED  # a shared pool claims across tenants
-                if shared and r.window is not None:
-                    head = {**params, "window": r.window}
-                    rows = conn.execute(Q["claim_shared_head"], head).fetchall()
+                if shared and r.tenants is not None:
+                    only = {**params, "tenants": msgspec.json.encode(r.tenants).decode()}
+                    rows = conn.execute(Q["claim_shared_for"], only).fetchall()
                 elif r.priority is None:
                     query = Q["claim_shared"] if shared else Q["claim_tasks"]
                     rows = conn.execute(query, params).fetchall()

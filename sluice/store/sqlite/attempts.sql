@@ -58,25 +58,21 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
 
--- name: claim_shared_head
--- A shared pool's claim among the first :window ready tasks in fair order only, those of
--- the tenants left out skipped (a headroom claim: the tasks it is for are near the front,
--- and a flood's backlog behind them is not scanned).
+-- name: claim_shared_for
+-- A shared pool's claim from some tenants only (a headroom claim: the quiet tenants'
+-- tasks, found by the per-tenant index, whatever a flood's backlog ahead of them).
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
     lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
 WHERE id IN (
-    SELECT id FROM (
-        SELECT id, tenant_id, priority, stag FROM tasks
-        WHERE state = 'ready'
-          AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
-                          WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
-          AND function IN (SELECT value FROM json_each(:functions))
-          AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))
-          AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
-        ORDER BY priority DESC, stag, id
-        LIMIT :window)
-    WHERE tenant_id NOT IN (SELECT value FROM json_each(:exclude))
+    SELECT id FROM tasks INDEXED BY tasks_ready
+    WHERE state = 'ready' AND tenant_id IN (SELECT value FROM json_each(:tenants))
+      AND tenant_id NOT IN (SELECT value FROM json_each(:exclude))  -- claimed under limits
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function stays its own
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))  -- this node's
+      AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
 RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
