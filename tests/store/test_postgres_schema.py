@@ -49,6 +49,8 @@ async def test_postgres_and_sqlite_migrations_make_the_same_tables_and_columns(
     conn = sqlite3.connect(tmp_path / "s.db")
     try:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        # SQLite only: large payloads beside their tasks (PostgreSQL's TOAST does that).
+        tables.remove("payloads")
         lite = {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
     finally:
         conn.close()

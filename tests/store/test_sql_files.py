@@ -24,13 +24,18 @@ REFERENCE = re.compile(r"""\bQ\[["']([a-z_][a-z0-9_]*)["']\]""")
 NOT_NOUNS = {"__init__", "database", "writer", "schema", "queries", "bus"}
 # Blocks that one dialect needs and the other does not, as (dialect, file, name); the
 # block's comment in its file says why. Nothing else may differ.
-ONLY_IN_ONE_DIALECT = {("postgres", "limits", "lock_limit")}
+ONLY_IN_ONE_DIALECT = {
+    ("postgres", "limits", "lock_limit"),
+    ("sqlite", "tasks", "insert_payload"),
+    ("sqlite", "tasks", "delete_payload"),
+}
 TABLES = {
     "task_logs",
     "audit",
     "rollup",
     "backlog",
     "tasks",
+    "payloads",  # SQLite's large payloads (0021_payloads.sql); PostgreSQL's TOAST does it
     "attempts",
     "events",  # a task's history (history.sql says why the table keeps this name)
     "tenants",

@@ -25,7 +25,7 @@ from .history import record_history
 from .logs import write_final
 from .notifications import write_ended, write_notices
 from .queries import Q
-from .tasks import task_row
+from .tasks import insert_payloads, task_row
 
 SMALL_CLAIM = 64  # tasks a claim may take and still run inline when the writer is idle
 
@@ -80,6 +80,7 @@ class SQLiteAttempts(SQLiteDatabase):
 
         def op(conn: sqlite3.Connection) -> list[ClaimedTask]:
             conn.executemany(Q["insert_task"], rows)
+            insert_payloads(conn, tenant_id, tasks)
             leased = conn.execute(Q["lease_new"], params).fetchall()
             return [ClaimedTask(*row) for row in sorted(leased, key=fair_order)]
 

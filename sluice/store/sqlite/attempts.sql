@@ -17,7 +17,10 @@ WHERE id IN (
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
-RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+RETURNING tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
 
@@ -34,7 +37,10 @@ WHERE id IN (
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY stag, id
     LIMIT :limit)
-RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+RETURNING tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
 
@@ -54,7 +60,10 @@ WHERE id IN (
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
-RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+RETURNING tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
 
@@ -75,7 +84,10 @@ WHERE id IN (
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
-RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+RETURNING tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
 
@@ -95,7 +107,10 @@ WHERE id IN (
       AND (expires_at IS NULL OR expires_at > :now OR attempt > 0)
     ORDER BY stag, id
     LIMIT :limit)
-RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+RETURNING tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
 
@@ -166,7 +181,10 @@ WHERE (tenant_id = :tenant_id OR :tenant_id = '*') AND lease_owner = :worker
 
 -- name: get_claimed
 -- Tasks claimed for a worker by the node that holds their partition, to deliver here.
-SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+SELECT tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
        COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags,
        stag, trace_parent, trace_state, ready_at, webhooks
 FROM tasks
@@ -183,7 +201,10 @@ UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
     lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
 WHERE tenant_id = :tenant_id AND state = 'ready' AND id IN (SELECT value FROM json_each(:ids))
-RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+RETURNING tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks;
 
@@ -203,6 +224,9 @@ WHERE id IN (
       AND (expires_at IS NULL OR expires_at > MAX(run_at, :now) OR attempt > 0)
     ORDER BY priority DESC, stag, id
     LIMIT :limit)
-RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+RETURNING tenant_id, id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       attempt, max_attempts, timeout_s, priority,
           COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
           trace_parent, trace_state, ready_at, webhooks, run_at;

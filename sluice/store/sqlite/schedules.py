@@ -9,7 +9,7 @@ from typing import Any
 from ...model import NewTask, ScheduleRow
 from .database import SQLiteDatabase
 from .queries import Q
-from .tasks import task_row
+from .tasks import insert_payloads, task_row
 
 
 class SQLiteSchedules(SQLiteDatabase):
@@ -71,7 +71,8 @@ class SQLiteSchedules(SQLiteDatabase):
             if conn.execute(Q["advance_schedule"], params).fetchone() is None:
                 return False
             for t in tasks:  # keyed by fire time: a second guard against a double fire
-                conn.execute(Q["insert_keyed_task"], task_row(row.tenant_id, t, now)).fetchall()
+                if conn.execute(Q["insert_keyed_task"], task_row(row.tenant_id, t, now)).fetchall():
+                    insert_payloads(conn, row.tenant_id, [t])
             return True
 
         return await self._writer.submit(op, small=True)

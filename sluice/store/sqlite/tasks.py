@@ -39,15 +39,17 @@ class SQLiteTasks(SQLiteDatabase):
             return task_row(tenant_id, t, now)
 
         def op(conn: sqlite3.Connection) -> list[SubmitResult]:
-            plain = [rows(t) for t in tasks if t.key is None]
+            plain = [t for t in tasks if t.key is None]
             if plain:
-                conn.executemany(Q["insert_task"], plain)
+                conn.executemany(Q["insert_task"], [rows(t) for t in plain])
+                insert_payloads(conn, tenant_id, plain)
             out = []
             for t in tasks:
                 if t.key is None:
                     out.append(SubmitResult(t.id, True, t.state, t.run_at))
                     continue
                 if conn.execute(Q["insert_keyed_task"], rows(t)).fetchone() is not None:
+                    insert_payloads(conn, tenant_id, [t])
                     out.append(SubmitResult(t.id, True, t.state, t.run_at))
                 else:
                     held = conn.execute(Q["get_task_by_key"], (tenant_id, t.key)).fetchone()
@@ -227,14 +229,28 @@ class SQLiteTasks(SQLiteDatabase):
         return await self._writer.submit(op)
 
 
+# Payloads longer than this live in the payloads table, written once (0021_payloads.sql);
+# shorter ones stay on the task's row, where a claim reads them for free.
+INLINE_PAYLOAD_BYTES = 2048
+
+
 def task_row(tenant_id: str, t: NewTask, now: float) -> tuple[Any, ...]:
-    """insert_task's (and insert_keyed_task's) positional parameters."""
+    """insert_task's (and insert_keyed_task's) positional parameters; a large payload
+    goes by `insert_payloads` instead."""
     ready_at = now if t.state == "ready" else None
+    payload = t.payload if len(t.payload) <= INLINE_PAYLOAD_BYTES else b""
     return (
-        t.id, tenant_id, t.function, t.payload, t.state, t.priority, t.stag, t.key, t.tags,
+        t.id, tenant_id, t.function, payload, t.state, t.priority, t.stag, t.key, t.tags,
         t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now, ready_at, t.retry,
         t.partition, t.trace_parent, t.trace_state, t.webhooks,
     )  # fmt: skip
+
+
+def insert_payloads(conn: sqlite3.Connection, tenant_id: str, tasks: Sequence[NewTask]) -> None:
+    """The large payloads of tasks just inserted, beside them (task_row left them out)."""
+    large = [(tenant_id, t.id, t.payload) for t in tasks if len(t.payload) > INLINE_PAYLOAD_BYTES]
+    if large:
+        conn.executemany(Q["insert_payload"], large)
 
 
 def _delete(conn: sqlite3.Connection, tasks: Sequence[tuple[str, str]]) -> None:
@@ -245,6 +261,7 @@ def _delete(conn: sqlite3.Connection, tasks: Sequence[tuple[str, str]]) -> None:
     conn.executemany(Q["delete_task_logs"], params)
     conn.executemany(Q["delete_task_notifications"], params)
     conn.executemany(Q["delete_task"], params)
+    conn.executemany(Q["delete_payload"], params)
 
 
 def _allowance(retry: bytes | None, function: str, by_function: dict[str, int]) -> int:

@@ -19,11 +19,23 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id;
 
+-- name: insert_payload
+-- SQLite only: a large payload, beside its task (migrations/0021_payloads.sql; on
+-- PostgreSQL, TOAST keeps large values out of the row and an update does not copy them).
+INSERT INTO payloads (tenant_id, id, payload) VALUES (?, ?, ?);
+
+-- name: delete_payload
+-- SQLite only: a deleted task's large payload.
+DELETE FROM payloads WHERE tenant_id = :tenant_id AND id = :id;
+
 -- name: get_task_by_key
 SELECT id, state, run_at FROM tasks WHERE tenant_id = ? AND key = ?;
 
 -- name: get_task
-SELECT id, tenant_id, function, payload, state, priority, key, tags, attempt, max_attempts,
+SELECT id, tenant_id, function,
+       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
+           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
+       state, priority, key, tags, attempt, max_attempts,
        timeout_s, run_at, expires_at, created_at, ready_at, dispatched_at, lease_owner,
        lease_until, finished_at, result, error, throttles, series_at, retry, part,
        started_at, webhooks, progress
