@@ -383,6 +383,10 @@ CAVEATS = [
     "single enqueue was 5,141/s on 2026-12-03 and 8,131/s on 2026-12-04; the process "
     "ping-pong p50 0.05 ms then 0.03), so the 2026-11-27 rows of the other peers compare "
     "only roughly; compare Sluice with Huey and Celery, measured the same hour.",
+    "- Sluice's fairness rows were measured again on 2026-12-04 at 21:32 UTC (`--scenario "
+    "fairness --only sluice-sqlite --only sluice-postgres`), after shared pools began to "
+    "keep headroom for quiet tenants (docs/scheduling.md); the peers' fairness rows are "
+    "from 2026-11-27, orders of magnitude apart either way.",
 ]
 
 
