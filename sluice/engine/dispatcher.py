@@ -394,12 +394,22 @@ class Dispatcher:
             return None
         running = Counter(t.tenant_id for t in conn.inflight.values() if t is not None)
         active = len(seen) + sum(1 for t in running if t not in seen)
+        newcomer = 0.0
+        if active == 1:
+            # A tenant the pool ran lately, idle here now, and work from another (the
+            # newest submit is not theirs): the claim may be a flood new to the pool, so
+            # it keeps headroom too, rather than fill every slot before it is known.
+            newest = self._queues.newest()
+            claimer = newest[-1] if newest else None
+            if any(t not in running and t != claimer for t in seen):
+                active, newcomer = 2, 1.0
         free = conn.slots - len(conn.inflight) - conn.reserved
         quotas = self._quotas.all()
         if not quotas:  # every weight is 1
             return headroom.plan(conn.slots, free, running, active, keep)
         weight = {t: (q.weight if (q := quotas.get(t)) else 1.0) for t in {*seen, *running}}
-        return headroom.plan(conn.slots, free, running, active, keep, weight, sum(weight.values()))
+        total = sum(weight.values()) + newcomer
+        return headroom.plan(conn.slots, free, running, active, keep, weight, total)
 
     def _light(self, heavy: frozenset[str]) -> tuple[str, ...]:
         """The tenants a headroom claim is for: those that got work or ran on a shared

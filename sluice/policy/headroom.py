@@ -21,7 +21,9 @@ seats set apart per level; a pool has no levels, so it sets apart by holding:
   that submit at the same moment both start. Heavy tenants only (two floods at their
   shares) share every slot.
 - A tenant alone on the pool gets every slot: no capacity is held for a tenant that is
-  not there. A worker of fewer than 4 slots keeps none.
+  not there. A worker of fewer than 4 slots keeps none. (The dispatcher counts a flood
+  new to the pool as a second tenant when another is idle there, so its first claim
+  keeps the headroom too.)
 
 The price is those slots idle while a heavy tenant has a backlog and quiet ones are
 around: 2 of 8 in the benchmark. Pure: the caller passes the counts and the clock's
