@@ -25,7 +25,7 @@ import heapq
 import logging
 
 from ..store import Promoted
-from .dispatcher import Dispatcher
+from .direct import DirectDispatch
 from .fairness import Fairness
 from .queues import Queues
 from .runtime import Runtime
@@ -45,7 +45,7 @@ class Delays:
         self._in_heap: set[str] = set()
         self._changed = asyncio.Event()
         # Set by the node: due tasks an idle worker may take are leased as they fire.
-        self.dispatcher: Dispatcher | None = None
+        self.direct: DirectDispatch | None = None
 
     def schedule(self, run_at: float, tenant_id: str, task_id: str) -> None:
         """Hold a delayed task in memory if it is due within the horizon."""
@@ -53,7 +53,7 @@ class Delays:
         if run_at > rt.clock.now() + rt.settings.timer_horizon_s or task_id in self._in_heap:
             return
         self._in_heap.add(task_id)
-        lead = rt.settings.delay_lead_s if self.dispatcher is not None else 0.0
+        lead = rt.settings.delay_lead_s if self.direct is not None else 0.0
         heapq.heappush(self._heap, (run_at - lead, run_at, tenant_id, task_id))
         if self._heap[0][3] == task_id:
             self._changed.set()
@@ -102,7 +102,7 @@ class Delays:
             return 0
         started = (
             await self._lease_due([(t, i) for _, _, t, i in fired], now)
-            if self.dispatcher is not None
+            if self.direct is not None
             else set()
         )
         due = []
@@ -125,15 +125,15 @@ class Delays:
         return len(started) + len(promoted)
 
     async def _lease_due(self, due: list[tuple[str, str]], now: float) -> set[str]:
-        """Direct dispatch of due tasks (engine/dispatcher.py): those an idle worker of
+        """Direct dispatch of due tasks (engine/direct.py): those an idle worker of
         their tenant may take at once are made ready and leased to it in one write."""
-        assert self.dispatcher is not None
+        assert self.direct is not None
         by_tenant: dict[str, list[str]] = {}
         for tenant_id, task_id in due:
             by_tenant.setdefault(tenant_id, []).append(task_id)
         started: set[str] = set()
         for tenant_id, ids in by_tenant.items():
-            direct = self.dispatcher.direct_due(tenant_id)
+            direct = self.direct.plan_due(tenant_id)
             if direct is None:
                 continue
             # Ahead of time only to workers that wait for start_at (protocol 2).
@@ -144,10 +144,10 @@ class Delays:
                     direct.slots, self._rt.settings.lease_s, due_by=now + lead,
                 )  # fmt: skip
             except Exception:
-                self.dispatcher.cancel_direct(direct)
+                self.direct.cancel(direct)
                 log.exception("leasing %d due tasks failed; they are promoted", len(ids))
                 continue
-            await self.dispatcher.deliver_direct(direct, claimed)
+            await self.direct.deliver(direct, claimed)
             started.update(t.id for t in claimed)
         return started
 

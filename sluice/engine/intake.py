@@ -17,7 +17,7 @@ from ..model import PAUSED, READY, RUNNING, SCHEDULED, NewTask, SubmitResult, ne
 from .admission import build_task
 from .backpressure import Backpressure
 from .delays import Delays
-from .dispatcher import Direct, Dispatcher
+from .direct import Direct, DirectDispatch
 from .fairness import Fairness
 from .functions import Functions
 from .meters import Meters
@@ -40,10 +40,10 @@ class Intake:
         queues: Queues,
         delays: Delays,
         meters: Meters | None = None,
-        dispatcher: Dispatcher | None = None,
+        direct: DirectDispatch | None = None,
     ) -> None:
         self._rt = rt
-        self._dispatcher = dispatcher  # direct dispatch at submit, when it has a slot
+        self._direct = direct  # direct dispatch at submit, when it has a slot
         self._functions = functions
         self._quotas = quotas
         self._pauses = pauses
@@ -90,11 +90,11 @@ class Intake:
                 for t in tasks
             ]
         tasks = await self._fairness.tag(tenant_id, tasks)
-        direct = self._dispatcher.direct(tenant_id, tasks) if self._dispatcher else None
+        direct = self._direct.plan(tenant_id, tasks) if self._direct else None
         began = rt.clock.monotonic()
         if direct is None:
             results = await rt.store.submit_tasks(tenant_id, tasks, now)
-        else:  # committed leased to an idle slot, and pushed (engine/dispatcher.py)
+        else:  # committed leased to an idle slot, and pushed (engine/direct.py)
             results, tasks = await self._submit_leased(tenant_id, tasks, now, direct)
         self._meters.store_op("submit", rt.clock.monotonic() - began)
         self._meters.submits(tenant_id, results, tasks)
@@ -109,15 +109,15 @@ class Intake:
     async def _submit_leased(
         self, tenant_id: str, tasks: list[NewTask], now: float, direct: Direct
     ) -> tuple[list[SubmitResult], list[NewTask]]:
-        assert self._dispatcher is not None
+        assert self._direct is not None
         rt = self._rt
         try:
             claimed = await rt.store.submit_leased(tenant_id, tasks, now, direct.conn.worker_id,
                                                    direct.ids, rt.settings.lease_s)  # fmt: skip
         except BaseException:
-            self._dispatcher.cancel_direct(direct)
+            self._direct.cancel(direct)
             raise
-        await self._dispatcher.deliver_direct(direct, claimed)
+        await self._direct.deliver(direct, claimed)
         leased = {t.id for t in claimed}
         tasks = [msgspec.structs.replace(t, state=RUNNING) if t.id in leased else t for t in tasks]
         return [SubmitResult(t.id, True, t.state, t.run_at) for t in tasks], tasks

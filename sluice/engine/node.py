@@ -28,6 +28,7 @@ from .audit import AuditLog
 from .backpressure import Backpressure
 from .blockers import Blockers
 from .delays import Delays
+from .direct import DirectDispatch
 from .dispatcher import Dispatcher
 from .fairness import Fairness
 from .functions import Functions
@@ -116,13 +117,17 @@ class Node:
             partitions=partitions, adaptive=adaptive, asks=asks, settling=settling,
             spans=spans, meters=meters,
         )  # fmt: skip
+        self.direct = direct = DirectDispatch(
+            rt, queues, registry, functions=functions, quotas=quotas, partitions=partitions,
+            adaptive=adaptive, meters=meters, spans=spans,
+        )  # fmt: skip
         self.gateway = Gateway(rt, registry, functions, attempts, queues, logs)
         self.intake = intake = Intake(
             rt, functions=functions, quotas=quotas, pauses=pauses, fairness=fairness,
             backpressure=backpressure, queues=queues, delays=delays, meters=meters,
-            dispatcher=self.dispatcher,
+            direct=direct,
         )  # fmt: skip
-        delays.dispatcher = self.dispatcher
+        delays.direct = direct
         self.tasks = tasks = Tasks(rt, functions, queues, outcomes, registry, receivers)
         self.tenants = tenants = Tenants(rt)
         self.schedules = schedules = Schedules(rt, functions, fairness, queues, meters)

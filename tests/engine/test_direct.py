@@ -1,6 +1,6 @@
 """Direct dispatch: a submit that finds an idle slot commits its task leased to it and
 pushes it, with no round, and only when that cannot change who runs first
-(engine/dispatcher.py `direct`, engine/intake.py). Rounds are run by hand, so every
+(engine/direct.py, engine/intake.py). Rounds are run by hand, so every
 step is seen; the store is each backend's."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sluice.engine.adaptive import AdaptivePools
 from sluice.engine.asks import Asks
 from sluice.engine.backpressure import Backpressure
 from sluice.engine.delays import Delays
+from sluice.engine.direct import DirectDispatch
 from sluice.engine.dispatcher import Dispatcher
 from sluice.engine.intake import Intake
 from sluice.engine.pauses import Pauses
@@ -41,15 +42,19 @@ class Built:
             fairness=below.fairness, partitions=below.partitions, adaptive=self.adaptive,
             asks=asks, settling=settling,
         )  # fmt: skip
+        self.direct = DirectDispatch(
+            rt, below.queues, self.registry, functions=below.functions, quotas=below.quotas,
+            partitions=below.partitions, adaptive=self.adaptive,
+        )  # fmt: skip
         self.pauses = Pauses(rt, below.fairness, below.queues)
         self.delays = Delays(rt, below.fairness, below.queues)
-        self.delays.dispatcher = self.dispatcher
+        self.delays.direct = self.direct
         policy = Policy(rt.clock.now(), random.Random(1))
         self.intake = Intake(
             rt, functions=below.functions, quotas=below.quotas, pauses=self.pauses,
             fairness=below.fairness, queues=below.queues,
             backpressure=Backpressure(rt, below.quotas, below.partitions, policy),
-            delays=self.delays, dispatcher=self.dispatcher,
+            delays=self.delays, direct=self.direct,
         )  # fmt: skip
         self.intake.accepting = True
         self.wire = Wire()
@@ -100,7 +105,7 @@ async def test_a_submit_to_an_idle_worker_is_leased_in_its_commit_and_pushed_wit
     await until(lambda: built.delivered() == [task])
     assert conn.inflight.keys() == {task} and conn.reserved == 0
     assert built.dispatcher.rounds == rounds  # no round claimed it
-    assert built.dispatcher.direct_dispatched == 1
+    assert built.direct.dispatched == 1
     assert built.queues.empty[(built.tenant, (FN,))] == built.queues.generation[built.tenant]
 
 
@@ -124,7 +129,7 @@ async def test_with_a_backlog_a_submit_waits_its_turn_in_priority_and_fair_order
     assert await built.dispatcher.dispatch_round() == 1
     await until(lambda: built.delivered() == [first, waiting, urgent])  # priority first
     assert await state_of(rt, built.tenant, late) == READY
-    assert built.dispatcher.direct_dispatched == 1
+    assert built.direct.dispatched == 1
 
 
 @pytest.mark.parametrize(
@@ -149,7 +154,7 @@ async def test_whatever_decides_how_many_may_start_keeps_the_task_for_a_round(
     }.get(setting, {})
     if setting == "switched off":
         built.rt = with_settings(rt, direct_dispatch=False)
-        built.dispatcher._rt = built.intake._rt = built.rt
+        built.dispatcher._rt = built.intake._rt = built.direct._rt = built.rt
     conn = await built.connect(slots=4, **config)
     if setting == "memory":
         conn.memory_mb = 4096
@@ -164,7 +169,7 @@ async def test_whatever_decides_how_many_may_start_keeps_the_task_for_a_round(
     _, state = await built.submit()
 
     assert state == (PAUSED if setting == "pause" else READY)
-    assert built.dispatcher.direct_dispatched == 0
+    assert built.direct.dispatched == 0
     assert built.delivered() == []
 
 
@@ -207,7 +212,7 @@ async def test_delayed_tasks_an_idle_worker_may_take_are_leased_as_they_fall_due
 
     await until(lambda: built.delivered() == [high, third])  # two slots, claim order
     assert await state_of(rt, built.tenant, low) == READY  # promoted: a round's to place
-    assert built.dispatcher.rounds == rounds and built.dispatcher.direct_dispatched == 2
+    assert built.dispatcher.rounds == rounds and built.direct.dispatched == 2
     stored = await rt.store.get_task(built.tenant, high)
     assert stored is not None and (stored.state, stored.lease_owner) == (RUNNING, "w1")
     assert conn.reserved == 0
@@ -232,7 +237,7 @@ async def test_a_delayed_task_is_leased_ahead_to_an_idle_worker_that_waits_for_i
     (frame,) = [t for f in built.wire.of(Deliver) for t in f.tasks]
     assert frame.start_at == pytest.approx(stored.run_at) and frame.start_at > clock.now()
     assert await state_of(rt, built.tenant, task) == RUNNING
-    assert built.dispatcher.direct_dispatched == 1 and conn.reserved == 0
+    assert built.direct.dispatched == 1 and conn.reserved == 0
 
 
 async def test_a_delayed_task_goes_no_earlier_than_its_time_to_an_older_worker_or_a_queue(
@@ -274,4 +279,4 @@ async def test_delayed_tasks_falling_due_behind_a_backlog_wait_their_turn(
     assert await state_of(rt, built.tenant, due) == READY  # promoted, not leased
     assert await built.dispatcher.dispatch_round() == 1
     await until(lambda: built.delivered() == [first, waiting])
-    assert built.dispatcher.direct_dispatched == 1
+    assert built.direct.dispatched == 1

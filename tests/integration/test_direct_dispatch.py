@@ -33,10 +33,10 @@ async def test_an_idle_worker_gets_a_submitted_task_in_the_submits_commit(
         running_worker(server, app) as worker,
         sluice.AsyncClient(server.url, server.api_key) as client,
     ):
-        dispatcher = server.node.dispatcher
+        direct = server.node.direct
         await client.submit({"function": "plain", "args": [0]})  # a round may take this one
         await wait_for(lambda: worker.completed == 1)
-        before = dispatcher.direct_dispatched
+        before = direct.dispatched
 
         queues = server.node.queues
         (conn,) = list(server.node.registry)
@@ -53,9 +53,9 @@ async def test_an_idle_worker_gets_a_submitted_task_in_the_submits_commit(
             outcome = await client.submit({"function": "plain", "args": [i]})
             assert outcome.state == "running"
             assert (await client.wait(outcome.id, 10)).state == "succeeded"
-        assert dispatcher.direct_dispatched == before + 5
+        assert direct.dispatched == before + 5
 
         sized = await client.submit({"function": "sized", "args": [7]})
         assert sized.state == "ready"  # what fits the worker's memory is counted by a round
         assert (await client.wait(sized.id, 10)).state == "succeeded"
-        assert dispatcher.direct_dispatched == before + 5
+        assert direct.dispatched == before + 5

@@ -52,7 +52,7 @@ async def test_two_cpu_bound_tasks_run_in_two_processes_at_once(
     def idle() -> bool:
         """Both processes connected, holding nothing, and the dispatcher's last look
         found their queue empty with nothing since (a round in flight would take a
-        batch whole: spreading is the submit's, see Dispatcher.direct)."""
+        batch whole: spreading is the submit's, see DirectDispatch.plan)."""
         conns = list(registry)
         return (
             len(conns) == 2

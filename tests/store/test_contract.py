@@ -1064,7 +1064,7 @@ async def test_a_level_claim_takes_only_that_priority_in_start_tag_order(
 async def test_submit_leased_commits_tasks_with_the_named_ones_leased_as_a_claim_leases_them(
     store: Store, tenant: str, other: str
 ) -> None:
-    """Direct dispatch (engine/dispatcher.py): one commit inserts and leases."""
+    """Direct dispatch (engine/direct.py): one commit inserts and leases."""
     twin, leased, waiting = new_task(priority=3), new_task(priority=3), new_task(priority=1)
     later = scheduled_task(NOW + 60)
     await submit(store, tenant, twin)

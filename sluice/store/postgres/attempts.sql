@@ -224,7 +224,7 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
 DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);
 
 -- name: lease_new
--- Direct dispatch (engine/dispatcher.py): tasks just inserted by this transaction's
+-- Direct dispatch (engine/direct.py): tasks just inserted by this transaction's
 -- submit, leased to an idle worker in the same commit, as claim_tasks leases them.
 -- $1 tenant_id, $2 ids[], $3 now, $4 worker, $5 lease_until
 UPDATE tasks t

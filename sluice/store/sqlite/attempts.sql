@@ -195,7 +195,7 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
 DELETE FROM attempts WHERE task_id = :id AND tenant_id = :tenant_id;
 
 -- name: lease_new
--- Direct dispatch (engine/dispatcher.py): tasks just inserted by this transaction's
+-- Direct dispatch (engine/direct.py): tasks just inserted by this transaction's
 -- submit, leased to an idle worker in the same commit, as claim_tasks leases them.
 UPDATE tasks
 SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
