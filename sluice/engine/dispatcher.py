@@ -142,7 +142,11 @@ class Dispatcher:
                 local_empty = queues.empty.get(key) == generation or parts == ()
                 limit = min(conn.free, self._rt.settings.claim_batch)
                 flooding: frozenset[str] = frozenset()  # tenants at their share (headroom)
-                if conn.tenant_id == SHARED and not isinstance(conn, RemoteConn):
+                if (
+                    conn.tenant_id == SHARED
+                    and not local_empty
+                    and not isinstance(conn, RemoteConn)
+                ):
                     room = self._headroom(conn, now)
                     if room is not None:
                         limit, flooding = min(limit, room[0]), room[1]
