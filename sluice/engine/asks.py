@@ -40,7 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluice.asks")
 ASK_TIMEOUT_S = 2.0
-HOLD_S = 0.5  # an ask held short by limits is served this long before it is answered
+HOLD_S = 0.5  # an ask held short by limits, holding nothing, is served this long at most
+# An ask held short by limits that holds tasks is answered this soon: its tasks were
+# claimed at the rate's pace and must start at it, not in one burst after HOLD_S.
+BATCH_S = 0.05
 AGAIN_S = 0.05  # after an answer held short by limits, the next ask waits this long
 LATE_S = 60.0  # how long a timed-out ask's worker is remembered
 ASK_MAX = 128  # task ids per answer: an answer is one NOTIFY (under 8,000 bytes)
@@ -262,7 +265,11 @@ class Asks:
         # Delivered already (a reconcile), or its result is being written: not again.
         tasks = [t for t in tasks if t.id not in conn.inflight and t.id not in self._settling]
         live = self._registry.get(tenant_id, worker) is conn and not conn.closed
-        room = max(0, conn.free) if live else 0
+        # An answer to an ask still pending brings what its reserved slots were promised:
+        # all of it goes, even if the worker's prefetch window closed meanwhile (it holds
+        # them, or hands back what its pace does not cover). Handing them back here would
+        # waste the rate's starts they were claimed with. A late answer gets what is free.
+        room = (len(tasks) if reserved else max(0, conn.free)) if live else 0
         keep, back = tasks[:room], tasks[room:]
         if keep:
             self._adaptive.sent(tenant_id, keep)
@@ -302,7 +309,7 @@ class Asks:
             due = min(p.at for p in self._pending.values()) + ASK_TIMEOUT_S - now
             soonest = due if soonest is None else min(soonest, due)
         if self._inbox:  # asks held here: answered when their time is up
-            due = min(r.at for r in self._inbox) + HOLD_S - now
+            due = min(r.at + _hold(r) for r in self._inbox) - now
             soonest = due if soonest is None else min(soonest, due)
         return soonest
 
@@ -353,11 +360,12 @@ class Asks:
 
     def settle(self, remote: list[RemoteConn]) -> None:
         """After a round: answer the asks that are filled, or have nothing more coming
-        here, or have waited HOLD_S; the others (held short by limits) stay for the next
-        rounds, so they share a rate with this node's own workers."""
+        here, or have waited long enough (BATCH_S with tasks, HOLD_S without); the others
+        (held short by limits) stay for the next rounds, so they share a rate with this
+        node's own workers."""
         now = self._rt.clock.monotonic()
         for r in remote:
-            if r.free > 0 and r.more and now - r.at < HOLD_S:
+            if r.free > 0 and r.more and now - r.at < _hold(r):
                 self._inbox.append(r)
             else:
                 self.answer(r)
@@ -367,3 +375,8 @@ class Asks:
         ids = [t.id for t in remote.tasks]
         answer = Assigned(remote.ask.id, remote.ask.by, ids, remote.more)
         self._rt.bus.publish("assigned", _encode(answer).decode())
+
+
+def _hold(remote: RemoteConn) -> float:
+    """How long an ask held short by limits is served before it is answered."""
+    return BATCH_S if remote.tasks else HOLD_S

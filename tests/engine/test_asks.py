@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 import msgspec
+import pytest
 
 from sluice.clock import FakeClock
 from sluice.engine.adaptive import AdaptivePools
-from sluice.engine.asks import ASK_TIMEOUT_S, Ask, Asks, Assigned
+from sluice.engine.asks import ASK_TIMEOUT_S, BATCH_S, HOLD_S, Ask, Asks, Assigned
 from sluice.engine.partitions import Partitions
 from sluice.engine.queues import Queues
 from sluice.engine.registry import Registry, Settling, WorkerConn
 from sluice.engine.runtime import Runtime
-from sluice.model import READY
+from sluice.model import READY, RUNNING
 from sluice.protocol import Deliver
 from tests.engine.conftest import (
     FN,
@@ -25,6 +26,7 @@ from tests.engine.conftest import (
     NoHeavyHitters,
     Wire,
     claim,
+    claimed,
     heard,
     lower,
     make_function,
@@ -173,4 +175,61 @@ async def test_an_ask_for_this_node_is_served_by_a_round_and_answered(rt: Runtim
 
     (answer,) = [msgspec.json.decode(a, type=Assigned) for a in heard(rt, "assigned")]
     assert (answer.id, answer.to, answer.ids, answer.more) == ("ask-node-a", "node-c", [], False)
+    assert built.asks.take() == []
+
+
+async def test_an_answer_brings_every_task_its_ask_reserved_though_the_window_closed(
+    rt: Runtime,
+) -> None:
+    """Asked while its prefetch window was open, answered after it closed: every task
+    claimed for the ask is delivered (they were claimed with a rate's starts; handing
+    them back would waste those starts)."""
+    built = Built(rt)
+    await built.elsewhere()
+    tenant = await make_tenant(rt)
+    send = await make_function(rt, tenant)
+    for _ in range(6):
+        await make_task(rt, tenant, send)
+    conn = built.worker(tenant)  # 4 slots
+    conn.ahead = 4  # its credit held 4 ahead when the round asked
+    built.asks.plan(conn, conn.free, generation=0, local_empty=False)
+    (ask,) = built.asked()
+    assert ask.n == 8
+    ids = [t.id for t in await claim(rt, tenant, "w1", n=6)]  # node-b claims, in w1's name
+    conn.ahead = 0  # the window closed before the answer came
+
+    built.asks.on_assigned(msgspec.json.encode(Assigned(ask.id, NODE, ids, True)).decode())
+
+    await until(lambda: set(conn.inflight) == set(ids))
+    assert {await state_of(rt, tenant, i) for i in ids} == {RUNNING}  # none handed back
+    assert conn.reserved == 0
+    await conn.close()
+
+
+async def test_an_ask_held_by_limits_is_answered_soon_once_it_holds_tasks(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    """Held short by a rate, an ask stays for later rounds: up to HOLD_S while it holds
+    nothing, BATCH_S once it holds tasks (they go at the rate's pace, not in a burst)."""
+    built = Built(rt)
+    ask = Ask("ask-1", NODE, "node-c", "acme", "w9", (FN,), 8, {})
+    built.asks.on_ask(msgspec.json.encode(ask).decode())
+    (remote,) = built.asks.take()
+    remote.more = True  # the round's claim was short because of the rate
+
+    built.asks.settle([remote])  # holds nothing: kept
+    assert heard(rt, "assigned") == []
+    assert built.asks.expire() == pytest.approx(HOLD_S)  # the dispatcher looks again then
+    clock.advance(BATCH_S / 2)
+    assert built.asks.take() == [remote]
+    remote.deliver([claimed("acme", "t1")])  # a later round claimed one for it
+    built.asks.settle([remote])
+    assert heard(rt, "assigned") == []  # BATCH_S since it arrived is not past yet
+    assert built.asks.expire() == pytest.approx(BATCH_S / 2)
+    clock.advance(BATCH_S / 2)
+    assert built.asks.take() == [remote]
+    built.asks.settle([remote])
+
+    (answer,) = [msgspec.json.decode(a, type=Assigned) for a in heard(rt, "assigned")]
+    assert (answer.ids, answer.more) == (["t1"], True)
     assert built.asks.take() == []
