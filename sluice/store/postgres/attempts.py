@@ -72,9 +72,8 @@ class PostgresAttempts(PostgresDatabase):
     ) -> list[ClaimedTask]:  # fmt: skip
         """Direct dispatch: insert unkeyed tasks and lease those named in `lease` to
         `worker`, in one commit; the leased ones come back in fair order."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(Q["insert_task"], tenant_id, *task_columns(tasks, now))
-            rows = await conn.fetch(Q["lease_new"], tenant_id, lease, now, worker, now + lease_s)
+        rows = await self._fetch(Q["insert_leased"], tenant_id, *task_columns(tasks, now),
+                                 lease, worker, now + lease_s)  # fmt: skip
         return [ClaimedTask(*row) for row in sorted(rows, key=fair_order)]
 
     async def promote_leased(

@@ -223,18 +223,40 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
 -- name: delete_attempts
 DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);
 
--- name: lease_new
--- Direct dispatch (engine/direct.py): tasks just inserted by this transaction's
--- submit, leased to an idle worker in the same commit, as claim_tasks leases them.
--- $1 tenant_id, $2 ids[], $3 now, $4 worker, $5 lease_until
-UPDATE tasks t
-SET state = 'running', attempt = t.attempt + 1, lease_owner = $4, lease_until = $5,
-    dispatched_at = GREATEST($3, t.ready_at)
-WHERE t.tenant_id = $1 AND t.id = ANY($2::text[]) AND t.state = 'ready'
-RETURNING t.tenant_id, t.id, t.function, t.payload, t.attempt, t.max_attempts, t.timeout_s,
-          t.priority, COALESCE(t.series_at, t.created_at), t.dispatched_at, t.lease_until,
-          t.throttles, t.retry, t.tags, t.stag, t.trace_parent, t.trace_state, t.ready_at,
-          t.webhooks;
+-- name: insert_leased
+-- PostgreSQL only (SQLite inserts, then lease_new, in one local transaction: no round trips).
+-- Direct dispatch (engine/direct.py) in one statement, so one round trip and one commit
+-- (no BEGIN, no COMMIT): the tasks go in as insert_task puts them, except those named in
+-- $21, which go in already leased to worker $22 until $23, as claim_tasks leases them;
+-- those come back. $1..$20 as insert_task (its $14 is now: dispatched_at).
+WITH ins AS (
+    INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
+                       max_attempts, timeout_s, run_at, expires_at, created_at, ready_at,
+                       retry, part, trace_parent, trace_state, webhooks, attempt,
+                       lease_owner, lease_until, dispatched_at)
+    SELECT id, $1, function, payload, CASE WHEN leased THEN 'running' ELSE state END,
+           priority, stag, key, tags, max_attempts, timeout_s, run_at, expires_at,
+           created_at, ready_at, retry, part, trace_parent, trace_state, webhooks,
+           CASE WHEN leased THEN 1 ELSE 0 END,
+           CASE WHEN leased THEN $22 END,
+           CASE WHEN leased THEN $23::float8 END,
+           CASE WHEN leased THEN GREATEST(created_at, ready_at) END
+    FROM (SELECT u.*, (u.state = 'ready' AND u.id = ANY($21::text[])) AS leased
+          FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[],
+                      $7::float8[], $8::text[], $9::text[], $10::int[], $11::float8[],
+                      $12::float8[], $13::float8[], $14::float8[], $15::float8[],
+                      $16::bytea[], $17::smallint[], $18::text[], $19::text[], $20::text[])
+               AS u(id, function, payload, state, priority, stag, key, tags, max_attempts,
+                    timeout_s, run_at, expires_at, created_at, ready_at, retry, part,
+                    trace_parent, trace_state, webhooks)) AS t
+    RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority,
+              COALESCE(series_at, created_at) AS since, dispatched_at, lease_until,
+              throttles, retry, tags, stag, trace_parent, trace_state, ready_at, webhooks,
+              state)
+SELECT tenant_id, id, function, payload, attempt, max_attempts, timeout_s, priority, since,
+       dispatched_at, lease_until, throttles, retry, tags, stag, trace_parent, trace_state,
+       ready_at, webhooks
+FROM ins WHERE state = 'running';
 
 -- name: promote_leased
 -- Direct dispatch of delayed tasks fired by the timer heap: up to $6 of these due ones

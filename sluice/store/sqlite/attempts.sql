@@ -195,6 +195,7 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
 DELETE FROM attempts WHERE task_id = :id AND tenant_id = :tenant_id;
 
 -- name: lease_new
+-- SQLite only (PostgreSQL inserts leased in one statement, insert_leased: one round trip).
 -- Direct dispatch (engine/direct.py): tasks just inserted by this transaction's
 -- submit, leased to an idle worker in the same commit, as claim_tasks leases them.
 UPDATE tasks
