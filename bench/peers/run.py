@@ -323,34 +323,39 @@ ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
     "Against Huey and Celery, measured the same hour on the same machine as Sluice "
-    "(2026-12-03 17:22-17:48 UTC; the other peers' rows are from 2026-11-27, on a VM that "
-    "measured faster: compare across dates with care). Sluice's no-op is a plain `def`, "
-    "as most users write, run with `sluice worker`'s defaults. `make bench-floors` gives "
-    "the physical floors these figures are read against (bench/RESULTS.md).",
+    "(2026-12-04 23:40-23:56 UTC, an Intel Xeon VM; the other peers' rows are from "
+    "2026-11-27, on another VM: compare across dates with care). Sluice's no-op is a "
+    "plain `def`, as most users write, run with `sluice worker`'s defaults. `make "
+    "bench-floors` gives the physical floors these figures are read against "
+    "(bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite 3,732/s, about 0.46x "
-    "Huey's 8,131/s this hour; on PostgreSQL 1,690/s, about 0.78x Celery's 2,166/s. The "
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 4,054/s, about 0.52x "
+    "Huey's 7,765/s this hour; on PostgreSQL 1,549/s, about 0.67x Celery's 2,321/s. The "
     "sync client sends each submit as a frame on a kept-open *submit stream* (one HTTP "
     "upgrade per connection, docs/api.md). What is left is the server's Python around a "
-    "durable commit: traced on this VM (2026-12-04), a submit's p50 is 130 µs from the "
-    "client into the intake, 70 µs of intake, 75-170 µs for the commit of the task row "
-    "leased to an idle slot, and 60 µs back to the client; a Redis peer's enqueue is one "
-    "round trip to a C server that does not fsync. Producers who need rate send batches "
-    "(`submit_many`) or submit concurrently.",
-    "- **Submit→start p50** (Huey 0.40 ms, Sluice 0.68 ms on SQLite). A submit that "
-    "finds an idle worker slot commits the task already leased to it and pushes it at "
-    "once (direct dispatch: one write, no dispatch round). Traced: the push from the "
-    "server's send to the worker's frame handler takes 220 µs at p50 (the outbox task, "
-    "Litestar's and uvicorn's websocket layers, the kernel, the `websockets` client), the "
-    "worker's start 60-75 µs; a Redis peer's worker wakes from BRPOP with the task in "
-    "hand. p99 was 1.57 ms against Huey's 0.78 ms (2.0x).",
-    "- **Drain** (Sluice 3.0x Huey on SQLite this hour, 2.5x on PostgreSQL). A worker "
+    "durable commit: traced (2026-12-04), a submit's p50 is 130 µs from the client into "
+    "the intake, 70 µs of intake, 75-170 µs for the commit, and 60 µs back to the "
+    "client; on PostgreSQL the commit alone is a round trip and a WAL flush (about "
+    "350 µs here). A Redis peer's enqueue is one round trip to a C server that does not "
+    "fsync. Producers who need rate send batches (`submit_many`) or submit concurrently.",
+    "- **Submit→start p50** (Huey 0.37 ms, Sluice 0.51 ms on SQLite; p99 0.66 against "
+    "1.07 ms, 1.6x). A submit that finds an idle worker slot commits the task already "
+    "leased to it and pushes it at once (direct dispatch: one write, no dispatch round), "
+    "and lets that push leave before the producer's answer (so the worker, not the "
+    "producer, takes the free core first: p50 0.68 → 0.51 ms, p99 1.57 → 1.07 ms since "
+    "the run of 17:34). On PostgreSQL the leased insert is one statement (one round "
+    "trip, not four): p99 1.96 ms, within 3x Huey's. Traced: the push from the server's "
+    "send to the worker's frame handler takes about 200 µs at p50 (Litestar's and "
+    "uvicorn's websocket layers cost about 20 µs of it; the rest is the kernel waking "
+    "another process on 2 busy cores), the worker's start 60-75 µs; a Redis peer's "
+    "worker wakes from BRPOP with the task in hand.",
+    "- **Drain** (Sluice 3.1x Huey on SQLite this hour, 2.3x on PostgreSQL). A worker "
     "holds tasks ahead of its slots while the server sends it all it can take (prefetch: "
     "what its slots finish within 5 ms), and a plain function whose calls prove shorter "
     "than a thread hand-off runs on the worker's loop.",
     "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
-    "started them 1.98 ms late at p99 this hour; Sluice keeps them in the store (durable) "
-    "and started them 1.45 ms late on SQLite, 1.11 ms on PostgreSQL: a task due soon is "
+    "started them 4.07 ms late at p99 this hour; Sluice keeps them in the store (durable) "
+    "and started them 1.26 ms late on SQLite, 1.21 ms on PostgreSQL: a task due soon is "
     "leased to an idle worker 10 ms before its time and the worker starts it then "
     "(`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
     "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
@@ -377,12 +382,12 @@ CAVEATS = [
     "- arq's first full run was stopped at its 600 s limit by the person running the "
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
-    "- Sluice, Huey and Celery were measured again on 2026-12-04 at 17:28 UTC (`--only "
+    "- Sluice, Huey and Celery were measured again on 2026-12-04 at 23:40 UTC (`--only "
     "sluice-sqlite --only sluice-postgres --only huey --only celery`); their dates are in "
-    "the configuration lines. The VM's speed moves a lot between days and hours (Huey's "
-    "single enqueue was 5,141/s on 2026-12-03 and 8,131/s on 2026-12-04; the process "
-    "ping-pong p50 0.05 ms then 0.03), so the 2026-11-27 rows of the other peers compare "
-    "only roughly; compare Sluice with Huey and Celery, measured the same hour.",
+    "the configuration lines. Machines and hours differ a lot (Huey's single enqueue was "
+    "5,141/s on 2026-12-03 and 8,131/s on 2026-12-04 17:34, 7,765/s at 23:56 on another "
+    "VM), so the 2026-11-27 rows of the other peers compare only roughly; compare Sluice "
+    "with Huey and Celery, measured the same hour.",
     "- Sluice's fairness rows were measured again on 2026-12-04 at 21:32 UTC (`--scenario "
     "fairness --only sluice-sqlite --only sluice-postgres`), after shared pools began to "
     "keep headroom for quiet tenants (docs/scheduling.md); the peers' fairness rows are "
