@@ -59,6 +59,9 @@ class Ask(msgspec.Struct, frozen=True, array_like=True):
     functions: tuple[str, ...]
     n: int
     caps: dict[str, int]  # functions under an AIMD limit (engine/adaptive.py): their room
+    # A shared pool's worker keeping headroom (policy/headroom.py): the heavy tenants the
+    # claim leaves out. Last, with a default: a node of an older version ignores it.
+    flooding: tuple[str, ...] = ()
 
 
 class Assigned(msgspec.Struct, frozen=True, array_like=True):
@@ -85,6 +88,7 @@ class RemoteConn:
         self.reserved = 0
         self.closed = False
         self.caps = ask.caps
+        self.flooding = frozenset(ask.flooding)
         self.tasks: list[ClaimedTask] = []
         self.more = False  # limits, not a lack of work, kept the claim short
 
@@ -140,9 +144,13 @@ class Asks:
 
     # -- the node holding the worker -------------------------------------------------
 
-    def plan(self, conn: WorkerConn, free: int, generation: int, local_empty: bool) -> int:
+    def plan(
+        self, conn: WorkerConn, free: int, generation: int, local_empty: bool,
+        flooding: frozenset[str] = frozenset(),
+    ) -> int:  # fmt: skip
         """Split a worker's free slots among the nodes holding partitions: asks the
-        others for their shares; returns this node's own share."""
+        others for their shares; returns this node's own share. `flooding`: the tenants
+        the claims leave out (a shared pool's headroom), the asks' claims too."""
         if conn.worker_id.startswith(TARGET_PREFIX):
             return free  # every node calls its targets for its own partitions
         others = self._partitions.others_for(conn.tenant_id)
@@ -185,7 +193,7 @@ class Asks:
             if n <= 0:
                 continue
             ask = Ask(uuid.uuid4().hex, owner, self._rt.node_id, conn.tenant_id,
-                      conn.worker_id, conn.functions, n, caps)  # fmt: skip
+                      conn.worker_id, conn.functions, n, caps, tuple(sorted(flooding)))  # fmt: skip
             payload = _encode(ask).decode()
             if len(payload) > MAX_ASK_BYTES:  # one NOTIFY: too many functions to name
                 if mine:

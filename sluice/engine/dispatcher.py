@@ -141,18 +141,18 @@ class Dispatcher:
                 generation = queues.generation[conn.tenant_id]
                 local_empty = queues.empty.get(key) == generation or parts == ()
                 limit = min(conn.free, self._rt.settings.claim_batch)
-                flooding: frozenset[str] = frozenset()  # tenants at their share (headroom)
-                if (
-                    conn.tenant_id == SHARED
-                    and not local_empty
-                    and not isinstance(conn, RemoteConn)
-                ):
-                    room = self._headroom(conn, now)
-                    if room is not None:
-                        limit, flooding = min(limit, room[0]), room[1]
-                if not isinstance(conn, RemoteConn):
+                # Tenants at their share, left out by a shared pool's headroom: decided
+                # where the worker is, and carried by its asks to the other nodes.
+                flooding: frozenset[str] = frozenset()
+                if isinstance(conn, RemoteConn):
+                    flooding = conn.flooding
+                else:
+                    if conn.tenant_id == SHARED and not local_empty:
+                        room = self._headroom(conn, now)
+                        if room is not None:
+                            limit, flooding = min(limit, room[0]), room[1]
                     # Other nodes' partitions get their share of this worker's slots.
-                    limit = asks.plan(conn, limit, generation, local_empty)
+                    limit = asks.plan(conn, limit, generation, local_empty, flooding)
                 if local_empty or limit <= 0:
                     continue
                 limited, together, exclude = self._split(conn, quotas)
@@ -355,10 +355,14 @@ class Dispatcher:
             got[key_] = self._holds.stamp(got[key_], stamped)
         self._meters.dispatched(got.values())
         total = 0
-        for target, key, generation, _limit, limited, rest, _exclude, _flooding in plans:
+        for target, key, generation, _limit, limited, rest, _exclude, flooding in plans:
             if isinstance(target, RemoteConn):  # first, before anything awaits
-                # Its node asks again soon if limits, not a lack of work, held it short.
-                plain_more = bool(rest) and self._queues.plain_empty.get(key) != generation
+                # Its node asks again soon if limits, not a lack of work, held it short
+                # (a headroom claim short of its slots found every light tenant's work).
+                plain_more = (
+                    bool(rest) and not flooding
+                    and self._queues.plain_empty.get(key) != generation
+                )  # fmt: skip
                 drained = all(s.drained_key in self._queues.drained for s in limited)
                 target.more = plain_more or not drained or id(target) in capped
                 total += len(got[id(target)])

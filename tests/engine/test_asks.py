@@ -233,3 +233,16 @@ async def test_an_ask_held_by_limits_is_answered_soon_once_it_holds_tasks(
     (answer,) = [msgspec.json.decode(a, type=Assigned) for a in heard(rt, "assigned")]
     assert (answer.ids, answer.more) == (["t1"], True)
     assert built.asks.take() == []
+
+
+async def test_an_ask_carries_the_tenants_a_pool_workers_headroom_leaves_out(
+    rt: Runtime,
+) -> None:
+    built = Built(rt)
+    await built.elsewhere()
+    conn = built.worker("acme")
+    built.asks.plan(conn, 4, generation=0, local_empty=True, flooding=frozenset({"b", "a"}))
+
+    (ask,) = built.asked()
+    assert ask.flooding == ("a", "b")
+    await conn.close()

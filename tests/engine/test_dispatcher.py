@@ -43,6 +43,7 @@ class Built:
         settling = Settling()
         adaptive = AdaptivePools(rt, self.registry, self.below.functions, self.queues)
         asks = Asks(rt, self.queues, self.registry, self.below.partitions, adaptive, settling)
+        self.asks = asks
         self.dispatcher = Dispatcher(
             rt, self.queues, self.registry, functions=self.below.functions,
             quotas=self.below.quotas, fairness=self.below.fairness,

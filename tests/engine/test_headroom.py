@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from sluice.contract import FunctionConfig
+from sluice.engine.asks import Ask, Assigned
 from sluice.engine.registry import WorkerConn
 from sluice.engine.runtime import Runtime
 from sluice.model import SHARED
-from tests.engine.conftest import FN, Wire, make_task, make_tenant, with_settings
+from tests.engine.conftest import FN, NODE, Wire, heard, make_task, make_tenant, with_settings
 from tests.engine.test_dispatcher import Built
 
 FUNCTION = FunctionConfig(name=FN)
@@ -150,3 +152,28 @@ async def test_a_tenant_alone_on_the_pool_refills_every_slot_after_a_pause(pool:
         pool.finish(pool.a)
     await pool.submit(pool.a, 8)  # the pool ran only A lately, and the work is A's
     assert await pool.dispatcher.dispatch_round() == 4
+
+
+@pytest.mark.parametrize("flooding", [True, False])
+async def test_an_ask_naming_the_heavy_tenants_claims_here_only_for_the_others(
+    pool: Pool, flooding: bool
+) -> None:
+    """Another node's pool worker keeping headroom sends, with its ask, the tenants its
+    claims leave out: the claim this node makes for it leaves them out too (without
+    them, the flood's tasks, first in fair order, would fill the kept slot)."""
+    await pool.open(slots=4)
+    assert pool.conn is not None
+    pool.registry.remove(pool.conn)  # only the other node's worker asks this round
+    flood = await pool.submit(pool.a, 3)
+    quiet = await pool.submit(pool.b, 1)
+    heavy = (pool.a,) if flooding else ()
+    ask = Ask("ask-1", NODE, "node-c", SHARED, "pool-9", (FN,), 2, {}, heavy)
+    pool.asks.on_ask(msgspec.json.encode(ask).decode())
+
+    await pool.dispatcher.dispatch_round()
+
+    (answer,) = [msgspec.json.decode(a, type=Assigned) for a in heard(pool.rt, "assigned")]
+    if flooding:
+        assert answer.ids == quiet
+    else:
+        assert set(answer.ids) & set(flood) and len(answer.ids) == 2
