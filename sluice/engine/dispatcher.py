@@ -27,7 +27,7 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -127,7 +127,7 @@ class Dispatcher:
         parts = self._partitions.claim_filter
         asks, queues = self._asks, self._queues
         remote = asks.take()  # other nodes' workers' asks
-        plans = []
+        plans: list[_Plan] = []
         local = self._registry.dispatchable(silent_since)
         for worker in local:
             if worker.bounded:
@@ -174,140 +174,29 @@ class Dispatcher:
                 asks.settle(remote)
 
     async def _claim_and_deliver(
-        self, plans: list[Any], now: float, parts: tuple[int, ...] | None
+        self, plans: list[_Plan], now: float, parts: tuple[int, ...] | None
     ) -> int:
         if not plans:
             return 0
         self.rounds += 1
-        got: dict[int, list[ClaimedTask]] = {id(conn): [] for conn, *_ in plans}
-        limited_of = {id(plan[0]): plan[4] for plan in plans}
-        tick = self._queues.tick  # work hinted after this may be missed by this round
-        # Headroom claims (leaving the heavy tenants out): request index -> those tenants.
-        light_claims: dict[int, frozenset[str]] = {}
-
-        requests: list[ClaimRequest] = []
-        owners: list[tuple[WorkerConn | RemoteConn, PriorityFloors | None]] = []
-        capped: set[int] = set()  # connections an AIMD limit held back this round
-        # AIMD rooms (engine/adaptive.py), one count for the round across connections:
-        # (tenant, function) -> room; an ask's own allotment for another node's worker.
-        shared_rooms: dict[tuple[str, str], int] = {}
-        # Single-function claims capped by a room below the free slots: (conn, f, n).
-        capped_claims: dict[int, tuple[WorkerConn | RemoteConn, str, int]] = {}
+        rnd = _Round(plans, self._queues.tick)
         try:
-            for conn, key, generation, limit, limited, rest, exclude, flooding in plans:
-                left = limit
-                if isinstance(conn, RemoteConn):
-                    rooms = {(conn.tenant_id, f): room for f, room in conn.caps.items()}
-                else:
-                    for f, room in self._adaptive.rooms(conn.tenant_id, conn.functions).items():
-                        shared_rooms.setdefault((conn.tenant_id, f), room)
-                    rooms = shared_rooms
-                # Functions that declare memory or CPU a worker bounds are claimed alone,
-                # at most what fits, one after the other (each claim's count known).
-                heavy = conn.demands if isinstance(conn, WorkerConn) else {}
-                resources = conn.left(self._asks.promised(conn)) if heavy else (0.0, 0.0)
-                alone = {f for (t, f) in rooms if t == conn.tenant_id} | heavy.keys()
-                limited = _alone(limited, alone)
-                for step in limited:  # first: their limits decide how many
-                    if left <= 0:
-                        break
-                    n = left
-                    room_key = (conn.tenant_id, step.functions[0])
-                    if len(step.functions) == 1 and room_key in rooms:
-                        n = min(left, rooms[room_key])
-                        rooms[room_key] -= n
-                    fits = conn.room(step.functions[0], resources) if heavy else None
-                    if len(step.functions) == 1 and fits is not None:
-                        n = min(n, fits)
-                        if n <= 0:
-                            continue
-                    tasks = await self._claim_limited(conn, step, n, now, parts)
-                    if fits is not None and tasks:
-                        resources = _less(resources, heavy[step.functions[0]], len(tasks))
-                    if n < left and len(tasks) == n > 0:  # the room, not the queue, ran out
-                        capped.add(id(conn))
-                        self._adaptive.held_back(*room_key)
-                    got[id(conn)].extend(tasks)
-                    left -= len(tasks)
-                for f in _turns([f for f in rest if f in heavy], self.rounds):
-                    fits = conn.room(f, resources) or 0
-                    n = min(left, fits, rooms.get((conn.tenant_id, f), left))
-                    if n <= 0 or (conn.tenant_id, f) in self._queues.drained:
-                        continue  # (drained: no query until work for it comes)
-                    if (conn.tenant_id, f) in rooms:
-                        rooms[(conn.tenant_id, f)] -= n
-                    request = ClaimRequest(
-                        conn.tenant_id, conn.worker_id, (f,), n, None, exclude, parts
-                    )
-                    lease_s = self._rt.settings.lease_s
-                    claim = await self._rt.store.claim_tasks([request], now, lease_s)
-                    if conn.tenant_id == SHARED:
-                        self._fairness.dispatched(claim[0])
-                    got[id(conn)].extend(claim[0])
-                    left -= len(claim[0])
-                    if len(claim[0]) < n:
-                        self._queues.drained[(conn.tenant_id, f)] = True
-                    resources = _less(resources, heavy[f], len(claim[0]))
-                rest = tuple(f for f in rest if f not in heavy)
-                aimd = [f for f in rest if (conn.tenant_id, f) in rooms]
-                if aimd:
-                    # Functions under an AIMD limit are claimed on their own, at most
-                    # their room, before the others share what is left.
-                    for f in aimd:
-                        n = min(left, rooms[(conn.tenant_id, f)])
-                        if n <= 0:
-                            self._holds.held(conn.tenant_id, (f,), self._rt.clock.now())
-                            continue
-                        rooms[(conn.tenant_id, f)] -= n
-                        if n < left:
-                            capped_claims[len(requests)] = (conn, f, n)
-                        requests.append(
-                            ClaimRequest(
-                                conn.tenant_id, conn.worker_id, (f,), n, None, exclude, parts
-                            )
-                        )
-                        owners.append((conn, None))
-                        left -= n
-                    rest = tuple(f for f in rest if f not in aimd)
-                if left <= 0 or not rest:
-                    continue
-                if flooding:
-                    # The headroom (limits, reserves, AIMD rooms and sizes were claimed as
-                    # always, above): the plain claim only for the tenants below their share.
-                    light = self._light(flooding)
-                    if light and not self._queues.light_idle(key, flooding):
-                        light_claims[len(requests)] = flooding
-                        requests.append(ClaimRequest(
-                            conn.tenant_id, conn.worker_id, rest, left, None, exclude, parts,
-                            tenants=light,
-                        ))  # fmt: skip
-                        owners.append((conn, None))
-                    continue
-                if self._queues.plain_empty.get(key) == generation:
-                    continue  # nothing ready for them since the last look
-                floors = self._queues.floors_of(key, generation)
-                for level, n in floors.plan(left):
-                    requests.append(
-                        ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude, parts)
-                    )
-                    owners.append((conn, floors))
+            for plan in plans:
+                await self._plan_claims(rnd, plan, now, parts)
             # Stamped now, not when the round began: a task submitted in between is never
             # shown dispatched before it was submitted.
-            began = self._rt.clock.monotonic()
-            claimed = (
-                await self._rt.store.claim_tasks(
-                    requests, self._rt.clock.now(), self._rt.settings.lease_s
+            claimed: list[list[ClaimedTask]] = []
+            if rnd.requests:
+                began = self._rt.clock.monotonic()
+                claimed = await self._rt.store.claim_tasks(
+                    rnd.requests, self._rt.clock.now(), self._rt.settings.lease_s
                 )
-                if requests
-                else []
-            )
-            if requests:
                 self._meters.store_op("claim", self._rt.clock.monotonic() - began)
         except BaseException:
             # Tasks already claimed this round would sit leased until the reaper: give
             # them back (no attempt used) before the error goes on.
             for conn, *_ in plans:
-                held = [(t.id, t.attempt, t.dispatched_at) for t in got[id(conn)]]
+                held = [(t.id, t.attempt, t.dispatched_at) for t in rnd.got[id(conn)]]
                 if held:
                     with contextlib.suppress(Exception):
                         await self._rt.store.release_tasks(
@@ -318,38 +207,142 @@ class Dispatcher:
         finally:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
+        self._settle_claims(rnd, claimed)
+        return await self._deliver_round(plans, rnd, now)
+
+    async def _plan_claims(
+        self, rnd: _Round, plan: _Plan, now: float, parts: tuple[int, ...] | None
+    ) -> None:
+        """One connection's share of the round: the claims whose size must be known
+        before the next (limits, sized functions) made now; the rest (AIMD rooms, the
+        headroom's, the priority floors') added to the round's one claim."""
+        conn, key, generation, limit, limited, rest, exclude, flooding = plan
+        left = limit
+        if isinstance(conn, RemoteConn):
+            rooms = {(conn.tenant_id, f): room for f, room in conn.caps.items()}
+        else:
+            # AIMD rooms (engine/adaptive.py), one count for the round across
+            # connections; an ask carries its own allotment for another node's worker.
+            for f, room in self._adaptive.rooms(conn.tenant_id, conn.functions).items():
+                rnd.shared_rooms.setdefault((conn.tenant_id, f), room)
+            rooms = rnd.shared_rooms
+        # Functions that declare memory or CPU a worker bounds are claimed alone, at most
+        # what fits, one after the other (each claim's count known).
+        sized = conn if isinstance(conn, WorkerConn) and conn.demands else None
+        heavy = sized.demands if sized is not None else {}
+        resources = sized.left(self._asks.promised(sized)) if sized is not None else (0.0, 0.0)
+        alone = {f for (t, f) in rooms if t == conn.tenant_id} | heavy.keys()
+        for step in _alone(limited, alone):  # first: their limits decide how many
+            if left <= 0:
+                break
+            n = left
+            room_key = (conn.tenant_id, step.functions[0])
+            if len(step.functions) == 1 and room_key in rooms:
+                n = min(left, rooms[room_key])
+                rooms[room_key] -= n
+            fits = sized.room(step.functions[0], resources) if sized is not None else None
+            if len(step.functions) == 1 and fits is not None:
+                n = min(n, fits)
+                if n <= 0:
+                    continue
+            tasks = await self._claim_limited(conn, step, n, now, parts)
+            if fits is not None and tasks:
+                resources = _less(resources, heavy[step.functions[0]], len(tasks))
+            if n < left and len(tasks) == n > 0:  # the room, not the queue, ran out
+                rnd.capped.add(id(conn))
+                self._adaptive.held_back(*room_key)
+            rnd.got[id(conn)].extend(tasks)
+            left -= len(tasks)
+        for f in _turns([f for f in rest if f in heavy], self.rounds):
+            assert sized is not None  # (heavy is empty without it)
+            fits = sized.room(f, resources) or 0
+            n = min(left, fits, rooms.get((conn.tenant_id, f), left))
+            if n <= 0 or (conn.tenant_id, f) in self._queues.drained:
+                continue  # (drained: no query until work for it comes)
+            if (conn.tenant_id, f) in rooms:
+                rooms[(conn.tenant_id, f)] -= n
+            request = ClaimRequest(conn.tenant_id, conn.worker_id, (f,), n, None, exclude, parts)
+            claim = await self._rt.store.claim_tasks([request], now, self._rt.settings.lease_s)
+            if conn.tenant_id == SHARED:
+                self._fairness.dispatched(claim[0])
+            rnd.got[id(conn)].extend(claim[0])
+            left -= len(claim[0])
+            if len(claim[0]) < n:
+                self._queues.drained[(conn.tenant_id, f)] = True
+            resources = _less(resources, heavy[f], len(claim[0]))
+        rest = tuple(f for f in rest if f not in heavy)
+        # Functions under an AIMD limit are claimed on their own, at most their room,
+        # before the others share what is left.
+        for f in [f for f in rest if (conn.tenant_id, f) in rooms]:
+            n = min(left, rooms[(conn.tenant_id, f)])
+            if n <= 0:
+                self._holds.held(conn.tenant_id, (f,), self._rt.clock.now())
+                continue
+            rooms[(conn.tenant_id, f)] -= n
+            if n < left:
+                rnd.capped_claims[len(rnd.requests)] = (conn, f, n)
+            rnd.add(conn, None, ClaimRequest(conn.tenant_id, conn.worker_id, (f,), n, None,
+                                             exclude, parts))  # fmt: skip
+            left -= n
+        rest = tuple(f for f in rest if (conn.tenant_id, f) not in rooms)
+        if left <= 0 or not rest:
+            return
+        if flooding:
+            # The headroom (limits, reserves, AIMD rooms and sizes were claimed as always,
+            # above): the plain claim only for the tenants below their share.
+            light = self._light(flooding)
+            if light and not self._queues.light_idle(key, flooding):
+                rnd.light_claims[len(rnd.requests)] = flooding
+                rnd.add(conn, None, ClaimRequest(conn.tenant_id, conn.worker_id, rest, left,
+                                                 None, exclude, parts, tenants=light))  # fmt: skip
+            return
+        if self._queues.plain_empty.get(key) == generation:
+            return  # nothing ready for them since the last look
+        floors = self._queues.floors_of(key, generation)
+        for level, n in floors.plan(left):
+            request = ClaimRequest(conn.tenant_id, conn.worker_id, rest, n, level, exclude, parts)
+            rnd.add(conn, floors, request)
+
+    def _settle_claims(self, rnd: _Round, claimed: list[list[ClaimedTask]]) -> None:
+        """What the round's one claim found, remembered: a queue short of its request is
+        idle until new work, a capped AIMD room held back, each floor's share claimed."""
+        queues = self._queues
         for i, ((conn, of_level), request, tasks) in enumerate(
-            zip(owners, requests, claimed, strict=True)
+            zip(rnd.owners, rnd.requests, claimed, strict=True)
         ):
+            rnd.got[id(conn)].extend(tasks)
             if conn.tenant_id == SHARED:
                 self._fairness.dispatched(tasks)  # the one claim in fair order across tenants
-            if i in light_claims:
+            if i in rnd.light_claims:
                 if len(tasks) < request.limit:  # idle until another tenant gets work
-                    key = (conn.tenant_id, conn.functions)
-                    self._queues.light_empty[key] = (tick, light_claims[i])
-                got[id(conn)].extend(tasks)
+                    queues.light_empty[(conn.tenant_id, conn.functions)] = (
+                        rnd.tick, rnd.light_claims[i]
+                    )  # fmt: skip
                 continue
             if of_level is None:  # a function under an AIMD limit
-                if i in capped_claims and len(tasks) == request.limit:
-                    capped.add(id(conn))  # the room, not the queue, ran out
-                    self._adaptive.held_back(conn.tenant_id, capped_claims[i][1])
+                if i in rnd.capped_claims and len(tasks) == request.limit:
+                    rnd.capped.add(id(conn))  # the room, not the queue, ran out
+                    self._adaptive.held_back(conn.tenant_id, rnd.capped_claims[i][1])
                     self._holds.held(conn.tenant_id, request.functions, self._rt.clock.now())
                 else:
                     self._holds.free(conn.tenant_id, request.functions, self._rt.clock.now())
-                got[id(conn)].extend(tasks)
                 continue
             top = max((t.priority for t in tasks), default=None)
             of_level.claimed(request.priority, request.limit, len(tasks), top)
             short = request.priority is None and len(tasks) < request.limit
             # Idle until new work, unless limited functions wait for their limits.
             key = (conn.tenant_id, conn.functions)
-            generation = self._queues.floors[key][1]
-            drained = all(s.drained_key in self._queues.drained for s in limited_of[id(conn)])
+            generation = queues.floors[key][1]
+            drained = all(s.drained_key in queues.drained for s in rnd.limited_of[id(conn)])
             if short:
-                self._queues.plain_empty[key] = generation
-            if short and drained and id(conn) not in capped:
-                self._queues.empty[key] = generation
-            got[id(conn)].extend(tasks)
+                queues.plain_empty[key] = generation
+            if short and drained and id(conn) not in rnd.capped:
+                queues.empty[key] = generation
+
+    async def _deliver_round(self, plans: list[_Plan], rnd: _Round, now: float) -> int:
+        """The round's tasks to their workers: other nodes' asks first (their nodes
+        deliver), then this node's own connections."""
+        got = rnd.got
         stamped = self._rt.clock.now()
         for key_ in got:
             got[key_] = self._holds.stamp(got[key_], stamped)
@@ -364,7 +357,7 @@ class Dispatcher:
                     and self._queues.plain_empty.get(key) != generation
                 )  # fmt: skip
                 drained = all(s.drained_key in self._queues.drained for s in limited)
-                target.more = plain_more or not drained or id(target) in capped
+                target.more = plain_more or not drained or id(target) in rnd.capped
                 total += len(got[id(target)])
                 target.deliver(got[id(target)])  # its node delivers them (the answer says)
         for target, *_ in plans:
@@ -596,3 +589,36 @@ class _Step(msgspec.Struct, frozen=True):
     @property
     def drained_key(self) -> tuple[str, str]:
         return (self.tenant_id, self.mark)
+
+
+# One connection's part of a round: (connection, queue key, its generation, how many,
+# limited steps, the other functions, tenants left out, tenants a headroom leaves out).
+_Plan = tuple[
+    WorkerConn | RemoteConn, tuple[str, tuple[str, ...]], int, int, list[_Step],
+    tuple[str, ...], tuple[str, ...], frozenset[str],
+]  # fmt: skip
+
+
+class _Round:
+    """One dispatch round's claims: what each connection got, the requests of its one
+    claim (with whom each is for), and what the claims on the way learned."""
+
+    def __init__(self, plans: list[_Plan], tick: int) -> None:
+        self.tick = tick  # work hinted after this may be missed by this round
+        self.got: dict[int, list[ClaimedTask]] = {id(conn): [] for conn, *_ in plans}
+        self.limited_of = {id(plan[0]): plan[4] for plan in plans}
+        self.requests: list[ClaimRequest] = []
+        self.owners: list[tuple[WorkerConn | RemoteConn, PriorityFloors | None]] = []
+        self.capped: set[int] = set()  # connections an AIMD limit held back this round
+        # AIMD rooms of this node's connections: (tenant, function) -> room.
+        self.shared_rooms: dict[tuple[str, str], int] = {}
+        # Single-function claims capped by a room below the free slots: (conn, f, n).
+        self.capped_claims: dict[int, tuple[WorkerConn | RemoteConn, str, int]] = {}
+        # Headroom claims (leaving the heavy tenants out): request index -> those tenants.
+        self.light_claims: dict[int, frozenset[str]] = {}
+
+    def add(
+        self, conn: WorkerConn | RemoteConn, floors: PriorityFloors | None, request: ClaimRequest
+    ) -> None:
+        self.requests.append(request)
+        self.owners.append((conn, floors))
