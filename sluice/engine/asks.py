@@ -107,6 +107,7 @@ class _Pending(msgspec.Struct):
     generation: int
     at: float
     caps: dict[str, int]
+    ahead: int = 0  # the worker's prefetch window when it was asked for
 
 
 class Asks:
@@ -201,7 +202,7 @@ class Asks:
                 continue
             conn.reserved += n
             at = self._rt.clock.monotonic()
-            self._pending[ask.id] = _Pending(conn, owner, n, generation, at, caps)
+            self._pending[ask.id] = _Pending(conn, owner, n, generation, at, caps, conn.ahead)
             self._rt.bus.publish("ask", payload)
             self.asked += 1
         return local
@@ -273,11 +274,13 @@ class Asks:
         # Delivered already (a reconcile), or its result is being written: not again.
         tasks = [t for t in tasks if t.id not in conn.inflight and t.id not in self._settling]
         live = self._registry.get(tenant_id, worker) is conn and not conn.closed
-        # An answer to an ask still pending brings what its reserved slots were promised:
-        # all of it goes, even if the worker's prefetch window closed meanwhile (it holds
-        # them, or hands back what its pace does not cover). Handing them back here would
-        # waste the rate's starts they were claimed with. A late answer gets what is free.
-        room = (len(tasks) if reserved else max(0, conn.free)) if live else 0
+        # An answer to an ask still pending may bring what the worker's prefetch window
+        # held when it was asked for, though the window closed meanwhile (the worker holds
+        # them, or hands back what its pace does not cover): handing them back here would
+        # waste the rate's starts they were claimed with. Slots it no longer offers (a
+        # drain, a smaller credit) are not filled. A late answer gets what is free.
+        shrunk = max(0, pending.ahead - conn.ahead) if reserved and not conn.draining else 0
+        room = max(0, conn.free + shrunk) if live else 0
         keep, back = tasks[:room], tasks[room:]
         if keep:
             self._adaptive.sent(tenant_id, keep)

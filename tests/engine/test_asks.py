@@ -246,3 +246,31 @@ async def test_an_ask_carries_the_tenants_a_pool_workers_headroom_leaves_out(
     (ask,) = built.asked()
     assert ask.flooding == ("a", "b")
     await conn.close()
+
+
+async def test_an_answer_for_a_worker_that_began_to_drain_meanwhile_is_handed_back(
+    rt: Runtime,
+) -> None:
+    """Asked while it took tasks, answered after it said it is stopping: nothing goes to
+    it (its slots are no longer offered, nor its window); the tasks are ready again."""
+    built = Built(rt)
+    await built.elsewhere()
+    tenant = await make_tenant(rt)
+    send = await make_function(rt, tenant)
+    for _ in range(2):
+        await make_task(rt, tenant, send)
+    conn = built.worker(tenant)  # 4 slots
+    conn.ahead = 4
+    built.asks.plan(conn, conn.free, generation=0, local_empty=False)
+    (ask,) = built.asked()
+    ids = [t.id for t in await claim(rt, tenant, "w1", n=2)]
+    conn.slots, conn.ahead, conn.draining = 0, 0, True  # its Credit(0, draining)
+
+    built.asks.on_assigned(msgspec.json.encode(Assigned(ask.id, NODE, ids, False)).decode())
+
+    async def handed_back() -> bool:
+        return all([await state_of(rt, tenant, i) == READY for i in ids])
+
+    await until(handed_back)
+    assert conn.inflight == {} and conn.reserved == 0
+    await conn.close()
