@@ -108,6 +108,7 @@ class _Pending(msgspec.Struct):
     at: float
     caps: dict[str, int]
     ahead: int = 0  # the worker's prefetch window when it was asked for
+    flooding: bool = False  # it left tenants out (a shared pool's headroom)
 
 
 class Asks:
@@ -202,7 +203,8 @@ class Asks:
                 continue
             conn.reserved += n
             at = self._rt.clock.monotonic()
-            self._pending[ask.id] = _Pending(conn, owner, n, generation, at, caps, conn.ahead)
+            self._pending[ask.id] = _Pending(conn, owner, n, generation, at, caps, conn.ahead,
+                                             bool(flooding))  # fmt: skip
             self._rt.bus.publish("ask", payload)
             self.asked += 1
         return local
@@ -250,7 +252,10 @@ class Asks:
             pending.conn.reserved -= pending.n - len(answer.ids)
             key = (pending.owner, pending.conn.tenant_id, pending.conn.functions)
             if len(answer.ids) < pending.n:
-                if answer.more:  # held back by limits: ask again a little later
+                # Held back by limits, or short of tenants it left out (which may not be
+                # heavy at the next ask, with no new work to say so): ask again a little
+                # later.
+                if answer.more or pending.flooding:
                     self._later[key] = self._rt.clock.monotonic() + AGAIN_S
                 else:
                     self._empty[key] = pending.generation

@@ -13,7 +13,7 @@ import pytest
 
 from sluice.clock import FakeClock
 from sluice.engine.adaptive import AdaptivePools
-from sluice.engine.asks import ASK_TIMEOUT_S, BATCH_S, HOLD_S, Ask, Asks, Assigned
+from sluice.engine.asks import AGAIN_S, ASK_TIMEOUT_S, BATCH_S, HOLD_S, Ask, Asks, Assigned
 from sluice.engine.partitions import Partitions
 from sluice.engine.queues import Queues
 from sluice.engine.registry import Registry, Settling, WorkerConn
@@ -273,4 +273,27 @@ async def test_an_answer_for_a_worker_that_began_to_drain_meanwhile_is_handed_ba
 
     await until(handed_back)
     assert conn.inflight == {} and conn.reserved == 0
+    await conn.close()
+
+
+async def test_a_headroom_ask_answered_short_is_made_again_soon_not_marked_empty(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    """Short because it left the heavy tenants out, not because the node has nothing:
+    the node is asked again after AGAIN_S (the tenants left out may have dropped below
+    their share by then, with no new work to say so), not only after new work."""
+    built = Built(rt)
+    await built.elsewhere()
+    conn = built.worker("acme")
+    built.asks.plan(conn, 2, generation=0, local_empty=True, flooding=frozenset({"a"}))
+    (ask,) = built.asked()
+
+    built.asks.on_assigned(msgspec.json.encode(Assigned(ask.id, NODE, [], False)).decode())
+
+    assert built.asks.plan(conn, 2, generation=0, local_empty=True) == 0
+    assert len(built.asked()) == 1  # not at once
+    clock.advance(AGAIN_S)
+    built.asks.expire()
+    built.asks.plan(conn, 2, generation=0, local_empty=True)
+    assert len(built.asked()) == 2  # and not only at the next generation
     await conn.close()
