@@ -178,22 +178,29 @@ async def test_an_ask_for_this_node_is_served_by_a_round_and_answered(rt: Runtim
     assert built.asks.take() == []
 
 
+async def asked_with_its_window_open(rt: Runtime, tasks: int) -> tuple[Built, str, WorkerConn, Ask]:
+    """node-b holds every partition and has `tasks` ready; this node's worker of 4 slots,
+    whose credit holds 4 ahead, is asked for there."""
+    built = Built(rt)
+    await built.elsewhere()
+    tenant = await make_tenant(rt)
+    send = await make_function(rt, tenant)
+    for _ in range(tasks):
+        await make_task(rt, tenant, send)
+    conn = built.worker(tenant)
+    conn.ahead = 4
+    built.asks.plan(conn, conn.free, generation=0, local_empty=False)
+    (ask,) = built.asked()
+    return built, tenant, conn, ask
+
+
 async def test_an_answer_brings_every_task_its_ask_reserved_though_the_window_closed(
     rt: Runtime,
 ) -> None:
     """Asked while its prefetch window was open, answered after it closed: every task
     claimed for the ask is delivered (they were claimed with a rate's starts; handing
     them back would waste those starts)."""
-    built = Built(rt)
-    await built.elsewhere()
-    tenant = await make_tenant(rt)
-    send = await make_function(rt, tenant)
-    for _ in range(6):
-        await make_task(rt, tenant, send)
-    conn = built.worker(tenant)  # 4 slots
-    conn.ahead = 4  # its credit held 4 ahead when the round asked
-    built.asks.plan(conn, conn.free, generation=0, local_empty=False)
-    (ask,) = built.asked()
+    built, tenant, conn, ask = await asked_with_its_window_open(rt, tasks=6)
     assert ask.n == 8
     ids = [t.id for t in await claim(rt, tenant, "w1", n=6)]  # node-b claims, in w1's name
     conn.ahead = 0  # the window closed before the answer came
@@ -253,16 +260,7 @@ async def test_an_answer_for_a_worker_that_began_to_drain_meanwhile_is_handed_ba
 ) -> None:
     """Asked while it took tasks, answered after it said it is stopping: nothing goes to
     it (its slots are no longer offered, nor its window); the tasks are ready again."""
-    built = Built(rt)
-    await built.elsewhere()
-    tenant = await make_tenant(rt)
-    send = await make_function(rt, tenant)
-    for _ in range(2):
-        await make_task(rt, tenant, send)
-    conn = built.worker(tenant)  # 4 slots
-    conn.ahead = 4
-    built.asks.plan(conn, conn.free, generation=0, local_empty=False)
-    (ask,) = built.asked()
+    built, tenant, conn, ask = await asked_with_its_window_open(rt, tasks=2)
     ids = [t.id for t in await claim(rt, tenant, "w1", n=2)]
     conn.slots, conn.ahead, conn.draining = 0, 0, True  # its Credit(0, draining)
 
