@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 from sluice.store.sqlite import SQLiteStore
+from sluice.store.sqlite.database import PAGE_SIZE
 from tests.store.test_contract import NOW, claim, finish, new_task, submit
 
 LIMIT = 1024 * 1024
@@ -47,3 +48,34 @@ async def test_a_wal_past_its_limit_is_truncated_by_the_checkpoint(tmp_path: Pat
             assert task is not None and task.state == "succeeded"
     finally:
         await store.close()
+
+
+def page_size(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_new_database_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """A commit writes every page it changed to the WAL whole: a new database is made with
+    PAGE_SIZE pages (smaller than SQLite's 4 KiB, so a submit writes less). A database
+    made before keeps its page size and works as it did."""
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("CREATE TABLE before_sluice (x)")  # the page size is fixed from here
+    conn.close()
+    for path, expected in ((tmp_path / "new.db", PAGE_SIZE), (old, 4096)):
+        store = SQLiteStore(path)
+        await store.open()
+        try:
+            tenant = (await store.create_tenant("t", NOW)).id
+            (task_id,) = await submit(store, tenant, new_task())
+            task = await store.get_task(tenant, task_id)
+            assert task is not None and task.state == "ready"
+        finally:
+            await store.close()
+        assert page_size(path) == expected
+    assert PAGE_SIZE < 4096
