@@ -58,10 +58,17 @@ class Ask(msgspec.Struct, frozen=True, array_like=True):
     worker: str
     functions: tuple[str, ...]
     n: int
-    caps: dict[str, int]  # functions under an AIMD limit (engine/adaptive.py): their room
+    # Per function, at most this many: its AIMD room (engine/adaptive.py), or what fits
+    # of the worker's memory and CPU for a function that declares some, whichever is less.
+    caps: dict[str, int]
     # A shared pool's worker keeping headroom (policy/headroom.py): the heavy tenants the
     # claim leaves out. Last, with a default: a node of an older version ignores it.
     flooding: tuple[str, ...] = ()
+    # What fits of the worker's memory and CPU, per function that declares some: a cap
+    # no smaller than its fit is the worker's size, not an AIMD room, so the node serving
+    # the ask marks no AIMD hold for it (as for a sized function of its own workers). An
+    # older node ignores it; an older asker sends none (every cap counts as a room).
+    fits: dict[str, int] = {}
 
 
 class Assigned(msgspec.Struct, frozen=True, array_like=True):
@@ -87,8 +94,12 @@ class RemoteConn:
         self.functions = ask.functions
         self.reserved = 0
         self.closed = False
-        self.caps = ask.caps
+        # What is left of each cap: an ask kept for later rounds (held by limits) may not
+        # be given its caps again in each of them.
+        self.caps = dict(ask.caps)
         self.flooding = frozenset(ask.flooding)
+        # Functions whose cap is an AIMD room, not the worker's size (Ask.fits).
+        self.rooms = {f for f, cap in ask.caps.items() if cap < ask.fits.get(f, cap + 1)}
         self.tasks: list[ClaimedTask] = []
         self.more = False  # limits, not a lack of work, kept the claim short
 
@@ -98,6 +109,9 @@ class RemoteConn:
 
     def deliver(self, tasks: list[ClaimedTask]) -> None:
         self.tasks.extend(tasks)
+        for t in tasks:
+            if t.function in self.caps:
+                self.caps[t.function] -= 1
 
 
 class _Pending(msgspec.Struct):
@@ -180,6 +194,7 @@ class Asks:
         # carries stays reserved until it is answered.
         rooms = self.rooms(conn.tenant_id, conn.functions)
         caps = {f: room // len(members) for f, room in rooms.items()}
+        sizes: dict[str, int] = {}
         if conn.demands:
             # What fits of the worker's memory and CPU is split like the slots, and
             # among its functions that declare some, so no two answers overcommit it.
@@ -188,14 +203,15 @@ class Asks:
             for f in conn.demands:
                 fits = conn.room(f, (left[0] / part, left[1] / part)) or 0
                 caps[f] = min(caps.get(f, fits), fits)
+                sizes[f] = fits
         for owner, share in shares.items():
             n = min(share, 1 if owner in self._suspect else ASK_MAX)
             if mine:
                 local += share - n  # what a suspect node is not asked for stays here
             if n <= 0:
                 continue
-            ask = Ask(uuid.uuid4().hex, owner, self._rt.node_id, conn.tenant_id,
-                      conn.worker_id, conn.functions, n, caps, tuple(sorted(flooding)))  # fmt: skip
+            ask = Ask(uuid.uuid4().hex, owner, self._rt.node_id, conn.tenant_id, conn.worker_id,
+                      conn.functions, n, caps, tuple(sorted(flooding)), sizes)  # fmt: skip
             payload = _encode(ask).decode()
             if len(payload) > MAX_ASK_BYTES:  # one NOTIFY: too many functions to name
                 if mine:

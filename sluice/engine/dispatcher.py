@@ -237,20 +237,25 @@ class Dispatcher:
                 break
             n = left
             room_key = (conn.tenant_id, step.functions[0])
+            by_room = False  # an AIMD room, not the worker's size, makes the claim short
             if len(step.functions) == 1 and room_key in rooms:
                 n = min(left, rooms[room_key])
-                rooms[room_key] -= n
+                by_room = n < left and _is_room(conn, step.functions[0])
             fits = sized.room(step.functions[0], resources) if sized is not None else None
             if len(step.functions) == 1 and fits is not None:
-                n = min(n, fits)
+                if fits < n:
+                    n, by_room = fits, False
                 if n <= 0:
                     continue
+            if len(step.functions) == 1 and room_key in rooms:
+                rooms[room_key] -= n
             tasks = await self._claim_limited(conn, step, n, now, parts)
             if fits is not None and tasks:
                 resources = _less(resources, heavy[step.functions[0]], len(tasks))
-            if n < left and len(tasks) == n > 0:  # the room, not the queue, ran out
+            if n < left and len(tasks) == n > 0:  # a cap, not the queue, ran out
                 rnd.capped.add(id(conn))
-                self._adaptive.held_back(*room_key)
+                if by_room:
+                    self._adaptive.held_back(*room_key)
             rnd.got[id(conn)].extend(tasks)
             left -= len(tasks)
         for f in _turns([f for f in rest if f in heavy], self.rounds):
@@ -276,7 +281,8 @@ class Dispatcher:
         for f in [f for f in rest if (conn.tenant_id, f) in rooms]:
             n = min(left, rooms[(conn.tenant_id, f)])
             if n <= 0:
-                self._holds.held(conn.tenant_id, (f,), self._rt.clock.now())
+                if _is_room(conn, f):
+                    self._holds.held(conn.tenant_id, (f,), self._rt.clock.now())
                 continue
             rooms[(conn.tenant_id, f)] -= n
             if n < left:
@@ -321,9 +327,12 @@ class Dispatcher:
                 continue
             if of_level is None:  # a function under an AIMD limit
                 if i in rnd.capped_claims and len(tasks) == request.limit:
-                    rnd.capped.add(id(conn))  # the room, not the queue, ran out
-                    self._adaptive.held_back(conn.tenant_id, rnd.capped_claims[i][1])
-                    self._holds.held(conn.tenant_id, request.functions, self._rt.clock.now())
+                    rnd.capped.add(id(conn))  # the cap, not the queue, ran out
+                    f = rnd.capped_claims[i][1]
+                    if _is_room(conn, f):  # an AIMD room (not another node's worker's size)
+                        self._adaptive.held_back(conn.tenant_id, f)
+                        self._holds.held(conn.tenant_id, request.functions,
+                                         self._rt.clock.now())  # fmt: skip
                 else:
                     self._holds.free(conn.tenant_id, request.functions, self._rt.clock.now())
                 continue
@@ -518,6 +527,13 @@ class Dispatcher:
             # The rate held tasks back: look again when the next start is allowed.
             rt.clock.call_later(max(0.0, claim.retry_at - rt.clock.now()), self._queues.wake)
         return claim.tasks
+
+
+def _is_room(conn: WorkerConn | RemoteConn, function: str) -> bool:
+    """Whether a connection's cap on a function is an AIMD room (held marks and growth
+    count it). This node's rooms all are; another node's ask may cap a function at what
+    fits of its worker's memory and CPU instead (Ask.fits)."""
+    return not isinstance(conn, RemoteConn) or function in conn.rooms
 
 
 def _less(left: tuple[float, float], each: tuple[float, float], n: int) -> tuple[float, float]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
+from sluice.clock import FakeClock
 from sluice.contract import FunctionConfig
+from sluice.engine.asks import BATCH_S, Ask, Assigned
 from sluice.engine.registry import WorkerConn
 from sluice.engine.runtime import Runtime
 from sluice.protocol import Deliver
-from tests.engine.conftest import FN, Wire, make_task, make_tenant
+from tests.engine.conftest import FN, NODE, Wire, heard, make_task, make_tenant
 from tests.engine.test_asks import Built as AsksBuilt
 from tests.engine.test_dispatcher import Built
 
@@ -114,6 +117,7 @@ async def test_an_ask_of_another_node_carries_what_fits_and_counts_against_the_o
 
     (ask,) = built.asked()
     assert ask.caps == {FN: 2}  # node-b may claim at most what fits
+    assert ask.fits == {FN: 2}  # and knows the cap is the worker's size, not an AIMD room
     assert built.asks.promised(conn) == {FN: 2}
     assert conn.left(built.asks.promised(conn))[0] == 0  # nothing more fits here
     await conn.close()
@@ -132,3 +136,34 @@ async def test_a_declared_function_found_drained_is_not_claimed_again_until_work
     fitted.queues.notify(fitted.tenant, functions=["report"])
     assert await fitted.dispatcher.dispatch_round() == 1
     assert {first, later} <= conn.inflight.keys()
+
+
+@pytest.mark.parametrize("sized", [True, False])
+async def test_a_cap_from_another_nodes_worker_size_is_not_held_as_an_aimd_limit(
+    rt: Runtime, clock: FakeClock, sized: bool
+) -> None:
+    """Serving another node's ask, this node claims at most each function's cap, over
+    all the rounds the ask is kept for. A cap
+    that is what fits of that worker's memory is its size: the claim is short and the
+    ask is made again (more), but no AIMD hold is marked (the waterfall would name an
+    AIMD limit) and the function's AIMD limit is not told it held work back. A cap
+    without a fit is an AIMD room, and is."""
+    built = Built(rt)
+    built.tenant = await make_tenant(rt)
+    await built.below.functions.register(built.tenant, [HEAVY])
+    for _ in range(3):
+        await make_task(rt, built.tenant, HEAVY)
+    fits = {"report": 1} if sized else {}
+    ask = Ask("ask-1", NODE, "node-c", built.tenant, "w9", ("report",), 4, {"report": 1},
+              (), fits)  # fmt: skip
+    built.asks.on_ask(msgspec.json.encode(ask).decode())
+
+    assert await built.dispatcher.dispatch_round() == 1
+    clock.advance(BATCH_S)  # kept (held short by its cap) until it has waited BATCH_S
+    assert await built.dispatcher.dispatch_round() == 0  # its cap is used up
+
+    (answer,) = [msgspec.json.decode(a, type=Assigned) for a in heard(rt, "assigned")]
+    assert len(answer.ids) == 1 and answer.more  # short by the cap, not by the queue
+    key = (built.tenant, "report")
+    assert (key in built.dispatcher._holds._open) is not sized
+    assert (key in built.dispatcher._adaptive._backlog) is not sized
