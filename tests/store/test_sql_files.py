@@ -26,8 +26,6 @@ NOT_NOUNS = {"__init__", "database", "writer", "schema", "queries", "bus"}
 # block's comment in its file says why. Nothing else may differ.
 ONLY_IN_ONE_DIALECT = {
     ("postgres", "limits", "lock_limit"),
-    ("postgres", "attempts", "insert_leased"),
-    ("sqlite", "attempts", "lease_new"),
     ("sqlite", "tasks", "insert_payload"),
     ("sqlite", "tasks", "delete_payload"),
 }

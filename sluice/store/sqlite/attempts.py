@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ...model import SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
+from ...model import READY, RUNNING, SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
 from ..base import (
     ACCEPTED,
     DUPLICATE,
@@ -72,19 +72,28 @@ class SQLiteAttempts(SQLiteDatabase):
     ) -> list[ClaimedTask]:  # fmt: skip
         """Direct dispatch: insert unkeyed tasks and lease those named in `lease` to
         `worker`, in one commit; the leased ones come back in fair order."""
-        rows = [task_row(tenant_id, t, now) for t in tasks]
-        params = {
-            "tenant_id": tenant_id, "worker": worker, "now": now, "lease_until": now + lease_s,
-            "ids": msgspec.json.encode(lease).decode(),
-        }  # fmt: skip
+        named, until = set(lease), now + lease_s
+        leased = [t for t in tasks if t.id in named and t.state == READY]
+        taken = {t.id for t in leased}
+        rows = [task_row(tenant_id, t, now) for t in tasks if t.id not in taken]
+        # As claim_tasks leases a ready task: its first attempt, dispatched now.
+        running = [(*r[:4], RUNNING, *r[5:], 1, worker, until, now)
+                   for r in (task_row(tenant_id, t, now) for t in leased)]  # fmt: skip
 
-        def op(conn: sqlite3.Connection) -> list[ClaimedTask]:
-            conn.executemany(Q["insert_task"], rows)
+        def op(conn: sqlite3.Connection) -> None:
+            if rows:
+                conn.executemany(Q["insert_task"], rows)
+            conn.executemany(Q["insert_leased"], running)
             insert_payloads(conn, tenant_id, tasks)
-            leased = conn.execute(Q["lease_new"], params).fetchall()
-            return [ClaimedTask(*row) for row in sorted(leased, key=fair_order)]
 
-        return await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
+        await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
+        claimed = [
+            ClaimedTask(tenant_id, t.id, t.function, t.payload, 1, t.max_attempts, t.timeout_s,
+                        t.priority, now, now, until, 0, t.retry, t.tags, t.stag, t.trace_parent,
+                        t.trace_state, now, t.webhooks)
+            for t in leased
+        ]  # fmt: skip
+        return sorted(claimed, key=lambda c: (-c.priority, c.stag, c.id))
 
     async def promote_leased(
         self, tenant_id: str, task_ids: list[str], now: float, worker: str,

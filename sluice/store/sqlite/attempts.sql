@@ -194,20 +194,17 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running'
 -- name: delete_attempts
 DELETE FROM attempts WHERE task_id = :id AND tenant_id = :tenant_id;
 
--- name: lease_new
--- SQLite only (PostgreSQL inserts leased in one statement, insert_leased: one round trip).
--- Direct dispatch (engine/direct.py): tasks just inserted by this transaction's
--- submit, leased to an idle worker in the same commit, as claim_tasks leases them.
-UPDATE tasks
-SET state = 'running', attempt = attempt + 1, lease_owner = :worker,
-    lease_until = :lease_until, dispatched_at = MAX(:now, COALESCE(ready_at, :now))
-WHERE tenant_id = :tenant_id AND state = 'ready' AND id IN (SELECT value FROM json_each(:ids))
-RETURNING tenant_id, id, function,
-       CASE WHEN length(payload) = 0 THEN (SELECT p.payload FROM payloads p
-           WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.id) ELSE payload END,
-       attempt, max_attempts, timeout_s, priority,
-          COALESCE(series_at, created_at), dispatched_at, lease_until, throttles, retry, tags, stag,
-          trace_parent, trace_state, ready_at, webhooks;
+-- name: insert_leased
+-- Direct dispatch (engine/direct.py): a task that goes in already leased to an idle
+-- worker, as claim_tasks leases one (PostgreSQL does the whole submit in one statement of
+-- the same name). Written once: never put in the ready indexes only to be taken out of
+-- them by the same commit. Columns as insert_task's, then attempt, lease_owner,
+-- lease_until, dispatched_at.
+INSERT INTO tasks (id, tenant_id, function, payload, state, priority, stag, key, tags,
+                   max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
+                   part, trace_parent, trace_state, webhooks, attempt, lease_owner,
+                   lease_until, dispatched_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: promote_leased
 -- Direct dispatch of delayed tasks fired by the timer heap: up to :limit of these due
