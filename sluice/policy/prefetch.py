@@ -17,9 +17,9 @@ Plain functions proven short run on the worker's loop, one after another, whatev
 slots (policy/inline.py): their pace is one task per mean, not one per slot per mean.
 For them (`serial`) the window is what the loop finishes within `cover_s`, and the cap
 is `serial_factor` x slots: the estimate is exact, so the cap only guards a mean near
-zero. With Celery's 4 x slots, 10 slots of no-ops held 40 tasks, 1-2 ms of the loop's
-work, less than the server's round trip under load: the slots idled between frames
-(a 20,000-task drain at 10,900/s; with the window it covers, 14,700/s).
+zero. With Celery's 4 x slots, 10 slots of no-ops held 40 tasks, under 1 ms of the
+loop's work, less than the server's round trip under load (bench/RESULTS.md,
+2026-12-05, has the drains measured with each).
 
 Pure: the caller passes the run times and the ages of the running tasks.
 """
