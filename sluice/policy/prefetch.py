@@ -13,14 +13,6 @@ at the pace they run now (the bandwidth-delay product of the round trip), so
   `cover_s` (a task that turned out long) does not count;
 - the window is at most `max_factor` x slots.
 
-Plain functions proven short run on the worker's loop, one after another, whatever the
-slots (policy/inline.py): their pace is one task per mean, not one per slot per mean.
-For them (`serial`) the window is what the loop finishes within `cover_s`, and the cap
-is `serial_factor` x slots: the estimate is exact, so the cap only guards a mean near
-zero. With Celery's 4 x slots, 10 slots of no-ops held 40 tasks, under 1 ms of the
-loop's work, less than the server's round trip under load (bench/RESULTS.md,
-2026-12-05, has the drains measured with each).
-
 Pure: the caller passes the run times and the ages of the running tasks.
 """
 
@@ -32,7 +24,6 @@ from dataclasses import dataclass
 
 COVER_S = 0.005  # the round trip hidden; about how long a prefetched task waits for a slot
 MAX_FACTOR = 4  # at most this many tasks ahead per slot (Celery's default multiplier)
-SERIAL_FACTOR = 16  # the same for tasks run one at a time on the loop (their pace is known)
 ALPHA = 0.2  # weight of the newest run time in the moving mean
 
 
@@ -41,7 +32,6 @@ class Prefetch:
     slots: int
     cover_s: float = COVER_S
     max_factor: int = MAX_FACTOR
-    serial_factor: int = SERIAL_FACTOR
     alpha: float = ALPHA
     mean_s: float | None = None  # moving mean of attempts' run times; None: none ran yet
 
@@ -53,22 +43,16 @@ class Prefetch:
         else:
             self.mean_s += self.alpha * (seconds - self.mean_s)
 
-    def window(self, ages: Iterable[float], serial: bool = False) -> int:
+    def window(self, ages: Iterable[float]) -> int:
         """Tasks to hold beyond the slots, given how long each running attempt has run.
 
         Only slots whose task has run less than `cover_s` are turning over; a task that
-        already ran longer says the mean no longer holds for its slot. `serial`: the
-        tasks run one at a time (on the worker's loop), so the pace is one per mean."""
-        if self.mean_s is None or self.slots <= 0 or self.max_factor <= 0:
+        already ran longer says the mean no longer holds for its slot."""
+        if self.mean_s is None or self.slots <= 0:
             return 0
         turning = self.slots - sum(1 for age in ages if age > self.cover_s)
         if turning <= 0:
             return 0
-        if serial:
-            cap = self.serial_factor * turning
-            if self.mean_s * cap <= self.cover_s:
-                return cap
-            return math.floor(self.cover_s / self.mean_s)
         cap = self.max_factor * turning
         if self.mean_s * cap <= turning * self.cover_s:  # (a mean near 0 would overflow)
             return cap

@@ -391,11 +391,7 @@ class Worker:
         # What the slots' pace covers; only a worker sent as much as it could take since
         # the last look (a backlog) asks for it: an idle one gains nothing (its slots are
         # free when a task comes). What it holds already stays while the pace covers it.
-        # Plain functions proven short run on the loop, one after another: their pace is
-        # one per mean run, whatever the slots.
-        inline = self._inline
-        serial = bool(inline) and all(calls.inline for calls in (inline or {}).values())
-        pace = self._prefetch.window((now - began for began in self._executing.values()), serial)
+        pace = self._prefetch.window(now - began for began in self._executing.values())
         window = pace if self._saturated else 0
         self._saturated = bool(self._queued)
         if window != self._ahead:

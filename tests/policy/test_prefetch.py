@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sluice.policy.prefetch import COVER_S, MAX_FACTOR, SERIAL_FACTOR, Prefetch
+from sluice.policy.prefetch import COVER_S, MAX_FACTOR, Prefetch
 
 
 def test_nothing_ahead_before_any_attempt_ran() -> None:
@@ -59,32 +59,6 @@ def test_the_mean_follows_a_change_of_pace() -> None:
     assert p.window([]) == 0
 
 
-def test_tasks_run_one_at_a_time_hold_what_the_loop_finishes_within_the_round_trip() -> None:
-    """On the worker's loop (plain functions proven short) tasks run one after another:
-    the pace is one per mean, not one per slot per mean."""
-    p = Prefetch(10)
-    p.ran(0.0002)
-    assert p.window([], serial=True) == 25  # 5 ms of 0.2 ms tasks, one at a time
-    assert p.window([]) == 40  # in 10 threads at once, capped at 4 x slots
-    p = Prefetch(10)
-    for _ in range(20):
-        p.ran(0.00001)  # a no-op on the loop: 500 would fit in 5 ms
-    assert p.window([0.0] * 10, serial=True) == SERIAL_FACTOR * 10
-
-
-def test_tasks_one_at_a_time_longer_than_the_round_trip_get_nothing_ahead() -> None:
-    p = Prefetch(10)
-    p.ran(0.006)
-    assert p.window([], serial=True) == 0
-
-
-def test_prefetch_off_holds_nothing_ahead_whatever_the_pace() -> None:
-    p = Prefetch(10, max_factor=0)
-    p.ran(0.00001)
-    assert p.window([], serial=True) == 0
-    assert p.window([]) == 0
-
-
 def test_no_slots_no_window() -> None:
     p = Prefetch(0)
     p.ran(0.0)
@@ -95,20 +69,18 @@ def test_no_slots_no_window() -> None:
     slots=st.integers(min_value=1, max_value=500),
     runs=st.lists(st.floats(min_value=0, max_value=3600), min_size=1, max_size=30),
     ages=st.lists(st.floats(min_value=0, max_value=3600), max_size=500),
-    serial=st.booleans(),
 )
 def test_the_window_is_bounded_and_waits_about_the_round_trip(
-    slots: int, runs: list[float], ages: list[float], serial: bool
+    slots: int, runs: list[float], ages: list[float]
 ) -> None:
     p = Prefetch(slots)
     for r in runs:
         p.ran(r)
     ages = ages[:slots]
-    w = p.window(ages, serial)
+    w = p.window(ages)
     turning = slots - sum(1 for a in ages if a > COVER_S)
-    assert 0 <= w <= (SERIAL_FACTOR if serial else MAX_FACTOR) * max(0, turning)
+    assert 0 <= w <= MAX_FACTOR * max(0, turning)
     assert p.mean_s is not None
     if w and p.mean_s > 0:
-        # The last task ahead starts within about the round trip, at the current pace:
-        # one per mean on the loop, one per slot per mean in threads.
-        assert w / (1 if serial else turning) * p.mean_s <= COVER_S + 1e-12
+        # The last task ahead starts within about the round trip, at the current pace.
+        assert w / turning * p.mean_s <= COVER_S + 1e-12
