@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...model import SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
+from ...model import READY, RUNNING, SHARED, AttemptRecord, ClaimedTask, Finish, NewTask
 from ..base import (
     ACCEPTED,
     DUPLICATE,
@@ -28,7 +28,7 @@ from .history import record_history
 from .logs import write_final
 from .notifications import write_ended, write_notices
 from .queries import Q
-from .writer import task_columns
+from .writer import task_columns, task_row
 
 
 class PostgresAttempts(PostgresDatabase):
@@ -72,8 +72,21 @@ class PostgresAttempts(PostgresDatabase):
     ) -> list[ClaimedTask]:  # fmt: skip
         """Direct dispatch: insert unkeyed tasks and lease those named in `lease` to
         `worker`, in one commit; the leased ones come back in fair order."""
+        until = now + lease_s
+        if len(tasks) == 1 and lease == [tasks[0].id] and tasks[0].state == READY:
+            # A lone task, the usual single submit to an idle worker: one row, no arrays.
+            t = tasks[0]
+            row = task_row(tenant_id, t, now)
+            await self.pool.execute(Q["insert_one_leased"], *row[:4], RUNNING, *row[5:], 1,
+                                    worker, until, now)  # fmt: skip
+            leased = ClaimedTask(
+                tenant_id, t.id, t.function, t.payload, 1, t.max_attempts, t.timeout_s,
+                t.priority, now, now, until, 0, t.retry, t.tags, t.stag, t.trace_parent,
+                t.trace_state, now, t.webhooks,
+            )  # fmt: skip
+            return [leased]
         rows = await self._fetch(Q["insert_leased"], tenant_id, *task_columns(tasks, now),
-                                 lease, worker, now + lease_s)  # fmt: skip
+                                 lease, worker, until)  # fmt: skip
         return [ClaimedTask(*row) for row in sorted(rows, key=fair_order)]
 
     async def promote_leased(

@@ -50,7 +50,10 @@ class GroupInsert:
                     by_tenant.setdefault(tenant_id, []).append((tasks, now))
                 try:
                     async with self._database.pool.acquire() as conn:
-                        if len(by_tenant) == 1:  # one statement: atomic without BEGIN/COMMIT
+                        if len(batch) == 1 and len(batch[0][1]) == 1:  # a lone task
+                            tenant_id, (task,), now, _ = batch[0]
+                            await conn.execute(Q["insert_one"], *task_row(tenant_id, task, now))
+                        elif len(by_tenant) == 1:  # one statement: atomic without BEGIN/COMMIT
                             ((tenant_id, parts),) = by_tenant.items()
                             await conn.execute(Q["insert_task"], tenant_id, *_columns_many(parts))
                         else:
@@ -96,6 +99,16 @@ def task_columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
         [t.trace_state for t in tasks],
         [t.webhooks for t in tasks],
     ]
+
+
+def task_row(tenant_id: str, t: NewTask, now: float) -> tuple[Any, ...]:
+    """insert_one's parameters: the tenant, then one task's insert_task columns."""
+    return (
+        tenant_id, t.id, t.function, t.payload, t.state, t.priority, t.stag, t.key, t.tags,
+        t.max_attempts, t.timeout_s, t.run_at, t.expires_at, now,
+        now if t.state == "ready" else None, t.retry, t.partition, t.trace_parent,
+        t.trace_state, t.webhooks,
+    )  # fmt: skip
 
 
 def _columns_many(parts: Sequence[tuple[Sequence[NewTask], float]]) -> list[list[Any]]:
