@@ -323,44 +323,45 @@ ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
     "Against Huey and Celery, measured the same hour on the same machine as Sluice "
-    "(2026-12-04 23:40-23:56 UTC, an Intel Xeon VM; the other peers' rows are from "
-    "2026-11-27, on another VM: compare across dates with care). Sluice's no-op is a "
-    "plain `def`, as most users write, run with `sluice worker`'s defaults. `make "
-    "bench-floors` gives the physical floors these figures are read against "
-    "(bench/RESULTS.md).",
+    "(2026-12-05 23:13-23:19 UTC, an Intel Xeon VM; the other peers' rows are from "
+    "2026-11-27, on another VM: compare across dates with care). This VM moved by up to "
+    "2x between days: on 2026-12-04's, the same Sluice commit drained 19,386/s and Huey "
+    "6,269/s; today 10,094/s and 7,845/s. Sluice's no-op is a plain `def`, as most users "
+    "write, run with `sluice worker`'s defaults. `make bench-floors` gives the physical "
+    "floors these figures are read against (bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite 4,054/s, about 0.52x "
-    "Huey's 7,765/s this hour; on PostgreSQL 1,549/s, about 0.67x Celery's 2,321/s. The "
-    "sync client sends each submit as a frame on a kept-open *submit stream* (one HTTP "
-    "upgrade per connection, docs/api.md). What is left is the server's Python around a "
-    "durable commit: traced (2026-12-04), a submit's p50 is 130 µs from the client into "
-    "the intake, 70 µs of intake, 75-170 µs for the commit, and 60 µs back to the "
-    "client; on PostgreSQL the commit alone is a round trip and a WAL flush (about "
-    "350 µs here). A Redis peer's enqueue is one round trip to a C server that does not "
-    "fsync. Producers who need rate send batches (`submit_many`) or submit concurrently.",
-    "- **Submit→start p50** (Huey 0.37 ms, Sluice 0.51 ms on SQLite; p99 0.66 against "
-    "1.07 ms, 1.6x). A submit that finds an idle worker slot commits the task already "
-    "leased to it and pushes it at once (direct dispatch: one write, no dispatch round), "
-    "and lets that push leave before the producer's answer (so the worker, not the "
-    "producer, takes the free core first: p50 0.68 → 0.51 ms, p99 1.57 → 1.07 ms since "
-    "the run of 17:34). On PostgreSQL the leased insert is one statement (one round "
-    "trip, not four): p99 1.96 ms, within 3x Huey's. Traced: the push from the server's "
-    "send to the worker's frame handler takes about 200 µs at p50 (Litestar's and "
-    "uvicorn's websocket layers cost about 20 µs of it; the rest is the kernel waking "
-    "another process on 2 busy cores), the worker's start 60-75 µs; a Redis peer's "
-    "worker wakes from BRPOP with the task in hand.",
-    "- **Drain** (Sluice 3.1x Huey on SQLite this hour, 2.3x on PostgreSQL). A worker "
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 4,889/s, about 0.46x "
+    "Huey's 10,612/s this hour; on PostgreSQL 2,100/s, 1.37x Celery's 1,529/s (a lone "
+    "task is one `INSERT … VALUES`, not the batch insert's arrays). The sync client sends "
+    "each submit as a frame on a kept-open *submit stream* (one HTTP upgrade per "
+    "connection, docs/api.md). What is left on SQLite is the server's Python around a "
+    "durable commit: about 170 µs of the server's CPU a submit, of which the commit is "
+    "about 40 µs and the submit stream's framing and I/O about 55 µs. A Redis peer's "
+    "enqueue is one round trip to a C server that does not fsync. Producers who need "
+    "rate send batches (`submit_many`) or submit concurrently.",
+    "- **Submit→start** on SQLite: p50 0.75 ms against Huey's 0.63 ms, p99 1.09 ms "
+    "against 1.29 ms. A submit that finds an idle worker slot commits the task already "
+    "leased to it, in one row written once (direct dispatch: no dispatch round), and "
+    "lets the push leave before the producer's answer. Traced at one task every 5 ms "
+    "(bench/RESULTS.md, 2026-12-05), the server's part from the frame read to the push "
+    "sent is about 400 µs at p50, each step a few times its cost in a hot loop because "
+    "the processes sleep between tasks and start each one cold; the push reaches the "
+    "worker's handler about 170 µs later. A Redis peer's worker wakes from BRPOP with "
+    "the task in hand. On PostgreSQL p99 2.14 ms, within 3x Huey's.",
+    "- **Drain** (Sluice 1.29x Huey on SQLite this hour, 1.13x on PostgreSQL). A worker "
     "holds tasks ahead of its slots while the server sends it all it can take (prefetch: "
     "what its slots finish within 5 ms), and a plain function whose calls prove shorter "
-    "than a thread hand-off runs on the worker's loop.",
+    "than a thread hand-off runs on the worker's loop. The drain is CPU-bound on the 2 "
+    "cores: about 68 µs of the server's CPU and 75 µs of a worker process's a task "
+    "(bench/RESULTS.md); Huey's worker pops from a C server.",
     "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
-    "started them 4.07 ms late at p99 this hour; Sluice keeps them in the store (durable) "
-    "and started them 1.26 ms late on SQLite, 1.21 ms on PostgreSQL: a task due soon is "
-    "leased to an idle worker 10 ms before its time and the worker starts it then "
-    "(`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
-    "- PostgreSQL rows are slower than SQLite's across the board. Every write is a round "
-    "trip to another process and a WAL flush, and both share the 2 cores with the "
-    "client and the workers.",
+    "started them 1.79 ms late at p99 this hour; Sluice keeps them in the store "
+    "(durable) and started them 1.41 ms late on SQLite, 1.97 ms on PostgreSQL: a task due "
+    "soon is leased to an idle worker 10 ms before its time and the worker starts it "
+    "then (`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
+    "- PostgreSQL rows are slower than SQLite's but for single enqueues (a commit there "
+    "is a round trip and a WAL flush, about 225 µs on this VM this hour, and both share "
+    "the 2 cores with the client and the workers).",
     "",
 ]
 
