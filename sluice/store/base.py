@@ -193,6 +193,16 @@ def leased_ahead(row: Any, now: float) -> ClaimedTask:
     return msgspec.structs.replace(task, start_at=run_at) if run_at > now else task
 
 
+def leased_at_submit(tenant_id: str, t: NewTask, now: float, until: float) -> ClaimedTask:
+    """A task inserted already leased by a direct dispatch (`submit_leased`), as a claim
+    would return it: its first attempt, ready and dispatched at `now`."""
+    return ClaimedTask(
+        tenant_id, t.id, t.function, t.payload, 1, t.max_attempts, t.timeout_s, t.priority,
+        now, now, until, 0, t.retry, t.tags, t.stag, t.trace_parent, t.trace_state, now,
+        t.webhooks,
+    )  # fmt: skip
+
+
 class ClaimRequest(msgspec.Struct, frozen=True):
     tenant_id: str
     worker: str

@@ -21,6 +21,7 @@ from ..base import (
     LeaseRenewal,
     Reaped,
     leased_ahead,
+    leased_at_submit,
 )
 from ..notifications import Hooks, event_of
 from .database import Conn, PostgresDatabase, columns_of
@@ -79,12 +80,7 @@ class PostgresAttempts(PostgresDatabase):
             row = task_row(tenant_id, t, now)
             await self.pool.execute(Q["insert_one_leased"], *row[:4], RUNNING, *row[5:], 1,
                                     worker, until, now)  # fmt: skip
-            leased = ClaimedTask(
-                tenant_id, t.id, t.function, t.payload, 1, t.max_attempts, t.timeout_s,
-                t.priority, now, now, until, 0, t.retry, t.tags, t.stag, t.trace_parent,
-                t.trace_state, now, t.webhooks,
-            )  # fmt: skip
-            return [leased]
+            return [leased_at_submit(tenant_id, t, now, until)]
         rows = await self._fetch(Q["insert_leased"], tenant_id, *task_columns(tasks, now),
                                  lease, worker, until)  # fmt: skip
         return [ClaimedTask(*row) for row in sorted(rows, key=fair_order)]

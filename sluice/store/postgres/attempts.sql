@@ -224,9 +224,10 @@ RETURNING tenant_id, id, function, payload, attempt, max_attempts, timeout_s, pr
 DELETE FROM attempts WHERE tenant_id = $1 AND task_id = ANY($2::text[]);
 
 -- name: insert_one_leased
--- PostgreSQL only (SQLite's insert_leased is one row). Direct dispatch of a lone task (the usual single submit to an idle worker): insert_one's
--- row, already leased to worker $22 until $23 as claim_tasks leases it ($21: its first
--- attempt; $24: dispatched_at). The caller knows every column: nothing comes back.
+-- PostgreSQL only (SQLite's insert_leased is one row already). Direct dispatch of a lone
+-- task, the usual single submit to an idle worker: insert_one's row, already leased to
+-- worker $22 until $23 as claim_tasks leases it ($21: its first attempt; $24:
+-- dispatched_at). The caller knows every column: nothing comes back.
 INSERT INTO tasks (tenant_id, id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
                    part, trace_parent, trace_state, webhooks, attempt, lease_owner,
@@ -235,7 +236,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
         $19, $20, $21, $22, $23, $24);
 
 -- name: insert_leased
--- PostgreSQL only (SQLite inserts, then lease_new, in one local transaction: no round trips).
+-- Several tasks at once (a lone one is insert_one_leased; SQLite's insert_leased is a row).
 -- Direct dispatch (engine/direct.py) in one statement, so one round trip and one commit
 -- (no BEGIN, no COMMIT): the tasks go in as insert_task puts them, except those named in
 -- $21, which go in already leased to worker $22 until $23, as claim_tasks leases them;

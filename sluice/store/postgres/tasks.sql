@@ -18,9 +18,9 @@ FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::smallint[], $7:
           webhooks);
 
 -- name: insert_one
--- PostgreSQL only (SQLite's insert_task is this already). One task, as insert_task puts it ($1 the tenant, then its columns in the same order):
--- a lone submit's row. The arrays and unnest of insert_task cost a lone row about 80 µs
--- more on the server (bench/RESULTS.md, 2026-12-05).
+-- PostgreSQL only (SQLite's insert_task is this already). A lone submit's task, as
+-- insert_task puts it ($1 the tenant, then its columns in the same order): the arrays and
+-- unnest of insert_task cost one row about 80 µs more (bench/RESULTS.md, 2026-12-05).
 INSERT INTO tasks (tenant_id, id, function, payload, state, priority, stag, key, tags,
                    max_attempts, timeout_s, run_at, expires_at, created_at, ready_at, retry,
                    part, trace_parent, trace_state, webhooks)

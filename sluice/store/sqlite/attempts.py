@@ -18,6 +18,7 @@ from ..base import (
     LeaseRenewal,
     Reaped,
     leased_ahead,
+    leased_at_submit,
 )
 from ..notifications import Hooks, event_of
 from .database import SMALL_OP, SQLiteDatabase
@@ -87,13 +88,8 @@ class SQLiteAttempts(SQLiteDatabase):
             insert_payloads(conn, tenant_id, tasks)
 
         await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
-        claimed = [
-            ClaimedTask(tenant_id, t.id, t.function, t.payload, 1, t.max_attempts, t.timeout_s,
-                        t.priority, now, now, until, 0, t.retry, t.tags, t.stag, t.trace_parent,
-                        t.trace_state, now, t.webhooks)
-            for t in leased
-        ]  # fmt: skip
-        return sorted(claimed, key=lambda c: (-c.priority, c.stag, c.id))
+        claimed = [leased_at_submit(tenant_id, t, now, until) for t in leased]
+        return sorted(claimed, key=lambda c: (-c.priority, c.stag, c.id))  # fair order
 
     async def promote_leased(
         self, tenant_id: str, task_ids: list[str], now: float, worker: str,
