@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 import msgspec
 
+from .. import eager
 from ..model import SHARED, ClaimedTask
 from ..protocol import Deliver, TaskFrame
 from ..tracing import carrier
@@ -56,8 +58,10 @@ class WorkerConn:
         self.version = ""  # its Sluice version, from its hello
         self.protocol = 1  # its protocol version, from its hello (2: it honours start_at)
         self._send = send
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
-        self._sender: asyncio.Task[None] | None = None  # started by the first frame
+        # Frames wait here only while a write waits for the socket (the `_sender` task);
+        # otherwise `send` writes at once.
+        self._outbox: collections.deque[bytes] = collections.deque()
+        self._sender: asyncio.Task[None] | None = None
 
     @property
     def free(self) -> int:
@@ -127,28 +131,45 @@ class WorkerConn:
         self.send(_encoder.encode(Deliver(frames)))
 
     def send(self, frame: bytes) -> None:
-        if not self.closed:
-            self._outbox.put_nowait(frame)
-            if self._sender is None:
-                self._sender = asyncio.create_task(self._send_loop())
-
-    async def _send_loop(self) -> None:
+        """Write a frame now (eager.start: no task, no turn of the loop between a commit
+        and its push); behind the frames still waiting, if a write waits for the socket."""
+        if self.closed:
+            return
+        if self._sender is not None:
+            self._outbox.append(frame)
+            return
         try:
-            while True:
-                frame = await self._outbox.get()
-                await self._send(frame)
+            waiting = eager.start(self._send(frame))
+        except Exception as exc:  # the socket went away; the receive side will notice
+            self._failed(exc)
+            return
+        if waiting is not None:
+            self._sender = asyncio.create_task(self._drain(waiting))
+
+    async def _drain(self, waiting: asyncio.Task[None]) -> None:
+        try:
+            await waiting
+            while self._outbox and not self.closed:
+                await self._send(self._outbox.popleft())
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the socket went away; the receive side will notice
-            log.debug("send to %s failed: %s", self.worker_id, exc)
-            self.closed = True
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            self._sender = None
+
+    def _failed(self, exc: Exception) -> None:
+        log.debug("send to %s failed: %s", self.worker_id, exc)
+        self.closed = True
+        self._outbox.clear()
 
     async def close(self) -> None:
         self.closed = True
-        if self._sender is not None:
-            self._sender.cancel()
+        sender = self._sender
+        if sender is not None:
+            sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+                await sender
 
 
 class Registry:

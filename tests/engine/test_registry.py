@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sluice.clock import FakeClock
@@ -98,3 +100,40 @@ def test_settling_tasks_are_told_by_tenant_and_function(
     assert settling.of("acme", function) == expected
     settling.remove(["t1", "t3"])
     assert "t1" not in settling and "t2" in settling
+
+
+async def test_a_frame_is_written_at_once_and_frames_behind_a_blocked_write_keep_their_order(
+    rt: Runtime,
+) -> None:
+    """WorkerConn.send writes in the caller's turn (no task between a commit and its push);
+    while a write waits for the socket, later frames queue behind it, in order."""
+    written: list[bytes] = []
+    writable = asyncio.Event()
+    writable.set()
+
+    async def socket(frame: bytes) -> None:
+        await writable.wait()  # as uvicorn's send waits while the transport pushes back
+        written.append(frame)
+
+    conn = WorkerConn("acme", "w1", 4, (FN,), socket, rt.clock.now())
+    conn.send(b"one")
+    assert written == [b"one"]  # before any turn of the loop
+
+    writable.clear()
+    conn.send(b"two")
+    conn.send(b"three")
+    assert written == [b"one"]
+    writable.set()
+    await until(lambda: len(written) == 3)
+    assert written == [b"one", b"two", b"three"]
+    conn.send(b"four")  # the queue drained: at once again
+    assert written[-1] == b"four"
+
+    writable.clear()
+    conn.send(b"five")  # blocked: closing the connection stops the write
+    await conn.close()
+    assert conn.closed and written[-1] == b"four"
+    conn.send(b"six")
+    writable.set()
+    await asyncio.sleep(0)
+    assert written[-1] == b"four"

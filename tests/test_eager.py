@@ -1,0 +1,125 @@
+"""Eager starts (sluice/eager.py): a coroutine runs at once up to its first real wait,
+and only one that waits becomes a task, which goes on from where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluice import eager
+
+
+async def test_a_coroutine_that_never_waits_is_done_before_start_returns() -> None:
+    ran: list[str] = []
+
+    async def write() -> None:
+        ran.append("written")
+
+    assert eager.start(write()) is None
+    assert ran == ["written"]
+
+
+async def test_one_that_waits_goes_on_in_a_task_with_its_value() -> None:
+    gate: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def write() -> int:
+        steps.append("before")
+        got = await gate
+        steps.append("after")
+        return got + 1
+
+    task = eager.start(write())
+    assert task is not None and steps == ["before"]
+    gate.set_result(41)
+    assert await task == 42
+    assert steps == ["before", "after"]
+
+
+async def test_a_bare_yield_resumes_on_the_next_turn() -> None:
+    async def twice() -> str:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return "done"
+
+    task = eager.start(twice())
+    assert task is not None
+    assert await task == "done"
+
+
+async def test_errors_before_the_first_wait_raise_at_start_and_after_it_in_the_task() -> None:
+    async def early() -> None:
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):
+        eager.start(early())
+
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def late() -> None:
+        await gate
+        raise ConnectionResetError("gone later")
+
+    task = eager.start(late())
+    assert task is not None
+    gate.set_result(None)
+    with pytest.raises(ConnectionResetError, match="later"):
+        await task
+
+    failing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def reads() -> str:
+        try:
+            await failing
+        except KeyError:
+            return "the coroutine read its future's error"
+        return "no error"
+
+    task = eager.start(reads())
+    assert task is not None
+    failing.set_exception(KeyError("k"))
+    assert await task == "the coroutine read its future's error"
+
+
+async def test_a_cancel_reaches_the_coroutine_where_it_waits() -> None:
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    cleaned: list[str] = []
+
+    async def held() -> None:
+        try:
+            await gate
+        finally:
+            cleaned.append("finally")
+
+    task = eager.start(held())
+    assert task is not None
+    await asyncio.sleep(0)  # the task is waiting
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["finally"]
+    assert gate.cancelled()  # as a task cancels the future it waits on
+
+
+async def test_what_it_sets_in_context_variables_stays_its_own() -> None:
+    """A worker routes log lines by a context variable set inside each task's coroutine:
+    run eagerly, the coroutine must not set it in its caller's context."""
+    import contextvars
+
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="caller")
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    seen: list[str] = []
+
+    async def task() -> None:
+        current.set("task")
+        seen.append(current.get())
+        await gate
+        seen.append(current.get())  # after its wait, in the task that goes on
+
+    pending = eager.start(task())
+    assert current.get() == "caller"
+    assert pending is not None
+    gate.set_result(None)
+    await pending
+    assert seen == ["task", "task"] and current.get() == "caller"
