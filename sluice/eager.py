@@ -37,27 +37,35 @@ def start(awaitable: Awaitable[T]) -> asyncio.Task[T] | None:
         waited = context.run(steps.send, None)
     except StopIteration:
         return None
-    return asyncio.get_running_loop().create_task(_resume(steps, waited), context=context)
+    return asyncio.get_running_loop().create_task(_rest(steps, waited), context=context)
 
 
-async def _resume(coro: Generator[Any, None, T], waited: Any) -> T:
-    """What a task does for a coroutine (asyncio.Task.__step): wait for the future it
-    yielded, then step it on; a cancel is passed into it, as a task passes it."""
-    while True:
-        try:
-            if waited is None:  # a bare yield: it asked for one turn of the loop
-                await asyncio.sleep(0)
-            else:  # the future it awaits; its outcome is the coroutine's to read
-                await asyncio.wait((waited,))
-        except asyncio.CancelledError as exc:
-            if isinstance(waited, asyncio.Future):
-                waited.cancel()
+async def _rest(steps: Generator[Any, Any, T], waited: Any) -> T:
+    return await _Relay(steps, waited)
+
+
+class _Relay:
+    """The coroutine's remaining steps under a task: what it yields (the future it
+    awaits, or None for a bare yield) goes to the task as it is, and what the task sends
+    or throws back (the wake-up, the future's error, a cancel) goes to the coroutine, so
+    the task treats it as its own coroutine (a cancel cancels the future it awaits)."""
+
+    def __init__(self, steps: Generator[Any, Any, T], waited: Any) -> None:
+        self._steps = steps
+        self._waited = waited
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        steps, waited = self._steps, self._waited
+        while True:
             try:
-                waited = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            continue
-        try:
-            waited = coro.send(None)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+                sent = yield waited
+            except BaseException as exc:  # the coroutine's to handle (a cancel too)
+                try:
+                    waited = steps.throw(exc)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+            else:
+                try:
+                    waited = steps.send(sent)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]

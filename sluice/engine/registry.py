@@ -138,27 +138,30 @@ class WorkerConn:
         if self._sender is not None:
             self._outbox.append(frame)
             return
+        self._write(frame)
+
+    def _write(self, frame: bytes) -> None:
         try:
             waiting = eager.start(self._send(frame))
         except Exception as exc:  # the socket went away; the receive side will notice
             self._failed(exc)
             return
-        if waiting is not None:
-            self._sender = asyncio.create_task(self._drain(waiting))
+        if waiting is not None:  # the socket pushes back: the task writes it, then the rest
+            self._sender = waiting
+            waiting.add_done_callback(self._written)
 
-    async def _drain(self, waiting: asyncio.Task[None]) -> None:
-        try:
-            await waiting
-            while self._outbox and not self.closed:
-                await self._send(self._outbox.popleft())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+    def _written(self, write: asyncio.Task[None]) -> None:
+        self._sender = None
+        if write.cancelled():  # closed
+            return
+        exc = write.exception()
+        if exc is not None:
             self._failed(exc)
-        finally:
-            self._sender = None
+            return
+        while self._outbox and self._sender is None and not self.closed:
+            self._write(self._outbox.popleft())
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: BaseException) -> None:
         log.debug("send to %s failed: %s", self.worker_id, exc)
         self.closed = True
         self._outbox.clear()
