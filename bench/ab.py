@@ -12,7 +12,8 @@ the default settings a user gets:
 - one client's single submits (`--parts single`): 3,000 calls of the sync SDK, one at
   a time;
 - drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots (`--drain-slots`);
-- submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers;
+- submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers (an
+  async no-op; `--parts latency_sync`: a plain one, as bench/peers measures);
 - delayed lateness p50/p99 (`--parts delays`): 1,000 tasks one every 2 ms, each due 2 s
   later, to an idle worker;
 - the noisy neighbour (`--parts noisy`): make bench's scenario, the quiet tenants' p99
@@ -73,6 +74,26 @@ if "latency" in parts:
     with rig(port, backend) as r:
         lat = bench_latency(r, 2_000, 0.005)
         out["latency_p50"], out["latency_p99"] = pct(lat, 50), pct(lat, 99)
+if "latency_sync" in parts:  # the same with a plain function, as bench/peers measures
+    import time, sluice
+    from bench.run import wait_until
+    with rig(port, backend) as r:
+        workers = r.workers()
+        client = sluice.Client(r.url, r.api_key)
+        sent, next_at = {}, time.perf_counter()
+        for i in range(2_000):
+            next_at += 0.005
+            t0 = time.time()
+            sent[client.submit({"function": "noop_sync", "args": [i]}).id] = t0
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+        client.close()
+        count = "SELECT count(*) FROM attempts WHERE task_id IN ids(?)"
+        wait_until(lambda: r.query(count, list(sent))[0][0] == len(sent), 60, "sync tasks")
+        rows = r.query("SELECT task_id, started_at FROM attempts WHERE task_id IN ids(?)",
+                       list(sent))
+        r.stop_workers(workers)
+        lat = [(started - sent[task_id]) * 1000 for task_id, started in rows]
+        out["sync_p50"], out["sync_p99"] = pct(lat, 50), pct(lat, 99)
 if "delays" in parts:  # 1,000 tasks one every 2 ms, each due 2 s later: start - run_at
     from bench.run import bench_delays
     with rig(port, backend) as r:
@@ -96,6 +117,8 @@ FIGURES = {
     "drain": ("drain (tasks/s)", True),
     "latency_p50": ("submit→start p50 (ms)", False),
     "latency_p99": ("submit→start p99 (ms)", False),
+    "sync_p50": ("submit→start p50, a plain function (ms)", False),
+    "sync_p99": ("submit→start p99, a plain function (ms)", False),
     "delay_p50": ("delayed lateness p50 (ms)", False),
     "delay_p99": ("delayed lateness p99 (ms)", False),
     "noisy_alone": ("noisy neighbour: quiet tenants' p99 alone (ms)", False),
@@ -138,7 +161,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="submit,drain,latency",
-        help="of submit, single, drain, latency, delays, noisy",
+        help="of submit, single, drain, latency, latency_sync, delays, noisy",
     )
     parser.add_argument(
         "--drain-slots", type=int, default=256,

@@ -84,3 +84,35 @@ async def test_without_inline_short_every_call_is_in_a_thread() -> None:
     w = Worker(app, url="http://127.0.0.1:9", api_key="k", concurrency=2, inline_short=False)
     await run(w, 0, PROMOTE_AFTER + 10)
     assert threading.get_ident() not in threads
+
+
+async def test_a_plain_function_with_a_free_slot_starts_within_the_delivery() -> None:
+    """No turn of the loop between a delivery and a plain function's start (eager.start):
+    on the loop, the call has run and ended when `_start` returns; in a thread, it has
+    been handed over. Several started so in one frame keep their log lines apart."""
+    threads.clear()
+    slow.clear()
+    loop_thread = threading.get_ident()
+    capture.install()
+    w = Worker(app, url="http://127.0.0.1:9", api_key="k", concurrency=4)
+    w._limits = msgspec.structs.replace(w._limits, max_log_bytes=65536)
+    w._inline["quick"] = Inline(below_s=0.05, wall_s=1.0, slow_s=1.0)
+    n = 0
+    while not w._inline["quick"].inline:  # prove it short in threads first
+        assert n < 10 * PROMOTE_AFTER, "never moved to the loop"
+        await run(w, n, 1)
+        n += 1
+    done = w.completed
+    for k in range(3):  # one frame's tasks: each runs in full within its own _start
+        w._start(frame(n + k))
+        assert w.completed == done + k + 1 and threads[-1] == loop_thread
+        assert f"t{n + k:04d}" not in w._running  # ended: nothing left to hold
+    lines = {item.id: [line.message for line in item.logs] for item in w._pending[-3:]}
+    assert lines == {f"t{n + k:04d}": [f"call {n + k}"] for k in range(3)}
+
+    # With no free slot it waits as before: a task is held, the call has not run.
+    w._slots_free._value = 0  # every slot taken
+    w._start(frame(n + 3))
+    assert w.completed == done + 3 and f"t{n + 3:04d}" in w._running
+    w._slots_free.release()
+    await wait_for(lambda: w.completed == done + 4)

@@ -27,7 +27,7 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from .. import __version__
+from .. import __version__, eager
 from ..client.http import discover, tls_context
 from ..errors import Reject, Retry, SluiceError, Throttled
 from ..logs import redacted_url
@@ -96,7 +96,7 @@ STARTED_AFTER_S = 0.2  # an attempt that ends sooner reports its start with its 
 # write saved for every short task)
 
 
-Held = tuple[TaskFrame, "asyncio.Task[None]", TaskContext]  # a task this worker holds
+Held = tuple[TaskFrame, "asyncio.Future[None]", TaskContext]  # a task this worker holds
 
 
 class ResultRefused(SluiceError):
@@ -221,7 +221,8 @@ class Worker:
         self._shared = False  # connected with the pool key (the welcome says)
         self.completed = 0
         self.connected = asyncio.Event()
-        self._running: dict[str, tuple[TaskFrame, asyncio.Task[None], TaskContext]] = {}
+        self._running: dict[str, Held] = {}
+        self._now: asyncio.Future[None] | None = None  # see _start
         # Attempts whose start the server has not been told of yet: id -> (frame, started).
         self._unannounced: dict[str, tuple[TaskFrame, float]] = {}
         self._pending_progress: list[ProgressItem] = []  # finished attempts' last reports
@@ -336,7 +337,9 @@ class Worker:
         deadline = None if self.grace_s is None else time.monotonic() + self.grace_s
         hurry = asyncio.ensure_future(self._hurry.wait())
         while not self._hurry.is_set():
-            running = [t for _, t, _ in self._running.values() if not t.done()]
+            running: list[asyncio.Future[Any]] = [
+                t for _, t, _ in self._running.values() if not t.done()
+            ]
             left = None if deadline is None else deadline - time.monotonic()
             if not running or (left is not None and left <= 0):
                 break
@@ -536,8 +539,32 @@ class Worker:
         ctx = TaskContext(frame.id, frame.attempt, frame.function, frame.timeout_s)
         if self.capture_logs:
             ctx._log = capture.AttemptLog(self._limits.max_log_bytes)
-        task = asyncio.create_task(self._execute(frame, ctx))
-        self._running[frame.id] = (frame, task, ctx)
+        fn = self.app.tasks.get(frame.function)
+        if (
+            fn is None or fn.is_async or frame.start_at is not None
+            or self._slots_free.locked() or self._isolated(fn)
+        ):  # fmt: skip
+            self._running[frame.id] = (frame, asyncio.create_task(self._execute(frame, ctx)), ctx)
+            return
+        # A plain function with a free slot starts now (eager.start), not a turn of the
+        # loop later: on the loop it runs and ends before this returns (no task at all),
+        # in a thread it is handed over now and a task waits for it. Only for plain
+        # functions: an async handler's code would run in the receive loop's task
+        # (eager.py). Held meanwhile under a done stand-in, which nothing looks at
+        # before it is replaced or forgotten.
+        if self._now is None:
+            self._now = asyncio.get_running_loop().create_future()
+            self._now.set_result(None)
+        self._running[frame.id] = (frame, self._now, ctx)
+        try:
+            started = eager.start(self._execute(frame, ctx))
+        except Exception:  # not the handler's error (that is its result): a bug here
+            log.exception("attempt %s/%d failed to start", frame.id, frame.attempt)
+            self._forget(frame)
+            return
+        held = self._running.get(frame.id)
+        if started is not None and held is not None and held[0] is frame:
+            self._running[frame.id] = (frame, started, ctx)
 
     async def _execute(self, frame: TaskFrame, ctx: TaskContext) -> None:
         if self._slots_free.locked():  # held ahead (prefetch): wait for a slot
