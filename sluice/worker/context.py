@@ -14,13 +14,18 @@ if TYPE_CHECKING:
     from .capture import AttemptLog
 
 
+_making = threading.Lock()  # a context's Event is made once, whichever thread asks
+
+
 @dataclass
 class TaskContext:
     task_id: str
     attempt: int
     function: str
     timeout_s: float | None = None
-    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Made by the first `wait` (most handlers never wait: a no-op's context would spend
+    # a few µs of its worker's ~75 on an Event it never uses).
+    _cancel: threading.Event | None = field(default=None, repr=False)
     stop_reason: str | None = None  # "cancelled", "timeout" or "released" (drain)
     _log: AttemptLog | None = field(default=None, repr=False)  # the attempt's captured lines
     # The latest progress (done, total, message) and whether it is not shipped yet: the
@@ -32,12 +37,20 @@ class TaskContext:
     def cancelled(self) -> bool:
         """True once the task was cancelled, timed out or handed back: a sync handler,
         which cannot be interrupted, should check it and return early."""
-        return self._cancel.is_set()
+        return self.stop_reason is not None
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds` in a plain handler, waking at once if the task is
         cancelled, times out or is handed back; returns `cancelled`."""
-        return self._cancel.wait(seconds)
+        event = self._cancel
+        if event is None:
+            with _making:
+                event = self._cancel
+                if event is None:
+                    event = self._cancel = threading.Event()
+                    if self.stop_reason is not None:  # stopped before anyone waited
+                        event.set()
+        return event.wait(seconds)
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report how far the attempt got: `done` of `total` (both finite numbers >= 0;
@@ -67,7 +80,10 @@ class TaskContext:
 
     def _stop(self, reason: str) -> None:
         self.stop_reason = reason
-        self._cancel.set()
+        with _making:  # a `wait` making its Event now sees the reason, or is woken here
+            event = self._cancel
+        if event is not None:
+            event.set()
 
 
 def _amount(name: str, value: float) -> float:
