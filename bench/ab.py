@@ -12,6 +12,7 @@ the default settings a user gets:
 - one client's single submits (`--parts single`): 3,000 calls of the sync SDK, one at
   a time;
 - drain: 20,000 queued no-op tasks, 2 worker processes x 256 slots (`--drain-slots`);
+  `--parts drain_sync`: the same with a plain function;
 - submit → start latency p50/p99: 2,000 tasks, one every 5 ms, to idle workers (an
   async no-op; `--parts latency_sync`: a plain one, as bench/peers measures);
 - delayed lateness p50/p99 (`--parts delays`): 1,000 tasks one every 2 ms, each due 2 s
@@ -70,6 +71,10 @@ if "drain" in parts:  # async no-ops on 2 processes x slots, whatever the commit
         else:
             from bench.apps import noop
             out["drain"] = bench_drain(r, 20_000, noop, concurrency=slots)[0]
+if "drain_sync" in parts:  # the same with a plain function (what most users write)
+    from bench.apps import noop_sync
+    with rig(port, backend) as r:
+        out["drain_sync"] = bench_drain(r, 20_000, noop_sync, concurrency=slots)[0]
 if "latency" in parts:
     with rig(port, backend) as r:
         lat = bench_latency(r, 2_000, 0.005)
@@ -115,6 +120,7 @@ FIGURES = {
     "single_submit": ("32 concurrent single submits (tasks/s)", True),
     "one_client": ("single submits, one sync client (tasks/s)", True),
     "drain": ("drain (tasks/s)", True),
+    "drain_sync": ("drain, a plain function (tasks/s)", True),
     "latency_p50": ("submit→start p50 (ms)", False),
     "latency_p99": ("submit→start p99 (ms)", False),
     "sync_p50": ("submit→start p50, a plain function (ms)", False),
@@ -161,7 +167,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="submit,drain,latency",
-        help="of submit, single, drain, latency, latency_sync, delays, noisy",
+        help="of submit, single, drain, drain_sync, latency, latency_sync, delays, noisy",
     )
     parser.add_argument(
         "--drain-slots", type=int, default=256,
