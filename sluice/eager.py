@@ -10,10 +10,11 @@ task, which goes on from where it stopped.
 
 Only for coroutines that do not care which task runs them: until its first wait, the
 coroutine runs in its caller's task (`asyncio.current_task()` is the caller's, so an
-`asyncio.timeout` entered there would cancel the caller). Frames written to a worker's
-websocket qualify (Litestar's and uvicorn's send never ask); a user's handler does not,
-which is why the worker still starts each task as an asyncio task (Python 3.12's eager
-tasks would do it properly).
+`asyncio.timeout` entered there would cancel the caller). A frame written to a worker's
+websocket qualifies (Litestar's and uvicorn's send never ask), and so does a worker's
+start of a plain function (the worker's own code around a call that runs no asyncio of
+its own); an async handler does not, so the worker starts those as asyncio tasks
+(Python 3.12's eager tasks would set the current task properly).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def start(awaitable: Awaitable[T]) -> asyncio.Task[T] | None:
     """Run `awaitable` (a coroutine) until it finishes (None) or waits (the task that
     finishes it). An exception it raises before waiting is raised here."""
     # In a context of its own, as a task's coroutine runs: what it sets in context
-    # variables (a worker's log capture, the current task) stays its own.
+    # variables (a worker's log capture, `sluice.current_task()`) stays its own.
     context = contextvars.copy_context()
     steps = awaitable.__await__()
     try:
