@@ -323,45 +323,45 @@ ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
     "Against Huey and Celery, measured the same hour on the same machine as Sluice "
-    "(2026-12-05 23:13-23:19 UTC, an Intel Xeon VM; the other peers' rows are from "
-    "2026-11-27, on another VM: compare across dates with care). This VM moved by up to "
-    "2x between days: on 2026-12-04's, the same Sluice commit drained 19,386/s and Huey "
-    "6,269/s; today 10,094/s and 7,845/s. Sluice's no-op is a plain `def`, as most users "
-    "write, run with `sluice worker`'s defaults. `make bench-floors` gives the physical "
-    "floors these figures are read against (bench/RESULTS.md).",
+    "(2026-12-06 01:39-01:44 UTC, an Intel Xeon VM; the other peers' rows are from "
+    "2026-11-27, on another VM: compare across dates with care). This VM moves by up to "
+    "2x between days: on 2026-12-05's evening VM, the same Sluice code drained 10,094/s "
+    "and Huey 7,845/s; this morning 21,773/s and 6,226/s. Sluice's no-op is a plain "
+    "`def`, as most users write, run with `sluice worker`'s defaults. `make bench-floors` "
+    "gives the physical floors these figures are read against (bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite 4,889/s, about 0.46x "
-    "Huey's 10,612/s this hour; on PostgreSQL 2,100/s, 1.37x Celery's 1,529/s (a lone "
-    "task is one `INSERT … VALUES`, not the batch insert's arrays). The sync client sends "
-    "each submit as a frame on a kept-open *submit stream* (one HTTP upgrade per "
-    "connection, docs/api.md). What is left on SQLite is the server's Python around a "
-    "durable commit: about 170 µs of the server's CPU a submit, of which the commit is "
-    "about 40 µs and the submit stream's framing and I/O about 55 µs. A Redis peer's "
-    "enqueue is one round trip to a C server that does not fsync. Producers who need "
-    "rate send batches (`submit_many`) or submit concurrently.",
-    "- **Submit→start** on SQLite: p50 0.75 ms against Huey's 0.63 ms, p99 1.09 ms "
-    "against 1.29 ms. A submit that finds an idle worker slot commits the task already "
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 4,459/s, about 0.54x "
+    "Huey's 8,197/s; on PostgreSQL 1,767/s, 0.76x Celery's 2,320/s this hour (1.37x on "
+    "2026-12-05's evening VM). The sync client sends each submit as a frame on a "
+    "kept-open *submit stream* (one HTTP upgrade per connection, docs/api.md). What is "
+    "left on SQLite is the server's Python around a durable commit: about 174 µs of the "
+    "server's CPU a submit, of which the insert and commit take 57 µs (25 µs in a hot "
+    "loop: the server's thread sleeps between one client's submits and starts each "
+    "cold). On PostgreSQL the one-row insert's commit alone takes about 340 µs here "
+    "(the server fsyncs every commit), against Celery's whole enqueue of about 430 µs to "
+    "a Redis that does not fsync. Producers who need rate send batches (`submit_many`) "
+    "or submit concurrently.",
+    "- **Submit→start** on SQLite: p50 0.44 ms against Huey's 0.40 ms, p99 0.86 ms "
+    "against 0.77 ms. A submit that finds an idle worker slot commits the task already "
     "leased to it, in one row written once (direct dispatch: no dispatch round), and "
-    "lets the push leave before the producer's answer. Traced at one task every 5 ms "
-    "(bench/RESULTS.md, 2026-12-05), the server's part from the frame read to the push "
-    "sent is about 400 µs at p50, each step a few times its cost in a hot loop because "
-    "the processes sleep between tasks and start each one cold; the push reaches the "
-    "worker's handler about 170 µs later. A Redis peer's worker wakes from BRPOP with "
-    "the task in hand. On PostgreSQL p99 2.14 ms, within 3x Huey's.",
-    "- **Drain** (Sluice 1.29x Huey on SQLite this hour, 1.13x on PostgreSQL). A worker "
+    "writes the push to the worker's socket in the same step, before the producer's "
+    "answer; the worker starts a plain function within the delivery. What remains is "
+    "the durable commit on the path and each process's Python, cold at one task every "
+    "5 ms (a step-by-step trace is in bench/RESULTS.md, 2026-12-05). A Redis peer's "
+    "worker wakes from BRPOP with the task in hand. On PostgreSQL p99 1.90 ms, within 3x "
+    "Huey's.",
+    "- **Drain** (Sluice 3.5x Huey on SQLite this hour, 2.25x on PostgreSQL). A worker "
     "holds tasks ahead of its slots while the server sends it all it can take (prefetch: "
     "what its slots finish within 5 ms), and a plain function whose calls prove shorter "
     "than a thread hand-off runs on the worker's loop. The drain is CPU-bound on the 2 "
-    "cores: about 68 µs of the server's CPU and 75 µs of a worker process's a task "
-    "(bench/RESULTS.md); Huey's worker pops from a C server.",
+    "cores (bench/RESULTS.md has the split between the server and the workers).",
     "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
-    "started them 1.79 ms late at p99 this hour; Sluice keeps them in the store "
-    "(durable) and started them 1.41 ms late on SQLite, 1.97 ms on PostgreSQL: a task due "
+    "started them 1.77 ms late at p99 this hour; Sluice keeps them in the store "
+    "(durable) and started them 1.49 ms late on SQLite, 1.23 ms on PostgreSQL: a task due "
     "soon is leased to an idle worker 10 ms before its time and the worker starts it "
     "then (`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
-    "- PostgreSQL rows are slower than SQLite's but for single enqueues (a commit there "
-    "is a round trip and a WAL flush, about 225 µs on this VM this hour, and both share "
-    "the 2 cores with the client and the workers).",
+    "- PostgreSQL rows are slower than SQLite's (a commit there is a round trip and a "
+    "WAL flush, and the database shares the 2 cores with the client and the workers).",
     "",
 ]
 
@@ -383,7 +383,7 @@ CAVEATS = [
     "- arq's first full run was stopped at its 600 s limit by the person running the "
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
-    "- Sluice, Huey and Celery were measured again on 2026-12-04 at 23:40 UTC (`--only "
+    "- Sluice, Huey and Celery were measured again on 2026-12-06 at 01:39 UTC (`--only "
     "sluice-sqlite --only sluice-postgres --only huey --only celery`); their dates are in "
     "the configuration lines. Machines and hours differ a lot (Huey's single enqueue was "
     "5,141/s on 2026-12-03 and 8,131/s on 2026-12-04 17:34, 7,765/s at 23:56 on another "
