@@ -9,7 +9,6 @@ framework ever routes one), so they are documented and listed alike.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
@@ -18,7 +17,6 @@ from ..config import Settings
 from ..contract import BatchOutcome, BatchRequest, SubmitOutcome, TaskSpec
 from ..engine.node import Node
 from ..errors import InvalidRequest, PayloadTooLarge
-from ..model import RUNNING
 from ..tracing import MAX_TRACESTATE_BYTES, valid_traceparent
 from .route import Call, decode, decoder
 from .views import submit_view
@@ -38,13 +36,10 @@ def batch_bytes(settings: Settings) -> int:
 
 
 async def submit_one(node: Node, tenant_id: str, spec: TaskSpec) -> tuple[int, SubmitOutcome]:
+    # A task leased to an idle slot at its commit (direct dispatch) has been written to
+    # its worker's socket by now (WorkerConn.send writes at once), before this answer:
+    # the worker, not the producer, gets the free core first.
     (result,) = await node.intake.submit(tenant_id, [spec])
-    if result.created and result.state == RUNNING:
-        # Leased to an idle slot at its commit (direct dispatch), the task has been
-        # written to its worker's socket (WorkerConn.send writes at once); one turn of
-        # the loop before this answer lets the worker, not the producer, take the free
-        # core first.
-        await asyncio.sleep(0)
     return (201 if result.created else 200), submit_view(result)
 
 
