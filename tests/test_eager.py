@@ -123,3 +123,27 @@ async def test_what_it_sets_in_context_variables_stays_its_own() -> None:
     gate.set_result(None)
     await pending
     assert seen == ["task", "task"] and current.get() == "caller"
+
+
+async def test_a_coroutine_that_catches_the_cancel_goes_on_waiting() -> None:
+    """As with a task's own coroutine: a cancel it swallows leaves it running, and the
+    task ends with what it returns."""
+    first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    second: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def stubborn() -> str:
+        try:
+            await first
+        except asyncio.CancelledError:
+            pass
+        return await second
+
+    task = eager.start(stubborn())
+    assert task is not None
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not task.done()
+    second.set_result("finished after the cancel")
+    assert await task == "finished after the cancel"
