@@ -4,6 +4,7 @@ and only one that waits becomes a task, which goes on from where it stopped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -132,10 +133,8 @@ async def test_a_coroutine_that_catches_the_cancel_goes_on_waiting() -> None:
     second: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     async def stubborn() -> str:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await first
-        except asyncio.CancelledError:
-            pass
         return await second
 
     task = eager.start(stubborn())
