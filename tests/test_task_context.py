@@ -24,7 +24,9 @@ def test_a_stop_from_another_thread_wakes_a_waiting_handler() -> None:
     woke: list[bool] = []
     handler = threading.Thread(target=lambda: woke.append(ctx.wait(30.0)))
     handler.start()
-    while ctx._cancel is None:  # the handler is in its wait
+    deadline = time.monotonic() + 10
+    while ctx._cancel is None:  # until the handler is in its wait
+        assert time.monotonic() < deadline, "the handler never waited"
         time.sleep(0.001)
     ctx._stop("timeout")
     handler.join(10)
