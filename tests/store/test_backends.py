@@ -43,8 +43,9 @@ NOUNS = {
     base.NotificationStore: "notifications",
 }
 # A module only one backend has: PostgreSQL's cluster bus (LISTEN/NOTIFY). SQLite is one
-# node, whose bus is store/bus.py's LocalBus, which carries nothing.
-ONLY_IN_ONE_BACKEND = {("postgres", "bus")}
+# node, whose bus is store/bus.py's LocalBus, which carries nothing. SQLite's multi-row
+# INSERT (bulk.py): PostgreSQL inserts a batch with one statement over arrays already.
+ONLY_IN_ONE_BACKEND = {("postgres", "bus"), ("sqlite", "bulk")}
 
 
 def methods(part: type) -> list[str]:

@@ -21,7 +21,7 @@ DIALECTS = sorted(p.parent.name for p in STORE.glob("*/queries.py"))
 REFERENCE = re.compile(r"""\bQ\[["']([a-z_][a-z0-9_]*)["']\]""")
 # A backend's modules that are not a noun of the protocol, so have no .sql file: the
 # composed store, its database (connections, writer, schema) and the query loader.
-NOT_NOUNS = {"__init__", "database", "writer", "schema", "queries", "bus"}
+NOT_NOUNS = {"__init__", "database", "writer", "schema", "queries", "bus", "bulk"}
 # Blocks that one dialect needs and the other does not, as (dialect, file, name); the
 # block's comment in its file says why. Nothing else may differ.
 ONLY_IN_ONE_DIALECT = {

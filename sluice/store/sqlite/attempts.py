@@ -21,6 +21,7 @@ from ..base import (
     leased_at_submit,
 )
 from ..notifications import Hooks, event_of
+from .bulk import insert_rows
 from .database import SMALL_OP, SQLiteDatabase
 from .history import record_history
 from .logs import write_final
@@ -83,7 +84,7 @@ class SQLiteAttempts(SQLiteDatabase):
 
         def op(conn: sqlite3.Connection) -> None:
             if rows:
-                conn.executemany(Q["insert_task"], rows)
+                insert_rows(conn, Q["insert_task"], rows)
             conn.executemany(Q["insert_leased"], running)
             insert_payloads(conn, tenant_id, tasks)
 

@@ -21,6 +21,7 @@ from ...model import (
 )
 from ..base import Cancelled, Promoted
 from ..notifications import Hooks
+from .bulk import insert_rows
 from .database import SMALL_OP, SQLiteDatabase
 from .history import record_history
 from .logs import started_of
@@ -41,7 +42,7 @@ class SQLiteTasks(SQLiteDatabase):
         def op(conn: sqlite3.Connection) -> list[SubmitResult]:
             plain = [t for t in tasks if t.key is None]
             if plain:
-                conn.executemany(Q["insert_task"], [rows(t) for t in plain])
+                insert_rows(conn, Q["insert_task"], [rows(t) for t in plain])
                 insert_payloads(conn, tenant_id, plain)
             out = []
             for t in tasks:
