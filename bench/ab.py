@@ -7,7 +7,8 @@ script checks each commit out into its own git worktree and alternates between t
 with its own server, worker and SDK code (PYTHONPATH points at its worktree) and with
 the default settings a user gets:
 
-- batch submit: 50,000 tasks in batches of 1,000 (async SDK);
+- batch submit: 50,000 tasks in batches of 1,000, by the async SDK (2 batches in
+  flight) and by the sync SDK (one at a time);
 - single submits: 10,240 tasks from 32 concurrent clients;
 - one client's single submits (`--parts single`): 3,000 calls of the sync SDK, one at
   a time;
@@ -50,7 +51,7 @@ slots = int(sys.argv[4])
 out = {}
 if "submit" in parts:
     with rig(port, backend) as r:
-        out["batch_submit"] = bench_batch_submit(r, 50_000)[0]
+        out["batch_submit"], out["batch_submit_sync"] = bench_batch_submit(r, 50_000)
         out["single_submit"] = asyncio.run(_single_submits(r, 10_240, 32))
 if "single" in parts:  # one sync client, one call at a time (as bench/peers measures)
     import time, sluice
@@ -117,6 +118,7 @@ print("AB " + json.dumps(out), flush=True)
 
 FIGURES = {
     "batch_submit": ("batch submit (tasks/s)", True),
+    "batch_submit_sync": ("batch submit, sync SDK (tasks/s)", True),
     "single_submit": ("32 concurrent single submits (tasks/s)", True),
     "one_client": ("single submits, one sync client (tasks/s)", True),
     "drain": ("drain (tasks/s)", True),

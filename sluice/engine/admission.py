@@ -115,24 +115,26 @@ def build_task(
     default_attempts = (spec.retry or fn.retry).max_attempts
     max_attempts = default_attempts if spec.max_attempts is None else spec.max_attempts
     timeout = fn.timeout_s if spec.timeout is None else spec.timeout
-    payload = b"".join((b'{"args":', args, b',"kwargs":', kwargs, b"}"))
+    # Positional, in NewTask's field order: a Struct takes keywords five times slower
+    # (0.6 against 0.1 us), and a batch builds a thousand of these.
     return NewTask(
-        id=task_id or new_task_id(now),
-        function=spec.function,
-        payload=payload,
-        state=READY if run_at <= now else SCHEDULED,
-        priority=priority,
-        stag=0.0,  # the fair start tag is given by engine/fairness.py
-        run_at=run_at,
-        max_attempts=max_attempts,
-        timeout_s=timeout,
-        key=spec.key,
-        tags=_tags_encoder.encode(tags).decode() if tags else None,
-        expires_at=expires_at,
-        retry=retry,
-        trace_parent=None if spec.traceparent is None else _traceparent(spec.traceparent, field),
-        trace_state=None if spec.traceparent is None else spec.tracestate,
-        webhooks=_webhooks(spec.webhooks, settings, field) if spec.webhooks else None,
+        task_id or new_task_id(now),  # id
+        spec.function,  # function
+        b"".join((b'{"args":', args, b',"kwargs":', kwargs, b"}")),  # payload
+        READY if run_at <= now else SCHEDULED,  # state
+        priority,
+        0.0,  # stag: the fair start tag is given by engine/fairness.py
+        run_at,
+        max_attempts,
+        timeout,  # timeout_s
+        spec.key,  # key
+        _tags_encoder.encode(tags).decode() if tags else None,  # tags
+        expires_at,
+        retry,
+        0,  # partition: given with the start tag
+        None if spec.traceparent is None else _traceparent(spec.traceparent, field),
+        None if spec.traceparent is None else spec.tracestate,  # trace_state
+        _webhooks(spec.webhooks, settings, field) if spec.webhooks else None,  # webhooks
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from ..contract import TaskSpec
-from ..errors import Conflict, SluiceError, Unavailable
+from ..errors import ClientError, Conflict, SluiceError, Unavailable
 from ..model import PAUSED, READY, RUNNING, SCHEDULED, NewTask, SubmitResult, new_task_ids
 from .admission import build_task
 from .backpressure import Backpressure
@@ -71,13 +71,19 @@ class Intake:
         now = rt.clock.now()
         many = len(specs) > 1
         ids = new_task_ids(len(specs), now)
-        tasks = [
-            build_task(
-                s, functions.get(s.function), rt.settings, now,
-                f"tasks[{i}]." if many else "", ids[i],
-            )
-            for i, s in enumerate(specs)
-        ]  # fmt: skip
+        try:
+            tasks = [
+                build_task(s, functions.get(s.function), rt.settings, now, "", task_id)
+                for s, task_id in zip(specs, ids, strict=True)
+            ]
+        except ClientError:
+            if not many:
+                raise
+            # The error names its field within the batch: build each again with its
+            # place (build_task is pure), so the fast loop formats no field names.
+            for i, s in enumerate(specs):
+                build_task(s, functions.get(s.function), rt.settings, now, f"tasks[{i}].")
+            raise
         if any(t.webhooks for t in tasks):
             await self._check_signing(tenant_id, "tasks[].webhooks" if many else "webhooks")
         await self._quotas.admit(tenant_id, tasks, "tasks[]" if many else "")

@@ -55,6 +55,12 @@ CASES = [
     ("one bad task spoils the batch", "/v1/tasks/batch",
      b'{"tasks": [{"function": "echo"}, {"function": "echo", "priority": 99}]}', True, 400,
      "invalid_request", "tasks[1].priority"),
+    ("a batch names the task whose function is unknown", "/v1/tasks/batch",
+     b'{"tasks": [{"function": "echo"}, {"function": "echo"}, {"function": "nope"}]}', True,
+     404, "unknown_function", "tasks[2].function"),
+    ("a batch names the task that gives delay and run_at", "/v1/tasks/batch",
+     b'{"tasks": [{"function": "echo", "delay": 1, "run_at": 1}, {"function": "echo"}]}',
+     True, 400, "invalid_request", "tasks[0].delay"),
 ]  # fmt: skip
 
 

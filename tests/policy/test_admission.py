@@ -185,3 +185,24 @@ def test_a_function_s_tags_are_the_default_tags_of_its_tasks() -> None:
     plain = build_task(TaskSpec(function="bill"), fn, Settings(), NOW)
     own = build_task(TaskSpec(function="bill", tags=["vip"]), fn, Settings(), NOW)
     assert (plain.tags, own.tags) == ('["billing"]', '["vip"]')
+
+
+def test_every_field_reaches_its_own_place_in_the_task() -> None:
+    # build_task makes NewTask positionally: each value must land in its field.
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    webhook = {"url": "https://hooks.example.com/x", "events": ["succeeded"]}
+    task = build_task(
+        spec(args=[1], kwargs={"k": 2}, delay=5, priority=3, key="k1", ttl=60, tags=["t"],
+             max_attempts=4, retry={"max_attempts": 6}, timeout=7, traceparent=parent,
+             tracestate="a=b", webhooks=[webhook]),
+        SEND, SETTINGS, NOW, task_id="the-id",
+    )  # fmt: skip
+
+    assert (task.id, task.function) == ("the-id", "send")
+    assert task.payload == b'{"args":[1],"kwargs":{"k":2}}'
+    assert (task.state, task.priority, task.stag, task.run_at) == (SCHEDULED, 3, 0.0, NOW + 5)
+    assert (task.max_attempts, task.timeout_s, task.key, task.tags) == (4, 7, "k1", '["t"]')
+    assert (task.expires_at, task.partition) == (NOW + 65, 0)
+    assert task.retry is not None and msgspec.json.decode(task.retry)["max_attempts"] == 6
+    assert (task.trace_parent, task.trace_state) == (parent, "a=b")
+    assert task.webhooks is not None and "hooks.example.com" in task.webhooks

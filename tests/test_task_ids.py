@@ -1,0 +1,36 @@
+"""Task ids (sluice/model.py): UUIDv7 strings, in the order they were made."""
+
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+
+from sluice.model import new_task_id, new_task_ids, time_ordered_id_floor
+
+
+def test_ids_are_canonical_uuid7_with_their_millisecond() -> None:
+    at = time.time()
+    for task_id in new_task_ids(2000, at):
+        parsed = uuid.UUID(task_id)
+        assert str(parsed) == task_id  # lower case, dashes where RFC 9562 puts them
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert parsed.int >> 80 == int(at * 1000)
+
+
+def test_ids_made_one_after_another_increase_past_a_millisecond_s_sequence() -> None:
+    ids = new_task_ids(10_000) + [new_task_id() for _ in range(100)] + new_task_ids(5000)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_the_random_bits_vary_in_every_position() -> None:
+    ids = new_task_ids(4000)
+    variants = collections.Counter(i[19] for i in ids)
+    assert set(variants) == set("89ab") and min(variants.values()) > 700
+    for position in [*range(20, 23), *range(24, 36)]:
+        assert len({i[position] for i in ids}) == 16, position
+
+
+def test_the_floor_sorts_before_every_id_of_its_time() -> None:
+    at = time.time()
+    assert time_ordered_id_floor(at) <= min(new_task_ids(100, at))
