@@ -323,15 +323,16 @@ ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
     "Against Huey and Celery, measured the same hour on the same machine as Sluice "
-    "(2026-12-06 01:39-01:44 UTC, an Intel Xeon VM; the other peers' rows are from "
+    "(2026-12-06 03:27-03:33 UTC, an Intel Xeon VM; the other peers' rows are from "
     "2026-11-27, on another VM: compare across dates with care). This VM moves by up to "
-    "2x between days: on 2026-12-05's evening VM, the same Sluice code drained 10,094/s "
-    "and Huey 7,845/s; this morning 21,773/s and 6,226/s. Sluice's no-op is a plain "
+    "2x between hours: at 01:39 the same morning Sluice drained 21,773/s and Huey "
+    "6,226/s, Huey's single enqueue was 8,197/s (5,546/s at 03:27); on 2026-12-05's "
+    "evening VM Sluice drained 10,094/s and Huey 7,845/s. Sluice's no-op is a plain "
     "`def`, as most users write, run with `sluice worker`'s defaults. `make bench-floors` "
     "gives the physical floors these figures are read against (bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite 4,459/s, about 0.54x "
-    "Huey's 8,197/s; on PostgreSQL 1,767/s, 0.76x Celery's 2,320/s this hour (1.37x on "
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 2,798/s, about 0.50x "
+    "Huey's 5,546/s; on PostgreSQL 1,350/s, 0.67x Celery's 2,017/s this hour (1.37x on "
     "2026-12-05's evening VM). The sync client sends each submit as a frame on a "
     "kept-open *submit stream* (one HTTP upgrade per connection, docs/api.md). What is "
     "left on SQLite is the server's Python around a durable commit: about 174 µs of the "
@@ -341,25 +342,32 @@ ANALYSIS = [
     "(the server fsyncs every commit), against Celery's whole enqueue of about 430 µs to "
     "a Redis that does not fsync. Producers who need rate send batches (`submit_many`) "
     "or submit concurrently.",
-    "- **Submit→start** on SQLite: p50 0.44 ms against Huey's 0.40 ms, p99 0.86 ms "
-    "against 0.77 ms. A submit that finds an idle worker slot commits the task already "
+    "- **Submit→start** on SQLite: p50 0.80 ms against Huey's 0.84 ms, p99 1.47 ms "
+    "against 1.35 ms this hour (on 2026-12-06's faster morning VM: 0.44 / 0.86 against "
+    "0.40 / 0.77). A submit that finds an idle worker slot commits the task already "
     "leased to it, in one row written once (direct dispatch: no dispatch round), and "
     "writes the push to the worker's socket in the same step, before the producer's "
     "answer; the worker starts a plain function within the delivery. What remains is "
     "the durable commit on the path and each process's Python, cold at one task every "
     "5 ms (a step-by-step trace is in bench/RESULTS.md, 2026-12-05). A Redis peer's "
-    "worker wakes from BRPOP with the task in hand. On PostgreSQL p99 1.90 ms, within 3x "
+    "worker wakes from BRPOP with the task in hand. On PostgreSQL p99 3.65 ms, 2.7x "
     "Huey's.",
-    "- **Drain** (Sluice 3.5x Huey on SQLite this hour, 2.25x on PostgreSQL). A worker "
+    "- **Drain** (Sluice 2.5x Huey on SQLite this hour, 1.7x on PostgreSQL; 3.5x and 2.25x "
+    "on the morning's VM). A worker "
     "holds tasks ahead of its slots while the server sends it all it can take (prefetch: "
     "what its slots finish within 5 ms), and a plain function whose calls prove shorter "
     "than a thread hand-off runs on the worker's loop. The drain is CPU-bound on the 2 "
     "cores (bench/RESULTS.md has the split between the server and the workers).",
     "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
-    "started them 1.77 ms late at p99 this hour; Sluice keeps them in the store "
-    "(durable) and started them 1.49 ms late on SQLite, 1.23 ms on PostgreSQL: a task due "
+    "started them 2.01 ms late at p99 this hour; Sluice keeps them in the store "
+    "(durable) and started them 1.30 ms late on SQLite, 1.77 ms on PostgreSQL: a task due "
     "soon is leased to an idle worker 10 ms before its time and the worker starts it "
     "then (`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
+    "- **Bulk** (`submit_many`, 1,000 a call): 57,487/s on SQLite this hour. A batch's "
+    "tasks go in by multi-row INSERTs that bind the values every row shares once "
+    "(bench/RESULTS.md, 2026-12-06: +40 % back to back); what is left is the server's "
+    "Python, about 5 µs a task on each of its event loop and its SQLite writer thread, "
+    "which take turns under the GIL.",
     "- PostgreSQL rows are slower than SQLite's (a commit there is a round trip and a "
     "WAL flush, and the database shares the 2 cores with the client and the workers).",
     "",
@@ -383,7 +391,7 @@ CAVEATS = [
     "- arq's first full run was stopped at its 600 s limit by the person running the "
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
-    "- Sluice, Huey and Celery were measured again on 2026-12-06 at 01:39 UTC (`--only "
+    "- Sluice, Huey and Celery were measured again on 2026-12-06 at 03:27 UTC (`--only "
     "sluice-sqlite --only sluice-postgres --only huey --only celery`); their dates are in "
     "the configuration lines. Machines and hours differ a lot (Huey's single enqueue was "
     "5,141/s on 2026-12-03 and 8,131/s on 2026-12-04 17:34, 7,765/s at 23:56 on another "
