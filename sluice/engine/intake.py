@@ -81,8 +81,9 @@ class Intake:
                 raise
             # The error names its field within the batch: build each again with its
             # place (build_task is pure), so the fast loop formats no field names.
-            for i, s in enumerate(specs):
-                build_task(s, functions.get(s.function), rt.settings, now, f"tasks[{i}].")
+            for i, (s, task_id) in enumerate(zip(specs, ids, strict=True)):
+                build_task(s, functions.get(s.function), rt.settings, now, f"tasks[{i}].",
+                           task_id)  # fmt: skip
             raise
         if any(t.webhooks for t in tasks):
             await self._check_signing(tenant_id, "tasks[].webhooks" if many else "webhooks")

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sluice.store.sqlite import bulk
 from sluice.store.sqlite.bulk import SIZES, _statement, insert_rows
 
 COLUMNS = 5
@@ -85,3 +86,23 @@ def test_equal_values_of_other_types_are_not_taken_as_shared() -> None:
     # 1 == 1.0 == True: bound once, every row would store the first row's type.
     rows = [(i, [1, 1.0, True][i % 3], [0.0, 0, False][i % 3], "x", b"x") for i in range(20)]
     assert stored(rows, bulk=True) == stored(rows, bulk=False)
+
+
+def test_a_zero_keeps_its_sign() -> None:
+    rows = [(i, [0.0, -0.0][i % 2], 0.0, -0.0, "x") for i in range(20)]
+    signs = [[str(v) for v in row[::2]] for row in stored(rows, bulk=True)]
+    assert signs == [[str(v) for v in row[::2]] for row in stored(rows, bulk=False)]
+
+
+def test_sharing_patterns_per_statement_are_bounded() -> None:
+    # Each pattern of shared values is a statement of each size, compiled and cached:
+    # past PATTERNS patterns for one INSERT, every value is bound per row instead.
+    conn = sqlite3.connect(":memory:")
+    conn.execute(CREATE)
+    insert = INSERT.replace("INSERT INTO", "INSERT  INTO")  # a statement text of its own
+    for k in range(2 * bulk.PATTERNS):
+        # column k % 5 varies; which others are shared changes with k
+        rows = [tuple(i if j == k % 5 or j < k // 5 else k for j in range(5)) for i in range(16)]
+        insert_rows(conn, insert, rows)
+    assert len(bulk._patterns[insert]) == bulk.PATTERNS
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (32 * bulk.PATTERNS,)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 from collections.abc import Sequence
 from itertools import chain
 from operator import itemgetter
@@ -25,6 +26,13 @@ from typing import Any
 
 SIZES = (256, 64, 16, 4, 1)  # rows per statement, largest first
 FEW = 4  # fewer rows than this: executemany, no statement to build
+# Which values a batch shares varies (its functions, delays, priorities...). Each pattern
+# is a statement of each size; a compiled 256-row statement keeps its last values bound
+# (up to 256 inline payloads). So a statement text takes its first PATTERNS patterns and
+# then binds every value per row: at most (PATTERNS + 1) x len(SIZES) statements.
+PATTERNS = 8
+_patterns: dict[str, set[tuple[int, ...]]] = {}
+_patterns_lock = threading.Lock()
 
 
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -35,7 +43,7 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[A
         return
     width = len(rows[0])
     columns = list(zip(*rows, strict=True))
-    shared = tuple(j for j, column in enumerate(columns) if _same(column))
+    shared = _pattern(insert, tuple(j for j, column in enumerate(columns) if _same(column)))
     varying = tuple(j for j in range(width) if j not in shared)
     values = [columns[j][0] for j in shared]
     if not varying:  # the same row n times: nothing tells them apart but a constraint
@@ -54,14 +62,29 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[A
             done += size
 
 
+def _pattern(insert: str, shared: tuple[int, ...]) -> tuple[int, ...]:
+    """`shared`, if it is one of the first PATTERNS sharing patterns seen for `insert`;
+    past them, none: each pattern is a statement of each size, compiled, cached by the
+    connection and holding its last values, so their number stays bounded."""
+    with _patterns_lock:
+        known = _patterns.setdefault(insert, set())
+        if shared in known or len(known) < PATTERNS:
+            known.add(shared)
+            return shared
+    return ()
+
+
 def _same(column: tuple[Any, ...]) -> bool:
-    # Equal and of one type: 1 == 1.0 == True, but each is stored as it was given.
+    # Equal and of one type: 1 == 1.0 == True, but each is stored as it was given; and
+    # 0.0 == -0.0, but a float keeps its sign.
     first = column[0]
     n = len(column)
-    return column.count(first) == n and list(map(type, column)).count(type(first)) == n
+    if column.count(first) != n or list(map(type, column)).count(type(first)) != n:
+        return False
+    return not (type(first) is float and first == 0.0 and len({str(x) for x in column}) > 1)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)
 def _statement(
     insert: str, width: int, shared: tuple[int, ...], varying: tuple[int, ...], size: int
 ) -> str:

@@ -62,7 +62,11 @@ class SQLiteDatabase:
         )
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # 256 compiled statements: the named queries (about 125) and bulk.py's batch
+        # inserts (at most 45), so a batch never pushes a hot query out.
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
