@@ -282,7 +282,7 @@ class LogBatch(msgspec.Struct, frozen=True):
 # 48 bits of milliseconds, a 12-bit sequence that orders ids made in one millisecond,
 # and 62 random bits.
 _SEQ_MAX = 0xFFF
-BEHIND_MS = 1000  # a clock this far behind the system's is a test's fake clock
+BEHIND_MS = 1000  # a clock this far from the system's (behind or ahead) is a test's fake clock
 _VARIANT_DIGITS = bytes(ord("89ab"[b & 3]) for b in range(256))  # RFC 9562's variant 10xx
 _SEQ_HEX = [f"{s:03x}-" for s in range(_SEQ_MAX + 1)]
 
@@ -309,7 +309,10 @@ class _Sequence:
             return self.last_ms, first
 
 
-# The system clock's ids, and a fake clock's (far behind), each in their own order.
+# The system clock's ids, and a fake clock's (far behind or ahead), each in their own
+# order. A fake clock set days ahead must not move the system clock's ids on: they would
+# carry that future time in the process for good (a retention purge, which finds ended
+# tasks by their ids' time, would then skip them).
 _system, _fake = _Sequence(forward_only=True), _Sequence(forward_only=False)
 
 
@@ -318,7 +321,7 @@ def new_task_ids(n: int, at: float | None = None) -> list[str]:
     when None), so an id's time is the time the engine's clock gave the task."""
     wall = time.time_ns() // 1_000_000
     ms = wall if at is None else int(at * 1000)
-    sequence = _fake if ms < wall - BEHIND_MS else _system
+    sequence = _fake if abs(ms - wall) > BEHIND_MS else _system
     out: list[str] = []
     while n > 0:
         k = min(n, _SEQ_MAX + 1)

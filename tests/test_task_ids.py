@@ -37,3 +37,10 @@ def test_the_random_bits_vary_in_every_position() -> None:
 def test_the_floor_sorts_before_every_id_of_its_time() -> None:
     at = time.time()
     assert time_ordered_id_floor(at) <= min(new_task_ids(100, at))
+
+
+def test_a_clock_set_far_ahead_does_not_move_the_system_clock_s_ids_on() -> None:
+    ahead = time.time() + 40 * 86_400  # a test's fake clock, weeks ahead
+    assert uuid.UUID(new_task_id(ahead)).int >> 80 == int(ahead * 1000)
+    now = time.time()
+    assert 0 <= (uuid.UUID(new_task_id()).int >> 80) - int(now * 1000) < 1000
