@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import sluice
+from tests.acceptance.workload import announce
 
 app = sluice.App("isolated")
 MARKERS = Path(os.environ.get("SLUICE_TEST_MARKERS", "."))
@@ -63,7 +64,7 @@ async def awhoami() -> int:
 @app.task(isolation="process")
 def hangs(name: str) -> None:
     """Announces its pid, then sleeps (cancel kills it)."""
-    (MARKERS / f"{name}.pid").write_text(str(os.getpid()))
+    announce(MARKERS / f"{name}.pid", str(os.getpid()))
     threading.Event().wait(300)
 
 

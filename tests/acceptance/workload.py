@@ -14,6 +14,14 @@ app = sluice.App("acceptance")
 MARKERS = Path(os.environ.get("SLUICE_TEST_MARKERS", "."))
 
 
+def announce(path: Path, text: str) -> None:
+    """Write a marker whole before it exists: a test that waits for the file and then
+    reads it must never read it half-written (write_text creates it empty first)."""
+    temporary = path.with_name(path.name + ".part")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
 @app.task
 def multiply(a: int, b: int) -> int:
     return a * b
@@ -24,7 +32,7 @@ def stubborn(ctx: TaskContext, name: str) -> dict[str, int]:
     """The first attempt announces itself (and logs) and then hangs until its process is
     killed."""
     print(f"attempt {ctx.attempt} of {name} in {os.getpid()}")
-    (MARKERS / f"{name}.{ctx.attempt}").write_text(str(os.getpid()))
+    announce(MARKERS / f"{name}.{ctx.attempt}", str(os.getpid()))
     if ctx.attempt == 1:
         threading.Event().wait()  # hang until the process is killed
     return {"attempt": ctx.attempt, "pid": os.getpid()}
