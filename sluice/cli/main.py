@@ -463,10 +463,21 @@ async def _dev_key(node: Any, tenant_id: str, url: str, admin_key: str | None) -
     if admin_key:
         dev["admin_key"] = admin_key
     if dev != saved:
-        DEV_FILE.parent.mkdir(parents=True, exist_ok=True)
-        DEV_FILE.write_text(json.dumps(dev, indent=2))
-        DEV_FILE.chmod(0o600)
+        _write_secret(DEV_FILE, json.dumps(dev, indent=2))
     return str(key)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write a file of keys whole, readable by its owner only from its first byte: a
+    reader (the SDK, the CLI, a script waiting for it) sees the old file or the new
+    one, never a half-written one, and no one else ever sees the keys."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(temporary, 0o600)  # O_CREAT's mode only applies to a new file
+    os.replace(temporary, path)
 
 
 def _next_steps(
