@@ -280,3 +280,28 @@ async def test_delayed_tasks_falling_due_behind_a_backlog_wait_their_turn(
     assert await built.dispatcher.dispatch_round() == 1
     await until(lambda: built.delivered() == [first, waiting])
     assert built.direct.dispatched == 1
+
+
+async def test_a_delayed_task_fired_while_a_round_claims_is_still_leased_ahead(
+    built: Built, rt: Runtime, clock: FakeClock
+) -> None:
+    conn = await built.connect(slots=2)
+    conn.protocol = 2
+    task, _ = await built.submit(delay=5)
+    lead = rt.settings.delay_lead_s
+    clock.advance(5 - lead)  # due in a lead: it fires now
+
+    # The safety net's round is claiming for the worker: its queue is looked at again
+    # and its free slots are held until the store answers.
+    built.queues.forget()
+    conn.reserved = conn.free
+    assert await built.delays.fire_due() == 0
+    assert await state_of(rt, built.tenant, task) == SCHEDULED
+
+    conn.reserved = 0  # the round found nothing: the worker is idle again
+    assert await built.dispatcher.dispatch_round() == 0
+    clock.advance(lead / 2)  # still ahead of its time
+    assert await built.delays.fire_due() == 1
+    await until(lambda: built.delivered() == [task])
+    (frame,) = [t for f in built.wire.of(Deliver) for t in f.tasks]
+    assert frame.start_at is not None and frame.start_at > clock.now()
