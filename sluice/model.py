@@ -282,7 +282,7 @@ class LogBatch(msgspec.Struct, frozen=True):
 # 48 bits of milliseconds, a 12-bit sequence that orders ids made in one millisecond,
 # and 62 random bits.
 _SEQ_MAX = 0xFFF
-BEHIND_MS = 1000  # a clock this far from the system's (behind or ahead) is a test's fake clock
+FAKE_CLOCK_MS = 1000  # a clock this far from the system's (either way) is a test's
 _VARIANT_DIGITS = bytes(ord("89ab"[b & 3]) for b in range(256))  # RFC 9562's variant 10xx
 _SEQ_HEX = [f"{s:03x}-" for s in range(_SEQ_MAX + 1)]
 
@@ -321,7 +321,7 @@ def new_task_ids(n: int, at: float | None = None) -> list[str]:
     when None), so an id's time is the time the engine's clock gave the task."""
     wall = time.time_ns() // 1_000_000
     ms = wall if at is None else int(at * 1000)
-    sequence = _fake if abs(ms - wall) > BEHIND_MS else _system
+    sequence = _fake if abs(ms - wall) > FAKE_CLOCK_MS else _system
     out: list[str] = []
     while n > 0:
         k = min(n, _SEQ_MAX + 1)

@@ -474,9 +474,9 @@ def _write_secret(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a new file (a stale part file)
     with os.fdopen(fd, "w") as out:
         out.write(text)
-    os.chmod(temporary, 0o600)  # O_CREAT's mode only applies to a new file
     os.replace(temporary, path)
 
 

@@ -110,7 +110,7 @@ class Delays:
         if not fired:
             return 0
         started = (
-            await self._lease_due([(t, i) for _, _, t, i in fired], now)
+            await self._lease_due([(t, i, run_at) for _, run_at, t, i in fired], now)
             if self.direct is not None
             else set()
         )
@@ -134,20 +134,26 @@ class Delays:
         await self._tag_and_notify(promoted)
         return len(started) + len(promoted)
 
-    async def _lease_due(self, due: list[tuple[str, str]], now: float) -> set[str]:
+    async def _lease_due(self, due: list[tuple[str, str, float]], now: float) -> set[str]:
         """Direct dispatch of due tasks (engine/direct.py): those an idle worker of
         their tenant may take at once are made ready and leased to it in one write."""
         assert self.direct is not None
-        by_tenant: dict[str, list[str]] = {}
-        for tenant_id, task_id in due:
-            by_tenant.setdefault(tenant_id, []).append(task_id)
+        by_tenant: dict[str, list[tuple[str, float]]] = {}
+        for tenant_id, task_id, run_at in due:
+            by_tenant.setdefault(tenant_id, []).append((task_id, run_at))
         started: set[str] = set()
-        for tenant_id, ids in by_tenant.items():
+        for tenant_id, tasks in by_tenant.items():
             direct = self.direct.plan_due(tenant_id)
             if direct is None:
                 continue
-            # Ahead of time only to workers that wait for start_at (protocol 2).
-            lead = self._rt.settings.delay_lead_s if direct.conn.protocol >= 2 else 0.0
+            # Ahead of time only to workers that wait for start_at (protocol 2); an
+            # older worker takes only what is due, and no write is made for none.
+            ahead = direct.conn.protocol >= 2
+            lead = self._rt.settings.delay_lead_s if ahead else 0.0
+            ids = [t for t, run_at in tasks if ahead or run_at <= now]
+            if not ids:
+                self.direct.cancel(direct)
+                continue
             try:
                 claimed = await self._rt.store.promote_leased(
                     tenant_id, ids, now, direct.conn.worker_id, direct.functions,
