@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluice.dispatcher")
 FAILED_ROUND_PAUSE_S = 0.1
+PROBE_SLOTS = 1  # what the safety net's round claims of a queue known empty
 # A headroom claim asks for the tasks of at most this many tenants below their share: those
 # that got work or ran on a shared pool most lately.
 HEADROOM_TENANTS = 64
@@ -98,6 +99,7 @@ class Dispatcher:
         clock, queues, asks = self._rt.clock, self._queues, self._asks
         poll = self._rt.settings.poll_interval_s
         polled = clock.monotonic()
+        probe = False
         while True:
             # The safety net looks every `poll` seconds, however often wake-ups come.
             wait = max(0.0, polled + poll - clock.monotonic())
@@ -107,20 +109,28 @@ class Dispatcher:
             if clock.monotonic() - polled >= poll:
                 # The safety net: look again even without a wake-up.
                 polled = clock.monotonic()
-                queues.forget()
+                # With other nodes, every queue is looked at again; alone, the queues
+                # known empty are probed instead, so their idle slots stay free for
+                # direct dispatch meanwhile (engine/direct.py): forgetting them sent
+                # the submits of the next milliseconds through a round, once a second.
+                probe = not self._partitions.others
+                queues.forget(probe)
                 asks.forget()
             if queues.resynced():
                 asks.forget()
             queues.woken.clear()
             try:
                 await asks.reconcile()  # between rounds: none of ours in flight
-                await self.dispatch_round()
+                await self.dispatch_round(probe)
+                probe = False
             except Exception:
                 log.exception("dispatch round failed")
                 await clock.sleep(FAILED_ROUND_PAUSE_S)
 
-    async def dispatch_round(self) -> int:
-        """Claim and deliver once; returns how many tasks were dispatched."""
+    async def dispatch_round(self, probe: bool = False) -> int:
+        """Claim and deliver once; returns how many tasks were dispatched. `probe`: the
+        safety net's round, which claims at most PROBE_SLOTS for each queue known empty
+        (and leaves it marked so unless something is found)."""
         now = self._rt.clock.now()
         silent_since = now - 2 * self._rt.settings.heartbeat_s
         quotas = self._quotas.limited()
@@ -128,6 +138,7 @@ class Dispatcher:
         asks, queues = self._asks, self._queues
         remote = asks.take()  # other nodes' workers' asks
         plans: list[_Plan] = []
+        probed: set[int] = set()
         local = self._registry.dispatchable(silent_since)
         for worker in local:
             if worker.bounded:
@@ -140,6 +151,9 @@ class Dispatcher:
                 key = (conn.tenant_id, conn.functions)
                 generation = queues.generation[conn.tenant_id]
                 local_empty = queues.empty.get(key) == generation or parts == ()
+                if probe and local_empty and parts != () and isinstance(conn, WorkerConn):
+                    local_empty = False
+                    probed.add(id(conn))
                 limit = min(conn.free, self._rt.settings.claim_batch)
                 # Tenants at their share, left out by a shared pool's headroom: decided
                 # where the worker is, and carried by its asks to the other nodes.
@@ -153,6 +167,8 @@ class Dispatcher:
                             limit, flooding = min(limit, room[0]), room[1]
                     # Other nodes' partitions get their share of this worker's slots.
                     limit = asks.plan(conn, limit, generation, local_empty, flooding)
+                    if id(conn) in probed:
+                        limit = min(limit, PROBE_SLOTS)
                 if local_empty or limit <= 0:
                     continue
                 limited, together, exclude = self._split(conn, quotas)
@@ -166,7 +182,7 @@ class Dispatcher:
             raise
         began = self._rt.clock.monotonic()
         try:
-            return await self._claim_and_deliver(plans, now, parts)
+            return await self._claim_and_deliver(plans, now, parts, probed)
         finally:
             if plans:
                 self._meters.round(self._rt.clock.monotonic() - began)
@@ -174,7 +190,7 @@ class Dispatcher:
                 asks.settle(remote)
 
     async def _claim_and_deliver(
-        self, plans: list[_Plan], now: float, parts: tuple[int, ...] | None
+        self, plans: list[_Plan], now: float, parts: tuple[int, ...] | None, probed: set[int]
     ) -> int:
         if not plans:
             return 0
@@ -208,6 +224,9 @@ class Dispatcher:
             for conn, _key, _generation, limit, *_ in plans:
                 conn.reserved -= limit
         self._settle_claims(rnd, claimed)
+        for conn, key, *_ in plans:
+            if id(conn) in probed and rnd.got[id(conn)]:
+                self._queues.found(key)  # a wake-up was missed: claim it all next round
         return await self._deliver_round(plans, rnd, now)
 
     async def _plan_claims(

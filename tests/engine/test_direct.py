@@ -17,7 +17,7 @@ from sluice.engine.asks import Asks
 from sluice.engine.backpressure import Backpressure
 from sluice.engine.delays import Delays
 from sluice.engine.direct import DirectDispatch
-from sluice.engine.dispatcher import Dispatcher
+from sluice.engine.dispatcher import PROBE_SLOTS, Dispatcher
 from sluice.engine.intake import Intake
 from sluice.engine.pauses import Pauses
 from sluice.engine.registry import Registry, Settling, WorkerConn
@@ -25,7 +25,16 @@ from sluice.engine.runtime import Runtime
 from sluice.model import PAUSED, READY, RUNNING, SCHEDULED
 from sluice.policy.backpressure import Backpressure as Policy
 from sluice.protocol import Deliver
-from tests.engine.conftest import FN, Wire, lower, make_tenant, state_of, until, with_settings
+from tests.engine.conftest import (
+    FN,
+    Wire,
+    lower,
+    make_task,
+    make_tenant,
+    state_of,
+    until,
+    with_settings,
+)
 
 
 class Built:
@@ -305,3 +314,47 @@ async def test_a_delayed_task_fired_while_a_round_claims_is_still_leased_ahead(
     await until(lambda: built.delivered() == [task])
     (frame,) = [t for f in built.wire.of(Deliver) for t in f.tasks]
     assert frame.start_at is not None and frame.start_at > clock.now()
+
+
+async def test_the_safety_nets_round_leaves_an_idle_workers_slots_to_direct_dispatch(
+    built: Built, rt: Runtime
+) -> None:
+    conn = await built.connect(slots=4)
+    queue = (built.tenant, (FN,))
+
+    # Once a second the safety net looks again. The queue known empty stays so, and its
+    # round claims one slot to probe it, not all four: a submit that arrives while that
+    # round waits on the store still finds idle slots and is leased in its own commit
+    # (forgetting the mark and holding every slot sent it through a round, once a second).
+    built.queues.forget(probe=True)
+    assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
+    conn.reserved = PROBE_SLOTS  # the probe's claim is on its way to the store
+    task, state = await built.submit()
+    assert state == RUNNING
+    await until(lambda: built.delivered() == [task])
+
+    conn.reserved = 0
+    rounds = built.dispatcher.rounds
+    assert await built.dispatcher.dispatch_round(probe=True) == 0  # nothing was missed
+    assert built.dispatcher.rounds == rounds + 1  # it did look
+    assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
+
+
+async def test_the_safety_nets_probe_finds_missed_work_and_the_next_round_takes_the_rest(
+    built: Built, rt: Runtime
+) -> None:
+    await built.connect(slots=4)
+    queue = (built.tenant, (FN,))
+    config = built.functions.cached_of(built.tenant)[FN]
+    # Stored without a wake-up (as if one was lost): the queue still looks empty.
+    missed = [await make_task(rt, built.tenant, config) for _ in range(3)]
+    assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
+
+    built.queues.forget(probe=True)
+    assert await built.dispatcher.dispatch_round(probe=True) == PROBE_SLOTS
+    # Found: the mark is gone, so direct dispatch stops and the next round claims fully.
+    assert queue not in built.queues.empty and built.queues.woken.is_set()
+    task, state = await built.submit()
+    assert state == READY  # queued behind the missed ones, in fair order
+    assert await built.dispatcher.dispatch_round() == 3
+    await until(lambda: built.delivered() == [*missed, task])
