@@ -8,12 +8,13 @@ import random
 import pytest
 
 from sluice.clock import FakeClock
-from sluice.engine.backpressure import DRAIN_EWMA, SATURATED_TICKS, Backpressure
+from sluice.contract import FunctionConfig
+from sluice.engine.backpressure import COUNT_EVERY, DRAIN_EWMA, SATURATED_TICKS, Backpressure
 from sluice.engine.partitions import Partitions
 from sluice.engine.runtime import Runtime
 from sluice.errors import TenantThrottled
 from sluice.policy.backpressure import Backpressure as Policy
-from tests.engine.conftest import lower, make_function, make_task, make_tenant, with_settings
+from tests.engine.conftest import FN, lower, make_function, make_task, make_tenant, with_settings
 
 
 def backpressure(rt: Runtime, partitions: Partitions | None = None) -> Backpressure:
@@ -84,3 +85,33 @@ async def test_once_overloaded_a_heavy_tenant_is_refused_and_a_quiet_one_is_not(
             refused.append(exc.retry_after_s)
         bp.admit("quiet", 1)  # never refused
     assert refused and all(s >= 1 for s in refused)
+
+
+async def test_a_slow_backlog_count_is_made_again_only_after_twenty_times_its_duration(
+    rt: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await backlog(rt, 3)
+    bp = backpressure(rt)
+    counted = rt.store.ready_backlog
+    counts = 0
+
+    async def slow_count() -> dict[int, int]:
+        nonlocal counts
+        counts += 1
+        clock.advance(0.25)  # a backlog big enough that walking it takes a quarter second
+        return await counted()
+
+    monkeypatch.setattr(rt.store, "ready_backlog", slow_count)
+    await bp.tick()
+    assert (counts, bp.backlog) == (1, 3)
+
+    for _ in range(2):
+        await make_task(rt, tenant, FunctionConfig(name=FN))
+    for _ in range(4):  # the next 4.75 s: the last count stands (5 % of a reader's time)
+        clock.advance(1.0)
+        await bp.tick()
+    assert (counts, bp.backlog) == (1, 3)
+    clock.advance(1.0)
+    await bp.tick()
+    assert counts == 2 and bp.backlog == 5
+    assert COUNT_EVERY * 0.25 == 5.0

@@ -24,7 +24,8 @@ WHERE tenant_id = $1 AND state = 'ready' AND function = ANY($2::text[]);
 
 -- name: ready_backlog
 -- Ready tasks per partition, through a partial index: read once a second for placement
--- (the less backlogged partition) and backpressure (the total).
+-- (the less backlogged partition) and backpressure (the total), less often when the
+-- count itself is slow (engine/backpressure.py).
 SELECT part, count(*) FROM tasks WHERE state = 'ready' GROUP BY part;
 
 -- name: tenant_backlog

@@ -20,7 +20,8 @@ WHERE tenant_id = :tenant_id AND state = 'ready'
 
 -- name: ready_backlog
 -- Ready tasks per partition, through the partial index of the shared claim: read once a
--- second for placement (the less backlogged partition) and backpressure (the total).
+-- second for placement (the less backlogged partition) and backpressure (the total), less
+-- often when the count itself is slow (engine/backpressure.py).
 SELECT part, count(*) FROM tasks INDEXED BY tasks_ready_shared WHERE state = 'ready'
 GROUP BY part;
 
