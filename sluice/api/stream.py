@@ -39,7 +39,6 @@ from typing import Any, cast
 
 import msgspec
 
-from .. import eager
 from ..contract import TaskSpec
 from ..engine.node import Node
 from ..errors import PayloadTooLarge, Unauthorized
@@ -59,7 +58,6 @@ STREAM_IDLE_S = 60.0  # an idle stream is closed (the client lets go of its own 
 PIPELINED = 16  # frames read ahead of their answers before reading pauses
 _encoder = msgspec.json.Encoder()
 _spec = decoder(TaskSpec)
-_SERVING = object()  # `_serving` while the frames are served before any task exists
 
 
 class SubmitStream(asyncio.Protocol):
@@ -79,7 +77,7 @@ class SubmitStream(asyncio.Protocol):
         self._buffer = bytearray()
         # Frames waiting for their turn; None stands for one too long to read.
         self._frames: collections.deque[bytes | None] = collections.deque()
-        self._serving: asyncio.Task[None] | object | None = None
+        self._serving: asyncio.Task[None] | None = None
         self._paused = False  # reading, while PIPELINED frames wait for their answers
         self._drained: asyncio.Future[None] | None = None  # writing, while the peer lags
         self._closing = False
@@ -141,14 +139,8 @@ class SubmitStream(asyncio.Protocol):
             del buffer[: 4 + length]
             self._partial_since = self._heard
         if self._frames and self._serving is None:
-            # Run now (eager.start), not as a task on a later turn of the loop: a submit
-            # whose commit is written inline (store/sqlite/writer.py) is answered within
-            # this callback, with no task and no turn between the frame and its answer.
-            self._serving = _SERVING
-            waiting = eager.start(self._serve())
-            if waiting is not None:  # it waits (the writer thread, PostgreSQL): a task
-                self._serving = waiting
-                self._tasks.add(waiting)
+            self._serving = self._loop.create_task(self._serve())
+            self._tasks.add(self._serving)
         if len(self._frames) >= PIPELINED:
             self._pause()
 
