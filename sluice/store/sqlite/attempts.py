@@ -144,14 +144,9 @@ class SQLiteAttempts(SQLiteDatabase):
                     continue
                 conn.execute(
                     Q["insert_attempt"],
-                    {
-                        "tenant_id": tenant_id, "task_id": task_id, "attempt": attempt,
-                        "worker": owner, "dispatched_at": dispatched_at, "started_at": None,
-                        "finished_at": now, "outcome": "lost", "error_type": "LeaseExpired",
-                        "error_message": "the worker stopped renewing its lease",
-                        "traceback": None, "ready_at": None, "recorded_at": now,
-                        "held_s": None,
-                    },
+                    (tenant_id, task_id, attempt, owner, dispatched_at, None, now, "lost",
+                     "LeaseExpired", "the worker stopped renewing its lease", None, None, now,
+                     None),
                 )  # fmt: skip
                 record_history(conn, now, [(tenant_id, task_id, "lease_lost", owner)])
                 out.append(Reaped(tenant_id, task_id, row[0], fn, attempt, max_attempts))
@@ -226,31 +221,28 @@ def _finish_many(conn: sqlite3.Connection, finishes: list[Finish], now: float) -
     return [_finish_one(conn, f, now) for f in finishes]
 
 
-def _finish_params(f: Finish, now: float) -> dict[str, Any]:
+def _finish_params(f: Finish, now: float) -> tuple[Any, ...]:
+    """finish_task's positional parameters."""
     terminal = f.next_state in ("succeeded", "dead", "cancelled")
-    return {
-        "task_id": f.task_id,
-        "tenant_id": f.tenant_id,
-        "attempt": f.attempt,
-        "worker": f.worker,
-        "next_state": f.next_state,
-        "finished_at": f.finished_at if terminal else None,
-        "result": f.result,
-        "error": f.error_message if f.next_state != "succeeded" else None,
-        "run_at": f.run_at,  # set only by a retry
-        "ready_at": now if f.next_state == "ready" else None,
-        "throttled": int(f.throttled),
-    }
+    return (
+        f.next_state,
+        f.finished_at if terminal else None,
+        f.result,
+        f.error_message if f.next_state != "succeeded" else None,
+        f.run_at,  # set only by a retry
+        now if f.next_state == "ready" else None,
+        int(f.throttled),
+        f.task_id, f.tenant_id, f.attempt, f.worker,
+    )  # fmt: skip
 
 
-def _attempt_params(f: Finish, now: float) -> dict[str, Any]:
-    return {
-        "tenant_id": f.tenant_id, "task_id": f.task_id, "attempt": f.attempt,
-        "worker": f.worker, "dispatched_at": f.dispatched_at, "started_at": f.started_at,
-        "finished_at": f.finished_at, "outcome": f.outcome, "error_type": f.error_type,
-        "error_message": f.error_message, "traceback": f.traceback, "ready_at": f.ready_at,
-        "recorded_at": now, "held_s": f.held_s,
-    }  # fmt: skip
+def _attempt_params(f: Finish, now: float) -> tuple[Any, ...]:
+    """insert_attempt's positional parameters."""
+    return (
+        f.tenant_id, f.task_id, f.attempt, f.worker, f.dispatched_at, f.started_at,
+        f.finished_at, f.outcome, f.error_type, f.error_message, f.traceback, f.ready_at,
+        now, f.held_s,
+    )  # fmt: skip
 
 
 def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:

@@ -119,14 +119,9 @@ class SQLiteTasks(SQLiteDatabase):
             conn.executemany(
                 Q["insert_attempt"],
                 [
-                    {
-                        "tenant_id": tenant_id, "task_id": task_id, "attempt": attempt,
-                        "worker": owner, "dispatched_at": dispatched_at,
-                        "started_at": started_of(dispatched_at, started_at), "finished_at": now,
-                        "outcome": "cancelled", "error_type": None,
-                        "error_message": "cancelled while running", "traceback": None,
-                        "ready_at": ready_at, "recorded_at": now, "held_s": None,
-                    }
+                    (tenant_id, task_id, attempt, owner, dispatched_at,
+                     started_of(dispatched_at, started_at), now, "cancelled", None,
+                     "cancelled while running", None, ready_at, now, None)
                     for task_id, state, attempt, owner, dispatched_at, started_at, ready_at
                     in found
                     if state == "running"
