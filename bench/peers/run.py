@@ -323,51 +323,48 @@ ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
     "Against Huey and Celery, measured the same hour on the same machine as Sluice "
-    "(2026-12-06 03:27-03:33 UTC, an Intel Xeon VM; the other peers' rows are from "
+    "(2026-12-06 06:25-06:33 UTC, an AMD EPYC VM; the other peers' rows are from "
     "2026-11-27, on another VM: compare across dates with care). This VM moves by up to "
-    "2x between hours: at 01:39 the same morning Sluice drained 21,773/s and Huey "
-    "6,226/s, Huey's single enqueue was 8,197/s (5,546/s at 03:27); on 2026-12-05's "
-    "evening VM Sluice drained 10,094/s and Huey 7,845/s. Sluice's no-op is a plain "
-    "`def`, as most users write, run with `sluice worker`'s defaults. `make bench-floors` "
-    "gives the physical floors these figures are read against (bench/RESULTS.md).",
+    "2x between hours: at 03:27 the same morning Sluice drained 13,616/s and Huey "
+    "5,377/s, and Huey's single enqueue was 5,546/s (8,197/s at 01:39, 3,753/s now). "
+    "Sluice's no-op is a plain `def`, as most users write, run with `sluice worker`'s "
+    "defaults. `make bench-floors` gives the physical floors these figures are read "
+    "against (bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite 2,798/s, about 0.50x "
-    "Huey's 5,546/s; on PostgreSQL 1,350/s, 0.67x Celery's 2,017/s this hour (1.37x on "
-    "2026-12-05's evening VM). The sync client sends each submit as a frame on a "
-    "kept-open *submit stream* (one HTTP upgrade per connection, docs/api.md). What is "
-    "left on SQLite is the server's Python around a durable commit: about 174 µs of the "
-    "server's CPU a submit, of which the insert and commit take 57 µs (25 µs in a hot "
-    "loop: the server's thread sleeps between one client's submits and starts each "
-    "cold). On PostgreSQL the one-row insert's commit alone takes about 340 µs here "
-    "(the server fsyncs every commit), against Celery's whole enqueue of about 430 µs to "
-    "a Redis that does not fsync. Producers who need rate send batches (`submit_many`) "
-    "or submit concurrently.",
-    "- **Submit→start** on SQLite: p50 0.80 ms against Huey's 0.84 ms, p99 1.47 ms "
-    "against 1.35 ms this hour (on 2026-12-06's faster morning VM: 0.44 / 0.86 against "
-    "0.40 / 0.77). A submit that finds an idle worker slot commits the task already "
-    "leased to it, in one row written once (direct dispatch: no dispatch round), and "
-    "writes the push to the worker's socket in the same step, before the producer's "
-    "answer; the worker starts a plain function within the delivery. What remains is "
-    "the durable commit on the path and each process's Python, cold at one task every "
-    "5 ms (a step-by-step trace is in bench/RESULTS.md, 2026-12-05). A Redis peer's "
-    "worker wakes from BRPOP with the task in hand. On PostgreSQL p99 3.65 ms, 2.7x "
-    "Huey's.",
-    "- **Drain** (Sluice 2.5x Huey on SQLite this hour, 1.7x on PostgreSQL; 3.5x and 2.25x "
-    "on the morning's VM). A worker "
-    "holds tasks ahead of its slots while the server sends it all it can take (prefetch: "
-    "what its slots finish within 5 ms), and a plain function whose calls prove shorter "
-    "than a thread hand-off runs on the worker's loop. The drain is CPU-bound on the 2 "
-    "cores (bench/RESULTS.md has the split between the server and the workers).",
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 2,097/s, 0.56x Huey's "
+    "3,753/s; on PostgreSQL 1,109/s, 0.94x Celery's 1,174/s this hour (0.67x at 03:27, "
+    "1.37x on 2026-12-05's evening VM). The sync client sends each submit as a frame on a"
+    " kept-open *submit stream* (one HTTP upgrade per connection, docs/api.md). On this "
+    "VM a framed round trip to an asyncio server costs 129 µs and a one-row SQLite commit"
+    " 80 µs (mostly system calls: two writes per page it changes, and locks); the server "
+    "spends about 330 µs of CPU a submit (214 µs of it the submit itself, in process) and"
+    " the client about 100 µs, nearly all in its socket calls. On PostgreSQL the commit "
+    "waits for the disk (the server fsyncs every commit), against Celery's whole enqueue "
+    "to a Redis that does not. Producers who need rate send batches (`submit_many`) or "
+    "submit concurrently.",
+    "- **Submit→start** on SQLite: p50 0.77 ms against Huey's 0.74 ms, p99 1.68 ms "
+    "against 1.44 ms this hour (0.80 / 1.47 against 0.84 / 1.35 at 03:27). A submit that "
+    "finds an idle worker slot commits the task already leased to it, in one row written "
+    "once (direct dispatch: no dispatch round), and writes the push to the worker's "
+    "socket in the same step, before the producer's answer; the worker starts a plain "
+    "function within the delivery. What remains is the durable commit on the path and "
+    "each process's Python, cold at one task every 5 ms (a step-by-step trace is in "
+    "bench/RESULTS.md, 2026-12-05). A Redis peer's worker wakes from BRPOP with the task "
+    "in hand. On PostgreSQL p99 3.63 ms, 2.5x Huey's.",
+    "- **Drain** (Sluice 3.5x Huey on SQLite this hour, 2.7x on PostgreSQL; 2.5x and 1.7x "
+    "at 03:27). A worker holds tasks ahead of its slots while the server sends it all it "
+    "can take (prefetch: what its slots finish within 5 ms), and a plain function whose "
+    "calls prove shorter than a thread hand-off runs on the worker's loop.",
     "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
-    "started them 2.01 ms late at p99 this hour; Sluice keeps them in the store "
-    "(durable) and started them 1.30 ms late on SQLite, 1.77 ms on PostgreSQL: a task due "
+    "started them 3.41 ms late at p99 this hour; Sluice keeps them in the store "
+    "(durable) and started them 1.75 ms late on SQLite, 1.88 ms on PostgreSQL: a task due "
     "soon is leased to an idle worker 10 ms before its time and the worker starts it "
     "then (`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
-    "- **Bulk** (`submit_many`, 1,000 a call): 57,487/s on SQLite this hour. A batch's "
-    "tasks go in by multi-row INSERTs that bind the values every row shares once "
-    "(bench/RESULTS.md, 2026-12-06: +40 % back to back); what is left is the server's "
-    "Python, about 5 µs a task on each of its event loop and its SQLite writer thread, "
-    "which take turns under the GIL.",
+    "- **Bulk** (`submit_many`, 1,000 a call): 51,455/s on SQLite this hour. A batch's "
+    "tasks go in by multi-row INSERTs that bind the values every row shares once; what "
+    "is left is the server's CPU, about 7 µs a task on its event loop (decoding, "
+    "building and answering) and 10 µs on its SQLite writer thread (58 % of it inside "
+    "SQLite's insert), which take turns under the GIL.",
     "- PostgreSQL rows are slower than SQLite's (a commit there is a round trip and a "
     "WAL flush, and the database shares the 2 cores with the client and the workers).",
     "",
