@@ -28,8 +28,11 @@ SATURATED_TICKS = 3  # seconds of backlog before its drain rate is trusted as ca
 # The count of ready tasks walks the whole ready index: about 0.3 µs a task on SQLite, so
 # a backlog of a million would keep a reader busy a third of every second. It is made
 # again only after COUNT_EVERY times as long as the last one took (at most 5 % of a
-# reader's time); placement adds what it placed meanwhile (engine/partitions.py).
+# reader's time), and at least every COUNT_STALE_S, so one slow count (a cold cache, a
+# stalled loop) never freezes overload or placement for long; placement adds what it
+# placed meanwhile (engine/partitions.py).
 COUNT_EVERY = 20.0
+COUNT_STALE_S = 5.0
 
 
 class Backpressure:
@@ -80,7 +83,8 @@ class Backpressure:
         self.finished = 0
         if mono >= self._count_after:
             by_partition = await rt.store.ready_backlog()
-            self._count_after = mono + COUNT_EVERY * (rt.clock.monotonic() - mono)
+            took = rt.clock.monotonic() - mono
+            self._count_after = mono + min(COUNT_EVERY * took, COUNT_STALE_S)
             self._partitions.observe(by_partition)
             self.backlog = sum(by_partition.values())
         if self.backlog < self.min_backlog:

@@ -44,9 +44,9 @@ from .functions import Functions
 from .holds import Holds
 from .meters import Meters
 from .partitions import Partitions
-from .queues import RESERVE, WHOLE, Queues
+from .queues import RESERVE, WHOLE, Queue, Queues
 from .quotas import Quotas
-from .registry import Registry, Settling, WorkerConn
+from .registry import TARGET_PREFIX, Registry, Settling, WorkerConn
 from .runtime import Runtime
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ class Dispatcher:
                 # direct dispatch meanwhile (engine/direct.py): forgetting them sent
                 # the submits of the next milliseconds through a round, once a second.
                 probe = not self._partitions.others
-                queues.forget(probe)
+                if not probe:
+                    queues.forget()  # (a probing round forgets what it will not probe)
                 asks.forget()
             if queues.resynced():
                 asks.forget()
@@ -130,7 +131,7 @@ class Dispatcher:
     async def dispatch_round(self, probe: bool = False) -> int:
         """Claim and deliver once; returns how many tasks were dispatched. `probe`: the
         safety net's round, which claims at most PROBE_SLOTS for each queue known empty
-        (and leaves it marked so unless something is found)."""
+        that direct dispatch may serve, and keeps it marked only if found empty again."""
         now = self._rt.clock.now()
         silent_since = now - 2 * self._rt.settings.heartbeat_s
         quotas = self._quotas.limited()
@@ -140,6 +141,8 @@ class Dispatcher:
         plans: list[_Plan] = []
         probed: set[int] = set()
         local = self._registry.dispatchable(silent_since)
+        if probe:
+            queues.forget(keep={(c.tenant_id, c.functions) for c in local if self._probes(c)})
         for worker in local:
             if worker.bounded:
                 worker.demands = demands(self._functions, worker)
@@ -151,7 +154,7 @@ class Dispatcher:
                 key = (conn.tenant_id, conn.functions)
                 generation = queues.generation[conn.tenant_id]
                 local_empty = queues.empty.get(key) == generation or parts == ()
-                if probe and local_empty and parts != () and isinstance(conn, WorkerConn):
+                if probe and local_empty and parts != () and self._probes(conn):
                     local_empty = False
                     probed.add(id(conn))
                 limit = min(conn.free, self._rt.settings.claim_batch)
@@ -170,6 +173,9 @@ class Dispatcher:
                     if id(conn) in probed:
                         limit = min(limit, PROBE_SLOTS)
                 if local_empty or limit <= 0:
+                    if id(conn) in probed:  # no slot to probe with: look fully when one frees
+                        probed.discard(id(conn))
+                        queues.unmark(key)
                     continue
                 limited, together, exclude = self._split(conn, quotas)
                 conn.reserved += limit  # a concurrent round must not count these slots again
@@ -225,8 +231,11 @@ class Dispatcher:
                 conn.reserved -= limit
         self._settle_claims(rnd, claimed)
         for conn, key, *_ in plans:
-            if id(conn) in probed and rnd.got[id(conn)]:
-                self._queues.found(key)  # a wake-up was missed: claim it all next round
+            # A probe keeps its queue's mark only if its claim came back short in plain
+            # order (found empty again); one that found work (a wake-up was missed), or
+            # whose claim a limit or the headroom made, leaves the next round to look fully.
+            if id(conn) in probed and (rnd.got[id(conn)] or key not in rnd.confirmed):
+                self._queues.unmark(key)
         return await self._deliver_round(plans, rnd, now)
 
     async def _plan_claims(
@@ -366,6 +375,7 @@ class Dispatcher:
                 queues.plain_empty[key] = generation
             if short and drained and id(conn) not in rnd.capped:
                 queues.empty[key] = generation
+                rnd.confirmed.add(key)
 
     async def _deliver_round(self, plans: list[_Plan], rnd: _Round, now: float) -> int:
         """The round's tasks to their workers: other nodes' asks first (their nodes
@@ -410,6 +420,16 @@ class Dispatcher:
         if total:
             self._queues.wake()  # workers may still have free slots and the queue more work
         return total
+
+    def _probes(self, conn: WorkerConn | RemoteConn) -> bool:
+        """Whether the safety net probes this connection's queue found empty (keeping the
+        mark) rather than forgetting it: only where direct dispatch may use its slots."""
+        return (
+            isinstance(conn, WorkerConn)
+            and self._rt.settings.direct_dispatch
+            and conn.tenant_id != SHARED
+            and not conn.worker_id.startswith(TARGET_PREFIX)
+        )
 
     def _headroom(self, conn: WorkerConn, now: float) -> tuple[int, frozenset[str]] | None:
         """How many tasks a shared pool's worker claims now and which tenants are left
@@ -651,6 +671,7 @@ class _Round:
         self.capped_claims: dict[int, tuple[WorkerConn | RemoteConn, str, int]] = {}
         # Headroom claims (leaving the heavy tenants out): request index -> those tenants.
         self.light_claims: dict[int, frozenset[str]] = {}
+        self.confirmed: set[Queue] = set()  # queues this round found empty
 
     def add(
         self, conn: WorkerConn | RemoteConn, floors: PriorityFloors | None, request: ClaimRequest

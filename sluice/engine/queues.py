@@ -165,21 +165,21 @@ class Queues:
         # unless it fell off the end.
         return len(self._newest) < NEWEST
 
-    def forget(self, probe: bool = False) -> None:
-        """The safety net: look at every queue again, as if each had new work. With
-        `probe`, the queues found empty stay so (direct dispatch goes on using their
-        idle slots) and the dispatcher's next round probes each with one slot: a task
-        it finds there was missed, and `found` forgets that queue's mark."""
-        if not probe:
-            self.empty.clear()
+    def forget(self, keep: Iterable[Queue] = ()) -> None:
+        """The safety net: look at every queue again, as if each had new work. The
+        queues in `keep` that were found empty keep their marks for now (direct dispatch
+        goes on using their idle slots): the dispatcher's round probes them with one slot
+        each and `unmark`s those it does not find empty again."""
+        kept = set(keep)
+        for queue in [q for q in self.empty if q not in kept]:
+            del self.empty[queue]
         self.plain_empty.clear()
         self.drained.clear()
         self.light_empty.clear()
 
-    def found(self, queue: Queue) -> None:
-        """A probe found work in a queue thought empty: look at it fully next round."""
+    def unmark(self, queue: Queue) -> None:
+        """A queue no longer known empty: the next round looks at it fully."""
         self.empty.pop(queue, None)
-        self.woken.set()
 
     def resync(self) -> None:
         """Hints may have been missed, or partitions moved: look at every queue again,

@@ -9,7 +9,7 @@ import pytest
 
 from sluice.clock import FakeClock
 from sluice.contract import FunctionConfig
-from sluice.engine.backpressure import COUNT_EVERY, DRAIN_EWMA, SATURATED_TICKS, Backpressure
+from sluice.engine.backpressure import COUNT_STALE_S, DRAIN_EWMA, SATURATED_TICKS, Backpressure
 from sluice.engine.partitions import Partitions
 from sluice.engine.runtime import Runtime
 from sluice.errors import TenantThrottled
@@ -114,4 +114,27 @@ async def test_a_slow_backlog_count_is_made_again_only_after_twenty_times_its_du
     clock.advance(1.0)
     await bp.tick()
     assert counts == 2 and bp.backlog == 5
-    assert COUNT_EVERY * 0.25 == 5.0
+
+
+async def test_however_slow_the_count_it_is_made_again_within_five_seconds(
+    rt: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await backlog(rt, 3)
+    bp = backpressure(rt)
+    counted = rt.store.ready_backlog
+    counts = 0
+
+    async def stalled_count() -> dict[int, int]:
+        nonlocal counts
+        counts += 1
+        clock.advance(3.0 if counts == 1 else 0.001)  # a cold cache once, or a stalled loop
+        return await counted()
+
+    monkeypatch.setattr(rt.store, "ready_backlog", stalled_count)
+    await bp.tick()  # at 0 s, and the count takes 3 s
+    clock.advance(COUNT_STALE_S - 3.0 - 0.5)
+    await bp.tick()
+    assert counts == 1  # the last count stands
+    clock.advance(0.5)
+    await bp.tick()
+    assert counts == 2  # COUNT_STALE_S after the slow one began, not 20 x 3 s

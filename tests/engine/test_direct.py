@@ -326,7 +326,7 @@ async def test_the_safety_nets_round_leaves_an_idle_workers_slots_to_direct_disp
     # round claims one slot to probe it, not all four: a submit that arrives while that
     # round waits on the store still finds idle slots and is leased in its own commit
     # (forgetting the mark and holding every slot sent it through a round, once a second).
-    built.queues.forget(probe=True)
+    built.queues.forget(keep={queue})  # what the round does first
     assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
     conn.reserved = PROBE_SLOTS  # the probe's claim is on its way to the store
     task, state = await built.submit()
@@ -350,7 +350,6 @@ async def test_the_safety_nets_probe_finds_missed_work_and_the_next_round_takes_
     missed = [await make_task(rt, built.tenant, config) for _ in range(3)]
     assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
 
-    built.queues.forget(probe=True)
     assert await built.dispatcher.dispatch_round(probe=True) == PROBE_SLOTS
     # Found: the mark is gone, so direct dispatch stops and the next round claims fully.
     assert queue not in built.queues.empty and built.queues.woken.is_set()
@@ -358,3 +357,42 @@ async def test_the_safety_nets_probe_finds_missed_work_and_the_next_round_takes_
     assert state == READY  # queued behind the missed ones, in fair order
     assert await built.dispatcher.dispatch_round() == 3
     await until(lambda: built.delivered() == [*missed, task])
+
+
+async def test_a_probe_with_no_free_slot_forgets_the_mark_so_missed_work_runs_first(
+    built: Built, rt: Runtime
+) -> None:
+    conn = await built.connect(slots=1)
+    first, _ = await built.submit()  # direct: the one slot is busy now
+    queue = (built.tenant, (FN,))
+    config = built.functions.cached_of(built.tenant)[FN]
+    missed = await make_task(rt, built.tenant, config)  # stored, its wake-up lost
+
+    assert await built.dispatcher.dispatch_round(probe=True) == 0  # no slot to probe with
+    assert queue not in built.queues.empty  # not looked at, so not known empty either
+
+    conn.take(first, 1)  # the slot frees
+    _later, state = await built.submit()
+    assert state == READY  # not leased ahead of the older, missed task
+    assert await built.dispatcher.dispatch_round() == 1
+    await until(lambda: built.delivered() == [first, missed])
+
+
+async def test_without_direct_dispatch_the_safety_net_looks_at_every_queue_fully(
+    rt: Runtime,
+) -> None:
+    built = Built(with_settings(rt, direct_dispatch=False))
+    try:
+        await built.connect(slots=4)
+        queue = (built.tenant, (FN,))
+        config = built.functions.cached_of(built.tenant)[FN]
+        missed = [await make_task(rt, built.tenant, config) for _ in range(3)]
+
+        # No direct dispatch to keep the idle slots open for: no probe, a full claim.
+        assert await built.dispatcher.dispatch_round(probe=True) == 3
+        await until(lambda: built.delivered() == missed)
+        assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
+    finally:
+        await built.pauses.stop()
+        if built.conn is not None:
+            await built.conn.close()
