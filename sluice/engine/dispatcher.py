@@ -140,8 +140,8 @@ class Dispatcher:
         remote = asks.take()  # other nodes' workers' asks
         plans: list[_Plan] = []
         probed: set[int] = set()
-        local = self._registry.dispatchable(silent_since)
-        if probe:
+        local = self._registry.dispatchable(silent_since)  # (each with a free slot)
+        if probe:  # a busy worker's queue is not probed: it is looked at fully next time
             queues.forget(keep={(c.tenant_id, c.functions) for c in local if self._probes(c)})
         for worker in local:
             if worker.bounded:
@@ -173,9 +173,6 @@ class Dispatcher:
                     if id(conn) in probed:
                         limit = min(limit, PROBE_SLOTS)
                 if local_empty or limit <= 0:
-                    if id(conn) in probed:  # no slot to probe with: look fully when one frees
-                        probed.discard(id(conn))
-                        queues.unmark(key)
                     continue
                 limited, together, exclude = self._split(conn, quotas)
                 conn.reserved += limit  # a concurrent round must not count these slots again
