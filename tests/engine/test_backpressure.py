@@ -23,6 +23,23 @@ def backpressure(rt: Runtime, partitions: Partitions | None = None) -> Backpress
     return Backpressure(rt, below.quotas, partitions or below.partitions, policy)
 
 
+def slow_counts(
+    rt: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, seconds: list[float]
+) -> list[float]:
+    """The store's backlog count made to take seconds[i] on the fake clock at its i-th
+    call (the last again after that); the list returned holds each call's duration."""
+    counted = rt.store.ready_backlog
+    calls: list[float] = []
+
+    async def count() -> dict[int, int]:
+        calls.append(seconds[min(len(calls), len(seconds) - 1)])
+        clock.advance(calls[-1])
+        return await counted()
+
+    monkeypatch.setattr(rt.store, "ready_backlog", count)
+    return calls
+
+
 async def backlog(rt: Runtime, n: int) -> str:
     tenant = await make_tenant(rt)
     send = await make_function(rt, tenant)
@@ -92,28 +109,20 @@ async def test_a_slow_backlog_count_is_made_again_only_after_twenty_times_its_du
 ) -> None:
     tenant = await backlog(rt, 3)
     bp = backpressure(rt)
-    counted = rt.store.ready_backlog
-    counts = 0
-
-    async def slow_count() -> dict[int, int]:
-        nonlocal counts
-        counts += 1
-        clock.advance(0.25)  # a backlog big enough that walking it takes a quarter second
-        return await counted()
-
-    monkeypatch.setattr(rt.store, "ready_backlog", slow_count)
+    # A backlog big enough that walking it takes a quarter second.
+    counts = slow_counts(rt, clock, monkeypatch, [0.25])
     await bp.tick()
-    assert (counts, bp.backlog) == (1, 3)
+    assert (len(counts), bp.backlog) == (1, 3)
 
     for _ in range(2):
         await make_task(rt, tenant, FunctionConfig(name=FN))
     for _ in range(4):  # the next 4.75 s: the last count stands (5 % of a reader's time)
         clock.advance(1.0)
         await bp.tick()
-    assert (counts, bp.backlog) == (1, 3)
+    assert (len(counts), bp.backlog) == (1, 3)
     clock.advance(1.0)
     await bp.tick()
-    assert counts == 2 and bp.backlog == 5
+    assert len(counts) == 2 and bp.backlog == 5
 
 
 async def test_however_slow_the_count_it_is_made_again_within_five_seconds(
@@ -121,20 +130,11 @@ async def test_however_slow_the_count_it_is_made_again_within_five_seconds(
 ) -> None:
     await backlog(rt, 3)
     bp = backpressure(rt)
-    counted = rt.store.ready_backlog
-    counts = 0
-
-    async def stalled_count() -> dict[int, int]:
-        nonlocal counts
-        counts += 1
-        clock.advance(3.0 if counts == 1 else 0.001)  # a cold cache once, or a stalled loop
-        return await counted()
-
-    monkeypatch.setattr(rt.store, "ready_backlog", stalled_count)
+    counts = slow_counts(rt, clock, monkeypatch, [3.0, 0.001])  # a cold cache once
     await bp.tick()  # at 0 s, and the count takes 3 s
     clock.advance(COUNT_STALE_S - 3.0 - 0.5)
     await bp.tick()
-    assert counts == 1  # the last count stands
+    assert len(counts) == 1  # the last count stands
     clock.advance(0.5)
     await bp.tick()
-    assert counts == 2  # COUNT_STALE_S after the slow one began, not 20 x 3 s
+    assert len(counts) == 2  # COUNT_STALE_S after the slow one began, not 20 x 3 s
