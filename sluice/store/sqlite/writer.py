@@ -7,9 +7,9 @@ itself, so there is one commit per batch instead of one per task.
 
 A small operation that finds the writer idle runs on the caller's thread instead: at
 idle, the two thread hand-offs (and their wake-up latency) cost more than the commit.
-It runs at the end of the event loop's turn, with the other small operations asked for
-in that turn, in one commit: 32 producers whose submits arrive together make one commit
-on the loop, where each used to make its own.
+The first of a turn of the event loop runs at once (a lone submit waits for nothing);
+the others asked for in the same turn run together at its end, in one commit: 32
+producers whose submits arrive together make two commits on the loop, not 32.
 That is only done when a commit does not wait for the disk (`inline_small`), and not
 while a checkpoint runs (`checkpointing`): a commit can then wait tens of milliseconds
 for a lock, which inline would stop the event loop for (a 34 ms stall every few seconds
@@ -113,10 +113,12 @@ class Writer:
         item = _Pending(op, loop, future)
         turn = self._turn.get(loop)
         if small and self._inline_small and self._may_inline():
-            if turn is None:
+            if turn is None:  # the turn's first: at once (a lone submit waits for no turn)
                 turn = self._turn[loop] = []
                 loop.call_soon(self._end_turn, loop)
-            if len(turn) < MAX_OPS_INLINE:
+                if self._inline([item]):
+                    return future
+            elif len(turn) < MAX_OPS_INLINE:  # more in this turn: together, at its end
                 turn.append(item)
                 return future
         with self._cond:
@@ -142,21 +144,27 @@ class Writer:
             and self._conn is not None
         )
 
-    def _end_turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The small writes asked for during one turn of `loop`, in one commit on the loop
-        (32 producers' submits: one commit, not 32); the writer thread's if it is busy."""
-        batch = self._turn.pop(loop, None)
-        if not batch:
-            return
+    def _inline(self, batch: list[_Pending]) -> bool:
+        """Run `batch` in one commit on this thread, if the writer is idle and the
+        database not locked; False if nothing ran."""
         conn = self._conn
-        if self._may_inline() and conn is not None and self._busy.acquire(blocking=False):
-            try:
-                outcomes = self._run_batch(conn, batch, patient=False)
-            finally:
-                self._busy.release()
-            if outcomes is not None:  # None: locked, nothing ran; the thread waits for it
-                _settle(batch, outcomes)
-                return
+        if not (self._may_inline() and conn is not None and self._busy.acquire(blocking=False)):
+            return False
+        try:
+            outcomes = self._run_batch(conn, batch, patient=False)
+        finally:
+            self._busy.release()
+        if outcomes is None:  # locked: nothing ran
+            return False
+        _settle(batch, outcomes)
+        return True
+
+    def _end_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The small writes asked for during one turn of `loop` after its first, in one
+        commit on the loop (32 producers' submits: two commits, not 32); else the thread's."""
+        batch = self._turn.pop(loop, None)
+        if not batch or self._inline(batch):
+            return
         with self._cond:
             if self._closing:
                 for item in batch:
