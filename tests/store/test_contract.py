@@ -40,6 +40,7 @@ from sluice.store import (
     Store,
 )
 from sluice.store.sqlite import SQLiteStore
+from sluice.store.sqlite.writer import MAX_OPS_INLINE
 
 NOW = 1_700_000_000.0
 LEASE_S = 30.0
@@ -945,6 +946,41 @@ async def test_sqlite_writes_leave_the_event_loop_while_a_checkpoint_runs(
     while writer._unsettled and time.monotonic() < deadline:
         await asyncio.sleep(0.001)
     assert await writer.submit(lambda conn: threading.get_ident(), small=True) == here
+
+
+async def test_sqlite_small_writes_of_one_loop_turn_commit_together_on_the_loop(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """The first small write of a turn of the event loop commits at once (a lone submit
+    waits for nothing); the others asked for in that turn commit together at its end,
+    still on the loop: 20 producers' submits that arrive together make 2 commits, not 20.
+    Past MAX_OPS_INLINE in one turn, they go to the writer thread instead (writer.py)."""
+    tenant = (await sqlite_store.create_tenant("acme", NOW)).id
+    writer = sqlite_store._writer
+    here = threading.get_ident()
+    seen: list[tuple[int, str]] = []
+    await writer.submit(
+        lambda conn: conn.set_trace_callback(lambda sql: seen.append((threading.get_ident(), sql))),
+        small=True,
+    )  # fmt: skip
+    seen.clear()  # that write's own COMMIT
+    tasks = [new_task() for _ in range(20)]
+    # gather starts each submit in the same turn of the loop, as 20 streams' frames are.
+    results = await asyncio.gather(*(sqlite_store.submit_tasks(tenant, [t], NOW) for t in tasks))
+
+    assert all(r.created for (r,) in results)
+    assert [sql for _, sql in seen].count("COMMIT") == 2
+    assert {thread for thread, _ in seen} == {here}
+
+    seen.clear()
+    many = [new_task() for _ in range(MAX_OPS_INLINE + 10)]
+    results = await asyncio.gather(*(sqlite_store.submit_tasks(tenant, [t], NOW) for t in many))
+    assert all(r.created for (r,) in results)
+    assert [sql for thread, sql in seen if thread == here].count("COMMIT") == 1  # the first
+    assert [sql for thread, sql in seen if thread != here].count("COMMIT") >= 1
+    assert await sqlite_store.get_task_states(tenant, [t.id for t in tasks + many]) == {
+        t.id: READY for t in tasks + many
+    }
 
 
 async def test_a_sqlite_write_behind_a_lock_waits_for_it_on_the_writer_thread(
