@@ -31,6 +31,11 @@ NODE = "node:"
 PART = "part:"
 HOT_CANDIDATES = 8  # heaviest submitters looked at, every HOT_EVERY_S
 HOT_EVERY_S = 5.0  # at most; against hysteresis of a minute, each look counts a backlog
+# Each look counts its tenants' backlogs through the ready index: a tenant a million deep
+# takes a reader a third of a second. As backpressure's count (engine/backpressure.py), a
+# look waits LOOK_AFTER times as long as the last one took, but never past a quarter of
+# hot_for_s (so a tenant hot that long is still seen hot in time).
+LOOK_AFTER = 20.0
 SHARDS_CACHED = 100_000  # tenants whose partitions are remembered (cleared when full)
 
 
@@ -58,8 +63,9 @@ class Partitions:
         self.hot = HotTenants(settings.hot_for_s, settings.cool_for_s)
         self._filter: tuple[int, ...] | None = None
         self._shards: dict[str, list[int]] = {}
-        self._looked_at = float("-inf")
+        self._look_at = float("-inf")  # monotonic
         self._look_every = min(HOT_EVERY_S, settings.hot_for_s / 4, settings.cool_for_s / 4)
+        self._look_stale = max(self._look_every, settings.hot_for_s / 4)
 
     @property
     def claim_filter(self) -> tuple[int, ...] | None:
@@ -156,15 +162,17 @@ class Partitions:
         names them, so the cost does not grow with the tenants) and the hot ones, looked
         up by their backlog per partition."""
         rt = self._rt
-        now = rt.clock.now()
-        if self.total == self.shared or now - self._looked_at < self._look_every:
+        began = rt.clock.monotonic()
+        if self.total == self.shared or began < self._look_at:
             return
-        self._looked_at = now
         held = self._heavy.held
         heavy = sorted(held, key=lambda t: -held[t])[:HOT_CANDIDATES]
         looked = {}
         for tenant_id in {*heavy, *self.hot.hot}:
             looked[tenant_id] = await rt.store.tenant_backlog(tenant_id)
+        took = rt.clock.monotonic() - began
+        self._look_at = began + max(self._look_every, min(LOOK_AFTER * took, self._look_stale))
+        now = rt.clock.now()
         before = set(self.hot.hot)
         after = self.hot.observe(now, looked, self.backlog)
         for tenant_id in after - before:

@@ -3,9 +3,11 @@ go, and hot tenants on the fake clock (engine/partitions.py)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import msgspec
+import pytest
 
 from sluice.clock import FakeClock
 from sluice.contract import TaskSpec
@@ -108,3 +110,43 @@ async def test_a_heavy_tenant_gets_a_partition_of_its_own_and_returns_when_it_co
         clock.advance(1.0)
         await partitions.find_hot()
     assert partitions.place(tenant, 1)[0] in home
+
+
+async def test_a_slow_backlog_count_spaces_the_hot_looks_out_but_not_past_their_bound(
+    rt: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hot look counts a heavy tenant's backlog, which grows with it: the next look
+    waits LOOK_AFTER times as long as the last took (as backpressure's count), never less
+    than every 5 s nor more than a quarter of hot_for_s (engine/partitions.py)."""
+    rt = with_settings(rt, hot_for_s=60.0, cool_for_s=900.0)  # looks every 5 s, at most 15 s
+    tenant = await make_tenant(rt)
+    partitions = Partitions(rt, Changes(), heavy=Heavy(**{tenant: 5000.0}))
+    counted = rt.store.tenant_backlog
+    takes = [0.01]
+    looks: list[float] = []
+
+    async def count(tenant_id: str) -> dict[int, int]:
+        looks.append(clock.monotonic())
+        clock.advance(takes[0])
+        return await counted(tenant_id)
+
+    monkeypatch.setattr(rt.store, "tenant_backlog", count)
+
+    async def look_for(seconds: float) -> list[float]:
+        start, n = clock.monotonic(), len(looks)
+        while clock.monotonic() - start < seconds:
+            await partitions.find_hot()
+            clock.advance(0.25)
+        return [t - start for t in looks[n:]]
+
+    assert len(await look_for(20.0)) == 4  # a fast count: every 5 s
+    takes[0] = 0.5  # 0.5 s a count: every 10 s
+    between = gaps(await look_for(40.0))[1:]  # the first follows a fast count
+    assert between and all(9.9 <= g <= 10.6 for g in between)
+    takes[0] = 3.0  # 3 s a count would be a minute: at most every 15 s
+    between = gaps(await look_for(60.0))[1:]
+    assert between and all(14.9 <= g <= 15.6 for g in between)
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
