@@ -170,3 +170,37 @@ async def test_run_is_woken_by_a_hint_and_polls_on_the_fake_clock_for_a_lost_one
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "beside-another-node"])
+async def test_the_safety_net_probes_known_empty_queues_alone_and_looks_again_fully_beside_others(
+    built: Built, rt: Runtime, clock: FakeClock, alone: bool
+) -> None:
+    """The poll's round, alone, claims one slot of a queue known empty (its idle slots
+    stay free for direct dispatch) and the next round takes the rest; beside another
+    node, whose submits wake no one here, every queue is looked at again fully."""
+    await built.connect(slots=4)
+    if not alone:
+        built.below.partitions.others = ("node-b",)
+    running = asyncio.create_task(built.dispatcher.run())
+    try:
+        first = await built.task()
+        built.queues.notify(built.tenant)
+        await until(lambda: built.delivered() == [first])
+        queue, generation = (built.tenant, (FN,)), built.queues.generation[built.tenant]
+        await until(
+            lambda: (
+                built.queues.empty.get(queue) == generation
+                and clock.waiting == 1
+                and not built.queues.woken.is_set()
+            )
+        )
+        missed = [await built.task() for _ in range(3)]  # stored, their hints lost
+        clock.advance(rt.settings.poll_interval_s)
+        await until(lambda: built.delivered() == [first, *missed])
+        sizes = [len(frame.tasks) for frame in built.wire.of(Deliver)]
+        assert sizes == ([1, 1, 2] if alone else [1, 3])
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
