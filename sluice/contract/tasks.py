@@ -24,6 +24,7 @@ from .fields import (
     NotifyEvents,
     PageSize,
     Priority,
+    SubmittedFunction,
     Tags,
     TargetUrl,
     Timeout,
@@ -67,7 +68,7 @@ class TaskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One task as a producer describes it (the body of `POST /v1/tasks`). At most one of
     `delay` and `run_at`, and of `ttl` and `expires_at` (api/openapi.py states it)."""
 
-    function: FunctionName
+    function: SubmittedFunction
     args: JsonArray = msgspec.field(default_factory=lambda: msgspec.Raw(b"[]"))
     kwargs: JsonObject = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
     delay: Delay | None = None

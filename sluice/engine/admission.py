@@ -13,7 +13,7 @@ import msgspec
 from ..config import Settings
 from ..contract import FunctionConfig, TaskSpec, TaskWebhook
 from ..errors import Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
-from ..model import READY, SCHEDULED, NewTask, new_task_id
+from ..model import FUNCTION_NAME, READY, SCHEDULED, NewTask, new_task_id
 from ..rawjson import MAX_DEPTH, within_depth
 from ..tracing import valid_traceparent
 from . import egress
@@ -61,6 +61,11 @@ def build_task(
 ) -> NewTask:
     """Validate one spec against its function and limits; a ClientError names the field."""
     if fn is None:
+        if not FUNCTION_NAME.match(spec.function):  # as decoding refused it (SubmittedFunction)
+            raise InvalidRequest(
+                f"Expected `str` matching regex {FUNCTION_NAME.pattern!r}",
+                field=f"{field}function",
+            )
         raise NotFound(
             f"function {spec.function!r} is not registered for this tenant",
             code="unknown_function",

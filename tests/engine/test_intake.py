@@ -14,7 +14,7 @@ from sluice.engine.delays import Delays
 from sluice.engine.intake import Intake
 from sluice.engine.pauses import Pauses
 from sluice.engine.runtime import Runtime
-from sluice.errors import NotFound, QuotaExceeded, Unavailable
+from sluice.errors import InvalidRequest, NotFound, QuotaExceeded, Unavailable
 from sluice.model import PAUSED, READY, SCHEDULED
 from sluice.policy.backpressure import Backpressure as Policy
 from tests.engine.conftest import FN, heard, lower, make_function, make_tenant, state_of
@@ -91,6 +91,27 @@ async def test_a_submit_a_pause_matches_is_held(rt: Runtime) -> None:
 
     assert result.state == PAUSED
     await built.pauses.stop()
+
+
+async def test_a_function_name_no_function_could_have_is_invalid_and_a_free_one_unknown(
+    rt: Runtime,
+) -> None:
+    """Decoding states the function name's pattern but does not run it (a regex per task);
+    admission runs it on a name the tenant has no function of, so a malformed name is
+    still a 400 naming its place in the batch, and a well-formed one a 404."""
+    built = Built(rt)
+    tenant = await make_tenant(rt)
+    await make_function(rt, tenant)
+    with pytest.raises(InvalidRequest) as invalid:
+        await built.intake.submit(tenant, [TaskSpec(function=FN), TaskSpec(function="a b")])
+    assert invalid.value.field == "tasks[1].function" and "matching regex" in str(invalid.value)
+    with pytest.raises(InvalidRequest) as invalid:
+        await built.intake.submit(tenant, [TaskSpec(function="")])
+    assert invalid.value.field == "function"
+    with pytest.raises(NotFound) as unknown:
+        await built.intake.submit(tenant, [TaskSpec(function=FN), TaskSpec(function="later")])
+    assert unknown.value.code == "unknown_function" and unknown.value.field == "tasks[1].function"
+    assert await rt.store.count_queued(tenant) == 0
 
 
 async def test_a_refused_submit_commits_nothing(rt: Runtime) -> None:
