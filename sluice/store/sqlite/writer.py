@@ -147,11 +147,11 @@ class Writer:
     def _inline(self, batch: list[_Pending]) -> bool:
         """Run `batch` in one commit on this thread, if the writer is idle and the
         database not locked; False if nothing ran."""
-        conn = self._conn
-        if not (self._may_inline() and conn is not None and self._busy.acquire(blocking=False)):
+        if not (self._may_inline() and self._busy.acquire(blocking=False)):
             return False
         try:
-            outcomes = self._run_batch(conn, batch, patient=False)
+            conn = self._conn  # read under the lock: a closing thread lets it go under it
+            outcomes = None if conn is None else self._run_batch(conn, batch, patient=False)
         finally:
             self._busy.release()
         if outcomes is None:  # locked: nothing ran
