@@ -323,48 +323,53 @@ ANALYSIS = [
     "## Where Sluice is slower, and why",
     "",
     "Against Huey and Celery, measured the same hour on the same machine as Sluice "
-    "(2026-12-06 06:25-06:33 UTC, an AMD EPYC VM; the other peers' rows are from "
-    "2026-11-27, on another VM: compare across dates with care). This VM moves by up to "
-    "2x between hours: at 03:27 the same morning Sluice drained 13,616/s and Huey "
-    "5,377/s, and Huey's single enqueue was 5,546/s (8,197/s at 01:39, 3,753/s now). "
-    "Sluice's no-op is a plain `def`, as most users write, run with `sluice worker`'s "
-    "defaults. `make bench-floors` gives the physical floors these figures are read "
-    "against (bench/RESULTS.md).",
+    "(2026-12-06 08:45-08:56 UTC, an AMD EPYC VM in a fast hour; the other peers' rows "
+    "are from 2026-11-27, on another VM: compare across dates with care). This VM moves "
+    "by up to 2x between hours: Huey's single enqueue was 7,045/s now, 3,753/s at 06:25 "
+    "the same morning, and Sluice drained 10,813/s then against 14,116/s now. Sluice's "
+    "no-op is a plain `def`, as most users write, run with `sluice worker`'s defaults. "
+    "`make bench-floors` gives the physical floors these figures are read against "
+    "(bench/RESULTS.md).",
     "",
-    "- **Single enqueue** (one call at a time): Sluice on SQLite 2,097/s, 0.56x Huey's "
-    "3,753/s; on PostgreSQL 1,109/s, 0.94x Celery's 1,174/s this hour (0.67x at 03:27, "
+    "- **Single enqueue** (one call at a time): Sluice on SQLite 3,509/s, 0.50x Huey's "
+    "7,045/s; on PostgreSQL 1,719/s, 0.85x Celery's 2,032/s this hour (0.94x at 06:25, "
     "1.37x on 2026-12-05's evening VM). The sync client sends each submit as a frame on a"
-    " kept-open *submit stream* (one HTTP upgrade per connection, docs/api.md). On this "
-    "VM a framed round trip to an asyncio server costs 129 µs and a one-row SQLite commit"
-    " 80 µs (mostly system calls: two writes per page it changes, and locks); the server "
-    "spends about 330 µs of CPU a submit (214 µs of it the submit itself, in process) and"
-    " the client about 100 µs, nearly all in its socket calls. On PostgreSQL the commit "
-    "waits for the disk (the server fsyncs every commit), against Celery's whole enqueue "
-    "to a Redis that does not. Producers who need rate send batches (`submit_many`) or "
-    "submit concurrently.",
-    "- **Submit→start** on SQLite: p50 0.77 ms against Huey's 0.74 ms, p99 1.68 ms "
-    "against 1.44 ms this hour (0.80 / 1.47 against 0.84 / 1.35 at 03:27). A submit that "
-    "finds an idle worker slot commits the task already leased to it, in one row written "
-    "once (direct dispatch: no dispatch round), and writes the push to the worker's "
-    "socket in the same step, before the producer's answer; the worker starts a plain "
-    "function within the delivery. What remains is the durable commit on the path and "
-    "each process's Python, cold at one task every 5 ms (a step-by-step trace is in "
+    " kept-open *submit stream* (one HTTP upgrade per connection, docs/api.md). A submit "
+    "costs the server 210-260 µs of CPU here: the one-row durable commit about 50 µs "
+    "(system calls: two writes per page it changes, and locks), the answer's send() on "
+    "loopback TCP about 40 µs (the kernel's delivery to the client runs in it), the "
+    "event loop's own polling and reads about 45 µs, and the rest Python spread over ~30 "
+    "calls. Huey's enqueue is one Redis command, which commits nothing. On PostgreSQL the "
+    "commit waits for the disk (the server fsyncs every commit), against Celery's whole "
+    "enqueue to a Redis that does not. Producers who need rate send batches "
+    "(`submit_many`) or submit concurrently: 32 concurrent producers reach 7,534/s on "
+    "SQLite (`make bench`), since the submits that arrive together share a commit.",
+    "- **Submit→start** on SQLite: p50 0.61 ms against Huey's 0.58 ms, p99 1.31 ms "
+    "against 1.04 ms this hour (0.77 / 1.68 against 0.74 / 1.44 at 06:25): at parity "
+    "within the spread of the runs (Sluice's p50 was 0.45-0.62 ms, Huey's 0.48-0.65). A "
+    "submit that finds an idle worker slot commits the task already leased to it, in one "
+    "row written once (direct dispatch: no dispatch round), and writes the push to the "
+    "worker's socket in the same step, before the producer's answer; the worker starts a "
+    "plain function within the delivery. What remains is the durable commit on the path "
+    "and each process's Python, cold at one task every 5 ms (a step-by-step trace is in "
     "bench/RESULTS.md, 2026-12-05). A Redis peer's worker wakes from BRPOP with the task "
-    "in hand. On PostgreSQL p99 3.63 ms, 2.5x Huey's.",
-    "- **Drain** (Sluice 3.5x Huey on SQLite this hour, 2.7x on PostgreSQL; 2.5x and 1.7x "
-    "at 03:27). A worker holds tasks ahead of its slots while the server sends it all it "
-    "can take (prefetch: what its slots finish within 5 ms), and a plain function whose "
-    "calls prove shorter than a thread hand-off runs on the worker's loop.",
+    "in hand. On PostgreSQL p99 2.34 ms, 2.3x Huey's.",
+    "- **Drain** (Sluice 2.8x Huey on SQLite this hour, 2.1x on PostgreSQL; 3.5x and "
+    "2.7x at 06:25). A worker holds tasks ahead of its slots while the server sends it all "
+    "it can take (prefetch: what its slots finish within 5 ms), and a plain function "
+    "whose calls prove shorter than a thread hand-off runs on the worker's loop.",
     "- **Delayed lateness p99**: Celery holds delayed tasks in its workers' memory and "
-    "started them 3.41 ms late at p99 this hour; Sluice keeps them in the store "
-    "(durable) and started them 1.75 ms late on SQLite, 1.88 ms on PostgreSQL: a task due "
+    "started them 2.25 ms late at p99 this hour; Sluice keeps them in the store "
+    "(durable) and started them 1.50 ms late on SQLite, 1.37 ms on PostgreSQL: a task due "
     "soon is leased to an idle worker 10 ms before its time and the worker starts it "
     "then (`SLUICE_DELAY_LEAD_S`, docs/scheduling.md).",
-    "- **Bulk** (`submit_many`, 1,000 a call): 51,455/s on SQLite this hour. A batch's "
-    "tasks go in by multi-row INSERTs that bind the values every row shares once; what "
-    "is left is the server's CPU, about 7 µs a task on its event loop (decoding, "
-    "building and answering) and 10 µs on its SQLite writer thread (58 % of it inside "
-    "SQLite's insert), which take turns under the GIL.",
+    "- **Bulk** (`submit_many`, 1,000 a call): 77,254/s on SQLite this hour (68,580-"
+    "86,380; 51,455 at 06:25). A batch's tasks go in by multi-row INSERTs that bind the "
+    "values every row shares once; what is left is the server's CPU, 9-11 µs a task in "
+    "a fast hour: about 3.5 µs on its event loop (decoding, building and answering) and "
+    "6-7 µs on its SQLite writer thread, of which SQLite's own insert into the task "
+    "table and its four indexes is 4.5-5 µs (bench/RESULTS.md). The two halves take turns "
+    "under the GIL (two batches in flight overlap them by about 10 %).",
     "- PostgreSQL rows are slower than SQLite's (a commit there is a round trip and a "
     "WAL flush, and the database shares the 2 cores with the client and the workers).",
     "",
@@ -388,7 +393,7 @@ CAVEATS = [
     "- arq's first full run was stopped at its 600 s limit by the person running the "
     "benchmark (its driver was held while tests ran); arq was measured again, alone, "
     "with `--only arq`, and its row is those 3 runs.",
-    "- Sluice, Huey and Celery were measured again on 2026-12-06 at 03:27 UTC (`--only "
+    "- Sluice, Huey and Celery were measured again on 2026-12-06 at 08:45 UTC (`--only "
     "sluice-sqlite --only sluice-postgres --only huey --only celery`); their dates are in "
     "the configuration lines. Machines and hours differ a lot (Huey's single enqueue was "
     "5,141/s on 2026-12-03 and 8,131/s on 2026-12-04 17:34, 7,765/s at 23:56 on another "
