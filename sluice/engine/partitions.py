@@ -34,7 +34,8 @@ HOT_EVERY_S = 5.0  # at most; against hysteresis of a minute, each look counts a
 # Each look counts its tenants' backlogs through the ready index: a tenant a million deep
 # takes a reader a third of a second. As backpressure's count (engine/backpressure.py), a
 # look waits LOOK_AFTER times as long as the last one took, but never past a quarter of
-# hot_for_s (so a tenant hot that long is still seen hot in time).
+# hot_for_s (so a tenant hot that long is still seen hot in time), and never less than
+# the usual interval after the last one ended.
 LOOK_AFTER = 20.0
 SHARDS_CACHED = 100_000  # tenants whose partitions are remembered (cleared when full)
 
@@ -168,10 +169,13 @@ class Partitions:
         held = self._heavy.held
         heavy = sorted(held, key=lambda t: -held[t])[:HOT_CANDIDATES]
         looked = {}
-        for tenant_id in {*heavy, *self.hot.hot}:
-            looked[tenant_id] = await rt.store.tenant_backlog(tenant_id)
-        took = rt.clock.monotonic() - began
-        self._look_at = began + max(self._look_every, min(LOOK_AFTER * took, self._look_stale))
+        try:
+            for tenant_id in {*heavy, *self.hot.hot}:
+                looked[tenant_id] = await rt.store.tenant_backlog(tenant_id)
+        finally:  # a look that failed (a count that timed out) is spaced out too
+            took = rt.clock.monotonic() - began
+            wait = min(LOOK_AFTER * took, self._look_stale)
+            self._look_at = began + max(self._look_every, wait, took + self._look_every)
         now = rt.clock.now()
         before = set(self.hot.hot)
         after = self.hot.observe(now, looked, self.backlog)

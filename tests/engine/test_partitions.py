@@ -3,6 +3,7 @@ go, and hot tenants on the fake clock (engine/partitions.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import replace
 
@@ -150,3 +151,28 @@ async def test_a_slow_backlog_count_spaces_the_hot_looks_out_but_not_past_their_
 
 def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
+
+
+async def test_a_hot_look_that_fails_is_spaced_out_as_a_slow_one(
+    rt: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count that takes 2 s and then fails (a statement timeout) waits as a slow one
+    does, 20 x 2 s capped at 15 s, rather than being tried again at the next tick."""
+    rt = with_settings(rt, hot_for_s=60.0, cool_for_s=900.0)
+    tenant = await make_tenant(rt)
+    partitions = Partitions(rt, Changes(), heavy=Heavy(**{tenant: 5000.0}))
+    looks: list[float] = []
+
+    async def count(tenant_id: str) -> dict[int, int]:
+        looks.append(clock.monotonic())
+        clock.advance(2.0)
+        raise TimeoutError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(rt.store, "tenant_backlog", count)
+    start = clock.monotonic()
+    while clock.monotonic() - start < 60.0:
+        with contextlib.suppress(TimeoutError):  # (find_hot's own loop logs it and goes on)
+            await partitions.find_hot()
+        clock.advance(1.0)
+    assert all(14.9 <= g <= 15.1 for g in gaps(looks))
+    assert 4 <= len(looks) <= 5

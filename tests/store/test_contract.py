@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -40,7 +41,7 @@ from sluice.store import (
     Store,
 )
 from sluice.store.sqlite import SQLiteStore
-from sluice.store.sqlite.writer import MAX_OPS_INLINE
+from sluice.store.sqlite.writer import MAX_ROWS_INLINE
 
 NOW = 1_700_000_000.0
 LEASE_S = 30.0
@@ -954,7 +955,7 @@ async def test_sqlite_small_writes_of_one_loop_turn_commit_together_on_the_loop(
     """The first small write of a turn of the event loop commits at once (a lone submit
     waits for nothing); the others asked for in that turn commit together at its end,
     still on the loop: 20 producers' submits that arrive together make 2 commits, not 20.
-    Past MAX_OPS_INLINE in one turn, they go to the writer thread instead (writer.py)."""
+    Past MAX_ROWS_INLINE rows in one turn, they go to the writer thread instead."""
     tenant = (await sqlite_store.create_tenant("acme", NOW)).id
     writer = sqlite_store._writer
     here = threading.get_ident()
@@ -973,7 +974,7 @@ async def test_sqlite_small_writes_of_one_loop_turn_commit_together_on_the_loop(
     assert {thread for thread, _ in seen} == {here}
 
     seen.clear()
-    many = [new_task() for _ in range(MAX_OPS_INLINE + 10)]
+    many = [new_task() for _ in range(MAX_ROWS_INLINE + 10)]
     results = await asyncio.gather(*(sqlite_store.submit_tasks(tenant, [t], NOW) for t in many))
     assert all(r.created for (r,) in results)
     assert [sql for thread, sql in seen if thread == here].count("COMMIT") == 1  # the first
@@ -981,6 +982,88 @@ async def test_sqlite_small_writes_of_one_loop_turn_commit_together_on_the_loop(
     assert await sqlite_store.get_task_states(tenant, [t.id for t in tasks + many]) == {
         t.id: READY for t in tasks + many
     }
+
+
+async def test_a_loop_turns_small_writes_with_one_failing_go_to_the_thread_which_commits_the_rest(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One of a turn's small writes fails: nothing of the inline batch is committed, and
+    the writer thread runs them again, each alone (where a lock may be waited out): no
+    BEGIN that may wait runs on the event loop, and the others still commit."""
+    from sluice.store.sqlite import writer as writer_module
+
+    writer, here = sqlite_store._writer, threading.get_ident()
+    begins: list[tuple[bool, bool]] = []  # (on the loop, patient)
+    begin = writer_module._begin
+
+    def watched(conn: sqlite3.Connection, patient: bool = True) -> bool:
+        begins.append((threading.get_ident() == here, patient))
+        return begin(conn, patient)
+
+    monkeypatch.setattr(writer_module, "_begin", watched)
+
+    def failing(conn: sqlite3.Connection) -> None:
+        raise ValueError("this write fails")
+
+    first = writer.submit(lambda conn: 0, small=True)  # the turn's first: at once
+    others = [writer.submit(lambda conn, i=i: i, small=True) for i in range(1, 21)]
+    failed = writer.submit(failing, small=True)
+    assert await asyncio.gather(first, *others) == list(range(21))
+    with pytest.raises(ValueError, match="this write fails"):
+        await failed
+    assert (True, True) not in begins  # patient BEGINs ran on the writer thread only
+    assert (False, True) in begins
+
+
+class RacyBusy:
+    """The writer's lock, with the writer thread made to finish a batch (and let the
+    lock go) between the loop's look at the writer and its taking the lock: the
+    interleaving the GIL allows there."""
+
+    def __init__(self, writer: Any) -> None:
+        self.lock, self.writer, self.armed = threading.Lock(), writer, False
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self.armed and not blocking:
+            self.armed = False
+            deadline = time.monotonic() + 10
+            while not self.writer._unsettled and time.monotonic() < deadline:
+                time.sleep(0.001)  # the thread commits its batch meanwhile
+        return self.lock.acquire(blocking)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+async def test_an_inline_write_never_finishes_before_one_committed_ahead_of_it(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """The thread may commit a batch between the loop's look at the writer and its taking
+    the lock: the inline write looks again under the lock, so it is not seen to finish
+    before the write the thread committed ahead of it (its answer still on its way)."""
+    writer = sqlite_store._writer
+    busy = writer._busy = RacyBusy(writer)
+    started = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> str:
+        started.set()
+        time.sleep(0.05)
+        return "ahead"
+
+    ahead = writer.submit(slow)  # not small: the thread
+    deadline = time.monotonic() + 10
+    while not started.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+    busy.armed = True
+    behind = writer.submit(lambda conn: "behind", small=True)
+    assert not (behind.done() and not ahead.done())
+    assert await asyncio.gather(ahead, behind) == ["ahead", "behind"]
 
 
 async def test_a_sqlite_write_behind_a_lock_waits_for_it_on_the_writer_thread(

@@ -66,7 +66,8 @@ class SQLiteAttempts(SQLiteDatabase):
                 out.append([ClaimedTask(*row) for row in rows])
             return out
 
-        return await self._writer.submit(op, small=sum(r.limit for r in requests) <= SMALL_CLAIM)
+        most = sum(r.limit for r in requests)
+        return await self._writer.submit(op, small=most <= SMALL_CLAIM, rows=most)
 
     async def submit_leased(
         self, tenant_id: str, tasks: list[NewTask], now: float, worker: str,
@@ -88,7 +89,7 @@ class SQLiteAttempts(SQLiteDatabase):
             conn.executemany(Q["insert_leased"], running)
             insert_payloads(conn, tenant_id, tasks)
 
-        await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
+        await self._writer.submit(op, small=len(tasks) <= SMALL_OP, rows=len(tasks))
         claimed = [leased_at_submit(tenant_id, t, now, until) for t in leased]
         return sorted(claimed, key=lambda c: (-c.priority, c.stag, c.id))  # fair order
 
@@ -109,13 +110,13 @@ class SQLiteAttempts(SQLiteDatabase):
             rows = conn.execute(Q["promote_leased"], params).fetchall()
             return [leased_ahead(row, now) for row in sorted(rows, key=fair_order)]
 
-        return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP)
+        return await self._writer.submit(op, small=len(task_ids) <= SMALL_OP, rows=len(task_ids))
 
     async def finish_attempts(self, finishes: list[Finish], now: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
             return _finish_many(conn, finishes, now)
 
-        return await self._writer.submit(op, small=len(finishes) <= SMALL_OP)
+        return await self._writer.submit(op, small=len(finishes) <= SMALL_OP, rows=len(finishes))
 
     async def extend_leases(self, renewals: list[LeaseRenewal], lease_until: float) -> None:
         params = [

@@ -64,7 +64,7 @@ class SQLiteLimits(SQLiteDatabase):
             retry_at = next_start if by_rate else None
             return LimitedClaim(tasks, retry_at, drained=want > 0 and len(rows) < want)
 
-        return await self._writer.submit(op, small=request.limit <= SMALL_CLAIM)
+        return await self._writer.submit(op, small=request.limit <= SMALL_CLAIM, rows=request.limit)
 
     async def count_running(self, tenant_id: str, function: str | None) -> int:
         params = {"tenant_id": tenant_id, "function": function, "settling": "[]"}

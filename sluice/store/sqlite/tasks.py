@@ -57,7 +57,7 @@ class SQLiteTasks(SQLiteDatabase):
                     out.append(SubmitResult(held[0], False, held[1], held[2]))
             return out
 
-        return await self._writer.submit(op, small=len(tasks) <= SMALL_OP)
+        return await self._writer.submit(op, small=len(tasks) <= SMALL_OP, rows=len(tasks))
 
     async def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None:
         rows = await self._read(Q["get_task"], {"tenant_id": tenant_id, "id": task_id})

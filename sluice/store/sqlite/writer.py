@@ -8,8 +8,10 @@ itself, so there is one commit per batch instead of one per task.
 A small operation that finds the writer idle runs on the caller's thread instead: at
 idle, the two thread hand-offs (and their wake-up latency) cost more than the commit.
 The first of a turn of the event loop runs at once (a lone submit waits for nothing);
-the others asked for in the same turn run together at its end, in one commit: 32
-producers whose submits arrive together make two commits on the loop, not 32.
+the others asked for in the same turn run together at its end, in one commit (up to
+MAX_ROWS_INLINE rows): 32 producers whose submits arrive together make two commits on
+the loop, not 32. If an inline batch fails or meets a lock, nothing of it is committed
+and the writer thread runs it instead.
 That is only done when a commit does not wait for the disk (`inline_small`), and not
 while a checkpoint runs (`checkpointing`): a commit can then wait tens of milliseconds
 for a lock, which inline would stop the event loop for (a 34 ms stall every few seconds
@@ -32,7 +34,19 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 MAX_OPS_PER_COMMIT = 2000
-MAX_OPS_INLINE = 64  # small writes of one loop turn committed on the loop; more: the thread
+# Rows the small writes of one loop turn may touch and still commit together on the loop
+# (256 single submits, or 4 claims of 64); past it they go to the writer thread.
+MAX_ROWS_INLINE = 256
+
+
+class _Turn:
+    """The small writes asked for in one turn of an event loop after its first."""
+
+    __slots__ = ("items", "rows")
+
+    def __init__(self) -> None:
+        self.items: list[_Pending] = []
+        self.rows = 0
 
 
 class _Pending:
@@ -68,6 +82,12 @@ def _begin(conn: sqlite3.Connection, patient: bool = True) -> bool:
         pause = min(0.001, pause * 2)
 
 
+def _fail(items: list[_Pending], exc: BaseException) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+
 def _settle(items: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
     for item, (ok, value) in zip(items, outcomes, strict=True):
         if item.future.done():
@@ -89,7 +109,7 @@ class Writer:
         self._unsettled = 0  # batches committed by the thread, not yet settled on the loop
         self._queue: deque[_Pending] = deque()
         # Small writes asked for in this turn of each event loop, to run inline at its end.
-        self._turn: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        self._turn: dict[asyncio.AbstractEventLoop, _Turn] = {}
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="sluice-sqlite-writer", daemon=True)
@@ -106,28 +126,31 @@ class Writer:
             raise self._error
 
     def submit(
-        self, op: Callable[[sqlite3.Connection], T], *, small: bool = False
+        self, op: Callable[[sqlite3.Connection], T], *, small: bool = False, rows: int = 1
     ) -> asyncio.Future[T]:
+        """`op`'s outcome, once committed. `small`: it may run inline on the loop (it
+        touches about `rows` rows)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         item = _Pending(op, loop, future)
         turn = self._turn.get(loop)
         if small and self._inline_small and self._may_inline():
             if turn is None:  # the turn's first: at once (a lone submit waits for no turn)
-                turn = self._turn[loop] = []
+                turn = self._turn[loop] = _Turn()
                 loop.call_soon(self._end_turn, loop)
                 if self._inline([item]):
                     return future
-            elif len(turn) < MAX_OPS_INLINE:  # more in this turn: together, at its end
-                turn.append(item)
+            elif turn.rows + rows <= MAX_ROWS_INLINE:  # more this turn: together, at its end
+                turn.items.append(item)
+                turn.rows += rows
                 return future
         with self._cond:
             if self._closing:
                 raise RuntimeError("store is closed")
             start = not self._queue
-            if turn:  # they were asked for first: they commit first, with this one
-                self._queue.extend(turn)
-                turn.clear()
+            if turn is not None and turn.items:  # asked for first: they commit first
+                self._queue.extend(turn.items)
+                turn.items = []
             self._queue.append(item)
             if start:
                 self._cond.notify()
@@ -146,15 +169,18 @@ class Writer:
 
     def _inline(self, batch: list[_Pending]) -> bool:
         """Run `batch` in one commit on this thread, if the writer is idle and the
-        database not locked; False if nothing ran."""
+        database not locked; False if nothing was committed."""
         if not (self._may_inline() and self._busy.acquire(blocking=False)):
             return False
         try:
-            conn = self._conn  # read under the lock: a closing thread lets it go under it
-            outcomes = None if conn is None else self._run_batch(conn, batch, patient=False)
+            # Again, under the lock: the thread counts a batch unsettled (and a closing
+            # thread lets the connection go) while it holds it.
+            conn, outcomes = self._conn, None
+            if conn is not None and self._may_inline():
+                outcomes = self._run_batch(conn, batch, patient=False)
         finally:
             self._busy.release()
-        if outcomes is None:  # locked: nothing ran
+        if outcomes is None:
             return False
         _settle(batch, outcomes)
         return True
@@ -162,14 +188,19 @@ class Writer:
     def _end_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         """The small writes asked for during one turn of `loop` after its first, in one
         commit on the loop (32 producers' submits: two commits, not 32); else the thread's."""
-        batch = self._turn.pop(loop, None)
-        if not batch or self._inline(batch):
+        turn = self._turn.pop(loop, None)
+        batch = turn.items if turn is not None else []
+        try:
+            if not batch or self._inline(batch):
+                return
+        except BaseException as exc:  # (a failed ROLLBACK): its callers hear of it
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         with self._cond:
             if self._closing:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(RuntimeError("store is closed"))
+                _fail(batch, RuntimeError("store is closed"))
                 return
             start = not self._queue
             self._queue.extend(batch)
@@ -248,8 +279,9 @@ class Writer:
     def _run_batch(
         conn: sqlite3.Connection, batch: list[_Pending], patient: bool = True
     ) -> list[tuple[bool, Any]] | None:
-        """Each operation's outcome; None when not `patient` and the database is locked
-        (nothing ran)."""
+        """Each operation's outcome; None when not `patient` and nothing was committed:
+        the database was locked, or an operation failed (the writer thread runs them
+        again, each alone if need be, waiting out any lock off the event loop)."""
         try:
             if not _begin(conn, patient):
                 return None
@@ -262,6 +294,8 @@ class Writer:
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if not patient:
+                return None
         # One operation failed: run each alone so the others still commit.
         results: list[tuple[bool, Any]] = []
         for item in batch:
