@@ -949,6 +949,17 @@ async def test_sqlite_writes_leave_the_event_loop_while_a_checkpoint_runs(
     assert await writer.submit(lambda conn: threading.get_ident(), small=True) == here
 
 
+async def idle(store: SQLiteStore) -> None:
+    """No background checkpoint from now on, and the writer's last batch settled: a write
+    may then run inline on the loop (writer.py `_may_inline`)."""
+    store._stopping.set()
+    store._checkpointer.join()
+    deadline = time.monotonic() + 10
+    while store._writer._unsettled and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+    assert not store._writer._unsettled and not store._writer.checkpointing.is_set()
+
+
 async def test_sqlite_small_writes_of_one_loop_turn_commit_together_on_the_loop(
     sqlite_store: SQLiteStore,
 ) -> None:
@@ -962,9 +973,9 @@ async def test_sqlite_small_writes_of_one_loop_turn_commit_together_on_the_loop(
     seen: list[tuple[int, str]] = []
     await writer.submit(
         lambda conn: conn.set_trace_callback(lambda sql: seen.append((threading.get_ident(), sql))),
-        small=True,
     )  # fmt: skip
-    seen.clear()  # that write's own COMMIT
+    await idle(sqlite_store)
+    seen.clear()
     tasks = [new_task() for _ in range(20)]
     # gather starts each submit in the same turn of the loop, as 20 streams' frames are.
     results = await asyncio.gather(*(sqlite_store.submit_tasks(tenant, [t], NOW) for t in tasks))
@@ -973,6 +984,7 @@ async def test_sqlite_small_writes_of_one_loop_turn_commit_together_on_the_loop(
     assert [sql for _, sql in seen].count("COMMIT") == 2
     assert {thread for thread, _ in seen} == {here}
 
+    await idle(sqlite_store)
     seen.clear()
     many = [new_task() for _ in range(MAX_ROWS_INLINE + 10)]
     results = await asyncio.gather(*(sqlite_store.submit_tasks(tenant, [t], NOW) for t in many))
