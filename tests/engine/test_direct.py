@@ -5,8 +5,10 @@ step is seen; the store is each backend's."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -317,7 +319,7 @@ async def test_a_delayed_task_fired_while_a_round_claims_is_still_leased_ahead(
 
 
 async def test_the_safety_nets_round_leaves_an_idle_workers_slots_to_direct_dispatch(
-    built: Built, rt: Runtime
+    built: Built, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = await built.connect(slots=4)
     queue = (built.tenant, (FN,))
@@ -326,17 +328,24 @@ async def test_the_safety_nets_round_leaves_an_idle_workers_slots_to_direct_disp
     # round claims one slot to probe it, not all four: a submit that arrives while that
     # round waits on the store still finds idle slots and is leased in its own commit
     # (forgetting the mark and holding every slot sent it through a round, once a second).
-    built.queues.forget(keep={queue})  # what the round does first
+    claim, held = rt.store.claim_tasks, asyncio.Event()
+
+    async def slow_claim(*args: Any, **kwargs: Any) -> Any:
+        await held.wait()  # the round's claim, on its way to the store
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(rt.store, "claim_tasks", slow_claim)
+    rounds = built.dispatcher.rounds
+    probing = asyncio.create_task(built.dispatcher.dispatch_round(probe=True))
+    await until(lambda: conn.reserved == PROBE_SLOTS)  # one slot of four held by the probe
     assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
-    conn.reserved = PROBE_SLOTS  # the probe's claim is on its way to the store
     task, state = await built.submit()
     assert state == RUNNING
     await until(lambda: built.delivered() == [task])
 
-    conn.reserved = 0
-    rounds = built.dispatcher.rounds
-    assert await built.dispatcher.dispatch_round(probe=True) == 0  # nothing was missed
-    assert built.dispatcher.rounds == rounds + 1  # it did look
+    held.set()
+    assert await probing == 0  # nothing was missed
+    assert built.dispatcher.rounds == rounds + 1 and conn.reserved == 0  # it did look
     assert built.queues.empty.get(queue) == built.queues.generation[built.tenant]
 
 
