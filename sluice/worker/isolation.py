@@ -17,12 +17,15 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.context
+import os
 import signal
 import sys
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from multiprocessing import popen_forkserver
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +47,30 @@ DEFAULT_MAX_TASKS = 100  # attempts a child runs before it is replaced
 DEFAULT_MAX_RSS_MB = 1024  # a child whose resident memory passed this is replaced
 SPARES = 1  # fresh children kept ready beside the idle ones
 JOIN_S = 2.0
+
+
+class _LockedPopen(popen_forkserver.Popen):
+    """A forkserver child's handle whose exit status two threads may ask for at once.
+
+    The forkserver writes a child's status once to a pipe; CPython's `poll` reads it
+    without a lock, so when two threads poll together (a pool thread's `join` after a
+    death, and `Process.start`'s sweep of every child as a spare is made), one reads
+    the status and the other meets the pipe's end and records 255, which may win: a
+    SIGSEGV read as "exited with status 255" (seen in CI). One poll at a time here."""
+
+    def __init__(self, process_obj: Any) -> None:
+        self._polling = threading.Lock()
+        super().__init__(process_obj)
+
+    def poll(self, flag: int = os.WNOHANG) -> int | None:
+        with self._polling:
+            return super().poll(flag)
+
+
+class _Process(multiprocessing.context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _LockedPopen:  # (multiprocessing's name for it)
+        return _LockedPopen(process_obj)
 
 
 class IsolationError(SluiceError):
@@ -172,7 +199,7 @@ class Children:
         from .child import main  # the forkserver has it imported already
 
         ours, theirs = self._context.Pipe()
-        process = self._context.Process(target=main, args=(theirs, self.app_ref), daemon=True)
+        process = _Process(target=main, args=(theirs, self.app_ref), daemon=True)
         process.start()
         theirs.close()  # the child's end: once it dies, reads here see EOF
         with self._lock:
