@@ -140,19 +140,18 @@ async def test_a_rate_limited_function_wakes_the_dispatcher_when_its_next_start_
     assert await built.dispatcher.dispatch_round() == 1
 
 
-async def test_run_is_woken_by_a_hint_and_polls_on_the_fake_clock_for_a_lost_one(
-    built: Built, rt: Runtime, clock: FakeClock
-) -> None:
-    await built.connect()
+@contextlib.asynccontextmanager
+async def idle_run(built: Built, clock: FakeClock) -> AsyncIterator[str]:
+    """`Dispatcher.run()` going, woken by a hint for a first task it delivers, then idle
+    until its poll: the queue came back short and the loop waits on the clock (and is not
+    about to run again: a round that delivered wakes the loop once more). Yields the
+    first task's id."""
     running = asyncio.create_task(built.dispatcher.run())
     try:
         first = await built.task()
         built.queues.notify(built.tenant)  # woken: no time passes
         await until(lambda: built.delivered() == [first])
-
         queue, generation = (built.tenant, (FN,)), built.queues.generation[built.tenant]
-        # Idle until the poll: the queue came back short, the loop waits on the clock.
-        # (and not about to run again: a round that delivered wakes the loop once more)
         await until(
             lambda: (
                 built.queues.empty.get(queue) == generation
@@ -160,16 +159,24 @@ async def test_run_is_woken_by_a_hint_and_polls_on_the_fake_clock_for_a_lost_one
                 and not built.queues.woken.is_set()
             )
         )
+        yield first
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+async def test_run_is_woken_by_a_hint_and_polls_on_the_fake_clock_for_a_lost_one(
+    built: Built, rt: Runtime, clock: FakeClock
+) -> None:
+    await built.connect()
+    async with idle_run(built, clock) as first:
         second = await built.task()  # another node's submit, its hint lost
         clock.advance(rt.settings.poll_interval_s - 0.1)
         await settle()
         assert built.delivered() == [first]
         clock.advance(0.1)
         await until(lambda: built.delivered() == [first, second])
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
 
 
 @pytest.mark.parametrize("alone", [True, False], ids=["alone", "beside-another-node"])
@@ -182,25 +189,9 @@ async def test_the_safety_net_probes_known_empty_queues_alone_and_looks_again_fu
     await built.connect(slots=4)
     if not alone:
         built.below.partitions.others = ("node-b",)
-    running = asyncio.create_task(built.dispatcher.run())
-    try:
-        first = await built.task()
-        built.queues.notify(built.tenant)
-        await until(lambda: built.delivered() == [first])
-        queue, generation = (built.tenant, (FN,)), built.queues.generation[built.tenant]
-        await until(
-            lambda: (
-                built.queues.empty.get(queue) == generation
-                and clock.waiting == 1
-                and not built.queues.woken.is_set()
-            )
-        )
+    async with idle_run(built, clock) as first:
         missed = [await built.task() for _ in range(3)]  # stored, their hints lost
         clock.advance(rt.settings.poll_interval_s)
         await until(lambda: built.delivered() == [first, *missed])
         sizes = [len(frame.tasks) for frame in built.wire.of(Deliver)]
         assert sizes == ([1, 1, 2] if alone else [1, 3])
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running

@@ -1061,18 +1061,19 @@ async def test_an_inline_write_never_finishes_before_one_committed_ahead_of_it(
     before the write the thread committed ahead of it (its answer still on its way)."""
     writer = sqlite_store._writer
     busy = writer._busy = RacyBusy(writer)
-    started = threading.Event()
+    started, go = threading.Event(), threading.Event()
 
-    def slow(conn: sqlite3.Connection) -> str:
+    def held(conn: sqlite3.Connection) -> str:
         started.set()
-        time.sleep(0.05)
+        go.wait(10)
         return "ahead"
 
-    ahead = writer.submit(slow)  # not small: the thread
+    ahead = writer.submit(held)  # not small: the thread
     deadline = time.monotonic() + 10
     while not started.is_set() and time.monotonic() < deadline:
         await asyncio.sleep(0.001)
     busy.armed = True
+    go.set()  # the thread commits it while the loop is between its look and the lock
     behind = writer.submit(lambda conn: "behind", small=True)
     assert not (behind.done() and not ahead.done())
     assert await asyncio.gather(ahead, behind) == ["ahead", "behind"]
