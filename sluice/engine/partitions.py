@@ -175,7 +175,7 @@ class Partitions:
         finally:  # a look that failed (a count that timed out) is spaced out too
             took = rt.clock.monotonic() - began
             wait = min(LOOK_AFTER * took, self._look_stale)
-            self._look_at = began + max(self._look_every, wait, took + self._look_every)
+            self._look_at = began + max(wait, took + self._look_every)
         now = rt.clock.now()
         before = set(self.hot.hot)
         after = self.hot.observe(now, looked, self.backlog)

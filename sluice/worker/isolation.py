@@ -26,7 +26,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from multiprocessing import popen_forkserver
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import SluiceError
@@ -63,8 +63,10 @@ class _LockedPopen(popen_forkserver.Popen):
         super().__init__(process_obj)
 
     def poll(self, flag: int = os.WNOHANG) -> int | None:
+        if flag != os.WNOHANG and self.returncode is None:
+            wait([self.sentinel])  # a blocking poll waits for the death without the lock
         with self._polling:
-            return super().poll(flag)
+            return super().poll(os.WNOHANG)
 
 
 class _Process(multiprocessing.context.ForkServerProcess):
