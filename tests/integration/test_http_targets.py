@@ -208,9 +208,13 @@ async def test_aimd_finds_the_capacity_and_follows_it(server: Running) -> None:
                 service.capacity = 10
         await wait_for(lambda: server.count("state = 'succeeded'") == total, timeout=60)
         async with httpx.AsyncClient(base_url=server.url) as http:
+            # The window's timer may move L while the answer is on its way (a last window
+            # closing with the backlog just gone): the API shows one of the two values.
+            around = [conn.aimd.limit]
             shown = await http.get(
                 "/v1/functions/limited", headers={"authorization": f"Bearer {server.api_key}"}
             )
+            around.append(conn.aimd.limit)
 
     assert len(service.served) == total
     assert max(service.served.values()) == 1  # every task succeeded once
@@ -228,4 +232,4 @@ async def test_aimd_finds_the_capacity_and_follows_it(server: Running) -> None:
     assert later, "the run ended too soon after the capacity was halved"
     assert 0.7 * 10 <= sum(s[1] for s in later) / len(later) <= 1.3 * 10
     state = shown.json()["target_state"]  # the limit is visible in the API
-    assert state["limit"] == conn.aimd.limit and state["in_flight"] == 0
+    assert state["limit"] in around and state["in_flight"] == 0
