@@ -18,6 +18,7 @@ when scraped; Prometheus sums the nodes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from bisect import bisect_left
 from collections import Counter
@@ -119,6 +120,7 @@ class Meters:
         self._taken: dict[str, list[float]] = {}  # by function: every delta taken so far
         self._labels: dict[str, float] = {}  # labelled tenant: when last in the top 2K
         self._volume: Counter[str] = Counter()  # tenants' recent submits, decayed per flush
+        self._flushing = asyncio.Lock()
         # Told of each batch of attempts' ends after counting (`sluice dev`'s DevLog).
         self.watch: Callable[[list[Finish], list[str], list[ClaimedTask | None]], None] | None
         self.watch = None
@@ -312,17 +314,20 @@ class Meters:
                 taken[i] -= value
 
     async def flush(self) -> int:
-        """Add the deltas to the store's rollup (every node, on a timer)."""
-        rows = self.take()
-        self.relabel(rows)
-        if not rows:
-            return 0
-        try:
-            await self._rt.store.add_rollup(rows)
-        except BaseException:
-            self.give_back(rows)
-            raise
-        return len(rows)
+        """Add the deltas to the store's rollup (every node, on a timer). One at a time:
+        a flush that returned has written everything counted before it was called, even
+        what the timer's flush had taken and was still writing."""
+        async with self._flushing:
+            rows = self.take()
+            self.relabel(rows)
+            if not rows:
+                return 0
+            try:
+                await self._rt.store.add_rollup(rows)
+            except BaseException:
+                self.give_back(rows)
+                raise
+            return len(rows)
 
 
 def _row(key: tuple[float, str, str], d: list[float]) -> RollupRow:

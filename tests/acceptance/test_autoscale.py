@@ -66,7 +66,7 @@ def test_a_redeployed_worker_finishes_its_long_task_while_the_new_one_takes_new_
     old = cluster.worker(concurrency=2)
     runs = cluster.markers / "long.runs"
     with sluice.Client(cluster.url, cluster.api_key) as client:
-        long = client.submit({"function": "sleepy", "args": ["long", 6]})
+        long = client.submit({"function": "gated", "args": ["long"]})
         wait_for_sync(runs.exists, timeout=20)
         old.send_signal(signal.SIGTERM)  # a deploy: the old worker is asked to stop
         new = cluster.worker(concurrency=2)  # ... and the new one starts
@@ -75,6 +75,7 @@ def test_a_redeployed_worker_finishes_its_long_task_while_the_new_one_takes_new_
         )
         done = [client.wait(o.id, 20) for o in meanwhile]
         assert old.poll() is None, "the old worker quit before its task ended"
+        (cluster.markers / "long.go").touch()  # the long task may end now
         task = client.wait(long.id, 30)
         assert old.wait(timeout=30) == 0
     assert [t.result for t in done] == [i * 2 for i in range(10)]
@@ -139,13 +140,14 @@ def test_stopping_the_supervisor_does_not_hurry_a_process_it_already_drains(
         with sluice.Client(cluster.url, cluster.api_key) as client:
             children.start()
             wait_for_sync(lambda: cluster.health()["workers"] == 1, timeout=20)
-            submitted = client.submit({"function": "sleepy", "args": ["drained", 3]})
+            submitted = client.submit({"function": "gated", "args": ["drained"]})
             wait_for_sync(runs.exists, timeout=20)
             children.retire()  # the only process: it drains under its task
             (draining,) = children.draining
             children.start()
             wait_for_sync(lambda: cluster.health()["workers"] == 2, timeout=20)
             children.signal_all(signal.SIGTERM)  # the supervisor is told to stop
+            (cluster.markers / "drained.go").touch()  # its task, still running, may end
             wait_for_sync(lambda: not children.reap(), timeout=30)
             task = client.wait(submitted.id, 10)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import sluice
@@ -54,6 +55,20 @@ def chatty(lines: int) -> int:
         logging.getLogger("workload").warning("line %d", i)
     print("printed\x1b[31m red")  # a control character, escaped when shown
     return lines
+
+
+@app.task
+def gated(ctx: TaskContext, name: str) -> int:
+    """Journals its start, then runs until the test creates the marker `{name}.go` (at
+    most 2 minutes): it outlives whatever the test does meanwhile (a redeploy, a stop),
+    however slow the machine is, where a task of fixed length might end first."""
+    with open(MARKERS / f"{name}.runs", "a") as journal:
+        journal.write(f"{ctx.attempt}\n")
+    gate = MARKERS / f"{name}.go"
+    deadline = time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < deadline:
+        threading.Event().wait(0.05)
+    return ctx.attempt
 
 
 @app.task

@@ -6,6 +6,7 @@ clock through `Timers.step()`."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -95,6 +96,33 @@ async def test_a_failed_flush_keeps_its_deltas_for_the_next(rt: Runtime) -> None
     m.give_back([row])
     assert await m.flush() == 1
     assert (await rt.store.list_rollup("t", 0.0))[0].dead == 4
+
+
+async def test_a_flush_waits_for_the_one_still_writing(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timer's flush has taken the deltas and is writing them; a flush called now
+    (a test, a shutdown) returns once they are written, not at once with nothing to do."""
+    m = Meters(rt)
+    store = rt.store
+    writing, release = asyncio.Event(), asyncio.Event()
+    add_rollup = store.add_rollup
+
+    async def slow_add_rollup(rows: list[RollupRow]) -> None:
+        writing.set()
+        await release.wait()
+        await add_rollup(rows)
+
+    monkeypatch.setattr(store, "add_rollup", slow_add_rollup)
+    m.ended(["t"], DEAD)
+    timer = asyncio.create_task(m.flush())
+    await writing.wait()
+    caller = asyncio.create_task(m.flush())
+    await asyncio.sleep(0)  # the caller runs up to its wait
+    assert not caller.done()
+    release.set()
+    assert await timer == 1 and await caller == 0
+    assert (await store.list_rollup("t", 0.0))[0].dead == 1
 
 
 def test_the_tenant_label_is_bounded_to_the_top_tenants(

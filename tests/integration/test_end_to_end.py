@@ -167,7 +167,8 @@ async def test_a_sub_second_delay_runs_on_time_without_waiting_for_the_interval(
 
 async def test_a_delayed_task_is_not_started_before_its_time(server) -> None:
     async with running_worker(server, app):
-        handle = await stamp.asubmit(run_at=time.time() + 1.5)
+        # 3 s ahead: a wait of 0.5 s, and room for a stalled machine, before its time.
+        handle = await stamp.asubmit(run_at=time.time() + 3)
         task = await app.aclient.wait(handle.id, 0.5)
         assert task.state == "scheduled"
         ran_at = await handle.aresult(timeout=10)

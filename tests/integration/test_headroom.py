@@ -52,6 +52,7 @@ def flood_started() -> list[str]:
     return [label for label in starts if label.startswith("a-")]
 
 
+@pytest.mark.xdist_group("timing")  # a one-second bound: not beside the other timed tests
 async def test_a_quiet_tenant_starts_at_once_beside_a_flood_that_holds_the_pool(
     server: Running,
 ) -> None:

@@ -62,6 +62,7 @@ def calls(tenant: str, n: int, hold_s: float = 0.0, function: str = "one") -> li
     return [{"function": function, "args": [tenant, hold_s]} for _ in range(n)]
 
 
+@pytest.mark.xdist_group("timing")  # a span of seconds, bounded: not beside the other timed tests
 async def test_a_tenant_rate_holds_across_all_its_functions(server: Running) -> None:
     # The app's own tenant: its workers, its two functions, one rate over both.
     await server.node.quotas.set(server.tenant_id, TenantQuota(rate=20, burst=2))

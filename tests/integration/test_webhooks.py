@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import re
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from aiohttp import web
 import sluice
 from sluice.client import AsyncClient
 from sluice.engine.signatures import new_secret
-from tests.harness import Running, free_port, running_server, running_worker, wait_for
+from tests.harness import Running, running_server, running_worker, wait_for
 
 app = sluice.App("hooks")
 FAST_NOTIFY = {
@@ -62,6 +63,14 @@ class Receiver:
         return [(h["webhook-id"], json.loads(b)) for h, b in self.got]
 
 
+def bound() -> socket.socket:
+    """A loopback port of our own at once (no other test can take it meanwhile); until
+    something listens on it, connections to it are refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @contextlib.asynccontextmanager
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     r = Receiver()
@@ -69,10 +78,10 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     web_app.router.add_post("/hook", r.handle)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    sock = bound()
+    await web.SockSite(runner, sock).start()
     try:
-        yield r, f"http://127.0.0.1:{port}/hook"
+        yield r, f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
     finally:
         await runner.cleanup()
 
@@ -321,8 +330,8 @@ async def test_a_receiver_that_is_not_listening_for_a_while_gets_every_event_aft
     r = Receiver()
     web_app = web.Application()
     web_app.router.add_post("/hook", r.handle)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/hook"
+    held = bound()  # refused until it listens, and no one else's meanwhile
+    url = f"http://127.0.0.1:{held.getsockname()[1]}/hook"
     async with (
         running_server(tmp_path, app, backend, **slow_giving_up) as server,
         AsyncClient(server.url, server.api_key) as c,
@@ -334,7 +343,7 @@ async def test_a_receiver_that_is_not_listening_for_a_while_gets_every_event_aft
             await wait_for(lambda: _each_refused(c, ids, times=2), timeout=10)
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()  # back, on the same port
+        await web.SockSite(runner, held).start()  # back, on the same port
         try:
             await wait_for(lambda: _all_settled(c, ids), timeout=15, interval=0.1)
         finally:

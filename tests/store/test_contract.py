@@ -934,6 +934,7 @@ async def test_sqlite_writes_leave_the_event_loop_while_a_checkpoint_runs(
 ) -> None:
     """A small write runs inline on the loop when the writer is idle, but not while the
     checkpoint thread checkpoints: a commit may then wait on its locks (writer.py)."""
+    await idle(sqlite_store)  # the flag is this test's alone: the thread would clear it
     writer = sqlite_store._writer
     here = threading.get_ident()
     assert await writer.submit(lambda conn: threading.get_ident(), small=True) == here
