@@ -464,6 +464,9 @@ def largest_gap(starts: list[float], since: float) -> float:
 # -- the test --------------------------------------------------------------------------
 
 
+# Its bounds (dispatch resumes, the timers lease is taken over) are times: beside another
+# test's processes on CI's 2 cores, the takeover's promotions ran 18 s late against 14.
+@pytest.mark.alone
 def test_three_nodes_survive_a_kill_and_a_restart_losing_nothing_and_running_nothing_twice(
     cluster: Cluster,
 ) -> None:
