@@ -69,6 +69,7 @@ def test_a_redeployed_worker_finishes_its_long_task_while_the_new_one_takes_new_
         long = client.submit({"function": "gated", "args": ["long"]})
         wait_for_sync(runs.exists, timeout=20)
         old.send_signal(signal.SIGTERM)  # a deploy: the old worker is asked to stop
+        wait_for_sync(lambda: cluster.draining(old), timeout=20)  # the server knows
         new = cluster.worker(concurrency=2)  # ... and the new one starts
         meanwhile = client.submit_many(
             [{"function": "multiply", "args": [i, 2]} for i in range(10)]

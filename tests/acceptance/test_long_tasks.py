@@ -82,10 +82,13 @@ def test_a_long_task_reports_progress_through_a_server_restart_and_a_worker_rede
         open_gate(KILL)
         wait_for_sync(lambda: reached(REDEPLOY - 1), timeout=30)
 
-        # (b) The worker is redeployed: a new one starts, the old one is asked to stop.
-        new = cluster.worker(concurrency=2)
+        # (b) The worker is redeployed: the old one is asked to stop, a new one starts.
+        # New tasks go in once the server knows the old one drains (its drain frame went
+        # before its log line): sent before, the old one would rightly run them.
         old.send_signal(signal.SIGTERM)
         redeployed_at = time.time()
+        wait_for_sync(lambda: cluster.draining(old), timeout=20)
+        new = cluster.worker(concurrency=2)
         meanwhile = client.submit_many(
             [{"function": "multiply", "args": [i, 7]} for i in range(10)]
         )

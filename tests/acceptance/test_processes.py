@@ -76,6 +76,11 @@ class Cluster:
         wait_for_sync(lambda: self.health()["workers"] == before + processes, timeout=20)
         return proc
 
+    def draining(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Has this worker said it drains? It says so once it has told the server."""
+        log = self.tmp / f"proc-{self.procs.index(proc)}.log"
+        return " draining: " in log.read_text(errors="replace")
+
     def health(self) -> dict[str, object]:
         return dict(httpx.get(f"{self.url}/v1/health", timeout=2).json())
 
