@@ -333,9 +333,13 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self._ws.send(_encoder.encode(Credit(0, draining=True)))
         started = len(self._running) - len(self._queued)
-        log.info("worker %s draining: it takes nothing new and stops once %d running %s%s",
-                 self.worker_id, started, "task ends" if started == 1 else "tasks end",
-                 "" if self.grace_s is None else f" (at most {self.grace_s:g} s)")  # fmt: skip
+        if started == 0:
+            waits = "at once: no task is running"
+        else:
+            waits = f"once {started} running {'task ends' if started == 1 else 'tasks end'}"
+            if self.grace_s is not None:
+                waits += f" (at most {self.grace_s:g} s)"
+        log.info("worker %s draining: it takes nothing new and stops %s", self.worker_id, waits)
         # Tasks held ahead that never started go back at once: another worker runs them.
         await self._hand_back(self._take_queued(len(self._queued)))
         deadline = None if self.grace_s is None else time.monotonic() + self.grace_s
