@@ -100,8 +100,13 @@ class MetersCollector(Collector):
             c for c in self._node.registry
             if not c.closed and not c.worker_id.startswith(TARGET_PREFIX)
         ]  # fmt: skip
-        workers = GaugeMetricFamily("sluice_workers", "Workers connected to this node")
-        workers.add_metric([], len(conns))
+        workers = GaugeMetricFamily(
+            "sluice_workers", "Workers connected to this node: ready, or draining (asked to "
+            "stop, they take nothing new and finish what runs)", labels=["state"],
+        )  # fmt: skip
+        draining = sum(1 for c in conns if c.draining)
+        workers.add_metric(["ready"], len(conns) - draining)
+        workers.add_metric(["draining"], draining)
         slots = GaugeMetricFamily(
             "sluice_worker_slots", "Slots of the workers connected to this node",
             labels=["state"],

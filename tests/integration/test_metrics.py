@@ -7,6 +7,7 @@ tenant's `GET /v1/stats` shows its own figures and nothing of the other's."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ async def later(i: int) -> int:
 
 @app.task
 async def held(i: int) -> int:
+    return i
+
+
+gates: dict[str, asyncio.Event] = {}  # one per test: an Event belongs to one loop
+
+
+@app.task
+async def hold(i: int) -> int:
+    await gates["hold"].wait()
     return i
 
 
@@ -135,7 +145,8 @@ async def test_metrics_carry_the_exact_counts_of_a_known_workload(server: Runnin
         assert value(s, "sluice_backpressure_refusals_total", scope="tenant") == 0
         assert value(s, "sluice_lease_expirations_total") == 0
         # Scraped while the worker (4 slots, all done) was connected.
-        assert value(s, "sluice_workers") == 1
+        assert value(s, "sluice_workers", state="ready") == 1
+        assert value(s, "sluice_workers", state="draining") == 0
         assert value(s, "sluice_worker_slots", state="free") == 4
         assert value(s, "sluice_worker_slots", state="busy") == 0
 
@@ -183,3 +194,35 @@ async def test_stats_and_metrics_need_the_right_key(server: Running) -> None:
         assert tenant_metrics.status_code == 404  # admin only: function names are everyone's
         bad = await http.get("/v1/stats", params={"minutes": 0}, headers=auth(server.api_key))
         assert bad.status_code == 400
+
+
+async def test_a_draining_worker_is_counted_as_draining_until_it_leaves(server: Running) -> None:
+    """A rolling deploy, seen from /metrics: the old worker, asked to stop while a task
+    runs, is `draining` until that task ends, then gone."""
+    gate = gates["hold"] = asyncio.Event()
+    async with httpx.AsyncClient(base_url=server.url, headers=auth(server.api_key)) as http:
+
+        async def workers() -> tuple[float | None, float | None]:
+            answer = await http.get("/metrics", headers=auth(ADMIN))
+            s = scrape(answer.text)
+            return value(s, "sluice_workers", state="ready"), value(s, "sluice_workers",
+                                                                     state="draining")  # fmt: skip
+
+        async with running_worker(server, app, concurrency=2) as worker:
+            assert (await submit(http, "hold", 1)).status_code == 201
+            await wait_for(lambda: server.count("state = 'running'") == 1)
+            assert await workers() == (1, 0)
+            drained = asyncio.create_task(worker.drain())
+
+            async def draining() -> bool:
+                return await workers() == (0, 1)
+
+            await wait_for(draining)
+            gate.set()  # its task ends: the worker stops
+            await asyncio.wait_for(drained, timeout=30)
+
+            async def gone() -> bool:
+                return await workers() == (0, 0)
+
+            await wait_for(gone)
+        assert server.count("state = 'succeeded'") == 1
