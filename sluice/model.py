@@ -335,6 +335,8 @@ def _id_run(ms: int, first: int, n: int) -> list[str]:
     # sequence number and 62 random bits: 2 in the variant digit (one random byte each,
     # mapped to 8, 9, a or b), 60 in 15 hex digits. Table lookups and slices only: half
     # the time of formatting each id's parts (0.31 against 0.64 us an id).
+    if n >= _COLUMNS_FROM:
+        return _id_columns(ms, first, n)
     stamp = f"{ms:012x}"
     head = f"{stamp[:8]}-{stamp[8:]}-7"
     rand = os.urandom(8 * n).hex()
@@ -345,6 +347,29 @@ def _id_run(ms: int, first: int, n: int) -> list[str]:
         f"{rand[16 * i + 3 : 16 * i + 15]}"
         for i in range(n)
     ]
+
+
+_COLUMNS_FROM = 64  # below this many ids, formatting each is the quicker
+_SEQ_BYTES = "".join(_SEQ_HEX).encode()  # 4 bytes an id: 3 hex digits and "-"
+_WIDTH = 37  # an id and a newline
+
+
+def _id_columns(ms: int, first: int, n: int) -> list[str]:
+    """The same ids, written a character position at a time: n copies of the shared
+    part, then each varying position filled for every id at once by a strided slice
+    (C loops), then one split. 0.12 against 0.45 us an id in a batch of 1,000."""
+    stamp = f"{ms:012x}"
+    buf = bytearray(f"{stamp[:8]}-{stamp[8:]}-7000-0000-000000000000\n".encode() * n)
+    seq = _SEQ_BYTES[4 * first : 4 * (first + n)]
+    for k in range(3):  # the sequence: positions 15-17
+        buf[15 + k :: _WIDTH] = seq[k::4]
+    buf[19::_WIDTH] = os.urandom(n).translate(_VARIANT_DIGITS)
+    rand = os.urandom(8 * n).hex().encode()  # 16 hex digits an id, 15 of them used
+    for k in range(3):  # positions 20-22
+        buf[20 + k :: _WIDTH] = rand[k::16]
+    for k in range(12):  # positions 24-35
+        buf[24 + k :: _WIDTH] = rand[3 + k :: 16]
+    return buf[:-1].decode().split("\n")
 
 
 def time_ordered_id_floor(at: float) -> str:
