@@ -19,6 +19,7 @@ when scraped; Prometheus sums the nodes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from bisect import bisect_left
 from collections import Counter
@@ -121,6 +122,7 @@ class Meters:
         self._labels: dict[str, float] = {}  # labelled tenant: when last in the top 2K
         self._volume: Counter[str] = Counter()  # tenants' recent submits, decayed per flush
         self._flushing = asyncio.Lock()
+        self._writing: asyncio.Future[None] | None = None  # a flush's write, until it ends
         # Told of each batch of attempts' ends after counting (`sluice dev`'s DevLog).
         self.watch: Callable[[list[Finish], list[str], list[ClaimedTask | None]], None] | None
         self.watch = None
@@ -314,20 +316,32 @@ class Meters:
                 taken[i] -= value
 
     async def flush(self) -> int:
-        """Add the deltas to the store's rollup (every node, on a timer). One at a time:
-        a flush that returned has written everything counted before it was called, even
-        what the timer's flush had taken and was still writing."""
+        """Add the deltas to the store's rollup (every node, on a timer). One at a time,
+        and a flush that returned has written everything counted before it was called.
+        A flush cancelled mid-write (the node stopping its timers) leaves its write to
+        finish: the store may commit it anyway (the SQLite writer thread runs what it was
+        given), so its rows go back only if the write fails, never to be written twice;
+        the next flush waits for it first."""
         async with self._flushing:
+            if self._writing is not None:
+                with contextlib.suppress(Exception):  # failed: its rows went back
+                    await asyncio.shield(self._writing)
+                self._writing = None
             rows = self.take()
             self.relabel(rows)
             if not rows:
                 return 0
-            try:
-                await self._rt.store.add_rollup(rows)
-            except BaseException:
-                self.give_back(rows)
-                raise
+            self._writing = asyncio.ensure_future(self._write(rows))
+            await asyncio.shield(self._writing)
+            self._writing = None
             return len(rows)
+
+    async def _write(self, rows: list[RollupRow]) -> None:
+        try:
+            await self._rt.store.add_rollup(rows)
+        except BaseException:
+            self.give_back(rows)
+            raise
 
 
 def _row(key: tuple[float, str, str], d: list[float]) -> RollupRow:

@@ -125,6 +125,46 @@ async def test_a_flush_waits_for_the_one_still_writing(
     assert (await store.list_rollup("t", 0.0))[0].dead == 1
 
 
+async def test_a_flush_cancelled_mid_write_lets_it_finish_and_nothing_is_written_twice(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node stops: its timers are cancelled while the rollup flush writes. The store
+    may still commit that write (the SQLite writer thread runs what it was given): its
+    rows must not go back to be written again by the stop's own flush."""
+    m = Meters(rt)
+    store = rt.store
+    writing, release = asyncio.Event(), asyncio.Event()
+    add_rollup = store.add_rollup
+    commits: list[asyncio.Task[None]] = []
+
+    async def committed_anyway(rows: list[RollupRow]) -> None:
+        await release.wait()
+        await add_rollup(rows)
+
+    async def slow_add_rollup(rows: list[RollupRow]) -> None:
+        # As the SQLite writer thread: a caller that stops waiting does not stop the write.
+        commits.append(asyncio.create_task(committed_anyway(rows)))
+        writing.set()
+        await asyncio.shield(commits[-1])
+
+    monkeypatch.setattr(store, "add_rollup", slow_add_rollup)
+    m.ended(["t"], DEAD)
+    timer = asyncio.create_task(m.flush())
+    await writing.wait()
+    timer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await timer
+    m.ended(["t"], DEAD)  # counted after: the stop's flush writes this one
+    stopping = asyncio.create_task(m.flush())
+    await asyncio.sleep(0)
+    assert not stopping.done()  # it waits for the cancelled flush's write
+    release.set()
+    assert await stopping == 1
+    await asyncio.gather(*commits)
+    assert (await store.list_rollup("t", 0.0))[0].dead == 2  # each end once
+    assert m.take() == []
+
+
 def test_the_tenant_label_is_bounded_to_the_top_tenants(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -74,8 +74,10 @@ def _pattern(insert: str, shared: tuple[int, ...]) -> tuple[int, ...]:
     return ()
 
 
-# Values equal only to values SQLite stores the same way (a str subclass is stored as its
-# text, a bytearray equal to bytes as the same blob): their column needs no type check.
+# Values equal only to values SQLite stores the same way (a bytearray equal to bytes is
+# the same blob): their column needs no type check. That holds for the built-in types the
+# callers' rows hold (task_row's); a str subclass with its own __eq__, or a type with an
+# adapter that compares equal to a str, could be stored otherwise: pass built-in values.
 _PLAIN = frozenset({str, bytes, type(None)})
 
 
