@@ -31,6 +31,8 @@ FAST_POOL_SIZE = 3
 # enable_sort=off prices such plans out whatever the statistics say.
 FAST_SETTINGS = {"synchronous_commit": "off", "enable_sort": "off"}
 CLOSE_TIMEOUT_S = 5.0
+# Every session's. A transaction left open would hold back vacuum and bloat the ready index.
+SESSION_SETTINGS = {"idle_in_transaction_session_timeout": "60000"}
 
 
 class PostgresDatabase:
@@ -58,24 +60,30 @@ class PostgresDatabase:
 
     async def open(self) -> None:
         await migrate(self.dsn)
-        # A transaction left open would hold back vacuum and bloat the ready index.
-        settings = {"idle_in_transaction_session_timeout": "60000"}
+        self._inserts = GroupInsert(self)
         self._pool = await asyncpg.create_pool(
             self.dsn,
             min_size=2,
             max_size=self.pool_size,
-            server_settings=settings,
+            server_settings=SESSION_SETTINGS,
             reset=_keep_session,
         )
         self._fast_pool = await asyncpg.create_pool(
             self.dsn,
             min_size=1,
             max_size=FAST_POOL_SIZE,
-            server_settings={**settings, **FAST_SETTINGS},
+            server_settings={**SESSION_SETTINGS, **FAST_SETTINGS},
             reset=_keep_session,
         )
 
+    async def connect(self, **settings: str) -> Conn:
+        """A connection of its own, outside the pools, with their session settings."""
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return await asyncpg.connect(self.dsn, server_settings={**SESSION_SETTINGS, **settings})
+
     async def close(self) -> None:
+        await self._inserts.close()
         for pool in (self._pool, self._fast_pool):
             if pool is None:
                 continue

@@ -6,6 +6,12 @@ what is grouped here is the statements: while one INSERT is in flight, the submi
 arrive wait and then go together as one statement and one commit. Nothing waits on a
 timer, so a lone submit goes at once; under load the batches grow by themselves. Each
 caller is answered only after its rows committed.
+
+The inserts have connections of their own, kept open (at most one per insert in flight),
+not borrowed from the pool: a pool's acquire and release cost a lone submit about 30 µs
+(the release is a shielded task, one more loop turn), and with the task that ran each
+insert, 65 µs of the server's 240 µs a submit (bench/RESULTS.md, 2026-12-06). A lone
+submit, the only one waiting, is inserted by its own caller, without a task.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 from ...model import NewTask
 from .queries import Q
@@ -22,58 +30,113 @@ if TYPE_CHECKING:
 
 GROUP_INSERTS_IN_FLIGHT = 2  # concurrent group commits of plain submits
 GROUP_INSERT_MAX = 64  # submit requests per group commit (each up to 1,000 tasks)
+APPLICATION_NAME = "sluice-inserts"  # how the inserts' connections show in pg_stat_activity
+CLOSE_TIMEOUT_S = 5.0
+
+_Item = tuple[str, list[NewTask], float, "asyncio.Future[None] | None"]
 
 
 class GroupInsert:
     def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
-        self._queue: list[tuple[str, list[NewTask], float, asyncio.Future[None]]] = []
+        self._queue: list[_Item] = []
         self._in_flight = 0
         self._drains: set[asyncio.Task[None]] = set()
+        self._idle: list[Any] = []  # open connections no insert is using
+        self._closing = False
 
     async def insert(self, tenant_id: str, tasks: list[NewTask], now: float) -> None:
+        if not self._queue and self._in_flight < GROUP_INSERTS_IN_FLIGHT:
+            # Alone: this caller writes its own rows. Cancelled, only its own write is
+            # abandoned (its connection is closed: a query may still be running on it).
+            self._in_flight += 1
+            try:
+                await self._write([(tenant_id, tasks, now, None)])
+            finally:
+                self._in_flight -= 1
+                self._drain_later()
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((tenant_id, tasks, now, done))
-        if self._in_flight < GROUP_INSERTS_IN_FLIGHT:
+        self._drain_later()
+        await done
+
+    def _drain_later(self) -> None:
+        if self._queue and self._in_flight < GROUP_INSERTS_IN_FLIGHT:
             self._in_flight += 1
             drain = asyncio.create_task(self._drain())
             self._drains.add(drain)
             drain.add_done_callback(self._drains.discard)
-        await done
 
     async def _drain(self) -> None:
         try:
             while self._queue:
                 batch, self._queue = self._queue[:GROUP_INSERT_MAX], self._queue[GROUP_INSERT_MAX:]
-                by_tenant: dict[str, list[tuple[list[NewTask], float]]] = {}
-                for tenant_id, tasks, now, _ in batch:
-                    by_tenant.setdefault(tenant_id, []).append((tasks, now))
                 try:
-                    async with self._database.pool.acquire() as conn:
-                        if len(batch) == 1 and len(batch[0][1]) == 1:  # a lone task
-                            tenant_id, (task,), now, _ = batch[0]
-                            await conn.execute(Q["insert_one"], *task_row(tenant_id, task, now))
-                        elif len(by_tenant) == 1:  # one statement: atomic without BEGIN/COMMIT
-                            ((tenant_id, parts),) = by_tenant.items()
-                            await conn.execute(Q["insert_task"], tenant_id, *_columns_many(parts))
-                        else:
-                            async with conn.transaction():
-                                for tenant_id, parts in by_tenant.items():
-                                    await conn.execute(
-                                        Q["insert_task"], tenant_id, *_columns_many(parts)
-                                    )
-                except BaseException as exc:
-                    for *_, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                else:
-                    for *_, done in batch:
-                        if not done.done():
-                            done.set_result(None)
+                    await self._write(batch)
+                except Exception:  # each caller's future holds it
+                    continue
         finally:
             self._in_flight -= 1
+
+    async def _write(self, batch: list[_Item]) -> None:
+        """Insert a batch's rows in one commit, then settle the callers' futures (a
+        caller inserting its own rows has none: it is raised to)."""
+        by_tenant: dict[str, list[tuple[list[NewTask], float]]] = {}
+        for tenant_id, tasks, now, _ in batch:
+            by_tenant.setdefault(tenant_id, []).append((tasks, now))
+        try:
+            conn = await self._connection()
+            try:
+                if len(batch) == 1 and len(batch[0][1]) == 1:  # a lone task
+                    tenant_id, (task,), now, _ = batch[0]
+                    await conn.execute(Q["insert_one"], *task_row(tenant_id, task, now))
+                elif len(by_tenant) == 1:  # one statement: atomic without BEGIN/COMMIT
+                    ((tenant_id, parts),) = by_tenant.items()
+                    await conn.execute(Q["insert_task"], tenant_id, *_columns_many(parts))
+                else:
+                    async with conn.transaction():
+                        for tenant_id, parts in by_tenant.items():
+                            await conn.execute(Q["insert_task"], tenant_id, *_columns_many(parts))
+            except BaseException:
+                # Refused, broken, or cancelled mid-query: a failure is rare (the rows are
+                # plain), and after one the session may be in any state. Not used again.
+                conn.terminate()
+                raise
+            self._give(conn)
+        except BaseException as exc:
+            for *_, done in batch:
+                if done is not None and not done.done():
+                    done.set_exception(exc)
+            raise
+        for *_, done in batch:
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def _connection(self) -> Any:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+        return await self._database.connect(application_name=APPLICATION_NAME)
+
+    def _give(self, conn: Any) -> None:
+        if self._closing or conn.is_closed():
+            conn.terminate()
+        else:
+            self._idle.append(conn)
+
+    async def close(self) -> None:
+        """Wait for the inserts in flight, then close the connections."""
+        self._closing = True
+        if self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                await asyncio.wait_for(conn.close(), CLOSE_TIMEOUT_S)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()
 
 
 def task_columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:

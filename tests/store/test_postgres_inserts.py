@@ -1,0 +1,144 @@
+"""PostgreSQL's group insert of plain submits (store/postgres/writer.py) on connections of
+its own: a lone submit reuses one kept-open connection, concurrent submits use at most
+GROUP_INSERTS_IN_FLIGHT, a connection that dies or is abandoned mid-query is replaced,
+and closing the store closes them. The connections are found in pg_stat_activity by
+their application name."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from sluice.store.postgres import PostgresStore
+from sluice.store.postgres.writer import APPLICATION_NAME, GROUP_INSERTS_IN_FLIGHT
+from tests import pg
+from tests.store.test_contract import NOW, new_task
+
+TENANT = "t1"
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[tuple[PostgresStore, asyncpg.Connection]]:
+    """An open store and an outside connection to its database."""
+    await pg.require_postgres()
+    async with pg.fresh_database() as dsn:
+        store = PostgresStore(dsn, pool_size=4)
+        await store.open()
+        outside = await asyncpg.connect(dsn)
+        try:
+            yield store, outside
+        finally:
+            await outside.close()
+            await store.close()
+
+
+async def insert_pids(outside: asyncpg.Connection) -> list[int]:
+    rows = await outside.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = $1 ORDER BY pid",
+        APPLICATION_NAME,
+    )
+    return [r[0] for r in rows]
+
+
+async def count_tasks(outside: asyncpg.Connection) -> int:
+    return int(await outside.fetchval("SELECT count(*) FROM tasks"))
+
+
+async def test_lone_submits_reuse_one_kept_connection(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    store, outside = opened
+    await store.submit_tasks(TENANT, [new_task()], NOW)
+    first = await insert_pids(outside)
+    assert len(first) == 1
+    for _ in range(20):
+        await store.submit_tasks(TENANT, [new_task()], NOW)
+    assert await insert_pids(outside) == first
+    assert await count_tasks(outside) == 21
+
+
+async def test_concurrent_submits_share_at_most_the_inserts_in_flight(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    store, outside = opened
+    submits = [[new_task() for _ in range(1 + i % 3)] for i in range(60)]
+    results = await asyncio.gather(*(store.submit_tasks(TENANT, s, NOW) for s in submits))
+    assert [[r.id for r in rs] for rs in results] == [[t.id for t in s] for s in submits]
+    assert all(r.created for rs in results for r in rs)
+    assert await count_tasks(outside) == sum(len(s) for s in submits)
+    assert 1 <= len(await insert_pids(outside)) <= GROUP_INSERTS_IN_FLIGHT
+
+
+async def test_a_terminated_connection_is_replaced(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    store, outside = opened
+    await store.submit_tasks(TENANT, [new_task()], NOW)
+    (old,) = await insert_pids(outside)
+    assert await outside.fetchval("SELECT pg_terminate_backend($1)", old)
+    # The store learns of it when it next reads the socket: at most one submit fails (as
+    # one on a pooled connection would), and the next ones go on a new connection.
+    failures, committed = 0, []
+    deadline = time.monotonic() + 10
+    while len(committed) < 3:
+        assert time.monotonic() < deadline, "submits did not recover"
+        task = new_task()
+        try:
+            await store.submit_tasks(TENANT, [task], NOW)
+        except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+            failures += 1
+        else:
+            committed.append(task.id)
+    assert failures <= 1
+    pids = await insert_pids(outside)
+    assert len(pids) == 1 and pids != [old]
+    assert await count_tasks(outside) == 1 + len(committed)
+
+
+async def test_a_submit_cancelled_mid_insert_leaves_its_connection(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    store, outside = opened
+    await store.submit_tasks(TENANT, [new_task()], NOW)
+    (old,) = await insert_pids(outside)
+    lock = outside.transaction()
+    await lock.start()
+    await outside.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # the insert waits on it
+    blocked = asyncio.ensure_future(store.submit_tasks(TENANT, [new_task()], NOW))
+    deadline = time.monotonic() + 10
+    while not await outside.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", old
+    ):
+        assert time.monotonic() < deadline, "the insert never waited for the lock"
+        await asyncio.sleep(0.01)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    await lock.rollback()
+    # The abandoned connection is not used again; the next submit opens another.
+    task = new_task()
+    (result,) = await store.submit_tasks(TENANT, [task], NOW)
+    assert result.created and result.id == task.id
+    assert old not in await insert_pids(outside)
+    assert await outside.fetchval("SELECT count(*) FROM tasks WHERE id = $1", task.id) == 1
+
+
+async def test_closing_the_store_closes_the_insert_connections(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    store, outside = opened
+    await asyncio.gather(*(store.submit_tasks(TENANT, [new_task()], NOW) for _ in range(20)))
+    assert await insert_pids(outside)
+    await store.close()
+    deadline = time.monotonic() + 10
+    while await insert_pids(outside):  # the server ends a closed session a moment later
+        assert time.monotonic() < deadline, "insert connections left open"
+        await asyncio.sleep(0.01)
+    with pytest.raises(RuntimeError):
+        await store.submit_tasks(TENANT, [new_task()], NOW)
+    await store.open()  # the fixture closes it again
