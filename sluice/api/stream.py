@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import msgspec
 
-from .. import eager
 from ..contract import TaskSpec
 from ..engine.node import Node
 from ..errors import PayloadTooLarge, Unauthorized
@@ -59,8 +57,6 @@ NO_RETRY = 0xFFFFFFFF
 STREAM_IDLE_S = 60.0  # an idle stream is closed (the client lets go of its own at 45 s)
 PIPELINED = 16  # frames read ahead of their answers before reading pauses
 _encoder = msgspec.json.Encoder()
-_STARTING = object()
-log = logging.getLogger("sluice.api")
 _spec = decoder(TaskSpec)
 
 
@@ -81,8 +77,7 @@ class SubmitStream(asyncio.Protocol):
         self._buffer = bytearray()
         # Frames waiting for their turn; None stands for one too long to read.
         self._frames: collections.deque[bytes | None] = collections.deque()
-        # The serve in progress: its task, or _STARTING while it runs in data_received.
-        self._serving: asyncio.Task[None] | object | None = None
+        self._serving: asyncio.Task[None] | None = None
         self._paused = False  # reading, while PIPELINED frames wait for their answers
         self._drained: asyncio.Future[None] | None = None  # writing, while the peer lags
         self._closing = False
@@ -144,22 +139,8 @@ class SubmitStream(asyncio.Protocol):
             del buffer[: 4 + length]
             self._partial_since = self._heard
         if self._frames and self._serving is None:
-            # Started now (eager.start), not a turn of the loop later: a submit that
-            # commits inline (SQLite) is answered before this returns, with no task; one
-            # that waits (PostgreSQL's commit) goes on as a task from there.
-            self._serving = _STARTING
-            try:
-                serving = eager.start(self._serve())
-            except Exception:  # not a submit's error (those are answers): a bug here
-                log.exception("submit stream failed")
-                self._serving = None
-                self._closing = True
-                if self.transport is not None:
-                    self.transport.close()
-                return
-            if serving is not None:
-                self._serving = serving
-                self._tasks.add(serving)
+            self._serving = self._loop.create_task(self._serve())
+            self._tasks.add(self._serving)
         if len(self._frames) >= PIPELINED:
             self._pause()
 
@@ -189,8 +170,7 @@ class SubmitStream(asyncio.Protocol):
                     self._paused = False
                     transport.resume_reading()
         finally:
-            if self._serving is not _STARTING:
-                self._tasks.discard(self._serving)
+            self._tasks.discard(self._serving)
             self._serving = None
             if self._closing and not transport.is_closing():
                 transport.close()
