@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from sluice.store.postgres import PostgresStore
+from sluice.store.postgres import PostgresStore, writer
 from sluice.store.postgres.writer import APPLICATION_NAME, GROUP_INSERTS_IN_FLIGHT
 from tests import pg
 from tests.store.test_contract import NOW, new_task
@@ -90,7 +90,8 @@ async def test_a_terminated_connection_is_replaced(
         task = new_task()
         try:
             await store.submit_tasks(TENANT, [task], NOW)
-        except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError,
+                OSError):  # fmt: skip
             failures += 1
         else:
             committed.append(task.id)
@@ -106,9 +107,12 @@ async def test_a_submit_cancelled_mid_insert_leaves_its_connection(
     store, outside = opened
     await store.submit_tasks(TENANT, [new_task()], NOW)
     (old,) = await insert_pids(outside)
-    lock = outside.transaction()
+    # The lock is held on a connection of its own: inside a transaction, `outside` would
+    # read pg_stat_activity as it was when that transaction began.
+    locker = await asyncpg.connect(store.dsn)
+    lock = locker.transaction()
     await lock.start()
-    await outside.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # the insert waits on it
+    await locker.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # the insert waits on it
     blocked = asyncio.ensure_future(store.submit_tasks(TENANT, [new_task()], NOW))
     deadline = time.monotonic() + 10
     while not await outside.fetchval(
@@ -120,11 +124,15 @@ async def test_a_submit_cancelled_mid_insert_leaves_its_connection(
     with pytest.raises(asyncio.CancelledError):
         await blocked
     await lock.rollback()
+    await locker.close()
     # The abandoned connection is not used again; the next submit opens another.
     task = new_task()
     (result,) = await store.submit_tasks(TENANT, [task], NOW)
     assert result.created and result.id == task.id
-    assert old not in await insert_pids(outside)
+    deadline = time.monotonic() + 10
+    while old in await insert_pids(outside):  # its backend ends once the statement does
+        assert time.monotonic() < deadline, "the abandoned connection stayed open"
+        await asyncio.sleep(0.01)
     assert await outside.fetchval("SELECT count(*) FROM tasks WHERE id = $1", task.id) == 1
 
 
@@ -142,3 +150,51 @@ async def test_closing_the_store_closes_the_insert_connections(
     with pytest.raises(RuntimeError):
         await store.submit_tasks(TENANT, [new_task()], NOW)
     await store.open()  # the fixture closes it again
+
+
+async def test_closing_cuts_off_an_insert_that_is_stuck(
+    opened: tuple[PostgresStore, asyncpg.Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, outside = opened
+    monkeypatch.setattr(writer, "CLOSE_TIMEOUT_S", 0.5)
+    locker = await asyncpg.connect(store.dsn)  # (as above: not `outside`)
+    lock = locker.transaction()
+    await lock.start()
+    await locker.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # every insert waits on it
+    stuck = [asyncio.ensure_future(store.submit_tasks(TENANT, [new_task()], NOW))
+             for _ in range(4)]  # fmt: skip
+    deadline = time.monotonic() + 10
+    while len(await insert_pids(outside)) < GROUP_INSERTS_IN_FLIGHT:  # 2 wait, 2 queue
+        assert time.monotonic() < deadline, "the inserts never started"
+        await asyncio.sleep(0.01)
+    began = time.monotonic()
+    await store.close()
+    assert time.monotonic() - began < 5  # not held until the lock goes (as with no limit)
+    outcomes = await asyncio.gather(*stuck, return_exceptions=True)
+    assert all(isinstance(o, Exception) for o in outcomes), outcomes
+    await lock.rollback()
+    await locker.close()
+    # (Their statements may still commit once the lock goes: callers told of a failure
+    # may resubmit, which at-least-once allows.)
+    with pytest.raises(RuntimeError):
+        await store.submit_tasks(TENANT, [new_task()], NOW)
+    await store.open()  # the fixture closes it again
+
+
+async def test_a_connection_idle_too_long_is_not_used(
+    opened: tuple[PostgresStore, asyncpg.Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, outside = opened
+    await store.submit_tasks(TENANT, [new_task()], NOW)
+    (old,) = await insert_pids(outside)
+    monkeypatch.setattr(writer, "IDLE_LIFETIME_S", 0.0)
+    await store.submit_tasks(TENANT, [new_task()], NOW)
+    deadline = time.monotonic() + 10
+    while True:
+        pids = await insert_pids(outside)
+        if old not in pids:
+            break
+        assert time.monotonic() < deadline, "the stale connection was used or kept"
+        await asyncio.sleep(0.01)
+    assert len(pids) == 1
+    assert await count_tasks(outside) == 2

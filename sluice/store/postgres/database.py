@@ -83,7 +83,12 @@ class PostgresDatabase:
         return await asyncpg.connect(self.dsn, server_settings={**SESSION_SETTINGS, **settings})
 
     async def close(self) -> None:
-        await self._inserts.close()
+        try:
+            await self._inserts.close()
+        finally:
+            await self._close_pools()
+
+    async def _close_pools(self) -> None:
         for pool in (self._pool, self._fast_pool):
             if pool is None:
                 continue

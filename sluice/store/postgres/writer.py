@@ -17,6 +17,7 @@ submit, the only one waiting, is inserted by its own caller, without a task.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
 GROUP_INSERTS_IN_FLIGHT = 2  # concurrent group commits of plain submits
 GROUP_INSERT_MAX = 64  # submit requests per group commit (each up to 1,000 tasks)
 APPLICATION_NAME = "sluice-inserts"  # how the inserts' connections show in pg_stat_activity
-CLOSE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 5.0  # how long closing waits for inserts in flight before cutting them off
+# A connection idle longer is closed rather than used (as asyncpg's pool does after 300 s):
+# a NAT or proxy may have dropped it silently, and the next insert would hang on it.
+IDLE_LIFETIME_S = 300.0
 
 _Item = tuple[str, list[NewTask], float, "asyncio.Future[None] | None"]
 
@@ -42,18 +46,24 @@ class GroupInsert:
         self._queue: list[_Item] = []
         self._in_flight = 0
         self._drains: set[asyncio.Task[None]] = set()
-        self._idle: list[Any] = []  # open connections no insert is using
+        self._idle: list[tuple[Any, float]] = []  # open connections no insert uses, since
+        self._busy: set[Any] = set()  # connections an insert is using
+        self._settled = asyncio.Event()  # set while no insert is in flight
+        self._settled.set()
         self._closing = False
 
     async def insert(self, tenant_id: str, tasks: list[NewTask], now: float) -> None:
+        if self._closing:
+            raise RuntimeError("the store is closing")
         if not self._queue and self._in_flight < GROUP_INSERTS_IN_FLIGHT:
-            # Alone: this caller writes its own rows. Cancelled, only its own write is
-            # abandoned (its connection is closed: a query may still be running on it).
-            self._in_flight += 1
+            # Alone: this caller writes its own rows. Cancelled, the caller gets no
+            # answer and its connection is closed; the rows may still commit (the
+            # statement may have reached the server), as at-least-once allows.
+            self._begin()
             try:
                 await self._write([(tenant_id, tasks, now, None)])
             finally:
-                self._in_flight -= 1
+                self._end()
                 self._drain_later()
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -61,9 +71,18 @@ class GroupInsert:
         self._drain_later()
         await done
 
+    def _begin(self) -> None:
+        self._in_flight += 1
+        self._settled.clear()
+
+    def _end(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._settled.set()
+
     def _drain_later(self) -> None:
         if self._queue and self._in_flight < GROUP_INSERTS_IN_FLIGHT:
-            self._in_flight += 1
+            self._begin()
             drain = asyncio.create_task(self._drain())
             self._drains.add(drain)
             drain.add_done_callback(self._drains.discard)
@@ -77,7 +96,7 @@ class GroupInsert:
                 except Exception:  # each caller's future holds it
                     continue
         finally:
-            self._in_flight -= 1
+            self._end()
 
     async def _write(self, batch: list[_Item]) -> None:
         """Insert a batch's rows in one commit, then settle the callers' futures (a
@@ -87,6 +106,7 @@ class GroupInsert:
             by_tenant.setdefault(tenant_id, []).append((tasks, now))
         try:
             conn = await self._connection()
+            self._busy.add(conn)
             try:
                 if len(batch) == 1 and len(batch[0][1]) == 1:  # a lone task
                     tenant_id, (task,), now, _ = batch[0]
@@ -101,42 +121,63 @@ class GroupInsert:
             except BaseException:
                 # Refused, broken, or cancelled mid-query: a failure is rare (the rows are
                 # plain), and after one the session may be in any state. Not used again.
+                self._busy.discard(conn)
                 conn.terminate()
                 raise
+            self._busy.discard(conn)
             self._give(conn)
         except BaseException as exc:
-            for *_, done in batch:
-                if done is not None and not done.done():
-                    done.set_exception(exc)
+            _fail(batch, exc if isinstance(exc, Exception) else _stopped())
             raise
         for *_, done in batch:
             if done is not None and not done.done():
                 done.set_result(None)
 
     async def _connection(self) -> Any:
+        now = time.monotonic()
         while self._idle:
-            conn = self._idle.pop()
-            if not conn.is_closed():
+            conn, since = self._idle.pop()
+            if not conn.is_closed() and now - since < IDLE_LIFETIME_S:
                 return conn
+            conn.terminate()
         return await self._database.connect(application_name=APPLICATION_NAME)
 
     def _give(self, conn: Any) -> None:
         if self._closing or conn.is_closed():
             conn.terminate()
         else:
-            self._idle.append(conn)
+            self._idle.append((conn, time.monotonic()))
 
     async def close(self) -> None:
-        """Wait for the inserts in flight, then close the connections."""
+        """Refuse new inserts, wait up to CLOSE_TIMEOUT_S for those in flight (a stuck
+        one must not keep a stopping node alive: it is cut off and fails), then close
+        the connections."""
         self._closing = True
-        if self._drains:
-            await asyncio.gather(*self._drains, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self._settled.wait(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            for conn in list(self._busy):
+                conn.terminate()  # its insert fails, and its caller is told
+            for drain in list(self._drains):
+                drain.cancel()
+        queued, self._queue = self._queue, []
+        _fail(queued, _stopped())  # left behind by a drain cut off
         idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             try:
                 await asyncio.wait_for(conn.close(), CLOSE_TIMEOUT_S)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 conn.terminate()
+
+
+def _fail(batch: list[_Item], exc: Exception) -> None:
+    for *_, done in batch:
+        if done is not None and not done.done():
+            done.set_exception(exc)
+
+
+def _stopped() -> Exception:
+    return RuntimeError("the insert was stopped: the store is closing")
 
 
 def task_columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
