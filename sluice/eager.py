@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import logging
 from collections.abc import Awaitable, Generator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("sluice")
 
 
 def start(awaitable: Awaitable[T]) -> asyncio.Task[T] | None:
@@ -38,25 +41,48 @@ def start(awaitable: Awaitable[T]) -> asyncio.Task[T] | None:
         waited = context.run(steps.send, None)
     except StopIteration:
         return None
-    return asyncio.get_running_loop().create_task(_rest(steps, waited), context=context)
+    relay: _Relay[T] = _Relay(steps, waited)
+    task = asyncio.get_running_loop().create_task(_rest(relay), context=context)
+    task.add_done_callback(functools.partial(_unstarted, relay, context))
+    return task
 
 
-async def _rest(steps: Generator[Any, Any, T], waited: Any) -> T:
-    return await _Relay(steps, waited)
+async def _rest(relay: _Relay[T]) -> T:
+    return await relay
 
 
-class _Relay:
+def _unstarted(relay: _Relay[Any], context: contextvars.Context, task: asyncio.Task[Any]) -> None:
+    """A task cancelled before its first step never enters `_rest`, so its cancel would
+    not reach the coroutine (left waiting until the garbage collector closes it): give
+    it the cancel now, as a task gives its own coroutine, and the future it waits on."""
+    if relay.entered or not task.cancelled():
+        return
+    if isinstance(relay.waited, asyncio.Future):
+        relay.waited.cancel()
+    try:
+        context.run(relay.steps.throw, asyncio.CancelledError())
+    except (StopIteration, asyncio.CancelledError):
+        return
+    except Exception:
+        log.exception("a coroutine cancelled before its task began failed")
+        return
+    relay.steps.close()  # it caught the cancel and waits again, with no task to go on in
+
+
+class _Relay(Generic[T]):
     """The coroutine's remaining steps under a task: what it yields (the future it
     awaits, or None for a bare yield) goes to the task as it is, and what the task sends
     or throws back (the wake-up, the future's error, a cancel) goes to the coroutine, so
     the task treats it as its own coroutine (a cancel cancels the future it awaits)."""
 
     def __init__(self, steps: Generator[Any, Any, T], waited: Any) -> None:
-        self._steps = steps
-        self._waited = waited
+        self.steps = steps
+        self.waited = waited
+        self.entered = False  # the task took over (see _unstarted)
 
     def __await__(self) -> Generator[Any, Any, T]:
-        steps, waited = self._steps, self._waited
+        self.entered = True
+        steps, waited = self.steps, self.waited
         while True:
             try:
                 sent = yield waited

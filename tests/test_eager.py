@@ -146,3 +146,24 @@ async def test_a_coroutine_that_catches_the_cancel_goes_on_waiting() -> None:
     assert not task.done()
     second.set_result("finished after the cancel")
     assert await task == "finished after the cancel"
+
+
+async def test_a_cancel_before_the_task_began_still_reaches_the_coroutine() -> None:
+    """Cancelled in the same turn it was made, the task never runs a step of its own:
+    the coroutine still gets the cancel where it waits, and its future is cancelled."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    cleaned: list[str] = []
+
+    async def held() -> None:
+        try:
+            await gate
+        finally:
+            cleaned.append("finally")
+
+    task = eager.start(held())
+    assert task is not None
+    task.cancel()  # before the loop runs its first step
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["finally"]
+    assert gate.cancelled()
