@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -30,6 +31,8 @@ from ..engine.blockers import HELD
 from ..engine.meters import OTHER, TOP_TENANTS
 from ..engine.node import Node
 from ..engine.registry import TARGET_PREFIX
+from ..model import SHARED
+from .scaling import SHARED_POOL
 
 WAITING = ("ready", "scheduled", "paused")
 UNKNOWN_LABEL = "_unknown"  # the function of ends the store reported without it
@@ -100,22 +103,34 @@ class MetersCollector(Collector):
             c for c in self._node.registry
             if not c.closed and not c.worker_id.startswith(TARGET_PREFIX)
         ]  # fmt: skip
+        # By pool, as /v1/scaling names them: `shared`, or the tenant whose workers they
+        # are. The TOP_TENANTS pools with the most workers are named, the rest `_other`.
+        by_pool: defaultdict[str, list[Any]] = defaultdict(list)
+        for c in conns:
+            by_pool[SHARED_POOL if c.tenant_id == SHARED else c.tenant_id].append(c)
+        ranked = sorted(by_pool, key=lambda pool: (-len(by_pool[pool]), pool))
+        labelled: defaultdict[str, list[Any]] = defaultdict(list)
+        for rank, pool in enumerate(ranked):
+            labelled[pool if rank < TOP_TENANTS else OTHER] += by_pool[pool]
         workers = GaugeMetricFamily(
-            "sluice_workers", "Workers connected to this node: ready, or draining (asked to "
-            "stop, they take nothing new and finish what runs)", labels=["state"],
+            "sluice_workers", "Workers connected to this node, by pool (`shared`, or the "
+            "tenant's id): ready, or draining (asked to stop, they take nothing new and "
+            "finish what runs)", labels=["pool", "state"],
         )  # fmt: skip
-        draining = sum(1 for c in conns if c.draining)
-        workers.add_metric(["ready"], len(conns) - draining)
-        workers.add_metric(["draining"], draining)
         slots = GaugeMetricFamily(
-            "sluice_worker_slots", "Slots of the workers connected to this node",
-            labels=["state"],
+            "sluice_worker_slots", "Slots of the workers connected to this node, by pool",
+            labels=["pool", "state"],
         )  # fmt: skip
-        busy = sum(len(c.inflight) for c in conns)
-        slots.add_metric(["busy"], busy)
-        # Free: not running a task. A dispatch round's reservation is not use: counting it
-        # would show a connected, idle worker as full while a claim finds nothing.
-        slots.add_metric(["free"], sum(max(0, c.slots - len(c.inflight)) for c in conns))
+        for pool, members in sorted(labelled.items()):
+            draining = sum(1 for c in members if c.draining)
+            workers.add_metric([pool, "ready"], len(members) - draining)
+            workers.add_metric([pool, "draining"], draining)
+            slots.add_metric([pool, "busy"], sum(len(c.inflight) for c in members))
+            # Free: not running a task. A dispatch round's reservation is not use: counting
+            # it would show a connected, idle worker as full while a claim finds nothing.
+            slots.add_metric(
+                [pool, "free"], sum(max(0, c.slots - len(c.inflight)) for c in members)
+            )
         yield from (workers, slots)
 
     def _backlog(self) -> Iterator[Metric]:

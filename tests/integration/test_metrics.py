@@ -145,10 +145,10 @@ async def test_metrics_carry_the_exact_counts_of_a_known_workload(server: Runnin
         assert value(s, "sluice_backpressure_refusals_total", scope="tenant") == 0
         assert value(s, "sluice_lease_expirations_total") == 0
         # Scraped while the worker (4 slots, all done) was connected.
-        assert value(s, "sluice_workers", state="ready") == 1
-        assert value(s, "sluice_workers", state="draining") == 0
-        assert value(s, "sluice_worker_slots", state="free") == 4
-        assert value(s, "sluice_worker_slots", state="busy") == 0
+        assert value(s, "sluice_workers", pool=me, state="ready") == 1
+        assert value(s, "sluice_workers", pool=me, state="draining") == 0
+        assert value(s, "sluice_worker_slots", pool=me, state="free") == 4
+        assert value(s, "sluice_worker_slots", pool=me, state="busy") == 0
 
         waiting = "sluice_tasks_waiting"
         assert value(s, waiting, function="later", state="scheduled") == 1
@@ -205,8 +205,9 @@ async def test_a_draining_worker_is_counted_as_draining_until_it_leaves(server: 
         async def workers() -> tuple[float | None, float | None]:
             answer = await http.get("/metrics", headers=auth(ADMIN))
             s = scrape(answer.text)
-            return value(s, "sluice_workers", state="ready"), value(s, "sluice_workers",
-                                                                     state="draining")  # fmt: skip
+            pool = server.tenant_id
+            return (value(s, "sluice_workers", pool=pool, state="ready"),
+                    value(s, "sluice_workers", pool=pool, state="draining"))  # fmt: skip
 
         async with running_worker(server, app, concurrency=2) as worker:
             assert (await submit(http, "hold", 1)).status_code == 201
@@ -222,7 +223,77 @@ async def test_a_draining_worker_is_counted_as_draining_until_it_leaves(server: 
             await asyncio.wait_for(drained, timeout=30)
 
             async def gone() -> bool:
-                return await workers() == (0, 0)
+                return await workers() == (None, None)  # a pool with no worker: no series
 
             await wait_for(gone)
         assert server.count("state = 'succeeded'") == 1
+
+
+async def test_workers_and_slots_are_counted_by_pool(tmp_path: Path, backend: str) -> None:
+    """A shared pool's worker and a tenant's own, side by side: each under its pool, as
+    `GET /v1/scaling/{pool}` names them (`shared`, or the tenant's id), with its slots."""
+    gate = gates["hold"] = asyncio.Event()
+    pool_key = "pool-key-for-metrics"
+    async with (
+        running_server(tmp_path, app, backend, admin_key=ADMIN, pool_key=pool_key) as server,
+        httpx.AsyncClient(base_url=server.url, headers=auth(server.api_key)) as http,
+        running_worker(server, app, concurrency=3),
+        running_worker(server, app, concurrency=2, api_key=pool_key),
+    ):
+        me = server.tenant_id
+        assert (await submit(http, "hold", 1)).status_code == 201
+        got: dict[str, float | None] = {}
+
+        async def one_running() -> bool:
+            s = scrape((await http.get("/metrics", headers=auth(ADMIN))).text)
+            got.clear()
+            for pool in (me, "shared"):
+                for name, states in (("workers", ("ready", "draining")),
+                                     ("worker_slots", ("busy", "free"))):  # fmt: skip
+                    for state in states:
+                        key = f"{pool}/{name}/{state}"
+                        got[key] = value(s, f"sluice_{name}", pool=pool, state=state)
+            return (got[f"{me}/worker_slots/busy"] or 0) + (
+                got["shared/worker_slots/busy"] or 0
+            ) == 1
+
+        await wait_for(one_running)
+        gate.set()
+    assert got[f"{me}/workers/ready"] == 1 and got["shared/workers/ready"] == 1
+    assert got[f"{me}/workers/draining"] == 0 and got["shared/workers/draining"] == 0
+    # The task runs on one of the two (the tenant's own, or the shared pool's).
+    mine = (got[f"{me}/worker_slots/busy"] or 0) + (got[f"{me}/worker_slots/free"] or 0)
+    shared = (got["shared/worker_slots/busy"] or 0) + (got["shared/worker_slots/free"] or 0)
+    assert (mine, shared) == (3, 2)
+
+
+def test_past_twenty_pools_the_rest_are_counted_as_other() -> None:
+    """The `pool` label's cardinality is bounded: the 20 pools with the most workers are
+    named (ties by name), the others add up under `_other`."""
+    from types import SimpleNamespace
+
+    from sluice.api.meters import MetersCollector
+    from sluice.model import SHARED
+
+    def conn(tenant: str, n: int) -> SimpleNamespace:
+        return SimpleNamespace(closed=False, worker_id=f"w-{tenant}-{n}", tenant_id=tenant,
+                               draining=n == 1, inflight={"t": None}, slots=4)  # fmt: skip
+
+    registry = [conn(SHARED, n) for n in range(3)]  # the biggest pool
+    registry += [conn(f"t{i:02d}", n) for i in range(22) for n in range(2 if i < 19 else 1)]
+    collector = MetersCollector(SimpleNamespace(registry=registry))  # type: ignore[arg-type]
+    families = {f.name: f for f in collector._workers()}
+    got = {
+        (f.name, s.labels["pool"], s.labels["state"]): s.value
+        for f in families.values() for s in f.samples
+    }  # fmt: skip
+    pools = {pool for _, pool, _ in got}
+    # shared (3), t00-t18 (2 each) are the top 20; t19, t20, t21 (1 each) are _other.
+    assert pools == {"shared", "_other", *(f"t{i:02d}" for i in range(19))}
+    assert got[("sluice_workers", "shared", "ready")] == 2
+    assert got[("sluice_workers", "shared", "draining")] == 1
+    assert got[("sluice_workers", "t05", "ready")] == 1
+    assert got[("sluice_workers", "_other", "ready")] == 3
+    assert got[("sluice_worker_slots", "_other", "busy")] == 3
+    assert got[("sluice_worker_slots", "_other", "free")] == 9
+    assert sum(v for (name, _, _), v in got.items() if name == "sluice_workers") == len(registry)
