@@ -17,6 +17,7 @@ from litestar import Request, Response
 
 from ..contract import Selector
 from ..errors import ClientError, Forbidden, InvalidRequest
+from ..model import SHARED
 from .console import COUNT_CAP, DEAD_SCAN, HEADERS, STATES, Console
 from .session import SESSION_S, Session
 
@@ -440,8 +441,8 @@ async def workers_page(console: Console, request: Req, session: Session) -> Resp
     for conn in console.node.registry:
         if conn.closed or (conn.tenant_id != session.t and not session.admin):
             continue
-        if session.admin and session.t and conn.tenant_id not in (session.t, "_shared"):
-            continue
+        if session.admin and session.t and conn.tenant_id not in (session.t, SHARED):
+            continue  # the tenant's workers, and the shared pools that serve it too
         rows.append({
             "id": conn.worker_id, "tenant": conn.tenant_id, "slots": conn.slots,
             "busy": len(conn.inflight), "free": conn.free, "functions": list(conn.functions),

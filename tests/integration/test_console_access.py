@@ -447,3 +447,30 @@ async def test_every_console_action_is_refused_without_its_csrf_token(server: Ru
             assert refused.status_code == 403 and "stale" in refused.text, (url, refused.text)
         assert (await client.get("/ui/tasks")).status_code == 200  # still signed in
     assert (await server.node.tasks.get(server.tenant_id, task_id)).state != "cancelled"
+
+
+async def test_the_admin_looking_at_a_tenant_sees_its_workers_and_the_shared_pools(
+    tmp_path: Path, backend: str
+) -> None:
+    """The workers page, for the admin looking at one tenant: that tenant's own workers
+    and the shared pools' (which serve it too), not another tenant's."""
+    from tests.harness import running_worker
+
+    pool_key = "pool-key-for-the-console"
+    async with running_server(tmp_path, app, backend, admin_key=ADMIN_KEY,
+                              pool_key=pool_key) as server:  # fmt: skip
+        other = await server.node.tenants.ensure("books")
+        other_key = await server.node.tenants.create_key(other.id)
+        async with (
+            running_worker(server, app, worker_id="own-worker"),
+            running_worker(server, app, worker_id="shared-worker", api_key=pool_key),
+            running_worker(server, app, worker_id="books-worker", api_key=other_key),
+            sign_in(server, ADMIN_KEY) as client,
+        ):
+            home = await client.get("/")
+            form = {"csrf": csrf_of(home.text), "tenant": server.tenant_id, "next": "/ui/workers"}
+            switched = await client.post("/ui/tenant", data=form)
+            assert switched.status_code == 303
+            page = (await client.get("/ui/workers")).text
+    assert "own-worker" in page and "shared-worker" in page
+    assert "books-worker" not in page
