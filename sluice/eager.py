@@ -54,7 +54,9 @@ async def _rest(relay: _Relay[T]) -> T:
 def _unstarted(relay: _Relay[Any], context: contextvars.Context, task: asyncio.Task[Any]) -> None:
     """A task cancelled before its first step never enters `_rest`, so its cancel would
     not reach the coroutine (left waiting until the garbage collector closes it): give
-    it the cancel now, as a task gives its own coroutine, and the future it waits on."""
+    it the cancel now, as a task gives its own coroutine, and the future it waits on.
+    Its clean-up then runs here, outside any task (no `asyncio.timeout` in it), and one
+    that waits again is closed: the callers' clean-ups (a write, a task's start) do not."""
     if relay.entered or not task.cancelled():
         return
     if isinstance(relay.waited, asyncio.Future):
@@ -66,7 +68,10 @@ def _unstarted(relay: _Relay[Any], context: contextvars.Context, task: asyncio.T
     except Exception:
         log.exception("a coroutine cancelled before its task began failed")
         return
-    relay.steps.close()  # it caught the cancel and waits again, with no task to go on in
+    try:  # it caught the cancel and waits again, with no task to go on in
+        context.run(relay.steps.close)
+    except Exception:
+        log.exception("a coroutine cancelled before its task began failed to close")
 
 
 class _Relay(Generic[T]):

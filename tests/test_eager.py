@@ -167,3 +167,28 @@ async def test_a_cancel_before_the_task_began_still_reaches_the_coroutine() -> N
         await task
     assert cleaned == ["finally"]
     assert gate.cancelled()
+
+
+async def test_one_cancelled_before_it_began_that_waits_again_is_closed() -> None:
+    """A coroutine that catches that early cancel and waits again has no task to go on
+    in: it is closed, its `finally` runs, and nothing is raised to the loop."""
+    first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    second: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def stubborn() -> None:
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+            steps.append("caught")
+            await second
+        finally:
+            steps.append("finally")
+
+    task = eager.start(stubborn())
+    assert task is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["caught", "finally"]
+    assert first.cancelled() and not second.done()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from ...errors import Unavailable
 from ...model import NewTask
 from .queries import Q
 
@@ -51,10 +52,11 @@ class GroupInsert:
         self._settled = asyncio.Event()  # set while no insert is in flight
         self._settled.set()
         self._closing = False
+        self._cut_off = False  # closing gave up waiting: an insert still starting fails
 
     async def insert(self, tenant_id: str, tasks: list[NewTask], now: float) -> None:
         if self._closing:
-            raise RuntimeError("the store is closing")
+            raise Unavailable("the server is stopping: submit again", retry_after_s=1)
         if not self._queue and self._in_flight < GROUP_INSERTS_IN_FLIGHT:
             # Alone: this caller writes its own rows. Cancelled, the caller gets no
             # answer and its connection is closed; the rows may still commit (the
@@ -85,18 +87,21 @@ class GroupInsert:
             self._begin()
             drain = asyncio.create_task(self._drain())
             self._drains.add(drain)
-            drain.add_done_callback(self._drains.discard)
+            drain.add_done_callback(self._drained)
+
+    def _drained(self, drain: asyncio.Task[None]) -> None:
+        # Here, not in the drain's own `finally`: a drain cancelled before its first step
+        # never runs that.
+        self._drains.discard(drain)
+        self._end()
 
     async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[:GROUP_INSERT_MAX], self._queue[GROUP_INSERT_MAX:]
-                try:
-                    await self._write(batch)
-                except Exception:  # each caller's future holds it
-                    continue
-        finally:
-            self._end()
+        while self._queue:
+            batch, self._queue = self._queue[:GROUP_INSERT_MAX], self._queue[GROUP_INSERT_MAX:]
+            try:
+                await self._write(batch)
+            except Exception:  # each caller's future holds it
+                continue
 
     async def _write(self, batch: list[_Item]) -> None:
         """Insert a batch's rows in one commit, then settle the callers' futures (a
@@ -106,6 +111,9 @@ class GroupInsert:
             by_tenant.setdefault(tenant_id, []).append((tasks, now))
         try:
             conn = await self._connection()
+            if self._cut_off:  # it took longer to connect than closing waited
+                conn.terminate()
+                raise _stopped()
             self._busy.add(conn)
             try:
                 if len(batch) == 1 and len(batch[0][1]) == 1:  # a lone task
@@ -118,11 +126,13 @@ class GroupInsert:
                     async with conn.transaction():
                         for tenant_id, parts in by_tenant.items():
                             await conn.execute(Q["insert_task"], tenant_id, *_columns_many(parts))
-            except BaseException:
+            except BaseException as exc:
                 # Refused, broken, or cancelled mid-query: a failure is rare (the rows are
                 # plain), and after one the session may be in any state. Not used again.
                 self._busy.discard(conn)
                 conn.terminate()
+                if self._cut_off and isinstance(exc, Exception):  # closing cut it off
+                    raise _stopped() from exc
                 raise
             self._busy.discard(conn)
             self._give(conn)
@@ -156,10 +166,15 @@ class GroupInsert:
         try:
             await asyncio.wait_for(self._settled.wait(), CLOSE_TIMEOUT_S)
         except TimeoutError:
+            self._cut_off = True
             for conn in list(self._busy):
-                conn.terminate()  # its insert fails, and its caller is told
-            for drain in list(self._drains):
+                # Its insert fails, and its caller is told; the server may still run the
+                # statement to its end (a terminated connection sends no cancel).
+                conn.terminate()
+            drains = list(self._drains)
+            for drain in drains:
                 drain.cancel()
+            await asyncio.gather(*drains, return_exceptions=True)
         queued, self._queue = self._queue, []
         _fail(queued, _stopped())  # left behind by a drain cut off
         idle, self._idle = self._idle, []
@@ -177,7 +192,8 @@ def _fail(batch: list[_Item], exc: Exception) -> None:
 
 
 def _stopped() -> Exception:
-    return RuntimeError("the insert was stopped: the store is closing")
+    return Unavailable("the server stopped before the submit was written: submit again",
+                       retry_after_s=1)  # fmt: skip
 
 
 def task_columns(tasks: Sequence[NewTask], now: float) -> list[list[Any]]:
