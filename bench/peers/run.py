@@ -399,10 +399,10 @@ CAVEATS = [
     "5,141/s on 2026-12-03 and 8,131/s on 2026-12-04 17:34, 7,765/s at 23:56 on another "
     "VM), so the 2026-11-27 rows of the other peers compare only roughly; compare Sluice "
     "with Huey and Celery, measured the same hour.",
-    "- Sluice's fairness rows were measured again on 2026-12-04 at 21:32 UTC (`--scenario "
-    "fairness --only sluice-sqlite --only sluice-postgres`), after shared pools began to "
-    "keep headroom for quiet tenants (docs/scheduling.md); the peers' fairness rows are "
-    "from 2026-11-27, orders of magnitude apart either way.",
+    "- Sluice's fairness rows were measured again on 2026-12-06 at 15:21 UTC (`--scenario "
+    "fairness --only sluice-sqlite --only sluice-postgres`; on 2026-12-04 at 21:32, B's "
+    "p99 beside the flood was 4.4 ms on SQLite and 10.2 ms on PostgreSQL); the peers' "
+    "fairness rows are from 2026-11-27, orders of magnitude apart either way.",
 ]
 
 
