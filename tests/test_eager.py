@@ -83,7 +83,11 @@ async def test_errors_before_the_first_wait_raise_at_start_and_after_it_in_the_t
     assert await task == "the coroutine read its future's error"
 
 
-async def test_a_cancel_reaches_the_coroutine_where_it_waits() -> None:
+@pytest.mark.parametrize("began", [True, False], ids=["task-waiting", "before-its-first-step"])
+async def test_a_cancel_reaches_the_coroutine_where_it_waits(began: bool) -> None:
+    """Whether the task had taken over (it waits) or was cancelled in the same turn it
+    was made (it never ran a step of its own), the coroutine gets the cancel where it
+    waits, and its future is cancelled."""
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     cleaned: list[str] = []
 
@@ -95,7 +99,8 @@ async def test_a_cancel_reaches_the_coroutine_where_it_waits() -> None:
 
     task = eager.start(held())
     assert task is not None
-    await asyncio.sleep(0)  # the task is waiting
+    if began:
+        await asyncio.sleep(0)  # the task is waiting
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -146,27 +151,6 @@ async def test_a_coroutine_that_catches_the_cancel_goes_on_waiting() -> None:
     assert not task.done()
     second.set_result("finished after the cancel")
     assert await task == "finished after the cancel"
-
-
-async def test_a_cancel_before_the_task_began_still_reaches_the_coroutine() -> None:
-    """Cancelled in the same turn it was made, the task never runs a step of its own:
-    the coroutine still gets the cancel where it waits, and its future is cancelled."""
-    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    cleaned: list[str] = []
-
-    async def held() -> None:
-        try:
-            await gate
-        finally:
-            cleaned.append("finally")
-
-    task = eager.start(held())
-    assert task is not None
-    task.cancel()  # before the loop runs its first step
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert cleaned == ["finally"]
-    assert gate.cancelled()
 
 
 async def test_one_cancelled_before_it_began_that_waits_again_is_closed() -> None:

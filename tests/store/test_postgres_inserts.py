@@ -7,6 +7,7 @@ their application name."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -17,6 +18,7 @@ from sluice.errors import Unavailable
 from sluice.store.postgres import PostgresStore, writer
 from sluice.store.postgres.writer import APPLICATION_NAME, GROUP_INSERTS_IN_FLIGHT
 from tests import pg
+from tests.harness import wait_for
 from tests.store.test_contract import NOW, new_task
 
 TENANT = "t1"
@@ -48,6 +50,40 @@ async def insert_pids(outside: asyncpg.Connection) -> list[int]:
 
 async def count_tasks(outside: asyncpg.Connection) -> int:
     return int(await outside.fetchval("SELECT count(*) FROM tasks"))
+
+
+async def waiting_on_locks(outside: asyncpg.Connection) -> int:
+    return int(await outside.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = $1 AND wait_event_type = 'Lock'", APPLICATION_NAME,
+    ))  # fmt: skip
+
+
+async def without(outside: asyncpg.Connection, pid: int) -> list[int]:
+    """The insert connections once `pid` is no longer among them (a backend's entry
+    outlives its client's closing a moment)."""
+    pids: list[int] = []
+
+    async def gone() -> bool:
+        pids[:] = await insert_pids(outside)
+        return pid not in pids
+
+    await wait_for(gone)
+    return pids
+
+
+@contextlib.asynccontextmanager
+async def tasks_locked(store: PostgresStore) -> AsyncIterator[None]:
+    """Every insert waits while this holds the task table. On a connection of its own:
+    inside a transaction, `outside` would read pg_stat_activity as it was when the
+    transaction began."""
+    locker = await asyncpg.connect(store.dsn)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await locker.close()
 
 
 async def test_lone_submits_reuse_one_kept_connection(
@@ -97,11 +133,7 @@ async def test_a_terminated_connection_is_replaced(
         else:
             committed.append(task.id)
     assert failures <= 1
-    deadline = time.monotonic() + 10
-    while old in (pids := await insert_pids(outside)):  # its backend's entry may linger
-        assert time.monotonic() < deadline, "the terminated connection's backend stayed"
-        await asyncio.sleep(0.01)
-    assert len(pids) == 1
+    assert len(await without(outside, old)) == 1
     assert await count_tasks(outside) == 1 + len(committed)
 
 
@@ -111,32 +143,17 @@ async def test_a_submit_cancelled_mid_insert_leaves_its_connection(
     store, outside = opened
     await store.submit_tasks(TENANT, [new_task()], NOW)
     (old,) = await insert_pids(outside)
-    # The lock is held on a connection of its own: inside a transaction, `outside` would
-    # read pg_stat_activity as it was when that transaction began.
-    locker = await asyncpg.connect(store.dsn)
-    lock = locker.transaction()
-    await lock.start()
-    await locker.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # the insert waits on it
-    blocked = asyncio.ensure_future(store.submit_tasks(TENANT, [new_task()], NOW))
-    deadline = time.monotonic() + 10
-    while not await outside.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", old
-    ):
-        assert time.monotonic() < deadline, "the insert never waited for the lock"
-        await asyncio.sleep(0.01)
-    blocked.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await blocked
-    await lock.rollback()
-    await locker.close()
+    async with tasks_locked(store):
+        blocked = asyncio.ensure_future(store.submit_tasks(TENANT, [new_task()], NOW))
+        await wait_for(lambda: waiting_on_locks(outside))  # the insert waits on the lock
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
     # The abandoned connection is not used again; the next submit opens another.
     task = new_task()
     (result,) = await store.submit_tasks(TENANT, [task], NOW)
     assert result.created and result.id == task.id
-    deadline = time.monotonic() + 10
-    while old in await insert_pids(outside):  # its backend ends once the statement does
-        assert time.monotonic() < deadline, "the abandoned connection stayed open"
-        await asyncio.sleep(0.01)
+    await without(outside, old)  # its backend ends once the statement does
     assert await outside.fetchval("SELECT count(*) FROM tasks WHERE id = $1", task.id) == 1
 
 
@@ -147,10 +164,11 @@ async def test_closing_the_store_closes_the_insert_connections(
     await asyncio.gather(*(store.submit_tasks(TENANT, [new_task()], NOW) for _ in range(20)))
     assert await insert_pids(outside)
     await store.close()
-    deadline = time.monotonic() + 10
-    while await insert_pids(outside):  # the server ends a closed session a moment later
-        assert time.monotonic() < deadline, "insert connections left open"
-        await asyncio.sleep(0.01)
+
+    async def closed() -> bool:  # the server ends a closed session a moment later
+        return not await insert_pids(outside)
+
+    await wait_for(closed)
     with pytest.raises(Unavailable):  # a 503: the client submits again
         await store.submit_tasks(TENANT, [new_task()], NOW)
     await store.open()  # the fixture closes it again
@@ -161,28 +179,19 @@ async def test_closing_cuts_off_an_insert_that_is_stuck(
 ) -> None:
     store, outside = opened
     monkeypatch.setattr(writer, "CLOSE_TIMEOUT_S", 0.5)
-    locker = await asyncpg.connect(store.dsn)  # (as above: not `outside`)
-    lock = locker.transaction()
-    await lock.start()
-    await locker.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # every insert waits on it
-    try:
+    async with tasks_locked(store):
         stuck = [asyncio.ensure_future(store.submit_tasks(TENANT, [new_task()], NOW))
                  for _ in range(4)]  # fmt: skip
-        deadline = time.monotonic() + 10
-        while await outside.fetchval(  # 2 inserts wait on the lock, 2 submits queue
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = $1 AND wait_event_type = 'Lock'", APPLICATION_NAME
-        ) < GROUP_INSERTS_IN_FLIGHT:  # fmt: skip
-            assert time.monotonic() < deadline, "the inserts never waited for the lock"
-            await asyncio.sleep(0.01)
+
+        async def two_wait() -> bool:  # 2 inserts wait on the lock, 2 submits queue
+            return await waiting_on_locks(outside) == GROUP_INSERTS_IN_FLIGHT
+
+        await wait_for(two_wait)
         began = time.monotonic()
         await store.close()
         assert time.monotonic() - began < 5  # not held until the lock goes (no limit)
         outcomes = await asyncio.wait_for(asyncio.gather(*stuck, return_exceptions=True), 10)
         assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
-    finally:
-        await lock.rollback()
-        await locker.close()
     # (Their statements may still commit once the lock goes: callers told of a failure
     # may resubmit, which at-least-once allows.)
     with pytest.raises(Unavailable):  # a 503: the client submits again
@@ -198,12 +207,5 @@ async def test_a_connection_idle_too_long_is_not_used(
     (old,) = await insert_pids(outside)
     monkeypatch.setattr(writer, "IDLE_LIFETIME_S", 0.0)
     await store.submit_tasks(TENANT, [new_task()], NOW)
-    deadline = time.monotonic() + 10
-    while True:
-        pids = await insert_pids(outside)
-        if old not in pids:
-            break
-        assert time.monotonic() < deadline, "the stale connection was used or kept"
-        await asyncio.sleep(0.01)
-    assert len(pids) == 1
+    assert len(await without(outside, old)) == 1  # the stale one was neither used nor kept
     assert await count_tasks(outside) == 2
