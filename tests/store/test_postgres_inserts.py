@@ -187,13 +187,19 @@ async def test_closing_cuts_off_an_insert_that_is_stuck(
             return await waiting_on_locks(outside) == GROUP_INSERTS_IN_FLIGHT
 
         await wait_for(two_wait)
+        cut = await insert_pids(outside)
         began = time.monotonic()
         await store.close()
         assert time.monotonic() - began < 5  # not held until the lock goes (no limit)
         outcomes = await asyncio.wait_for(asyncio.gather(*stuck, return_exceptions=True), 10)
         assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
-    # (Their statements may still commit once the lock goes: callers told of a failure
-    # may resubmit, which at-least-once allows.)
+
+        async def ended() -> bool:  # their backends too, not just their sockets
+            return not set(cut) & set(await insert_pids(outside))
+
+        await wait_for(ended)
+    # Once the lock goes, nothing of what the callers were told to submit again commits.
+    assert await count_tasks(outside) == 0
     with pytest.raises(Unavailable):  # a 503: the client submits again
         await store.submit_tasks(TENANT, [new_task()], NOW)
     await store.open()  # the fixture closes it again

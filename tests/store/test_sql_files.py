@@ -29,6 +29,8 @@ ONLY_IN_ONE_DIALECT = {
     # A lone row without insert_task's arrays (SQLite's insert_task is one row already).
     ("postgres", "tasks", "insert_one"),
     ("postgres", "attempts", "insert_one_leased"),
+    # Ends the server's side of inserts cut off at close (SQLite's are in-process).
+    ("postgres", "tasks", "end_backends"),
     ("sqlite", "tasks", "insert_payload"),
     ("sqlite", "tasks", "delete_payload"),
 }

@@ -27,6 +27,12 @@ INSERT INTO tasks (tenant_id, id, function, payload, state, priority, stag, key,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
         $19, $20);
 
+-- name: end_backends
+-- PostgreSQL only. The backends of inserts that closing cut off (store/postgres/writer.py):
+-- their statements end with them, rolled back, instead of running on to a commit that
+-- their callers, told to submit again, would then duplicate. Backends of the same role.
+SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid;
+
 -- name: insert_keyed_task
 -- Same arrays as insert_task; a key already held by the tenant inserts nothing. Returns
 -- the ids that were inserted.

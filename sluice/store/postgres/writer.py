@@ -17,6 +17,7 @@ submit, the only one waiting, is inserted by its own caller, without a task.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ CLOSE_TIMEOUT_S = 5.0  # how long closing waits for inserts in flight before cut
 # A connection idle longer is closed rather than used (as asyncpg's pool does after 300 s):
 # a NAT or proxy may have dropped it silently, and the next insert would hang on it.
 IDLE_LIFETIME_S = 300.0
+
+log = logging.getLogger("sluice.store")
 
 _Item = tuple[str, list[NewTask], float, "asyncio.Future[None] | None"]
 
@@ -167,9 +170,12 @@ class GroupInsert:
             await asyncio.wait_for(self._settled.wait(), CLOSE_TIMEOUT_S)
         except TimeoutError:
             self._cut_off = True
-            for conn in list(self._busy):
-                # Its insert fails, and its caller is told; the server may still run the
-                # statement to its end (a terminated connection sends no cancel).
+            busy = list(self._busy)
+            # Its insert fails, and its caller is told to submit again. Closing the socket
+            # alone would leave the statement running on the server (a terminated
+            # connection sends no cancel), to commit rows the caller then submits again.
+            await self._end_backends([conn.get_server_pid() for conn in busy])
+            for conn in busy:
                 conn.terminate()
             drains = list(self._drains)
             for drain in drains:
@@ -183,6 +189,17 @@ class GroupInsert:
                 await asyncio.wait_for(conn.close(), CLOSE_TIMEOUT_S)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 conn.terminate()
+
+    async def _end_backends(self, pids: list[int]) -> None:
+        if not pids:
+            return
+        try:
+            await asyncio.wait_for(self._database.pool.execute(Q["end_backends"], pids),
+                                   CLOSE_TIMEOUT_S)  # fmt: skip
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Best effort: the connections are cut off all the same.
+            log.warning("could not end the server side of %d cut-off inserts: %s",
+                        len(pids), exc)  # fmt: skip
 
 
 def _fail(batch: list[_Item], exc: Exception) -> None:
