@@ -15,6 +15,14 @@ websocket qualifies (Litestar's and uvicorn's send never ask), and so does a wor
 start of a plain function (the worker's own code around a call that runs no asyncio of
 its own); an async handler does not, so the worker starts those as asyncio tasks
 (Python 3.12's eager tasks would set the current task properly).
+
+`task` is the other kind: a task whose first step runs now, inside it, as Python
+3.12's eager tasks run (on 3.12 and later it is one of them). `asyncio.current_task()`
+is that task from the first line, so an `asyncio.timeout` entered before the first wait
+(asyncpg's `connect` enters one) cancels the right task. It always makes a task; it
+saves the turn of the loop between the call and the coroutine's start. The submit
+stream starts each frame's submit this way: on SQLite, a submit that commits inline is
+answered before `data_received` returns.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Awaitable, Generator
+from asyncio.tasks import _enter_task, _leave_task  # what a task's step does around it
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -51,13 +60,40 @@ async def _rest(relay: _Relay[T]) -> T:
     return await relay
 
 
+# Python 3.12's own eager tasks; None on 3.11, where `task` makes them by hand.
+_eager_task_factory = getattr(asyncio, "eager_task_factory", None)
+
+
+def task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task for `coro` whose first step (up to its first real wait, or its end) runs
+    now, inside the task. In a task already (whose step cannot be entered twice), a
+    plain task."""
+    loop = asyncio.get_running_loop()
+    if _eager_task_factory is not None:
+        return _eager_task_factory(loop, coro)  # type: ignore[no-any-return]
+    if asyncio.current_task(loop) is not None:
+        return loop.create_task(coro)
+    context = contextvars.copy_context()
+    relay: _Relay[T] = _Relay(coro.__await__(), None)
+    made = loop.create_task(_rest(relay), context=context)
+    made.add_done_callback(functools.partial(_unstarted, relay, context))
+    _enter_task(loop, made)
+    try:
+        relay.waited = context.run(relay.steps.send, None)
+    except BaseException as exc:  # its end, or its error: the task's first step gives it
+        relay.ended = exc
+    finally:
+        _leave_task(loop, made)
+    return made
+
+
 def _unstarted(relay: _Relay[Any], context: contextvars.Context, task: asyncio.Task[Any]) -> None:
     """A task cancelled before its first step never enters `_rest`, so its cancel would
     not reach the coroutine (left waiting until the garbage collector closes it): give
     it the cancel now, as a task gives its own coroutine, and the future it waits on.
     Its clean-up then runs here, outside any task (no `asyncio.timeout` in it), and one
     that waits again is closed: the callers' clean-ups (a write, a task's start) do not."""
-    if relay.entered or not task.cancelled():
+    if relay.entered or relay.ended is not None or not task.cancelled():
         return
     if isinstance(relay.waited, asyncio.Future):
         relay.waited.cancel()
@@ -84,9 +120,16 @@ class _Relay(Generic[T]):
         self.steps = steps
         self.waited = waited
         self.entered = False  # the task took over (see _unstarted)
+        # What ended the coroutine before the task took over (`task`): StopIteration
+        # with its value, or its error.
+        self.ended: BaseException | None = None
 
     def __await__(self) -> Generator[Any, Any, T]:
         self.entered = True
+        if self.ended is not None:
+            if isinstance(self.ended, StopIteration):
+                return self.ended.value  # type: ignore[no-any-return]
+            raise self.ended
         steps, waited = self.steps, self.waited
         while True:
             try:

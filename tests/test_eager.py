@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
 from sluice import eager
+
+T = TypeVar("T")
 
 
 async def test_a_coroutine_that_never_waits_is_done_before_start_returns() -> None:
@@ -176,3 +180,82 @@ async def test_one_cancelled_before_it_began_that_waits_again_is_closed() -> Non
         await task
     assert steps == ["caught", "finally"]
     assert first.cancelled() and not second.done()
+
+
+async def outside_a_task(make: Callable[[], T]) -> T:
+    """`make()` run from a callback of the loop, where no task is current (as a
+    protocol's `data_received` is)."""
+    made: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(lambda: made.set_result(make()))
+    return await made
+
+
+async def test_task_runs_its_first_step_now_inside_the_task() -> None:
+    steps: list[object] = []
+
+    async def submit() -> int:
+        steps.append(asyncio.current_task())
+        return 7
+
+    task = await outside_a_task(lambda: eager.task(submit()))
+    assert steps == [task]  # ran before task() returned, with the task current
+    assert await task == 7
+
+
+async def test_task_a_timeout_entered_before_the_first_wait_times_out_its_own_task() -> None:
+    """asyncpg's connect enters `asyncio.timeout` before its first wait: with no task
+    current that raises RuntimeError, and with the caller's it would cancel the caller."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def connect() -> str:
+        try:
+            async with asyncio.timeout(0.05):
+                await gate
+        except TimeoutError:
+            return "timed out"
+        return "connected"
+
+    task = await outside_a_task(lambda: eager.task(connect()))
+    assert await asyncio.wait_for(task, 5) == "timed out"
+    assert gate.cancelled()
+
+
+async def test_task_an_error_before_the_first_wait_is_the_tasks() -> None:
+    async def submit() -> None:
+        raise ValueError("refused")
+
+    task = await outside_a_task(lambda: eager.task(submit()))
+    with pytest.raises(ValueError, match="refused"):
+        await task
+
+
+@pytest.mark.parametrize("began", [False, True])
+async def test_task_a_cancel_reaches_the_coroutine_where_it_waits(began: bool) -> None:
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    seen: list[str] = []
+
+    async def submit() -> None:
+        try:
+            await gate
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    task = await outside_a_task(lambda: eager.task(submit()))
+    if began:
+        await asyncio.sleep(0)  # the task's first step: it took over the wait
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled"] and gate.cancelled()
+
+
+async def test_task_inside_a_task_is_a_plain_task() -> None:
+    steps: list[str] = []
+
+    async def submit() -> str:
+        steps.append("ran")
+        return "done"
+
+    task = eager.task(submit())  # this test's own task is current
+    assert await task == "done" and steps == ["ran"]

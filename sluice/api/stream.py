@@ -39,6 +39,7 @@ from typing import Any, cast
 
 import msgspec
 
+from .. import eager
 from ..contract import TaskSpec
 from ..engine.node import Node
 from ..errors import PayloadTooLarge, Unauthorized
@@ -57,6 +58,7 @@ NO_RETRY = 0xFFFFFFFF
 STREAM_IDLE_S = 60.0  # an idle stream is closed (the client lets go of its own at 45 s)
 PIPELINED = 16  # frames read ahead of their answers before reading pauses
 _encoder = msgspec.json.Encoder()
+_STARTING = object()  # the serve while its first step runs in data_received
 _spec = decoder(TaskSpec)
 
 
@@ -77,7 +79,8 @@ class SubmitStream(asyncio.Protocol):
         self._buffer = bytearray()
         # Frames waiting for their turn; None stands for one too long to read.
         self._frames: collections.deque[bytes | None] = collections.deque()
-        self._serving: asyncio.Task[None] | None = None
+        # The serve in progress: its task, or _STARTING while its first step runs.
+        self._serving: asyncio.Task[None] | object | None = None
         self._paused = False  # reading, while PIPELINED frames wait for their answers
         self._drained: asyncio.Future[None] | None = None  # writing, while the peer lags
         self._closing = False
@@ -139,8 +142,14 @@ class SubmitStream(asyncio.Protocol):
             del buffer[: 4 + length]
             self._partial_since = self._heard
         if self._frames and self._serving is None:
-            self._serving = self._loop.create_task(self._serve())
-            self._tasks.add(self._serving)
+            # Started now, in its task (eager.task), not a turn of the loop later: a
+            # submit that commits inline (SQLite) is answered before this returns; one
+            # that waits (PostgreSQL's commit) goes on in the task from there.
+            self._serving = _STARTING
+            serving = eager.task(self._serve())
+            if self._serving is _STARTING:  # it waits
+                self._serving = serving
+                self._tasks.add(serving)
         if len(self._frames) >= PIPELINED:
             self._pause()
 
@@ -170,7 +179,8 @@ class SubmitStream(asyncio.Protocol):
                     self._paused = False
                     transport.resume_reading()
         finally:
-            self._tasks.discard(self._serving)
+            if self._serving is not _STARTING:
+                self._tasks.discard(cast(asyncio.Task[None], self._serving))
             self._serving = None
             if self._closing and not transport.is_closing():
                 transport.close()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -23,6 +24,7 @@ from sluice.config import Settings
 from sluice.contract import SubmitOutcome
 from sluice.engine.tenants import key_id
 from sluice.errors import RemoteError
+from sluice.store.postgres import writer
 from tests.harness import Running, free_port, running_server, wait_for
 
 app = sluice.App("streams")
@@ -310,3 +312,39 @@ async def test_a_server_stops_at_once_with_an_idle_stream_open(
     with sock:
         assert time.monotonic() - began < 5
         assert await asyncio.to_thread(closed, sock)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_frame_whose_insert_must_connect_again_is_committed(server: Running) -> None:
+    """A frame's submit starts as it is read, in its task (eager.task). On PostgreSQL a
+    lone submit inserts on a kept connection; with none left it connects, and asyncpg's
+    connect enters `asyncio.timeout`, which needs the current task: a submit started
+    with none answered 500 from then on."""
+    with sluice.Client(server.url, server.api_key) as client:
+        first = await asyncio.to_thread(client.submit, {"function": "noop", "args": [1]})
+
+        async def inserts() -> list[int]:
+            conn = await asyncpg.connect(server.database)
+            try:
+                rows = await conn.fetch(
+                    "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = $1",
+                    writer.APPLICATION_NAME,
+                )  # fmt: skip
+                return [r[1] for r in rows]
+            finally:
+                await conn.close()
+
+        assert await inserts()  # the kept connection, ended from outside
+        await wait_for(lambda: all(c.is_closed() for c, _ in kept(server)))
+        outcomes = [
+            await asyncio.to_thread(client.submit, {"function": "noop", "args": [i]})
+            for i in range(2, 5)
+        ]
+    assert [o.state for o in [first, *outcomes]] == ["ready"] * 4
+    assert server.count() == 4
+
+
+def kept(server: Running) -> list[tuple[Any, float]]:
+    """The PostgreSQL store's idle insert connections."""
+    return list(server.node.rt.store._inserts._idle)  # type: ignore[attr-defined]
