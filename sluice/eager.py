@@ -31,7 +31,6 @@ import asyncio
 import contextvars
 import functools
 import logging
-from asyncio.tasks import _enter_task, _leave_task  # what a task's step does around it
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
@@ -60,8 +59,11 @@ async def _rest(relay: _Relay[T]) -> T:
     return await relay
 
 
-# Python 3.12's own eager tasks; None on 3.11, where `task` makes them by hand.
+# Python 3.12's own eager tasks; on 3.11 `task` makes them by hand, doing around the first
+# step what a task's step does around each of its steps.
 _eager_task_factory = getattr(asyncio, "eager_task_factory", None)
+if _eager_task_factory is None:
+    from asyncio.tasks import _enter_task, _leave_task
 
 
 def task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -73,15 +75,11 @@ def task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         return _eager_task_factory(loop, coro)  # type: ignore[no-any-return]
     if asyncio.current_task(loop) is not None:
         return loop.create_task(coro)
-    context = contextvars.copy_context()
-    relay: _Relay[T] = _Relay(coro.__await__(), None)
-    made = loop.create_task(_rest(relay), context=context)
-    made.add_done_callback(functools.partial(_unstarted, relay, context))
+    first = _Begun(coro.__await__())
+    made = loop.create_task(first, context=first.context)
     _enter_task(loop, made)
     try:
-        relay.waited = context.run(relay.steps.send, None)
-    except BaseException as exc:  # its end, or its error: the task's first step gives it
-        relay.ended = exc
+        first.begin()
     finally:
         _leave_task(loop, made)
     return made
@@ -93,7 +91,7 @@ def _unstarted(relay: _Relay[Any], context: contextvars.Context, task: asyncio.T
     it the cancel now, as a task gives its own coroutine, and the future it waits on.
     Its clean-up then runs here, outside any task (no `asyncio.timeout` in it), and one
     that waits again is closed: the callers' clean-ups (a write, a task's start) do not."""
-    if relay.entered or relay.ended is not None or not task.cancelled():
+    if relay.entered or not task.cancelled():
         return
     if isinstance(relay.waited, asyncio.Future):
         relay.waited.cancel()
@@ -120,16 +118,9 @@ class _Relay(Generic[T]):
         self.steps = steps
         self.waited = waited
         self.entered = False  # the task took over (see _unstarted)
-        # What ended the coroutine before the task took over (`task`): StopIteration
-        # with its value, or its error.
-        self.ended: BaseException | None = None
 
     def __await__(self) -> Generator[Any, Any, T]:
         self.entered = True
-        if self.ended is not None:
-            if isinstance(self.ended, StopIteration):
-                return self.ended.value  # type: ignore[no-any-return]
-            raise self.ended
         steps, waited = self.steps, self.waited
         while True:
             try:
@@ -144,3 +135,52 @@ class _Relay(Generic[T]):
                     waited = steps.send(sent)
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
+
+
+class _Begun(Coroutine[Any, Any, T]):
+    """A coroutine whose first step already ran (`task`), as its task's coroutine: the
+    task's first step gets what that step waited for (or how it ended), and everything
+    after goes to the coroutine, a cancel before that first step too, so it reaches the
+    coroutine where it waits, inside the task, as in a task of its own."""
+
+    def __init__(self, steps: Generator[Any, Any, T]) -> None:
+        # In a context of its own, as a task's coroutine runs; the task runs in it too.
+        self.context = contextvars.copy_context()
+        self._steps = steps
+        self._waited: Any = None
+        self._ended: BaseException | None = None  # StopIteration with its value, or its error
+        self._fresh = True  # the task's first step has not come yet
+
+    def begin(self) -> None:
+        try:
+            self._waited = self.context.run(self._steps.send, None)
+        except (KeyboardInterrupt, SystemExit) as exc:  # as 3.12's eager start: raised now
+            self._ended = exc
+            raise
+        except BaseException as exc:  # its end or its error: the task's first step has it
+            self._ended = exc
+
+    def send(self, value: Any) -> Any:
+        if self._fresh:
+            self._fresh = False
+            if self._ended is not None:
+                raise self._ended
+            return self._waited
+        return self._steps.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
+        if self._fresh:  # cancelled before the task's first step
+            self._fresh = False
+            if self._ended is not None:  # it had ended: as a done task, the cancel is moot
+                raise self._ended
+            if isinstance(self._waited, asyncio.Future):
+                self._waited.cancel()  # as a task cancels the future it waits on
+        if val is None and tb is None:
+            return self._steps.throw(typ)
+        return self._steps.throw(typ, val, tb)  # pragma: no cover (the old signature)
+
+    def close(self) -> None:
+        self._steps.close()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        raise TypeError("a task's coroutine is not awaited")

@@ -197,8 +197,8 @@ async def test_task_runs_its_first_step_now_inside_the_task() -> None:
         steps.append(asyncio.current_task())
         return 7
 
-    task = await outside_a_task(lambda: eager.task(submit()))
-    assert steps == [task]  # ran before task() returned, with the task current
+    task, then = await outside_a_task(lambda: (eager.task(submit()), list(steps)))
+    assert then == [task]  # ran before task() returned, with the task current
     assert await task == 7
 
 
@@ -241,13 +241,43 @@ async def test_task_a_cancel_reaches_the_coroutine_where_it_waits(began: bool) -
             seen.append("cancelled")
             raise
 
-    task = await outside_a_task(lambda: eager.task(submit()))
+    def start() -> asyncio.Task[None]:
+        task = eager.task(submit())
+        if not began:  # in the same turn: before the task's own first step
+            task.cancel()
+        return task
+
+    task = await outside_a_task(start)
     if began:
         await asyncio.sleep(0)  # the task's first step: it took over the wait
-    task.cancel()
+        task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert seen == ["cancelled"] and gate.cancelled()
+
+
+async def test_task_that_catches_a_cancel_before_its_first_step_goes_on_inside_it() -> None:
+    """As in a task of its own: the cancel reaches the coroutine where it waits, inside
+    the task, which may handle it and return a value."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    inside: list[object] = []
+
+    async def submit() -> str:
+        try:
+            await gate
+        except asyncio.CancelledError:
+            inside.append(asyncio.current_task())
+            return "went on"
+        return "waited"
+
+    def start() -> asyncio.Task[str]:
+        task = eager.task(submit())
+        task.cancel()
+        return task
+
+    task = await outside_a_task(start)
+    assert await task == "went on"
+    assert inside == [task]
 
 
 async def test_task_inside_a_task_is_a_plain_task() -> None:
