@@ -86,6 +86,14 @@ async def tasks_locked(store: PostgresStore) -> AsyncIterator[None]:
         await locker.close()
 
 
+async def refuses_then_reopens(store: PostgresStore) -> None:
+    """A closed store answers a submit 503 (the client submits again); it is opened
+    again for the fixture to close."""
+    with pytest.raises(Unavailable):
+        await store.submit_tasks(TENANT, [new_task()], NOW)
+    await store.open()
+
+
 async def test_lone_submits_reuse_one_kept_connection(
     opened: tuple[PostgresStore, asyncpg.Connection],
 ) -> None:
@@ -169,9 +177,7 @@ async def test_closing_the_store_closes_the_insert_connections(
         return not await insert_pids(outside)
 
     await wait_for(closed)
-    with pytest.raises(Unavailable):  # a 503: the client submits again
-        await store.submit_tasks(TENANT, [new_task()], NOW)
-    await store.open()  # the fixture closes it again
+    await refuses_then_reopens(store)
 
 
 async def test_closing_cuts_off_an_insert_that_is_stuck(
@@ -200,9 +206,7 @@ async def test_closing_cuts_off_an_insert_that_is_stuck(
         await wait_for(ended)
     # Once the lock goes, nothing of what the callers were told to submit again commits.
     assert await count_tasks(outside) == 0
-    with pytest.raises(Unavailable):  # a 503: the client submits again
-        await store.submit_tasks(TENANT, [new_task()], NOW)
-    await store.open()  # the fixture closes it again
+    await refuses_then_reopens(store)
 
 
 async def test_a_connection_idle_too_long_is_not_used(
