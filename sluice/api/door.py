@@ -23,19 +23,17 @@ from typing import Any
 
 from ..engine.node import Node
 from ..engine.tenants import hash_key, key_id
-from ..errors import NotFound, TooManyRequests, Unauthorized
+from ..errors import NotFound, TooManyRequests
 from ..model import SHARED
 from . import submit
 from .errors import answer
 from .limits import Limits
-from .route import ANONYMOUS, BLOCKED, Access, Caller, Route
+from .route import ANONYMOUS, BLOCKED, Access, Caller, Route, check_access
 from .stream import SubmitStream
 
 log = logging.getLogger("sluice.api")
 
 Scope = dict[str, Any]
-ADMIN_404 = "no such endpoint for this key (admin endpoints answer only the admin key)"
-_MISSING = "send an API key as 'Authorization: Bearer <key>'"
 _SUBMITS = {"/v1/tasks", "/v1/tasks/batch"}
 
 
@@ -74,7 +72,7 @@ class FrontDoor:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind == "websocket" and scope.get("path") in self._worker_paths:
+        if kind == "websocket" and _canonical(scope.get("path", "")) in self._worker_paths:
             try:
                 caller = await self._identify(scope, pool=True)
             except TooManyRequests:
@@ -90,7 +88,9 @@ class FrontDoor:
         if submitting:  # the hot path: no search
             route: Route | None = self._submits[path]
         else:
-            found = self._match(path)
+            # As the framework reads it (trailing and repeated slashes dropped), so a
+            # route's rule holds for `/v1/tenants/` and `/v1//tenants` too.
+            found = self._match(_canonical(path))
             if method == "OPTIONS":
                 await self._options(found, send)
                 return
@@ -115,17 +115,10 @@ class FrontDoor:
 
     async def _admit(self, route: Route, scope: Scope) -> Caller:
         """The caller, if the route's access rule lets them in."""
-        admin_only = route.access is Access.ADMIN
         # Only a key that is no key counts as a failure of its address (a tenant's key on
         # an admin route is none).
         caller = await self._identify(scope, pool=route.access is Access.WORKER)
-        if admin_only:
-            if caller.kind != "admin":
-                raise NotFound(ADMIN_404, code="not_found")
-        elif caller.kind == "anonymous":
-            raise Unauthorized(_MISSING, code="missing_key")
-        elif caller.kind == "unknown" or (caller.kind == "admin" and route.access is Access.TENANT):
-            raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
+        check_access(route.access, caller)
         return caller
 
     async def _identify(self, scope: Scope, *, pool: bool) -> Caller:
@@ -160,6 +153,14 @@ class FrontDoor:
             return
         allow = ", ".join(sorted({*found[1], "OPTIONS"}))
         await _send(send, 204, {"allow": allow}, b"", json=False)
+
+
+def _canonical(path: str) -> str:
+    """A path as the framework routes it (litestar.utils.normalize_path): no trailing
+    slash, no empty segment. The ASGI server has already decoded `%2F` to `/`."""
+    if "//" not in path and (len(path) <= 1 or not path.endswith("/")):
+        return path
+    return "/" + "/".join(part for part in path.split("/") if part)
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -24,7 +24,7 @@ from litestar import Request, Response
 from ..config import Settings
 from ..contract import TEXT
 from ..engine.node import Node
-from ..errors import InvalidRequest, PayloadTooLarge, Unprocessable
+from ..errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unprocessable
 from ..rawjson import MAX_DEPTH
 from .limits import Limits
 
@@ -53,6 +53,32 @@ class Caller(msgspec.Struct, frozen=True):
 
 ANONYMOUS = Caller("anonymous")
 BLOCKED = Caller("blocked")  # an address that sent too many unknown keys (api/limits.py)
+ADMIN_404 = "no such endpoint for this key (admin endpoints answer only the admin key)"
+MISSING_KEY = "send an API key as 'Authorization: Bearer <key>'"
+# The callers each rule lets in, besides the admin route's admin.
+_LET_IN = {
+    Access.TENANT: {"tenant"},
+    Access.TENANT_OR_ADMIN: {"tenant", "admin"},
+    Access.WORKER: {"tenant", "admin", "pool"},
+}
+
+
+def check_access(access: Access, caller: Caller) -> None:
+    """Raise what a route answers a caller its rule does not let in: 404 on an admin
+    route (as if it did not exist), 401 on the others. The front door asks first; the
+    handler's wrapper (`run`) and the console ask again, so a request that reaches a
+    handler by a path the framework reads differently from the door (`/v1/tenants/`,
+    `/v1//tenants`) is refused, never served to nobody."""
+    if access is Access.ANYONE:
+        return
+    if access is Access.ADMIN:
+        if caller.kind != "admin":
+            raise NotFound(ADMIN_404, code="not_found")
+        return
+    if caller.kind == "anonymous":
+        raise Unauthorized(MISSING_KEY, code="missing_key")
+    if caller.kind not in _LET_IN[access] or (caller.kind != "admin" and not caller.tenant_id):
+        raise Unauthorized("the API key is unknown or revoked", code="invalid_key")
 
 
 def caller_of(scope_state: Any) -> Caller:
@@ -182,6 +208,7 @@ async def run(route: Route, request: Request[Any, Any, Any]) -> Response[Any]:
     node: Node = state.node
     limits: Limits = state.limits
     caller = caller_of(request.state)
+    check_access(route.access, caller)  # fails closed: no caller is ANONYMOUS
     body: Any = None
     if route.body is not None:
         settings = node.settings

@@ -29,7 +29,16 @@ from litestar.datastructures import MultiDict
 from litestar.static_files import create_static_files_router
 
 from ..api.limits import Limits
-from ..api.route import Call, Caller, Route, convert, decode, decoder, query_fields
+from ..api.route import (
+    Call,
+    Caller,
+    Route,
+    check_access,
+    convert,
+    decode,
+    decoder,
+    query_fields,
+)  # fmt: skip
 from ..api.table import ROUTES
 from ..engine.node import Node
 from ..engine.tenants import hash_key
@@ -116,7 +125,9 @@ class Console:
         if route.body is not None:
             raw = body if isinstance(body, bytes) else _json.encode(body)
             b = raw if route.raw_body else decode(decoder(route.body), raw)
-        call = Call(self.node, self.limits, self.caller(session), params or {}, b, q, request)
+        caller = self.caller(session)
+        check_access(route.access, caller)  # the console acts as a tenant: no admin route
+        call = Call(self.node, self.limits, caller, params or {}, b, q, request)
         return await route.handler(call)
 
     # -- pages ---------------------------------------------------------------------
