@@ -466,6 +466,21 @@ async def test_finish_from_a_wrong_worker_is_stale_and_recorded(store: Store, te
     ]
 
 
+async def test_a_result_for_another_tenants_task_leaves_no_history(
+    store: Store, tenant: str, other: str
+) -> None:
+    await submit(store, tenant, new_task())
+    (task,) = await claim(store, tenant, worker="w1")
+    forged = msgspec.structs.replace(finish(task, worker="w9"), tenant_id=other)
+    never = msgspec.structs.replace(finish(task, worker="w9"), task_id=new_task_id())
+
+    assert await store.finish_attempts([forged, never], NOW + 3) == [STALE, STALE]
+    assert await store.list_history(other, task.id) == []
+    assert await store.list_history(tenant, never.task_id) == []
+    assert await store.list_history(tenant, task.id) == []
+    assert await state_of(store, tenant, task.id) == RUNNING
+
+
 async def test_finish_for_an_old_attempt_is_stale_and_recorded(store: Store, tenant: str) -> None:
     await submit(store, tenant, new_task())
     (first,) = await claim(store, tenant, worker="w1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from sluice.contract import FunctionConfig
 from sluice.model import PAUSED, SHARED
 from sluice.store import BacklogRow, RollupRow, Store
 from tests.store.test_contract import NOW, claim, new_task, scheduled_task, submit
@@ -146,3 +147,19 @@ async def test_count_load_of_shared_pools_spans_tenants_and_counts_pool_leases(
     assert counts == {
         (tenant, "ready"): 1, (other, "ready"): 1, (tenant, "running"): 1,
     }  # fmt: skip
+
+
+async def test_count_load_of_shared_pools_leaves_out_a_tenants_own_functions(
+    store: Store, tenant: str, other: str
+) -> None:
+    # `other` registered "send" itself: its tasks of it are its own workers' alone (the
+    # shared claims leave them), so the pool neither counts nor sees them.
+    await store.upsert_functions(other, [FunctionConfig(name="send")], NOW)
+    await submit(store, tenant, new_task())
+    await submit(store, other, new_task(), new_task(state=PAUSED), scheduled_task(NOW + 10))
+
+    rows = await store.count_load(SHARED, ["send"], NOW + 30, 100)
+
+    assert {(r.tenant_id, r.state): r.tasks for r in rows} == {(tenant, "ready"): 1}
+    own = await store.count_load(other, ["send"], NOW + 30, 100)
+    assert {r.state: r.tasks for r in own} == {"ready": 1, "paused": 1, "due": 1}

@@ -219,6 +219,7 @@ async def _judge_refused(conn: Conn, f: Finish, now: float) -> str:
     held = await conn.fetchval(Q["get_attempt_worker"], f.tenant_id, f.task_id, f.attempt)
     if held is not None and held == f.worker:
         return DUPLICATE
-    stale = f"attempt {f.attempt} by {f.worker}"
-    await record_history(conn, now, [(f.tenant_id, f.task_id, "stale_result", stale)])
+    if await conn.fetchval(Q["task_exists"], f.tenant_id, f.task_id) is not None:
+        stale = f"attempt {f.attempt} by {f.worker}"
+        await record_history(conn, now, [(f.tenant_id, f.task_id, "stale_result", stale)])
     return STALE

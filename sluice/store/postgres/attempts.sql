@@ -154,6 +154,11 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[]
                      $11::text[], $12::float8[], $13::float8[], $14::float8[])
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
+-- name: task_exists
+-- A refused result goes in its task's history only if the task is the tenant's: one
+-- naming another tenant's task id, or an id never made, leaves no row behind.
+SELECT 1 FROM tasks WHERE tenant_id = $1 AND id = $2;
+
 -- name: get_attempt_worker
 -- Who finished this attempt; a "lost" row means the reaper ended it, not the worker.
 SELECT worker FROM attempts

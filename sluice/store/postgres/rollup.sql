@@ -95,16 +95,23 @@ SELECT tenant_id, function, 'due', count(*), NULL FROM (
 ) AS d GROUP BY tenant_id, function;
 
 -- name: count_pool_load
--- The same for a shared pool: every tenant's tasks of its functions, the running ones
--- those leased to pool workers.
+-- The same for a shared pool: every tenant's tasks of its functions, but for functions a
+-- tenant registered itself (its own workers' alone: the shared claims leave them too),
+-- the running ones those leased to pool workers.
 SELECT tenant_id, function, 'ready', count(*), min(since) FROM (
     SELECT tenant_id, function, COALESCE(ready_at, run_at) AS since FROM tasks
-    WHERE state = 'ready' AND function = ANY($1::text[]) LIMIT $3
+    WHERE state = 'ready' AND function = ANY($1::text[])
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function: not the pool's
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+    LIMIT $3
 ) AS r GROUP BY tenant_id, function
 UNION ALL
 SELECT tenant_id, function, 'paused', count(*), NULL FROM (
     SELECT tenant_id, function FROM tasks
-    WHERE state = 'paused' AND function = ANY($1::text[]) LIMIT $3
+    WHERE state = 'paused' AND function = ANY($1::text[])
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function: not the pool's
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+    LIMIT $3
 ) AS p GROUP BY tenant_id, function
 UNION ALL
 SELECT tenant_id, function, 'running', count(*), NULL FROM tasks
@@ -114,5 +121,8 @@ GROUP BY tenant_id, function
 UNION ALL
 SELECT tenant_id, function, 'due', count(*), NULL FROM (
     SELECT tenant_id, function FROM tasks
-    WHERE state = 'scheduled' AND run_at <= $2 AND function = ANY($1::text[]) LIMIT $3
+    WHERE state = 'scheduled' AND run_at <= $2 AND function = ANY($1::text[])
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function: not the pool's
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+    LIMIT $3
 ) AS d GROUP BY tenant_id, function;

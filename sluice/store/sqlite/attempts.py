@@ -254,8 +254,10 @@ def _finish_one(conn: sqlite3.Connection, f: Finish, now: float) -> str:
         ).fetchone()
         if held is not None and held[0] == f.worker:
             return DUPLICATE
-        stale = f"attempt {f.attempt} by {f.worker}"
-        record_history(conn, now, [(f.tenant_id, f.task_id, "stale_result", stale)])
+        key = {"tenant_id": f.tenant_id, "task_id": f.task_id}
+        if conn.execute(Q["task_exists"], key).fetchone() is not None:
+            stale = f"attempt {f.attempt} by {f.worker}"
+            record_history(conn, now, [(f.tenant_id, f.task_id, "stale_result", stale)])
         return STALE
     conn.execute(Q["insert_attempt"], _attempt_params(f, now))
     write_final(conn, f)

@@ -136,6 +136,11 @@ INSERT INTO attempts (tenant_id, task_id, attempt, worker, dispatched_at, starte
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
+-- name: task_exists
+-- A refused result goes in its task's history only if the task is the tenant's: one
+-- naming another tenant's task id, or an id never made, leaves no row behind.
+SELECT 1 FROM tasks WHERE tenant_id = :tenant_id AND id = :task_id;
+
 -- name: get_attempt_worker
 -- Who finished this attempt; a "lost" row means the reaper ended it, not the worker.
 SELECT worker FROM attempts

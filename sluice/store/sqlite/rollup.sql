@@ -88,17 +88,22 @@ SELECT tenant_id, function, 'due', count(*), NULL FROM (
 ) GROUP BY tenant_id, function;
 
 -- name: count_pool_load
--- The same for a shared pool: every tenant's tasks of its functions, the running ones
--- those leased to pool workers.
+-- The same for a shared pool: every tenant's tasks of its functions, but for functions a
+-- tenant registered itself (its own workers' alone: the shared claims leave them too),
+-- the running ones those leased to pool workers.
 SELECT tenant_id, function, 'ready', count(*), min(since) FROM (
     SELECT tenant_id, function, COALESCE(ready_at, run_at) AS since FROM tasks
     WHERE state = 'ready' AND function IN (SELECT value FROM json_each(:functions))
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function: not the pool's
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
     LIMIT :cap
 ) GROUP BY tenant_id, function
 UNION ALL
 SELECT tenant_id, function, 'paused', count(*), NULL FROM (
     SELECT tenant_id, function FROM tasks
     WHERE state = 'paused' AND function IN (SELECT value FROM json_each(:functions))
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function: not the pool's
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
     LIMIT :cap
 ) GROUP BY tenant_id, function
 UNION ALL
@@ -110,5 +115,8 @@ UNION ALL
 SELECT tenant_id, function, 'due', count(*), NULL FROM (
     SELECT tenant_id, function FROM tasks INDEXED BY tasks_scheduled
     WHERE state = 'scheduled' AND run_at <= :due_by
-      AND function IN (SELECT value FROM json_each(:functions)) LIMIT :cap
+      AND function IN (SELECT value FROM json_each(:functions))
+      AND NOT EXISTS (SELECT 1 FROM functions f  -- a tenant's own function: not the pool's
+                      WHERE f.tenant_id = tasks.tenant_id AND f.name = tasks.function)
+    LIMIT :cap
 ) GROUP BY tenant_id, function;
