@@ -47,6 +47,9 @@ MAX_TIMEOUT_S: Final = 7 * DAY_S  # a running attempt's longest timeout
 MAX_TTL_S: Final = 365 * DAY_S
 MAX_BACKOFF_S: Final = 30 * DAY_S
 MAX_LIMIT: Final = 1_000_000  # rates (a second), bursts and concurrency caps
+# The slowest rate a limit may have (one start in about 32 years): below it, 1 / rate
+# overflows to infinity and the rate arithmetic (policy/gcra.py) to NaN.
+MIN_RATE: Final = 1e-9
 
 
 class NewTask(msgspec.Struct, frozen=True):

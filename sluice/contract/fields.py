@@ -16,6 +16,7 @@ from ..model import (
     MAX_TIMEOUT_S,
     MAX_TTL_S,
     MIN_PRIORITY,
+    MIN_RATE,
     NAME,
 )
 
@@ -41,7 +42,7 @@ Tags = Annotated[list[Tag], msgspec.Meta(extra_json_schema={"x-limit": "max_tags
 Timeout = Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT_S)]
 Ttl = Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL_S)]
 Backoff = Annotated[float, msgspec.Meta(ge=0, le=MAX_BACKOFF_S)]
-Rate = Annotated[float, msgspec.Meta(gt=0, le=MAX_LIMIT)]
+Rate = Annotated[float, msgspec.Meta(ge=MIN_RATE, le=MAX_LIMIT)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
 KEY_MAX_LENGTH: Final = 256
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_MAX_LENGTH, pattern=TEXT)]

@@ -181,7 +181,7 @@ class Blockers:
         rate, cap = limits.rate, limits.max_concurrency
         if rate is not None and gcra.allowed(states.get(key, 0.0), now, rate, limits.burst) < 1:
             tat = states[key]
-            retry_at = tat - (limits.burst - 1) / rate
+            retry_at = tat - (limits.burst - 1) * gcra.interval(rate)
             return Waiting("rate_limit", f"its rate of {rate:g}/s is used up; the next start "
                            f"is allowed in {max(0.0, retry_at - now):.2f} s",
                            retry_at=retry_at, limit=rate)  # fmt: skip

@@ -200,8 +200,20 @@ class Dispatcher:
         self.rounds += 1
         rnd = _Round(plans, self._queues.tick)
         try:
+            # One connection's claims failing (a limit the store cannot apply) must not
+            # keep every other tenant's workers idle: the round goes on without them. When
+            # all fail (the store is down) the round fails, once.
+            failed: list[tuple[WorkerConn | RemoteConn, Exception]] = []
             for plan in plans:
-                await self._plan_claims(rnd, plan, now, parts)
+                try:
+                    await self._plan_claims(rnd, plan, now, parts)
+                except Exception as exc:
+                    failed.append((plan[0], exc))
+            if failed and len(failed) == len(plans):
+                raise failed[0][1]
+            for conn, error in failed:
+                log.error("claims for worker %s of %s failed; the round went on without it",
+                          conn.worker_id, conn.tenant_id, exc_info=error)  # fmt: skip
             # Stamped now, not when the round began: a task submitted in between is never
             # shown dispatched before it was submitted.
             claimed: list[list[ClaimedTask]] = []

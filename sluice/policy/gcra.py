@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import math
 
+from ..model import MIN_RATE
+
+
+def interval(rate: float) -> float:
+    """Seconds between starts at `rate`. A rate below MIN_RATE (one stored before the
+    contract refused it) counts as MIN_RATE: 1 / 5e-324 is infinite, and one limit's
+    NaN would fail every claim of the dispatch round it is in."""
+    return 1.0 / max(rate, MIN_RATE)
+
 
 def allowed(tat: float, now: float, rate: float, burst: int) -> int:
     """How many starts may happen at `now`."""
-    interval = 1.0 / rate
-    room = now + burst * interval - max(tat, now)
+    interval_s = interval(rate)
+    room = now + burst * interval_s - max(tat, now)
     # Epoch seconds carry about 0.2 µs of float error: forgive a thousandth of a token.
-    return max(0, math.floor(room / interval + 1e-3))
+    return max(0, math.floor(room / interval_s + 1e-3))
 
 
 def advance(tat: float, now: float, rate: float, taken: int) -> float:
     """The state after `taken` starts at `now`."""
-    return max(tat, now) + taken / rate
+    return max(tat, now) + taken * interval(rate)

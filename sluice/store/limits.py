@@ -70,7 +70,7 @@ def after(
 ) -> tuple[float, float]:
     """(the new state, when the next start is allowed)."""
     new = gcra.advance(tat or 0.0, now, rate, taken)
-    return new, new - (burst - 1) / rate
+    return new, new - (burst - 1) * gcra.interval(rate)
 
 
 def after_all(

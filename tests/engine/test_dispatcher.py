@@ -140,6 +140,39 @@ async def test_a_rate_limited_function_wakes_the_dispatcher_when_its_next_start_
     assert await built.dispatcher.dispatch_round() == 1
 
 
+async def test_one_tenants_failing_claim_does_not_keep_the_others_workers_idle(
+    built: Built, caplog: pytest.LogCaptureFixture
+) -> None:
+    await built.connect(rate=5.0, burst=5)  # acme: a limited claim of its own
+    broken = built.tenant
+    await built.task()
+    other = await make_tenant(built.rt, "globex")
+    function = FunctionConfig(name=FN)
+    await built.below.functions.register(other, [function])
+    other_wire = Wire()
+    other_conn = worker(built.rt, other, other_wire, name="w2")
+    built.registry.add(other_conn)
+    theirs = await make_task(built.rt, other, function)
+    store = built.rt.store
+    claim_limited = store.claim_limited
+
+    async def failing(request: Any, *args: Any) -> Any:
+        if request.tenant_id == broken:  # a limit the store cannot apply
+            raise ValueError("cannot convert float NaN to integer")
+        return await claim_limited(request, *args)
+
+    store.claim_limited = failing  # type: ignore[method-assign]
+    try:
+        assert await built.dispatcher.dispatch_round() == 1
+    finally:
+        store.claim_limited = claim_limited  # type: ignore[method-assign]
+        await other_conn.close()
+    assert [t.id for f in other_wire.of(Deliver) for t in f.tasks] == [theirs]
+    assert built.delivered() == []
+    assert "the round went on without it" in caplog.text
+    assert await built.dispatcher.dispatch_round() == 1  # acme's, once its claims work
+
+
 @contextlib.asynccontextmanager
 async def idle_run(built: Built, clock: FakeClock) -> AsyncIterator[str]:
     """`Dispatcher.run()` going, woken by a hint for a first task it delivers, then idle

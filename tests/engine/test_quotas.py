@@ -93,3 +93,19 @@ async def test_another_nodes_change_is_read_again_in_the_background_and_told(
     await rt.store.put_quota("acme", b'{"rate":2.0}')
     quotas.resync()
     await until(lambda: "acme" in quotas.limited())
+
+
+async def test_a_stored_quota_that_breaks_a_newer_rule_is_left_out_not_fatal(
+    rt: Runtime,
+) -> None:
+    # A rate of 1e-320 was once accepted (its 1 / rate is infinite); the contract now
+    # refuses it. Stored, it must not keep the node from starting.
+    await rt.store.put_quota("old", b'{"rate":1e-320}')
+    await rt.store.put_quota("acme", msgspec.json.encode(TenantQuota(max_queued=5)))
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"rate":1e-320}', type=TenantQuota)
+
+    quotas = Quotas(rt, changed=Changes())
+    await quotas.start()
+
+    assert quotas.all() == {"acme": TenantQuota(max_queued=5)}

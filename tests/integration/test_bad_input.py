@@ -89,6 +89,23 @@ async def test_bad_submit_is_refused_clearly_and_stores_nothing(
         assert server.count() == 0
 
 
+async def test_a_rate_too_slow_to_compute_with_is_refused(tmp_path: Path) -> None:
+    # 1e-320 passed `> 0`; its 1 / rate is infinite and its limit's arithmetic NaN,
+    # which failed the dispatch rounds of every tenant on the node.
+    async with running_server(tmp_path, app, admin_key="admin-rate") as server:
+        tenant = {"authorization": f"Bearer {server.api_key}"}
+        admin = {"authorization": "Bearer admin-rate"}
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            for path, headers in ((f"/v1/functions/{echo.name}", tenant),
+                                  (f"/v1/tenants/{server.tenant_id}/quota", admin)):  # fmt: skip
+                for rate in (1e-320, 0, 1e-10):
+                    put = await http.put(path, json={"rate": rate}, headers=headers)
+                    assert put.status_code == 400, (path, rate, put.text)
+                    assert put.json()["error"]["field"] == "rate"
+                ok = await http.put(path, json={"rate": 1e-9}, headers=headers)
+                assert ok.status_code == 200, ok.text
+
+
 async def test_reading_another_tenants_task_is_not_found(tmp_path: Path) -> None:
     async with running_server(tmp_path, app) as server:
         other = await server.node.tenants.ensure("other")

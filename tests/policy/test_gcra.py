@@ -3,9 +3,12 @@ in any one-second window, whatever the pattern of requests."""
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sluice.model import MIN_RATE
 from sluice.policy.gcra import advance, allowed
 
 T0 = 1_700_000_000.0
@@ -43,3 +46,14 @@ def test_no_one_second_window_sees_more_than_burst_plus_rate(
     for i, begin in enumerate(starts):
         in_window = sum(1 for s in starts[i:] if s < begin + 1.0)
         assert in_window <= burst + rate
+
+
+def test_a_rate_too_slow_to_compute_with_counts_as_the_slowest_allowed() -> None:
+    # 1 / 5e-324 is infinite: unguarded, allowed() raised on NaN, and with it every claim
+    # of the dispatch round the limit was in, whatever tenant it was.
+    for rate in (5e-324, 1e-320, MIN_RATE / 10):
+        assert allowed(0.0, 1_000.0, rate, 2) == 2
+        tat = advance(0.0, 1_000.0, rate, 2)
+        assert math.isfinite(tat) and tat == advance(0.0, 1_000.0, MIN_RATE, 2)
+        assert allowed(tat, 1_000.0, rate, 2) == 0
+        assert allowed(tat, 1_000.0, rate, 0) == 0
