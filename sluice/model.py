@@ -247,6 +247,15 @@ TASK_LOG_BYTES: Final = 1024 * 1024
 MARKER = "marker"  # the stream of a line the store wrote in place of dropped ones
 
 
+MAX_ATTEMPT: Final = 2**31 - 1  # an attempt number the stores can hold (PostgreSQL's integer)
+
+
+def storable(text: str) -> str:
+    """Text a worker sent (an error, a log line), as both stores hold it: PostgreSQL's
+    text refuses NUL, and one refused value failed the whole write it was in."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def dropped_attempt(size: int) -> str:
     """The marker line left for an attempt whose lines the task's budget dropped."""
     return (

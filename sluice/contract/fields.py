@@ -71,14 +71,15 @@ TRACEPARENT_SHAPE: Final = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$
 TraceParent = Annotated[str, msgspec.Meta(pattern=TRACEPARENT_SHAPE)]
 TraceState = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[\x20-\x7e]*$")]
 
-# http(s), a host, no credentials; at most 2,048 characters. Whether the host is an
+# http(s), a host, no credentials, no space or control character (a NUL could not be
+# stored); at most 2,048 characters. Whether the host is an
 # address the server may call is the egress policy's to say (engine/egress.py), not a
 # pattern's.
 # (ASCII classes only: `\s` means more to Python's re than to JSON Schema's, U+0085.)
 TargetUrl = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@ \t\r\n]+([/?#][^ \t\r\n]*)?$",
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\x00-\x20\x7f]+([/?#][^\x00-\x20\x7f]*)?$",
         max_length=2048,
     ),
 ]

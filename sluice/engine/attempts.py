@@ -15,6 +15,7 @@ from ..contract import RetryPolicy
 from ..model import (
     CANCELLED,
     DEAD,
+    MAX_ATTEMPT,
     PAUSED,
     READY,
     SCHEDULED,
@@ -30,7 +31,7 @@ from ..store import ACCEPTED, DUPLICATE
 from ..store.notifications import event_of, notices, with_task
 from .adaptive import AdaptivePools
 from .functions import Functions
-from .logs import TaskLogs
+from .logs import TaskLogs, worker_time
 from .meters import Meters
 from .pauses import Pauses
 from .queues import Queues
@@ -130,8 +131,8 @@ class Attempts:
             _encoder.encode(
                 Ack(
                     [
-                        AckItem(f.task_id, f.attempt, o in (ACCEPTED, DUPLICATE))
-                        for f, o in zip(finishes, outcomes, strict=True)
+                        AckItem(i.id, i.attempt, o in (ACCEPTED, DUPLICATE))
+                        for i, o in zip(items, outcomes, strict=True)
                     ]
                 )
             )
@@ -197,19 +198,22 @@ class Attempts:
                     item, outcome="reject", error_type=refused[0], error_message=refused[1]
                 )
         tenant_id = task.tenant_id if task is not None else conn.tenant_id
+        # An attempt no store could hold was never given: 0 matches no lease, and the
+        # fenced write refuses it without failing the frame's other results.
+        attempt = item.attempt if abs(item.attempt) <= MAX_ATTEMPT else 0
         finish = Finish(
             tenant_id=tenant_id,
             task_id=item.id,
-            attempt=item.attempt,
+            attempt=attempt,
             worker=conn.worker_id,
             next_state=SUCCEEDED,
             outcome=_OUTCOMES.get(item.outcome, "failed"),
             dispatched_at=task.dispatched_at if task else None,
             ready_at=task.ready_at if task else None,
             held_s=task.held_s if task else 0.0,
-            started_at=item.started_at,
-            finished_at=item.finished_at,
-            logs=self._logs.final(conn, item.id, item.attempt, item.logs),
+            started_at=worker_time(item.started_at, task.dispatched_at if task else now, now),
+            finished_at=worker_time(item.finished_at, task.dispatched_at if task else now, now),
+            logs=self._logs.final(conn, item.id, attempt, item.logs),
             log_drop=item.drop,
         )
         if item.outcome == "ok":

@@ -17,7 +17,7 @@ import msgspec
 from ..config import Settings
 from ..contract import FunctionConfig
 from ..errors import InvalidRequest, SluiceError
-from ..model import FUNCTION_NAME, SHARED
+from ..model import FUNCTION_NAME, MAX_ATTEMPT, SHARED, storable
 from ..protocol import (
     Credit,
     ErrorFrame,
@@ -25,6 +25,7 @@ from ..protocol import (
     Hello,
     Progress,
     Release,
+    ResultItem,
     Results,
     RunningTask,
     Welcome,
@@ -152,11 +153,14 @@ class Gateway:
                 conn.last_seen = rt.clock.now()
                 if isinstance(frame, Results):
                     _check_ids(item.id for item in frame.items)
-                    await self._attempts.finish(conn, frame.items)
+                    await self._attempts.finish(conn, [_storable(i) for i in frame.items])
                 elif isinstance(frame, Progress):
                     _check_ids(item.id for item in frame.items)
                     # Awaited: the lines are written before the result that may follow.
-                    await self._logs.progress(conn, frame.items)
+                    # (News of an attempt no store could number is no news of an attempt.)
+                    await self._logs.progress(
+                        conn, [i for i in frame.items if abs(i.attempt) <= MAX_ATTEMPT]
+                    )
                 elif isinstance(frame, Credit):
                     conn.slots = max(0, min(frame.slots, MAX_SLOTS))
                     conn.ahead = max(0, min(frame.ahead, MAX_SLOTS))
@@ -263,6 +267,19 @@ def _function_configs(hello: Hello, settings: Settings) -> list[FunctionConfig]:
         check_function(config, settings, f"functions.{spec.name}.")
         configs.append(config)
     return configs
+
+
+def _storable(item: ResultItem) -> ResultItem:
+    """A result whose error text both stores can hold (a handler's exception may carry a
+    NUL, which PostgreSQL's text refuses: the frame's whole write failed, the connection
+    closed, and the worker sent the same frame again on reconnecting, for ever)."""
+    texts = (item.error_type, item.error_message, item.traceback)
+    if not any(t is not None and "\x00" in t for t in texts):
+        return item
+    error_type, error_message, traceback = (None if t is None else storable(t) for t in texts)
+    return msgspec.structs.replace(
+        item, error_type=error_type, error_message=error_message, traceback=traceback
+    )
 
 
 def _check_ids(ids: Iterable[str]) -> None:

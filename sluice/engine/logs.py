@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import msgspec
 
 from ..contract import LogEntry
-from ..model import MARKER, SHARED, LogBatch, LogRecord
+from ..model import MARKER, SHARED, LogBatch, LogRecord, storable
 from ..protocol import MAX_PROGRESS_MESSAGE, LogLine, ProgressItem, ProgressReport
 from ..rawjson import within_depth
 from ..store import LogQuery, ProgressNote, Started
@@ -41,6 +41,19 @@ def line_cost(line: LogLine | LogRecord) -> int:
     return len(line.message) + len(line.logger) + 48
 
 
+# A worker's clock may be off by this much either way, and its timestamps are kept; past
+# it they are not times at all (-1e308): every sum and histogram they entered broke.
+WORKER_SKEW_S = 86_400.0
+
+
+def worker_time(at: float, since: float, now: float) -> float:
+    """A worker's timestamp of an attempt, held within a day of the span the server saw
+    (`since` its dispatch, to `now`)."""
+    if not math.isfinite(at):
+        return now
+    return min(max(at, since - WORKER_SKEW_S), now + WORKER_SKEW_S)
+
+
 def records(attempt: int, lines: list[LogLine]) -> list[LogRecord]:
     """A worker's lines as the store keeps them, each held to the protocol's bounds."""
     out = []
@@ -59,8 +72,8 @@ def records(attempt: int, lines: list[LogLine]) -> list[LogRecord]:
                 ln.at,
                 min(max(ln.level, 0), 100),
                 ln.stream if ln.stream in STREAMS else "log",
-                ln.logger[:LOGGER_BYTES],
-                ln.message[:LINE_BYTES],
+                storable(ln.logger[:LOGGER_BYTES]),
+                storable(ln.message[:LINE_BYTES]),
                 extra.decode() if extra is not None else None,
             )
         )
@@ -122,6 +135,7 @@ class TaskLogs:
     async def progress(self, conn: WorkerConn, items: list[ProgressItem]) -> None:
         """A worker's news of running attempts: starts and lines, fenced on its leases."""
         starts, batches, notes = [], [], []
+        now = self._rt.clock.now()
         for item in items:
             tenant_id = await self._tenant_of(conn, item.id)
             if tenant_id is None:
@@ -136,9 +150,8 @@ class TaskLogs:
                         )
                     )  # fmt: skip
             if item.started_at is not None and math.isfinite(item.started_at):
-                starts.append(
-                    Started(tenant_id, item.id, item.attempt, conn.worker_id, item.started_at)
-                )
+                at = worker_time(item.started_at, now, now)
+                starts.append(Started(tenant_id, item.id, item.attempt, conn.worker_id, at))
             lines = self._within_budget(conn, item.id, item.attempt, item.logs)
             if lines or item.drop is not None:
                 drop = _drop(item.drop)
@@ -242,6 +255,8 @@ def _report(conn: WorkerConn, item: ProgressItem) -> ProgressReport | None:
     except msgspec.DecodeError as exc:
         problem = str(exc)
     if problem is None:
+        if report.message is not None and "\x00" in report.message:
+            report = msgspec.structs.replace(report, message=storable(report.message))
         return report
     log.warning(
         "worker %s: dropped the progress of task %s attempt %d: %s",
