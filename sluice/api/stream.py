@@ -12,8 +12,9 @@ client asks, once per connection, to switch protocols on the node's own port:
     upgrade: sluice-submit/1
 
 and the node answers `101 Switching Protocols` (or, for a key it refuses, the same 401
-or 429 any route would, and closes). From then on each request is a frame, each answer a
-frame, in order:
+or 429 any route would, and closes). From then on (the client waits for the 101: bytes
+sent behind the upgrade's head are dropped by uvicorn's parser) each request is a frame,
+each answer a frame, in order:
 
     request:  u32 length, then the body `POST /v1/tasks` takes (a task spec, JSON)
     answer:   u32 length, u16 status, u32 Retry-After in ms (0xFFFFFFFF: none),

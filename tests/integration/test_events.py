@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import sluice
+from sluice.engine.topics import MAX_TOPIC_SUBSCRIPTIONS
 from tests.harness import running_server, running_worker, wait_for
 
 app = sluice.App("events")
@@ -141,3 +142,31 @@ async def test_another_tenants_events_and_subscriptions_stay_apart(tmp_path: Pat
                 404, "subscription_not_found",
             )  # fmt: skip
         assert server.count() == 0
+
+
+async def test_a_topics_fan_out_is_bounded_like_a_batch(tmp_path: Path) -> None:
+    # One event makes a task per subscription in one commit: 2,000 subscriptions and an
+    # event of 100 KB once wrote 200 MB in one go, past every batch limit.
+    async with (
+        running_server(tmp_path, app, max_batch_bytes=64 * 1024) as server,
+        httpx.AsyncClient(base_url=server.url, headers=auth(server.api_key)) as http,
+    ):
+        for i in range(MAX_TOPIC_SUBSCRIPTIONS):
+            put = await http.put(
+                f"/v1/subscriptions/s{i}", json={"topic": "t", "function": "audit"}
+            )
+            assert put.status_code == 200, put.text
+        spec = {"topic": "t", "function": "audit"}
+        one_more = await http.put("/v1/subscriptions/extra", json=spec)
+        assert one_more.status_code == 409, one_more.text
+        assert one_more.json()["error"]["code"] == "too_many_subscriptions"
+        again = await http.put("/v1/subscriptions/s0", json={"topic": "t", "function": "welcome"})
+        assert again.status_code == 200, again.text  # replacing one is not one more
+
+        event = await http.post("/v1/events/t", json={"blob": "x" * 1000})
+        assert event.status_code == 413, event.text
+        assert event.json()["error"]["code"] == "fan_out_too_large"
+        assert server.count() == 0
+        small = await http.post("/v1/events/t", json={"user": "ann"})
+        assert small.status_code == 200, small.text
+        assert server.count() == MAX_TOPIC_SUBSCRIPTIONS
