@@ -19,7 +19,7 @@ from collections.abc import Callable
 import msgspec
 
 from ..contract import TenantQuota
-from ..errors import PayloadTooLarge, QuotaExceeded
+from ..errors import PayloadTooLarge, QuotaExceeded, Unprocessable
 from ..model import NewTask
 from .runtime import Runtime
 
@@ -57,6 +57,13 @@ class Quotas:
 
     async def set(self, tenant_id: str, quota: TenantQuota) -> TenantQuota:
         """Store a tenant's quotas (their type holds them to their ranges)."""
+        if (quota.min_slots is not None and quota.max_concurrency is not None
+                and quota.min_slots > quota.max_concurrency):  # fmt: skip
+            raise Unprocessable(
+                f"min_slots ({quota.min_slots}) reserves more slots than max_concurrency "
+                f"({quota.max_concurrency}) lets the tenant use",
+                code="min_slots_above_max_concurrency", field="min_slots",
+            )  # fmt: skip
         await self._rt.store.put_quota(tenant_id, _encoder.encode(quota))
         self._quotas[tenant_id] = quota
         self._queued.pop(tenant_id, None)

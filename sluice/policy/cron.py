@@ -57,9 +57,14 @@ def ever_fires(expr: str, tz: str, after: float) -> bool:
     return bool(fire_times(expr, tz, after, after + NEVER_S, 1))
 
 
+# Names the zone database lists that are not zones: the machine's own setting (the same
+# schedule would fire at other times on another server) and tzdata's build rule file.
+_NOT_ZONES = frozenset({"localtime", "posixrules"})
+
+
 @functools.cache
 def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
 
 
 def valid_timezone(name: str) -> bool:

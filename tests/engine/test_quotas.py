@@ -11,7 +11,7 @@ from sluice.contract import FunctionConfig, TaskSpec, TenantQuota
 from sluice.engine.admission import build_task
 from sluice.engine.quotas import REFRESH_S, Quotas
 from sluice.engine.runtime import Runtime
-from sluice.errors import PayloadTooLarge, QuotaExceeded
+from sluice.errors import PayloadTooLarge, QuotaExceeded, Unprocessable
 from sluice.model import NewTask
 from tests.engine.conftest import heard, make_function, make_task, make_tenant, until
 
@@ -109,3 +109,14 @@ async def test_a_stored_quota_that_breaks_a_newer_rule_is_left_out_not_fatal(
     await quotas.start()
 
     assert quotas.all() == {"acme": TenantQuota(max_queued=5)}
+
+
+async def test_a_reserve_larger_than_the_cap_is_refused(rt: Runtime) -> None:
+    quotas = Quotas(rt, changed=Changes())
+    with pytest.raises(Unprocessable) as refused:
+        await quotas.set("acme", TenantQuota(min_slots=5, max_concurrency=4))
+    assert (refused.value.code, refused.value.field) == ("min_slots_above_max_concurrency",
+                                                         "min_slots")  # fmt: skip
+    assert quotas.cached("acme") is None
+    assert await rt.store.get_quota("acme") is None
+    await quotas.set("acme", TenantQuota(min_slots=4, max_concurrency=4))

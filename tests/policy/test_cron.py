@@ -109,6 +109,8 @@ def test_expressions_and_time_zones_are_validated() -> None:
     assert valid_expression("*/5 * * * *") and valid_expression("0 */10 * * * *")
     assert not valid_expression("61 * * * *") and not valid_expression("every minute")
     assert valid_timezone("Europe/Berlin") and not valid_timezone("Mars/Olympus")
+    # Listed by the zone database, but the server's own setting: not one zone everywhere.
+    assert not valid_timezone("localtime") and not valid_timezone("posixrules")
 
 
 @settings(max_examples=60, deadline=None)  # croniter walks up to a few hundred fires
