@@ -72,7 +72,7 @@ class FrontDoor:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind == "websocket" and _canonical(scope.get("path", "")) in self._worker_paths:
+        if kind == "websocket" and _canonical(_routed(scope)) in self._worker_paths:
             try:
                 caller = await self._identify(scope, pool=True)
             except TooManyRequests:
@@ -83,7 +83,7 @@ class FrontDoor:
         if kind != "http":
             await self.app(scope, receive, send)
             return
-        path, method = scope.get("path", ""), scope["method"]
+        path, method = _routed(scope), scope["method"]
         submitting = method == "POST" and path in self._submits
         if submitting:  # the hot path: no search
             route: Route | None = self._submits[path]
@@ -153,6 +153,14 @@ class FrontDoor:
             return
         allow = ", ".join(sorted({*found[1], "OPTIONS"}))
         await _send(send, 204, {"allow": allow}, b"", json=False)
+
+
+def _routed(scope: Scope) -> str:
+    """The path the framework routes: without the root path a proxy mounts the server
+    under, as litestar's router takes it off."""
+    path: str = scope.get("path", "")
+    root = scope.get("root_path", "")
+    return path.split(root, maxsplit=1)[-1] if root else path
 
 
 def _canonical(path: str) -> str:

@@ -23,6 +23,7 @@ from ..model import (
     SUCCEEDED,
     ClaimedTask,
     Finish,
+    storable,
 )
 from ..policy.backoff import next_after_failure
 from ..protocol import Ack, AckItem, ResultItem
@@ -41,6 +42,12 @@ from .runtime import Runtime
 
 _encoder = msgspec.json.Encoder()
 _policy_decoder = msgspec.json.Decoder(RetryPolicy)
+
+
+def _storable(text: str | None) -> str | None:
+    return None if text is None else storable(text)
+
+
 _OUTCOMES = {
     "ok": "succeeded",
     "error": "failed",
@@ -220,12 +227,15 @@ class Attempts:
             return msgspec.structs.replace(finish, result=result)
         if item.outcome == "cancelled":
             return msgspec.structs.replace(finish, next_state=CANCELLED)
+        # A handler's (or an HTTP target's) error text may carry a NUL, which PostgreSQL's
+        # text refuses: the whole write of the results failed, and the worker sent them
+        # again on reconnecting, for ever, leaving their tasks running.
         failed = msgspec.structs.replace(
             finish,
             next_state=DEAD,
-            error_type=item.error_type,
-            error_message=item.error_message,
-            traceback=item.traceback,
+            error_type=_storable(item.error_type),
+            error_message=_storable(item.error_message),
+            traceback=_storable(item.traceback),
         )
         if task is None:  # unknown task: the fenced write refuses it anyway
             return failed

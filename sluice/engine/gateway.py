@@ -17,7 +17,7 @@ import msgspec
 from ..config import Settings
 from ..contract import FunctionConfig
 from ..errors import InvalidRequest, SluiceError
-from ..model import FUNCTION_NAME, MAX_ATTEMPT, SHARED, storable
+from ..model import FUNCTION_NAME, MAX_ATTEMPT, SHARED
 from ..protocol import (
     Credit,
     ErrorFrame,
@@ -25,7 +25,6 @@ from ..protocol import (
     Hello,
     Progress,
     Release,
-    ResultItem,
     Results,
     RunningTask,
     Welcome,
@@ -153,7 +152,7 @@ class Gateway:
                 conn.last_seen = rt.clock.now()
                 if isinstance(frame, Results):
                     _check_ids(item.id for item in frame.items)
-                    await self._attempts.finish(conn, [_storable(i) for i in frame.items])
+                    await self._attempts.finish(conn, frame.items)
                 elif isinstance(frame, Progress):
                     _check_ids(item.id for item in frame.items)
                     # Awaited: the lines are written before the result that may follow.
@@ -267,19 +266,6 @@ def _function_configs(hello: Hello, settings: Settings) -> list[FunctionConfig]:
         check_function(config, settings, f"functions.{spec.name}.")
         configs.append(config)
     return configs
-
-
-def _storable(item: ResultItem) -> ResultItem:
-    """A result whose error text both stores can hold (a handler's exception may carry a
-    NUL, which PostgreSQL's text refuses: the frame's whole write failed, the connection
-    closed, and the worker sent the same frame again on reconnecting, for ever)."""
-    texts = (item.error_type, item.error_message, item.traceback)
-    if not any(t is not None and "\x00" in t for t in texts):
-        return item
-    error_type, error_message, traceback = (None if t is None else storable(t) for t in texts)
-    return msgspec.structs.replace(
-        item, error_type=error_type, error_message=error_message, traceback=traceback
-    )
 
 
 def _check_ids(ids: Iterable[str]) -> None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
 from ..contract import TenantQuota
 from ..errors import PayloadTooLarge, QuotaExceeded, Unprocessable
-from ..model import NewTask
+from ..model import MIN_RATE, NewTask
 from .runtime import Runtime
 
 log = logging.getLogger("sluice.quotas")
@@ -136,11 +137,20 @@ class Quotas:
 
 
 def _read(tenant_id: str, raw: bytes) -> TenantQuota | None:
-    """A stored quota under today's rules: one stored before a rule it breaks (a rate
-    too slow to compute with was accepted once) is left out with an error in the log, so
-    it cannot keep the node from starting; the admin's next PUT brings it back."""
+    """A stored quota under today's rules. A rate stored before the contract refused one
+    too slow to compute with counts as the slowest allowed (dropping the quota would drop
+    its other limits too); one that breaks a rule otherwise is left out with an error in
+    the log, so it cannot keep the node from starting. The admin's next PUT mends it."""
     try:
         return _decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        log.error("the quotas of %s are left out: they break a rule (%s)", tenant_id, exc)
-        return None
+        error = exc
+    try:
+        fields = msgspec.json.decode(raw, type=dict[str, Any])
+        rate = fields.get("rate")
+        if isinstance(rate, (int, float)) and 0 < rate < MIN_RATE:
+            return msgspec.convert({**fields, "rate": MIN_RATE}, TenantQuota)
+    except msgspec.ValidationError as exc:
+        error = exc
+    log.error("the quotas of %s are left out: they break a rule (%s)", tenant_id, error)
+    return None

@@ -12,7 +12,7 @@ from sluice.engine.admission import build_task
 from sluice.engine.quotas import REFRESH_S, Quotas
 from sluice.engine.runtime import Runtime
 from sluice.errors import PayloadTooLarge, QuotaExceeded, Unprocessable
-from sluice.model import NewTask
+from sluice.model import MIN_RATE, NewTask
 from tests.engine.conftest import heard, make_function, make_task, make_tenant, until
 
 
@@ -95,12 +95,14 @@ async def test_another_nodes_change_is_read_again_in_the_background_and_told(
     await until(lambda: "acme" in quotas.limited())
 
 
-async def test_a_stored_quota_that_breaks_a_newer_rule_is_left_out_not_fatal(
+async def test_a_stored_quota_that_breaks_a_newer_rule_is_mended_or_left_out_not_fatal(
     rt: Runtime,
 ) -> None:
     # A rate of 1e-320 was once accepted (its 1 / rate is infinite); the contract now
-    # refuses it. Stored, it must not keep the node from starting.
-    await rt.store.put_quota("old", b'{"rate":1e-320}')
+    # refuses it. Stored, it counts as the slowest rate allowed, and the quota's other
+    # limits stay. One that breaks another rule is left out: the node still starts.
+    await rt.store.put_quota("old", b'{"rate":1e-320,"max_queued":5}')
+    await rt.store.put_quota("broken", b'{"max_queued":-1}')
     await rt.store.put_quota("acme", msgspec.json.encode(TenantQuota(max_queued=5)))
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(b'{"rate":1e-320}', type=TenantQuota)
@@ -108,7 +110,9 @@ async def test_a_stored_quota_that_breaks_a_newer_rule_is_left_out_not_fatal(
     quotas = Quotas(rt, changed=Changes())
     await quotas.start()
 
-    assert quotas.all() == {"acme": TenantQuota(max_queued=5)}
+    assert quotas.all() == {
+        "acme": TenantQuota(max_queued=5), "old": TenantQuota(rate=MIN_RATE, max_queued=5),
+    }  # fmt: skip
 
 
 async def test_a_reserve_larger_than_the_cap_is_refused(rt: Runtime) -> None:

@@ -81,3 +81,23 @@ async def test_a_handler_reached_past_the_door_refuses_a_caller_it_was_not_given
             assert submit.json()["error"]["code"] == "missing_key"
             assert (await http.get("/v1/health")).status_code == 200  # open to anyone
         assert server.count() == 0
+
+
+async def test_behind_a_root_path_the_door_reads_the_path_the_framework_routes(
+    tmp_path: Path,
+) -> None:
+    # A proxy mounting the server under /sluice (uvicorn --root-path): the door takes the
+    # root off as the framework does, so each route's rule is the one it applies.
+    async with running_server(tmp_path, app, admin_key=ADMIN) as server:
+        assert server.asgi is not None
+        transport = httpx.ASGITransport(app=server.asgi, root_path="/sluice")
+        async with httpx.AsyncClient(transport=transport, base_url="http://door") as http:
+            admin = {"authorization": f"Bearer {ADMIN}"}
+            assert (await http.get("/sluice/v1/tenants", headers=admin)).status_code == 200
+            assert (await http.get("/sluice/v1/tenants/")).status_code == 404
+            tenant = {"authorization": f"Bearer {server.api_key}"}
+            made = await http.post("/sluice/v1/tasks", json={"function": "echo"}, headers=tenant)
+            assert made.status_code == 201, made.text
+            refused = await http.post("/sluice/v1/tasks", json={"function": "echo"})
+            assert refused.json()["error"]["code"] == "missing_key"
+        assert server.count() == 1

@@ -52,6 +52,8 @@ class Downstream:
             return web.Response(status=400, text="no such order")
         if kind == "broken":
             return web.Response(status=500, text="boom")
+        if kind == "nul":  # a NUL in the body an error quotes (PostgreSQL's text refuses it)
+            return web.Response(status=400, body=b"bad \x00 thing")
         if kind == "slow":  # the service's own slowness, past the 1 s target timeout
             await asyncio.sleep(5)
             return web.json_response({})
@@ -171,6 +173,20 @@ async def test_answers_map_to_success_retry_and_dead(server: Running) -> None:
         done = await c.wait(busy.id, timeout=15)
         assert done.state == "succeeded" and done.result == "done"  # 429 then fine
         assert service.flaky[busy.id] == 2
+
+
+async def test_an_answer_whose_text_the_store_cannot_hold_as_is_still_ends_the_task(
+    server: Running,
+) -> None:
+    # On PostgreSQL the NUL failed the finish's write: the task stayed running and was
+    # posted again after every lease, for ever.
+    async with downstream() as (service, base), AsyncClient(server.url, server.api_key) as c:
+        assert (await put_target(server, "nul", f"{base}/nul")).is_success
+        task = await c.submit({"function": "nul", "args": []})
+        done = await c.wait(task.id, timeout=10)
+    assert done.state == "dead" and done.attempt == 1
+    assert "HTTP 400: bad \ufffd thing" in (done.error or "")
+    assert [kind for kind, *_ in service.requests] == ["nul"]
 
 
 async def test_internal_addresses_are_refused_unless_allowed(tmp_path: Path) -> None:

@@ -70,6 +70,9 @@ async def test_the_signal_takes_keys_names_its_pools_and_refuses_bad_input(
     async with running_server(tmp_path, app, pool_key=POOL_KEY, admin_key=ADMIN_KEY) as srv:
         await srv.node.functions.register(SHARED, [app.tasks["idle"].config])
         await srv.node.intake.submit(srv.tenant_id, [TaskSpec(function="idle")] * 3)
+        # A tenant that never registered `idle` itself: its tasks are the shared pool's.
+        walk_in = await srv.node.tenants.ensure("walk-in")
+        await srv.node.intake.submit(walk_in.id, [TaskSpec(function="idle")] * 2)
 
         missing = await get(srv.url, None)
         wrong = await get(srv.url, "sk_nope")
@@ -89,8 +92,10 @@ async def test_the_signal_takes_keys_names_its_pools_and_refuses_bad_input(
     assert "default" in other_pool.json()["error"]["message"]
     assert (bad_name.status_code, bad_name.json()["error"]["field"]) == (400, "functions")
     assert mine.json()["load"] == 3
-    # The shared pool serves `idle` for every tenant: the tenant's 3 ready tasks count.
-    assert shared.json()["load"] == admin_shared.json()["load"] == 3
+    # The shared pool serves `idle` for tenants that did not register it themselves: the
+    # walk-in's 2 count, not the 3 of the tenant whose own workers alone take its `idle`
+    # (as the shared claims leave them).
+    assert shared.json()["load"] == admin_shared.json()["load"] == 2
     assert admin_tenant.json()["load"] == 3
     assert admin_default.json()["error"]["code"] == "pool_not_found"
     assert admin_unknown.json()["error"]["code"] == "tenant_not_found"
