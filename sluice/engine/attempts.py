@@ -6,6 +6,7 @@ reported to what follows an end (`Finishes`: engine/outcomes.py).
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Protocol
 
@@ -28,7 +29,7 @@ from ..model import (
 from ..policy.backoff import next_after_failure
 from ..protocol import Ack, AckItem, ResultItem
 from ..rawjson import MAX_DEPTH, within_depth
-from ..store import ACCEPTED, DUPLICATE
+from ..store import ACCEPTED, DUPLICATE, STALE
 from ..store.notifications import event_of, notices, with_task
 from .adaptive import AdaptivePools
 from .functions import Functions
@@ -42,6 +43,9 @@ from .runtime import Runtime
 
 _encoder = msgspec.json.Encoder()
 _policy_decoder = msgspec.json.Decoder(RetryPolicy)
+
+
+log = logging.getLogger("sluice.attempts")
 
 
 def _storable(text: str | None) -> str | None:
@@ -129,7 +133,7 @@ class Attempts:
             self._decide(conn, item, task, now) for item, task in zip(items, tasks, strict=True)
         ]
         began = self._rt.clock.monotonic()
-        outcomes = await self._rt.store.finish_attempts(finishes, now)
+        outcomes = await self._written(finishes, now)
         self._meters.store_op("finish", self._rt.clock.monotonic() - began)
         self._meters.attempts_ended(finishes, outcomes, tasks)
         self._finishes.finished(finishes, outcomes)
@@ -144,6 +148,31 @@ class Attempts:
                 )
             )
         )
+
+    async def _written(self, finishes: list[Finish], now: float) -> list[str]:
+        """The store's outcome of each finish. A write the store fails is tried again a
+        finish at a time: one the store cannot take while it answers (a value no rule
+        here foresaw) is refused alone, acknowledged as not accepted, so the frame's other
+        results are written, and the worker, whose connection a failure closed, does not
+        send the same frame again on reconnecting, and fail again, for ever. Refused, the
+        attempt's lease runs out and the task is retried or ends as its policy says. When
+        the store does not answer at all, the error goes on (the worker sends again)."""
+        store = self._rt.store
+        try:
+            return await store.finish_attempts(finishes, now)
+        except Exception:
+            if not finishes:
+                raise
+        outcomes = []
+        for finish in finishes:
+            try:
+                outcomes += await store.finish_attempts([finish], now)
+            except Exception as exc:
+                await store.get_task(finish.tenant_id, finish.task_id)  # raises if down
+                log.error("refused the result of task %s attempt %d: the store cannot "
+                          "write it (%s)", finish.task_id, finish.attempt, exc)  # fmt: skip
+                outcomes.append(STALE)
+        return outcomes
 
     async def _claimed(self, tenant_id: str, task_id: str) -> ClaimedTask | None:
         """Rebuild what was delivered, for a result whose delivery this node did not make

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import msgspec
+import pytest
 
 from sluice.contract import FunctionConfig, RetryPolicy, Selector
 from sluice.engine.adaptive import AdaptivePools
@@ -114,6 +115,55 @@ async def test_a_result_from_a_worker_not_holding_the_lease_is_refused(rt: Runti
     assert [(i.id, i.accepted) for i in acks[0].items] == [(task.id, False)]
     await conn.close()
     await impostor.close()
+
+
+async def test_a_result_the_store_cannot_write_is_refused_alone(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A value no rule foresaw fails the store's write of the whole frame; its connection
+    # closed, the worker sent the same frame again on reconnecting, for ever.
+    s = Setup(rt)
+    tenant, conn, poison = await s.running()
+    _, _, fine = await s.running()
+    store = rt.store
+    finish_attempts = store.finish_attempts
+
+    async def failing(finishes: list[Finish], now: float) -> list[str]:
+        if any(f.task_id == poison.id for f in finishes):
+            raise ValueError("invalid byte sequence for encoding")
+        return await finish_attempts(finishes, now)
+
+    store.finish_attempts = failing  # type: ignore[method-assign]
+    try:
+        await s.attempts.finish(conn, [s.result(poison, "ok"), s.result(fine, "ok")])
+    finally:
+        store.finish_attempts = finish_attempts  # type: ignore[method-assign]
+
+    assert await state_of(rt, tenant, fine.id) == SUCCEEDED
+    assert await state_of(rt, tenant, poison.id) == RUNNING  # its lease runs out, then a retry
+    acks = await until(lambda: s.wire.of(Ack))
+    assert [(i.id, i.accepted) for i in acks[0].items] == [(poison.id, False), (fine.id, True)]
+    assert f"refused the result of task {poison.id}" in caplog.text
+    await conn.close()
+
+
+async def test_results_are_not_refused_when_the_store_is_down(rt: Runtime) -> None:
+    s = Setup(rt)
+    _, conn, task = await s.running()
+    store = rt.store
+    finish_attempts, get_task = store.finish_attempts, store.get_task
+
+    async def down(*args: Any) -> Any:
+        raise ConnectionRefusedError("the database does not answer")
+
+    store.finish_attempts = store.get_task = down  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            await s.attempts.finish(conn, [s.result(task, "ok")])
+    finally:
+        store.finish_attempts, store.get_task = finish_attempts, get_task  # type: ignore[method-assign]
+    assert s.wire.of(Ack) == []  # nothing acknowledged: the worker sends it again
+    await conn.close()
 
 
 async def test_a_failure_is_retried_per_policy_with_the_seeded_random_source(
