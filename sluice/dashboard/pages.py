@@ -10,13 +10,13 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 from litestar import Request, Response
 
 from ..contract import Selector
-from ..errors import ClientError, Forbidden, InvalidRequest
+from ..errors import ClientError, Forbidden, InvalidRequest, TooManyRequests
 from ..model import SHARED
 from .console import COUNT_CAP, DEAD_SCAN, HEADERS, STATES, Console
 from .session import SESSION_S, Session
@@ -89,24 +89,57 @@ async def _render(console: Console, session: Session, name: str, **context: Any)
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a path on this console (never //host or a scheme): no open redirect."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    """Only a path on this console (never //host or a scheme): no open redirect. Printable
+    ASCII without spaces only: browsers drop a tab or a newline (`/\t/host` is `//host`
+    to them), and the location header could not carry a newline or non-ASCII anyway."""
+    if (
+        value and value.startswith("/") and not value.startswith("//") and "\\" not in value
+        and value.isascii() and value.isprintable() and " " not in value
+    ):  # fmt: skip
         return value
     return "/"
+
+
+def _cross_site(request: Req) -> bool:
+    """Whether a browser says this request came from another site's page (a sign-in form
+    posted from elsewhere would sign the visitor in with the other site's key)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != request.headers.get("host", "")
 
 
 # -- signing in ------------------------------------------------------------------------
 
 
 async def signin_page(console: Console, request: Req, _: Session) -> Response[str]:
-    return console.render("signin.html", None, next=_safe_next(request.query_params.get("next")))
+    # Signed in already: a `#key=` link fills the form but waits for a click (a link
+    # from elsewhere must not swap the visitor's session for another tenant's).
+    signed_in = await console.session(request) is not None
+    return console.render("signin.html", None, next=_safe_next(request.query_params.get("next")),
+                          signed_in=signed_in)  # fmt: skip
 
 
 async def signin(console: Console, request: Req, _: Session) -> Response[str]:
     form = await request.form()
     after = _safe_next(form.get("next"))
+    if _cross_site(request):
+        return console.render("signin.html", None, status=403, next=after,
+                              error="Sign in from this console's own page.")  # fmt: skip
+    # As the API counts unknown keys per address (api/limits.py): past the limit, the
+    # right key too is refused until the minute is over, so guessing cannot go on here.
+    address = request.client.host if request.client else ""
+    failures = console.limits.auth_failures
+    try:
+        failures.check(address)
+    except TooManyRequests as exc:
+        return console.render("signin.html", None, status=429, next=after, error=str(exc))
     session = await console.sign_in(str(form.get("key") or ""))
     if session is None:
+        failures.failed(address)
         wrong = "That key is not a live tenant key or the admin key."
         return console.render("signin.html", None, status=401, next=after, error=wrong)
     value = console.sessions.encode(session)

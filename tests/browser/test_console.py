@@ -21,7 +21,7 @@ import pytest
 
 from sluice.dashboard.console import STATES
 from tests.browser.conftest import ADMIN_KEY, ARTIFACTS, ROOT, new_page, signed_in
-from tests.harness import Running, free_port, wait_for
+from tests.harness import Running, free_port, running_server, wait_for
 
 pytestmark = pytest.mark.xdist_group("browser")  # one Chromium at a time on 2 cores
 ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -317,3 +317,28 @@ async def test_the_overview_updates_without_a_reload(browser: Any, console: Runn
     await wait_for(grown, timeout=15)
     assert await page.evaluate("window.sameDocument") is True
     assert page.errors.messages == [], page.errors.messages
+
+
+async def test_a_sign_in_link_waits_for_a_click_while_a_session_is_open(
+    browser: Any, tmp_path: Path
+) -> None:
+    # A `#key=` link signs a fresh visitor in at once; one already signed in is asked
+    # first: a link from elsewhere must not swap the admin's session for a tenant's.
+    from tests.browser.console_app import app
+
+    async with running_server(tmp_path, app, admin_key=ADMIN_KEY) as server:
+        page = await signed_in(browser, server, ADMIN_KEY)
+        await page.goto(f"{server.url}/ui/signin#key={server.api_key}")
+        await page.wait_for_function("document.getElementById('key').value.length > 0")
+        assert "#key" not in page.url  # the key left the address bar
+        assert await page.evaluate("document.activeElement.textContent.trim()") == "Sign in"
+        tenants = await page.goto(f"{server.url}/ui/tenants")
+        assert tenants is not None and tenants.status == 200  # still the admin
+        await page.goto(f"{server.url}/ui/signin#key={server.api_key}")
+        await page.wait_for_function("document.getElementById('key').value.length > 0")
+        await page.click("#signin button")
+        await page.wait_for_url(f"{server.url}/")
+        tenants = await page.goto(f"{server.url}/ui/tenants")
+        assert tenants is not None and tenants.status == 403  # the tenant, by a click
+        unexpected = [m for m in page.errors.messages if "status of 403" not in m]
+        assert unexpected == [], unexpected

@@ -474,3 +474,47 @@ async def test_the_admin_looking_at_a_tenant_sees_its_workers_and_the_shared_poo
             page = (await client.get("/ui/workers")).text
     assert "own-worker" in page and "shared-worker" in page
     assert "books-worker" not in page
+
+
+async def test_signing_in_is_held_to_the_apis_guessing_limit_and_to_this_site(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_server(tmp_path, app, admin_key=ADMIN_KEY, max_auth_failures=3) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        # A form posted from another site's page would sign the visitor in with that
+        # site's key (login CSRF): refused, whoever's key it carries.
+        for headers in ({"sec-fetch-site": "cross-site"}, {"origin": "http://127.0.0.2:9"}):
+            crossed = await client.post("/ui/signin", headers=headers,
+                                        data={"key": server.api_key, "next": "/"})  # fmt: skip
+            assert crossed.status_code == 403 and "set-cookie" not in crossed.headers
+        own = {"origin": server.url, "sec-fetch-site": "same-origin"}
+        for _ in range(3):
+            wrong = await client.post("/ui/signin", data={"key": "sk_guess"}, headers=own)
+            assert wrong.status_code == 401
+        # Past the limit, the right key too waits out the minute: guessing cannot go on
+        # here any more than on the API (and the API counts the console's guesses).
+        right = await client.post("/ui/signin", data={"key": ADMIN_KEY}, headers=own)
+        assert right.status_code == 429 and "set-cookie" not in right.headers
+        api = await client.get("/v1/tenants", headers={"authorization": f"Bearer {ADMIN_KEY}"})
+        assert api.status_code == 429
+
+
+ELSEWHERE = ["/\t/127.0.0.2:9/x", "/\n/x", "/\u3002", "/ui/tasks x", "/\\127.0.0.2",
+             "//127.0.0.2", "https://127.0.0.2/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("next_", ELSEWHERE)
+async def test_after_signing_in_the_console_only_goes_to_its_own_pages(
+    tmp_path: Path, next_: str
+) -> None:
+    async with (
+        running_server(tmp_path, app) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        signed = await client.post("/ui/signin", data={"key": server.api_key, "next": next_})
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/"
+        page = await client.get("/ui/signin", params={"next": next_})
+        assert page.status_code == 200 and 'name="next" value="/"' in page.text

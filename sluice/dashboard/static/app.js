@@ -77,6 +77,12 @@
     if (!form || !m) return;
     form.querySelector("#key").value = decodeURIComponent(m[1]);
     history.replaceState(null, "", window.location.pathname + window.location.search);
+    // Signed in already: the visitor decides (a link from elsewhere must not swap the
+    // session for another tenant's without a click).
+    if (form.hasAttribute("data-signed-in")) {
+      form.querySelector("button").focus();
+      return;
+    }
     form.submit();
   }
 
