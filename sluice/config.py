@@ -34,8 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     admin_key: str | None = None
     """Key for admin endpoints; unset disables them."""
     console_secret: str | None = None
-    """Signs the web console's session cookies. Unset: derived from the admin key (so
-    every node of a cluster accepts the same sessions), else random per process."""
+    """Signs the web console's session cookies. Unset: a random key the first node made
+    and kept in the store, shared by every node of the cluster."""
     pool_key: str | None = None
     """Key for shared worker pools: a worker connecting with it runs every tenant's tasks
     of the functions it serves, in fair order (docs/scheduling.md); unset disables them."""

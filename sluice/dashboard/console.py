@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from .live import Shared
 from .session import COOKIE, Session, Sessions, admin_digest
 
 HERE = Path(__file__).parent
+CONSOLE_SECRET = "console-session"  # the store's name of the sessions' signing key
 COUNT_CAP = 10_000  # a bulk action's count before it is confirmed: "10,000+" past it
 DEAD_SCAN = 2_000  # dead letters grouped on the dead-letter page (the oldest first)
 STATES = ("scheduled", "ready", "paused", "running", "succeeded", "dead", "cancelled", "expired")
@@ -60,7 +62,7 @@ class Console:
         self.node = node
         self.limits = limits
         s = node.settings
-        self.sessions = Sessions(s.console_secret, s.admin_key)
+        self.sessions = Sessions(s.console_secret)
         self.secure = bool(s.tls_cert)
         self.shared = Shared(node.clock.monotonic)
         self.env = jinja2.Environment(
@@ -75,8 +77,21 @@ class Console:
 
     # -- who is asking -------------------------------------------------------------
 
+    async def _keyed(self) -> None:
+        """The signing key, read once: SLUICE_CONSOLE_SECRET, else the cluster's own,
+        made by the first node that needed it and kept in the store."""
+        if not self.sessions.keyed:
+            key = await self.node.store.keep_secret(
+                CONSOLE_SECRET, secrets.token_bytes(32), self.node.clock.now()
+            )
+            self.sessions.use(key)
+
     async def session(self, request: Request[Any, Any, Any]) -> Session | None:
-        session = self.sessions.read(request.cookies.get(COOKIE))
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            return None
+        await self._keyed()
+        session = self.sessions.read(cookie)
         if session is None:
             return None
         if session.admin:
@@ -86,6 +101,7 @@ class Console:
         return session if tenant_id == session.t else None
 
     async def sign_in(self, key: str) -> Session | None:
+        await self._keyed()
         key = key.strip()
         tenants = self.node.tenants
         if tenants.is_admin(key):

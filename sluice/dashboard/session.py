@@ -12,9 +12,10 @@ action (a POST) carries a CSRF token, the HMAC of the session's nonce, as the `c
 form field or the `X-CSRF-Token` header htmx sends; the session cookie alone is not
 enough to act.
 
-The signing key is `SLUICE_CONSOLE_SECRET`; without it, it is derived from the admin key
-(every node of a cluster shares that, so a session works on any node), else it is
-random per process (sessions end when the node restarts).
+The signing key is `SLUICE_CONSOLE_SECRET`; without it, a random key the first node made
+and kept in the store, so every node of a cluster shares it (a session works on any
+node) and it outlives restarts. It was once derived from the admin key: a tenant's own
+cookie then let it test guesses of the admin key offline, as fast as it could hash.
 """
 
 from __future__ import annotations
@@ -62,16 +63,20 @@ def admin_digest(admin_key: str) -> str:
 class Sessions:
     """Makes and reads session cookies and CSRF tokens with one signing key."""
 
-    def __init__(self, secret: str | None, admin_key: str | None) -> None:
-        if secret:
-            key = secret.encode()
-        elif admin_key:
-            key = hashlib.sha256(b"sluice console key:" + admin_key.encode()).digest()
-        else:
-            key = secrets.token_bytes(32)
+    def __init__(self, secret: str | None) -> None:
+        self._key = secret.encode() if secret else None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the signing key is known (the store's is read on first use)."""
+        return self._key is not None
+
+    def use(self, key: bytes) -> None:
         self._key = key
 
     def _sign(self, data: bytes) -> str:
+        if self._key is None:
+            raise RuntimeError("the console's signing key is not read yet")
         return _b64(hmac.new(self._key, data, hashlib.sha256).digest())
 
     def make(self, kind: str, tenant_id: str, digest: str, now: float | None = None) -> str:

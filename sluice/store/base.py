@@ -385,6 +385,11 @@ class LeaseStore(Protocol):
         (the cluster's timer leader, for one)."""
         ...
 
+    async def keep_secret(self, name: str, candidate: bytes, now: float) -> bytes:
+        """The cluster's secret of this name: `candidate` if none was kept before (the
+        first node to ask makes it), else the one kept, for good."""
+        ...
+
 
 # -- cron schedules ------------------------------------------------------------------
 

@@ -6,8 +6,11 @@ its sessions; the admin picks a tenant; many viewers share one computation."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
+import hashlib
+import hmac
 import json
 import re
 import sqlite3
@@ -20,9 +23,17 @@ import pytest
 from aiohttp import web
 
 from sluice.contract import TenantQuota
+from sluice.dashboard.console import CONSOLE_SECRET
 from sluice.store.sqlite.database import SQLiteDatabase
 from sluice.worker.app import App
-from tests.harness import Running, free_port, running_server, wait_for
+from tests.harness import (
+    Running,
+    _running_server,
+    database_for,
+    free_port,
+    running_server,
+    wait_for,
+)  # fmt: skip
 
 ADMIN_KEY = "sa_console-access-admin"
 app = App("shop")
@@ -518,3 +529,40 @@ async def test_after_signing_in_the_console_only_goes_to_its_own_pages(
         assert signed.headers["location"] == "/"
         page = await client.get("/ui/signin", params={"next": next_})
         assert page.status_code == 200 and 'name="next" value="/"' in page.text
+
+
+async def test_sessions_are_signed_with_the_clusters_own_key_not_the_admin_keys(
+    tmp_path: Path,
+) -> None:
+    # Derived from the admin key, the signing key let a tenant test guesses of the admin
+    # key offline against its own cookie's signature.
+    async with running_server(tmp_path, app, admin_key=ADMIN_KEY) as server:
+        async with sign_in(server, server.api_key) as client:
+            cookie = client.cookies["sluice_console"]
+            assert (await client.get("/ui/tasks")).status_code == 200
+        body, signature = cookie.split(".")
+        kept = await server.node.store.keep_secret(CONSOLE_SECRET, b"another node's", 0.0)
+        assert len(kept) == 32
+
+        def signed(key: bytes) -> str:
+            mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
+            return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+        assert signature == signed(kept)
+        derived = hashlib.sha256(b"sluice console key:" + ADMIN_KEY.encode()).digest()
+        assert signature != signed(derived)
+
+
+async def test_a_session_made_on_one_node_holds_on_the_others(tmp_path: Path) -> None:
+    # A load balancer may send each request to any node: they share the key the first
+    # node made and kept in the store.
+    async with (
+        database_for("postgres", tmp_path) as database,
+        _running_server(database, app, node_id="node-a") as a,
+        _running_server(database, app, node_id="node-b") as b,
+    ):
+        async with sign_in(a, a.api_key) as client:
+            cookie = client.cookies["sluice_console"]
+        async with httpx.AsyncClient(base_url=b.url, cookies={"sluice_console": cookie}) as other:
+            page = await other.get("/ui/tasks")
+        assert page.status_code == 200 and "/ui/signin" not in str(page.url)

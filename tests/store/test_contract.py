@@ -1159,6 +1159,13 @@ async def test_after_a_checkpoint_the_sqlite_writer_catches_up_so_the_wal_starts
 # tests expire a lease by renewing it into the past (a negative ttl), or wait for a short one.
 
 
+async def test_a_kept_secret_is_the_first_askers_for_good(store: Store) -> None:
+    first = await store.keep_secret("console", b"a" * 32, NOW)
+    assert first == b"a" * 32
+    assert await store.keep_secret("console", b"b" * 32, NOW + 1) == first  # another node
+    assert await store.keep_secret("other", b"c" * 32, NOW) == b"c" * 32  # by name
+
+
 async def test_a_lease_is_held_by_one_holder_until_it_expires(store: Store) -> None:
     assert await store.acquire_lease("timers", "node-a", 60.0)
     assert not await store.acquire_lease("timers", "node-b", 60.0)

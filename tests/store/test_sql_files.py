@@ -47,6 +47,7 @@ TABLES = {
     "api_keys",
     "functions",
     "leases",
+    "node_secrets",  # secrets every node shares (the console's signing key)
     "schedules",
     "pauses",
     "subscriptions",

@@ -22,3 +22,7 @@ class PostgresLeases(PostgresDatabase):
     async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         got = await self.pool.fetchval(Q["acquire_lease"], name, holder, ttl_s)
         return bool(got == holder)
+
+    async def keep_secret(self, name: str, candidate: bytes, now: float) -> bytes:
+        await self.pool.execute(Q["keep_secret"], name, candidate, now)
+        return bytes(await self.pool.fetchval(Q["get_secret"], name))

@@ -31,3 +31,11 @@ WHERE left(name, length($1)) = $1 AND until >= extract(epoch FROM clock_timestam
 
 -- name: release_lease
 DELETE FROM leases WHERE name = $1 AND holder = $2;
+
+-- name: keep_secret
+-- A shared secret is made once: the first node's stays, later candidates are dropped.
+INSERT INTO node_secrets (name, value, created_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: get_secret
+SELECT value FROM node_secrets WHERE name = $1;

@@ -40,3 +40,10 @@ class SQLiteLeases(SQLiteDatabase):
             return row is not None and row[0] == holder
 
         return await self._writer.submit(op, small=True)
+
+    async def keep_secret(self, name: str, candidate: bytes, now: float) -> bytes:
+        def op(conn: sqlite3.Connection) -> bytes:
+            conn.execute(Q["keep_secret"], {"name": name, "value": candidate, "now": now})
+            return bytes(conn.execute(Q["get_secret"], {"name": name}).fetchone()[0])
+
+        return await self._writer.submit(op, small=True)

@@ -30,3 +30,11 @@ WHERE substr(name, 1, length(:prefix)) = :prefix
 
 -- name: release_lease
 DELETE FROM leases WHERE name = :name AND holder = :holder;
+
+-- name: keep_secret
+-- A shared secret is made once: the first node's stays, later candidates are dropped.
+INSERT INTO node_secrets (name, value, created_at) VALUES (:name, :value, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: get_secret
+SELECT value FROM node_secrets WHERE name = :name;
