@@ -159,8 +159,13 @@ class Console:
         html = self.env.get_template(name).render(**context)
         return Response(html, status_code=status, media_type="text/html", headers=HEADERS)
 
-    def cookie_headers(self, value: str, max_age: float) -> dict[str, str]:
-        secure = "; Secure" if self.secure else ""
+    def cookie_headers(
+        self, value: str, max_age: float, request: Request[Any, Any, Any]
+    ) -> dict[str, str]:
+        # Secure when this node serves HTTPS, or a proxy it trusts (uvicorn's
+        # FORWARDED_ALLOW_IPS) says the browser's request was HTTPS (TLS ended there).
+        https = self.secure or request.url.scheme == "https"
+        secure = "; Secure" if https else ""
         cookie = (
             f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={int(max_age)}{secure}"
         )
@@ -227,9 +232,13 @@ def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
 
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def _js(value: Any) -> str:
-    """JSON for a `<script type="application/json">` block (no `</` can close it)."""
-    return json.dumps(value, default=str).replace("</", "<\\/")
+    """JSON for a `<script type="application/json">` block: no `<`, `>` or `&` in it as
+    such, so no `</script` or `<!--` can end or bend the block (the same JSON, escaped)."""
+    return json.dumps(value, default=str).translate(_SCRIPT_SAFE)
 
 
 # -- handlers ------------------------------------------------------------------------

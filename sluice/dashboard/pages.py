@@ -143,11 +143,11 @@ async def signin(console: Console, request: Req, _: Session) -> Response[str]:
         wrong = "That key is not a live tenant key or the admin key."
         return console.render("signin.html", None, status=401, next=after, error=wrong)
     value = console.sessions.encode(session)
-    return _redirect(after, console.cookie_headers(value, SESSION_S))
+    return _redirect(after, console.cookie_headers(value, SESSION_S, request))
 
 
 async def signout(console: Console, request: Req, session: Session) -> Response[str]:
-    return _redirect("/ui/signin", console.cookie_headers("", 0))
+    return _redirect("/ui/signin", console.cookie_headers("", 0, request))
 
 
 async def switch_tenant(console: Console, request: Req, session: Session) -> Response[str]:
@@ -159,7 +159,9 @@ async def switch_tenant(console: Console, request: Req, session: Session) -> Res
         await console.node.tenants.get(tenant_id)  # 404 if there is none
     switched = msgspec.structs.replace(session, t=tenant_id)
     value = console.sessions.encode(switched)
-    return _redirect(_safe_next(form.get("next")), console.cookie_headers(value, SESSION_S))
+    return _redirect(
+        _safe_next(form.get("next")), console.cookie_headers(value, SESSION_S, request)
+    )
 
 
 # -- overview --------------------------------------------------------------------------

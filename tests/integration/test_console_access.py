@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from sluice.contract import TenantQuota
-from sluice.dashboard.console import CONSOLE_SECRET
+from sluice.dashboard.console import CONSOLE_SECRET, _js
 from sluice.store.sqlite.database import SQLiteDatabase
 from sluice.worker.app import App
 from tests.harness import (
@@ -566,3 +566,26 @@ async def test_a_session_made_on_one_node_holds_on_the_others(tmp_path: Path) ->
         async with httpx.AsyncClient(base_url=b.url, cookies={"sluice_console": cookie}) as other:
             page = await other.get("/ui/tasks")
         assert page.status_code == 200 and "/ui/signin" not in str(page.url)
+
+
+async def test_the_cookie_is_secure_when_a_trusted_proxy_says_the_request_was_https(
+    tmp_path: Path,
+) -> None:
+    # TLS ended at a load balancer (the node serves HTTP): uvicorn takes the scheme from
+    # X-Forwarded-Proto of the proxies FORWARDED_ALLOW_IPS trusts (127.0.0.1 by default).
+    async with (
+        running_server(tmp_path, app) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        plain = await client.post("/ui/signin", data={"key": server.api_key, "next": "/"})
+        assert "Secure" not in plain.headers["set-cookie"]
+        proxied = await client.post("/ui/signin", data={"key": server.api_key, "next": "/"},
+                                    headers={"x-forwarded-proto": "https"})  # fmt: skip
+        assert proxied.status_code == 303
+        assert "; Secure" in proxied.headers["set-cookie"]
+
+
+def test_json_in_a_page_cannot_end_or_bend_its_script_block() -> None:
+    text = _js({"a": "</script><!--<script>&amp;"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"a": "</script><!--<script>&amp;"}
