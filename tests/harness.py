@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
+import random
 import socket
 import sqlite3
 import subprocess
@@ -40,10 +43,39 @@ POLL_S = 0.02  # how often wait_for_sync looks again; it gives up at its deadlin
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _port_slice() -> range:
+    """The ports this test process picks from: below the kernel's ephemeral range, which
+    outgoing connections (to PostgreSQL, to servers) take their own ports from, so a
+    port found free is not an outgoing connection's by the time a server binds it (CI
+    once failed on "address already in use" that way); a slice of its own for each xdist
+    worker, so two never pick alike."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    low, high = 10_000, min(first, 32_768)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    span = (high - low) // workers
+    start = low + (int(worker) if worker.isdigit() else 0) % workers * span
+    return range(start, start + span)
+
+
+_PORTS = _port_slice()
+_next_port = itertools.count(random.randrange(len(_PORTS)))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on (see _port_slice)."""
+    for _ in range(len(_PORTS)):
+        port = _PORTS[next(_next_port) % len(_PORTS)]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use, or its last connections are still closing
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 async def wait_for(
@@ -135,20 +167,27 @@ async def _serving(node: Node, settings: Settings, app: App) -> AsyncIterator[Ru
     tenant = await node.tenants.ensure(app.name)
     key = await node.tenants.create_key(tenant.id)
     await node.functions.register(tenant.id, [t.config for t in app.tasks.values()])
-    port = free_port()
+    # Bound here and handed over, never closed in between: no other socket can take it.
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind(("127.0.0.1", 0))
+    port = int(listening.getsockname()[1])
     # The same uvicorn settings and connection guard as `sluice server`.
     asgi = create_app(node, manage_node=False)
     config = server_config(asgi, settings, host="127.0.0.1", port=port, lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
     await wait_for(lambda: server.started or serving.done())
     try:
         url = f"http://127.0.0.1:{port}"
         yield Running(node, url, key, tenant.id, settings.database, asgi.limits, asgi)
     finally:
         server.should_exit = True
-        await serving
+        try:
+            await serving
+        finally:
+            listening.close()
 
 
 @contextlib.asynccontextmanager
