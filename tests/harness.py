@@ -168,7 +168,9 @@ async def _serving(node: Node, settings: Settings, app: App) -> AsyncIterator[Ru
     key = await node.tenants.create_key(tenant.id)
     await node.functions.register(tenant.id, [t.config for t in app.tasks.values()])
     # Bound here and handed over, never closed in between: no other socket can take it.
-    listening = socket.socket()
+    # Made as the event loop makes a server's own (protocol TCP, not 0): asyncio sets
+    # TCP_NODELAY only on connections of such sockets, as `sluice server` has it.
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listening.bind(("127.0.0.1", 0))
     port = int(listening.getsockname()[1])
