@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,6 +23,13 @@ ADMIN = "admin-secret-for-door-tests"
 @app.task
 def echo(x: object = None) -> object:
     return x
+
+
+def in_process(asgi: Any, root_path: str = "") -> httpx.AsyncClient:
+    """A client of an ASGI app called in this process (the door, or the framework past
+    it), as an ASGI server would call it."""
+    transport = httpx.ASGITransport(app=asgi, root_path=root_path)
+    return httpx.AsyncClient(transport=transport, base_url="http://door")
 
 
 def _spellings(path: str) -> list[str]:
@@ -71,8 +79,7 @@ async def test_a_handler_reached_past_the_door_refuses_a_caller_it_was_not_given
     # The framework on its own, as a path the door read differently would reach it.
     async with running_server(tmp_path, app, admin_key=ADMIN) as server:
         assert server.asgi is not None
-        transport = httpx.ASGITransport(app=server.asgi.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://door") as http:
+        async with in_process(server.asgi.app) as http:
             tenants = await http.get("/v1/tenants")
             assert tenants.status_code == 404
             assert tenants.json()["error"]["code"] == "not_found"
@@ -90,8 +97,7 @@ async def test_behind_a_root_path_the_door_reads_the_path_the_framework_routes(
     # root off as the framework does, so each route's rule is the one it applies.
     async with running_server(tmp_path, app, admin_key=ADMIN) as server:
         assert server.asgi is not None
-        transport = httpx.ASGITransport(app=server.asgi, root_path="/sluice")
-        async with httpx.AsyncClient(transport=transport, base_url="http://door") as http:
+        async with in_process(server.asgi, root_path="/sluice") as http:
             admin = {"authorization": f"Bearer {ADMIN}"}
             assert (await http.get("/sluice/v1/tenants", headers=admin)).status_code == 200
             assert (await http.get("/sluice/v1/tenants/")).status_code == 404
